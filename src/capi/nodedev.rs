@@ -1,0 +1,584 @@
+//! Node device handles and calls. A `virNodeDevice` is an `Arc` holding its
+//! connection, the PCI address and the two strings handed out by reference
+//! (name and parent), created with `Arc::into_raw`; virNodeDeviceRef adds a
+//! reference, virNodeDeviceFree drops one.
+//!
+//! Device names: lookups accept libvirt's `pci_0000_03_00_1` and the kernel's
+//! `0000:03:00.1`; handles are always named the libvirt way. Only PCI
+//! devices exist here: their one capability is "pci".
+
+use super::boundary::{api, Call, Raised};
+use super::connect::{conn_arg, virConnect, virConnectPtr};
+use super::error::{virErrorDomain, virErrorNumber};
+use crate::address::PciAddress;
+use crate::stub::Stub;
+use std::ffi::{c_char, c_int, c_uint, CString};
+use std::mem::size_of;
+use std::ptr;
+use std::sync::Arc;
+
+const DEV_MAGIC: u64 = 0x6e6f_6465_6465_7669; // "nodedevi"
+const DOMAIN: virErrorDomain = virErrorDomain::VIR_FROM_NODEDEV;
+
+/// A host device (opaque), here always a PCI function. Thread-safe. Holds a
+/// reference to its connection.
+pub struct virNodeDevice {
+    magic: u64,
+    conn: Arc<virConnect>,
+    addr: PciAddress,
+    name: CString,
+    parent: CString,
+}
+
+/// Pointer to a device handle, as returned by virNodeDeviceLookupByName.
+pub type virNodeDevicePtr = *mut virNodeDevice;
+
+impl Drop for virNodeDevice {
+    fn drop(&mut self) {
+        self.magic = 0;
+    }
+}
+
+#[allow(dead_code)]
+fn assert_thread_safe() {
+    fn is<T: Send + Sync>() {}
+    is::<virNodeDevice>();
+}
+
+/// Flags of virConnectListAllNodeDevices, libvirt's values. Capability bits
+/// select devices having any of the given capabilities (none: every device);
+/// nodedev's devices are all PCI devices, so only
+/// VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV selects any. Every device on the
+/// host is active.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum virConnectListAllNodeDeviceFlags {
+    /// System capability: matches no nodedev device.
+    VIR_CONNECT_LIST_NODE_DEVICES_CAP_SYSTEM = 1,
+    /// PCI device: matches every nodedev device.
+    VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV = 1 << 1,
+    /// USB device: matches no nodedev device.
+    VIR_CONNECT_LIST_NODE_DEVICES_CAP_USB_DEV = 1 << 2,
+    /// USB interface: matches no nodedev device.
+    VIR_CONNECT_LIST_NODE_DEVICES_CAP_USB_INTERFACE = 1 << 3,
+    /// Network interface: matches no nodedev device.
+    VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET = 1 << 4,
+    /// SCSI host bus adapter: matches no nodedev device.
+    VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI_HOST = 1 << 5,
+    /// SCSI target: matches no nodedev device.
+    VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI_TARGET = 1 << 6,
+    /// SCSI device: matches no nodedev device.
+    VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI = 1 << 7,
+    /// Storage device: matches no nodedev device.
+    VIR_CONNECT_LIST_NODE_DEVICES_CAP_STORAGE = 1 << 8,
+    /// Fibre Channel host bus adapter: matches no nodedev device.
+    VIR_CONNECT_LIST_NODE_DEVICES_CAP_FC_HOST = 1 << 9,
+    /// Capable of vports: matches no nodedev device.
+    VIR_CONNECT_LIST_NODE_DEVICES_CAP_VPORTS = 1 << 10,
+    /// SCSI generic device: matches no nodedev device.
+    VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI_GENERIC = 1 << 11,
+    /// DRM device: matches no nodedev device.
+    VIR_CONNECT_LIST_NODE_DEVICES_CAP_DRM = 1 << 12,
+    /// Capable of mediated devices: matches no nodedev device.
+    VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV_TYPES = 1 << 13,
+    /// Mediated device: matches no nodedev device.
+    VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV = 1 << 14,
+    /// s390 CCW device: matches no nodedev device.
+    VIR_CONNECT_LIST_NODE_DEVICES_CAP_CCW_DEV = 1 << 15,
+    /// s390 CSS device: matches no nodedev device.
+    VIR_CONNECT_LIST_NODE_DEVICES_CAP_CSS_DEV = 1 << 16,
+    /// vDPA device: matches no nodedev device.
+    VIR_CONNECT_LIST_NODE_DEVICES_CAP_VDPA = 1 << 17,
+    /// s390 AP card: matches no nodedev device.
+    VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_CARD = 1 << 18,
+    /// s390 AP queue: matches no nodedev device.
+    VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_QUEUE = 1 << 19,
+    /// s390 AP matrix: matches no nodedev device.
+    VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_MATRIX = 1 << 20,
+    /// Device with VPD: matches no nodedev device.
+    VIR_CONNECT_LIST_NODE_DEVICES_CAP_VPD = 1 << 21,
+    /// Inactive (defined but not present) devices: nodedev has none.
+    VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE = 1 << 30,
+    /// Active devices: every device on the host. libvirt's value 1U << 31,
+    /// written as INT_MIN so that the enumeration stays ISO C; it converts to
+    /// 0x80000000 in the `unsigned int flags` argument.
+    VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE = -2147483648,
+}
+
+const fn bit(f: virConnectListAllNodeDeviceFlags) -> c_uint {
+    f as c_int as c_uint
+}
+
+use virConnectListAllNodeDeviceFlags as F;
+const CAP_BITS: c_uint = (1 << 22) - 1;
+const ACTIVE: c_uint = bit(F::VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE);
+const INACTIVE: c_uint = bit(F::VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE);
+const LIST_ALL_FLAGS: c_uint = CAP_BITS | ACTIVE | INACTIVE;
+
+/// Check a device argument: VIR_ERR_INVALID_NODE_DEVICE when NULL or not a
+/// live handle. Returns a new reference; the device's connection's error
+/// callback applies to this call.
+unsafe fn dev_arg(call: &mut Call, p: virNodeDevicePtr) -> Result<Arc<virNodeDevice>, Raised> {
+    if p.is_null() || (*p).magic != DEV_MAGIC {
+        let what = if p.is_null() {
+            "NULL"
+        } else {
+            "not a live device handle"
+        };
+        return Err(Raised::new(
+            virErrorNumber::VIR_ERR_INVALID_NODE_DEVICE,
+            call.domain,
+            format!("{}: invalid node device pointer dev ({what})", call.func),
+        ));
+    }
+    Arc::increment_strong_count(p as *const virNodeDevice);
+    let dev = Arc::from_raw(p as *const virNodeDevice);
+    call.conn = Some(dev.conn.clone());
+    Ok(dev)
+}
+
+fn new_device(
+    call: &Call,
+    conn: &Arc<virConnect>,
+    addr: PciAddress,
+) -> Result<Arc<virNodeDevice>, Raised> {
+    let parent = conn.host.parent_name(&addr)?;
+    let cstring = |s: String| {
+        CString::new(s).map_err(|_| call.invalid_arg("device name contains a NUL byte"))
+    };
+    Ok(Arc::new(virNodeDevice {
+        magic: DEV_MAGIC,
+        conn: conn.clone(),
+        addr,
+        name: cstring(addr.node_name())?,
+        parent: cstring(parent)?,
+    }))
+}
+
+/// Devices having capability `cap` (None: any).
+fn devices_with_cap(conn: &virConnect, cap: Option<&str>) -> Result<Vec<PciAddress>, Raised> {
+    match cap {
+        None | Some("pci") => Ok(conn.host.list()?),
+        Some(_) => Ok(Vec::new()),
+    }
+}
+
+fn no_memory(call: &Call) -> Raised {
+    Raised::new(
+        virErrorNumber::VIR_ERR_NO_MEMORY,
+        call.domain,
+        format!("{}: out of memory", call.func),
+    )
+}
+
+/// Fill `names[0..n]` with malloc'ed copies of `items`, all or nothing.
+unsafe fn fill_names(
+    call: &Call,
+    names: *mut *mut c_char,
+    items: &[String],
+) -> Result<c_int, Raised> {
+    for (i, item) in items.iter().enumerate() {
+        match call.dup(item) {
+            Ok(p) => *names.add(i) = p,
+            Err(e) => {
+                for j in 0..i {
+                    libc::free((*names.add(j)).cast());
+                    *names.add(j) = ptr::null_mut();
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(items.len() as c_int)
+}
+
+/// All devices of `conn` matching `flags`, as new handles.
+///
+/// `flags`: 0 (every device), or capability bits of
+/// `virConnectListAllNodeDeviceFlags` (devices having any of them; only
+/// VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV matches anything here), possibly
+/// with VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE (every device) and/or
+/// VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE (alone: no device). Bits outside
+/// libvirt's defined set: VIR_ERR_INVALID_ARG.
+///
+/// `devices` may be NULL to only count. Otherwise `*devices` receives an
+/// array allocated with malloc() of the returned number of handles followed
+/// by a NULL: the caller frees each handle with virNodeDeviceFree() and the
+/// array with free(). On error `*devices` is left untouched.
+///
+/// Returns the number of devices, or -1 on error: VIR_ERR_INVALID_CONN (NULL
+/// or dead `conn`), VIR_ERR_INVALID_ARG (unknown flags), VIR_ERR_OPERATION_FAILED
+/// (the device list cannot be read), VIR_ERR_NO_MEMORY.
+#[no_mangle]
+pub unsafe extern "C" fn virConnectListAllNodeDevices(
+    conn: virConnectPtr,
+    devices: *mut *mut virNodeDevicePtr,
+    flags: c_uint,
+) -> c_int {
+    api("virConnectListAllNodeDevices", DOMAIN, -1, |call| {
+        let c = conn_arg(call, conn)?;
+        call.check_flags(flags, LIST_ALL_FLAGS)?;
+        let caps = flags & CAP_BITS;
+        let states = flags & (ACTIVE | INACTIVE);
+        let cap_match = caps == 0 || caps & bit(F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV) != 0;
+        let state_match = states == 0 || states & ACTIVE != 0;
+        let addrs = if cap_match && state_match {
+            c.host.list()?
+        } else {
+            Vec::new()
+        };
+        let count = c_int::try_from(addrs.len()).map_err(|_| no_memory(call))?;
+        if devices.is_null() {
+            return Ok(count);
+        }
+        let handles = addrs
+            .into_iter()
+            .map(|a| new_device(call, &c, a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let array =
+            libc::calloc(handles.len() + 1, size_of::<virNodeDevicePtr>()) as *mut virNodeDevicePtr;
+        if array.is_null() {
+            return Err(no_memory(call));
+        }
+        for (i, h) in handles.into_iter().enumerate() {
+            *array.add(i) = Arc::into_raw(h) as virNodeDevicePtr;
+        }
+        *devices = array;
+        Ok(count)
+    })
+}
+
+/// The number of devices having capability `cap` ("pci", or NULL for any;
+/// any other capability name gives 0).
+///
+/// `flags` must be 0. Returns the count, or -1 on error: VIR_ERR_INVALID_CONN,
+/// VIR_ERR_INVALID_ARG (non-zero flags, `cap` not UTF-8), VIR_ERR_OPERATION_FAILED.
+#[no_mangle]
+pub unsafe extern "C" fn virNodeNumOfDevices(
+    conn: virConnectPtr,
+    cap: *const c_char,
+    flags: c_uint,
+) -> c_int {
+    api("virNodeNumOfDevices", DOMAIN, -1, |call| {
+        let c = conn_arg(call, conn)?;
+        call.check_flags(flags, 0)?;
+        let cap = call.opt_str("cap", cap)?;
+        Ok(devices_with_cap(&c, cap)?.len() as c_int)
+    })
+}
+
+/// The names (libvirt form, `pci_0000_03_00_1`) of the devices having
+/// capability `cap` ("pci", or NULL for any; other names: none), in address
+/// order, at most `maxnames` of them.
+///
+/// `names` is a caller-owned array of at least `maxnames` pointers; each
+/// name stored in it is allocated with malloc() and freed by the caller with
+/// free(). `flags` must be 0. Returns the number of names stored, or -1 on
+/// error (nothing stored): VIR_ERR_INVALID_CONN, VIR_ERR_INVALID_ARG (`names`
+/// NULL, `maxnames` negative, non-zero flags), VIR_ERR_OPERATION_FAILED,
+/// VIR_ERR_NO_MEMORY.
+#[no_mangle]
+pub unsafe extern "C" fn virNodeListDevices(
+    conn: virConnectPtr,
+    cap: *const c_char,
+    names: *mut *mut c_char,
+    maxnames: c_int,
+    flags: c_uint,
+) -> c_int {
+    api("virNodeListDevices", DOMAIN, -1, |call| {
+        let c = conn_arg(call, conn)?;
+        if names.is_null() {
+            return Err(call.invalid_arg("names must not be NULL"));
+        }
+        if maxnames < 0 {
+            return Err(
+                call.invalid_arg(format_args!("maxnames must not be negative ({maxnames})"))
+            );
+        }
+        call.check_flags(flags, 0)?;
+        let cap = call.opt_str("cap", cap)?;
+        let items: Vec<String> = devices_with_cap(&c, cap)?
+            .into_iter()
+            .take(maxnames as usize)
+            .map(|a| a.node_name())
+            .collect();
+        fill_names(call, names, &items)
+    })
+}
+
+/// Look up a device by name: libvirt's `pci_0000_03_00_1` or the kernel's
+/// `0000:03:00.1` (either way the handle's name is libvirt's form). `name`
+/// is only read during the call.
+///
+/// Returns a new handle, freed by the caller with virNodeDeviceFree(), or
+/// NULL on error: VIR_ERR_INVALID_CONN, VIR_ERR_INVALID_ARG (`name` NULL or
+/// not a PCI device name), VIR_ERR_NO_NODE_DEVICE (well-formed, but no such
+/// device on the host).
+#[no_mangle]
+pub unsafe extern "C" fn virNodeDeviceLookupByName(
+    conn: virConnectPtr,
+    name: *const c_char,
+) -> virNodeDevicePtr {
+    api(
+        "virNodeDeviceLookupByName",
+        DOMAIN,
+        ptr::null_mut(),
+        |call| {
+            let c = conn_arg(call, conn)?;
+            let name = call.req_str("name", name)?;
+            let addr = c.host.lookup(name)?;
+            Ok(Arc::into_raw(new_device(call, &c, addr)?) as virNodeDevicePtr)
+        },
+    )
+}
+
+/// The device's name, libvirt's form (`pci_0000_03_00_1`).
+///
+/// The string belongs to the handle: do not free it; it stays valid until
+/// the handle's last reference is released. NULL on error:
+/// VIR_ERR_INVALID_NODE_DEVICE.
+#[no_mangle]
+pub unsafe extern "C" fn virNodeDeviceGetName(dev: virNodeDevicePtr) -> *const c_char {
+    api("virNodeDeviceGetName", DOMAIN, ptr::null(), |call| {
+        dev_arg(call, dev)?;
+        Ok((*dev).name.as_ptr())
+    })
+}
+
+/// The name of the device's parent: the upstream bridge
+/// (`pci_0000_00_1c_0`), or "computer" for a device on a root bus.
+///
+/// The string belongs to the handle: do not free it; it stays valid until
+/// the handle's last reference is released. NULL on error:
+/// VIR_ERR_INVALID_NODE_DEVICE.
+#[no_mangle]
+pub unsafe extern "C" fn virNodeDeviceGetParent(dev: virNodeDevicePtr) -> *const c_char {
+    api("virNodeDeviceGetParent", DOMAIN, ptr::null(), |call| {
+        dev_arg(call, dev)?;
+        Ok((*dev).parent.as_ptr())
+    })
+}
+
+/// The device's description in libvirt's node-device XML: name, sysfs path,
+/// parent, the driver bound now (element absent when none), and
+/// `<capability type='pci'>` with class, address, ids, SR-IOV functions,
+/// `<iommuGroup>` and NUMA node.
+///
+/// `flags` must be 0. Returns a string the caller frees with free(), or NULL
+/// on error: VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INVALID_ARG (non-zero
+/// flags), VIR_ERR_NO_NODE_DEVICE (the device has gone), VIR_ERR_NO_MEMORY.
+#[no_mangle]
+pub unsafe extern "C" fn virNodeDeviceGetXMLDesc(
+    dev: virNodeDevicePtr,
+    flags: c_uint,
+) -> *mut c_char {
+    api("virNodeDeviceGetXMLDesc", DOMAIN, ptr::null_mut(), |call| {
+        let d = dev_arg(call, dev)?;
+        call.check_flags(flags, 0)?;
+        let xml = d.conn.host.xml(&d.addr)?;
+        call.dup(&xml)
+    })
+}
+
+/// The number of capabilities of the device: 1 ("pci"), or -1 with
+/// VIR_ERR_INVALID_NODE_DEVICE.
+#[no_mangle]
+pub unsafe extern "C" fn virNodeDeviceNumOfCaps(dev: virNodeDevicePtr) -> c_int {
+    api("virNodeDeviceNumOfCaps", DOMAIN, -1, |call| {
+        dev_arg(call, dev)?;
+        Ok(1)
+    })
+}
+
+/// The device's capability names ("pci"), at most `maxnames` of them.
+///
+/// `names` is a caller-owned array of at least `maxnames` pointers; each
+/// name stored in it is allocated with malloc() and freed by the caller with
+/// free(). Returns the number of names stored, or -1 on error (nothing
+/// stored): VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INVALID_ARG (`names` NULL,
+/// `maxnames` negative), VIR_ERR_NO_MEMORY.
+#[no_mangle]
+pub unsafe extern "C" fn virNodeDeviceListCaps(
+    dev: virNodeDevicePtr,
+    names: *mut *mut c_char,
+    maxnames: c_int,
+) -> c_int {
+    api("virNodeDeviceListCaps", DOMAIN, -1, |call| {
+        dev_arg(call, dev)?;
+        if names.is_null() {
+            return Err(call.invalid_arg("names must not be NULL"));
+        }
+        if maxnames < 0 {
+            return Err(
+                call.invalid_arg(format_args!("maxnames must not be negative ({maxnames})"))
+            );
+        }
+        let caps: Vec<String> = ["pci"]
+            .iter()
+            .take(maxnames as usize)
+            .map(|s| s.to_string())
+            .collect();
+        fill_names(call, names, &caps)
+    })
+}
+
+/// Add a reference to `dev`, released by one more virNodeDeviceFree().
+/// Returns 0, or -1 with VIR_ERR_INVALID_NODE_DEVICE.
+#[no_mangle]
+pub unsafe extern "C" fn virNodeDeviceRef(dev: virNodeDevicePtr) -> c_int {
+    api("virNodeDeviceRef", DOMAIN, -1, |call| {
+        dev_arg(call, dev)?;
+        Arc::increment_strong_count(dev as *const virNodeDevice);
+        Ok(0)
+    })
+}
+
+/// Release one reference to `dev` (from a lookup, a list or
+/// virNodeDeviceRef). After the last one the handle, its name and parent
+/// strings are gone, and the connection reference it held is released.
+/// The device itself is not changed. Returns 0, or -1 with
+/// VIR_ERR_INVALID_NODE_DEVICE.
+#[no_mangle]
+pub unsafe extern "C" fn virNodeDeviceFree(dev: virNodeDevicePtr) -> c_int {
+    api("virNodeDeviceFree", DOMAIN, -1, |call| {
+        drop(dev_arg(call, dev)?);
+        call.conn = None;
+        drop(Arc::from_raw(dev as *const virNodeDevice));
+        Ok(0)
+    })
+}
+
+fn detach(
+    call: &mut Call,
+    dev: virNodeDevicePtr,
+    driver: *const c_char,
+    flags: c_uint,
+) -> Result<c_int, Raised> {
+    let d = unsafe { dev_arg(call, dev)? };
+    call.check_flags(flags, 0)?;
+    let driver = unsafe { call.opt_str("driverName", driver)? };
+    let stub = Stub::from_name(driver)
+        .map_err(|e| e.context(format_args!("{}: driverName", call.func)))?;
+    d.conn.host.detach(&d.addr, stub)?;
+    Ok(0)
+}
+
+fn reattach(
+    call: &mut Call,
+    dev: virNodeDevicePtr,
+    driver: *const c_char,
+    flags: c_uint,
+) -> Result<c_int, Raised> {
+    let d = unsafe { dev_arg(call, dev)? };
+    call.check_flags(flags, 0)?;
+    let driver = unsafe { call.opt_str("driverName", driver)? };
+    d.conn.host.reattach(&d.addr, driver)?;
+    Ok(0)
+}
+
+/// Same as virNodeDeviceDetachFlags(dev, NULL, 0): detach to vfio-pci.
+/// (libvirt's historical spelling, kept for compatibility.)
+#[no_mangle]
+pub unsafe extern "C" fn virNodeDeviceDettach(dev: virNodeDevicePtr) -> c_int {
+    api("virNodeDeviceDettach", DOMAIN, -1, |call| {
+        detach(call, dev, ptr::null(), 0)
+    })
+}
+
+/// Detach the device from its host driver and bind it to a stub driver.
+///
+/// `driverName` is libvirt's abstract name: NULL or "vfio" (vfio-pci), "kvm"
+/// (pci-stub), "xen" (xen-pciback); kernel module names such as "vfio-pci"
+/// are refused. The stub's module is loaded when needed (unless the URI
+/// says modprobe=0). The original driver (or none) is recorded for
+/// reattach. A device already on that stub is left as it is (success).
+/// `flags` must be 0. `driverName` is only read during the call.
+///
+/// Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INVALID_ARG
+/// (unknown `driverName`, the message lists the accepted names; non-zero
+/// flags), VIR_ERR_OPERATION_DENIED (read-only connection),
+/// VIR_ERR_OPERATION_INVALID (on another stub already; a bridge to vfio),
+/// VIR_ERR_OPERATION_UNSUPPORTED (no IOMMU group for vfio),
+/// VIR_ERR_OPERATION_FAILED (the kernel refused; the device is put back on
+/// its original driver and the message says so), VIR_ERR_NO_NODE_DEVICE,
+/// VIR_ERR_SYSTEM_ERROR (state records).
+#[no_mangle]
+pub unsafe extern "C" fn virNodeDeviceDetachFlags(
+    dev: virNodeDevicePtr,
+    driverName: *const c_char,
+    flags: c_uint,
+) -> c_int {
+    api("virNodeDeviceDetachFlags", DOMAIN, -1, |call| {
+        detach(call, dev, driverName, flags)
+    })
+}
+
+/// Same as virNodeDeviceReAttachFlags(dev, NULL, 0): give the device back to
+/// the driver it had before detach (none if it had none).
+#[no_mangle]
+pub unsafe extern "C" fn virNodeDeviceReAttach(dev: virNodeDevicePtr) -> c_int {
+    api("virNodeDeviceReAttach", DOMAIN, -1, |call| {
+        reattach(call, dev, ptr::null(), 0)
+    })
+}
+
+/// nodedev extension: give a detached device back to a host driver.
+///
+/// `driverName` NULL: the driver recorded at detach (a device that had no
+/// driver stays without one; without a record, whatever the kernel probes);
+/// otherwise the name of a host kernel driver (e.g. "e1000e"; letters,
+/// digits, '-' and '_'; not a stub driver), loaded if needed. `flags` must
+/// be 0. `driverName` is only read during the call.
+///
+/// Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INVALID_ARG
+/// (malformed or stub `driverName`, non-zero flags), VIR_ERR_OPERATION_DENIED
+/// (read-only connection), VIR_ERR_OPERATION_INVALID (not detached),
+/// VIR_ERR_OPERATION_FAILED (the driver did not take it; the device stays on
+/// its stub), VIR_ERR_NO_NODE_DEVICE, VIR_ERR_SYSTEM_ERROR.
+#[no_mangle]
+pub unsafe extern "C" fn virNodeDeviceReAttachFlags(
+    dev: virNodeDevicePtr,
+    driverName: *const c_char,
+    flags: c_uint,
+) -> c_int {
+    api("virNodeDeviceReAttachFlags", DOMAIN, -1, |call| {
+        reattach(call, dev, driverName, flags)
+    })
+}
+
+/// Reset the device (function-level, power-management or bus reset, as the
+/// kernel can). Allowed only while the device is on a stub driver or on no
+/// driver.
+///
+/// Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE,
+/// VIR_ERR_OPERATION_DENIED (read-only connection), VIR_ERR_OPERATION_INVALID
+/// (a host driver owns the device: detach it first),
+/// VIR_ERR_OPERATION_UNSUPPORTED (the kernel has no reset method for it),
+/// VIR_ERR_OPERATION_FAILED, VIR_ERR_NO_NODE_DEVICE.
+#[no_mangle]
+pub unsafe extern "C" fn virNodeDeviceReset(dev: virNodeDevicePtr) -> c_int {
+    api("virNodeDeviceReset", DOMAIN, -1, |call| {
+        let d = dev_arg(call, dev)?;
+        d.conn.host.reset(&d.addr)?;
+        Ok(0)
+    })
+}
+
+exports!(
+    virConnectListAllNodeDevices,
+    virNodeNumOfDevices,
+    virNodeListDevices,
+    virNodeDeviceLookupByName,
+    virNodeDeviceGetName,
+    virNodeDeviceGetParent,
+    virNodeDeviceGetXMLDesc,
+    virNodeDeviceNumOfCaps,
+    virNodeDeviceListCaps,
+    virNodeDeviceRef,
+    virNodeDeviceFree,
+    virNodeDeviceDettach,
+    virNodeDeviceDetachFlags,
+    virNodeDeviceReAttach,
+    virNodeDeviceReAttachFlags,
+    virNodeDeviceReset,
+);

@@ -1,0 +1,88 @@
+//! The core's one error type. Each variant is a libvirt error class; the C
+//! layer maps it to libvirt's numeric code, so callers compiled against
+//! libvirt's virterror.h read our errors correctly.
+
+use std::io;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A malformed or unacceptable argument (VIR_ERR_INVALID_ARG).
+    #[error("{0}")]
+    InvalidArg(String),
+    /// No such device on this host (VIR_ERR_NO_NODE_DEVICE).
+    #[error("{0}")]
+    NoDevice(String),
+    /// The device is not in a state where this operation applies (VIR_ERR_OPERATION_INVALID).
+    #[error("{0}")]
+    OperationInvalid(String),
+    /// The kernel refused or did not do what was asked (VIR_ERR_OPERATION_FAILED).
+    #[error("{0}")]
+    OperationFailed(String),
+    /// Forbidden by the connection or its policy (VIR_ERR_OPERATION_DENIED).
+    #[error("{0}")]
+    Denied(String),
+    /// The host cannot do this at all (VIR_ERR_OPERATION_UNSUPPORTED).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The URI cannot be opened (VIR_ERR_NO_CONNECT).
+    #[error("{0}")]
+    NoConnect(String),
+    /// A system call on our own files failed (VIR_ERR_SYSTEM_ERROR).
+    #[error("{0}")]
+    System(String),
+    /// A bug in nodedev (VIR_ERR_INTERNAL_ERROR).
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// libvirt's virErrorNumber for this error.
+    pub fn code(&self) -> i32 {
+        match self {
+            Error::Internal(_) => 1,
+            Error::NoConnect(_) => 5,
+            Error::InvalidArg(_) => 8,
+            Error::OperationFailed(_) => 9,
+            Error::Denied(_) => 29,
+            Error::System(_) => 38,
+            Error::NoDevice(_) => 53,
+            Error::OperationInvalid(_) => 55,
+            Error::Unsupported(_) => 84,
+        }
+    }
+
+    /// libvirt's virErrorDomain: VIR_FROM_NODEDEV, or VIR_FROM_NONE for connection errors.
+    pub fn domain(&self) -> i32 {
+        match self {
+            Error::NoConnect(_) => 0,
+            _ => 22,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        self.to_string()
+    }
+
+    /// Prefix the message with context, keeping the class.
+    pub fn context(self, what: impl std::fmt::Display) -> Error {
+        let wrap = |m: String| format!("{what}: {m}");
+        match self {
+            Error::InvalidArg(m) => Error::InvalidArg(wrap(m)),
+            Error::NoDevice(m) => Error::NoDevice(wrap(m)),
+            Error::OperationInvalid(m) => Error::OperationInvalid(wrap(m)),
+            Error::OperationFailed(m) => Error::OperationFailed(wrap(m)),
+            Error::Denied(m) => Error::Denied(wrap(m)),
+            Error::Unsupported(m) => Error::Unsupported(wrap(m)),
+            Error::NoConnect(m) => Error::NoConnect(wrap(m)),
+            Error::System(m) => Error::System(wrap(m)),
+            Error::Internal(m) => Error::Internal(wrap(m)),
+        }
+    }
+}
+
+/// A failed sysfs access, described for a person: which file, what errno.
+pub fn sysfs_error(op: &str, path: &str, err: &io::Error) -> Error {
+    Error::OperationFailed(format!("{op} /sys/{path} failed: {err}"))
+}

@@ -1,0 +1,327 @@
+//! Moving a device between drivers: detach to a stub, reattach to its
+//! original (or a named) host driver, reset.
+//!
+//! Order of every change: lock, write the record (intent), touch the kernel,
+//! verify the driver link, update the record. A failure after the device has
+//! left its driver puts it back and reports both errors.
+
+use super::{dev_path, Host};
+use crate::address::PciAddress;
+use crate::error::{Error, Result};
+use crate::state::{Record, Step};
+use crate::stub::{is_stub_driver, Stub};
+
+fn describe(driver: &Option<String>) -> String {
+    match driver {
+        Some(d) => format!("bound to {d}"),
+        None => "bound to no driver".to_string(),
+    }
+}
+
+/// A host driver name given by a caller: a kernel driver name, never a path.
+fn check_host_driver_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !ok {
+        return Err(Error::InvalidArg(format!(
+            "'{}' is not a kernel driver name (letters, digits, '-' and '_' only)",
+            name.escape_debug()
+        )));
+    }
+    if is_stub_driver(name) {
+        return Err(Error::InvalidArg(format!(
+            "'{name}' is a stub driver: reattach gives a device back to a host driver; use detach with driver name \"vfio\", \"kvm\" or \"xen\" to move it to a stub"
+        )));
+    }
+    Ok(())
+}
+
+impl Host {
+    fn has_override(&self, addr: &PciAddress) -> bool {
+        self.sysfs.exists(&dev_path(addr, "driver_override"))
+    }
+
+    fn driver_loaded(&self, driver: &str) -> bool {
+        self.sysfs.exists(&format!("bus/pci/drivers/{driver}"))
+    }
+
+    fn unbind(&self, addr: &PciAddress, driver: &str) -> Result<()> {
+        self.write(&format!("bus/pci/drivers/{driver}/unbind"), &addr.to_string())
+    }
+
+    fn probe(&self, addr: &PciAddress) -> Result<()> {
+        self.write("bus/pci/drivers_probe", &addr.to_string())
+    }
+
+    /// The stub's kernel driver, loading its module when allowed.
+    fn stub_driver(&self, addr: &PciAddress, stub: Stub) -> Result<&'static str> {
+        let present = || stub.kernel_drivers().iter().copied().find(|d| self.driver_loaded(d));
+        if let Some(d) = present() {
+            return Ok(d);
+        }
+        let module = stub.module();
+        if !self.options.allow_modprobe {
+            return Err(Error::OperationFailed(format!(
+                "cannot detach {addr} to '{}': the {} driver is not loaded and this connection may not load modules; run 'modprobe {module}' as root first",
+                stub.name(),
+                stub.kernel_drivers()[0]
+            )));
+        }
+        let hint = if stub == Stub::Xen { " (xen-pciback works only in a Xen dom0)" } else { "" };
+        self.sysfs.load_module(module).map_err(|e| {
+            Error::OperationFailed(format!(
+                "cannot detach {addr} to '{}': loading module {module} failed: {e}{hint}",
+                stub.name()
+            ))
+        })?;
+        present().ok_or_else(|| {
+            Error::OperationFailed(format!(
+                "cannot detach {addr} to '{}': module {module} loaded but no {} driver appeared{hint}",
+                stub.name(),
+                stub.kernel_drivers()[0]
+            ))
+        })
+    }
+
+    /// Detach a device from its host driver to a stub. A device already on
+    /// that stub is left as it is.
+    pub fn detach(&self, addr: &PciAddress, stub: Stub) -> Result<()> {
+        self.check_writable(addr, "detach")?;
+        let _lock = self.state.lock()?;
+        let current = self.driver(addr)?;
+        if let Some(cur) = &current {
+            if stub.kernel_drivers().contains(&cur.as_str()) {
+                return Ok(());
+            }
+            if let Some(other) = Stub::of_driver(cur) {
+                return Err(Error::OperationInvalid(format!(
+                    "{addr} is already detached to {cur} (driver name '{}'): reattach it first, then detach it to '{}'",
+                    other.name(),
+                    stub.name()
+                )));
+            }
+        }
+        if stub == Stub::Vfio && !self.sysfs.exists(&dev_path(addr, "iommu_group")) {
+            return Err(Error::Unsupported(format!(
+                "{addr} has no IOMMU group, so vfio cannot use it: enable the IOMMU (intel_iommu=on or amd_iommu=on on the kernel command line, and VT-d/AMD-Vi in the firmware), or use driver name \"kvm\""
+            )));
+        }
+        if stub == Stub::Vfio {
+            let class = self.device_info(addr)?.class >> 8;
+            if class == 0x0600 || class == 0x0604 {
+                return Err(Error::OperationInvalid(format!(
+                    "{addr} is a PCI bridge (class 0x{class:04x}): vfio-pci takes only endpoints; assign the devices behind it instead"
+                )));
+            }
+        }
+        let stub_driver = self.stub_driver(addr, stub)?;
+
+        // A record left by an interrupted operation knows the original driver
+        // better than the device's current (driverless) state does.
+        let original = match (&current, self.state.get(&addr.to_string())?) {
+            (None, Some(rec)) => rec.original_driver,
+            _ => current.clone(),
+        };
+        let mut record = Record::new(&addr.to_string(), original.clone(), stub_driver);
+        self.state.put(&record)?;
+
+        match self.bind_to_stub(addr, current.as_deref(), stub_driver) {
+            Ok(()) => {
+                record.step = Step::Detached;
+                self.state.put(&record)
+            }
+            Err(err) => match self.restore(addr, original.as_deref()) {
+                Ok(()) => {
+                    self.state.remove(&addr.to_string())?;
+                    Err(err)
+                }
+                Err(undo) => Err(Error::OperationFailed(format!(
+                    "{err}; putting {addr} back {} also failed: {undo}; the record in {} keeps its original driver",
+                    describe(&original).replace("bound to", "on"),
+                    self.state.location()
+                ))),
+            },
+        }
+    }
+
+    fn bind_to_stub(&self, addr: &PciAddress, current: Option<&str>, stub: &str) -> Result<()> {
+        if self.has_override(addr) {
+            self.write(&dev_path(addr, "driver_override"), stub)?;
+            if let Some(cur) = current {
+                self.unbind(addr, cur)?;
+            }
+            self.probe(addr)?;
+        } else {
+            self.bind_with_new_id(addr, current, stub)?;
+        }
+        let now = self.driver(addr)?;
+        if now.as_deref() == Some(stub) {
+            Ok(())
+        } else {
+            Err(Error::OperationFailed(format!(
+                "detaching {addr} to {stub} failed: after the probe the device is {}",
+                describe(&now)
+            )))
+        }
+    }
+
+    /// Kernels without driver_override (< 3.16): teach the stub the device's
+    /// id. new_id binds every unbound device with that id, so devices that
+    /// were unbound before and got grabbed are released again.
+    fn bind_with_new_id(&self, addr: &PciAddress, current: Option<&str>, stub: &str) -> Result<()> {
+        let info = self.device_info(addr)?;
+        let id = format!("{:04x} {:04x}", info.vendor, info.device);
+        let bystanders: Vec<PciAddress> = self
+            .list()?
+            .into_iter()
+            .filter(|a| a != addr)
+            .filter(|a| {
+                self.attr(a, "vendor").as_deref() == Some(format!("0x{:04x}", info.vendor).as_str())
+                    && self.attr(a, "device").as_deref() == Some(format!("0x{:04x}", info.device).as_str())
+                    && matches!(self.driver(a), Ok(None))
+            })
+            .collect();
+        if let Some(cur) = current {
+            self.unbind(addr, cur)?;
+        }
+        let added = match self.sysfs.write(&format!("bus/pci/drivers/{stub}/new_id"), &id) {
+            Ok(()) => true,
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => false,
+            Err(e) => return Err(crate::error::sysfs_error("writing", &format!("bus/pci/drivers/{stub}/new_id"), &e)),
+        };
+        if self.driver(addr)?.is_none() {
+            let _ = self.write(&format!("bus/pci/drivers/{stub}/bind"), &addr.to_string());
+        }
+        if added {
+            let _ = self.sysfs.write(&format!("bus/pci/drivers/{stub}/remove_id"), &id);
+        }
+        for other in bystanders {
+            if self.driver(&other)?.as_deref() == Some(stub) {
+                self.unbind(&other, stub)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Give a device (on a stub or on nothing) to `target`, or leave it
+    /// driverless when target is None. Clears driver_override first.
+    pub(crate) fn restore(&self, addr: &PciAddress, target: Option<&str>) -> Result<()> {
+        if self.has_override(addr) {
+            self.write(&dev_path(addr, "driver_override"), "\n")?;
+        }
+        let current = self.driver(addr)?;
+        if current.as_deref() == target {
+            return Ok(());
+        }
+        if let Some(cur) = &current {
+            self.unbind(addr, cur)?;
+        }
+        let Some(target) = target else { return Ok(()) };
+        if !self.driver_loaded(target) && self.options.allow_modprobe {
+            let _ = self.sysfs.load_module(target);
+        }
+        if !self.driver_loaded(target) {
+            return Err(Error::OperationFailed(format!(
+                "cannot give {addr} to {target}: that driver is not loaded; load its module (modprobe {target}) and reattach again"
+            )));
+        }
+        // Let the kernel choose first: it picks the original driver on a normal
+        // host. If the probe fails, the explicit bind below still can work.
+        let _ = self.probe(addr);
+        let now = self.driver(addr)?;
+        if now.as_deref() != Some(target) {
+            if let Some(other) = &now {
+                self.unbind(addr, other)?;
+            }
+            self.write(&format!("bus/pci/drivers/{target}/bind"), &addr.to_string())?;
+        }
+        let now = self.driver(addr)?;
+        if now.as_deref() == Some(target) {
+            Ok(())
+        } else {
+            Err(Error::OperationFailed(format!(
+                "binding {addr} to {target} failed: the device is {}",
+                describe(&now)
+            )))
+        }
+    }
+
+    /// Give a detached device back: to `driver` if named, else to the driver
+    /// recorded at detach time (none: it stays driverless), else (no record)
+    /// to whatever the kernel probes.
+    pub fn reattach(&self, addr: &PciAddress, driver: Option<&str>) -> Result<()> {
+        if let Some(d) = driver {
+            check_host_driver_name(d)?;
+        }
+        self.check_writable(addr, "reattach")?;
+        let _lock = self.state.lock()?;
+        let current = self.driver(addr)?;
+        let existing = self.state.get(&addr.to_string())?;
+        match (&current, &existing) {
+            (Some(cur), _) if !is_stub_driver(cur) => {
+                return Err(Error::OperationInvalid(format!(
+                    "{addr} is not detached: it is bound to host driver {cur}; there is nothing to reattach"
+                )))
+            }
+            (None, None) => {
+                return Err(Error::OperationInvalid(format!(
+                    "{addr} is not detached: it is bound to no driver and nodedev has no record of detaching it; bind a driver by hand if it needs one"
+                )))
+            }
+            _ => {}
+        }
+        // Without a record, the kernel's own choice is the best guess.
+        let probe_anything = driver.is_none() && existing.is_none();
+        let target: Option<String> = match driver {
+            Some(d) => Some(d.to_string()),
+            None => existing.as_ref().and_then(|r| r.original_driver.clone()),
+        };
+        let stub = current.clone().or_else(|| existing.as_ref().map(|r| r.stub.clone())).unwrap_or_default();
+        let mut record = existing.unwrap_or_else(|| Record::new(&addr.to_string(), target.clone(), &stub));
+        record.step = Step::Reattaching;
+        self.state.put(&record)?;
+
+        let result = if probe_anything {
+            self.restore(addr, None).and_then(|()| self.probe(addr))
+        } else {
+            self.restore(addr, target.as_deref())
+        };
+        match result {
+            Ok(()) => self.state.remove(&addr.to_string()),
+            Err(err) => {
+                // Back to the stub, so the device is never left in between.
+                let back = self.bind_to_stub(addr, self.driver(addr)?.as_deref(), &stub);
+                record.step = Step::Detached;
+                self.state.put(&record)?;
+                Err(match back {
+                    Ok(()) => Error::OperationFailed(format!("{err}; {addr} stays detached on {stub}")),
+                    Err(e) => Error::OperationFailed(format!(
+                        "{err}; returning {addr} to {stub} also failed: {e}; the record in {} keeps its original driver",
+                        self.state.location()
+                    )),
+                })
+            }
+        }
+    }
+
+    /// Function reset through the kernel. Refused while a host driver owns
+    /// the device: resetting it under the driver would break the driver.
+    pub fn reset(&self, addr: &PciAddress) -> Result<()> {
+        self.check_writable(addr, "reset")?;
+        let _lock = self.state.lock()?;
+        let current = self.driver(addr)?;
+        if let Some(cur) = current.as_deref().filter(|c| !is_stub_driver(c)) {
+            return Err(Error::OperationInvalid(format!(
+                "cannot reset {addr}: it is bound to host driver {cur}, which is using it; detach it first"
+            )));
+        }
+        let path = dev_path(addr, "reset");
+        if !self.sysfs.exists(&path) {
+            return Err(Error::Unsupported(format!(
+                "cannot reset {addr}: the kernel has no reset method for it (no FLR, PM or bus reset)"
+            )));
+        }
+        self.write(&path, "1")
+    }
+}

@@ -1,0 +1,75 @@
+//! Finishing what a dead process left half done.
+//!
+//! Records change step only while the state lock is held, so a record found
+//! mid-operation under the lock was left by a process that died. Each one is
+//! completed or rolled back so that the device ends either on its stub with
+//! a complete record, or on its original driver with no record.
+
+use super::Host;
+use crate::address::PciAddress;
+use crate::error::Result;
+use crate::state::{Record, Step};
+use crate::stub::is_stub_driver;
+
+/// What recovery did with one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    pub address: String,
+    /// The step the dead process was at.
+    pub step: Step,
+    /// One line for a person: what the device is now.
+    pub outcome: String,
+}
+
+impl Host {
+    /// Complete or roll back every interrupted operation. Read-only
+    /// connections only report.
+    pub fn recover(&self) -> Result<Vec<Recovered>> {
+        let _lock = self.state.lock()?;
+        let mut done = Vec::new();
+        for rec in self.state.list()? {
+            if rec.step == Step::Detached {
+                continue;
+            }
+            let outcome = if self.options.read_only {
+                "left alone: the connection is read-only".to_string()
+            } else {
+                self.recover_one(&rec)
+            };
+            done.push(Recovered { address: rec.address.clone(), step: rec.step, outcome });
+        }
+        Ok(done)
+    }
+
+    fn recover_one(&self, rec: &Record) -> String {
+        let Ok(addr) = PciAddress::parse(&rec.address) else {
+            return format!("record names no PCI address; kept in {}", self.state.location());
+        };
+        let current = match self.driver(&addr) {
+            Ok(c) => c,
+            Err(e) => return format!("kept the record: {e}"),
+        };
+        let original = rec.original_driver.as_deref();
+        let result = match rec.step {
+            // Interrupted detach that reached the stub: finish it.
+            Step::Detaching if current.as_deref() == Some(rec.stub.as_str()) => {
+                let mut r = rec.clone();
+                r.step = Step::Detached;
+                self.state.put(&r).map(|()| format!("detach completed: on {}", rec.stub))
+            }
+            // Anything else goes back to where it came from.
+            _ if current.as_deref().is_none_or(is_stub_driver) || current.as_deref() == original => self
+                .restore(&addr, original)
+                .and_then(|()| self.state.remove(&rec.address))
+                .map(|()| format!("rolled back to {}", original.unwrap_or("no driver"))),
+            _ => {
+                // A host driver other than the original took it: the admin
+                // changed it by hand; our record no longer applies.
+                self.state.remove(&rec.address).map(|()| {
+                    format!("record dropped: the device is on {} now", current.as_deref().unwrap_or("-"))
+                })
+            }
+        };
+        result.unwrap_or_else(|e| format!("could not recover, record kept: {e}"))
+    }
+}

@@ -1,0 +1,17 @@
+//! nodedev: move Linux PCI devices between their host drivers and the stub
+//! drivers used for passthrough (vfio-pci, pci-stub, xen-pciback), and put
+//! them back, behind libvirt's node-device C API.
+
+pub mod address;
+pub mod capi;
+pub mod error;
+pub mod host;
+pub mod state;
+pub mod stub;
+pub mod sysfs;
+pub mod uri;
+
+pub use address::PciAddress;
+pub use error::{Error, Result};
+pub use host::{DeviceInfo, Host, HostOptions};
+pub use stub::Stub;

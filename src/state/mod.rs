@@ -1,0 +1,309 @@
+//! Records of the devices we changed, so a reattach (in this process or the
+//! next one) knows which driver to give back.
+//!
+//! On disk: one JSON file per device in the state directory, replaced
+//! atomically (write temp, fsync, rename, fsync dir) and only while holding
+//! the host-wide lock file. One lock for the host keeps it simple: operations
+//! take milliseconds, and a group operation touches several devices at once.
+//! flock is released by the kernel when its holder dies, so a crashed
+//! process never blocks the next one.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// How far an operation on the device got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Intent written, kernel not yet (or not completely) changed.
+    Detaching,
+    /// On its stub.
+    Detached,
+    /// Being given back to its original driver.
+    Reattaching,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub address: String,
+    /// Driver before we touched it; None: it had no driver.
+    pub original_driver: Option<String>,
+    /// Kernel name of the stub we bound it to.
+    pub stub: String,
+    pub owner: Option<String>,
+    pub managed: bool,
+    pub step: Step,
+    /// Seconds since the epoch of the last update.
+    pub updated: u64,
+}
+
+impl Record {
+    pub fn new(address: &str, original_driver: Option<String>, stub: &str) -> Record {
+        Record {
+            address: address.to_string(),
+            original_driver,
+            stub: stub.to_string(),
+            owner: None,
+            managed: true,
+            step: Step::Detaching,
+            updated: now(),
+        }
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+#[derive(Clone)]
+pub struct StateStore {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    /// Records in files under this directory; the process-wide mutex orders
+    /// threads, the flock orders processes.
+    Dir(PathBuf, Arc<Mutex<()>>),
+    /// Records in memory (the built-in simulated host: its kernel is in memory too).
+    Memory(Arc<Mutex<BTreeMap<String, Record>>>, Arc<Mutex<()>>),
+}
+
+/// Held for the duration of one operation.
+pub struct StateLock<'a> {
+    _thread: MutexGuard<'a, ()>,
+    _file: Option<fs::File>,
+}
+
+fn sys_err(what: &str, path: &Path, e: std::io::Error) -> Error {
+    Error::System(format!("{what} {}: {e}", path.display()))
+}
+
+impl StateStore {
+    pub fn dir(path: impl Into<PathBuf>) -> StateStore {
+        StateStore { backend: Backend::Dir(path.into(), Arc::default()) }
+    }
+
+    pub fn memory() -> StateStore {
+        StateStore { backend: Backend::Memory(Arc::default(), Arc::default()) }
+    }
+
+    /// Where records live, for messages and the CLI.
+    pub fn location(&self) -> String {
+        match &self.backend {
+            Backend::Dir(p, _) => p.display().to_string(),
+            Backend::Memory(..) => "(memory)".to_string(),
+        }
+    }
+
+    /// Exclusive lock over the whole store, across threads and processes.
+    pub fn lock(&self) -> Result<StateLock<'_>> {
+        match &self.backend {
+            Backend::Memory(_, m) => Ok(StateLock { _thread: lock_ignoring_poison(m), _file: None }),
+            Backend::Dir(dir, m) => {
+                let thread = lock_ignoring_poison(m);
+                self.ensure_dir(dir)?;
+                let path = dir.join("lock");
+                let file = fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(|e| sys_err("cannot open lock file", &path, e))?;
+                // SAFETY: flock on a descriptor we own; blocks until the holder releases or dies.
+                let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+                if rc != 0 {
+                    return Err(sys_err("cannot lock", &path, std::io::Error::last_os_error()));
+                }
+                Ok(StateLock { _thread: thread, _file: Some(file) })
+            }
+        }
+    }
+
+    fn ensure_dir(&self, dir: &Path) -> Result<()> {
+        match fs::symlink_metadata(dir) {
+            Ok(m) if m.is_dir() => Ok(()),
+            Ok(_) => Err(Error::System(format!(
+                "state directory {} is not a directory (a symlink or file is refused)",
+                dir.display()
+            ))),
+            Err(_) => fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| sys_err("cannot create state directory", dir, e)),
+        }
+    }
+
+    fn record_path(dir: &Path, address: &str) -> PathBuf {
+        dir.join(format!("{address}.json"))
+    }
+
+    pub fn get(&self, address: &str) -> Result<Option<Record>> {
+        match &self.backend {
+            Backend::Memory(map, _) => Ok(lock_ignoring_poison(map).get(address).cloned()),
+            Backend::Dir(dir, _) => {
+                let path = Self::record_path(dir, address);
+                match fs::read(&path) {
+                    Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                        Error::System(format!(
+                            "state record {} is corrupt ({e}): move it aside and check the device's driver by hand",
+                            path.display()
+                        ))
+                    }),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(sys_err("cannot read state record", &path, e)),
+                }
+            }
+        }
+    }
+
+    /// Write (or replace) a record atomically.
+    pub fn put(&self, record: &Record) -> Result<()> {
+        let mut record = record.clone();
+        record.updated = now();
+        match &self.backend {
+            Backend::Memory(map, _) => {
+                lock_ignoring_poison(map).insert(record.address.clone(), record);
+                Ok(())
+            }
+            Backend::Dir(dir, _) => {
+                self.ensure_dir(dir)?;
+                let path = Self::record_path(dir, &record.address);
+                let tmp = dir.join(format!(".{}.json.tmp", record.address));
+                let text = serde_json::to_vec_pretty(&record).map_err(|e| Error::Internal(e.to_string()))?;
+                let write = || -> std::io::Result<()> {
+                    let mut f = fs::OpenOptions::new()
+                        .create(true)
+                        .write(true)
+                        .truncate(true)
+                        .mode(0o600)
+                        .open(&tmp)?;
+                    f.write_all(&text)?;
+                    f.sync_all()?;
+                    fs::rename(&tmp, &path)?;
+                    fs::File::open(dir)?.sync_all()
+                };
+                write().map_err(|e| {
+                    let _ = fs::remove_file(&tmp);
+                    sys_err("cannot write state record", &path, e)
+                })
+            }
+        }
+    }
+
+    pub fn remove(&self, address: &str) -> Result<()> {
+        match &self.backend {
+            Backend::Memory(map, _) => {
+                lock_ignoring_poison(map).remove(address);
+                Ok(())
+            }
+            Backend::Dir(dir, _) => {
+                let path = Self::record_path(dir, address);
+                match fs::remove_file(&path) {
+                    Ok(()) => fs::File::open(dir)
+                        .and_then(|d| d.sync_all())
+                        .map_err(|e| sys_err("cannot sync state directory", dir, e)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(sys_err("cannot remove state record", &path, e)),
+                }
+            }
+        }
+    }
+
+    pub fn list(&self) -> Result<Vec<Record>> {
+        match &self.backend {
+            Backend::Memory(map, _) => Ok(lock_ignoring_poison(map).values().cloned().collect()),
+            Backend::Dir(dir, _) => {
+                let entries = match fs::read_dir(dir) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                    Err(e) => return Err(sys_err("cannot list state directory", dir, e)),
+                };
+                let mut out = Vec::new();
+                for entry in entries {
+                    let name = entry.map_err(|e| sys_err("cannot list state directory", dir, e))?.file_name();
+                    let name = name.to_string_lossy();
+                    if let Some(address) = name.strip_suffix(".json").filter(|_| !name.starts_with('.')) {
+                        if let Some(r) = self.get(address)? {
+                            out.push(r);
+                        }
+                    }
+                }
+                out.sort_by(|a, b| a.address.cmp(&b.address));
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// A panic in another thread must not wedge every later operation.
+fn lock_ignoring_poison<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn tempdir(tag: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!("nodedev-state-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        p
+    }
+
+    #[test]
+    fn records_round_trip_on_disk_with_private_modes() {
+        let dir = tempdir("rt");
+        let store = StateStore::dir(dir.join("state"));
+        let _l = store.lock().unwrap();
+        let rec = Record::new("0000:03:00.0", Some("e1000e".into()), "vfio-pci");
+        store.put(&rec).unwrap();
+        // A second store on the same directory (a new process) sees it.
+        let again = StateStore::dir(dir.join("state")).get("0000:03:00.0").unwrap().unwrap();
+        assert_eq!(again.original_driver.as_deref(), Some("e1000e"));
+        assert_eq!(again.stub, "vfio-pci");
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.join("state")), 0o700);
+        assert_eq!(mode(&dir.join("state/0000:03:00.0.json")), 0o600);
+        assert_eq!(store.list().unwrap().len(), 1);
+        store.remove("0000:03:00.0").unwrap();
+        assert!(store.get("0000:03:00.0").unwrap().is_none());
+        assert!(store.list().unwrap().is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_symlinked_state_dir_is_refused() {
+        let dir = tempdir("link");
+        fs::create_dir_all(dir.join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink(dir.join("elsewhere"), dir.join("state")).unwrap();
+        let store = StateStore::dir(dir.join("state"));
+        let err = store.put(&Record::new("0000:03:00.0", None, "pci-stub")).unwrap_err();
+        assert!(matches!(&err, Error::System(m) if m.contains("not a directory")), "{err:?}");
+        assert!(fs::read_dir(dir.join("elsewhere")).unwrap().next().is_none());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_corrupt_record_is_reported_not_dropped() {
+        let dir = tempdir("corrupt");
+        let store = StateStore::dir(&dir);
+        store.put(&Record::new("0000:03:00.0", None, "pci-stub")).unwrap();
+        fs::write(dir.join("0000:03:00.0.json"), b"{\"address\": ").unwrap();
+        let err = store.get("0000:03:00.0").unwrap_err();
+        assert!(matches!(&err, Error::System(m) if m.contains("corrupt")), "{err:?}");
+        assert!(dir.join("0000:03:00.0.json").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

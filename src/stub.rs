@@ -1,0 +1,88 @@
+//! Stub drivers, named the way libvirt's `<hostdev><driver name='x'/>` names
+//! them. Callers never pass a kernel module name; we map.
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stub {
+    Vfio,
+    Kvm,
+    Xen,
+}
+
+pub const ACCEPTED_NAMES: &str = "\"vfio\" (vfio-pci), \"kvm\" (pci-stub), \"xen\" (xen-pciback)";
+
+/// Every kernel driver name that is a stub, whichever stub it belongs to.
+pub const STUB_DRIVERS: [&str; 4] = ["vfio-pci", "pci-stub", "xen-pciback", "pciback"];
+
+impl Stub {
+    /// The abstract name given by a caller; None means the default, vfio.
+    pub fn from_name(name: Option<&str>) -> Result<Stub> {
+        match name {
+            None | Some("vfio") => Ok(Stub::Vfio),
+            Some("kvm") => Ok(Stub::Kvm),
+            Some("xen") => Ok(Stub::Xen),
+            Some(other) => Err(Error::InvalidArg(format!(
+                "unknown driver name '{}': accepted names are {ACCEPTED_NAMES}",
+                other.escape_debug()
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stub::Vfio => "vfio",
+            Stub::Kvm => "kvm",
+            Stub::Xen => "xen",
+        }
+    }
+
+    /// Kernel driver names, preferred first (xen-pciback was "pciback" on old kernels).
+    pub fn kernel_drivers(self) -> &'static [&'static str] {
+        match self {
+            Stub::Vfio => &["vfio-pci"],
+            Stub::Kvm => &["pci-stub"],
+            Stub::Xen => &["xen-pciback", "pciback"],
+        }
+    }
+
+    /// The module that provides the preferred driver.
+    pub fn module(self) -> &'static str {
+        match self {
+            Stub::Vfio => "vfio-pci",
+            Stub::Kvm => "pci-stub",
+            Stub::Xen => "xen-pciback",
+        }
+    }
+
+    /// Which stub a kernel driver name belongs to, if any.
+    pub fn of_driver(driver: &str) -> Option<Stub> {
+        [Stub::Vfio, Stub::Kvm, Stub::Xen].into_iter().find(|s| s.kernel_drivers().contains(&driver))
+    }
+}
+
+pub fn is_stub_driver(driver: &str) -> bool {
+    STUB_DRIVERS.contains(&driver)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abstract_names_map_to_kernel_drivers() {
+        assert_eq!(Stub::from_name(None).unwrap().kernel_drivers(), ["vfio-pci"]);
+        assert_eq!(Stub::from_name(Some("kvm")).unwrap().kernel_drivers(), ["pci-stub"]);
+        assert_eq!(Stub::from_name(Some("xen")).unwrap().kernel_drivers()[0], "xen-pciback");
+        assert_eq!(Stub::of_driver("pciback"), Some(Stub::Xen));
+        assert_eq!(Stub::of_driver("e1000e"), None);
+    }
+
+    #[test]
+    fn kernel_module_names_are_refused() {
+        for name in ["vfio-pci", "pci-stub", "VFIO", "", "xen-pciback"] {
+            let err = Stub::from_name(Some(name)).unwrap_err();
+            assert!(matches!(&err, Error::InvalidArg(m) if m.contains("\"vfio\"") && m.contains("\"kvm\"")), "{err:?}");
+        }
+    }
+}

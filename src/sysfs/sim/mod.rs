@@ -1,0 +1,724 @@
+//! An in-memory Linux kernel, seen through its PCI sysfs files.
+//!
+//! The kernel state is a set of PCI functions and drivers; the file tree
+//! (`tree.rs`) is computed from it on each access, and writes to attribute
+//! files run the kernel's own rules (bind, unbind, drivers_probe, new_id,
+//! driver_override, reset, remove, rescan, sriov_numvfs) with the errno the
+//! kernel gives. Behaviour follows Linux 6.x `drivers/base` and `drivers/pci`.
+
+mod builtin;
+mod spec;
+mod tree;
+mod validate;
+
+pub use spec::{BlockSpec, DeviceSpec, DriverSpec, HostSpec, NetSpec};
+
+use crate::sysfs::Sysfs;
+use spec::NetSpec as Net;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::sync::{Mutex, MutexGuard};
+use tree::{Entry, File};
+
+/// `PCI_ANY_ID`: a wildcard in a dynamic id.
+const ANY: u32 = u32::MAX;
+
+/// Drivers without a `sriov_configure` method: they cannot change sriov_numvfs.
+const NO_SRIOV_CONFIGURE: [&str; 3] = ["pci-stub", "xen-pciback", "pciback"];
+
+fn err(errno: i32) -> io::Error {
+    io::Error::from_raw_os_error(errno)
+}
+
+/// A PCI function's address, ordered like the kernel's scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Addr {
+    domain: u32,
+    bus: u8,
+    slot: u8,
+    func: u8,
+}
+
+impl Addr {
+    /// Only the kernel's own spelling (`0000:03:00.0`): device names are compared as strings.
+    fn parse(name: &str) -> Option<Addr> {
+        let (rest, func) = name.rsplit_once('.')?;
+        let mut it = rest.split(':');
+        let (domain, bus, slot) = (it.next()?, it.next()?, it.next()?);
+        if it.next().is_some() {
+            return None;
+        }
+        let hex = |s: &str| u32::from_str_radix(s, 16).ok();
+        let a = Addr {
+            domain: hex(domain)?,
+            bus: u8::try_from(hex(bus)?).ok()?,
+            slot: u8::try_from(hex(slot)?).ok().filter(|s| *s < 32)?,
+            func: u8::try_from(hex(func)?).ok().filter(|f| *f < 8)?,
+        };
+        (a.to_string() == name).then_some(a)
+    }
+
+    /// Routing id: bus, device and function in 16 bits (SR-IOV offsets count in these).
+    fn rid(self) -> u32 {
+        (u32::from(self.bus) << 8) | (u32::from(self.slot) << 3) | u32::from(self.func)
+    }
+
+    fn from_rid(domain: u32, rid: u32) -> Option<Addr> {
+        (rid <= 0xffff).then_some(Addr {
+            domain,
+            bus: (rid >> 8) as u8,
+            slot: ((rid >> 3) & 0x1f) as u8,
+            func: (rid & 7) as u8,
+        })
+    }
+}
+
+impl fmt::Display for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04x}:{:02x}:{:02x}.{:x}", self.domain, self.bus, self.slot, self.func)
+    }
+}
+
+/// One PCI function: what the hardware is, and what the kernel made of it.
+#[derive(Debug, Clone)]
+struct Dev {
+    addr: Addr,
+    vendor: u16,
+    device: u16,
+    subsystem_vendor: u16,
+    subsystem_device: u16,
+    class: u32,
+    vendor_name: Option<String>,
+    product_name: Option<String>,
+    parent: Option<Addr>,
+    group: Option<u32>,
+    numa_node: i32,
+    /// Methods the hardware supports; `reset_methods` is what is enabled now.
+    reset_supported: Vec<String>,
+    boot_vga: bool,
+    physfn: Option<Addr>,
+    totalvfs: u16,
+    net: Vec<Net>,
+    block: Vec<BlockSpec>,
+    /// A VF made by an sriov_numvfs write, not in the description; gone for
+    /// good when SR-IOV is disabled.
+    created: bool,
+
+    present: bool,
+    driver: Option<usize>,
+    driver_override: Option<String>,
+    reset_methods: Vec<String>,
+    numvfs: u16,
+    resets: u32,
+}
+
+impl Dev {
+    fn is_bridge(&self) -> bool {
+        matches!(self.class >> 8, 0x0604 | 0x0607)
+    }
+
+    /// The kernel's state of a freshly enumerated function.
+    fn enumerate(&mut self) {
+        self.present = true;
+        self.driver = None;
+        self.driver_override = None;
+        self.reset_methods = self.reset_supported.clone();
+        self.numvfs = 0;
+    }
+}
+
+/// A dynamic id (`new_id`): `struct pci_device_id` without driver_data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DynId {
+    vendor: u32,
+    device: u32,
+    subvendor: u32,
+    subdevice: u32,
+    class: u32,
+    class_mask: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Drv {
+    name: String,
+    module: String,
+    loaded: bool,
+    available: bool,
+    ids: Vec<(u16, u16)>,
+    /// Class prefixes as (value, mask).
+    classes: Vec<(u32, u32)>,
+    dynids: Vec<DynId>,
+}
+
+/// What `pci_match_device` compares: the device's ids, or a fake device's.
+struct Ids {
+    vendor: u32,
+    device: u32,
+    subvendor: u32,
+    subdevice: u32,
+    class: u32,
+}
+
+impl Drv {
+    fn claims(&self, id: &Ids) -> bool {
+        let dynamic = self.dynids.iter().any(|d| {
+            (d.vendor == ANY || d.vendor == id.vendor)
+                && (d.device == ANY || d.device == id.device)
+                && (d.subvendor == ANY || d.subvendor == id.subvendor)
+                && (d.subdevice == ANY || d.subdevice == id.subdevice)
+                && (d.class ^ id.class) & d.class_mask == 0
+        });
+        dynamic
+            || self.ids.iter().any(|&(v, d)| u32::from(v) == id.vendor && u32::from(d) == id.device)
+            || self.classes.iter().any(|&(c, m)| (id.class ^ c) & m == 0)
+    }
+}
+
+#[derive(Debug)]
+struct Kernel {
+    has_driver_override: bool,
+    iommu: bool,
+    autoprobe: bool,
+    modules_allowed: bool,
+    drivers: Vec<Drv>,
+    devs: BTreeMap<Addr, Dev>,
+    writes: Vec<(String, String)>,
+}
+
+/// `kstrtoul(buf, 0, ...)`: decimal, 0x hex or 0 octal, one trailing newline allowed.
+fn kstrtoul(value: &str) -> io::Result<u64> {
+    let s = value.strip_suffix('\n').unwrap_or(value);
+    let s = s.strip_prefix('+').unwrap_or(s);
+    let parsed = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        u64::from_str_radix(h, 16)
+    } else if s.len() > 1 && s.starts_with('0') {
+        u64::from_str_radix(&s[1..], 8)
+    } else {
+        s.parse()
+    };
+    parsed.map_err(|_| err(libc::EINVAL))
+}
+
+/// `sscanf(buf, "%x %x ...")`: the hex fields that parse, in order.
+fn scan_hex(value: &str, max: usize) -> Vec<u32> {
+    value
+        .split_whitespace()
+        .take(max)
+        .map(|t| u32::from_str_radix(t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t), 16))
+        .take_while(Result::is_ok)
+        .map(Result::unwrap_or_default)
+        .collect()
+}
+
+/// A device name written to bind, unbind or drivers_probe: `sysfs_streq` ignores one newline.
+fn name_arg(value: &str) -> &str {
+    value.strip_suffix('\n').unwrap_or(value)
+}
+
+impl Kernel {
+    fn present(&self, name: &str) -> Option<Addr> {
+        Addr::parse(name).filter(|a| self.devs.get(a).is_some_and(|d| d.present))
+    }
+
+    fn dev(&self, a: Addr) -> &Dev {
+        &self.devs[&a]
+    }
+
+    fn dev_mut(&mut self, a: Addr) -> &mut Dev {
+        self.devs.get_mut(&a).expect("device in the table")
+    }
+
+    /// `pci_match_device`: an override names the one driver that may take the
+    /// device (even without a matching id); otherwise the ids decide.
+    fn matches(&self, d: usize, a: Addr) -> bool {
+        let drv = &self.drivers[d];
+        let dev = self.dev(a);
+        if let Some(o) = &dev.driver_override {
+            if *o != drv.name {
+                return false;
+            }
+        }
+        let id = Ids {
+            vendor: dev.vendor.into(),
+            device: dev.device.into(),
+            subvendor: dev.subsystem_vendor.into(),
+            subdevice: dev.subsystem_device.into(),
+            class: dev.class,
+        };
+        dev.driver_override.is_some() || drv.claims(&id)
+    }
+
+    /// The driver's probe routine. vfio-pci refuses non-endpoint headers and
+    /// devices without an IOMMU group, with EINVAL.
+    fn probe(&mut self, d: usize, a: Addr) -> Result<(), i32> {
+        let dev = self.dev(a);
+        if self.drivers[d].name == "vfio-pci" && (dev.is_bridge() || !self.iommu || dev.group.is_none()) {
+            return Err(libc::EINVAL);
+        }
+        self.dev_mut(a).driver = Some(d);
+        Ok(())
+    }
+
+    /// `device_attach`: the first loaded driver, in priority order, that
+    /// matches and whose probe succeeds. A failed probe lets the next try.
+    fn attach(&mut self, a: Addr) {
+        if self.dev(a).driver.is_some() {
+            return;
+        }
+        for d in 0..self.drivers.len() {
+            if self.drivers[d].loaded && self.matches(d, a) && self.probe(d, a).is_ok() {
+                return;
+            }
+        }
+    }
+
+    /// `driver_attach`: the driver takes every unbound device it matches.
+    fn driver_attach(&mut self, d: usize) {
+        let unbound: Vec<Addr> =
+            self.devs.values().filter(|v| v.present && v.driver.is_none()).map(|v| v.addr).collect();
+        for a in unbound {
+            if self.matches(d, a) {
+                let _ = self.probe(d, a);
+            }
+        }
+    }
+
+    fn bind(&mut self, d: usize, value: &str) -> io::Result<()> {
+        let a = self.present(name_arg(value)).ok_or_else(|| err(libc::ENODEV))?;
+        if !self.matches(d, a) {
+            return Err(err(libc::ENODEV));
+        }
+        if self.dev(a).driver.is_some() {
+            return Err(err(libc::EBUSY));
+        }
+        self.probe(d, a).map_err(err)
+    }
+
+    fn unbind(&mut self, d: usize, value: &str) -> io::Result<()> {
+        match self.present(name_arg(value)) {
+            Some(a) if self.dev(a).driver == Some(d) => {
+                self.dev_mut(a).driver = None;
+                Ok(())
+            }
+            _ => Err(err(libc::ENODEV)),
+        }
+    }
+
+    fn drivers_probe(&mut self, value: &str) -> io::Result<()> {
+        let a = self.present(name_arg(value)).ok_or_else(|| err(libc::ENODEV))?;
+        self.attach(a);
+        Ok(())
+    }
+
+    /// `new_id`: refuse an id the driver already claims, add it, then
+    /// `driver_attach`, which grabs every unbound device the driver now matches.
+    fn new_id(&mut self, d: usize, value: &str) -> io::Result<()> {
+        let f = scan_hex(value, 7);
+        if f.len() < 2 {
+            return Err(err(libc::EINVAL));
+        }
+        let field = |i: usize, default: u32| f.get(i).copied().unwrap_or(default);
+        let id = DynId {
+            vendor: f[0],
+            device: f[1],
+            subvendor: field(2, ANY),
+            subdevice: field(3, ANY),
+            class: field(4, 0),
+            class_mask: field(5, 0),
+        };
+        let fake = Ids {
+            vendor: id.vendor,
+            device: id.device,
+            subvendor: id.subvendor,
+            subdevice: id.subdevice,
+            class: id.class,
+        };
+        if f.len() != 7 && self.drivers[d].claims(&fake) {
+            return Err(err(libc::EEXIST));
+        }
+        self.drivers[d].dynids.push(id);
+        self.driver_attach(d);
+        Ok(())
+    }
+
+    /// `remove_id`: drop the first dynamic id that fits; bound devices stay bound.
+    fn remove_id(&mut self, d: usize, value: &str) -> io::Result<()> {
+        let f = scan_hex(value, 6);
+        if f.len() < 2 {
+            return Err(err(libc::EINVAL));
+        }
+        let field = |i: usize, default: u32| f.get(i).copied().unwrap_or(default);
+        let (subvendor, subdevice, class, mask) = (field(2, ANY), field(3, ANY), field(4, 0), field(5, 0));
+        let ids = &mut self.drivers[d].dynids;
+        let pos = ids.iter().position(|id| {
+            id.vendor == f[0]
+                && id.device == f[1]
+                && (subvendor == ANY || id.subvendor == subvendor)
+                && (subdevice == ANY || id.subdevice == subdevice)
+                && (id.class ^ class) & mask == 0
+        });
+        ids.remove(pos.ok_or_else(|| err(libc::ENODEV))?);
+        Ok(())
+    }
+
+    /// Hot-remove a function with everything below it: a bridge's subtree, a PF's VFs.
+    fn remove(&mut self, a: Addr) {
+        let below: Vec<Addr> = self
+            .devs
+            .values()
+            .filter(|v| v.present && (v.parent == Some(a) || v.physfn == Some(a)) && v.addr != a)
+            .map(|v| v.addr)
+            .collect();
+        for b in below {
+            if self.devs.get(&b).is_some_and(|v| v.present) {
+                self.remove(b);
+            }
+        }
+        let dev = self.dev_mut(a);
+        dev.present = false;
+        dev.driver = None;
+        dev.numvfs = 0;
+        if dev.created {
+            self.devs.remove(&a);
+        }
+    }
+
+    /// `bus/pci/rescan`: removed functions come back fresh (unbound, no
+    /// override), then probe. VFs are not found by a bus scan: they return
+    /// only when their PF enables SR-IOV again.
+    fn rescan(&mut self) {
+        let found: Vec<Addr> =
+            self.devs.values().filter(|v| !v.present && v.physfn.is_none()).map(|v| v.addr).collect();
+        for &a in &found {
+            self.dev_mut(a).enumerate();
+        }
+        if self.autoprobe {
+            for a in found {
+                self.attach(a);
+            }
+        }
+    }
+
+    /// Where a PF's VFs live, virtfn0 first: the described VFs in address
+    /// order, then further ones at the same stride (the hardware's VF
+    /// offset and stride).
+    fn vf_slots(&self, pf: Addr) -> Vec<Addr> {
+        let described: Vec<Addr> =
+            self.devs.values().filter(|v| v.physfn == Some(pf) && !v.created).map(|v| v.addr).collect();
+        let Some(&last) = described.last() else { return Vec::new() };
+        let stride = match described.as_slice() {
+            [a, b, ..] => b.rid().saturating_sub(a.rid()).max(1),
+            _ => 1,
+        };
+        let total = usize::from(self.dev(pf).totalvfs);
+        let more = (1..).map_while(|k: u32| Addr::from_rid(pf.domain, last.rid() + k * stride));
+        described.iter().copied().chain(more).take(total).collect()
+    }
+
+    fn sriov_numvfs(&mut self, pf: Addr, value: &str) -> io::Result<()> {
+        let n = u16::try_from(kstrtoul(value)?).map_err(|_| err(libc::EINVAL))?;
+        let dev = self.dev(pf);
+        if n > dev.totalvfs {
+            return Err(err(libc::ERANGE));
+        }
+        if n == dev.numvfs {
+            return Ok(());
+        }
+        match dev.driver {
+            Some(d) if !NO_SRIOV_CONFIGURE.contains(&self.drivers[d].name.as_str()) => {}
+            _ => return Err(err(libc::ENOENT)),
+        }
+        let slots = self.vf_slots(pf);
+        if n == 0 {
+            for a in slots {
+                if self.devs.get(&a).is_some_and(|v| v.present && v.physfn == Some(pf)) {
+                    self.remove(a);
+                }
+            }
+            self.dev_mut(pf).numvfs = 0;
+            return Ok(());
+        }
+        if dev.numvfs != 0 {
+            return Err(err(libc::EBUSY));
+        }
+        let n = usize::from(n);
+        if slots.len() < n {
+            // No described VF to copy, or the addresses ran out.
+            return Err(err(libc::EOPNOTSUPP));
+        }
+        // Another function (even a hot-removed one) already owns one of the addresses.
+        if slots[..n].iter().any(|a| self.devs.get(a).is_some_and(|v| v.physfn != Some(pf))) {
+            return Err(err(libc::EBUSY));
+        }
+        let template = self.devs.values().rev().find(|v| v.physfn == Some(pf) && !v.created).cloned();
+        let template = template.expect("slots exist only with a described VF");
+        let mut next_group = self.devs.values().filter_map(|v| v.group).max().map_or(0, |g| g + 1);
+        for &a in &slots[..n] {
+            let dev = self.devs.entry(a).or_insert_with(|| {
+                let group = template.group.map(|_| {
+                    next_group += 1;
+                    next_group - 1
+                });
+                Dev { addr: a, group, net: Vec::new(), block: Vec::new(), created: true, resets: 0, ..template.clone() }
+            });
+            dev.enumerate();
+        }
+        self.dev_mut(pf).numvfs = n as u16;
+        for &a in &slots[..n] {
+            self.attach(a);
+        }
+        Ok(())
+    }
+
+    fn reset_method(&mut self, a: Addr, value: &str) -> io::Result<()> {
+        let s = value.split('\n').next().unwrap_or_default().trim();
+        let dev = self.dev_mut(a);
+        let methods = match s {
+            "default" => dev.reset_supported.clone(),
+            _ => {
+                let want: Vec<String> = s.split_whitespace().map(str::to_string).collect();
+                if want.iter().any(|m| !dev.reset_supported.contains(m)) {
+                    return Err(err(libc::EINVAL));
+                }
+                want
+            }
+        };
+        dev.reset_methods = methods;
+        Ok(())
+    }
+
+    fn numa_node(&mut self, a: Addr, value: &str) -> io::Result<()> {
+        let s = value.strip_suffix('\n').unwrap_or(value);
+        let node: i32 = s.parse().map_err(|_| err(libc::EINVAL))?;
+        if node != -1 && !self.devs.values().any(|v| v.numa_node == node) {
+            return Err(err(libc::EINVAL));
+        }
+        self.dev_mut(a).numa_node = node;
+        Ok(())
+    }
+
+    /// The kernel's `store` method for one attribute.
+    fn store(&mut self, file: File, value: &str) -> io::Result<()> {
+        match file {
+            File::Dev(a, "driver_override") => {
+                // The kernel keeps what precedes the first newline; nothing left clears it.
+                let v = value.split('\n').next().unwrap_or_default();
+                if v.len() >= 4095 {
+                    return Err(err(libc::EINVAL));
+                }
+                self.dev_mut(a).driver_override = (!v.is_empty()).then(|| v.to_string());
+                Ok(())
+            }
+            File::Dev(a, "reset") => {
+                if kstrtoul(value)? != 1 {
+                    return Err(err(libc::EINVAL));
+                }
+                let dev = self.dev_mut(a);
+                if dev.reset_methods.is_empty() {
+                    return Err(err(libc::ENOTTY));
+                }
+                dev.resets += 1;
+                Ok(())
+            }
+            File::Dev(a, "remove") => {
+                if kstrtoul(value)? != 0 {
+                    self.remove(a);
+                }
+                Ok(())
+            }
+            File::Dev(a, "sriov_numvfs") => self.sriov_numvfs(a, value),
+            File::Dev(a, "reset_method") => self.reset_method(a, value),
+            File::Dev(a, "numa_node") => self.numa_node(a, value),
+            File::Drv(d, "bind") => self.bind(d, value),
+            File::Drv(d, "unbind") => self.unbind(d, value),
+            File::Drv(d, "new_id") => self.new_id(d, value),
+            File::Drv(d, "remove_id") => self.remove_id(d, value),
+            File::Bus("drivers_probe") => self.drivers_probe(value),
+            File::Bus("drivers_autoprobe") => {
+                self.autoprobe = !value.starts_with('0');
+                Ok(())
+            }
+            File::Bus("rescan") => {
+                if kstrtoul(value)? != 0 {
+                    self.rescan();
+                }
+                Ok(())
+            }
+            _ => Err(err(libc::EACCES)),
+        }
+    }
+
+    /// The kernel's `show` method for one attribute.
+    fn show(&self, file: File) -> String {
+        let line = |s: String| s + "\n";
+        match file {
+            File::Dev(a, name) => {
+                let dev = self.dev(a);
+                line(match name {
+                    "vendor" => format!("0x{:04x}", dev.vendor),
+                    "device" => format!("0x{:04x}", dev.device),
+                    "subsystem_vendor" => format!("0x{:04x}", dev.subsystem_vendor),
+                    "subsystem_device" => format!("0x{:04x}", dev.subsystem_device),
+                    "class" => format!("0x{:06x}", dev.class),
+                    "numa_node" => dev.numa_node.to_string(),
+                    "driver_override" => dev.driver_override.clone().unwrap_or_else(|| "(null)".into()),
+                    // With every method disabled the kernel prints nothing at all.
+                    "reset_method" if dev.reset_methods.is_empty() => return String::new(),
+                    "reset_method" => dev.reset_methods.join(" "),
+                    "boot_vga" => u8::from(dev.boot_vga).to_string(),
+                    "sriov_totalvfs" => dev.totalvfs.to_string(),
+                    "sriov_numvfs" => dev.numvfs.to_string(),
+                    _ => String::new(),
+                })
+            }
+            File::Operstate(a, i) => line(if self.dev(a).net[i].up { "up" } else { "down" }.into()),
+            File::Bus("drivers_autoprobe") => line(u8::from(self.autoprobe).to_string()),
+            File::Drv(..) | File::Bus(_) => String::new(),
+        }
+    }
+
+    /// `modprobe`: every driver of the module registers and, with
+    /// drivers_autoprobe, takes the unbound devices it matches.
+    fn load_module(&mut self, module: &str) -> io::Result<()> {
+        let module = module.replace('-', "_");
+        let of_module: Vec<usize> = (0..self.drivers.len()).filter(|&d| self.drivers[d].module == module).collect();
+        if of_module.is_empty() {
+            return Err(err(libc::ENOENT));
+        }
+        if of_module.iter().all(|&d| self.drivers[d].loaded) {
+            return Ok(());
+        }
+        if !self.modules_allowed {
+            return Err(err(libc::EPERM));
+        }
+        let loadable: Vec<usize> =
+            of_module.into_iter().filter(|&d| !self.drivers[d].loaded && self.drivers[d].available).collect();
+        if loadable.is_empty() {
+            return Err(err(libc::ENOENT));
+        }
+        for d in loadable {
+            self.drivers[d].loaded = true;
+            if self.autoprobe {
+                self.driver_attach(d);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A simulated kernel. Every method takes the one lock, so concurrent
+/// callers see the kernel's writes one at a time, as sysfs serializes them.
+pub struct SimKernel {
+    kernel: Mutex<Kernel>,
+}
+
+impl SimKernel {
+    /// The `test:///default` host (see `builtin.rs`).
+    pub fn builtin() -> SimKernel {
+        SimKernel::from_json(builtin::HOST).expect("the built-in host description is valid")
+    }
+
+    /// A host from its JSON description (format: `spec.rs`).
+    pub fn from_json(text: &str) -> Result<SimKernel, String> {
+        SimKernel::from_spec(HostSpec::from_json(text)?)
+    }
+
+    /// A host from a parsed description, after checking that it is consistent.
+    pub fn from_spec(spec: HostSpec) -> Result<SimKernel, String> {
+        Ok(SimKernel { kernel: Mutex::new(validate::build_kernel(spec)?) })
+    }
+
+    /// A panic elsewhere while holding the lock leaves the kernel as
+    /// consistent as after any single write, so keep going.
+    fn lock(&self) -> MutexGuard<'_, Kernel> {
+        self.kernel.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Driver bound to a present device, by its kernel name.
+    pub fn driver_of(&self, addr: &str) -> Option<String> {
+        let k = self.lock();
+        let a = k.present(addr)?;
+        k.dev(a).driver.map(|d| k.drivers[d].name.clone())
+    }
+
+    /// Resets done through the device's `reset` file so far.
+    pub fn reset_count(&self, addr: &str) -> u32 {
+        let k = self.lock();
+        Addr::parse(addr).and_then(|a| k.devs.get(&a)).map_or(0, |d| d.resets)
+    }
+
+    /// Every successful write, in order, as (path as given, value as given).
+    pub fn writes(&self) -> Vec<(String, String)> {
+        self.lock().writes.clone()
+    }
+
+    /// Whether a module (either spelling) is loaded.
+    pub fn module_loaded(&self, module: &str) -> bool {
+        let module = module.replace('-', "_");
+        self.lock().drivers.iter().any(|d| d.loaded && d.module == module)
+    }
+
+    /// false: `load_module` fails with EPERM, like a kernel with module loading disabled.
+    pub fn set_module_loading_allowed(&self, allowed: bool) {
+        self.lock().modules_allowed = allowed;
+    }
+}
+
+impl Sysfs for SimKernel {
+    fn read(&self, path: &str) -> io::Result<String> {
+        let k = self.lock();
+        match k.resolve(path, true)? {
+            Entry::Dir(_) => Err(err(libc::EISDIR)),
+            Entry::File(f) if f.readable() => Ok(k.show(f)),
+            _ => Err(err(libc::EACCES)),
+        }
+    }
+
+    fn write(&self, path: &str, value: &str) -> io::Result<()> {
+        let mut k = self.lock();
+        match k.resolve(path, true)? {
+            Entry::Dir(_) => return Err(err(libc::EISDIR)),
+            // sysfs refuses the open(2) itself for a file without a store method.
+            Entry::File(f) if !f.writable() => return Err(err(libc::EACCES)),
+            // sysfs never calls store for zero bytes.
+            Entry::File(_) if value.is_empty() => {}
+            Entry::File(f) => k.store(f, value)?,
+            Entry::Link(_) => return Err(err(libc::EACCES)),
+        }
+        k.writes.push((path.to_string(), value.to_string()));
+        Ok(())
+    }
+
+    fn read_link(&self, path: &str) -> io::Result<String> {
+        match self.lock().resolve(path, false)? {
+            Entry::Link(target) => Ok(target),
+            _ => Err(err(libc::EINVAL)),
+        }
+    }
+
+    fn list_dir(&self, path: &str) -> io::Result<Vec<String>> {
+        match self.lock().resolve(path, true)? {
+            Entry::Dir(names) => Ok(names),
+            _ => Err(err(libc::ENOTDIR)),
+        }
+    }
+
+    fn exists(&self, path: &str) -> bool {
+        self.lock().resolve(path, false).is_ok()
+    }
+
+    fn load_module(&self, module: &str) -> io::Result<()> {
+        self.lock().load_module(module)
+    }
+
+    fn pci_names(&self, vendor: u16, device: u16) -> Option<(String, String)> {
+        let k = self.lock();
+        let named = k.devs.values().find(|d| d.vendor == vendor && d.device == device && d.product_name.is_some())?;
+        let vendor_name = k.devs.values().filter(|d| d.vendor == vendor).find_map(|d| d.vendor_name.clone())?;
+        Some((vendor_name, named.product_name.clone()?))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,347 @@
+//! The sysfs file tree of a simulated kernel: which names exist where, what
+//! each is (directory, link, attribute), and path resolution through links.
+//!
+//! Link targets are relative, with as many `../` as the link's directory is
+//! deep, exactly as the kernel writes them, so following one lands where it
+//! would on a real host (`bus/pci/devices/ADDR` -> `../../../devices/pci0000:00/...`).
+
+use super::{err, Addr, Dev, Kernel};
+use std::collections::BTreeSet;
+use std::io;
+
+/// Attributes of a device directory, in the order a listing gives them.
+const DEV_ATTRS: [&str; 13] = [
+    "boot_vga",
+    "class",
+    "device",
+    "driver_override",
+    "numa_node",
+    "remove",
+    "reset",
+    "reset_method",
+    "sriov_numvfs",
+    "sriov_totalvfs",
+    "subsystem_device",
+    "subsystem_vendor",
+    "vendor",
+];
+
+const DRV_FILES: [&str; 4] = ["bind", "new_id", "remove_id", "unbind"];
+const BUS_FILES: [&str; 3] = ["drivers_autoprobe", "drivers_probe", "rescan"];
+
+/// An attribute file: whose, and which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum File {
+    Dev(Addr, &'static str),
+    /// `operstate` of the device's i-th network interface.
+    Operstate(Addr, usize),
+    Drv(usize, &'static str),
+    Bus(&'static str),
+}
+
+impl File {
+    pub(super) fn readable(self) -> bool {
+        !matches!(self, File::Dev(_, "reset" | "remove") | File::Drv(..) | File::Bus("drivers_probe" | "rescan"))
+    }
+
+    pub(super) fn writable(self) -> bool {
+        match self {
+            File::Dev(_, name) => {
+                matches!(name, "driver_override" | "numa_node" | "remove" | "reset" | "reset_method" | "sriov_numvfs")
+            }
+            File::Operstate(..) => false,
+            File::Drv(..) | File::Bus(_) => true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Entry {
+    Dir(Vec<String>),
+    Link(String),
+    File(File),
+}
+
+fn up(depth: usize) -> String {
+    "../".repeat(depth)
+}
+
+fn dir<I: IntoIterator<Item = S>, S: Into<String>>(names: I) -> Option<Entry> {
+    Some(Entry::Dir(names.into_iter().map(Into::into).collect()))
+}
+
+fn known(list: &[&'static str], name: &str) -> Option<&'static str> {
+    list.iter().copied().find(|n| *n == name)
+}
+
+impl Kernel {
+    /// `pciDDDD:BB`: the root bus a device hangs from.
+    fn root_of(&self, a: Addr) -> String {
+        let mut top = a;
+        while let Some(p) = self.devs.get(&top).and_then(|d| d.parent) {
+            top = p;
+        }
+        format!("pci{:04x}:{:02x}", top.domain, top.bus)
+    }
+
+    /// `devices/pci0000:00/0000:00:1c.0/0000:02:00.0/0000:03:01.0`.
+    pub(super) fn canonical(&self, a: Addr) -> String {
+        let mut chain = vec![a.to_string()];
+        let mut at = a;
+        while let Some(p) = self.devs.get(&at).and_then(|d| d.parent) {
+            chain.push(p.to_string());
+            at = p;
+        }
+        chain.push(self.root_of(a));
+        chain.push("devices".into());
+        chain.reverse();
+        chain.join("/")
+    }
+
+    fn link_to_dev(&self, depth: usize, a: Addr) -> Option<Entry> {
+        Some(Entry::Link(format!("{}{}", up(depth), self.canonical(a))))
+    }
+
+    fn present_devs(&self) -> impl Iterator<Item = &Dev> {
+        self.devs.values().filter(|d| d.present)
+    }
+
+    fn loaded_driver(&self, name: &str) -> Option<usize> {
+        self.drivers.iter().position(|d| d.loaded && d.name == name)
+    }
+
+    fn groups(&self) -> BTreeSet<u32> {
+        self.present_devs().filter_map(|d| d.group).collect()
+    }
+
+    /// The entry at a path that has no links before its last component.
+    pub(super) fn entry(&self, c: &[&str]) -> Option<Entry> {
+        match c {
+            [] => dir(["bus", "class", "devices", "kernel", "module"]),
+            ["bus"] => dir(["pci"]),
+            ["bus", "pci"] => dir(["devices", "drivers"].into_iter().chain(BUS_FILES)),
+            ["bus", "pci", "devices"] => dir(self.present_devs().map(|d| d.addr.to_string())),
+            ["bus", "pci", "devices", a] => self.link_to_dev(3, self.present(a)?),
+            ["bus", "pci", "drivers"] => dir(self.drivers.iter().filter(|d| d.loaded).map(|d| d.name.clone())),
+            ["bus", "pci", "drivers", d, rest @ ..] => self.driver_entry(self.loaded_driver(d)?, rest),
+            ["bus", "pci", f] => known(&BUS_FILES, f).map(|f| Entry::File(File::Bus(f))),
+            ["class"] => dir(["block", "net"]),
+            ["class", "net"] => dir(self.present_devs().flat_map(|d| d.net.iter().map(|n| n.name.clone()))),
+            ["class", "block"] => dir(self.present_devs().flat_map(|d| d.block.iter().map(|b| b.name.clone()))),
+            ["class", kind @ ("net" | "block"), name] => {
+                let dev = self.present_devs().find(|d| match *kind {
+                    "net" => d.net.iter().any(|n| n.name == *name),
+                    _ => d.block.iter().any(|b| b.name == *name),
+                })?;
+                Some(Entry::Link(format!("../../{}/{kind}/{name}", self.canonical(dev.addr))))
+            }
+            ["kernel"] => dir(if self.iommu { vec!["iommu_groups"] } else { vec![] }),
+            ["kernel", "iommu_groups", rest @ ..] if self.iommu => self.group_entry(rest),
+            ["module"] => {
+                let loaded: BTreeSet<&str> =
+                    self.drivers.iter().filter(|d| d.loaded).map(|d| d.module.as_str()).collect();
+                dir(loaded)
+            }
+            ["module", m, rest @ ..] => {
+                let drivers: Vec<String> = self
+                    .drivers
+                    .iter()
+                    .filter(|d| d.loaded && d.module == *m)
+                    .map(|d| format!("pci:{}", d.name))
+                    .collect();
+                match rest {
+                    _ if drivers.is_empty() => None,
+                    [] => dir(["drivers"]),
+                    ["drivers"] => dir(drivers),
+                    ["drivers", x] if drivers.iter().any(|d| d == x) => {
+                        Some(Entry::Link(format!("../../../bus/pci/drivers/{}", &x[4..])))
+                    }
+                    _ => None,
+                }
+            }
+            ["devices", rest @ ..] => self.devices_entry(rest),
+            _ => None,
+        }
+    }
+
+    fn driver_entry(&self, d: usize, rest: &[&str]) -> Option<Entry> {
+        let bound = || self.present_devs().filter(move |v| v.driver == Some(d));
+        match rest {
+            [] => dir(DRV_FILES
+                .into_iter()
+                .map(String::from)
+                .chain(["module".into()])
+                .chain(bound().map(|v| v.addr.to_string()))),
+            ["module"] => Some(Entry::Link(format!("../../../../module/{}", self.drivers[d].module))),
+            [f] => match known(&DRV_FILES, f) {
+                Some(f) => Some(Entry::File(File::Drv(d, f))),
+                None => self.link_to_dev(4, bound().find(|v| v.addr.to_string() == *f)?.addr),
+            },
+            _ => None,
+        }
+    }
+
+    fn group_entry(&self, rest: &[&str]) -> Option<Entry> {
+        let members = |g: &str| {
+            let g: u32 = g.parse().ok().filter(|n: &u32| n.to_string() == g)?;
+            let m: Vec<Addr> = self.present_devs().filter(|d| d.group == Some(g)).map(|d| d.addr).collect();
+            (!m.is_empty()).then_some(m)
+        };
+        match rest {
+            [] => dir(self.groups().iter().map(u32::to_string)),
+            [g] => members(g).and_then(|_| dir(["devices"])),
+            [g, "devices"] => dir(members(g)?.iter().map(Addr::to_string)),
+            [g, "devices", a] => {
+                let a = members(g)?.into_iter().find(|m| m.to_string() == *a)?;
+                self.link_to_dev(4, a)
+            }
+            _ => None,
+        }
+    }
+
+    /// `devices/pciDDDD:BB/A/B/...`: walk down the bridges, then look inside the device.
+    fn devices_entry(&self, c: &[&str]) -> Option<Entry> {
+        let roots: BTreeSet<String> = self.devs.values().filter(|d| !d.created).map(|d| self.root_of(d.addr)).collect();
+        let Some((root, path)) = c.split_first() else { return dir(roots) };
+        if !roots.contains(*root) {
+            return None;
+        }
+        let child = |parent: Option<Addr>, name: &str| {
+            self.present(name).filter(|a| {
+                let d = self.dev(*a);
+                d.parent == parent && (parent.is_some() || self.root_of(*a) == *root)
+            })
+        };
+        let mut at = None;
+        let mut used = 0;
+        for name in path {
+            match child(at, name) {
+                Some(a) => at = Some(a),
+                None => break,
+            }
+            used += 1;
+        }
+        let Some(a) = at else {
+            return match path {
+                [] => dir(self
+                    .present_devs()
+                    .filter(|d| d.parent.is_none() && self.root_of(d.addr) == *root)
+                    .map(|d| d.addr.to_string())),
+                _ => None,
+            };
+        };
+        // "devices", the root and the chain of functions.
+        self.device_entry(self.dev(a), 2 + used, &path[used..])
+    }
+
+    fn device_entry(&self, dev: &Dev, depth: usize, rest: &[&str]) -> Option<Entry> {
+        let a = dev.addr;
+        match rest {
+            [] => {
+                let mut names: Vec<String> = DEV_ATTRS
+                    .iter()
+                    .chain(&["subsystem", "driver", "iommu_group", "physfn", "net", "block"])
+                    .filter(|n| self.device_entry(dev, depth, &[n]).is_some())
+                    .map(|n| n.to_string())
+                    .collect();
+                names.extend(self.virtfns(dev).into_iter().map(|(i, _)| format!("virtfn{i}")));
+                names.extend(self.present_devs().filter(|d| d.parent == Some(a)).map(|d| d.addr.to_string()));
+                Some(Entry::Dir(names))
+            }
+            [name] => {
+                let has = match *name {
+                    "driver_override" => self.has_driver_override,
+                    "reset" | "reset_method" => !dev.reset_supported.is_empty(),
+                    "boot_vga" => dev.class >> 8 == 0x0300,
+                    "sriov_numvfs" | "sriov_totalvfs" => dev.totalvfs > 0,
+                    _ => true,
+                };
+                match *name {
+                    "subsystem" => Some(Entry::Link(format!("{}bus/pci", up(depth)))),
+                    "driver" => {
+                        Some(Entry::Link(format!("{}bus/pci/drivers/{}", up(depth), self.drivers[dev.driver?].name)))
+                    }
+                    "iommu_group" if self.iommu => {
+                        Some(Entry::Link(format!("{}kernel/iommu_groups/{}", up(depth), dev.group?)))
+                    }
+                    "physfn" => Some(Entry::Link(format!("../{}", dev.physfn?))),
+                    "net" if !dev.net.is_empty() => dir(dev.net.iter().map(|n| n.name.clone())),
+                    "block" if !dev.block.is_empty() => dir(dev.block.iter().map(|b| b.name.clone())),
+                    v if v.starts_with("virtfn") => {
+                        let (_, vf) = self.virtfns(dev).into_iter().find(|(i, _)| format!("virtfn{i}") == v)?;
+                        Some(Entry::Link(format!("../{vf}")))
+                    }
+                    _ if has => Some(Entry::File(File::Dev(a, known(&DEV_ATTRS, name)?))),
+                    _ => None,
+                }
+            }
+            ["net", ifname, rest @ ..] => {
+                let i = dev.net.iter().position(|n| n.name == *ifname)?;
+                match rest {
+                    [] => dir(["operstate"]),
+                    ["operstate"] => Some(Entry::File(File::Operstate(a, i))),
+                    _ => None,
+                }
+            }
+            ["block", name] => dev.block.iter().any(|b| b.name == *name).then(|| Entry::Dir(Vec::new())),
+            _ => None,
+        }
+    }
+
+    /// A PF's `virtfnN` links: the first sriov_numvfs VF slots whose function is present.
+    fn virtfns(&self, pf: &Dev) -> Vec<(usize, Addr)> {
+        if pf.totalvfs == 0 {
+            return Vec::new();
+        }
+        self.vf_slots(pf.addr)
+            .into_iter()
+            .take(usize::from(pf.numvfs))
+            .enumerate()
+            .filter(|(_, a)| self.devs.get(a).is_some_and(|d| d.present && d.physfn == Some(pf.addr)))
+            .collect()
+    }
+
+    /// Resolve a path the way the VFS does: every link before the last
+    /// component is followed, the last one only when `follow` is set.
+    pub(super) fn resolve(&self, path: &str, follow: bool) -> io::Result<Entry> {
+        if path.starts_with('/') || path.split('/').any(|c| c == "..") {
+            return Err(err(libc::EINVAL));
+        }
+        let mut todo: Vec<String> =
+            path.split('/').filter(|c| !c.is_empty() && *c != ".").rev().map(String::from).collect();
+        let mut at: Vec<String> = Vec::new();
+        let mut hops = 0;
+        let mut here = self.entry(&[]).expect("the root exists");
+        while let Some(name) = todo.pop() {
+            if !matches!(here, Entry::Dir(_)) {
+                return Err(err(libc::ENOTDIR));
+            }
+            at.push(name);
+            let refs: Vec<&str> = at.iter().map(String::as_str).collect();
+            here = self.entry(&refs).ok_or_else(|| err(libc::ENOENT))?;
+            if let Entry::Link(target) = &here {
+                if todo.is_empty() && !follow {
+                    break;
+                }
+                hops += 1;
+                if hops > 40 {
+                    return Err(err(libc::ELOOP));
+                }
+                // Splice the target in place of the link and walk again from the root.
+                at.pop();
+                for c in target.split('/') {
+                    match c {
+                        ".." => {
+                            at.pop();
+                        }
+                        "" | "." => {}
+                        _ => at.push(c.to_string()),
+                    }
+                }
+                todo.extend(at.drain(..).rev());
+                here = self.entry(&[]).expect("the root exists");
+            }
+        }
+        Ok(here)
+    }
+}

@@ -1,0 +1,233 @@
+//! From a host description to a kernel, refusing descriptions no real
+//! machine could have. Every error names the entry and the field.
+
+use super::spec::{class_prefix, hex_field, id_pair, HostSpec};
+use super::{Addr, Dev, Drv, Kernel};
+use std::collections::{BTreeMap, HashSet};
+
+/// What the kernel can list in reset_method.
+const RESET_METHODS: [&str; 7] = ["device_specific", "acpi", "flr", "af_flr", "pm", "bus", "cxl_bus"];
+
+/// Driver and module names: what may appear as one sysfs path component.
+fn good_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
+    let mut drivers: Vec<Drv> = Vec::new();
+    for (i, d) in spec.drivers.iter().enumerate() {
+        let at = format!("drivers[{i}] ({})", d.name);
+        if !good_name(&d.name) {
+            return Err(format!(
+                "{at}.name: '{}' is not a driver name (letters, digits, '-', '_', '.')",
+                d.name.escape_debug()
+            ));
+        }
+        if drivers.iter().any(|o| o.name == d.name) {
+            return Err(format!("{at}.name: driver '{}' is listed twice", d.name));
+        }
+        let module = d.module.clone().unwrap_or_else(|| d.name.clone()).replace('-', "_");
+        if !good_name(&module) {
+            return Err(format!("{at}.module: '{}' is not a module name", module.escape_debug()));
+        }
+        let ids = d
+            .ids
+            .iter()
+            .map(|s| {
+                id_pair(s).ok_or_else(|| {
+                    format!("{at}.ids: '{}' is not an id like \"8086:10d3\" (lower-case hex, no 0x)", s.escape_debug())
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let classes = d
+            .classes
+            .iter()
+            .map(|s| {
+                class_prefix(s).ok_or_else(|| {
+                    format!(
+                        "{at}.classes: '{}' is not a class prefix like \"0x0604\" or \"0x010802\"",
+                        s.escape_debug()
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        drivers.push(Drv {
+            name: d.name.clone(),
+            module,
+            loaded: d.loaded,
+            available: d.available || d.loaded,
+            ids,
+            classes,
+            dynids: Vec::new(),
+        });
+    }
+
+    let mut devs: BTreeMap<Addr, Dev> = BTreeMap::new();
+    let mut places: BTreeMap<Addr, String> = BTreeMap::new();
+    let mut netdevs = HashSet::new();
+    let mut blockdevs = HashSet::new();
+    for (i, d) in spec.devices.iter().enumerate() {
+        let at = format!("devices[{i}] ({})", d.address);
+        let addr = Addr::parse(&d.address).ok_or_else(|| {
+            format!(
+                "devices[{i}].address: '{}' is not a PCI address like \"0000:03:00.0\" (lower-case hex)",
+                d.address.escape_debug()
+            )
+        })?;
+        if devs.contains_key(&addr) {
+            return Err(format!("{at}.address: {addr} is listed twice"));
+        }
+        let hex = |field: &str, value: &str, digits: usize| {
+            hex_field(value, digits).ok_or_else(|| {
+                let like = if digits == 4 { "0x8086" } else { "0x020000" };
+                format!(
+                    "{at}.{field}: '{}' is not a hex number of up to {digits} digits like \"{like}\"",
+                    value.escape_debug()
+                )
+            })
+        };
+        let opt_hex = |field: &str, value: &Option<String>| value.as_deref().map_or(Ok(0), |v| hex(field, v, 4));
+        let class = hex("class", &d.class, 6)?;
+        let addr_field = |field: &str, value: &Option<String>| {
+            value
+                .as_deref()
+                .map(|v| {
+                    Addr::parse(v).ok_or_else(|| {
+                        format!("{at}.{field}: '{}' is not a PCI address like \"0000:00:1c.0\"", v.escape_debug())
+                    })
+                })
+                .transpose()
+        };
+        let driver = match &d.driver {
+            None => None,
+            Some(name) => Some(drivers.iter().position(|x| x.loaded && x.name == *name).ok_or_else(|| {
+                let loaded: Vec<&str> = drivers.iter().filter(|x| x.loaded).map(|x| x.name.as_str()).collect();
+                format!("{at}.driver: '{}' is not a loaded driver (loaded: {})", name.escape_debug(), loaded.join(", "))
+            })?),
+        };
+        if d.numa_node < -1 {
+            return Err(format!("{at}.numa_node: {} is not a node (-1 for none)", d.numa_node));
+        }
+        for (j, m) in d.reset_method.iter().enumerate() {
+            if !RESET_METHODS.contains(&m.as_str()) {
+                return Err(format!(
+                    "{at}.reset_method: '{}' is not a reset method ({})",
+                    m.escape_debug(),
+                    RESET_METHODS.join(", ")
+                ));
+            }
+            if d.reset_method[..j].contains(m) {
+                return Err(format!("{at}.reset_method: '{m}' is listed twice"));
+            }
+        }
+        if d.boot_vga == Some(true) && class >> 8 != 0x0300 {
+            return Err(format!("{at}.boot_vga: only VGA devices (class 0x0300xx) can be the boot VGA"));
+        }
+        for n in &d.net {
+            let ok = !n.name.is_empty() && n.name.len() < 16 && !n.name.contains(['/', ' ', ':']);
+            if !ok {
+                return Err(format!("{at}.net: '{}' is not an interface name", n.name.escape_debug()));
+            }
+            if !netdevs.insert(n.name.clone()) {
+                return Err(format!("{at}.net: interface {} is listed twice", n.name));
+            }
+        }
+        for b in &d.block {
+            if !good_name(&b.name) || !blockdevs.insert(b.name.clone()) {
+                return Err(format!(
+                    "{at}.block: '{}' is not a block device name or is listed twice",
+                    b.name.escape_debug()
+                ));
+            }
+        }
+        let reset_supported = d.reset_method.clone();
+        devs.insert(
+            addr,
+            Dev {
+                addr,
+                vendor: hex("vendor", &d.vendor, 4)? as u16,
+                device: hex("device", &d.device, 4)? as u16,
+                subsystem_vendor: opt_hex("subsystem_vendor", &d.subsystem_vendor)? as u16,
+                subsystem_device: opt_hex("subsystem_device", &d.subsystem_device)? as u16,
+                class,
+                vendor_name: d.vendor_name.clone(),
+                product_name: d.product_name.clone(),
+                parent: addr_field("parent", &d.parent)?,
+                group: d.iommu_group.filter(|_| spec.iommu),
+                numa_node: d.numa_node,
+                reset_methods: reset_supported.clone(),
+                reset_supported,
+                boot_vga: d.boot_vga.unwrap_or(false),
+                physfn: addr_field("physfn", &d.physfn)?,
+                totalvfs: d.sriov_totalvfs,
+                net: d.net.clone(),
+                block: d.block.clone(),
+                created: false,
+                present: true,
+                driver,
+                driver_override: None,
+                numvfs: 0,
+                resets: 0,
+            },
+        );
+        places.insert(addr, at);
+    }
+
+    // Relations between devices, now that all are known.
+    for (a, dev) in &devs {
+        let at = &places[a];
+        if let Some(p) = dev.parent {
+            let parent = devs.get(&p).ok_or_else(|| format!("{at}.parent: {p} is not a listed device"))?;
+            if !parent.is_bridge() {
+                return Err(format!(
+                    "{at}.parent: {p} is not a bridge (class 0x0604xx or 0x0607xx) but 0x{:06x}",
+                    parent.class
+                ));
+            }
+            let mut seen = vec![*a];
+            let mut up = Some(p);
+            while let Some(u) = up {
+                if seen.contains(&u) {
+                    return Err(format!("{at}.parent: the parents of {a} form a loop"));
+                }
+                seen.push(u);
+                up = devs[&u].parent;
+            }
+        }
+        if let Some(pf) = dev.physfn {
+            let p = devs.get(&pf).ok_or_else(|| format!("{at}.physfn: {pf} is not a listed device"))?;
+            if p.totalvfs == 0 {
+                return Err(format!("{at}.physfn: {pf} is not an SR-IOV PF (its sriov_totalvfs is 0)"));
+            }
+            if dev.totalvfs > 0 {
+                return Err(format!("{at}.sriov_totalvfs: a VF cannot be a PF itself"));
+            }
+            if dev.parent != p.parent {
+                return Err(format!(
+                    "{at}.parent: a VF sits beside its PF, under {}",
+                    p.parent.map_or("the root bus".into(), |x| x.to_string())
+                ));
+            }
+        }
+        if dev.totalvfs > 0 {
+            let vfs = devs.values().filter(|v| v.physfn == Some(*a)).count();
+            if vfs > usize::from(dev.totalvfs) {
+                return Err(format!("{at}.sriov_totalvfs: {} but {vfs} VFs name it as physfn", dev.totalvfs));
+            }
+        }
+    }
+    for pf in devs.values().filter(|d| d.totalvfs > 0).map(|d| d.addr).collect::<Vec<_>>() {
+        let vfs = devs.values().filter(|v| v.physfn == Some(pf)).count();
+        devs.get_mut(&pf).expect("listed").numvfs = vfs as u16;
+    }
+
+    Ok(Kernel {
+        has_driver_override: spec.driver_override,
+        iommu: spec.iommu,
+        autoprobe: true,
+        modules_allowed: true,
+        drivers,
+        devs,
+        writes: Vec::new(),
+    })
+}

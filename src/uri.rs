@@ -1,0 +1,108 @@
+//! Connection URIs: which host a connection talks to and where its records live.
+//!
+//! - `nodedev:///system` (or NULL, or libvirt's `qemu:///system`): this
+//!   machine's /sys, records in /run/nodedev.
+//! - `test:///default`: the built-in simulated host, one per process, shared
+//!   by every connection to it (like libvirt's test driver), records in memory.
+//! - `test:///ABSOLUTE/PATH.json`: a simulated host described in a file, new
+//!   for each connection.
+//!
+//! Parameters (after `?`, `&`-separated): `root=DIR` (nodedev:///system only:
+//! read the sysfs tree under DIR/sys instead of /sys, for tests),
+//! `statedir=DIR` (keep records in DIR), `modprobe=0` (never load modules).
+
+use crate::error::{Error, Result};
+use crate::host::{Host, HostOptions};
+use crate::state::StateStore;
+use crate::sysfs::host::HostSysfs;
+use crate::sysfs::sim::SimKernel;
+use crate::sysfs::Sysfs;
+use std::sync::{Arc, OnceLock};
+
+pub const DEFAULT_URI: &str = "nodedev:///system";
+pub const SYSTEM_STATE_DIR: &str = "/run/nodedev";
+
+struct Params {
+    root: Option<String>,
+    statedir: Option<String>,
+    modprobe: bool,
+}
+
+fn bad_uri(uri: &str, why: &str) -> Error {
+    Error::NoConnect(format!(
+        "cannot open '{}': {why}; accepted URIs are nodedev:///system, test:///default and test:///PATH.json, with optional parameters root=, statedir=, modprobe=0",
+        uri.escape_debug()
+    ))
+}
+
+fn parse_params(uri: &str, query: Option<&str>) -> Result<Params> {
+    let mut p = Params { root: None, statedir: None, modprobe: true };
+    for pair in query.unwrap_or("").split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = pair.split_once('=').ok_or_else(|| bad_uri(uri, &format!("parameter '{pair}' has no value")))?;
+        if v.is_empty() || v.contains('\0') {
+            return Err(bad_uri(uri, &format!("parameter '{k}' is empty")));
+        }
+        match k {
+            "root" | "statedir" if !v.starts_with('/') => {
+                return Err(bad_uri(uri, &format!("parameter '{k}' must be an absolute path")))
+            }
+            "root" => p.root = Some(v.to_string()),
+            "statedir" => p.statedir = Some(v.to_string()),
+            "modprobe" => {
+                p.modprobe = match v {
+                    "1" => true,
+                    "0" => false,
+                    _ => return Err(bad_uri(uri, "modprobe must be 0 or 1")),
+                }
+            }
+            _ => return Err(bad_uri(uri, &format!("unknown parameter '{k}'"))),
+        }
+    }
+    Ok(p)
+}
+
+/// The built-in simulated host and its records, shared by the whole process.
+fn default_sim() -> (Arc<SimKernel>, StateStore) {
+    static DEFAULT: OnceLock<(Arc<SimKernel>, StateStore)> = OnceLock::new();
+    DEFAULT.get_or_init(|| (Arc::new(SimKernel::builtin()), StateStore::memory())).clone()
+}
+
+/// Open a host for a URI (None: the default, this machine).
+pub fn open(uri: Option<&str>, read_only: bool) -> Result<(Host, String)> {
+    let uri = uri.unwrap_or(DEFAULT_URI);
+    let (base, query) = match uri.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (uri, None),
+    };
+    let params = parse_params(uri, query)?;
+    let options = HostOptions { read_only, allow_modprobe: params.modprobe };
+    let store_or = |default: StateStore| params.statedir.as_ref().map(StateStore::dir).unwrap_or(default);
+
+    let (sysfs, state): (Arc<dyn Sysfs>, StateStore) = match base {
+        "nodedev:///system" | "qemu:///system" => {
+            let root = params.root.clone().unwrap_or_else(|| "/".to_string());
+            (Arc::new(HostSysfs::new(root)), store_or(StateStore::dir(SYSTEM_STATE_DIR)))
+        }
+        "test:///default" => {
+            if params.root.is_some() {
+                return Err(bad_uri(uri, "root= applies to nodedev:///system only"));
+            }
+            let (sim, store) = default_sim();
+            (sim, store_or(store))
+        }
+        _ => {
+            let Some(path) = base.strip_prefix("test://").filter(|p| p.starts_with('/')) else {
+                return Err(bad_uri(uri, "unknown URI"));
+            };
+            if params.root.is_some() {
+                return Err(bad_uri(uri, "root= applies to nodedev:///system only"));
+            }
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| bad_uri(uri, &format!("cannot read host description {path}: {e}")))?;
+            let sim = SimKernel::from_json(&text)
+                .map_err(|e| bad_uri(uri, &format!("host description {path} is invalid: {e}")))?;
+            (Arc::new(sim), store_or(StateStore::memory()))
+        }
+    };
+    Ok((Host::new(sysfs, state, options), uri.to_string()))
+}

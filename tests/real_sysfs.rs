@@ -1,0 +1,80 @@
+//! Read-only run against this machine's real /sys: list and XML of every PCI
+//! device. A guard wrapper makes any write (or module load) fail the test
+//! before it reaches the kernel.
+
+use nodedev::state::StateStore;
+use nodedev::sysfs::host::HostSysfs;
+use nodedev::sysfs::Sysfs;
+use nodedev::{Host, HostOptions, PciAddress};
+use std::io;
+use std::sync::Arc;
+
+struct NoWrites(HostSysfs);
+
+impl Sysfs for NoWrites {
+    fn read(&self, p: &str) -> io::Result<String> {
+        self.0.read(p)
+    }
+    fn write(&self, p: &str, _v: &str) -> io::Result<()> {
+        panic!("test tried to write the real /sys/{p}");
+    }
+    fn read_link(&self, p: &str) -> io::Result<String> {
+        self.0.read_link(p)
+    }
+    fn list_dir(&self, p: &str) -> io::Result<Vec<String>> {
+        self.0.list_dir(p)
+    }
+    fn exists(&self, p: &str) -> bool {
+        self.0.exists(p)
+    }
+    fn load_module(&self, m: &str) -> io::Result<()> {
+        panic!("test tried to load module {m}");
+    }
+}
+
+#[test]
+fn every_real_pci_device_lists_and_describes() {
+    let host = Host::new(
+        Arc::new(NoWrites(HostSysfs::new("/"))),
+        StateStore::memory(),
+        HostOptions { read_only: true, allow_modprobe: false },
+    );
+    let listed = host.list().expect("listing /sys/bus/pci/devices");
+    let on_disk: Vec<PciAddress> = match std::fs::read_dir("/sys/bus/pci/devices") {
+        Ok(d) => d.map(|e| PciAddress::parse(&e.unwrap().file_name().to_string_lossy()).unwrap()).collect(),
+        Err(_) => {
+            println!("this machine has no /sys/bus/pci: nothing to read");
+            return;
+        }
+    };
+    assert_eq!(listed.len(), on_disk.len());
+    for addr in &listed {
+        let xml = host.xml(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
+        assert!(xml.contains(&format!("<name>{}</name>", addr.node_name())), "{xml}");
+        // What we report is what the kernel says.
+        let vendor = std::fs::read_to_string(format!("/sys/bus/pci/devices/{addr}/vendor")).unwrap();
+        assert!(xml.contains(&format!("<vendor id='{}'", vendor.trim())), "{xml}");
+        let driver = std::fs::read_link(format!("/sys/bus/pci/devices/{addr}/driver")).ok();
+        match driver {
+            Some(d) => {
+                let name = d.file_name().unwrap().to_string_lossy().into_owned();
+                assert_eq!(host.driver(addr).unwrap().as_deref(), Some(name.as_str()));
+                assert!(xml.contains(&format!("<name>{name}</name>")), "{xml}");
+            }
+            None => assert!(!xml.contains("<driver>"), "{xml}"),
+        }
+        let path = std::fs::canonicalize(format!("/sys/bus/pci/devices/{addr}")).unwrap();
+        assert!(xml.contains(&format!("<path>{}</path>", path.display())), "{xml}");
+    }
+    println!("described {} real PCI devices read-only", listed.len());
+}
+
+#[test]
+fn the_system_uri_opened_read_only_refuses_changes() {
+    let (host, uri) = nodedev::uri::open(Some("nodedev:///system?modprobe=0"), true).unwrap();
+    assert_eq!(uri, "nodedev:///system?modprobe=0");
+    if let Some(addr) = host.list().unwrap().first() {
+        assert!(matches!(host.detach(addr, nodedev::Stub::Vfio), Err(nodedev::Error::Denied(_))));
+        assert!(matches!(host.reset(addr), Err(nodedev::Error::Denied(_))));
+    }
+}

@@ -1,0 +1,83 @@
+//! Connection URIs.
+
+use nodedev::uri::open;
+use nodedev::{Error, Stub};
+
+#[test]
+fn the_default_simulated_host_is_shared_by_connections() {
+    let (one, _) = open(Some("test:///default"), false).unwrap();
+    let (two, _) = open(Some("test:///default"), false).unwrap();
+    let nic = one.lookup("0000:03:02.0").unwrap();
+    one.detach(&nic, Stub::Kvm).unwrap();
+    assert_eq!(two.driver(&nic).unwrap().as_deref(), Some("pci-stub"));
+    two.reattach(&nic, None).unwrap();
+    assert_eq!(one.driver(&nic).unwrap().as_deref(), Some("e1000"));
+}
+
+#[test]
+fn a_host_file_is_loaded() {
+    let path = std::env::temp_dir().join(format!("nodedev-uri-{}.json", std::process::id()));
+    std::fs::write(
+        &path,
+        r#"{"drivers": [{"name": "e1000e", "module": "e1000e", "loaded": true, "ids": ["8086:10d3"]},
+                        {"name": "vfio-pci", "module": "vfio_pci", "loaded": true}],
+            "devices": [{"address": "0000:03:00.0", "vendor": "0x8086", "device": "0x10d3",
+                         "class": "0x020000", "driver": "e1000e", "iommu_group": 14}]}"#,
+    )
+    .unwrap();
+    let (host, _) = open(Some(&format!("test://{}", path.display())), false).unwrap();
+    let dev = host.lookup("pci_0000_03_00_0").unwrap();
+    host.detach(&dev, Stub::Vfio).unwrap();
+    assert_eq!(host.driver(&dev).unwrap().as_deref(), Some("vfio-pci"));
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn bad_uris_are_refused_with_the_accepted_forms() {
+    for bad in [
+        "http://example/",
+        "test:///nonexistent/host.json",
+        "test://relative.json",
+        "nodedev:///system?root=relative",
+        "nodedev:///system?colour=blue",
+        "nodedev:///system?modprobe=maybe",
+        "test:///default?root=/tmp",
+        "",
+    ] {
+        match open(Some(bad), false) {
+            Err(Error::NoConnect(m)) => assert!(m.contains("nodedev:///system") && m.contains("test:///default"), "{m}"),
+            Err(other) => panic!("{bad}: {other:?}"),
+            Ok(_) => panic!("{bad} opened"),
+        }
+    }
+    let path = std::env::temp_dir().join(format!("nodedev-bad-{}.json", std::process::id()));
+    std::fs::write(&path, "{\"devices\": [{\"address\": 7}]}").unwrap();
+    match open(Some(&format!("test://{}", path.display())), false) {
+        Err(Error::NoConnect(m)) => assert!(m.contains("invalid"), "{m}"),
+        other => panic!("{:?}", other.err()),
+    }
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn a_tree_under_another_root_is_read_and_records_go_to_statedir() {
+    // A tiny sysfs-shaped tree: one device, bound to nothing.
+    let root = std::env::temp_dir().join(format!("nodedev-root-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let dev = root.join("sys/devices/pci0000:00/0000:00:05.0");
+    std::fs::create_dir_all(&dev).unwrap();
+    std::fs::write(dev.join("vendor"), "0x1234\n").unwrap();
+    std::fs::write(dev.join("device"), "0x11e8\n").unwrap();
+    std::fs::write(dev.join("class"), "0x00ff00\n").unwrap();
+    std::fs::create_dir_all(root.join("sys/bus/pci/devices")).unwrap();
+    std::os::unix::fs::symlink("../../../devices/pci0000:00/0000:00:05.0", root.join("sys/bus/pci/devices/0000:00:05.0"))
+        .unwrap();
+    let uri = format!("nodedev:///system?root={}&statedir={}/state&modprobe=0", root.display(), root.display());
+    let (host, _) = open(Some(&uri), false).unwrap();
+    let addr = host.lookup("0000:00:05.0").unwrap();
+    let xml = host.xml(&addr).unwrap();
+    assert!(xml.contains("<path>/sys/devices/pci0000:00/0000:00:05.0</path>"), "{xml}");
+    assert!(xml.contains("<product id='0x11e8'/>"), "{xml}");
+    assert_eq!(host.state().location(), format!("{}/state", root.display()));
+    std::fs::remove_dir_all(&root).unwrap();
+}
