@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Real-kernel suite: boot a disposable QEMU guest (q35 + emulated VT-d) whose
+# kernel has real vfio-pci, pci-stub, e1000e/e1000 and real IOMMU groups, run
+# the nodedev CLI against its /sys, and report `N passed, M failed`.
+#
+#   bash capi-tests/vm/run.sh [--no-install]
+#
+# Never touches this machine's /sys: every driver change happens in the guest.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+cache=${NODEDEV_VM_CACHE:-$top/target/vm-cache}
+timeout_s=${NODEDEV_VM_TIMEOUT:-300}
+install=1
+[ "${1:-}" = "--no-install" ] && install=0
+
+die() { echo "vm: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
+
+if [ "$install" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    need=""
+    for p in qemu-system-x86 busybox-static kmod cpio gcc libc6-dev; do
+        dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
+    done
+    if [ -n "$need" ]; then
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends $need >/dev/null
+    fi
+fi
+for t in qemu-system-x86_64 busybox depmod cpio gcc; do
+    command -v "$t" >/dev/null || [ -x "/bin/$t" ] || die "missing $t (run as root without --no-install)"
+done
+
+# The guest kernel: downloaded and unpacked once, never installed here.
+mkdir -p "$cache"
+if [ ! -d "$cache/kernel/boot" ]; then
+    pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/{print $2; exit}')
+    [ -n "$pkg" ] || die "cannot tell which kernel linux-image-amd64 depends on"
+    (cd "$cache" && apt-get download "$pkg" 2>/dev/null)
+    rm -rf "$cache/kernel.tmp" && mkdir "$cache/kernel.tmp"
+    dpkg-deb -x "$cache"/linux-image-*.deb "$cache/kernel.tmp"
+    mv "$cache/kernel.tmp" "$cache/kernel"
+fi
+kver=$(ls "$cache/kernel/lib/modules" | head -n1)
+vmlinuz="$cache/kernel/boot/vmlinuz-$kver"
+[ -f "$cache/kernel/lib/modules/$kver/modules.dep" ] || depmod -b "$cache/kernel" "$kver"
+
+(cd "$top" && cargo build --release --quiet --bin nodedev) || die "cargo build failed"
+gcc -static -O2 -o "$cache/vfio_group_status" "$here/vfio_group_status.c" || die "cannot build vfio_group_status"
+
+# initramfs: busybox, the modules we need with their dependencies, the CLI
+# with its shared libraries, the suite.
+root="$cache/initramfs"
+rm -rf "$root"
+mkdir -p "$root"/{bin,sbin,proc,sys,dev,run,tmp,lib/x86_64-linux-gnu,lib64,etc}
+cp "$(command -v busybox || echo /bin/busybox)" "$root/bin/busybox"
+for applet in $("$root/bin/busybox" --list); do
+    [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
+done
+moddir="lib/modules/$kver"
+mkdir -p "$root/$moddir"
+want="vfio vfio_iommu_type1 vfio-pci vfio-pci-core pci-stub xen-pciback e1000e e1000"
+for m in $want; do
+    line=$(grep -E "(^|/)${m}\.ko:" "$cache/kernel/$moddir/modules.dep" || true)
+    [ -n "$line" ] || { echo "vm: note: module $m not in this kernel"; continue; }
+    for f in $(echo "$line" | tr -d ':'); do
+        mkdir -p "$root/$moddir/$(dirname "$f")"
+        cp -n "$cache/kernel/$moddir/$f" "$root/$moddir/$f"
+    done
+done
+cp "$cache/kernel/$moddir"/modules.{order,builtin} "$root/$moddir/" 2>/dev/null || true
+depmod -b "$root" "$kver"
+cp "$top/target/release/nodedev" "$cache/vfio_group_status" "$root/bin/"
+for lib in $(ldd "$top/target/release/nodedev" | grep -o '/[^ ]*'); do
+    cp -L "$lib" "$root/lib/x86_64-linux-gnu/"
+done
+cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"
+cp "$here/init" "$root/init"
+cp "$here/suite.sh" "$root/suite.sh"
+chmod +x "$root/init"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$cache/initramfs.gz"
+
+# The guest: an e1000e alone behind a root port, a conventional PCI bridge
+# with two e1000 (one group), the edu device (no driver), ICH9 (multi-function group).
+log="$cache/last-serial.log"
+start=$(date +%s)
+set +e
+timeout "$timeout_s" qemu-system-x86_64 \
+    -machine q35,kernel-irqchip=split -accel tcg -m 512 -smp 1 \
+    -device intel-iommu,intremap=on,caching-mode=on \
+    -display none -no-reboot -nic none \
+    -device pcie-root-port,id=rp1,chassis=1,slot=1 -device e1000e,bus=rp1 \
+    -device pci-bridge,id=br1,chassis_nr=2 \
+    -device e1000,bus=br1,addr=1 -device e1000,bus=br1,addr=2 \
+    -device pcie-root-port,id=rp2,chassis=3,slot=3 -device edu,bus=rp2 \
+    -kernel "$vmlinuz" -initrd "$cache/initramfs.gz" \
+    -append "console=ttyS0 intel_iommu=on iommu=pt panic=-1 quiet" \
+    -serial "file:$log" </dev/null
+rc=$?
+set -e
+echo "vm: guest ran $(( $(date +%s) - start )) s (qemu exit $rc), serial log: $log"
+
+grep -a "^NODEDEV-" "$log" | tr -d '\r' | grep -v "^NODEDEV-SUITE" || true
+passed=$(grep -ac "^NODEDEV-TEST PASS" "$log" || true)
+failed=$(grep -ac "^NODEDEV-TEST FAIL" "$log" || true)
+if ! grep -aq "^NODEDEV-SUITE-END" "$log"; then
+    echo "vm: the suite did not finish (timeout ${timeout_s}s or guest crash); see $log"
+    failed=$((failed + 1))
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ] && [ "$passed" -gt 0 ]

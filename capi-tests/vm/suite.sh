@@ -1,0 +1,104 @@
+#!/bin/sh
+# Guest-side suite: the nodedev CLI against the real kernel's /sys.
+# Every check prints one "NODEDEV-TEST PASS|FAIL name[: reason]" line.
+U=nodedev:///system
+
+pass() { echo "NODEDEV-TEST PASS $1"; }
+fail() { echo "NODEDEV-TEST FAIL $1: $2"; }
+# The real driver link, or "none".
+drv() {
+    l=$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)
+    if [ -n "$l" ]; then basename "$l"; else echo none; fi
+}
+group() { basename "$(readlink "/sys/bus/pci/devices/$1/iommu_group")"; }
+by_id() { # vendor device -> addresses
+    for d in /sys/bus/pci/devices/*; do
+        [ "$(cat "$d/vendor")" = "$1" ] && [ "$(cat "$d/device")" = "$2" ] && basename "$d"
+    done
+}
+# expect_driver NAME ADDR DRIVER: the kernel's driver link must be DRIVER.
+expect_driver() {
+    now=$(drv "$2")
+    if [ "$now" = "$3" ]; then pass "$1"; else fail "$1" "$2 is on $now, expected $3"; fi
+}
+# ok NAME CMD...: the command must succeed.
+ok() {
+    name=$1; shift
+    if out=$("$@" 2>&1); then pass "$name"; else fail "$name" "$(echo "$out" | tr '\n' ' ')"; fi
+}
+# refused NAME PATTERN CMD...: the command must fail with PATTERN in its message.
+refused() {
+    name=$1; pat=$2; shift 2
+    if out=$("$@" 2>&1); then fail "$name" "succeeded: $out"
+    elif echo "$out" | grep -q "$pat"; then pass "$name"
+    else fail "$name" "wrong message: $(echo "$out" | tr '\n' ' ')"; fi
+}
+
+E=$(by_id 0x8086 0x10d3 | head -n1)        # e1000e, alone in its group
+set -- $(by_id 0x8086 0x100e)              # two e1000 behind a pci-bridge
+B1=$1; B2=$2
+EDU=$(by_id 0x1234 0x11e8 | head -n1)       # no driver
+echo "NODEDEV-NOTE e1000e=$E e1000=$B1,$B2 edu=$EDU"
+[ -n "$E" ] && [ -n "$B1" ] && [ -n "$B2" ] && [ -n "$EDU" ] && pass devices-present || fail devices-present "missing devices"
+[ "$(group "$B1")" = "$(group "$B2")" ] && pass bridge-group-shared || fail bridge-group-shared "e1000s in different groups"
+
+# list and show every device
+ok list nodedev -c $U list
+all=ok
+for d in $(ls /sys/bus/pci/devices); do
+    nodedev -c $U list | grep -q "$d" || all="$d missing from list"
+    nodedev -c $U show "$d" | grep -q "<name>pci_$(echo "$d" | tr ':.' '__')</name>" || all="show $d failed"
+done
+[ "$all" = ok ] && pass list-and-show-every-device || fail list-and-show-every-device "$all"
+
+# stub module not loaded: forbidden to load -> clear error, nothing moved
+[ ! -e /sys/bus/pci/drivers/vfio-pci ] && pass vfio-not-loaded-at-start || fail vfio-not-loaded-at-start "already loaded"
+refused modprobe-forbidden "modprobe" nodedev -c "$U?modprobe=0" detach "$E" --driver vfio
+expect_driver modprobe-forbidden-untouched "$E" e1000e
+
+# vfio round trip; the library loads vfio-pci; the group is viable for real
+ok detach-vfio nodedev -c $U detach "$E" --driver vfio
+expect_driver detach-vfio-driver "$E" vfio-pci
+[ -d /sys/bus/pci/drivers/vfio-pci ] && pass vfio-module-loaded || fail vfio-module-loaded "no vfio-pci driver"
+G=$(group "$E")
+[ -c "/dev/vfio/$G" ] && pass dev-vfio-group-appears || fail dev-vfio-group-appears "/dev/vfio/$G missing"
+ok group-viable-to-kernel vfio_group_status "$G"
+ls /run/nodedev/*.json >/dev/null 2>&1 && pass record-written || fail record-written "no record in /run/nodedev"
+ok reset-on-stub nodedev -c $U reset "$E"
+ok reattach-vfio nodedev -c $U reattach "$E"
+expect_driver reattach-vfio-driver "$E" e1000e
+refused reset-refused-on-host-driver "e1000e" nodedev -c $U reset "$E"
+refused reattach-not-detached "not detached" nodedev -c $U reattach "$E"
+
+# kvm (pci-stub) round trip
+ok detach-kvm nodedev -c $U detach "$E" --driver kvm
+expect_driver detach-kvm-driver "$E" pci-stub
+ok reattach-kvm nodedev -c $U reattach "$E"
+expect_driver reattach-kvm-driver "$E" e1000e
+
+# xen outside a Xen dom0: a clean error, device untouched
+refused xen-refused "xen" nodedev -c $U detach "$E" --driver xen
+expect_driver xen-untouched "$E" e1000e
+
+# reattach to a named driver
+ok detach-for-named nodedev -c $U detach "$E"
+ok reattach-named nodedev -c $U reattach "$E" --driver e1000e
+expect_driver reattach-named-driver "$E" e1000e
+
+# a driverless device goes back to no driver
+ok detach-edu nodedev -c $U detach "$EDU" --driver vfio
+expect_driver detach-edu-driver "$EDU" vfio-pci
+ok reattach-edu nodedev -c $U reattach "$EDU"
+expect_driver reattach-edu-none "$EDU" none
+
+# one endpoint of the bridge group on vfio: not viable, for us and the kernel
+ok detach-one-of-bridge-group nodedev -c $U detach "$B1" --driver vfio
+G2=$(group "$B1")
+vfio_group_status "$G2"; rc=$?
+[ "$rc" = 1 ] && pass bridge-group-not-viable-to-kernel || fail bridge-group-not-viable-to-kernel "status exit $rc"
+ok reattach-bridge-endpoint nodedev -c $U reattach "$B1"
+expect_driver reattach-bridge-endpoint-driver "$B1" e1000
+expect_driver bridge-twin-untouched "$B2" e1000
+
+left=$(ls /run/nodedev/*.json 2>/dev/null | wc -l)
+[ "$left" = 0 ] && pass no-records-left || fail no-records-left "$left records left"
