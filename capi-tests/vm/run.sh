@@ -27,6 +27,20 @@ if [ "$install" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; th
         apt-get install -y -qq --no-install-recommends $need >/dev/null
     fi
 fi
+# SR-IOV needs QEMU's igb (QEMU >= 8: bookworm-backports on Debian 12). The
+# backports entry is derived from the machine's own Debian source.
+has_igb() { qemu-system-x86_64 -device help 2>/dev/null | grep -q '"igb"'; }
+if [ "$install" = 1 ] && [ "$(id -u)" = 0 ] && ! has_igb && [ -f /etc/apt/sources.list.d/debian.sources ] \
+    && grep -q bookworm /etc/apt/sources.list.d/debian.sources; then
+    bp=/etc/apt/sources.list.d/nodedev-backports.sources
+    if [ ! -f "$bp" ]; then
+        awk 'BEGIN{RS=""} /Suites:.*bookworm( |$|\n)/ {print; exit}' /etc/apt/sources.list.d/debian.sources \
+            | sed -E 's/^Suites:.*/Suites: bookworm-backports/' > "$bp"
+    fi
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null \
+        || echo "vm: note: no QEMU with igb from backports; SR-IOV checks will be skipped"
+fi
 for t in qemu-system-x86_64 busybox depmod cpio gcc; do
     command -v "$t" >/dev/null || [ -x "/bin/$t" ] || die "missing $t (run as root without --no-install)"
 done
@@ -59,7 +73,7 @@ for applet in $("$root/bin/busybox" --list); do
 done
 moddir="lib/modules/$kver"
 mkdir -p "$root/$moddir"
-want="vfio vfio_iommu_type1 vfio-pci vfio-pci-core pci-stub xen-pciback e1000e e1000"
+want="vfio vfio_iommu_type1 vfio-pci vfio-pci-core pci-stub xen-pciback e1000e e1000 igb igbvf"
 for m in $want; do
     line=$(grep -E "(^|/)${m}\.ko:" "$cache/kernel/$moddir/modules.dep" || true)
     [ -n "$line" ] || { echo "vm: note: module $m not in this kernel"; continue; }
@@ -68,7 +82,7 @@ for m in $want; do
         cp -n "$cache/kernel/$moddir/$f" "$root/$moddir/$f"
     done
 done
-cp "$cache/kernel/$moddir"/modules.{order,builtin} "$root/$moddir/" 2>/dev/null || true
+cp "$cache/kernel/$moddir"/modules.{order,builtin,builtin.modinfo} "$root/$moddir/" 2>/dev/null || true
 depmod -b "$root" "$kver"
 cp "$top/target/release/nodedev" "$cache/vfio_group_status" "$root/bin/"
 for lib in $(ldd "$top/target/release/nodedev" | grep -o '/[^ ]*'); do
@@ -82,6 +96,12 @@ chmod +x "$root/init"
 
 # The guest: an e1000e alone behind a root port, a conventional PCI bridge
 # with two e1000 (one group), the edu device (no driver), ICH9 (multi-function group).
+sriov=()
+if has_igb; then
+    sriov=(-device pcie-root-port,id=rp4,chassis=4,slot=4 -device igb,bus=rp4)
+else
+    echo "vm: note: this QEMU has no igb device: SR-IOV checks skipped"
+fi
 log="$cache/last-serial.log"
 start=$(date +%s)
 set +e
@@ -93,6 +113,7 @@ timeout "$timeout_s" qemu-system-x86_64 \
     -device pci-bridge,id=br1,chassis_nr=2 \
     -device e1000,bus=br1,addr=1 -device e1000,bus=br1,addr=2 \
     -device pcie-root-port,id=rp2,chassis=3,slot=3 -device edu,bus=rp2 \
+    "${sriov[@]}" \
     -kernel "$vmlinuz" -initrd "$cache/initramfs.gz" \
     -append "console=ttyS0 intel_iommu=on iommu=pt panic=-1 quiet" \
     -serial "file:$log" </dev/null

@@ -102,3 +102,23 @@ expect_driver bridge-twin-untouched "$B2" e1000
 
 left=$(ls /run/nodedev/*.json 2>/dev/null | wc -l)
 [ "$left" = 0 ] && pass no-records-left || fail no-records-left "$left records left"
+
+# SR-IOV: the guest's igb PF makes VFs; all of them detach, reset and come back.
+PF=$(by_id 0x8086 0x10c9 | head -n1)
+if [ -z "$PF" ]; then
+    echo "NODEDEV-NOTE no igb PF in this guest: SR-IOV checks skipped"
+else
+    echo 2 > "/sys/bus/pci/devices/$PF/sriov_numvfs" && sleep 1
+    VFS=$(by_id 0x8086 0x10ca)
+    [ "$(echo $VFS | wc -w)" = 2 ] && pass sriov-vfs-created || fail sriov-vfs-created "VFs: $VFS"
+    nodedev -c $U show "$PF" | grep -q "virt_functions" && pass sriov-pf-xml || fail sriov-pf-xml "no virt_functions"
+    for vf in $VFS; do
+        before=$(drv "$vf")
+        ok "detach-vf-$vf" nodedev -c $U detach "$vf" --driver vfio
+        expect_driver "detach-vf-$vf-driver" "$vf" vfio-pci
+        ok "reset-vf-$vf" nodedev -c $U reset "$vf"
+        ok "reattach-vf-$vf" nodedev -c $U reattach "$vf"
+        expect_driver "reattach-vf-$vf-driver" "$vf" "$before"
+    done
+    echo 0 > "/sys/bus/pci/devices/$PF/sriov_numvfs"
+fi
