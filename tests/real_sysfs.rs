@@ -78,3 +78,21 @@ fn the_system_uri_opened_read_only_refuses_changes() {
         assert!(matches!(host.reset(addr), Err(nodedev::Error::Denied(_))));
     }
 }
+
+#[test]
+fn this_machine_described_loads_as_a_simulated_host_with_the_same_drivers() {
+    let real = Host::new(
+        Arc::new(NoWrites(HostSysfs::new("/"))),
+        StateStore::memory(),
+        HostOptions { read_only: true, allow_modprobe: false },
+    );
+    let spec = real.describe().unwrap();
+    let sim = nodedev::sysfs::sim::SimKernel::from_spec(spec).unwrap_or_else(|e| panic!("{e}"));
+    let copy = Host::new(Arc::new(sim), StateStore::memory(), HostOptions::default());
+    let devices = real.list().unwrap();
+    assert_eq!(devices, copy.list().unwrap());
+    for a in &devices {
+        assert_eq!(real.driver(a).unwrap(), copy.driver(a).unwrap(), "{a}");
+        assert_eq!(real.device_info(a).unwrap().iommu_group, copy.device_info(a).unwrap().iommu_group, "{a}");
+    }
+}

@@ -122,3 +122,15 @@ else
     done
     echo 0 > "/sys/bus/pci/devices/$PF/sriov_numvfs"
 fi
+
+# Differential check: the guest's layout as a simulated host, the same
+# operation sequence on both, the driver of every device after every step.
+nodedev -c $U dump-host > /tmp/host.json && pass dump-host || fail dump-host "cannot describe the host"
+SEQ="detach $E --driver vfio; drivers; detach $B1 --driver kvm; drivers; detach $EDU; drivers; reattach $E; drivers; detach $B2 --driver vfio; drivers; reattach $B1; drivers; reattach $EDU; drivers; reattach $B2 --driver e1000; drivers"
+nodedev -c $U "$SEQ" > /tmp/real.txt 2>&1; r1=$?
+nodedev -c test:///tmp/host.json "$SEQ" > /tmp/sim.txt 2>&1; r2=$?
+if [ "$r1" = 0 ] && [ "$r2" = 0 ] && diff /tmp/real.txt /tmp/sim.txt > /tmp/diff.txt; then
+    pass "differential-$(grep -c ' ' /tmp/real.txt)-lines-identical"
+else
+    fail differential "exit real=$r1 sim=$r2: $(head -c 600 /tmp/diff.txt | tr '\n' ' ')"
+fi

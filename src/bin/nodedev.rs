@@ -17,6 +17,8 @@ commands:
                                   move DEV to a stub driver (default vfio)
   reattach DEV [--driver NAME]    give DEV back to its original (or the named) host driver
   reset DEV                       reset DEV (it must be on a stub or on no driver)
+  drivers                         one line per device: ADDRESS DRIVER (or none)
+  dump-host                       this host as a test:///PATH.json description
 
 DEV is 0000:03:00.1 or pci_0000_03_00_1. URI: nodedev:///system (default),
 test:///default (built-in simulated host), test:///PATH.json.
@@ -131,12 +133,26 @@ fn run(host: &Host, cmd: &[String]) -> Result<(), Failure> {
             println!("{addr} reset");
             Ok(())
         }
-        "list" | "show" | "reset" => Err(Failure::Usage(format!("{name}: wrong arguments"))),
+        "drivers" if args.is_empty() => {
+            for addr in host.list()? {
+                println!("{addr} {}", host.driver(&addr)?.as_deref().unwrap_or("none"));
+            }
+            Ok(())
+        }
+        "dump-host" if args.is_empty() => {
+            let spec = host.describe()?;
+            println!("{}", serde_json::to_string_pretty(&spec).map_err(|e| Error::Internal(e.to_string()))?);
+            Ok(())
+        }
+        "list" | "show" | "reset" | "drivers" | "dump-host" => Err(Failure::Usage(format!("{name}: wrong arguments"))),
         other => Err(Failure::Usage(format!("unknown command '{other}'"))),
     }
 }
 
 fn main() -> ExitCode {
+    // Die quietly on a closed pipe (`nodedev list | head`), like other tools.
+    // SAFETY: restoring the default disposition of one signal at start-up.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut uri_arg = std::env::var("NODEDEV_URI").ok();
     match args.first().map(String::as_str) {

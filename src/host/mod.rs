@@ -2,6 +2,7 @@
 //! operation is written once here and runs the same on the real and the
 //! simulated kernel.
 
+mod describe;
 mod device;
 mod ops;
 mod recover;

@@ -1,0 +1,84 @@
+//! A host written down as a simulated-host description (`test:///PATH.json`),
+//! so the same operations can run on the real kernel and on its simulation
+//! and be compared (the real-kernel suite's differential check).
+//!
+//! What sysfs cannot tell is guessed: a driver's id table is the ids of the
+//! devices bound to it now, and xen-pciback is loadable only under Xen.
+
+use super::Host;
+use crate::error::Result;
+use crate::stub::{Stub, STUB_DRIVERS};
+use crate::sysfs::sim::{DeviceSpec, DriverSpec, HostSpec, NetSpec};
+
+impl Host {
+    pub fn describe(&self) -> Result<HostSpec> {
+        let mut devices = Vec::new();
+        let mut drivers: Vec<DriverSpec> = Vec::new();
+        for name in self.sysfs.list_dir("bus/pci/drivers").unwrap_or_default() {
+            drivers.push(DriverSpec {
+                module: None,
+                loaded: true,
+                available: true,
+                ids: Vec::new(),
+                classes: Vec::new(),
+                name,
+            });
+        }
+        let mut driver_override = false;
+        for addr in self.list()? {
+            let d = self.device_info(&addr)?;
+            driver_override |= self.sysfs.exists(&super::dev_path(&addr, "driver_override"));
+            let id = format!("{:04x}:{:04x}", d.vendor, d.device);
+            if let Some(drv) = drivers.iter_mut().find(|x| Some(&x.name) == d.driver.as_ref()) {
+                if !STUB_DRIVERS.contains(&drv.name.as_str()) && !drv.ids.contains(&id) {
+                    drv.ids.push(id);
+                }
+            }
+            let net = self
+                .sysfs
+                .list_dir(&super::dev_path(&addr, "net"))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|name| NetSpec { name, up: false, addresses: Vec::new() })
+                .collect();
+            devices.push(DeviceSpec {
+                address: addr.to_string(),
+                vendor: format!("0x{:04x}", d.vendor),
+                device: format!("0x{:04x}", d.device),
+                subsystem_vendor: d.subsystem_vendor.map(|v| format!("0x{v:04x}")),
+                subsystem_device: d.subsystem_device.map(|v| format!("0x{v:04x}")),
+                class: format!("0x{:06x}", d.class),
+                vendor_name: d.vendor_name,
+                product_name: d.product_name,
+                driver: d.driver,
+                iommu_group: d.iommu_group,
+                parent: d.parent.map(|p| p.to_string()),
+                numa_node: d.numa_node.unwrap_or(-1),
+                reset_method: d.reset_methods,
+                boot_vga: self.attr(&addr, "boot_vga").map(|v| v == "1"),
+                physfn: d.physfn.map(|p| p.to_string()),
+                sriov_totalvfs: d.sriov_totalvfs.unwrap_or(0) as u16,
+                net,
+                block: Vec::new(),
+            });
+        }
+        // Stub drivers come last in probe order: they match only by override.
+        drivers.sort_by_key(|d| STUB_DRIVERS.contains(&d.name.as_str()));
+        let under_xen = self.sysfs.read("hypervisor/type").is_ok_and(|t| t.trim() == "xen");
+        for stub in [Stub::Vfio, Stub::Kvm, Stub::Xen] {
+            let name = stub.kernel_drivers()[0];
+            if !drivers.iter().any(|d| stub.kernel_drivers().contains(&d.name.as_str())) {
+                drivers.push(DriverSpec {
+                    name: name.to_string(),
+                    module: Some(stub.module().replace('-', "_")),
+                    loaded: false,
+                    available: stub != Stub::Xen || under_xen,
+                    ids: Vec::new(),
+                    classes: Vec::new(),
+                });
+            }
+        }
+        let iommu = self.sysfs.list_dir("kernel/iommu_groups").map(|g| !g.is_empty()).unwrap_or(false);
+        Ok(HostSpec { driver_override, iommu, drivers, devices })
+    }
+}
