@@ -59,7 +59,11 @@ kver=$(ls "$cache/kernel/lib/modules" | head -n1)
 vmlinuz="$cache/kernel/boot/vmlinuz-$kver"
 [ -f "$cache/kernel/lib/modules/$kver/modules.dep" ] || depmod -b "$cache/kernel" "$kver"
 
-(cd "$top" && cargo build --release --quiet --bin nodedev) || die "cargo build failed"
+# The guest's CLI has the test-only pause points (feature crash-hooks), in a
+# target dir of its own so the shipped build never carries them.
+vmtarget="$top/target/vm-build"
+(cd "$top" && cargo build --release --quiet --features crash-hooks --target-dir "$vmtarget" --bin nodedev) \
+    || die "cargo build failed"
 gcc -static -O2 -o "$cache/vfio_group_status" "$here/vfio_group_status.c" || die "cannot build vfio_group_status"
 
 # initramfs: busybox, the modules we need with their dependencies, the CLI
@@ -84,8 +88,8 @@ for m in $want; do
 done
 cp "$cache/kernel/$moddir"/modules.{order,builtin,builtin.modinfo} "$root/$moddir/" 2>/dev/null || true
 depmod -b "$root" "$kver"
-cp "$top/target/release/nodedev" "$cache/vfio_group_status" "$root/bin/"
-for lib in $(ldd "$top/target/release/nodedev" | grep -o '/[^ ]*'); do
+cp "$vmtarget/release/nodedev" "$cache/vfio_group_status" "$root/bin/"
+for lib in $(ldd "$vmtarget/release/nodedev" | grep -o '/[^ ]*'); do
     cp -L "$lib" "$root/lib/x86_64-linux-gnu/"
 done
 cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"

@@ -134,3 +134,39 @@ if [ "$r1" = 0 ] && [ "$r2" = 0 ] && diff /tmp/real.txt /tmp/sim.txt > /tmp/diff
 else
     fail differential "exit real=$r1 sim=$r2: $(head -c 600 /tmp/diff.txt | tr '\n' ' ')"
 fi
+
+# Crash safety: the CLI (built with the test-only crash-hooks feature) stops
+# after its k-th sysfs write; we SIGKILL it there, recover, and the device
+# must be on its stub with a complete record, or on e1000e with none.
+crash_at() { # k command...
+    k=$1; shift
+    rm -f /tmp/paused
+    NODEDEV_PAUSE_AFTER_WRITE=$k NODEDEV_PAUSE_MARKER=/tmp/paused nodedev -c $U "$@" >/dev/null 2>&1 &
+    pid=$!
+    i=0
+    while [ ! -e /tmp/paused ] && [ $i -lt 100 ]; do usleep 100000; i=$((i + 1)); done
+    kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+    name="crash-after-write-$k-of-$1"
+    [ -e /tmp/paused ] || { fail "$name" "never reached write $k"; return; }
+    if ! out=$(nodedev -c $U recover 2>&1); then fail "$name" "recover failed: $out"; return; fi
+    rec=/run/nodedev/$E.json
+    d=$(drv "$E")
+    if [ -e "$rec" ]; then
+        if [ "$d" = vfio-pci ] && grep -q '"original_driver": *"e1000e"' "$rec" && grep -q '"step": *"detached"' "$rec"; then
+            pass "$name-on-stub"
+        else
+            fail "$name" "driver $d, record: $(tr -d '\n' < "$rec")"
+        fi
+        nodedev -c $U reattach "$E" >/dev/null 2>&1
+    elif [ "$d" = e1000e ]; then
+        pass "$name-rolled-back"
+    else
+        fail "$name" "driver $d and no record"
+    fi
+    expect_driver "$name-reusable" "$E" e1000e
+}
+for k in 1 2 3; do crash_at $k detach "$E" --driver vfio; done
+for k in 1 2 3; do
+    nodedev -c $U detach "$E" --driver vfio >/dev/null 2>&1
+    crash_at $k reattach "$E"
+done

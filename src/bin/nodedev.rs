@@ -17,6 +17,7 @@ commands:
                                   move DEV to a stub driver (default vfio)
   reattach DEV [--driver NAME]    give DEV back to its original (or the named) host driver
   reset DEV                       reset DEV (it must be on a stub or on no driver)
+  recover                         finish or roll back operations a dead process left half done
   drivers                         one line per device: ADDRESS DRIVER (or none)
   dump-host                       this host as a test:///PATH.json description
 
@@ -133,6 +134,14 @@ fn run(host: &Host, cmd: &[String]) -> Result<(), Failure> {
             println!("{addr} reset");
             Ok(())
         }
+        "recover" if args.is_empty() => {
+            let done = host.recover()?;
+            for r in &done {
+                println!("{}: interrupted while {:?}: {}", r.address, r.step, r.outcome);
+            }
+            println!("{} interrupted operation(s) recovered", done.len());
+            Ok(())
+        }
         "drivers" if args.is_empty() => {
             for addr in host.list()? {
                 println!("{addr} {}", host.driver(&addr)?.as_deref().unwrap_or("none"));
@@ -144,7 +153,7 @@ fn run(host: &Host, cmd: &[String]) -> Result<(), Failure> {
             println!("{}", serde_json::to_string_pretty(&spec).map_err(|e| Error::Internal(e.to_string()))?);
             Ok(())
         }
-        "list" | "show" | "reset" | "drivers" | "dump-host" => Err(Failure::Usage(format!("{name}: wrong arguments"))),
+        "list" | "show" | "reset" | "drivers" | "dump-host" | "recover" => Err(Failure::Usage(format!("{name}: wrong arguments"))),
         other => Err(Failure::Usage(format!("unknown command '{other}'"))),
     }
 }

@@ -38,7 +38,10 @@ impl Sysfs for HostSysfs {
     fn write(&self, path: &str, value: &str) -> io::Result<()> {
         // sysfs attributes take one write; no create, no truncate.
         let mut f = fs::OpenOptions::new().write(true).open(self.path(path)?)?;
-        f.write_all(value.as_bytes())
+        f.write_all(value.as_bytes())?;
+        #[cfg(feature = "crash-hooks")]
+        crash_hook::after_write(path);
+        Ok(())
     }
 
     fn read_link(&self, path: &str) -> io::Result<String> {
@@ -68,6 +71,32 @@ impl Sysfs for HostSysfs {
             Ok(())
         } else {
             Err(io::Error::other(format!("modprobe {module} exited with {status}")))
+        }
+    }
+}
+
+/// Test-only (cargo feature `crash-hooks`, off by default): with
+/// NODEDEV_PAUSE_AFTER_WRITE=N the process stops after its N-th sysfs write,
+/// creates the file NODEDEV_PAUSE_MARKER (if set) and waits there forever,
+/// so the real-kernel suite can SIGKILL it between two steps.
+#[cfg(feature = "crash-hooks")]
+mod crash_hook {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static WRITES: AtomicUsize = AtomicUsize::new(0);
+
+    pub fn after_write(path: &str) {
+        let Some(n) = std::env::var("NODEDEV_PAUSE_AFTER_WRITE").ok().and_then(|v| v.parse::<usize>().ok()) else {
+            return;
+        };
+        if WRITES.fetch_add(1, Ordering::SeqCst) + 1 == n {
+            eprintln!("nodedev: paused after write {n} (/sys/{path})");
+            if let Ok(marker) = std::env::var("NODEDEV_PAUSE_MARKER") {
+                let _ = std::fs::write(marker, path);
+            }
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
         }
     }
 }
