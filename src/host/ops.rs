@@ -137,8 +137,8 @@ impl Host {
                     Err(err)
                 }
                 Err(undo) => Err(Error::OperationFailed(format!(
-                    "{err}; putting {addr} back {} also failed: {undo}; the record in {} keeps its original driver",
-                    describe(&original).replace("bound to", "on"),
+                    "{err}; putting {addr} back on {} also failed: {undo}; the record in {} keeps its original driver",
+                    original.as_deref().unwrap_or("no driver"),
                     self.state.location()
                 ))),
             },
