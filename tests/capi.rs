@@ -41,7 +41,7 @@ fn lib_dir() -> PathBuf {
     let so = dir.join("libnodedev.so");
     assert!(
         so.exists(),
-        "{} is missing: cargo builds the cdylib with the lib target; was the crate-type list changed?",
+        "{} is missing: `cargo test` does not build the cdylib; run `cargo build --release` first (`make check` does)",
         so.display()
     );
     dir
