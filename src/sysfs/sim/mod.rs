@@ -184,6 +184,28 @@ struct Kernel {
     drivers: Vec<Drv>,
     devs: BTreeMap<Addr, Dev>,
     writes: Vec<(String, String)>,
+    faults: Vec<Fault>,
+}
+
+/// An injected failure: matching writes fail with `errno` and change nothing.
+#[derive(Debug, Clone)]
+struct Fault {
+    path: String,
+    value: Option<String>,
+    errno: i32,
+    remaining: u32,
+}
+
+impl Kernel {
+    /// Consumes one use of the first fault matching this write, if any.
+    fn injected_fault(&mut self, path: &str, value: &str) -> Option<i32> {
+        let trimmed = value.trim_end_matches('\n');
+        let f = self.faults.iter_mut().find(|f| {
+            f.remaining > 0 && f.path == path && f.value.as_deref().is_none_or(|v| v == trimmed)
+        })?;
+        f.remaining -= 1;
+        Some(f.errno)
+    }
 }
 
 /// `kstrtoul(buf, 0, ...)`: decimal, 0x hex or 0 octal, one trailing newline allowed.
@@ -659,6 +681,18 @@ impl SimKernel {
         self.lock().drivers.iter().any(|d| d.loaded && d.module == module)
     }
 
+    /// Fault injection: the next `times` writes to `path` (exactly as the
+    /// caller spells it) whose value, without its newline, is `value` (any
+    /// value if None) fail with `errno` and change nothing.
+    pub fn fail_writes(&self, path: &str, value: Option<&str>, errno: i32, times: u32) {
+        self.lock().faults.push(Fault {
+            path: path.to_string(),
+            value: value.map(str::to_string),
+            errno,
+            remaining: times,
+        });
+    }
+
     /// false: `load_module` fails with EPERM, like a kernel with module loading disabled.
     pub fn set_module_loading_allowed(&self, allowed: bool) {
         self.lock().modules_allowed = allowed;
@@ -677,6 +711,9 @@ impl Sysfs for SimKernel {
 
     fn write(&self, path: &str, value: &str) -> io::Result<()> {
         let mut k = self.lock();
+        if let Some(errno) = k.injected_fault(path, value) {
+            return Err(err(errno));
+        }
         match k.resolve(path, true)? {
             Entry::Dir(_) => return Err(err(libc::EISDIR)),
             // sysfs refuses the open(2) itself for a file without a store method.

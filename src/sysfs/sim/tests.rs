@@ -607,3 +607,16 @@ fn the_kernel_is_shareable_between_threads() {
     handles.into_iter().for_each(|h| h.join().unwrap());
     assert_eq!(k.writes().len(), 2);
 }
+
+#[test]
+fn injected_faults_fail_matching_writes_only_as_often_as_asked() {
+    let k = SimKernel::builtin();
+    let unbind = "bus/pci/drivers/e1000/unbind";
+    k.fail_writes(unbind, Some(NIC), libc::EBUSY, 1);
+    k.write(unbind, NIC2).expect("another value is not matched");
+    assert_eq!(errno(k.write(unbind, &format!("{NIC}\n"))), libc::EBUSY);
+    assert_eq!(k.driver_of(NIC).as_deref(), Some("e1000"), "a failed write changes nothing");
+    assert!(!k.writes().iter().any(|(_, v)| v.trim() == NIC), "a failed write is not recorded");
+    k.write(unbind, NIC).expect("the fault was used up");
+    assert_eq!(k.driver_of(NIC), None);
+}

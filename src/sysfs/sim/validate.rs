@@ -229,5 +229,6 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
         drivers,
         devs,
         writes: Vec::new(),
+        faults: Vec::new(),
     })
 }
