@@ -65,20 +65,28 @@ impl Error {
         self.to_string()
     }
 
+    /// Append a sentence to the message, keeping the class.
+    pub fn context_after(self, what: impl std::fmt::Display) -> Error {
+        self.map_message(|m| format!("{m}; {what}"))
+    }
+
+    fn map_message(self, f: impl FnOnce(String) -> String) -> Error {
+        match self {
+            Error::InvalidArg(m) => Error::InvalidArg(f(m)),
+            Error::NoDevice(m) => Error::NoDevice(f(m)),
+            Error::OperationInvalid(m) => Error::OperationInvalid(f(m)),
+            Error::OperationFailed(m) => Error::OperationFailed(f(m)),
+            Error::Denied(m) => Error::Denied(f(m)),
+            Error::Unsupported(m) => Error::Unsupported(f(m)),
+            Error::NoConnect(m) => Error::NoConnect(f(m)),
+            Error::System(m) => Error::System(f(m)),
+            Error::Internal(m) => Error::Internal(f(m)),
+        }
+    }
+
     /// Prefix the message with context, keeping the class.
     pub fn context(self, what: impl std::fmt::Display) -> Error {
-        let wrap = |m: String| format!("{what}: {m}");
-        match self {
-            Error::InvalidArg(m) => Error::InvalidArg(wrap(m)),
-            Error::NoDevice(m) => Error::NoDevice(wrap(m)),
-            Error::OperationInvalid(m) => Error::OperationInvalid(wrap(m)),
-            Error::OperationFailed(m) => Error::OperationFailed(wrap(m)),
-            Error::Denied(m) => Error::Denied(wrap(m)),
-            Error::Unsupported(m) => Error::Unsupported(wrap(m)),
-            Error::NoConnect(m) => Error::NoConnect(wrap(m)),
-            Error::System(m) => Error::System(wrap(m)),
-            Error::Internal(m) => Error::Internal(wrap(m)),
-        }
+        self.map_message(|m| format!("{what}: {m}"))
     }
 }
 

@@ -6,6 +6,7 @@ pub mod address;
 pub mod capi;
 pub mod error;
 pub mod host;
+pub mod policy;
 pub mod state;
 pub mod stub;
 pub mod sysfs;
@@ -13,5 +14,6 @@ pub mod uri;
 
 pub use address::PciAddress;
 pub use error::{Error, Result};
-pub use host::{DeviceInfo, Host, HostOptions};
+pub use host::{DetachOptions, DeviceInfo, Group, GroupMember, Host, HostOptions, Operation, PrepareOptions};
+pub use policy::Policy;
 pub use stub::Stub;

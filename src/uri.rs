@@ -9,10 +9,14 @@
 //!
 //! Parameters (after `?`, `&`-separated): `root=DIR` (nodedev:///system only:
 //! read the sysfs tree under DIR/sys instead of /sys, for tests),
-//! `statedir=DIR` (keep records in DIR), `modprobe=0` (never load modules).
+//! `statedir=DIR` (keep records in DIR), `modprobe=0` (never load modules),
+//! `policy=FILE` (host policy, `policy.rs`; nodedev:///system reads
+//! /etc/nodedev/policy.conf when it exists), `lockdown=1` (no driver changes,
+//! whatever the policy file says).
 
 use crate::error::{Error, Result};
 use crate::host::{Host, HostOptions};
+use crate::policy::Policy;
 use crate::state::StateStore;
 use crate::sysfs::host::HostSysfs;
 use crate::sysfs::sim::SimKernel;
@@ -21,40 +25,44 @@ use std::sync::{Arc, OnceLock};
 
 pub const DEFAULT_URI: &str = "nodedev:///system";
 pub const SYSTEM_STATE_DIR: &str = "/run/nodedev";
+pub const SYSTEM_POLICY_FILE: &str = "/etc/nodedev/policy.conf";
 
 struct Params {
     root: Option<String>,
     statedir: Option<String>,
     modprobe: bool,
+    policy: Option<String>,
+    lockdown: bool,
 }
 
 fn bad_uri(uri: &str, why: &str) -> Error {
     Error::NoConnect(format!(
-        "cannot open '{}': {why}; accepted URIs are nodedev:///system, test:///default and test:///PATH.json, with optional parameters root=, statedir=, modprobe=0",
+        "cannot open '{}': {why}; accepted URIs are nodedev:///system, test:///default and test:///PATH.json, with optional parameters root=, statedir=, modprobe=0, policy=, lockdown=1",
         uri.escape_debug()
     ))
 }
 
 fn parse_params(uri: &str, query: Option<&str>) -> Result<Params> {
-    let mut p = Params { root: None, statedir: None, modprobe: true };
+    let mut p = Params { root: None, statedir: None, modprobe: true, policy: None, lockdown: false };
+    let flag = |k: &str, v: &str| match v {
+        "1" => Ok(true),
+        "0" => Ok(false),
+        _ => Err(bad_uri(uri, &format!("{k} must be 0 or 1"))),
+    };
     for pair in query.unwrap_or("").split('&').filter(|s| !s.is_empty()) {
         let (k, v) = pair.split_once('=').ok_or_else(|| bad_uri(uri, &format!("parameter '{pair}' has no value")))?;
         if v.is_empty() || v.contains('\0') {
             return Err(bad_uri(uri, &format!("parameter '{k}' is empty")));
         }
         match k {
-            "root" | "statedir" if !v.starts_with('/') => {
+            "root" | "statedir" | "policy" if !v.starts_with('/') => {
                 return Err(bad_uri(uri, &format!("parameter '{k}' must be an absolute path")))
             }
             "root" => p.root = Some(v.to_string()),
             "statedir" => p.statedir = Some(v.to_string()),
-            "modprobe" => {
-                p.modprobe = match v {
-                    "1" => true,
-                    "0" => false,
-                    _ => return Err(bad_uri(uri, "modprobe must be 0 or 1")),
-                }
-            }
+            "policy" => p.policy = Some(v.to_string()),
+            "modprobe" => p.modprobe = flag(k, v)?,
+            "lockdown" => p.lockdown = flag(k, v)?,
             _ => return Err(bad_uri(uri, &format!("unknown parameter '{k}'"))),
         }
     }
@@ -75,7 +83,21 @@ pub fn open(uri: Option<&str>, read_only: bool) -> Result<(Host, String)> {
         None => (uri, None),
     };
     let params = parse_params(uri, query)?;
-    let options = HostOptions { read_only, allow_modprobe: params.modprobe };
+    let system = matches!(base, "nodedev:///system" | "qemu:///system");
+    let mut policy = match &params.policy {
+        Some(file) => Policy::load(file).map_err(|e| bad_uri(uri, &e.to_string()))?,
+        None if system && params.root.is_none() && std::path::Path::new(SYSTEM_POLICY_FILE).exists() => {
+            Policy::load(SYSTEM_POLICY_FILE).map_err(|e| bad_uri(uri, &e.to_string()))?
+        }
+        None => Policy::default(),
+    };
+    if params.lockdown {
+        policy.locked_down = true;
+        if policy.source.is_empty() {
+            policy.source = "the URI (lockdown=1)".to_string();
+        }
+    }
+    let options = HostOptions { read_only, allow_modprobe: params.modprobe, policy };
     let store_or = |default: StateStore| params.statedir.as_ref().map(StateStore::dir).unwrap_or(default);
 
     let (sysfs, state): (Arc<dyn Sysfs>, StateStore) = match base {

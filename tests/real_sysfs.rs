@@ -30,6 +30,38 @@ impl Sysfs for NoWrites {
     fn load_module(&self, m: &str) -> io::Result<()> {
         panic!("test tried to load module {m}");
     }
+    fn net_addresses(&self, iface: &str) -> Vec<String> {
+        self.0.net_addresses(iface)
+    }
+    fn block_mounts(&self, block: &str) -> Vec<String> {
+        self.0.block_mounts(block)
+    }
+}
+
+/// The PCI function under the disk mounted on "/", found the kernel's way:
+/// root's MAJ:MIN from mountinfo, then /sys/dev/block/MAJ:MIN's real path.
+fn pci_device_under_root_fs() -> Option<PciAddress> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let majmin = info.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()).find(|f| f.len() > 4 && f[4] == "/")?[2]
+        .to_string();
+    let path = std::fs::canonicalize(format!("/sys/dev/block/{majmin}")).ok()?;
+    // The last PCI address in the path is the function closest to the disk.
+    path.iter().filter_map(|c| PciAddress::parse(&c.to_string_lossy()).ok()).last()
+}
+
+#[test]
+fn the_device_holding_the_root_filesystem_is_refused_without_force() {
+    let Some(addr) = pci_device_under_root_fs() else {
+        println!("\"/\" is not on a PCI disk here (container or virtual root): nothing to check");
+        return;
+    };
+    let host = Host::new(Arc::new(NoWrites(HostSysfs::new("/"))), StateStore::memory(), HostOptions::default());
+    let uses = host.host_uses(&addr);
+    assert!(uses.iter().any(|u| u.contains("mounted on /")), "{addr}: {uses:?}");
+    // The refusal happens before anything is written (NoWrites would panic).
+    let err = host.detach(&addr, nodedev::Stub::Kvm).unwrap_err();
+    assert!(err.to_string().contains("mounted on /") && err.to_string().contains("FORCE"), "{err}");
+    println!("{addr} holds / and is refused: {err}");
 }
 
 #[test]
@@ -37,7 +69,7 @@ fn every_real_pci_device_lists_and_describes() {
     let host = Host::new(
         Arc::new(NoWrites(HostSysfs::new("/"))),
         StateStore::memory(),
-        HostOptions { read_only: true, allow_modprobe: false },
+        HostOptions { read_only: true, allow_modprobe: false, ..HostOptions::default() },
     );
     let listed = host.list().expect("listing /sys/bus/pci/devices");
     let on_disk: Vec<PciAddress> = match std::fs::read_dir("/sys/bus/pci/devices") {
@@ -84,7 +116,7 @@ fn this_machine_described_loads_as_a_simulated_host_with_the_same_drivers() {
     let real = Host::new(
         Arc::new(NoWrites(HostSysfs::new("/"))),
         StateStore::memory(),
-        HostOptions { read_only: true, allow_modprobe: false },
+        HostOptions { read_only: true, allow_modprobe: false, ..HostOptions::default() },
     );
     let spec = real.describe().unwrap();
     let sim = nodedev::sysfs::sim::SimKernel::from_spec(spec).unwrap_or_else(|e| panic!("{e}"));

@@ -2,21 +2,53 @@
 //! operation is written once here and runs the same on the real and the
 //! simulated kernel.
 
+mod assign;
 mod describe;
 mod device;
+mod group;
 mod ops;
 mod recover;
+mod safety;
 mod xml;
 
 pub use device::DeviceInfo;
+pub use assign::{check_owner_name, PrepareOptions};
+pub use group::{Group, GroupMember};
+pub use ops::DetachOptions;
 pub use recover::Recovered;
 
 use crate::address::PciAddress;
 use crate::error::{sysfs_error, Error, Result};
+use crate::policy::{Policy, Subject};
 use crate::state::StateStore;
 use crate::sysfs::{link_basename, Sysfs};
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// What an operation does to a device, as an authorization callback sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Detach,
+    Reattach,
+    Reset,
+    Prepare,
+    Release,
+}
+
+impl Operation {
+    pub fn verb(self) -> &'static str {
+        match self {
+            Operation::Detach => "detach",
+            Operation::Reattach => "reattach",
+            Operation::Reset => "reset",
+            Operation::Prepare => "prepare",
+            Operation::Release => "release",
+        }
+    }
+}
+
+/// A daemon's access control: (operation, device, owner) -> allowed?
+pub type Authorizer = Arc<dyn Fn(Operation, &PciAddress, Option<&str>) -> bool + Send + Sync>;
 
 #[derive(Debug, Clone)]
 pub struct HostOptions {
@@ -24,11 +56,12 @@ pub struct HostOptions {
     pub read_only: bool,
     /// Load a missing stub driver's module; false: ask the admin to.
     pub allow_modprobe: bool,
+    pub policy: Policy,
 }
 
 impl Default for HostOptions {
     fn default() -> Self {
-        HostOptions { read_only: false, allow_modprobe: true }
+        HostOptions { read_only: false, allow_modprobe: true, policy: Policy::default() }
     }
 }
 
@@ -36,6 +69,7 @@ pub struct Host {
     sysfs: Arc<dyn Sysfs>,
     state: StateStore,
     options: HostOptions,
+    authorizer: Mutex<Option<Authorizer>>,
 }
 
 pub(crate) fn dev_path(addr: &PciAddress, attr: &str) -> String {
@@ -48,7 +82,42 @@ pub(crate) fn dev_path(addr: &PciAddress, attr: &str) -> String {
 
 impl Host {
     pub fn new(sysfs: Arc<dyn Sysfs>, state: StateStore, options: HostOptions) -> Host {
-        Host { sysfs, state, options }
+        Host { sysfs, state, options, authorizer: Mutex::new(None) }
+    }
+
+    /// Register (or with None remove) the callback asked before every change.
+    pub fn set_authorizer(&self, auth: Option<Authorizer>) {
+        *self.authorizer.lock().unwrap_or_else(|p| p.into_inner()) = auth;
+    }
+
+    /// Ask the registered callback, if any. Called without any lock held, so
+    /// the callback may call back into the library.
+    pub(crate) fn authorize(&self, op: Operation, addr: &PciAddress, owner: Option<&str>) -> Result<()> {
+        let auth = self.authorizer.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match auth {
+            Some(f) if !f(op, addr, owner) => Err(Error::Denied(format!(
+                "the authorization callback denied {} of {addr}{}",
+                op.verb(),
+                owner.map(|o| format!(" for {o}")).unwrap_or_default()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The policy's allow/deny lists for taking this device from the host.
+    pub(crate) fn check_policy(&self, what: &str, addr: &PciAddress) -> Result<()> {
+        let p = &self.options.policy;
+        if p.allow.is_empty() && p.deny.is_empty() {
+            return Ok(());
+        }
+        let hex = |name: &str| self.attr(addr, name).and_then(|v| u32::from_str_radix(v.trim_start_matches("0x"), 16).ok());
+        let subject = Subject {
+            address: *addr,
+            vendor: hex("vendor").unwrap_or(0) as u16,
+            device: hex("device").unwrap_or(0) as u16,
+            class: hex("class").unwrap_or(0),
+        };
+        p.check_take(what, &subject)
     }
 
     pub fn sysfs(&self) -> &Arc<dyn Sysfs> {
@@ -111,15 +180,18 @@ impl Host {
     }
 
     pub(crate) fn write(&self, path: &str, value: &str) -> Result<()> {
-        self.sysfs.write(path, value).map_err(|e| sysfs_error("writing", path, &e))
+        self.sysfs
+            .write(path, value)
+            .map_err(|e| sysfs_error(&format!("writing \"{}\" to", value.escape_debug()), path, &e))
     }
 
+    /// Refuse any change on a read-only connection or a locked-down host.
     pub(crate) fn check_writable(&self, addr: &PciAddress, what: &str) -> Result<()> {
         if self.options.read_only {
             return Err(Error::Denied(format!(
                 "cannot {what} {addr}: the connection is read-only; open it with virConnectOpen to change devices"
             )));
         }
-        Ok(())
+        self.options.policy.check_unlocked(what, addr)
     }
 }

@@ -5,11 +5,20 @@
 //! verify the driver link, update the record. A failure after the device has
 //! left its driver puts it back and reports both errors.
 
-use super::{dev_path, Host};
+use super::{dev_path, Host, Operation};
 use crate::address::PciAddress;
 use crate::error::{Error, Result};
 use crate::state::{Record, Step};
 use crate::stub::{is_stub_driver, Stub};
+
+/// Options of a detach beyond the stub.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DetachOptions {
+    /// Every endpoint of the device's IOMMU group, all or nothing.
+    pub group: bool,
+    /// Even when the host uses the device (see `safety.rs`).
+    pub force: bool,
+}
 
 fn describe(driver: &Option<String>) -> String {
     match driver {
@@ -87,12 +96,100 @@ impl Host {
     /// Detach a device from its host driver to a stub. A device already on
     /// that stub is left as it is.
     pub fn detach(&self, addr: &PciAddress, stub: Stub) -> Result<()> {
+        self.detach_with(addr, stub, DetachOptions::default())
+    }
+
+    /// Detach with options: the whole IOMMU group (all or nothing), and/or
+    /// despite the host using the device.
+    pub fn detach_with(&self, addr: &PciAddress, stub: Stub, opts: DetachOptions) -> Result<()> {
         self.check_writable(addr, "detach")?;
+        let targets = if opts.group { self.group_endpoints(addr, stub)? } else { vec![*addr] };
+        for t in &targets {
+            self.check_policy("detach", t)?;
+            self.authorize(Operation::Detach, t, None)?;
+            if !self.on_stub(t, stub)? {
+                self.check_safe("detach", t, opts.force)?;
+            }
+        }
         let _lock = self.state.lock()?;
+        for t in &targets {
+            if let Some(owner) = self.owner_of(t)? {
+                if !self.on_stub(t, stub)? {
+                    return Err(Error::OperationInvalid(format!(
+                        "{t} is assigned to {owner}: release it from {owner} first"
+                    )));
+                }
+            }
+        }
+        self.detach_all_locked(&targets, stub, None)
+    }
+
+    /// Whether the device is bound to one of the stub's kernel drivers now.
+    pub(crate) fn on_stub(&self, addr: &PciAddress, stub: Stub) -> Result<bool> {
+        Ok(self.driver(addr)?.is_some_and(|d| stub.kernel_drivers().contains(&d.as_str())))
+    }
+
+    /// Every endpoint of the device's group (itself alone without an IOMMU,
+    /// except for vfio, which needs one).
+    pub(crate) fn group_endpoints(&self, addr: &PciAddress, stub: Stub) -> Result<Vec<PciAddress>> {
+        match self.group(addr)? {
+            Some(g) => {
+                let mut v: Vec<PciAddress> = g.endpoints().map(|m| m.address).collect();
+                if v.is_empty() {
+                    v.push(*addr); // a bridge alone: let detach explain why not
+                }
+                Ok(v)
+            }
+            None if stub == Stub::Vfio => Err(self.no_iommu_error(addr)),
+            None => Ok(vec![*addr]),
+        }
+    }
+
+    /// Guest the device is assigned to, from its record.
+    pub(crate) fn owner_of(&self, addr: &PciAddress) -> Result<Option<String>> {
+        Ok(self.state.get(&addr.to_string())?.and_then(|r| r.owner))
+    }
+
+    /// Detach each device in turn (lock held); if one fails, the ones this
+    /// call moved go back to their original drivers, in reverse order.
+    pub(crate) fn detach_all_locked(&self, targets: &[PciAddress], stub: Stub, owner: Option<(&str, bool)>) -> Result<()> {
+        let mut moved: Vec<PciAddress> = Vec::new();
+        for t in targets {
+            match self.detach_locked(t, stub, owner) {
+                Ok(true) => moved.push(*t),
+                Ok(false) => {}
+                Err(err) => return Err(self.undo_detaches(&moved, err)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Put back devices a failed transaction moved; the error says what happened to each.
+    pub(crate) fn undo_detaches(&self, moved: &[PciAddress], err: Error) -> Error {
+        if moved.is_empty() {
+            return err;
+        }
+        let notes: Vec<String> = moved
+            .iter()
+            .rev()
+            .map(|m| {
+                let original = self.state.get(&m.to_string()).ok().flatten().and_then(|r| r.original_driver);
+                let to = original.as_deref().unwrap_or("no driver");
+                match self.reattach_locked(m, None) {
+                    Ok(()) => format!("{m} went back to {to}"),
+                    Err(e) => format!("{m} could not go back to {to} ({e}); its record is kept"),
+                }
+            })
+            .collect();
+        err.context_after(format_args!("nothing was left half done: {}", notes.join(", ")))
+    }
+
+    /// One detach, lock held. Ok(false): already on that stub, nothing done.
+    fn detach_locked(&self, addr: &PciAddress, stub: Stub, owner: Option<(&str, bool)>) -> Result<bool> {
         let current = self.driver(addr)?;
         if let Some(cur) = &current {
             if stub.kernel_drivers().contains(&cur.as_str()) {
-                return Ok(());
+                return Ok(false);
             }
             if let Some(other) = Stub::of_driver(cur) {
                 return Err(Error::OperationInvalid(format!(
@@ -103,9 +200,7 @@ impl Host {
             }
         }
         if stub == Stub::Vfio && !self.sysfs.exists(&dev_path(addr, "iommu_group")) {
-            return Err(Error::Unsupported(format!(
-                "{addr} has no IOMMU group, so vfio cannot use it: enable the IOMMU (intel_iommu=on or amd_iommu=on on the kernel command line, and VT-d/AMD-Vi in the firmware), or use driver name \"kvm\""
-            )));
+            return Err(self.no_iommu_error(addr));
         }
         if stub == Stub::Vfio {
             let class = self.device_info(addr)?.class >> 8;
@@ -124,12 +219,16 @@ impl Host {
             _ => current.clone(),
         };
         let mut record = Record::new(&addr.to_string(), original.clone(), stub_driver);
+        if let Some((owner, managed)) = owner {
+            record.owner = Some(owner.to_string());
+            record.managed = managed;
+        }
         self.state.put(&record)?;
 
         match self.bind_to_stub(addr, current.as_deref(), stub_driver) {
             Ok(()) => {
                 record.step = Step::Detached;
-                self.state.put(&record)
+                self.state.put(&record).map(|()| true)
             }
             Err(err) => match self.restore(addr, original.as_deref()) {
                 Ok(()) => {
@@ -188,7 +287,7 @@ impl Host {
         let added = match self.sysfs.write(&format!("bus/pci/drivers/{stub}/new_id"), &id) {
             Ok(()) => true,
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => false,
-            Err(e) => return Err(crate::error::sysfs_error("writing", &format!("bus/pci/drivers/{stub}/new_id"), &e)),
+            Err(e) => return Err(crate::error::sysfs_error(&format!("writing \"{id}\" to"), &format!("bus/pci/drivers/{stub}/new_id"), &e)),
         };
         if self.driver(addr)?.is_none() {
             let _ = self.write(&format!("bus/pci/drivers/{stub}/bind"), &addr.to_string());
@@ -255,7 +354,35 @@ impl Host {
             check_host_driver_name(d)?;
         }
         self.check_writable(addr, "reattach")?;
+        self.authorize(Operation::Reattach, addr, None)?;
         let _lock = self.state.lock()?;
+        self.check_not_assigned("give back", addr)?;
+        self.reattach_locked(addr, driver)
+    }
+
+    /// Refuse to touch a device assigned to a guest, or one whose IOMMU
+    /// group another device assigned to a guest shares.
+    pub(crate) fn check_not_assigned(&self, what: &str, addr: &PciAddress) -> Result<()> {
+        if let Some(owner) = self.owner_of(addr)? {
+            return Err(Error::OperationInvalid(format!(
+                "cannot {what} {addr}: it is assigned to {owner}; release it from {owner} first (virNodeDeviceRelease, CLI 'release {owner} {addr}')"
+            )));
+        }
+        if let Some(g) = self.group(addr)? {
+            for m in g.members.iter().filter(|m| m.address != *addr) {
+                if let Some(owner) = self.owner_of(&m.address)? {
+                    return Err(Error::OperationInvalid(format!(
+                        "cannot {what} {addr}: it shares IOMMU group {} with {}, assigned to {owner}, and a host driver on it would break that isolation; release {owner}'s devices first",
+                        g.number, m.address
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reattach with the lock held and ownership already checked.
+    pub(crate) fn reattach_locked(&self, addr: &PciAddress, driver: Option<&str>) -> Result<()> {
         let current = self.driver(addr)?;
         let existing = self.state.get(&addr.to_string())?;
         match (&current, &existing) {
@@ -309,7 +436,19 @@ impl Host {
     /// the device: resetting it under the driver would break the driver.
     pub fn reset(&self, addr: &PciAddress) -> Result<()> {
         self.check_writable(addr, "reset")?;
+        self.check_policy("reset", addr)?;
+        self.authorize(Operation::Reset, addr, None)?;
         let _lock = self.state.lock()?;
+        if let Some(owner) = self.owner_of(addr)? {
+            return Err(Error::OperationInvalid(format!(
+                "cannot reset {addr}: it is assigned to {owner}, which may be using it; release it from {owner} first"
+            )));
+        }
+        self.reset_locked(addr)
+    }
+
+    /// Reset with the lock held and ownership already checked.
+    pub(crate) fn reset_locked(&self, addr: &PciAddress) -> Result<()> {
         let current = self.driver(addr)?;
         if let Some(cur) = current.as_deref().filter(|c| !is_stub_driver(c)) {
             return Err(Error::OperationInvalid(format!(

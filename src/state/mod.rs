@@ -38,8 +38,14 @@ pub struct Record {
     pub original_driver: Option<String>,
     /// Kernel name of the stub we bound it to.
     pub stub: String,
+    /// Guest (or other consumer) the device is prepared for; others are refused.
     pub owner: Option<String>,
+    /// Prepared managed: release gives it back to its original driver.
     pub managed: bool,
+    /// The record only holds an owner: nodedev did not move the device (an
+    /// unmanaged device the admin put on its stub); release drops the record.
+    #[serde(default)]
+    pub ownership_only: bool,
     pub step: Step,
     /// Seconds since the epoch of the last update.
     pub updated: u64,
@@ -52,7 +58,8 @@ impl Record {
             original_driver,
             stub: stub.to_string(),
             owner: None,
-            managed: true,
+            managed: false,
+            ownership_only: false,
             step: Step::Detaching,
             updated: now(),
         }

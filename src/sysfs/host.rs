@@ -29,6 +29,90 @@ impl HostSysfs {
     }
 }
 
+impl HostSysfs {
+    /// Whether this is the running kernel's /sys (not a test tree), so that
+    /// facts outside sysfs (addresses, mounts) belong to it.
+    fn is_live(&self) -> bool {
+        self.root == PathBuf::from("/")
+    }
+
+    /// `MAJ:MIN` of a block device, its partitions and what is stacked on it.
+    fn block_numbers(&self, block: &str, depth: u32, out: &mut Vec<String>) {
+        let Ok(dir) = self.path(&format!("class/block/{block}")) else { return };
+        if let Ok(dev) = fs::read_to_string(dir.join("dev")) {
+            out.push(dev.trim().to_string());
+        }
+        if depth == 0 {
+            return;
+        }
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.path().join("partition").exists() {
+                self.block_numbers(&name, depth - 1, out);
+            }
+        }
+        for entry in fs::read_dir(dir.join("holders")).into_iter().flatten().flatten() {
+            self.block_numbers(&entry.file_name().to_string_lossy(), depth - 1, out);
+        }
+    }
+}
+
+/// Routes in /proc/net/route and /proc/net/ipv6_route that use `iface`.
+fn routes_via(iface: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(t) = fs::read_to_string("/proc/net/route") {
+        out.extend(t.lines().skip(1).filter(|l| l.split_whitespace().next() == Some(iface)).map(|_| "an IPv4 route".to_string()));
+    }
+    if let Ok(t) = fs::read_to_string("/proc/net/ipv6_route") {
+        // Every up interface has fe80::/64 and multicast routes; count only others.
+        out.extend(
+            t.lines()
+                .filter(|l| l.split_whitespace().last() == Some(iface))
+                .filter(|l| !l.starts_with("fe80") && !l.starts_with("ff00"))
+                .map(|_| "an IPv6 route".to_string()),
+        );
+    }
+    out.dedup();
+    out
+}
+
+/// Addresses of `iface` from getifaddrs(3), IPv6 link-local left out.
+fn addresses_of(iface: &str) -> Vec<String> {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    let mut out = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list we free below; each
+    // node's ifa_addr points to a sockaddr of the family it declares.
+    unsafe {
+        if libc::getifaddrs(&mut list) != 0 {
+            return out;
+        }
+        let mut p = list;
+        while !p.is_null() {
+            let ifa = &*p;
+            p = ifa.ifa_next;
+            if ifa.ifa_addr.is_null() || std::ffi::CStr::from_ptr(ifa.ifa_name).to_bytes() != iface.as_bytes() {
+                continue;
+            }
+            match i32::from((*ifa.ifa_addr).sa_family) {
+                libc::AF_INET => {
+                    let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                    out.push(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).to_string());
+                }
+                libc::AF_INET6 => {
+                    let a = Ipv6Addr::from((*(ifa.ifa_addr as *const libc::sockaddr_in6)).sin6_addr.s6_addr);
+                    if a.segments()[0] & 0xffc0 != 0xfe80 {
+                        out.push(a.to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+        libc::freeifaddrs(list);
+    }
+    out
+}
+
 impl Sysfs for HostSysfs {
     fn read(&self, path: &str) -> io::Result<String> {
         let bytes = fs::read(self.path(path)?)?;
@@ -58,8 +142,36 @@ impl Sysfs for HostSysfs {
         self.path(path).map(|p| fs::symlink_metadata(p).is_ok()).unwrap_or(false)
     }
 
+    fn net_addresses(&self, iface: &str) -> Vec<String> {
+        if !self.is_live() {
+            return Vec::new();
+        }
+        let mut out = addresses_of(iface);
+        out.extend(routes_via(iface));
+        out
+    }
+
+    fn block_mounts(&self, block: &str) -> Vec<String> {
+        if !self.is_live() {
+            return Vec::new();
+        }
+        let mut numbers = Vec::new();
+        self.block_numbers(block, 4, &mut numbers);
+        let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else { return Vec::new() };
+        // Fields: id parent MAJ:MIN root mountpoint ...
+        let mut out: Vec<String> = info
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() > 4 && numbers.iter().any(|n| n == f[2])).then(|| f[4].to_string())
+            })
+            .collect();
+        out.dedup();
+        out
+    }
+
     fn load_module(&self, module: &str) -> io::Result<()> {
-        if self.root != PathBuf::from("/") {
+        if !self.is_live() {
             // modprobe acts on the running kernel, not on a tree under another root.
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,

@@ -26,6 +26,16 @@ pub trait Sysfs: Send + Sync {
     fn pci_names(&self, _vendor: u16, _device: u16) -> Option<(String, String)> {
         None
     }
+    /// IP addresses (not IPv6 link-local) and routes using a network
+    /// interface, as text. Not sysfs data: for the safety checks.
+    fn net_addresses(&self, _iface: &str) -> Vec<String> {
+        Vec::new()
+    }
+    /// Mount points of a block device, its partitions and the devices
+    /// stacked on it (LVM, RAID). Not sysfs data: for the safety checks.
+    fn block_mounts(&self, _block: &str) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Final component of a link target: `../../../bus/pci/drivers/e1000e` -> `e1000e`.

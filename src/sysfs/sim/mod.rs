@@ -749,6 +749,16 @@ impl Sysfs for SimKernel {
         self.lock().load_module(module)
     }
 
+    fn net_addresses(&self, iface: &str) -> Vec<String> {
+        let k = self.lock();
+        k.present_devs().flat_map(|d| &d.net).filter(|n| n.name == iface).flat_map(|n| n.addresses.clone()).collect()
+    }
+
+    fn block_mounts(&self, block: &str) -> Vec<String> {
+        let k = self.lock();
+        k.present_devs().flat_map(|d| &d.block).filter(|b| b.name == block).flat_map(|b| b.mounts.clone()).collect()
+    }
+
     fn pci_names(&self, vendor: u16, device: u16) -> Option<(String, String)> {
         let k = self.lock();
         let named = k.devs.values().find(|d| d.vendor == vendor && d.device == device && d.product_name.is_some())?;

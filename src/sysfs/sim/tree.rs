@@ -102,7 +102,7 @@ impl Kernel {
         Some(Entry::Link(format!("{}{}", up(depth), self.canonical(a))))
     }
 
-    fn present_devs(&self) -> impl Iterator<Item = &Dev> {
+    pub(super) fn present_devs(&self) -> impl Iterator<Item = &Dev> {
         self.devs.values().filter(|d| d.present)
     }
 

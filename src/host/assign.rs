@@ -1,0 +1,272 @@
+//! Guest assignment: prepare a set of devices for an owner (a guest) before
+//! it starts, release them after it stops. What libvirt does inside
+//! virHostdevPreparePCIDevices, as calls of their own.
+//!
+//! - managed: the devices are moved to the stub as one transaction (any
+//!   failure puts every device this call moved back) and reset; release
+//!   gives back to its original driver each device that prepare moved.
+//! - unmanaged: no driver is changed; each device must already be on the
+//!   stub. Only ownership is recorded.
+//!
+//! With vfio every other endpoint of each device's IOMMU group must be on
+//! vfio-pci or on no driver, and no device of a group can belong to two
+//! owners, so a guest's group is never shared with the host or another guest.
+
+use super::{Host, Operation};
+use crate::address::PciAddress;
+use crate::error::{Error, Result};
+use crate::state::{Record, Step};
+use crate::stub::Stub;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrepareOptions {
+    /// Move the devices to the stub (and back at release); false: verify only.
+    pub managed: bool,
+    /// Even when the host uses a device (see `safety.rs`).
+    pub force: bool,
+}
+
+/// An owner is a guest's name: printable, 1 to 256 bytes.
+pub fn check_owner_name(owner: &str) -> Result<()> {
+    if owner.is_empty() || owner.len() > 256 || owner.chars().any(char::is_control) {
+        return Err(Error::InvalidArg(format!(
+            "owner '{}' is not a valid name: 1 to 256 printable characters",
+            owner.escape_debug()
+        )));
+    }
+    Ok(())
+}
+
+fn dedup(devices: &[PciAddress]) -> Vec<PciAddress> {
+    let mut out: Vec<PciAddress> = Vec::with_capacity(devices.len());
+    for d in devices {
+        if !out.contains(d) {
+            out.push(*d);
+        }
+    }
+    out
+}
+
+impl Host {
+    /// Prepare `devices` for `owner` with `stub`. All or nothing.
+    pub fn prepare(&self, owner: &str, devices: &[PciAddress], stub: Stub, opts: PrepareOptions) -> Result<()> {
+        check_owner_name(owner)?;
+        let devices = dedup(devices);
+        if devices.is_empty() {
+            return Err(Error::InvalidArg(format!("no devices to prepare for {owner}")));
+        }
+        for d in &devices {
+            self.require(d)?;
+            if opts.managed {
+                self.check_writable(d, "prepare (managed)")?;
+            } else {
+                self.check_records_writable(d, "prepare")?;
+            }
+            self.check_policy("prepare", d)?;
+            self.authorize(Operation::Prepare, d, Some(owner))?;
+            if opts.managed && !self.on_stub(d, stub)? {
+                self.check_safe("prepare", d, opts.force)?;
+            }
+        }
+        let _lock = self.state.lock()?;
+        for d in &devices {
+            self.check_assignable(d, owner)?;
+            if !opts.managed && !self.on_stub(d, stub)? {
+                let now = self.driver(d)?.unwrap_or_else(|| "no driver".to_string());
+                return Err(Error::OperationInvalid(format!(
+                    "{d} is unmanaged but bound to {now}, not to the '{}' stub: nodedev changes no driver for unmanaged devices; detach it first (virNodeDeviceDetachFlags, CLI 'detach {d} --driver {}') or prepare it managed",
+                    stub.name(),
+                    stub.name()
+                )));
+            }
+        }
+        if stub == Stub::Vfio {
+            self.check_groups_viable(&devices, opts.managed)?;
+        }
+
+        let before: Vec<Option<Record>> =
+            devices.iter().map(|d| self.state.get(&d.to_string())).collect::<Result<_>>()?;
+        let mut moved = Vec::new();
+        let result = (|| -> Result<()> {
+            for d in &devices {
+                if opts.managed && !self.on_stub(d, stub)? {
+                    self.detach_locked_for(d, stub, owner)?;
+                    moved.push(*d);
+                    // A guest gets the device clean, as libvirt does; a
+                    // device the kernel cannot reset is used as it is.
+                    if self.sysfs.exists(&super::dev_path(d, "reset")) {
+                        self.reset_locked(d)?;
+                    }
+                } else {
+                    self.set_owner(d, owner)?;
+                }
+            }
+            Ok(())
+        })();
+        result.map_err(|err| {
+            // Devices only marked go back to their old records; moved ones to their drivers.
+            for (d, rec) in devices.iter().zip(&before) {
+                if !moved.contains(d) {
+                    let _ = match rec {
+                        Some(r) => self.state.put(r),
+                        None => self.state.remove(&d.to_string()),
+                    };
+                }
+            }
+            self.undo_detaches(&moved, err.context(format_args!("preparing devices for {owner}")))
+        })
+    }
+
+    fn detach_locked_for(&self, d: &PciAddress, stub: Stub, owner: &str) -> Result<()> {
+        self.detach_all_locked(std::slice::from_ref(d), stub, Some((owner, true)))
+    }
+
+    /// Record the owner of a device already on its stub.
+    fn set_owner(&self, d: &PciAddress, owner: &str) -> Result<()> {
+        let mut rec = match self.state.get(&d.to_string())? {
+            Some(r) => r,
+            None => {
+                let stub = self.driver(d)?.unwrap_or_default();
+                let mut r = Record::new(&d.to_string(), None, &stub);
+                r.ownership_only = true;
+                r.step = Step::Detached;
+                r
+            }
+        };
+        rec.owner = Some(owner.to_string());
+        self.state.put(&rec)
+    }
+
+    /// Not assigned elsewhere, and no device of its group is.
+    fn check_assignable(&self, d: &PciAddress, owner: &str) -> Result<()> {
+        if let Some(other) = self.owner_of(d)?.filter(|o| o != owner) {
+            return Err(Error::OperationInvalid(format!(
+                "{d} is assigned to {other}; it cannot be prepared for {owner} until {other} releases it"
+            )));
+        }
+        if let Some(g) = self.group(d)? {
+            for m in g.members.iter().filter(|m| m.address != *d) {
+                if let Some(other) = self.owner_of(&m.address)?.filter(|o| o != owner) {
+                    return Err(Error::OperationInvalid(format!(
+                        "{d} shares IOMMU group {} with {}, assigned to {other}; a group can belong to one guest only, so it cannot be prepared for {owner}",
+                        g.number, m.address
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every group of the devices usable by VFIO once the managed ones are moved.
+    fn check_groups_viable(&self, devices: &[PciAddress], managed: bool) -> Result<()> {
+        for d in devices {
+            let Some(g) = self.group(d)? else { return Err(self.no_iommu_error(d)) };
+            let except: &[PciAddress] = if managed { devices } else { &[] };
+            let blockers = g.blockers(except);
+            if !blockers.is_empty() {
+                let hint = if managed { "; or add them to the devices to prepare" } else { "" };
+                return Err(g.not_viable_error(d, &blockers).context_after(format_args!(
+                    "the group cannot be used with vfio until then{hint}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Unmanaged paths change records only; read-only connections refuse those too.
+    fn check_records_writable(&self, d: &PciAddress, what: &str) -> Result<()> {
+        if self.options.read_only {
+            return Err(Error::Denied(format!(
+                "cannot {what} {d}: the connection is read-only; open it with virConnectOpen to assign devices"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Release `owner`'s devices (None: all of them): give back to its
+    /// original driver each device prepare moved, forget the owner of the
+    /// others. Every device is attempted; returns how many were released.
+    pub fn release(&self, owner: &str, devices: Option<&[PciAddress]>) -> Result<usize> {
+        check_owner_name(owner)?;
+        let targets: Vec<PciAddress> = match devices {
+            Some(list) => dedup(list),
+            None => self
+                .state
+                .list()?
+                .into_iter()
+                .filter(|r| r.owner.as_deref() == Some(owner))
+                .filter_map(|r| PciAddress::parse(&r.address).ok())
+                .collect(),
+        };
+        let records: Vec<Record> = {
+            let _lock = self.state.lock()?;
+            let mut out = Vec::new();
+            for d in &targets {
+                match self.state.get(&d.to_string())? {
+                    Some(r) if r.owner.as_deref() == Some(owner) => out.push(r),
+                    Some(Record { owner: Some(other), .. }) => {
+                        return Err(Error::OperationInvalid(format!(
+                            "{d} is assigned to {other}, not to {owner}: only {other} can release it"
+                        )))
+                    }
+                    _ => return Err(Error::OperationInvalid(format!("{d} is not assigned to {owner}: nothing to release"))),
+                }
+            }
+            out
+        };
+        for (d, r) in targets.iter().zip(&records) {
+            if r.managed {
+                self.check_writable(d, "release (give back)")?;
+            } else {
+                self.check_records_writable(d, "release")?;
+            }
+            self.authorize(Operation::Release, d, Some(owner))?;
+        }
+
+        let _lock = self.state.lock()?;
+        let mut failures = Vec::new();
+        for d in &targets {
+            // Re-read under this lock: another process may have released it meanwhile.
+            let Some(mut rec) = self.state.get(&d.to_string())?.filter(|r| r.owner.as_deref() == Some(owner)) else {
+                continue;
+            };
+            let outcome = if rec.managed {
+                if self.sysfs.exists(&super::dev_path(d, "reset")) {
+                    let _ = self.reset_locked(d); // best effort: the guest is gone
+                }
+                self.reattach_locked(d, None).map_err(|e| {
+                    // Still on its stub: no longer the guest's, for the admin to reattach.
+                    if let Ok(Some(mut r)) = self.state.get(&d.to_string()) {
+                        r.owner = None;
+                        r.managed = false;
+                        let _ = self.state.put(&r);
+                    }
+                    e
+                })
+            } else if rec.ownership_only {
+                self.state.remove(&d.to_string())
+            } else {
+                rec.owner = None;
+                self.state.put(&rec)
+            };
+            if let Err(e) = outcome {
+                failures.push(format!("{d}: {e}"));
+            }
+        }
+        if failures.is_empty() {
+            Ok(targets.len())
+        } else {
+            Err(Error::OperationFailed(format!(
+                "released {} of {} devices of {owner}; {}",
+                targets.len() - failures.len(),
+                targets.len(),
+                failures.join("; ")
+            )))
+        }
+    }
+
+    /// Devices assigned to guests, as (address, owner), in address order.
+    pub fn assignments(&self) -> Result<Vec<(String, String)>> {
+        Ok(self.state.list()?.into_iter().filter_map(|r| Some((r.address, r.owner?))).collect())
+    }
+}

@@ -1,0 +1,118 @@
+//! IOMMU groups: which functions share one, and whether VFIO can use it.
+//!
+//! The kernel lets a group be opened through /dev/vfio/N only when every
+//! function in it is bound to vfio-pci, to no driver, or is a bridge
+//! (pcieport / PCI-to-PCI bridges are tolerated). nodedev asks exactly that
+//! before it assigns a device, and names the functions in the way.
+
+use super::{dev_path, Host};
+use crate::address::PciAddress;
+use crate::error::{Error, Result};
+use crate::sysfs::link_basename;
+
+pub const VFIO_DRIVER: &str = "vfio-pci";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    pub address: PciAddress,
+    pub driver: Option<String>,
+    /// A bridge: VFIO tolerates it whatever its driver; never detached.
+    pub bridge: bool,
+}
+
+impl GroupMember {
+    /// An endpoint on a driver that keeps the group from VFIO use.
+    pub fn blocks_vfio(&self) -> bool {
+        !self.bridge && self.driver.as_deref().is_some_and(|d| d != VFIO_DRIVER)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub number: u32,
+    /// Every function of the group, in address order.
+    pub members: Vec<GroupMember>,
+}
+
+impl Group {
+    pub fn endpoints(&self) -> impl Iterator<Item = &GroupMember> {
+        self.members.iter().filter(|m| !m.bridge)
+    }
+
+    /// Endpoints, other than those in `except`, that keep the group from VFIO use.
+    pub fn blockers(&self, except: &[PciAddress]) -> Vec<&GroupMember> {
+        self.members.iter().filter(|m| m.blocks_vfio() && !except.contains(&m.address)).collect()
+    }
+
+    pub fn viable(&self) -> bool {
+        self.blockers(&[]).is_empty()
+    }
+
+    /// Why `addr` cannot be used with VFIO while `blockers` keep their drivers.
+    pub fn not_viable_error(&self, addr: &PciAddress, blockers: &[&GroupMember]) -> Error {
+        let list: Vec<String> = blockers
+            .iter()
+            .map(|m| format!("{}, still bound to {}", m.address, m.driver.as_deref().unwrap_or("-")))
+            .collect();
+        Error::OperationInvalid(format!(
+            "{addr} shares IOMMU group {} with {}: detach the group (flag VIR_NODE_DEVICE_DETACH_GROUP, CLI 'detach --group') or unbind {} first",
+            self.number,
+            list.join("; "),
+            if blockers.len() == 1 { "it" } else { "them" }
+        ))
+    }
+}
+
+/// Class codes of bridges VFIO tolerates in a group: PCI-to-PCI, CardBus, semi-transparent.
+fn is_bridge_class(class: u32) -> bool {
+    matches!(class >> 8, 0x0604 | 0x0607 | 0x0609)
+}
+
+impl Host {
+    /// Whether the kernel runs with an IOMMU (any group exists).
+    pub fn iommu_enabled(&self) -> bool {
+        self.sysfs.list_dir("kernel/iommu_groups").is_ok_and(|g| !g.is_empty())
+    }
+
+    pub fn group_number(&self, addr: &PciAddress) -> Option<u32> {
+        let target = self.sysfs.read_link(&dev_path(addr, "iommu_group")).ok()?;
+        link_basename(&target).parse().ok()
+    }
+
+    /// The device's IOMMU group with each member's driver; None without an IOMMU.
+    pub fn group(&self, addr: &PciAddress) -> Result<Option<Group>> {
+        self.require(addr)?;
+        let Some(number) = self.group_number(addr) else { return Ok(None) };
+        let mut addrs: Vec<PciAddress> = self
+            .sysfs
+            .list_dir(&format!("kernel/iommu_groups/{number}/devices"))
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|n| PciAddress::parse(n).ok())
+            .collect();
+        if !addrs.contains(addr) {
+            addrs.push(*addr);
+        }
+        addrs.sort();
+        let mut members = Vec::with_capacity(addrs.len());
+        for a in addrs {
+            let driver = self.driver(&a)?;
+            let class = self.attr(&a, "class").and_then(|c| u32::from_str_radix(c.trim_start_matches("0x"), 16).ok());
+            let bridge = driver.as_deref() == Some("pcieport") || class.is_some_and(is_bridge_class);
+            members.push(GroupMember { address: a, driver, bridge });
+        }
+        Ok(Some(Group { number, members }))
+    }
+
+    /// The error for "vfio" on a device without a group.
+    pub(crate) fn no_iommu_error(&self, addr: &PciAddress) -> Error {
+        let why = if self.iommu_enabled() {
+            format!("{addr} has no IOMMU group")
+        } else {
+            format!("{addr} has no IOMMU group: this kernel runs without an IOMMU (/sys/kernel/iommu_groups is empty)")
+        };
+        Error::Unsupported(format!(
+            "{why}, so vfio cannot use it: enable the IOMMU (intel_iommu=on or amd_iommu=on on the kernel command line, and VT-d/AMD-Vi in the firmware), or use driver name \"kvm\""
+        ))
+    }
+}
