@@ -27,6 +27,32 @@
 
 
 /**
+ * What an operation is about to do, as the authorization callback is told.
+ */
+typedef enum virNodeDeviceOperation {
+    /**
+     * Move the device from its host driver to a stub.
+     */
+    VIR_NODE_DEVICE_OP_DETACH = 1,
+    /**
+     * Give the device back to a host driver.
+     */
+    VIR_NODE_DEVICE_OP_REATTACH = 2,
+    /**
+     * Reset the device.
+     */
+    VIR_NODE_DEVICE_OP_RESET = 3,
+    /**
+     * Prepare the device for an owner (virNodeDevicePrepare).
+     */
+    VIR_NODE_DEVICE_OP_PREPARE = 4,
+    /**
+     * Release the device from its owner (virNodeDeviceRelease).
+     */
+    VIR_NODE_DEVICE_OP_RELEASE = 5,
+} virNodeDeviceOperation;
+
+/**
  * How serious an error is (`virError.level`).
  */
 typedef enum virErrorLevel {
@@ -905,6 +931,30 @@ typedef enum virConnectListAllNodeDeviceFlags {
 } virConnectListAllNodeDeviceFlags;
 
 /**
+ * nodedev's own flags for virNodeDeviceDetachFlags and virNodeDevicePrepare.
+ * They start at bit 16, so they never mean something else than flags
+ * libvirt may define for these calls later (from bit 0).
+ */
+typedef enum virNodeDeviceNodedevFlags {
+    /**
+     * virNodeDeviceDetachFlags: detach every endpoint of the device's IOMMU
+     * group (bridges stay), all or nothing.
+     */
+    VIR_NODE_DEVICE_DETACH_GROUP = (1 << 16),
+    /**
+     * virNodeDeviceDetachFlags, virNodeDevicePrepare: take the device even
+     * though the host uses it (boot VGA, a mounted disk, a configured
+     * network interface that is up).
+     */
+    VIR_NODE_DEVICE_FORCE = (1 << 17),
+    /**
+     * virNodeDevicePrepare: managed devices, moved to the stub (and back
+     * at release); without it nothing is moved, only verified.
+     */
+    VIR_NODE_DEVICE_PREPARE_MANAGED = (1 << 18),
+} virNodeDeviceNodedevFlags;
+
+/**
  * A connection to a host (opaque). Thread-safe: one connection may be used
  * from several threads at once; operations on a host are serialised by the
  * library where they must be.
@@ -933,6 +983,28 @@ typedef struct virNodeDevice virNodeDevice;
  * Pointer to a connection, as returned by virConnectOpen.
  */
 typedef struct virConnect *virConnectPtr;
+
+/**
+ * Pointer to a device handle, as returned by virNodeDeviceLookupByName.
+ */
+typedef struct virNodeDevice *virNodeDevicePtr;
+
+/**
+ * The authorization callback: asked before every change to every device,
+ * on the calling thread, while the library holds none of its locks (it may
+ * call nodedev functions, but not change devices of the same connection
+ * from inside the callback). `conn` is the connection; `device` the device's
+ * name (`pci_0000_03_00_1`) and `owner` the guest (NULL for detach,
+ * reattach and reset), both valid during the call only. Returns 1 to allow,
+ * 0 (or anything else) to deny; a denied operation fails with
+ * VIR_ERR_OPERATION_DENIED and changes nothing.
+ */
+typedef int (*virNodeDeviceAuthCallback)(virConnectPtr conn, enum virNodeDeviceOperation operation, const char *device, const char *owner, void *opaque);
+
+/**
+ * Frees a callback's opaque data (libvirt's virFreeCallback).
+ */
+typedef void (*virFreeCallback)(void *opaque);
 
 /**
  * Pointer to an opaque libvirt domain object (never produced by nodedev).
@@ -1020,14 +1092,78 @@ typedef struct virError *virErrorPtr;
  */
 typedef void (*virErrorFunc)(void *userData, virErrorPtr error);
 
-/**
- * Pointer to a device handle, as returned by virNodeDeviceLookupByName.
- */
-typedef struct virNodeDevice *virNodeDevicePtr;
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Prepare devices for a guest: nodedev's counterpart of what libvirt does
+ * for a domain's `<hostdev>`s when it starts.
+ *
+ * `owner` names the guest (1 to 256 printable characters); a device
+ * prepared for one owner cannot be prepared for another, given back to the
+ * host, or reset until its owner releases it, and no device of its IOMMU
+ * group can be prepared for another owner. The owner is kept in the state
+ * directory, so other processes see it.
+ *
+ * `devs` is an array of `ndevs` (at least 1) device handles of `conn`, only
+ * read during the call (the handles stay the caller's). `driverName` is the
+ * stub, as for virNodeDeviceDetachFlags (NULL: "vfio").
+ *
+ * `flags`: VIR_NODE_DEVICE_PREPARE_MANAGED moves the devices to the stub as
+ * one transaction (any failure puts back every device this call moved) and
+ * resets them; without it no driver is changed and each device must already
+ * be on the stub. With "vfio", every other endpoint of each device's IOMMU
+ * group must be on vfio-pci or on no driver (for managed devices, the
+ * devices in `devs` count as moved). VIR_NODE_DEVICE_FORCE: as for detach.
+ * Preparing a device again for the same owner succeeds.
+ *
+ * Returns 0, or -1 on error (nothing changed): VIR_ERR_INVALID_CONN,
+ * VIR_ERR_INVALID_ARG (NULL or malformed `owner`, `devs` NULL or holding a
+ * bad handle or one of another connection, `ndevs` 0, unknown `driverName`
+ * or flags), VIR_ERR_OPERATION_DENIED (read-only connection, locked-down
+ * host for managed devices, policy rules, the authorization callback),
+ * VIR_ERR_OPERATION_INVALID (owned by another guest, IOMMU group not
+ * usable, unmanaged device not on its stub, the host uses the device),
+ * VIR_ERR_OPERATION_UNSUPPORTED (no IOMMU for "vfio"),
+ * VIR_ERR_OPERATION_FAILED (the kernel refused; everything was put back),
+ * VIR_ERR_SYSTEM_ERROR (state records).
+ */
+int virNodeDevicePrepare(virConnectPtr conn, const char *owner, virNodeDevicePtr *devs, unsigned int ndevs, const char *driverName, unsigned int flags);
+
+/**
+ * Release devices prepared for `owner` after the guest stopped: each
+ * device that virNodeDevicePrepare moved (managed) is reset when possible
+ * and given back to the driver it had before; the others stay on their stub
+ * and only lose their owner.
+ *
+ * `devs`/`ndevs`: the devices (handles of `conn`, only read during the
+ * call), or NULL and 0 for every device `owner` holds. Every device is
+ * attempted even if one fails; a device that cannot go back stays on its
+ * stub, detached and no longer owned. `flags` must be 0.
+ *
+ * Returns the number of devices released, or -1 on error:
+ * VIR_ERR_INVALID_CONN, VIR_ERR_INVALID_ARG (NULL or malformed `owner`,
+ * `devs` NULL with `ndevs` > 0 or holding a bad handle, non-zero flags),
+ * VIR_ERR_OPERATION_INVALID (a device not assigned to `owner`: nothing
+ * changed), VIR_ERR_OPERATION_DENIED (read-only connection, locked-down host
+ * for managed devices, the authorization callback: nothing changed),
+ * VIR_ERR_OPERATION_FAILED (some devices could not go back; the message
+ * names them), VIR_ERR_SYSTEM_ERROR.
+ */
+int virNodeDeviceRelease(virConnectPtr conn, const char *owner, virNodeDevicePtr *devs, unsigned int ndevs, unsigned int flags);
+
+/**
+ * Register the authorization callback of `conn`, replacing any earlier one
+ * (whose own `freecb` is then called with its `opaque`), or remove it with
+ * a NULL `cb` (`opaque` and `freecb` are then ignored). `freecb` (may be
+ * NULL) is called with `opaque` once the callback is replaced or removed,
+ * or the connection closes, and no call is using it any more; until then
+ * `opaque` must stay valid.
+ *
+ * Returns 0, or -1 on error: VIR_ERR_INVALID_CONN (NULL or dead `conn`).
+ */
+int virConnectSetNodeDeviceAuthCallback(virConnectPtr conn, virNodeDeviceAuthCallback cb, void *opaque, virFreeCallback freecb);
 
 /**
  * Open a connection to a host, able to detach, reattach and reset devices.
@@ -1321,12 +1457,21 @@ int virNodeDeviceDettach(virNodeDevicePtr dev);
  * are refused. The stub's module is loaded when needed (unless the URI
  * says modprobe=0). The original driver (or none) is recorded for
  * reattach. A device already on that stub is left as it is (success).
- * `flags` must be 0. `driverName` is only read during the call.
+ * `driverName` is only read during the call.
+ *
+ * `flags`: 0 or a combination of VIR_NODE_DEVICE_DETACH_GROUP (every
+ * endpoint of the IOMMU group, all or nothing; without it a vfio detach of
+ * one endpoint succeeds but leaves its group unusable while other
+ * endpoints stay on host drivers) and VIR_NODE_DEVICE_FORCE (detach even a
+ * device the host uses: boot VGA, mounted disk, configured interface that
+ * is up; without it such a device is refused with VIR_ERR_OPERATION_INVALID).
  *
  * Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INVALID_ARG
- * (unknown `driverName`, the message lists the accepted names; non-zero
- * flags), VIR_ERR_OPERATION_DENIED (read-only connection),
- * VIR_ERR_OPERATION_INVALID (on another stub already; a bridge to vfio),
+ * (unknown `driverName`, the message lists the accepted names; unknown
+ * flags), VIR_ERR_OPERATION_DENIED (read-only connection, locked-down host,
+ * policy deny/allow rules, the authorization callback),
+ * VIR_ERR_OPERATION_INVALID (on another stub already; a bridge to vfio; the
+ * host uses it; assigned to a guest),
  * VIR_ERR_OPERATION_UNSUPPORTED (no IOMMU group for vfio),
  * VIR_ERR_OPERATION_FAILED (the kernel refused; the device is put back on
  * its original driver and the message says so), VIR_ERR_NO_NODE_DEVICE,

@@ -26,6 +26,7 @@ const OBJ_LIST: &str = env!("NODEDEV_CAPI_OBJS");
 
 /// Programs the suite must contain (more may be added freely).
 const EXPECTED: &[&str] = &[
+    "assign",
     "detach_reattach",
     "dlopen",
     "enumerate",

@@ -14,6 +14,8 @@
 //! - [`connect`]: `virConnect` handles (`virConnectOpen`, `virConnectClose`...).
 //! - [`nodedev`]: `virNodeDevice` handles and the device calls (enumerate,
 //!   look up, XML, detach, reattach, reset).
+//! - [`assign`]: guest assignment (prepare, release) and the authorization
+//!   callback.
 //!
 //! Exports: each module ends with `exports!(names...)`, the list of the
 //! functions it exports; [`exported`] is their union. For each name the
@@ -55,6 +57,7 @@ macro_rules! exports {
     };
 }
 
+pub mod assign;
 pub mod boundary;
 pub mod connect;
 pub mod error;
@@ -64,11 +67,12 @@ pub use connect::{virConnect, virConnectPtr};
 pub use error::{
     virError, virErrorDomain, virErrorFunc, virErrorLevel, virErrorNumber, virErrorPtr,
 };
-pub use nodedev::{virConnectListAllNodeDeviceFlags, virNodeDevice, virNodeDevicePtr};
+pub use assign::{virFreeCallback, virNodeDeviceAuthCallback, virNodeDeviceOperation};
+pub use nodedev::{virConnectListAllNodeDeviceFlags, virNodeDevice, virNodeDeviceNodedevFlags, virNodeDevicePtr};
 
 /// Every symbol the shared library exports: the union of the modules'
 /// `exports!` lists. Adding a function means adding its name to its
 /// module's list.
 pub fn exported() -> Vec<&'static str> {
-    [connect::EXPORTS, nodedev::EXPORTS, error::EXPORTS].concat()
+    [connect::EXPORTS, nodedev::EXPORTS, assign::EXPORTS, error::EXPORTS].concat()
 }

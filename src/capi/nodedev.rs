@@ -11,6 +11,7 @@ use super::boundary::{api, Call, Raised};
 use super::connect::{conn_arg, virConnect, virConnectPtr};
 use super::error::{virErrorDomain, virErrorNumber};
 use crate::address::PciAddress;
+use crate::host::DetachOptions;
 use crate::stub::Stub;
 use std::ffi::{c_char, c_int, c_uint, CString};
 use std::mem::size_of;
@@ -24,8 +25,8 @@ const DOMAIN: virErrorDomain = virErrorDomain::VIR_FROM_NODEDEV;
 /// reference to its connection.
 pub struct virNodeDevice {
     magic: u64,
-    conn: Arc<virConnect>,
-    addr: PciAddress,
+    pub(crate) conn: Arc<virConnect>,
+    pub(crate) addr: PciAddress,
     name: CString,
     parent: CString,
 }
@@ -118,7 +119,7 @@ const LIST_ALL_FLAGS: c_uint = CAP_BITS | ACTIVE | INACTIVE;
 /// Check a device argument: VIR_ERR_INVALID_NODE_DEVICE when NULL or not a
 /// live handle. Returns a new reference; the device's connection's error
 /// callback applies to this call.
-unsafe fn dev_arg(call: &mut Call, p: virNodeDevicePtr) -> Result<Arc<virNodeDevice>, Raised> {
+pub(crate) unsafe fn dev_arg(call: &mut Call, p: virNodeDevicePtr) -> Result<Arc<virNodeDevice>, Raised> {
     if p.is_null() || (*p).magic != DEV_MAGIC {
         let what = if p.is_null() {
             "NULL"
@@ -448,18 +449,49 @@ pub unsafe extern "C" fn virNodeDeviceFree(dev: virNodeDevicePtr) -> c_int {
     })
 }
 
+/// nodedev's own flags for virNodeDeviceDetachFlags and virNodeDevicePrepare.
+/// They start at bit 16, so they never mean something else than flags
+/// libvirt may define for these calls later (from bit 0).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum virNodeDeviceNodedevFlags {
+    /// virNodeDeviceDetachFlags: detach every endpoint of the device's IOMMU
+    /// group (bridges stay), all or nothing.
+    VIR_NODE_DEVICE_DETACH_GROUP = 1 << 16,
+    /// virNodeDeviceDetachFlags, virNodeDevicePrepare: take the device even
+    /// though the host uses it (boot VGA, a mounted disk, a configured
+    /// network interface that is up).
+    VIR_NODE_DEVICE_FORCE = 1 << 17,
+    /// virNodeDevicePrepare: managed devices, moved to the stub (and back
+    /// at release); without it nothing is moved, only verified.
+    VIR_NODE_DEVICE_PREPARE_MANAGED = 1 << 18,
+}
+
+pub(crate) const fn nflag(f: virNodeDeviceNodedevFlags) -> c_uint {
+    f as c_uint
+}
+
+/// The stub for a `driverName` argument, errors prefixed with the function name.
+pub(crate) unsafe fn stub_arg(call: &Call, driver: *const c_char) -> Result<Stub, Raised> {
+    let driver = call.opt_str("driverName", driver)?;
+    Ok(Stub::from_name(driver).map_err(|e| e.context(format_args!("{}: driverName", call.func)))?)
+}
+
 fn detach(
     call: &mut Call,
     dev: virNodeDevicePtr,
     driver: *const c_char,
     flags: c_uint,
 ) -> Result<c_int, Raised> {
+    use virNodeDeviceNodedevFlags::*;
     let d = unsafe { dev_arg(call, dev)? };
-    call.check_flags(flags, 0)?;
-    let driver = unsafe { call.opt_str("driverName", driver)? };
-    let stub = Stub::from_name(driver)
-        .map_err(|e| e.context(format_args!("{}: driverName", call.func)))?;
-    d.conn.host.detach(&d.addr, stub)?;
+    call.check_flags(flags, nflag(VIR_NODE_DEVICE_DETACH_GROUP) | nflag(VIR_NODE_DEVICE_FORCE))?;
+    let stub = unsafe { stub_arg(call, driver)? };
+    let opts = DetachOptions {
+        group: flags & nflag(VIR_NODE_DEVICE_DETACH_GROUP) != 0,
+        force: flags & nflag(VIR_NODE_DEVICE_FORCE) != 0,
+    };
+    d.conn.host.detach_with(&d.addr, stub, opts)?;
     Ok(0)
 }
 
@@ -492,12 +524,21 @@ pub unsafe extern "C" fn virNodeDeviceDettach(dev: virNodeDevicePtr) -> c_int {
 /// are refused. The stub's module is loaded when needed (unless the URI
 /// says modprobe=0). The original driver (or none) is recorded for
 /// reattach. A device already on that stub is left as it is (success).
-/// `flags` must be 0. `driverName` is only read during the call.
+/// `driverName` is only read during the call.
+///
+/// `flags`: 0 or a combination of VIR_NODE_DEVICE_DETACH_GROUP (every
+/// endpoint of the IOMMU group, all or nothing; without it a vfio detach of
+/// one endpoint succeeds but leaves its group unusable while other
+/// endpoints stay on host drivers) and VIR_NODE_DEVICE_FORCE (detach even a
+/// device the host uses: boot VGA, mounted disk, configured interface that
+/// is up; without it such a device is refused with VIR_ERR_OPERATION_INVALID).
 ///
 /// Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INVALID_ARG
-/// (unknown `driverName`, the message lists the accepted names; non-zero
-/// flags), VIR_ERR_OPERATION_DENIED (read-only connection),
-/// VIR_ERR_OPERATION_INVALID (on another stub already; a bridge to vfio),
+/// (unknown `driverName`, the message lists the accepted names; unknown
+/// flags), VIR_ERR_OPERATION_DENIED (read-only connection, locked-down host,
+/// policy deny/allow rules, the authorization callback),
+/// VIR_ERR_OPERATION_INVALID (on another stub already; a bridge to vfio; the
+/// host uses it; assigned to a guest),
 /// VIR_ERR_OPERATION_UNSUPPORTED (no IOMMU group for vfio),
 /// VIR_ERR_OPERATION_FAILED (the kernel refused; the device is put back on
 /// its original driver and the message says so), VIR_ERR_NO_NODE_DEVICE,
