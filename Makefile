@@ -3,11 +3,27 @@
 #   make            build the libraries and the CLI (release)
 #   make check      every test: cargo's suites (incl. the C programs) and the
 #                   real-kernel suite in a QEMU guest
-#   make install    PREFIX=/usr/local LIBDIR=$(PREFIX)/lib DESTDIR=
+#   make install    after `make`; PREFIX=/usr/local LIBDIR=$(PREFIX)/lib
+#                   INCLUDEDIR=$(PREFIX)/include BINDIR=$(PREFIX)/bin
+#                   MANDIR=$(PREFIX)/share/man DESTDIR= (staging root)
+#   make uninstall  the same variables
+#
+# Layout (cargo-c's): LIBDIR/libnodedev.so.VERSION with the soname link
+# libnodedev.so.0 and the link libnodedev.so for the linker, libnodedev.a,
+# INCLUDEDIR/nodedev/nodedev.h, LIBDIR/pkgconfig/nodedev.pc.
 
 CARGO ?= cargo
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+DESTDIR ?=
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+SONAME := libnodedev.so.0
+REL := target/release
 
-.PHONY: all check check-host check-vm
+.PHONY: all check check-host check-vm install uninstall
 
 all:
 	$(CARGO) build --release
@@ -21,3 +37,29 @@ check-vm: all
 	bash capi-tests/vm/run.sh
 
 check: check-host check-vm
+
+# No dependency on `all`: tests run `make install` from inside `cargo test`,
+# where a nested cargo would wait for the build lock forever.
+install:
+	@for f in $(REL)/libnodedev.so $(REL)/libnodedev.a $(REL)/nodedev; do \
+	    [ -f $$f ] || { echo "$$f is missing: run 'make' first" >&2; exit 1; }; done
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/nodedev \
+	    $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 0755 $(REL)/libnodedev.so $(DESTDIR)$(LIBDIR)/libnodedev.so.$(VERSION)
+	ln -sf libnodedev.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libnodedev.so
+	install -m 0644 $(REL)/libnodedev.a $(DESTDIR)$(LIBDIR)/libnodedev.a
+	install -m 0644 include/nodedev.h $(DESTDIR)$(INCLUDEDIR)/nodedev/nodedev.h
+	sed -e '/^#/d' -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)/nodedev|' -e 's|@VERSION@|$(VERSION)|' \
+	    pkgconfig/nodedev.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/nodedev.pc
+	chmod 0644 $(DESTDIR)$(LIBDIR)/pkgconfig/nodedev.pc
+	install -m 0755 $(REL)/nodedev $(DESTDIR)$(BINDIR)/nodedev
+	install -m 0644 doc/nodedev.1 $(DESTDIR)$(MANDIR)/man1/nodedev.1
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libnodedev.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+	    $(DESTDIR)$(LIBDIR)/libnodedev.so $(DESTDIR)$(LIBDIR)/libnodedev.a \
+	    $(DESTDIR)$(INCLUDEDIR)/nodedev/nodedev.h $(DESTDIR)$(LIBDIR)/pkgconfig/nodedev.pc \
+	    $(DESTDIR)$(BINDIR)/nodedev $(DESTDIR)$(MANDIR)/man1/nodedev.1
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/nodedev

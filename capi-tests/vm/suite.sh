@@ -100,6 +100,36 @@ ok reattach-bridge-endpoint nodedev -c $U reattach "$B1"
 expect_driver reattach-bridge-endpoint-driver "$B1" e1000
 expect_driver bridge-twin-untouched "$B2" e1000
 
+# IOMMU group rules: nodedev's view of viability agrees with the kernel's,
+# assignment refuses a group still shared with the host, and owners hold.
+ok detach-one-for-group-rules nodedev -c $U detach "$B1" --driver vfio
+nodedev -c $U group "$B1" | grep -q "viable for vfio: no" && pass group-cli-not-viable || fail group-cli-not-viable "$(nodedev -c $U group "$B1" | tr '\n' ' ')"
+refused prepare-refused-group-not-viable "still bound to e1000" nodedev -c $U prepare vm1 "$B1"
+ok reattach-after-refusal nodedev -c $U reattach "$B1"
+ok group-detach nodedev -c $U detach "$B1" --driver vfio --group
+expect_driver group-detach-first "$B1" vfio-pci
+expect_driver group-detach-second "$B2" vfio-pci
+ok group-detach-viable-to-kernel vfio_group_status "$G2"
+nodedev -c $U group "$B1" | grep -q "viable for vfio: yes" && pass group-cli-viable || fail group-cli-viable "$(nodedev -c $U group "$B1" | tr '\n' ' ')"
+ok prepare-unmanaged nodedev -c $U prepare vm1 "$B1" "$B2"
+refused prepare-other-owner-refused "assigned to vm1" nodedev -c $U prepare vm2 "$B2"
+refused reattach-owned-refused "assigned to vm1" nodedev -c $U reattach "$B1"
+ok release-unmanaged nodedev -c $U release vm1
+expect_driver release-unmanaged-stays-on-stub "$B1" vfio-pci
+ok reattach-group-first nodedev -c $U reattach "$B1"
+ok reattach-group-second nodedev -c $U reattach "$B2"
+expect_driver reattach-group-first-driver "$B1" e1000
+expect_driver reattach-group-second-driver "$B2" e1000
+ok prepare-managed nodedev -c $U prepare vm1 "$B1" "$B2" --managed
+expect_driver prepare-managed-first "$B1" vfio-pci
+expect_driver prepare-managed-second "$B2" vfio-pci
+ok prepare-managed-viable-to-kernel vfio_group_status "$G2"
+ok release-managed nodedev -c $U release vm1
+expect_driver release-managed-first "$B1" e1000
+expect_driver release-managed-second "$B2" e1000
+refused lockdown-refuses-detach "locked down" nodedev -c "$U?lockdown=1" detach "$E" --driver vfio
+expect_driver lockdown-untouched "$E" e1000e
+
 left=$(ls /run/nodedev/*.json 2>/dev/null | wc -l)
 [ "$left" = 0 ] && pass no-records-left || fail no-records-left "$left records left"
 

@@ -94,9 +94,7 @@ impl Host {
                     moved.push(*d);
                     // A guest gets the device clean, as libvirt does; a
                     // device the kernel cannot reset is used as it is.
-                    if self.sysfs.exists(&super::dev_path(d, "reset")) {
-                        self.reset_locked(d)?;
-                    }
+                    self.reset_if_possible(d)?;
                 } else {
                     self.set_owner(d, owner)?;
                 }
@@ -231,9 +229,7 @@ impl Host {
                 continue;
             };
             let outcome = if rec.managed {
-                if self.sysfs.exists(&super::dev_path(d, "reset")) {
-                    let _ = self.reset_locked(d); // best effort: the guest is gone
-                }
+                let _ = self.reset_if_possible(d); // best effort: the guest is gone
                 self.reattach_locked(d, None).map_err(|e| {
                     // Still on its stub: no longer the guest's, for the admin to reattach.
                     if let Ok(Some(mut r)) = self.state.get(&d.to_string()) {

@@ -131,7 +131,7 @@ impl Host {
 
     /// Every endpoint of the device's group (itself alone without an IOMMU,
     /// except for vfio, which needs one).
-    pub(crate) fn group_endpoints(&self, addr: &PciAddress, stub: Stub) -> Result<Vec<PciAddress>> {
+    pub fn group_endpoints(&self, addr: &PciAddress, stub: Stub) -> Result<Vec<PciAddress>> {
         match self.group(addr)? {
             Some(g) => {
                 let mut v: Vec<PciAddress> = g.endpoints().map(|m| m.address).collect();
@@ -461,6 +461,25 @@ impl Host {
                 "cannot reset {addr}: the kernel has no reset method for it (no FLR, PM or bus reset)"
             )));
         }
-        self.write(&path, "1")
+        match self.sysfs.write(&path, "1") {
+            // Every method said "not here": typically a bus reset refused
+            // because other functions share the bus.
+            Err(e) if e.raw_os_error() == Some(libc::ENOTTY) => Err(Error::Unsupported(format!(
+                "cannot reset {addr} now: none of its reset methods ({}) applies; a bus reset is refused while other functions share its bus (vfio-pci resets the device itself when a guest opens it)",
+                self.attr(addr, "reset_method").unwrap_or_else(|| "unknown".into())
+            ))),
+            Err(e) => Err(crate::error::sysfs_error("writing \"1\" to", &path, &e)),
+            Ok(()) => Ok(()),
+        }
+    }
+
+    /// Reset when the kernel can; Ok(false) when it has no way to (the
+    /// device is then used as it is, as libvirt does).
+    pub(crate) fn reset_if_possible(&self, addr: &PciAddress) -> Result<bool> {
+        match self.reset_locked(addr) {
+            Ok(()) => Ok(true),
+            Err(Error::Unsupported(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }

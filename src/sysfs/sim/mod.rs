@@ -197,6 +197,15 @@ struct Fault {
 }
 
 impl Kernel {
+    /// pci_parent_bus_reset: only for a device alone on a bus below a
+    /// bridge (a secondary bus reset would hit every device on the bus).
+    fn bus_reset_possible(&self, a: Addr) -> bool {
+        let dev = self.dev(a);
+        dev.parent.is_some()
+            && !dev.is_bridge()
+            && !self.devs.values().any(|o| o.present && o.addr != a && o.addr.domain == a.domain && o.addr.bus == a.bus)
+    }
+
     /// Consumes one use of the first fault matching this write, if any.
     fn injected_fault(&mut self, path: &str, value: &str) -> Option<i32> {
         let trimmed = value.trim_end_matches('\n');
@@ -536,11 +545,14 @@ impl Kernel {
                 if kstrtoul(value)? != 1 {
                     return Err(err(libc::EINVAL));
                 }
-                let dev = self.dev_mut(a);
-                if dev.reset_methods.is_empty() {
+                // The kernel tries each enabled method in order; ENOTTY from
+                // one means "not here", try the next.
+                let dev = self.dev(a);
+                let works = dev.reset_methods.iter().any(|m| m != "bus" || self.bus_reset_possible(a));
+                if !works {
                     return Err(err(libc::ENOTTY));
                 }
-                dev.resets += 1;
+                self.dev_mut(a).resets += 1;
                 Ok(())
             }
             File::Dev(a, "remove") => {

@@ -620,3 +620,15 @@ fn injected_faults_fail_matching_writes_only_as_often_as_asked() {
     k.write(unbind, NIC).expect("the fault was used up");
     assert_eq!(k.driver_of(NIC), None);
 }
+
+#[test]
+fn a_bus_reset_is_refused_while_another_function_shares_the_bus() {
+    let k = SimKernel::builtin();
+    let gpu = "0000:01:00.0"; // reset_method "bus"; its audio function 01:00.1 shares bus 01
+    k.write("bus/pci/drivers/nouveau/unbind", gpu).unwrap();
+    assert_eq!(errno(k.write(&dev(gpu, "reset"), "1")), libc::ENOTTY);
+    assert_eq!(k.reset_count(gpu), 0);
+    k.write(&dev("0000:01:00.1", "remove"), "1").unwrap();
+    k.write(&dev(gpu, "reset"), "1").expect("alone on its bus, the bus reset works");
+    assert_eq!(k.reset_count(gpu), 1);
+}
