@@ -210,56 +210,49 @@ int main(void) {
 }
 "#;
 
+/// A tool the CI installs: missing is a failure there (NODEDEV_CI=1), a note elsewhere.
+fn required(tool: &str) -> bool {
+    if have(tool) {
+        return true;
+    }
+    assert!(std::env::var_os("NODEDEV_CI").is_none(), "{tool} is missing: .ci/run installs it");
+    eprintln!("note: {tool} is not installed; its header checks are skipped");
+    false
+}
+
 #[test]
-fn header_compiles_as_strict_c_and_cxx() {
+fn header_compiles_as_strict_c_and_cxx_with_gcc_and_clang() {
     let dir = scratch("strict");
     let c = dir.join("use.c");
     std::fs::write(&c, USE_HEADER).unwrap();
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    assert!(have(&cc), "no C compiler ({cc}): install gcc (see .ci/run)");
-    let strict = [
-        "-Wall",
-        "-Wextra",
-        "-Werror",
-        "-pedantic",
-        "-Wstrict-prototypes",
-        "-c",
-    ];
+    let cpp = dir.join("use.cpp");
+    std::fs::write(&cpp, USE_HEADER).unwrap();
     // C99 has no _Static_assert: it compiles the header with a plain use.
     let only = dir.join("only.c");
     std::fs::write(&only, "#include \"nodedev.h\"\nint main(void) { virErrorPtr e = virGetLastError(); return e ? e->code : VIR_ERR_OK; }\n").unwrap();
-    compile(
-        &cc,
-        &[&["-std=c99"][..], &strict[..]].concat(),
-        &only,
-        &dir.join("only.o"),
-    )
-    .unwrap();
-    for std in ["-std=c11", "-std=gnu17"] {
-        compile(
-            &cc,
-            &[&[std][..], &strict[..]].concat(),
-            &c,
-            &dir.join("use.o"),
-        )
-        .unwrap();
+    let strict = ["-Wall", "-Wextra", "-Werror", "-pedantic", "-Wstrict-prototypes", "-c"];
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    assert!(have(&cc), "no C compiler ({cc}): install gcc (see .ci/run)");
+    let mut checked = 0;
+    for (c_compiler, cxx_compiler) in [(cc.as_str(), "g++"), ("clang", "clang++")] {
+        if !required(c_compiler) {
+            continue;
+        }
+        compile(c_compiler, &[&["-std=c99"][..], &strict[..]].concat(), &only, &dir.join("only.o")).unwrap();
+        for std in ["-std=c11", "-std=gnu17"] {
+            compile(c_compiler, &[&[std][..], &strict[..]].concat(), &c, &dir.join("use.o")).unwrap();
+        }
+        checked += 3;
+        if !required(cxx_compiler) {
+            continue;
+        }
+        for std in ["-std=c++11", "-std=c++17"] {
+            compile(cxx_compiler, &[std, "-Wall", "-Wextra", "-Werror", "-pedantic", "-c"], &cpp, &dir.join("usecpp.o"))
+                .unwrap();
+        }
+        checked += 2;
     }
-    let cxx = std::env::var("CXX").unwrap_or_else(|_| "g++".into());
-    if !have(&cxx) {
-        eprintln!("note: no C++ compiler ({cxx}); C++ check of the header skipped");
-        return;
-    }
-    let cpp = dir.join("use.cpp");
-    std::fs::write(&cpp, USE_HEADER).unwrap();
-    for std in ["-std=c++11", "-std=c++17"] {
-        compile(
-            &cxx,
-            &[std, "-Wall", "-Wextra", "-Werror", "-pedantic", "-c"],
-            &cpp,
-            &dir.join("usecpp.o"),
-        )
-        .unwrap();
-    }
+    println!("header compiled warning-free in {checked} compiler/standard combinations");
 }
 
 /// Enum values that are nodedev extensions (prefixes).
