@@ -75,6 +75,8 @@ impl Match {
 pub struct Policy {
     /// Never change a driver binding or write to a device.
     pub locked_down: bool,
+    /// What locked it down, for messages.
+    pub locked_by: String,
     pub allow: Vec<Match>,
     pub deny: Vec<Match>,
     /// Where the rules came from, for messages.
@@ -92,7 +94,10 @@ impl Policy {
                 [] => {}
                 ["lockdown", v] => {
                     p.locked_down = match *v {
-                        "yes" | "1" | "true" => true,
+                        "yes" | "1" | "true" => {
+                            p.locked_by = format!("'lockdown yes' in {source}");
+                            true
+                        }
                         "no" | "0" | "false" => false,
                         _ => return Err(bad(format!("lockdown takes yes or no, not '{v}'"))),
                     }
@@ -132,9 +137,9 @@ impl Policy {
     /// Refusal for any driver change under lockdown.
     pub fn check_unlocked(&self, what: &str, addr: &PciAddress) -> Result<()> {
         if self.locked_down {
-            let from = if self.source.is_empty() { "the connection".to_string() } else { self.source.clone() };
             return Err(Error::Denied(format!(
-                "cannot {what} {addr}: the host is locked down ({from} says 'lockdown yes'), so nodedev changes no driver binding; verify-only calls (list, XML, group, unmanaged prepare) still work"
+                "cannot {what} {addr}: the host is locked down ({}), so nodedev changes no driver binding; verify-only calls (list, XML, group, unmanaged prepare) still work",
+                self.locked_by
             )));
         }
         Ok(())

@@ -93,9 +93,7 @@ pub fn open(uri: Option<&str>, read_only: bool) -> Result<(Host, String)> {
     };
     if params.lockdown {
         policy.locked_down = true;
-        if policy.source.is_empty() {
-            policy.source = "the URI (lockdown=1)".to_string();
-        }
+        policy.locked_by = "URI parameter lockdown=1".to_string();
     }
     let options = HostOptions { read_only, allow_modprobe: params.modprobe, policy };
     let store_or = |default: StateStore| params.statedir.as_ref().map(StateStore::dir).unwrap_or(default);

@@ -81,3 +81,29 @@ fn a_tree_under_another_root_is_read_and_records_go_to_statedir() {
     assert_eq!(host.state().location(), format!("{}/state", root.display()));
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn policy_and_lockdown_come_from_the_uri() {
+    let path = std::env::temp_dir().join(format!("nodedev-policy-{}.conf", std::process::id()));
+    std::fs::write(&path, "# test policy\ndeny 8086:10ca\n").unwrap();
+    let uri = format!("test:///default?policy={}", path.display());
+    let (host, _) = open(Some(&uri), false).unwrap();
+    let vf = host.lookup("0000:04:10.4").unwrap();
+    let err = host.detach(&vf, Stub::Vfio).unwrap_err();
+    assert!(matches!(&err, Error::Denied(m) if m.contains(&path.display().to_string())), "{err}");
+
+    let (locked, _) = open(Some("test:///default?lockdown=1"), false).unwrap();
+    let nic = locked.lookup("0000:03:02.0").unwrap();
+    let err = locked.detach(&nic, Stub::Kvm).unwrap_err();
+    assert!(matches!(&err, Error::Denied(m) if m.contains("locked down") && m.contains("lockdown=1")), "{err}");
+    assert_eq!(locked.driver(&nic).unwrap().as_deref(), Some("e1000"));
+
+    // A policy file with a mistake is refused at open, with its line.
+    std::fs::write(&path, "deny 8086\n").unwrap();
+    let err = open(Some(&uri), false).err().expect("a bad policy must not open");
+    assert!(matches!(&err, Error::NoConnect(m) if m.contains("line 1")), "{err}");
+    for bad in ["test:///default?lockdown=yes", "test:///default?policy=relative.conf"] {
+        assert!(matches!(open(Some(bad), false), Err(Error::NoConnect(_))), "{bad}");
+    }
+    std::fs::remove_file(&path).unwrap();
+}
