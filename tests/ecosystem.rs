@@ -209,3 +209,11 @@ fn with_libvirt_so_loaded_in_either_order_calls_reach_nodedev() {
     let out = run(Command::new(&exe).arg("dlopen").env("LD_LIBRARY_PATH", &lib));
     assert!(text(&out).contains("0 failed"), "{}", text(&out));
 }
+
+#[test]
+fn the_readme_documents_every_exported_function() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let missing: Vec<&str> =
+        nodedev::capi::exported().into_iter().filter(|f| !readme.contains(&format!("`{f}`")) && !readme.contains(&format!("`{f}("))).collect();
+    assert!(missing.is_empty(), "README's API table lacks {missing:?}");
+}
