@@ -1515,6 +1515,27 @@ int virNodeDeviceReAttachFlags(virNodeDevicePtr dev, const char *driverName, uns
  */
 int virNodeDeviceReset(virNodeDevicePtr dev);
 
+/**
+ * Finish or roll back every operation a process that died left half done
+ * (a record in the state directory mid-detach or mid-reattach): each
+ * device ends on its stub with a complete record, or on its original
+ * driver without one. Corrupt records are moved aside (renamed
+ * `ADDRESS.json.corrupt-TIME`) and reported. Opening a connection already
+ * does this (without creating the state directory when nothing is pending);
+ * this call reports what that did since the last call, and recovers anything
+ * new. A read-only connection only reports.
+ *
+ * `report`: NULL, or where to store a malloc'ed, NULL-terminated array of
+ * malloc'ed lines ("0000:03:00.0: rolled back to e1000e"), one per record
+ * handled; the caller frees each line and the array with free(). `flags`
+ * must be 0.
+ *
+ * Returns the number of records handled (0: nothing to do), or -1 on
+ * error: VIR_ERR_INVALID_CONN, VIR_ERR_INVALID_ARG (non-zero flags),
+ * VIR_ERR_SYSTEM_ERROR (the state directory), VIR_ERR_NO_MEMORY.
+ */
+int virNodeDeviceRecover(virConnectPtr conn, char ***report, unsigned int flags);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

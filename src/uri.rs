@@ -124,5 +124,7 @@ pub fn open(uri: Option<&str>, read_only: bool) -> Result<(Host, String)> {
             (Arc::new(sim), store_or(StateStore::memory()))
         }
     };
-    Ok((Host::new(sysfs, state, options), uri.to_string()))
+    let host = Host::new(sysfs, state, options);
+    host.recover_at_open();
+    Ok((host, uri.to_string()))
 }

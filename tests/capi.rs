@@ -33,6 +33,7 @@ const EXPECTED: &[&str] = &[
     "errors",
     "lasterror",
     "lookup_xml",
+    "recover",
     "reset",
     "threads",
 ];

@@ -217,9 +217,13 @@ fn run(host: &Host, cmd: &[String]) -> Result<(), Failure> {
             Ok(())
         }
         "recover" if args.is_empty() => {
-            let done = host.recover()?;
+            let mut done = host.take_recovered();
+            done.extend(host.recover()?);
             for r in &done {
-                println!("{}: interrupted while {:?}: {}", r.address, r.step, r.outcome);
+                match r.step {
+                    Some(step) => println!("{}: interrupted while {step:?}: {}", r.address, r.outcome),
+                    None => println!("{}: {}", r.address, r.outcome),
+                }
             }
             println!("{} interrupted operation(s) recovered", done.len());
             Ok(())

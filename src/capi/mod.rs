@@ -16,6 +16,7 @@
 //!   look up, XML, detach, reattach, reset).
 //! - [`assign`]: guest assignment (prepare, release) and the authorization
 //!   callback.
+//! - [`recover`]: the report of interrupted operations finished or rolled back.
 //!
 //! Exports: each module ends with `exports!(names...)`, the list of the
 //! functions it exports; [`exported`] is their union. For each name the
@@ -62,6 +63,7 @@ pub mod boundary;
 pub mod connect;
 pub mod error;
 pub mod nodedev;
+pub mod recover;
 
 pub use connect::{virConnect, virConnectPtr};
 pub use error::{
@@ -74,5 +76,5 @@ pub use nodedev::{virConnectListAllNodeDeviceFlags, virNodeDevice, virNodeDevice
 /// `exports!` lists. Adding a function means adding its name to its
 /// module's list.
 pub fn exported() -> Vec<&'static str> {
-    [connect::EXPORTS, nodedev::EXPORTS, assign::EXPORTS, error::EXPORTS].concat()
+    [connect::EXPORTS, nodedev::EXPORTS, assign::EXPORTS, recover::EXPORTS, error::EXPORTS].concat()
 }

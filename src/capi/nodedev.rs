@@ -164,7 +164,7 @@ fn devices_with_cap(conn: &virConnect, cap: Option<&str>) -> Result<Vec<PciAddre
     }
 }
 
-fn no_memory(call: &Call) -> Raised {
+pub(crate) fn no_memory(call: &Call) -> Raised {
     Raised::new(
         virErrorNumber::VIR_ERR_NO_MEMORY,
         call.domain,

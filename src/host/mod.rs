@@ -70,6 +70,8 @@ pub struct Host {
     state: StateStore,
     options: HostOptions,
     authorizer: Mutex<Option<Authorizer>>,
+    /// Recovery done when the host was opened, until someone asks.
+    recovered: Mutex<Vec<Recovered>>,
 }
 
 pub(crate) fn dev_path(addr: &PciAddress, attr: &str) -> String {
@@ -82,7 +84,7 @@ pub(crate) fn dev_path(addr: &PciAddress, attr: &str) -> String {
 
 impl Host {
     pub fn new(sysfs: Arc<dyn Sysfs>, state: StateStore, options: HostOptions) -> Host {
-        Host { sysfs, state, options, authorizer: Mutex::new(None) }
+        Host { sysfs, state, options, authorizer: Mutex::new(None), recovered: Mutex::new(Vec::new()) }
     }
 
     /// Register (or with None remove) the callback asked before every change.

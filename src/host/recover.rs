@@ -14,9 +14,10 @@ use crate::stub::is_stub_driver;
 /// What recovery did with one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovered {
+    /// The device's address, or the record file for a corrupt record.
     pub address: String,
-    /// The step the dead process was at.
-    pub step: Step,
+    /// The step the dead process was at; None for a corrupt record.
+    pub step: Option<Step>,
     /// One line for a person: what the device is now.
     pub outcome: String,
 }
@@ -26,8 +27,12 @@ impl Host {
     /// connections only report.
     pub fn recover(&self) -> Result<Vec<Recovered>> {
         let _lock = self.state.lock()?;
-        let mut done = Vec::new();
-        for rec in self.state.list()? {
+        let (records, problems) = self.state.list_checked()?;
+        let mut done: Vec<Recovered> = problems
+            .into_iter()
+            .map(|p| Recovered { address: self.state.location(), step: None, outcome: p })
+            .collect();
+        for rec in records {
             if rec.step == Step::Detached {
                 continue;
             }
@@ -36,9 +41,30 @@ impl Host {
             } else {
                 self.recover_one(&rec)
             };
-            done.push(Recovered { address: rec.address.clone(), step: rec.step, outcome });
+            done.push(Recovered { address: rec.address.clone(), step: Some(rec.step), outcome });
         }
         Ok(done)
+    }
+
+    /// At open: recover only when a record says an operation was cut short,
+    /// so that opening never creates the state directory for nothing. The
+    /// report is kept for `take_recovered`.
+    pub fn recover_at_open(&self) {
+        let pending = match self.state.list_checked() {
+            Ok((records, problems)) => !problems.is_empty() || records.iter().any(|r| r.step != Step::Detached),
+            Err(_) => false, // every operation will report the state dir's problem
+        };
+        if pending && !self.options.read_only {
+            let report = self.recover().unwrap_or_else(|e| {
+                vec![Recovered { address: self.state.location(), step: None, outcome: format!("recovery failed: {e}") }]
+            });
+            self.recovered.lock().unwrap_or_else(|p| p.into_inner()).extend(report);
+        }
+    }
+
+    /// What recovery did since the last call (at open and in `recover`).
+    pub fn take_recovered(&self) -> Vec<Recovered> {
+        std::mem::take(&mut *self.recovered.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     fn recover_one(&self, rec: &Record) -> String {

@@ -138,7 +138,7 @@ impl StateStore {
 
     fn ensure_dir(&self, dir: &Path) -> Result<()> {
         match fs::symlink_metadata(dir) {
-            Ok(m) if m.is_dir() => Ok(()),
+            Ok(m) if m.is_dir() => check_trusted(dir, &m),
             Ok(_) => Err(Error::System(format!(
                 "state directory {} is not a directory (a symlink or file is refused)",
                 dir.display()
@@ -151,6 +151,16 @@ impl StateStore {
         }
     }
 
+    /// Keep a corrupt record for the admin under another name, so it is
+    /// neither read again nor lost. Says where it went.
+    fn set_aside(path: &Path) -> String {
+        let aside = PathBuf::from(format!("{}.corrupt-{}", path.display(), now()));
+        match fs::rename(path, &aside) {
+            Ok(()) => format!("it was moved to {}", aside.display()),
+            Err(e) => format!("moving it aside failed ({e}), it stays where it is"),
+        }
+    }
+
     fn record_path(dir: &Path, address: &str) -> PathBuf {
         dir.join(format!("{address}.json"))
     }
@@ -159,11 +169,15 @@ impl StateStore {
         match &self.backend {
             Backend::Memory(map, _) => Ok(lock_ignoring_poison(map).get(address).cloned()),
             Backend::Dir(dir, _) => {
+                if existing_dir(dir)?.is_none() {
+                    return Ok(None);
+                }
                 let path = Self::record_path(dir, address);
                 match fs::read(&path) {
                     Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                        let aside = Self::set_aside(&path);
                         Error::System(format!(
-                            "state record {} is corrupt ({e}): move it aside and check the device's driver by hand",
+                            "state record {} was corrupt ({e}); {aside}; check the device's driver by hand",
                             path.display()
                         ))
                     }),
@@ -228,28 +242,76 @@ impl StateStore {
     }
 
     pub fn list(&self) -> Result<Vec<Record>> {
+        Ok(self.list_checked()?.0)
+    }
+
+    /// Every readable record, and one message per corrupt record found (each
+    /// moved aside, see `get`).
+    pub fn list_checked(&self) -> Result<(Vec<Record>, Vec<String>)> {
         match &self.backend {
-            Backend::Memory(map, _) => Ok(lock_ignoring_poison(map).values().cloned().collect()),
+            Backend::Memory(map, _) => Ok((lock_ignoring_poison(map).values().cloned().collect(), Vec::new())),
             Backend::Dir(dir, _) => {
+                if existing_dir(dir)?.is_none() {
+                    return Ok((Vec::new(), Vec::new()));
+                }
                 let entries = match fs::read_dir(dir) {
                     Ok(e) => e,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
                     Err(e) => return Err(sys_err("cannot list state directory", dir, e)),
                 };
                 let mut out = Vec::new();
+                let mut problems = Vec::new();
                 for entry in entries {
                     let name = entry.map_err(|e| sys_err("cannot list state directory", dir, e))?.file_name();
                     let name = name.to_string_lossy();
                     if let Some(address) = name.strip_suffix(".json").filter(|_| !name.starts_with('.')) {
-                        if let Some(r) = self.get(address)? {
-                            out.push(r);
+                        match self.get(address) {
+                            Ok(Some(r)) => out.push(r),
+                            Ok(None) => {}
+                            Err(Error::System(m)) if m.contains("was corrupt") => problems.push(m),
+                            Err(e) => return Err(e),
                         }
                     }
                 }
                 out.sort_by(|a, b| a.address.cmp(&b.address));
-                Ok(out)
+                Ok((out, problems))
             }
         }
+    }
+}
+
+/// Records decide which driver a device gets back: refuse a directory another
+/// user could have planted or can write into.
+fn check_trusted(dir: &Path, m: &fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if m.uid() != euid {
+        return Err(Error::System(format!(
+            "state directory {} belongs to uid {}, not to this process (uid {euid}): refusing its records; remove it, or chown it to uid {euid} and chmod 700 it",
+            dir.display(),
+            m.uid()
+        )));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(Error::System(format!(
+            "state directory {} is writable by other users (mode {:o}): refusing its records; chmod 700 it",
+            dir.display(),
+            m.mode() & 0o7777
+        )));
+    }
+    Ok(())
+}
+
+/// The directory's metadata when it exists (checked), None when it does not.
+fn existing_dir(dir: &Path) -> Result<Option<()>> {
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => check_trusted(dir, &m).map(Some),
+        Ok(_) => Err(Error::System(format!(
+            "state directory {} is not a directory (a symlink or file is refused)",
+            dir.display()
+        ))),
+        Err(_) => Ok(None),
     }
 }
 
@@ -309,8 +371,44 @@ mod tests {
         store.put(&Record::new("0000:03:00.0", None, "pci-stub")).unwrap();
         fs::write(dir.join("0000:03:00.0.json"), b"{\"address\": ").unwrap();
         let err = store.get("0000:03:00.0").unwrap_err();
-        assert!(matches!(&err, Error::System(m) if m.contains("corrupt")), "{err:?}");
-        assert!(dir.join("0000:03:00.0.json").exists());
+        assert!(matches!(&err, Error::System(m) if m.contains("corrupt") && m.contains("moved to")), "{err:?}");
+        // Kept aside with its content, and no longer read as a record.
+        let aside: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("0000:03:00.0.json.corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{aside:?}");
+        assert_eq!(fs::read(dir.join(&aside[0])).unwrap(), b"{\"address\": ");
+        assert!(store.get("0000:03:00.0").unwrap().is_none());
+        // list() reports a corrupt record instead of failing.
+        store.put(&Record::new("0000:04:00.0", None, "pci-stub")).unwrap();
+        fs::write(dir.join("0000:05:00.0.json"), b"").unwrap();
+        let (records, problems) = store.list_checked().unwrap();
+        assert_eq!(records.len(), 1);
+        assert!(problems.len() == 1 && problems[0].contains("0000:05:00.0.json"), "{problems:?}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_untrusted_state_dir_is_refused() {
+        let dir = tempdir("untrusted");
+        let store = StateStore::dir(&dir);
+        store.put(&Record::new("0000:03:00.0", None, "pci-stub")).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        for err in [store.get("0000:03:00.0").unwrap_err(), store.lock().err().unwrap(), store.list().unwrap_err()] {
+            assert!(matches!(&err, Error::System(m) if m.contains("writable by other users") && m.contains("chmod 700")), "{err:?}");
+        }
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(store.get("0000:03:00.0").unwrap().is_some());
+        // Owned by someone else (only root can arrange that here).
+        // SAFETY: geteuid and chown on our own temporary directory.
+        if unsafe { libc::geteuid() } == 0 {
+            let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+            assert_eq!(unsafe { libc::chown(c.as_ptr(), 1, 1) }, 0);
+            let err = store.get("0000:03:00.0").unwrap_err();
+            assert!(matches!(&err, Error::System(m) if m.contains("belongs to uid 1")), "{err:?}");
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 }
