@@ -84,9 +84,9 @@ impl Host {
             self.check_groups_viable(&devices, opts.managed)?;
         }
 
-        let before: Vec<Option<Record>> =
-            devices.iter().map(|d| self.state.get(&d.to_string())).collect::<Result<_>>()?;
         let mut moved = Vec::new();
+        // Devices only marked as owned, with the record each had before.
+        let mut marked: Vec<(PciAddress, Option<Record>)> = Vec::new();
         let result = (|| -> Result<()> {
             for d in &devices {
                 if opts.managed && !self.on_stub(d, stub)? {
@@ -96,20 +96,18 @@ impl Host {
                     // device the kernel cannot reset is used as it is.
                     self.reset_if_possible(d)?;
                 } else {
+                    marked.push((*d, self.state.get(&d.to_string())?));
                     self.set_owner(d, owner)?;
                 }
             }
             Ok(())
         })();
         result.map_err(|err| {
-            // Devices only marked go back to their old records; moved ones to their drivers.
-            for (d, rec) in devices.iter().zip(&before) {
-                if !moved.contains(d) {
-                    let _ = match rec {
-                        Some(r) => self.state.put(r),
-                        None => self.state.remove(&d.to_string()),
-                    };
-                }
+            for (d, rec) in &marked {
+                let _ = match rec {
+                    Some(r) => self.state.put(r),
+                    None => self.state.remove(&d.to_string()),
+                };
             }
             self.undo_detaches(&moved, err.context(format_args!("preparing devices for {owner}")))
         })

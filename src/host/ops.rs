@@ -419,12 +419,16 @@ impl Host {
             Err(err) => {
                 // Back to the stub, so the device is never left in between.
                 let back = self.bind_to_stub(addr, self.driver(addr)?.as_deref(), &stub);
-                record.step = Step::Detached;
-                self.state.put(&record)?;
+                // Only a device really back on its stub counts as detached;
+                // otherwise the record stays mid-reattach for recovery.
+                if back.is_ok() {
+                    record.step = Step::Detached;
+                    self.state.put(&record)?;
+                }
                 Err(match back {
                     Ok(()) => Error::OperationFailed(format!("{err}; {addr} stays detached on {stub}")),
                     Err(e) => Error::OperationFailed(format!(
-                        "{err}; returning {addr} to {stub} also failed: {e}; the record in {} keeps its original driver",
+                        "{err}; returning {addr} to {stub} also failed: {e}; the record in {} keeps its original driver ('nodedev recover' retries)",
                         self.state.location()
                     )),
                 })

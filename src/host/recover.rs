@@ -33,7 +33,7 @@ impl Host {
             .map(|p| Recovered { address: self.state.location(), step: None, outcome: p })
             .collect();
         for rec in records {
-            if rec.step == Step::Detached {
+            if rec.step == Step::Detached && !self.lost_its_stub(&rec) {
                 continue;
             }
             let outcome = if self.options.read_only {
@@ -65,6 +65,14 @@ impl Host {
     /// What recovery did since the last call (at open and in `recover`).
     pub fn take_recovered(&self) -> Vec<Recovered> {
         std::mem::take(&mut *self.recovered.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// A "detached" device that is present but on no driver at all: its stub
+    /// binding was lost (a failed step, or a stub driver unloaded). An owned
+    /// device is left for its owner to release.
+    fn lost_its_stub(&self, rec: &Record) -> bool {
+        rec.owner.is_none()
+            && PciAddress::parse(&rec.address).is_ok_and(|a| matches!(self.driver(&a), Ok(None)))
     }
 
     fn recover_one(&self, rec: &Record) -> String {

@@ -73,6 +73,16 @@ fn now() -> u64 {
 #[derive(Clone)]
 pub struct StateStore {
     backend: Backend,
+    faults: Arc<Mutex<Option<WriteFault>>>,
+}
+
+/// An injected failure of record writes (tests): a full or read-only disk.
+#[derive(Debug, Clone, Copy)]
+struct WriteFault {
+    errno: i32,
+    /// Writes that still succeed before the failures start.
+    after: u32,
+    times: u32,
 }
 
 #[derive(Clone)]
@@ -96,11 +106,34 @@ fn sys_err(what: &str, path: &Path, e: std::io::Error) -> Error {
 
 impl StateStore {
     pub fn dir(path: impl Into<PathBuf>) -> StateStore {
-        StateStore { backend: Backend::Dir(path.into(), Arc::default()) }
+        StateStore { backend: Backend::Dir(path.into(), Arc::default()), faults: Arc::default() }
     }
 
     pub fn memory() -> StateStore {
-        StateStore { backend: Backend::Memory(Arc::default(), Arc::default()) }
+        StateStore { backend: Backend::Memory(Arc::default(), Arc::default()), faults: Arc::default() }
+    }
+
+    /// Fault injection: after `after` more successful record writes or
+    /// removals, the next `times` fail with `errno` (ENOSPC: disk full,
+    /// EROFS: read-only) and change nothing.
+    pub fn fail_writes(&self, errno: i32, after: u32, times: u32) {
+        *lock_ignoring_poison(&self.faults) = Some(WriteFault { errno, after, times });
+    }
+
+    fn injected(&self, what: &str, address: &str) -> Result<()> {
+        let mut f = lock_ignoring_poison(&self.faults);
+        match f.as_mut() {
+            Some(w) if w.after > 0 => {
+                w.after -= 1;
+                Ok(())
+            }
+            Some(w) if w.times > 0 => {
+                w.times -= 1;
+                let e = std::io::Error::from_raw_os_error(w.errno);
+                Err(Error::System(format!("cannot {what} state record of {address} in {}: {e}", self.location())))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Where records live, for messages and the CLI.
@@ -190,6 +223,7 @@ impl StateStore {
 
     /// Write (or replace) a record atomically.
     pub fn put(&self, record: &Record) -> Result<()> {
+        self.injected("write", &record.address)?;
         let mut record = record.clone();
         record.updated = now();
         match &self.backend {
@@ -223,6 +257,7 @@ impl StateStore {
     }
 
     pub fn remove(&self, address: &str) -> Result<()> {
+        self.injected("remove", address)?;
         match &self.backend {
             Backend::Memory(map, _) => {
                 lock_ignoring_poison(map).remove(address);

@@ -185,6 +185,10 @@ struct Kernel {
     devs: BTreeMap<Addr, Dev>,
     writes: Vec<(String, String)>,
     faults: Vec<Fault>,
+    /// Injected probe outcomes: (device, driver to bind or none, times).
+    misprobes: Vec<(Addr, Option<String>, u32)>,
+    /// Injected hot-removal: the device goes after this many more writes.
+    removals: Vec<(Addr, u32)>,
 }
 
 /// An injected failure: matching writes fail with `errno` and change nothing.
@@ -338,8 +342,34 @@ impl Kernel {
 
     fn drivers_probe(&mut self, value: &str) -> io::Result<()> {
         let a = self.present(name_arg(value)).ok_or_else(|| err(libc::ENODEV))?;
+        if let Some(m) = self.misprobes.iter_mut().find(|m| m.0 == a && m.2 > 0) {
+            // A driver whose probe fails leaves the device unbound (and the
+            // write still succeeds); "wrong" binds another loaded driver.
+            m.2 -= 1;
+            let wrong = m.1.clone();
+            if let (Some(name), None) = (wrong, self.dev(a).driver) {
+                if let Some(d) = self.loaded_driver(&name) {
+                    self.dev_mut(a).driver = Some(d);
+                }
+            }
+            return Ok(());
+        }
         self.attach(a);
         Ok(())
+    }
+
+    /// Count a successful write towards injected hot-removals.
+    fn after_write(&mut self) {
+        let mut gone = Vec::new();
+        for r in self.removals.iter_mut().filter(|r| r.1 > 0) {
+            r.1 -= 1;
+            if r.1 == 0 {
+                gone.push(r.0);
+            }
+        }
+        for a in gone {
+            self.remove(a);
+        }
     }
 
     /// `new_id`: refuse an id the driver already claims, add it, then
@@ -705,6 +735,33 @@ impl SimKernel {
         });
     }
 
+    /// Fault injection: the next `times` writes of this device's address to
+    /// drivers_probe bind `driver` (a loaded driver that does not match it),
+    /// or nothing at all with None (its driver's probe failed).
+    pub fn misprobe(&self, addr: &str, driver: Option<&str>, times: u32) {
+        let mut k = self.lock();
+        if let Some(a) = Addr::parse(addr) {
+            k.misprobes.push((a, driver.map(str::to_string), times));
+        }
+    }
+
+    /// Fault injection: the device is hot-removed right after the `after`-th
+    /// successful write from now (any file).
+    pub fn remove_after_writes(&self, addr: &str, after: u32) {
+        let mut k = self.lock();
+        if let Some(a) = Addr::parse(addr) {
+            k.removals.push((a, after));
+        }
+    }
+
+    /// Drop every injected fault not yet used up.
+    pub fn clear_faults(&self) {
+        let mut k = self.lock();
+        k.faults.clear();
+        k.misprobes.clear();
+        k.removals.clear();
+    }
+
     /// false: `load_module` fails with EPERM, like a kernel with module loading disabled.
     pub fn set_module_loading_allowed(&self, allowed: bool) {
         self.lock().modules_allowed = allowed;
@@ -736,6 +793,7 @@ impl Sysfs for SimKernel {
             Entry::Link(_) => return Err(err(libc::EACCES)),
         }
         k.writes.push((path.to_string(), value.to_string()));
+        k.after_write();
         Ok(())
     }
 

@@ -106,7 +106,7 @@ impl Kernel {
         self.devs.values().filter(|d| d.present)
     }
 
-    fn loaded_driver(&self, name: &str) -> Option<usize> {
+    pub(super) fn loaded_driver(&self, name: &str) -> Option<usize> {
         self.drivers.iter().position(|d| d.loaded && d.name == name)
     }
 

@@ -230,5 +230,7 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
         devs,
         writes: Vec::new(),
         faults: Vec::new(),
+        misprobes: Vec::new(),
+        removals: Vec::new(),
     })
 }
