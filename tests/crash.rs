@@ -1,12 +1,13 @@
 //! Crash at every step of every operation: the process "dies" (a panic at the
-//! k-th kernel access drops all of the library's memory), the kernel and the
-//! state store remain, a new host recovers, and the device's driver and its
-//! record must agree with the original driver still known.
+//! k-th kernel access, or at the n-th state-record write, drops all of the
+//! library's memory), the kernel and the state store remain, a new host
+//! recovers, and every device's driver and its record must agree, with the
+//! original driver still known.
 
 use nodedev::state::{StateStore, Step};
 use nodedev::sysfs::sim::SimKernel;
 use nodedev::sysfs::Sysfs;
-use nodedev::{Host, HostOptions, PciAddress, Stub};
+use nodedev::{DetachOptions, Host, HostOptions, PciAddress, PrepareOptions, Stub};
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -56,77 +57,155 @@ impl Sysfs for DiesAt {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Op {
-    Detach(Stub),
-    Reattach(Stub),
+const NIC1: &str = "0000:03:01.0";
+const NIC2: &str = "0000:03:02.0";
+const GPU: &str = "0000:01:00.0";
+const AUDIO: &str = "0000:01:00.1";
+const VF: &str = "0000:04:10.0";
+const MANAGED: PrepareOptions = PrepareOptions { managed: true, force: false };
+
+fn a(s: &str) -> PciAddress {
+    PciAddress::parse(s).unwrap()
 }
 
-/// Run `op` on `dev`, dying at call k. Returns false once k is past the end
-/// of the operation (it completed without dying).
-fn crash_once(dev: &str, op: Op, k: usize) -> bool {
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Detach(&'static str, Stub),
+    Reattach(&'static str, Stub),
+    GroupDetach,
+    Prepare,
+    Release,
+    Reset,
+}
+
+impl Op {
+    fn devices(self) -> Vec<&'static str> {
+        match self {
+            Op::Detach(d, _) | Op::Reattach(d, _) => vec![d],
+            Op::GroupDetach => vec![NIC1, NIC2],
+            Op::Prepare | Op::Release => vec![GPU, AUDIO],
+            Op::Reset => vec![VF],
+        }
+    }
+
+    fn setup(self, h: &Host) {
+        match self {
+            Op::Reattach(d, stub) => h.detach(&a(d), stub).unwrap(),
+            Op::Release => h.prepare("vm1", &[a(GPU), a(AUDIO)], Stub::Vfio, MANAGED).unwrap(),
+            Op::Reset => h.detach(&a(VF), Stub::Vfio).unwrap(),
+            _ => {}
+        }
+    }
+
+    fn run(self, h: &Host) -> nodedev::Result<()> {
+        match self {
+            Op::Detach(d, stub) => h.detach(&a(d), stub),
+            Op::Reattach(d, _) => h.reattach(&a(d), None),
+            Op::GroupDetach => h.detach_with(&a(NIC1), Stub::Vfio, DetachOptions { group: true, force: false }),
+            Op::Prepare => h.prepare("vm1", &[a(GPU), a(AUDIO)], Stub::Vfio, MANAGED),
+            Op::Release => h.release("vm1", None).map(|_| ()),
+            Op::Reset => h.reset(&a(VF)),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum CrashAt {
+    /// The k-th kernel access.
+    Kernel(usize),
+    /// The n-th state-record write or removal.
+    Record(u32),
+}
+
+/// Run `op`, dying where `at` says. Returns false once that point is past
+/// the end of the operation (it completed without dying).
+fn crash_once(op: Op, at: CrashAt) -> bool {
+    let what = format!("{op:?} crash at {at:?}");
     let sim = Arc::new(SimKernel::builtin());
     let store = StateStore::memory();
-    let addr = PciAddress::parse(dev).unwrap();
-    let original = sim.driver_of(dev);
-    if let Op::Reattach(stub) = op {
-        Host::new(sim.clone(), store.clone(), HostOptions::default()).detach(&addr, stub).unwrap();
+    let devices = op.devices();
+    // Originals are taken before setup: setup is part of what must survive.
+    let originals: Vec<Option<String>> = devices.iter().map(|d| sim.driver_of(d)).collect();
+    op.setup(&Host::new(sim.clone(), store.clone(), HostOptions::default()));
+
+    let die_at = if let CrashAt::Kernel(k) = at { k } else { usize::MAX };
+    let dying = Arc::new(DiesAt { sim: sim.clone(), calls: AtomicUsize::new(0), die_at });
+    if let CrashAt::Record(n) = at {
+        store.die_at_write(n);
     }
-    let dying = Arc::new(DiesAt { sim: sim.clone(), calls: AtomicUsize::new(0), die_at: k });
     let host = Host::new(dying.clone(), store.clone(), HostOptions::default());
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let outcome = catch_unwind(AssertUnwindSafe(|| match op {
-        Op::Detach(stub) => host.detach(&addr, stub),
-        Op::Reattach(_) => host.reattach(&addr, None),
-    }));
+    let outcome = catch_unwind(AssertUnwindSafe(|| op.run(&host)));
     std::panic::set_hook(hook);
+    store.fail_writes(0, 0, 0);
     let crashed = outcome.is_err();
     if let Ok(result) = outcome {
-        result.unwrap_or_else(|e| panic!("{op:?} {dev} failed without a crash: {e}"));
+        result.unwrap_or_else(|e| panic!("{what}: failed without a crash: {e}"));
     }
     drop(host);
 
     // The next process.
     let next = Host::new(sim.clone(), store.clone(), HostOptions::default());
     let report = next.recover().unwrap();
-    let now = sim.driver_of(dev);
-    match store.get(dev).unwrap() {
-        Some(rec) => {
-            assert_eq!(rec.step, Step::Detached, "{op:?} {dev} crash at {k}: {report:?}");
-            assert_eq!(now.as_deref(), Some(rec.stub.as_str()), "{op:?} {dev} crash at {k}");
-            assert_eq!(rec.original_driver, original, "{op:?} {dev} crash at {k}: original lost");
+    for (d, orig) in devices.iter().zip(&originals) {
+        let now = sim.driver_of(d);
+        match store.get(d).unwrap() {
+            Some(rec) => {
+                assert_eq!(rec.step, Step::Detached, "{what}: {d}: {report:?}");
+                assert_eq!(now.as_deref(), Some(rec.stub.as_str()), "{what}: {d}");
+                assert_eq!(&rec.original_driver, orig, "{what}: {d}: original lost");
+            }
+            None => {
+                assert_eq!(&now, orig, "{what}: {d}: {report:?}");
+                let ov = sim.read(&format!("bus/pci/devices/{d}/driver_override")).unwrap();
+                assert_eq!(ov.trim(), "(null)", "{what}: {d}: override left behind");
+            }
         }
-        None => assert_eq!(now, original, "{op:?} {dev} crash at {k}: {report:?}"),
     }
-    let ov = sim.read(&format!("bus/pci/devices/{dev}/driver_override")).unwrap();
-    if store.get(dev).unwrap().is_none() {
-        assert_eq!(ov.trim(), "(null)", "{op:?} {dev} crash at {k}: override left behind");
+    // Everything can still be given back and used again.
+    next.release("vm1", None).unwrap();
+    for d in &devices {
+        if store.get(d).unwrap().is_some() {
+            next.reattach(&a(d), None).unwrap_or_else(|e| panic!("{what}: reattach {d}: {e}"));
+        }
     }
-    // And the device still works both ways afterwards.
-    let stub = match op {
-        Op::Detach(s) | Op::Reattach(s) => s,
-    };
-    next.detach(&addr, stub).unwrap();
-    next.reattach(&addr, None).unwrap();
-    assert_eq!(sim.driver_of(dev), original, "{op:?} {dev} crash at {k}: not reusable");
+    op.setup(&next);
+    op.run(&next).unwrap_or_else(|e| panic!("{what}: not reusable: {e}"));
     crashed
+}
+
+/// Every crash point of `op`, of both kinds; returns how many.
+fn every_point(op: Op) -> usize {
+    let mut points = 0;
+    let mut k = 0;
+    while crash_once(op, CrashAt::Kernel(k)) {
+        k += 1;
+    }
+    assert!(k >= 3, "{op:?}: only {k} kernel crash points");
+    points += k;
+    let mut n = 0;
+    while crash_once(op, CrashAt::Record(n)) {
+        n += 1;
+    }
+    points + n as usize
 }
 
 #[test]
 fn a_crash_at_any_step_loses_nothing() {
-    let mut points = 0;
-    for dev in ["0000:03:01.0", "0000:05:00.0", "0000:04:10.2"] {
+    let mut ops = Vec::new();
+    for dev in [NIC1, "0000:05:00.0", "0000:04:10.2"] {
         for stub in [Stub::Vfio, Stub::Kvm, Stub::Xen] {
-            for op in [Op::Detach(stub), Op::Reattach(stub)] {
-                let mut k = 0;
-                while crash_once(dev, op, k) {
-                    k += 1;
-                    points += 1;
-                }
-                assert!(k > 3, "{op:?} {dev}: only {k} crash points");
-            }
+            ops.push(Op::Detach(dev, stub));
+            ops.push(Op::Reattach(dev, stub));
         }
     }
-    println!("crash points covered: {points}");
+    ops.extend([Op::GroupDetach, Op::Prepare, Op::Release, Op::Reset]);
+    let mut total = 0;
+    for op in ops {
+        let n = every_point(op);
+        println!("{op:?}: {n} crash points");
+        total += n;
+    }
+    println!("crash points covered: {total}");
 }

@@ -76,9 +76,14 @@ pub struct StateStore {
     faults: Arc<Mutex<Option<WriteFault>>>,
 }
 
+/// The panic payload of `die_at_write`.
+#[derive(Debug)]
+pub struct SimulatedCrash;
+
 /// An injected failure of record writes (tests): a full or read-only disk.
 #[derive(Debug, Clone, Copy)]
 struct WriteFault {
+    /// 0: the process "dies" (panics) instead of failing.
     errno: i32,
     /// Writes that still succeed before the failures start.
     after: u32,
@@ -120,12 +125,24 @@ impl StateStore {
         *lock_ignoring_poison(&self.faults) = Some(WriteFault { errno, after, times });
     }
 
+    /// Crash injection (tests): the process "dies" (panics with
+    /// `SimulatedCrash`) at the record write or removal after `after` more,
+    /// before it touches anything.
+    pub fn die_at_write(&self, after: u32) {
+        *lock_ignoring_poison(&self.faults) = Some(WriteFault { errno: 0, after, times: 1 });
+    }
+
     fn injected(&self, what: &str, address: &str) -> Result<()> {
         let mut f = lock_ignoring_poison(&self.faults);
         match f.as_mut() {
             Some(w) if w.after > 0 => {
                 w.after -= 1;
                 Ok(())
+            }
+            Some(w) if w.times > 0 && w.errno == 0 => {
+                w.times = 0;
+                drop(f);
+                std::panic::panic_any(SimulatedCrash)
             }
             Some(w) if w.times > 0 => {
                 w.times -= 1;
