@@ -1,8 +1,9 @@
 # nodedev: build, test and install.
 #
 #   make            build the libraries and the CLI (release)
-#   make check      every test: cargo's suites (incl. the C programs) and the
-#                   real-kernel suite in a QEMU guest
+#   make check      every test: cargo's suites (incl. the C programs), a
+#                   bounded cargo-fuzz run and the real-kernel suite in a
+#                   QEMU guest
 #   make install    after `make`; PREFIX=/usr/local LIBDIR=$(PREFIX)/lib
 #                   INCLUDEDIR=$(PREFIX)/include BINDIR=$(PREFIX)/bin
 #                   MANDIR=$(PREFIX)/share/man DESTDIR= (staging root)
@@ -23,7 +24,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 SONAME := libnodedev.so.0
 REL := target/release
 
-.PHONY: all check check-host check-vm install uninstall
+.PHONY: all check check-host check-vm check-fuzz install uninstall
 
 all:
 	$(CARGO) build --release
@@ -36,7 +37,10 @@ check-host: all
 check-vm: all
 	bash capi-tests/vm/run.sh
 
-check: check-host check-vm
+check-fuzz:
+	bash fuzz/run.sh
+
+check: check-host check-fuzz check-vm
 
 # No dependency on `all`: tests run `make install` from inside `cargo test`,
 # where a nested cargo would wait for the build lock forever.

@@ -27,12 +27,46 @@ pub const DEFAULT_URI: &str = "nodedev:///system";
 pub const SYSTEM_STATE_DIR: &str = "/run/nodedev";
 pub const SYSTEM_POLICY_FILE: &str = "/etc/nodedev/policy.conf";
 
-struct Params {
-    root: Option<String>,
-    statedir: Option<String>,
-    modprobe: bool,
-    policy: Option<String>,
-    lockdown: bool,
+/// The parameters of a URI (see the module comment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Params {
+    pub root: Option<String>,
+    pub statedir: Option<String>,
+    pub modprobe: bool,
+    pub policy: Option<String>,
+    pub lockdown: bool,
+}
+
+/// Which host a URI names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// This machine's /sys (or the tree under `root=`).
+    System,
+    /// The built-in simulated host of this process.
+    TestDefault,
+    /// A simulated host described in this file.
+    TestFile(String),
+}
+
+/// A URI taken apart and checked, without touching any file.
+pub fn parse(uri: &str) -> Result<(Target, Params)> {
+    let (base, query) = match uri.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (uri, None),
+    };
+    let params = parse_params(uri, query)?;
+    let target = match base {
+        "nodedev:///system" | "qemu:///system" => Target::System,
+        "test:///default" => Target::TestDefault,
+        _ => match base.strip_prefix("test://").filter(|p| p.starts_with('/')) {
+            Some(path) => Target::TestFile(path.to_string()),
+            None => return Err(bad_uri(uri, "unknown URI")),
+        },
+    };
+    if params.root.is_some() && target != Target::System {
+        return Err(bad_uri(uri, "root= applies to nodedev:///system only"));
+    }
+    Ok((target, params))
 }
 
 fn bad_uri(uri: &str, why: &str) -> Error {
@@ -78,12 +112,8 @@ fn default_sim() -> (Arc<SimKernel>, StateStore) {
 /// Open a host for a URI (None: the default, this machine).
 pub fn open(uri: Option<&str>, read_only: bool) -> Result<(Host, String)> {
     let uri = uri.unwrap_or(DEFAULT_URI);
-    let (base, query) = match uri.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (uri, None),
-    };
-    let params = parse_params(uri, query)?;
-    let system = matches!(base, "nodedev:///system" | "qemu:///system");
+    let (target, params) = parse(uri)?;
+    let system = target == Target::System;
     let mut policy = match &params.policy {
         Some(file) => Policy::load(file).map_err(|e| bad_uri(uri, &e.to_string()))?,
         None if system && params.root.is_none() && std::path::Path::new(SYSTEM_POLICY_FILE).exists() => {
@@ -98,26 +128,17 @@ pub fn open(uri: Option<&str>, read_only: bool) -> Result<(Host, String)> {
     let options = HostOptions { read_only, allow_modprobe: params.modprobe, policy };
     let store_or = |default: StateStore| params.statedir.as_ref().map(StateStore::dir).unwrap_or(default);
 
-    let (sysfs, state): (Arc<dyn Sysfs>, StateStore) = match base {
-        "nodedev:///system" | "qemu:///system" => {
+    let (sysfs, state): (Arc<dyn Sysfs>, StateStore) = match target {
+        Target::System => {
             let root = params.root.clone().unwrap_or_else(|| "/".to_string());
             (Arc::new(HostSysfs::new(root)), store_or(StateStore::dir(SYSTEM_STATE_DIR)))
         }
-        "test:///default" => {
-            if params.root.is_some() {
-                return Err(bad_uri(uri, "root= applies to nodedev:///system only"));
-            }
+        Target::TestDefault => {
             let (sim, store) = default_sim();
             (sim, store_or(store))
         }
-        _ => {
-            let Some(path) = base.strip_prefix("test://").filter(|p| p.starts_with('/')) else {
-                return Err(bad_uri(uri, "unknown URI"));
-            };
-            if params.root.is_some() {
-                return Err(bad_uri(uri, "root= applies to nodedev:///system only"));
-            }
-            let text = std::fs::read_to_string(path)
+        Target::TestFile(path) => {
+            let text = std::fs::read_to_string(&path)
                 .map_err(|e| bad_uri(uri, &format!("cannot read host description {path}: {e}")))?;
             let sim = SimKernel::from_json(&text)
                 .map_err(|e| bad_uri(uri, &format!("host description {path} is invalid: {e}")))?;

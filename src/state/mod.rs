@@ -316,7 +316,10 @@ impl StateStore {
                 for entry in entries {
                     let name = entry.map_err(|e| sys_err("cannot list state directory", dir, e))?.file_name();
                     let name = name.to_string_lossy();
-                    if let Some(address) = name.strip_suffix(".json").filter(|_| !name.starts_with('.')) {
+                    // Only ADDRESS.json files are records: anything else in the
+                    // directory (a mistyped statedir=) is never touched.
+                    let record_name = name.strip_suffix(".json").filter(|a| crate::address::PciAddress::parse(a).is_ok());
+                    if let Some(address) = record_name {
                         match self.get(address) {
                             Ok(Some(r)) => out.push(r),
                             Ok(None) => {}

@@ -20,9 +20,14 @@ impl HostSysfs {
         HostSysfs { root, sys }
     }
 
+    /// The file a sysfs-relative path names: always inside the sysfs root.
+    pub fn resolve(&self, rel: &str) -> io::Result<PathBuf> {
+        self.path(rel)
+    }
+
     fn path(&self, rel: &str) -> io::Result<PathBuf> {
         // Never let a crafted name climb out of the sysfs root.
-        if rel.starts_with('/') || rel.split('/').any(|c| c == "..") {
+        if rel.starts_with('/') || rel.contains('\0') || rel.split('/').any(|c| c == "..") {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
         Ok(self.sys.join(rel))

@@ -1,0 +1,160 @@
+//! The fuzz targets' bodies, shared by `cargo fuzz` (fuzz/fuzz_targets/*)
+//! and the stable, bounded run in `cargo test` (tests/fuzz.rs). Each takes
+//! arbitrary bytes and panics only on a real bug: a panic escaping a parser,
+//! a C call reporting a caught panic (VIR_ERR_INTERNAL_ERROR), or a path
+//! outside the sysfs root.
+
+#![allow(dead_code)]
+
+use nodedev::capi::assign::{virNodeDevicePrepare, virNodeDeviceRelease};
+use nodedev::capi::connect::{virConnectOpen, virConnectOpenReadOnly, virConnectClose};
+use nodedev::capi::error::{virGetLastErrorCode, virResetLastError};
+use nodedev::capi::nodedev::{
+    virNodeDeviceDetachFlags, virNodeDeviceFree, virNodeDeviceGetXMLDesc, virNodeDeviceLookupByName,
+    virNodeDeviceReAttachFlags, virNodeDeviceReset,
+};
+use nodedev::capi::virConnectPtr;
+use nodedev::state::StateStore;
+use nodedev::sysfs::host::HostSysfs;
+use nodedev::sysfs::sim::SimKernel;
+use nodedev::{Host, HostOptions, PciAddress, Policy, Stub};
+use std::ffi::{c_char, c_uint, CString};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+const INTERNAL_ERROR: i32 = 1;
+
+fn text(data: &[u8]) -> String {
+    String::from_utf8_lossy(data).into_owned()
+}
+
+/// Device names: both spellings; what parses must print back the same.
+pub fn pci_address(data: &[u8]) {
+    let s = text(data);
+    if let Ok(a) = PciAddress::parse(&s) {
+        assert_eq!(PciAddress::parse(&a.to_string()).ok(), Some(a), "{s:?}");
+        assert_eq!(PciAddress::parse(&a.node_name()).ok(), Some(a), "{s:?}");
+    }
+}
+
+/// URIs: parsing never touches a file and never panics.
+pub fn uri(data: &[u8]) {
+    let s = text(data);
+    if let Ok((target, params)) = nodedev::uri::parse(&s) {
+        for p in [&params.root, &params.statedir, &params.policy].into_iter().flatten() {
+            assert!(p.starts_with('/'), "{s:?}: relative path {p:?} accepted");
+        }
+        if params.root.is_some() {
+            assert_eq!(target, nodedev::uri::Target::System, "{s:?}");
+        }
+    }
+}
+
+/// Policy files.
+pub fn policy(data: &[u8]) {
+    let _ = Policy::parse(&text(data), "fuzz");
+}
+
+/// Host descriptions: a valid one yields a host whose every device lists,
+/// describes and survives a detach/reattach attempt.
+pub fn host_spec(data: &[u8]) {
+    let Ok(sim) = SimKernel::from_json(&text(data)) else { return };
+    let host = Host::new(Arc::new(sim), StateStore::memory(), HostOptions::default());
+    let Ok(devices) = host.list() else { return };
+    for d in devices.iter().take(16) {
+        let _ = host.xml(d);
+        let _ = host.group(d);
+        let _ = host.host_uses(d);
+        if host.detach(d, Stub::Kvm).is_ok() {
+            let _ = host.reattach(d, None);
+        }
+    }
+}
+
+/// Paths handed to the real-sysfs backend stay under its root.
+pub fn sysfs_path(data: &[u8]) {
+    let root = Path::new("/nonexistent-nodedev-root");
+    let s = text(data);
+    if let Ok(p) = HostSysfs::new(root).resolve(&s) {
+        assert!(p.starts_with(root.join("sys")), "{s:?} -> {}", p.display());
+        assert!(!p.components().any(|c| c == std::path::Component::ParentDir), "{s:?}");
+    }
+}
+
+fn conn() -> virConnectPtr {
+    static CONN: OnceLock<usize> = OnceLock::new();
+    *CONN.get_or_init(|| {
+        let uri = CString::new("test:///default").unwrap();
+        // SAFETY: a valid C string; the connection lives for the process.
+        let c = unsafe { virConnectOpen(uri.as_ptr()) };
+        assert!(!c.is_null());
+        c as usize
+    }) as virConnectPtr
+}
+
+/// A C call's outcome: success, or an error that is not a caught panic.
+fn no_panic(rc: i32, call: &str, input: &[u8]) {
+    if rc < 0 {
+        let code = virGetLastErrorCode();
+        assert_ne!(code, INTERNAL_ERROR, "{call} panicked inside on {input:?}");
+    }
+}
+
+/// The C API with hostile names, driver names, owners, flags and URIs.
+/// Input: fields separated by NUL bytes: name, driver, owner, uri; the
+/// first 4 bytes of the rest are flags.
+pub fn capi(data: &[u8]) {
+    let mut parts = data.split(|b| *b == 0);
+    let mut field = || CString::new(parts.next().unwrap_or(b"").to_vec()).unwrap();
+    let (name, driver, owner, uri) = (field(), field(), field(), field());
+    let rest: Vec<u8> = data.iter().rev().take(4).copied().collect();
+    let flags = rest.iter().fold(0u32, |f, b| (f << 8) | u32::from(*b)) as c_uint;
+    let c = conn();
+    let opt = |s: &CString| if s.as_bytes().first() == Some(&b'-') { std::ptr::null() } else { s.as_ptr() };
+    // SAFETY: every pointer is a valid C string or NULL, handles come from the library.
+    unsafe {
+        virResetLastError();
+        // Only simulated hosts and read-only opens: fuzzing never reaches the real /sys for writing.
+        if uri.as_bytes().starts_with(b"test:") {
+            let other = virConnectOpenReadOnly(uri.as_ptr());
+            if !other.is_null() {
+                virConnectClose(other);
+            } else {
+                no_panic(-1, "virConnectOpenReadOnly", data);
+            }
+        }
+        let dev = virNodeDeviceLookupByName(c, name.as_ptr());
+        if dev.is_null() {
+            no_panic(-1, "virNodeDeviceLookupByName", data);
+            return;
+        }
+        let xml = virNodeDeviceGetXMLDesc(dev, flags);
+        if xml.is_null() {
+            no_panic(-1, "virNodeDeviceGetXMLDesc", data);
+        } else {
+            libc::free(xml.cast());
+        }
+        let d: *const c_char = opt(&driver);
+        no_panic(virNodeDeviceDetachFlags(dev, d, flags), "virNodeDeviceDetachFlags", data);
+        no_panic(virNodeDeviceReset(dev), "virNodeDeviceReset", data);
+        let mut devs = [dev];
+        no_panic(virNodeDevicePrepare(c, opt(&owner), devs.as_mut_ptr(), 1, d, flags), "virNodeDevicePrepare", data);
+        no_panic(virNodeDeviceRelease(c, opt(&owner), devs.as_mut_ptr(), 1, flags), "virNodeDeviceRelease", data);
+        no_panic(virNodeDeviceReAttachFlags(dev, opt(&driver), flags), "virNodeDeviceReAttachFlags", data);
+        // Leave the shared host as found for the next input.
+        if virNodeDeviceReAttachFlags(dev, std::ptr::null(), 0) < 0 {
+            no_panic(-1, "virNodeDeviceReAttachFlags", data);
+        }
+        virNodeDeviceFree(dev);
+    }
+}
+
+/// Every target, by name (the names of fuzz/fuzz_targets/*.rs and fuzz/corpus/*).
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("pci_address", pci_address),
+    ("uri", uri),
+    ("policy", policy),
+    ("host_spec", host_spec),
+    ("sysfs_path", sysfs_path),
+    ("capi", capi),
+];
