@@ -130,6 +130,39 @@ expect_driver release-managed-second "$B2" e1000
 refused lockdown-refuses-detach "locked down" nodedev -c "$U?lockdown=1" detach "$E" --driver vfio
 expect_driver lockdown-untouched "$E" e1000e
 
+# Two processes racing on the same group: the state lock serialises every
+# operation, so the only errors are refusals of a state the other process
+# just changed ("not detached", "already"), never a kernel step that failed
+# half way; afterwards each device agrees with its record.
+race() {
+    i=0
+    while [ $i -lt 12 ]; do
+        nodedev -c $U detach "$B1" --driver vfio --group
+        nodedev -c $U reattach "$B1"
+        nodedev -c $U detach "$B2" --driver kvm
+        nodedev -c $U reattach "$B2"
+        i=$((i + 1))
+    done
+}
+race > /tmp/race1.txt 2>&1 & r1=$!
+race > /tmp/race2.txt 2>&1 & r2=$!
+wait $r1 $r2
+bad=$(cat /tmp/race1.txt /tmp/race2.txt | grep 'error:' | grep -v -e 'not detached' -e 'already detached' -e 'reattach it first' || true)
+[ -z "$bad" ] && pass race-only-state-refusals || fail race-only-state-refusals "$(echo "$bad" | head -3 | tr '\n' ' ')"
+echo "NODEDEV-NOTE race: $(cat /tmp/race1.txt /tmp/race2.txt | grep -c 'detached to') detaches, $(cat /tmp/race1.txt /tmp/race2.txt | grep -c 'error:') refusals"
+agree=ok
+for d in "$B1" "$B2"; do
+    rec=/run/nodedev/$d.json; now=$(drv "$d")
+    if [ -e "$rec" ]; then
+        grep -q '"step": *"detached"' "$rec" && grep -q "\"stub\": *\"$now\"" "$rec" || agree="$d on $now, record $(tr -d '\n ' < "$rec")"
+        grep -q '"original_driver": *"e1000"' "$rec" || agree="$d lost its original driver"
+    elif [ "$now" != e1000 ]; then agree="$d on $now without a record"; fi
+done
+[ "$agree" = ok ] && pass race-records-agree || fail race-records-agree "$agree"
+for d in "$B1" "$B2"; do [ -e "/run/nodedev/$d.json" ] && nodedev -c $U reattach "$d" >/dev/null 2>&1; done
+expect_driver race-first-back "$B1" e1000
+expect_driver race-second-back "$B2" e1000
+
 left=$(ls /run/nodedev/*.json 2>/dev/null | wc -l)
 [ "$left" = 0 ] && pass no-records-left || fail no-records-left "$left records left"
 

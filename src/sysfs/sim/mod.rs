@@ -185,6 +185,9 @@ struct Kernel {
     devs: BTreeMap<Addr, Dev>,
     writes: Vec<(String, String)>,
     faults: Vec<Fault>,
+    /// The host bridges' directories (`pci0000:00`), fixed at build: every
+    /// path below devices/ starts with one.
+    roots: std::collections::BTreeSet<String>,
     /// Injected probe outcomes: (device, driver to bind or none, times).
     misprobes: Vec<(Addr, Option<String>, u32)>,
     /// Injected hot-removal: the device goes after this many more writes.

@@ -76,7 +76,7 @@ fn known(list: &[&'static str], name: &str) -> Option<&'static str> {
 
 impl Kernel {
     /// `pciDDDD:BB`: the root bus a device hangs from.
-    fn root_of(&self, a: Addr) -> String {
+    pub(super) fn root_of(&self, a: Addr) -> String {
         let mut top = a;
         while let Some(p) = self.devs.get(&top).and_then(|d| d.parent) {
             top = p;
@@ -201,9 +201,8 @@ impl Kernel {
 
     /// `devices/pciDDDD:BB/A/B/...`: walk down the bridges, then look inside the device.
     fn devices_entry(&self, c: &[&str]) -> Option<Entry> {
-        let roots: BTreeSet<String> = self.devs.values().filter(|d| !d.created).map(|d| self.root_of(d.addr)).collect();
-        let Some((root, path)) = c.split_first() else { return dir(roots) };
-        if !roots.contains(*root) {
+        let Some((root, path)) = c.split_first() else { return dir(self.roots.iter().cloned()) };
+        if !self.roots.contains(*root) {
             return None;
         }
         let child = |parent: Option<Addr>, name: &str| {

@@ -221,7 +221,7 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
         devs.get_mut(&pf).expect("listed").numvfs = vfs as u16;
     }
 
-    Ok(Kernel {
+    let mut kernel = Kernel {
         has_driver_override: spec.driver_override,
         iommu: spec.iommu,
         autoprobe: true,
@@ -230,7 +230,10 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
         devs,
         writes: Vec::new(),
         faults: Vec::new(),
+        roots: Default::default(),
         misprobes: Vec::new(),
         removals: Vec::new(),
-    })
+    };
+    kernel.roots = kernel.devs.values().filter(|d| !d.created).map(|d| kernel.root_of(d.addr)).collect();
+    Ok(kernel)
 }
