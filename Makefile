@@ -6,12 +6,14 @@
 #                   QEMU guest
 #   make install    after `make`; PREFIX=/usr/local LIBDIR=$(PREFIX)/lib
 #                   INCLUDEDIR=$(PREFIX)/include BINDIR=$(PREFIX)/bin
-#                   MANDIR=$(PREFIX)/share/man DESTDIR= (staging root)
+#                   MANDIR=$(PREFIX)/share/man DATADIR=$(PREFIX)/share
+#                   DESTDIR= (staging root)
 #   make uninstall  the same variables
 #
 # Layout (cargo-c's): LIBDIR/libnodedev.so.VERSION with the soname link
 # libnodedev.so.0 and the link libnodedev.so for the linker, libnodedev.a,
-# INCLUDEDIR/nodedev/nodedev.h, LIBDIR/pkgconfig/nodedev.pc.
+# INCLUDEDIR/nodedev/nodedev.h, LIBDIR/pkgconfig/nodedev.pc; the JSON
+# Schema of `nodedev --json` as DATADIR/nodedev/nodedev-json.schema.json.
 
 CARGO ?= cargo
 PREFIX ?= /usr/local
@@ -19,6 +21,7 @@ LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share
 DESTDIR ?=
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 SONAME := libnodedev.so.0
@@ -48,7 +51,7 @@ install:
 	@for f in $(REL)/libnodedev.so $(REL)/libnodedev.a $(REL)/nodedev; do \
 	    [ -f $$f ] || { echo "$$f is missing: run 'make' first" >&2; exit 1; }; done
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/nodedev \
-	    $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	    $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DATADIR)/nodedev
 	install -m 0755 $(REL)/libnodedev.so $(DESTDIR)$(LIBDIR)/libnodedev.so.$(VERSION)
 	ln -sf libnodedev.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libnodedev.so
@@ -60,10 +63,12 @@ install:
 	chmod 0644 $(DESTDIR)$(LIBDIR)/pkgconfig/nodedev.pc
 	install -m 0755 $(REL)/nodedev $(DESTDIR)$(BINDIR)/nodedev
 	install -m 0644 doc/nodedev.1 $(DESTDIR)$(MANDIR)/man1/nodedev.1
+	install -m 0644 doc/nodedev-json.schema.json $(DESTDIR)$(DATADIR)/nodedev/nodedev-json.schema.json
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libnodedev.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	    $(DESTDIR)$(LIBDIR)/libnodedev.so $(DESTDIR)$(LIBDIR)/libnodedev.a \
 	    $(DESTDIR)$(INCLUDEDIR)/nodedev/nodedev.h $(DESTDIR)$(LIBDIR)/pkgconfig/nodedev.pc \
-	    $(DESTDIR)$(BINDIR)/nodedev $(DESTDIR)$(MANDIR)/man1/nodedev.1
-	-rmdir $(DESTDIR)$(INCLUDEDIR)/nodedev
+	    $(DESTDIR)$(BINDIR)/nodedev $(DESTDIR)$(MANDIR)/man1/nodedev.1 \
+	    $(DESTDIR)$(DATADIR)/nodedev/nodedev-json.schema.json
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/nodedev $(DESTDIR)$(DATADIR)/nodedev

@@ -4,8 +4,10 @@
 
 pub mod address;
 pub mod capi;
+pub mod debug;
 pub mod error;
 pub mod host;
+pub mod inventory;
 pub mod policy;
 pub mod state;
 pub mod stub;

@@ -20,6 +20,7 @@ use crate::policy::Policy;
 use crate::state::StateStore;
 use crate::sysfs::host::HostSysfs;
 use crate::sysfs::sim::SimKernel;
+use crate::sysfs::trace::Traced;
 use crate::sysfs::Sysfs;
 use std::sync::{Arc, OnceLock};
 
@@ -145,6 +146,8 @@ pub fn open(uri: Option<&str>, read_only: bool) -> Result<(Host, String)> {
             (Arc::new(sim), store_or(StateStore::memory()))
         }
     };
+    // NODEDEV_DEBUG: trace every sysfs access of this connection.
+    let sysfs: Arc<dyn Sysfs> = if crate::debug::enabled() { Arc::new(Traced(sysfs)) } else { sysfs };
     let host = Host::new(sysfs, state, options);
     host.recover_at_open();
     Ok((host, uri.to_string()))

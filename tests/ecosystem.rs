@@ -88,7 +88,7 @@ fn install_lays_out_the_files_and_a_pkg_config_consumer_builds_and_runs() {
     assert!(real.is_file() && !real.is_symlink(), "{} is not a real file", real.display());
     assert_eq!(std::fs::read_link(lib.join("libnodedev.so.0")).unwrap(), PathBuf::from(format!("libnodedev.so.{version}")));
     assert_eq!(std::fs::read_link(lib.join("libnodedev.so")).unwrap(), PathBuf::from("libnodedev.so.0"));
-    for f in ["lib/libnodedev.a", "include/nodedev/nodedev.h", "lib/pkgconfig/nodedev.pc", "bin/nodedev", "share/man/man1/nodedev.1"] {
+    for f in ["lib/libnodedev.a", "include/nodedev/nodedev.h", "lib/pkgconfig/nodedev.pc", "bin/nodedev", "share/man/man1/nodedev.1", "share/nodedev/nodedev-json.schema.json"] {
         assert!(prefix.join(f).is_file(), "{f} not installed");
     }
 

@@ -3,50 +3,46 @@
 //!   nodedev [-c URI] COMMAND [ARGS] [; COMMAND [ARGS] ...]
 //!
 //! Several commands separated by ";" run on one connection, which is how the
-//! in-memory simulated host (test:///default) shows a whole cycle.
+//! in-memory simulated host (test:///default) shows a whole cycle. Every
+//! command is parsed before the first one runs, so a typo at the end of a
+//! chain is a usage error (exit 2) before anything has changed.
 
+use nodedev::inventory::{self, Device, Report};
 use nodedev::{uri, DetachOptions, Error, Host, PrepareOptions, Stub};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: nodedev [-c URI] COMMAND [ARGS] [; COMMAND [ARGS] ...]
 
 commands:
-  list                            every PCI device: driver, ids, class, IOMMU group
-  show DEV                        libvirt's node-device XML of DEV
+  list [--json]                   every PCI device, on stub drivers / on host drivers / no
+                                  driver: driver, ids, class, IOMMU group, owner
+  show DEV [--json]               libvirt's node-device XML of DEV
   detach DEV [--driver vfio|kvm|xen] [--group] [--force]
                                   move DEV to a stub driver (default vfio); --group: every
                                   endpoint of its IOMMU group, all or nothing; --force: even
                                   if the host uses it (boot VGA, mounted disk, interface up)
   reattach DEV [--driver NAME]    give DEV back to its original (or the named) host driver
   reset DEV                       reset DEV (it must be on a stub or on no driver)
-  group DEV                       DEV's IOMMU group: members, drivers, owners, vfio viability
+  group DEV [--json]              DEV's IOMMU group: members, drivers, owners, vfio viability
   prepare OWNER DEV... [--driver vfio|kvm|xen] [--managed] [--force]
                                   assign devices to a guest: --managed moves them to the stub
                                   (all or nothing) and resets them; otherwise only verifies
   release OWNER [DEV...]          end the assignment (no DEV: all of OWNER's devices); managed
                                   devices go back to their original drivers
-  recover                         finish or roll back operations a dead process left half done
-  drivers                         one line per device: ADDRESS DRIVER (or none)
+  recover [--json]                finish or roll back operations a dead process left half done
+  drivers [--json]                one line per device: ADDRESS DRIVER (or none)
   dump-host                       this host as a test:///PATH.json description
 
 DEV is 0000:03:00.1 or pci_0000_03_00_1. URI: nodedev:///system (default),
 test:///default (built-in simulated host), test:///PATH.json.
+--json: one JSON document per command on one line (doc/nodedev-json.schema.json).
+NODEDEV_DEBUG=1: trace every sysfs access and module load on stderr.
 exit status: 0 success, 1 the operation failed, 2 usage error.";
 
-enum Failure {
-    Usage(String),
-    Op(Error),
-}
-
-impl From<Error> for Failure {
-    fn from(e: Error) -> Self {
-        Failure::Op(e)
-    }
-}
-
-/// Split the command words on ";" (a word of its own, or inside one quoted word).
+/// Split the command words on ";" (a word of its own, or the end of one); a
+/// single word is a whole script, as in `nodedev 'list; show DEV'`.
 fn split_commands(words: &[String]) -> Vec<Vec<String>> {
-    let joined: Vec<String> = if words.len() == 1 && words[0].contains(';') {
+    let joined: Vec<String> = if words.len() == 1 {
         words[0].replace(';', " ; ").split_whitespace().map(str::to_string).collect()
     } else {
         words.iter().flat_map(|w| {
@@ -64,51 +60,130 @@ fn split_commands(words: &[String]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// One parsed command of the chain.
+enum Command {
+    List { json: bool },
+    Show { dev: String, json: bool },
+    Group { dev: String, json: bool },
+    Drivers { json: bool },
+    Recover { json: bool },
+    DumpHost,
+    Detach { dev: String, driver: Option<String>, group: bool, force: bool },
+    Reattach { dev: String, driver: Option<String> },
+    Reset { dev: String },
+    Prepare { owner: String, devs: Vec<String>, driver: Option<String>, managed: bool, force: bool },
+    Release { owner: String, devs: Vec<String> },
+}
+
 /// A command's words: positional arguments and the options it accepts.
 #[derive(Default)]
-struct Args<'a> {
-    positional: Vec<&'a str>,
-    driver: Option<&'a str>,
+struct Args {
+    positional: Vec<String>,
+    driver: Option<String>,
     group: bool,
     force: bool,
     managed: bool,
+    json: bool,
 }
 
-/// Parse `args`, accepting `--driver NAME` and the switches in `switches`.
-fn parse_args<'a>(cmd: &str, args: &'a [String], switches: &[&str]) -> Result<Args<'a>, Failure> {
+/// Parse `args`, accepting the options in `accepted` (`--driver` takes a value).
+fn parse_args(cmd: &str, args: &[String], accepted: &[&str]) -> Result<Args, String> {
     let mut out = Args::default();
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let a = a.as_str();
-        match a {
+        let (opt, inline) = match a.split_once('=') {
+            Some((o, v)) if o.starts_with("--") => (o, Some(v)),
+            _ => (a.as_str(), None),
+        };
+        if !opt.starts_with('-') {
+            out.positional.push(a.clone());
+            continue;
+        }
+        if !accepted.contains(&opt) {
+            return Err(format!("{cmd}: unknown option {a}"));
+        }
+        match opt {
             "--driver" => {
-                let v = it.next().ok_or_else(|| Failure::Usage(format!("{cmd}: --driver needs a value")))?;
-                out.driver = Some(v.as_str());
+                let v = inline.map(str::to_string).or_else(|| it.next().cloned());
+                out.driver = Some(v.ok_or_else(|| format!("{cmd}: --driver needs a value"))?);
             }
-            _ if a.starts_with("--driver=") => out.driver = Some(&a["--driver=".len()..]),
-            "--group" | "--force" | "--managed" if switches.contains(&a) => match a {
-                "--group" => out.group = true,
-                "--force" => out.force = true,
-                _ => out.managed = true,
-            },
-            _ if a.starts_with('-') => return Err(Failure::Usage(format!("{cmd}: unknown option {a}"))),
-            _ => out.positional.push(a),
+            _ if inline.is_some() => return Err(format!("{cmd}: {opt} takes no value")),
+            "--group" => out.group = true,
+            "--force" => out.force = true,
+            "--managed" => out.managed = true,
+            _ => out.json = true,
         }
     }
     Ok(out)
 }
 
-/// Exactly one device among the positional arguments.
-fn one_device<'a>(cmd: &str, a: &Args<'a>) -> Result<&'a str, Failure> {
-    match a.positional.as_slice() {
-        [dev] => Ok(dev),
-        [] => Err(Failure::Usage(format!("{cmd}: which device? (e.g. {cmd} 0000:03:00.0)"))),
-        _ => Err(Failure::Usage(format!("{cmd}: one device at a time"))),
+/// Exactly `n` positional arguments (the devices of `show DEV`, `group DEV`...).
+fn exactly(cmd: &str, a: Args, n: usize) -> Result<Args, String> {
+    match a.positional.len() {
+        k if k == n => Ok(a),
+        0 => Err(format!("{cmd}: which device? (e.g. {cmd} 0000:03:00.0)")),
+        _ if n == 1 => Err(format!("{cmd}: one device at a time")),
+        _ => Err(format!("{cmd}: takes no arguments")),
     }
 }
 
-fn group(host: &Host, dev: &str) -> Result<(), Failure> {
+fn parse_command(words: &[String]) -> Result<Command, String> {
+    let (name, args) = words.split_first().ok_or("no command")?;
+    let cmd = name.as_str();
+    let opts = |accepted: &[&str]| parse_args(cmd, args, accepted);
+    let read = |n: usize| opts(&["--json"]).and_then(|a| exactly(cmd, a, n));
+    let first = |a: &mut Args| a.positional.remove(0);
+    Ok(match cmd {
+        "list" => Command::List { json: read(0)?.json },
+        "drivers" => Command::Drivers { json: read(0)?.json },
+        "recover" => Command::Recover { json: read(0)?.json },
+        "show" => {
+            let mut a = read(1)?;
+            Command::Show { dev: first(&mut a), json: a.json }
+        }
+        "group" => {
+            let mut a = read(1)?;
+            Command::Group { dev: first(&mut a), json: a.json }
+        }
+        "dump-host" => {
+            exactly(cmd, opts(&[])?, 0)?;
+            Command::DumpHost
+        }
+        "detach" => {
+            let mut a = exactly(cmd, opts(&["--driver", "--group", "--force"])?, 1)?;
+            Command::Detach { dev: first(&mut a), driver: a.driver, group: a.group, force: a.force }
+        }
+        "reattach" => {
+            let mut a = exactly(cmd, opts(&["--driver"])?, 1)?;
+            Command::Reattach { dev: first(&mut a), driver: a.driver }
+        }
+        "reset" => Command::Reset { dev: first(&mut exactly(cmd, opts(&[])?, 1)?) },
+        "prepare" => {
+            let mut a = opts(&["--driver", "--managed", "--force"])?;
+            if a.positional.len() < 2 {
+                return Err("prepare: OWNER DEV... (e.g. prepare vm1 0000:01:00.0 0000:01:00.1)".into());
+            }
+            let owner = first(&mut a);
+            Command::Prepare { owner, devs: a.positional, driver: a.driver, managed: a.managed, force: a.force }
+        }
+        "release" => {
+            let mut a = opts(&[])?;
+            if a.positional.is_empty() {
+                return Err("release: OWNER [DEV...] (no DEV: all of OWNER's devices)".into());
+            }
+            Command::Release { owner: first(&mut a), devs: a.positional }
+        }
+        other => return Err(format!("unknown command '{other}'")),
+    })
+}
+
+fn group(host: &Host, dev: &str, json: bool) -> Result<(), Error> {
     let addr = host.lookup(dev)?;
+    if json {
+        let group = inventory::group(host, &addr)?;
+        println!("{}", Report::Group { address: addr.to_string(), group }.to_json());
+        return Ok(());
+    }
     let Some(g) = host.group(&addr)? else {
         println!("{addr} has no IOMMU group: this kernel runs without an IOMMU, so vfio cannot be used");
         return Ok(());
@@ -130,95 +205,93 @@ fn group(host: &Host, dev: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-fn list(host: &Host) -> Result<(), Failure> {
-    let records = host.state().list().unwrap_or_default();
-    println!("{:<13} {:<17} {:<14} {:<10} {:<7} {:>5}  NOTE", "DEVICE", "NAME", "DRIVER", "ID", "CLASS", "GROUP");
-    for addr in host.list()? {
-        let d = host.device_info(&addr)?;
-        let group = d.iommu_group.map(|g| g.to_string()).unwrap_or_else(|| "-".into());
-        let note = match records.iter().find(|r| r.address == addr.to_string()) {
-            Some(r) if r.ownership_only => format!("assigned to {}", r.owner.as_deref().unwrap_or("-")),
-            Some(r) => format!(
-                "detached by nodedev, original driver: {}{}",
-                r.original_driver.as_deref().unwrap_or("none"),
-                r.owner.as_deref().map(|o| format!(", assigned to {o}")).unwrap_or_default()
-            ),
-            None => String::new(),
-        };
-        println!(
-            "{:<13} {:<17} {:<14} {:04x}:{:04x}  {:06x} {:>5}  {}",
-            addr.to_string(),
-            addr.node_name(),
-            d.driver.as_deref().unwrap_or("-"),
-            d.vendor,
-            d.device,
-            d.class,
-            group,
-            note
-        );
+/// Every device, in the three places an admin asks about: on a stub (ready
+/// for guests), on a host driver (the host uses it), on no driver.
+fn list(host: &Host, json: bool) -> Result<(), Error> {
+    let devices = inventory::devices(host)?;
+    if json {
+        println!("{}", Report::List { devices }.to_json());
+        return Ok(());
+    }
+    type Section = (&'static str, fn(&Device) -> bool);
+    let sections: [Section; 3] = [
+        ("on stub drivers", |d| d.stub),
+        ("on host drivers", |d| d.driver.is_some() && !d.stub),
+        ("no driver", |d| d.driver.is_none()),
+    ];
+    println!("{:<12}  {:<14} {:<9}  {:<6} {:>5}  {:<12} DEVICE", "ADDRESS", "DRIVER", "ID", "CLASS", "GROUP", "OWNER");
+    for (title, belongs) in sections {
+        let members: Vec<&Device> = devices.iter().filter(|d| belongs(d)).collect();
+        println!("\n{title} ({})", members.len());
+        if members.is_empty() {
+            println!("(none)");
+        }
+        for d in members {
+            println!("{}", list_line(d));
+        }
     }
     Ok(())
 }
 
-fn run(host: &Host, cmd: &[String]) -> Result<(), Failure> {
-    let (name, args) = cmd.split_first().ok_or_else(|| Failure::Usage("no command".into()))?;
-    match name.as_str() {
-        "list" if args.is_empty() => list(host),
-        "show" if args.len() == 1 => {
-            print!("{}", host.xml(&host.lookup(&args[0])?)?);
-            Ok(())
-        }
-        "detach" => {
-            let a = parse_args(name, args, &["--group", "--force"])?;
-            let addr = host.lookup(one_device(name, &a)?)?;
-            let stub = Stub::from_name(a.driver)?;
-            host.detach_with(&addr, stub, DetachOptions { group: a.group, force: a.force })?;
-            let moved = if a.group { host.group_endpoints(&addr, stub)? } else { vec![addr] };
-            for m in moved {
-                println!("{m} detached to {}", host.driver(&m)?.as_deref().unwrap_or("no driver"));
+/// One device of `list`: the columns, then names and what nodedev recorded.
+fn list_line(d: &Device) -> String {
+    let names = match (&d.vendor_name, &d.device_name) {
+        (Some(v), Some(p)) => format!("{v} {p}"),
+        (Some(v), None) => v.clone(),
+        _ => "-".to_string(),
+    };
+    let mut notes = Vec::new();
+    if d.detached_by_nodedev {
+        notes.push(format!("detached from {}", d.original_driver.as_deref().unwrap_or("no driver")));
+    }
+    if d.managed == Some(true) {
+        notes.push("managed".to_string());
+    }
+    let notes = if notes.is_empty() { String::new() } else { format!(" [{}]", notes.join(", ")) };
+    format!(
+        "{:<12}  {:<14} {}:{}  {:<6} {:>5}  {:<12} {names}{notes}",
+        d.address,
+        d.driver.as_deref().unwrap_or("-"),
+        d.vendor_id,
+        d.device_id,
+        d.class,
+        d.iommu_group.as_ref().map(|g| g.number.to_string()).unwrap_or_else(|| "-".into()),
+        d.owner.as_deref().unwrap_or("-"),
+    )
+}
+
+fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
+    let lookup_all = |devs: &[String]| devs.iter().map(|d| host.lookup(d)).collect::<Result<Vec<_>, _>>();
+    match cmd {
+        Command::List { json } => list(host, *json),
+        Command::Show { dev, json } => {
+            let addr = host.lookup(dev)?;
+            if *json {
+                println!("{}", Report::Show { device: Box::new(inventory::device(host, &addr)?) }.to_json());
+            } else {
+                print!("{}", host.xml(&addr)?);
             }
             Ok(())
         }
-        "reattach" => {
-            let a = parse_args(name, args, &[])?;
-            let addr = host.lookup(one_device(name, &a)?)?;
-            host.reattach(&addr, a.driver)?;
-            println!("{addr} reattached to {}", host.driver(&addr)?.as_deref().unwrap_or("no driver"));
-            Ok(())
-        }
-        "group" if args.len() == 1 => group(host, &args[0]),
-        "prepare" => {
-            let a = parse_args(name, args, &["--managed", "--force"])?;
-            let Some((owner, devs)) = a.positional.split_first().filter(|(_, d)| !d.is_empty()) else {
-                return Err(Failure::Usage("prepare: OWNER DEV... (e.g. prepare vm1 0000:01:00.0 0000:01:00.1)".into()));
-            };
-            let addrs = devs.iter().map(|d| host.lookup(d)).collect::<Result<Vec<_>, _>>()?;
-            let stub = Stub::from_name(a.driver)?;
-            host.prepare(owner, &addrs, stub, PrepareOptions { managed: a.managed, force: a.force })?;
-            for d in &addrs {
-                println!("{d} prepared for {owner} on {}", host.driver(d)?.as_deref().unwrap_or("no driver"));
+        Command::Group { dev, json } => group(host, dev, *json),
+        Command::Drivers { json } => {
+            let devices = inventory::drivers(host)?;
+            if *json {
+                println!("{}", Report::Drivers { devices }.to_json());
+            } else {
+                for d in devices {
+                    println!("{} {}", d.address, d.driver.as_deref().unwrap_or("none"));
+                }
             }
             Ok(())
         }
-        "release" => {
-            let a = parse_args(name, args, &[])?;
-            let Some((owner, devs)) = a.positional.split_first() else {
-                return Err(Failure::Usage("release: OWNER [DEV...] (no DEV: all of OWNER's devices)".into()));
-            };
-            let addrs = devs.iter().map(|d| host.lookup(d)).collect::<Result<Vec<_>, _>>()?;
-            let n = host.release(owner, (!addrs.is_empty()).then_some(addrs.as_slice()))?;
-            println!("{n} device(s) released from {owner}");
-            Ok(())
-        }
-        "reset" if args.len() == 1 => {
-            let addr = host.lookup(&args[0])?;
-            host.reset(&addr)?;
-            println!("{addr} reset");
-            Ok(())
-        }
-        "recover" if args.is_empty() => {
+        Command::Recover { json } => {
             let mut done = host.take_recovered();
             done.extend(host.recover()?);
+            if *json {
+                println!("{}", Report::Recover { recovered: inventory::recovered(&done) }.to_json());
+                return Ok(());
+            }
             for r in &done {
                 match r.step {
                     Some(step) => println!("{}: interrupted while {step:?}: {}", r.address, r.outcome),
@@ -228,19 +301,48 @@ fn run(host: &Host, cmd: &[String]) -> Result<(), Failure> {
             println!("{} interrupted operation(s) recovered", done.len());
             Ok(())
         }
-        "drivers" if args.is_empty() => {
-            for addr in host.list()? {
-                println!("{addr} {}", host.driver(&addr)?.as_deref().unwrap_or("none"));
-            }
-            Ok(())
-        }
-        "dump-host" if args.is_empty() => {
+        Command::DumpHost => {
             let spec = host.describe()?;
             println!("{}", serde_json::to_string_pretty(&spec).map_err(|e| Error::Internal(e.to_string()))?);
             Ok(())
         }
-        "list" | "show" | "reset" | "drivers" | "dump-host" | "recover" | "group" => Err(Failure::Usage(format!("{name}: wrong arguments"))),
-        other => Err(Failure::Usage(format!("unknown command '{other}'"))),
+        Command::Detach { dev, driver, group, force } => {
+            let addr = host.lookup(dev)?;
+            let stub = Stub::from_name(driver.as_deref())?;
+            host.detach_with(&addr, stub, DetachOptions { group: *group, force: *force })?;
+            let moved = if *group { host.group_endpoints(&addr, stub)? } else { vec![addr] };
+            for m in moved {
+                println!("{m} detached to {}", host.driver(&m)?.as_deref().unwrap_or("no driver"));
+            }
+            Ok(())
+        }
+        Command::Reattach { dev, driver } => {
+            let addr = host.lookup(dev)?;
+            host.reattach(&addr, driver.as_deref())?;
+            println!("{addr} reattached to {}", host.driver(&addr)?.as_deref().unwrap_or("no driver"));
+            Ok(())
+        }
+        Command::Reset { dev } => {
+            let addr = host.lookup(dev)?;
+            host.reset(&addr)?;
+            println!("{addr} reset");
+            Ok(())
+        }
+        Command::Prepare { owner, devs, driver, managed, force } => {
+            let addrs = lookup_all(devs)?;
+            let stub = Stub::from_name(driver.as_deref())?;
+            host.prepare(owner, &addrs, stub, PrepareOptions { managed: *managed, force: *force })?;
+            for d in &addrs {
+                println!("{d} prepared for {owner} on {}", host.driver(d)?.as_deref().unwrap_or("no driver"));
+            }
+            Ok(())
+        }
+        Command::Release { owner, devs } => {
+            let addrs = lookup_all(devs)?;
+            let n = host.release(owner, (!addrs.is_empty()).then_some(addrs.as_slice()))?;
+            println!("{n} device(s) released from {owner}");
+            Ok(())
+        }
     }
 }
 
@@ -259,17 +361,23 @@ fn main() -> ExitCode {
             uri_arg = Some(args[1].clone());
             args.drain(..2);
         }
-        Some("-h") | Some("--help") | None => {
+        Some("-h") | Some("--help") => {
             println!("{USAGE}");
-            return if args.is_empty() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return ExitCode::SUCCESS;
         }
         _ => {}
     }
-    let commands = split_commands(&args);
-    if commands.is_empty() {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
-    }
+    let commands = match split_commands(&args).iter().map(|c| parse_command(c)).collect::<Result<Vec<_>, _>>() {
+        Ok(c) if !c.is_empty() => c,
+        Ok(_) => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+        Err(m) => {
+            eprintln!("nodedev: {m}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
     let host = match uri::open(uri_arg.as_deref(), false) {
         Ok((h, _)) => h,
         Err(e) => {
@@ -278,16 +386,10 @@ fn main() -> ExitCode {
         }
     };
     for cmd in &commands {
-        match run(&host, cmd) {
-            Ok(()) => {}
-            Err(Failure::Usage(m)) => {
-                eprintln!("nodedev: {m}\n{USAGE}");
-                return ExitCode::from(2);
-            }
-            Err(Failure::Op(e)) => {
-                eprintln!("nodedev: error: {e}");
-                return ExitCode::from(1);
-            }
+        if let Err(e) = run(&host, cmd) {
+            // The library's message as it is (virGetLastErrorMessage gives the same).
+            eprintln!("nodedev: error: {e}");
+            return ExitCode::from(1);
         }
     }
     ExitCode::SUCCESS

@@ -7,8 +7,8 @@
 //! connection's handler (virConnSetErrorFunc), else to the global handler
 //! (virSetErrorFunc), else to the default handler, which prints
 //! `nodedev: MESSAGE` on stderr only when the environment variable
-//! `NODEDEV_DEBUG` is set (libvirt's always prints; a library that writes
-//! to a daemon's stderr unasked is a nuisance).
+//! `NODEDEV_DEBUG` is set (`crate::debug`; libvirt's always prints; a
+//! library that writes to a daemon's stderr unasked is a nuisance).
 
 use super::boundary::Raised;
 use super::connect::{conn_from_ptr, virConnect, virConnectPtr};
@@ -614,7 +614,7 @@ pub(crate) fn raise(conn: Option<&virConnect>, r: &Raised) {
     match handler {
         Some(h) => unsafe { (h.func)(h.data as *mut c_void, p) },
         None => {
-            if std::env::var_os("NODEDEV_DEBUG").is_some() {
+            if crate::debug::enabled() {
                 print_error(p);
             }
         }

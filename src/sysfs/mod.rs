@@ -6,9 +6,12 @@
 
 pub mod host;
 pub mod sim;
+pub mod trace;
 
 use std::io;
 
+/// A new method needs forwarding in `trace.rs` too, or the debug trace
+/// would hide it (a default would answer instead of the kernel).
 pub trait Sysfs: Send + Sync {
     /// Contents of an attribute file, as the kernel returns it (usually with a trailing newline).
     fn read(&self, path: &str) -> io::Result<String>;

@@ -1,0 +1,247 @@
+//! The devices as data for programs: what the CLI's `--json` prints, one
+//! JSON document per command, for fleet schedulers (Nova's PCI tracker, a
+//! Kubernetes device plugin) and scripts.
+//!
+//! The format is described by `doc/nodedev-json.schema.json` and
+//! `tests/cli.rs` checks the output against it. Stability: within one
+//! `schema_version`, fields are only added (and the schema with them), never
+//! removed, renamed or given another meaning; consumers ignore fields they
+//! do not know. Anything else bumps `SCHEMA_VERSION`.
+//!
+//! Ids are lowercase hex without "0x" (`8086`, class `020000`), as
+//! `lspci -n`, Nova's whitelist and the device plugins write them.
+
+use crate::address::PciAddress;
+use crate::error::Result;
+use crate::host::{Group, Host, Recovered};
+use crate::state::{Record, Step};
+use crate::stub::is_stub_driver;
+use serde::Serialize;
+use std::collections::btree_map::{BTreeMap, Entry};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One PCI function, with what nodedev knows about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Device {
+    pub address: String,
+    /// libvirt's node-device name, `pci_0000_03_00_0`.
+    pub name: String,
+    pub vendor_id: String,
+    pub vendor_name: Option<String>,
+    pub device_id: String,
+    pub device_name: Option<String>,
+    pub subsystem_vendor_id: Option<String>,
+    pub subsystem_device_id: Option<String>,
+    pub class: String,
+    pub driver: Option<String>,
+    /// The driver is a stub (vfio-pci, pci-stub, xen-pciback).
+    pub stub: bool,
+    pub iommu_group: Option<IommuGroup>,
+    pub numa_node: Option<i32>,
+    /// For an SR-IOV virtual function: its physical function.
+    pub physical_function: Option<String>,
+    /// For an SR-IOV physical function: the VFs enabled now.
+    pub virtual_functions: Vec<String>,
+    pub sriov_totalvfs: Option<u32>,
+    /// Guest the device is assigned to (virNodeDevicePrepare).
+    pub owner: Option<String>,
+    /// With an owner: whether release gives the device back to its host driver.
+    pub managed: Option<bool>,
+    /// nodedev moved the device to its stub and will give it back.
+    pub detached_by_nodedev: bool,
+    /// When detached by nodedev: the driver it had before (null: none).
+    pub original_driver: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IommuGroup {
+    pub number: u32,
+    /// Every function of the group, this one included, in address order.
+    pub members: Vec<String>,
+    /// /dev/vfio/N can be opened now: no endpoint is on a host driver.
+    pub vfio_viable: bool,
+}
+
+/// A member of an IOMMU group, for `group`.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupMember {
+    pub address: String,
+    pub name: String,
+    pub driver: Option<String>,
+    pub stub: bool,
+    /// A bridge: VFIO tolerates it whatever its driver.
+    pub bridge: bool,
+    /// An endpoint on a host driver: the group is not viable while it stays.
+    pub blocks_vfio: bool,
+    pub owner: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupReport {
+    pub number: u32,
+    pub vfio_viable: bool,
+    pub members: Vec<GroupMember>,
+}
+
+/// A device and its driver, for `drivers`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DriverEntry {
+    pub address: String,
+    pub name: String,
+    pub driver: Option<String>,
+    pub stub: bool,
+}
+
+/// What recovery did with one record, for `recover`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoveredEntry {
+    /// The device's address, or the state directory for a corrupt record.
+    pub address: String,
+    /// The step the dead process was at; null for a corrupt record.
+    pub step: Option<Step>,
+    pub outcome: String,
+}
+
+/// One command's output; `command` tells which.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "command", rename_all = "lowercase")]
+pub enum Report {
+    List { devices: Vec<Device> },
+    Show { device: Box<Device> },
+    Group { address: String, group: Option<GroupReport> },
+    Drivers { devices: Vec<DriverEntry> },
+    Recover { recovered: Vec<RecoveredEntry> },
+}
+
+#[derive(Serialize)]
+struct Document<'a> {
+    schema_version: u32,
+    #[serde(flatten)]
+    report: &'a Report,
+}
+
+impl Report {
+    /// The document on one line (JSON Lines: one per command of a chain).
+    pub fn to_json(&self) -> String {
+        let doc = Document { schema_version: SCHEMA_VERSION, report: self };
+        serde_json::to_string(&doc).expect("inventory types always serialize")
+    }
+}
+
+/// What the records say of each device, by address.
+struct Records(BTreeMap<String, Record>);
+
+impl Records {
+    fn read(host: &Host) -> Result<Records> {
+        Ok(Records(host.state().list()?.into_iter().map(|r| (r.address.clone(), r)).collect()))
+    }
+
+    fn owner(&self, addr: &PciAddress) -> Option<String> {
+        self.0.get(&addr.to_string()).and_then(|r| r.owner.clone())
+    }
+}
+
+fn hex4(v: u16) -> String {
+    format!("{v:04x}")
+}
+
+/// Groups already read, so that listing reads each group once.
+type GroupCache = BTreeMap<u32, Option<Group>>;
+
+fn device_entry(host: &Host, addr: &PciAddress, records: &Records, groups: &mut GroupCache) -> Result<Device> {
+    let d = host.device_info(addr)?;
+    let iommu_group = match d.iommu_group {
+        Some(n) => {
+            let group = match groups.entry(n) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(host.group(addr)?),
+            };
+            group.as_ref().map(|g| IommuGroup {
+                number: g.number,
+                members: g.members.iter().map(|m| m.address.to_string()).collect(),
+                vfio_viable: g.viable(),
+            })
+        }
+        None => None,
+    };
+    let record = records.0.get(&addr.to_string());
+    let moved = record.filter(|r| !r.ownership_only);
+    let owner = record.and_then(|r| r.owner.clone());
+    Ok(Device {
+        address: addr.to_string(),
+        name: addr.node_name(),
+        vendor_id: hex4(d.vendor),
+        vendor_name: d.vendor_name,
+        device_id: hex4(d.device),
+        device_name: d.product_name,
+        subsystem_vendor_id: d.subsystem_vendor.map(hex4),
+        subsystem_device_id: d.subsystem_device.map(hex4),
+        class: format!("{:06x}", d.class),
+        stub: d.driver.as_deref().is_some_and(is_stub_driver),
+        driver: d.driver,
+        iommu_group,
+        numa_node: d.numa_node,
+        physical_function: d.physfn.map(|p| p.to_string()),
+        virtual_functions: d.virtfns.iter().map(|v| v.to_string()).collect(),
+        sriov_totalvfs: d.sriov_totalvfs,
+        managed: record.filter(|r| r.owner.is_some()).map(|r| r.managed),
+        owner,
+        detached_by_nodedev: moved.is_some(),
+        original_driver: moved.and_then(|r| r.original_driver.clone()),
+    })
+}
+
+/// Every PCI function of the host, in address order.
+pub fn devices(host: &Host) -> Result<Vec<Device>> {
+    let records = Records::read(host)?;
+    let mut groups = GroupCache::new();
+    host.list()?.iter().map(|a| device_entry(host, a, &records, &mut groups)).collect()
+}
+
+pub fn device(host: &Host, addr: &PciAddress) -> Result<Device> {
+    device_entry(host, addr, &Records::read(host)?, &mut GroupCache::new())
+}
+
+/// The device's IOMMU group; None without an IOMMU.
+pub fn group(host: &Host, addr: &PciAddress) -> Result<Option<GroupReport>> {
+    let records = Records::read(host)?;
+    Ok(host.group(addr)?.map(|g| GroupReport {
+        number: g.number,
+        vfio_viable: g.viable(),
+        members: g
+            .members
+            .iter()
+            .map(|m| GroupMember {
+                address: m.address.to_string(),
+                name: m.address.node_name(),
+                stub: m.driver.as_deref().is_some_and(is_stub_driver),
+                driver: m.driver.clone(),
+                bridge: m.bridge,
+                blocks_vfio: m.blocks_vfio(),
+                owner: records.owner(&m.address),
+            })
+            .collect(),
+    }))
+}
+
+pub fn drivers(host: &Host) -> Result<Vec<DriverEntry>> {
+    host.list()?
+        .into_iter()
+        .map(|a| {
+            let driver = host.driver(&a)?;
+            Ok(DriverEntry {
+                address: a.to_string(),
+                name: a.node_name(),
+                stub: driver.as_deref().is_some_and(is_stub_driver),
+                driver,
+            })
+        })
+        .collect()
+}
+
+pub fn recovered(done: &[Recovered]) -> Vec<RecoveredEntry> {
+    done.iter()
+        .map(|r| RecoveredEntry { address: r.address.clone(), step: r.step, outcome: r.outcome.clone() })
+        .collect()
+}

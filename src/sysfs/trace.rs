@@ -1,0 +1,90 @@
+//! The debug trace: a `Sysfs` that prints every access of the one it wraps,
+//! one line each on stderr, so an admin sees exactly what was read and
+//! written. `uri::open` wraps every connection's kernel, real or simulated,
+//! when NODEDEV_DEBUG is on (`crate::debug`); otherwise nothing is wrapped
+//! and nothing is paid.
+//!
+//! Writes and module loads are printed before they happen (an unbind can
+//! hang in a driver: the last line then names it), with a second line if
+//! they fail; reads are printed after, with what they returned.
+
+use super::Sysfs;
+use crate::debug::log;
+use std::io;
+use std::sync::Arc;
+
+pub struct Traced(pub Arc<dyn Sysfs>);
+
+/// A value as a quoted, escaped string, cut short when long (`config`, `resource`).
+fn quoted(s: &str) -> String {
+    const MAX: usize = 120;
+    match s.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("\"{}\"...", s[..cut].escape_debug()),
+        None => format!("\"{}\"", s.escape_debug()),
+    }
+}
+
+fn outcome<T>(r: &io::Result<T>, ok: impl FnOnce(&T) -> String) -> String {
+    match r {
+        Ok(v) => ok(v),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+impl Sysfs for Traced {
+    fn read(&self, path: &str) -> io::Result<String> {
+        let r = self.0.read(path);
+        log(format_args!("sysfs read {path} -> {}", outcome(&r, |v| quoted(v))));
+        r
+    }
+
+    fn write(&self, path: &str, value: &str) -> io::Result<()> {
+        log(format_args!("sysfs write {path} {}", quoted(value)));
+        let r = self.0.write(path, value);
+        if let Err(e) = &r {
+            log(format_args!("sysfs write {path} {} failed: {e}", quoted(value)));
+        }
+        r
+    }
+
+    fn read_link(&self, path: &str) -> io::Result<String> {
+        let r = self.0.read_link(path);
+        log(format_args!("sysfs readlink {path} -> {}", outcome(&r, |t| t.clone())));
+        r
+    }
+
+    fn list_dir(&self, path: &str) -> io::Result<Vec<String>> {
+        let r = self.0.list_dir(path);
+        log(format_args!("sysfs list {path} -> {}", outcome(&r, |v| format!("{} entries", v.len()))));
+        r
+    }
+
+    fn exists(&self, path: &str) -> bool {
+        let r = self.0.exists(path);
+        log(format_args!("sysfs exists {path} -> {}", if r { "yes" } else { "no" }));
+        r
+    }
+
+    fn load_module(&self, module: &str) -> io::Result<()> {
+        log(format_args!("modprobe {module}"));
+        let r = self.0.load_module(module);
+        if let Err(e) = &r {
+            log(format_args!("modprobe {module} failed: {e}"));
+        }
+        r
+    }
+
+    // Not sysfs: passed through untraced, but passed through, so that the
+    // names and the safety checks are the same with the trace on.
+    fn pci_names(&self, vendor: u16, device: u16) -> Option<(String, String)> {
+        self.0.pci_names(vendor, device)
+    }
+
+    fn net_addresses(&self, iface: &str) -> Vec<String> {
+        self.0.net_addresses(iface)
+    }
+
+    fn block_mounts(&self, block: &str) -> Vec<String> {
+        self.0.block_mounts(block)
+    }
+}

@@ -1,0 +1,625 @@
+//! The `nodedev` command as an admin or a script runs it, against the
+//! simulated host: the grouped `list`, `--json` checked against
+//! doc/nodedev-json.schema.json, exit codes, error messages (the library's,
+//! word for word) and the NODEDEV_DEBUG trace.
+//!
+//! test:///default lives in the process, so each run of the binary starts
+//! from the same host, and commands chained with ";" share one connection.
+
+use nodedev::capi::connect::{virConnectClose, virConnectOpen};
+use nodedev::capi::error::virGetLastErrorMessage;
+use nodedev::capi::nodedev::{
+    virNodeDeviceDetachFlags, virNodeDeviceFree, virNodeDeviceLookupByName, virNodeDeviceReAttach, virNodeDeviceReset,
+};
+use nodedev::capi::{virConnect, virNodeDevice};
+use nodedev::state::StateStore;
+use nodedev::sysfs::sim::SimKernel;
+use nodedev::{Host, HostOptions, PciAddress, Stub};
+use serde_json::Value;
+use std::ffi::{CStr, CString};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+const SCHEMA: &str = include_str!("../doc/nodedev-json.schema.json");
+
+fn nodedev_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nodedev"));
+    cmd.args(args).env_remove("NODEDEV_DEBUG").env_remove("NODEDEV_URI");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run the nodedev binary")
+}
+
+/// Run a script (commands separated by ";") on test:///default.
+fn script(s: &str) -> Output {
+    nodedev_env(&["-c", "test:///default", s], &[])
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+fn ok(o: Output) -> Output {
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", stdout(&o), stderr(&o));
+    o
+}
+
+/// The JSON documents of a run: the lines that start with '{'.
+fn json_docs(o: &Output) -> Vec<Value> {
+    stdout(o)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+// ---- a checker for the part of JSON Schema (draft 2020-12) the schema uses ----
+
+/// `pattern`, for the expressions the schema uses: anchored (^...$)
+/// sequences of literals, `\.` and classes like `[0-9a-f]`, each optionally
+/// repeated `{n}` or `{n,m}`. Anything else fails the test.
+fn pattern_matches(pattern: &str, s: &str) -> bool {
+    struct Atom {
+        ranges: Vec<(char, char)>,
+        min: usize,
+        max: usize,
+    }
+    let body = pattern.strip_prefix('^').and_then(|p| p.strip_suffix('$')).expect("patterns are anchored");
+    let mut atoms = Vec::new();
+    let mut it = body.chars().peekable();
+    while let Some(c) = it.next() {
+        let ranges = match c {
+            '[' => {
+                let mut r = Vec::new();
+                loop {
+                    match it.next().expect("unclosed [") {
+                        ']' => break,
+                        a if it.peek() == Some(&'-') => {
+                            it.next();
+                            r.push((a, it.next().expect("range end")));
+                        }
+                        a => r.push((a, a)),
+                    }
+                }
+                r
+            }
+            '\\' => match it.next() {
+                Some(e) if e.is_ascii_punctuation() => vec![(e, e)],
+                other => panic!("unsupported escape \\{other:?} in {pattern}"),
+            },
+            '.' | '*' | '+' | '?' | '(' | ')' | '|' | '{' | '}' | '^' | '$' => {
+                panic!("'{c}' in {pattern} is beyond this checker")
+            }
+            c => vec![(c, c)],
+        };
+        let (mut min, mut max) = (1, 1);
+        if it.peek() == Some(&'{') {
+            it.next();
+            let count: String = it.by_ref().take_while(|c| *c != '}').collect();
+            let (lo, hi) = count.split_once(',').unwrap_or((&count, &count));
+            (min, max) = (lo.parse().unwrap(), hi.parse().unwrap());
+        }
+        atoms.push(Atom { ranges, min, max });
+    }
+    fn matches(atoms: &[Atom], s: &[char]) -> bool {
+        let Some((a, rest)) = atoms.split_first() else { return s.is_empty() };
+        let run = s.iter().take(a.max).take_while(|c| a.ranges.iter().any(|(lo, hi)| (lo..=hi).contains(c))).count();
+        (a.min..=run).rev().any(|n| matches(rest, &s[n..]))
+    }
+    matches(&atoms, &s.chars().collect::<Vec<_>>())
+}
+
+fn has_type(v: &Value, t: &str) -> bool {
+    match t {
+        "null" => v.is_null(),
+        "boolean" => v.is_boolean(),
+        "object" => v.is_object(),
+        "array" => v.is_array(),
+        "string" => v.is_string(),
+        "number" => v.is_number(),
+        "integer" => v.is_i64() || v.is_u64(),
+        _ => panic!("unknown type {t}"),
+    }
+}
+
+/// Errors of `v` against `schema` (draft 2020-12 semantics for the keywords
+/// below). A keyword this checker does not know fails the test, so the
+/// schema cannot grow a rule that is silently not checked.
+fn schema_errors(root: &Value, schema: &Value, v: &Value, at: &str, out: &mut Vec<String>) {
+    let rules = schema.as_object().unwrap_or_else(|| panic!("schema at {at} is not an object"));
+    for (key, rule) in rules {
+        match key.as_str() {
+            "$schema" | "title" | "description" | "$defs" => {}
+            "$ref" => {
+                let name = rule.as_str().and_then(|r| r.strip_prefix("#/$defs/")).expect("local $ref");
+                let target = root["$defs"].get(name).unwrap_or_else(|| panic!("no $defs/{name}"));
+                schema_errors(root, target, v, at, out);
+            }
+            "type" => {
+                let types: Vec<&str> = match rule {
+                    Value::String(t) => vec![t.as_str()],
+                    Value::Array(ts) => ts.iter().map(|t| t.as_str().unwrap()).collect(),
+                    _ => panic!("bad type at {at}"),
+                };
+                if !types.iter().any(|t| has_type(v, t)) {
+                    out.push(format!("{at}: {v} is not of type {types:?}"));
+                }
+            }
+            "const" if v != rule => out.push(format!("{at}: {v} is not {rule}")),
+            "enum" if !rule.as_array().unwrap().contains(v) => out.push(format!("{at}: {v} is not one of {rule}")),
+            "const" | "enum" => {}
+            "required" => {
+                if let Some(obj) = v.as_object() {
+                    for name in rule.as_array().unwrap().iter().map(|n| n.as_str().unwrap()) {
+                        if !obj.contains_key(name) {
+                            out.push(format!("{at}: missing {name}"));
+                        }
+                    }
+                }
+            }
+            "properties" => {
+                if let Some(obj) = v.as_object() {
+                    for (name, sub) in rule.as_object().unwrap() {
+                        if let Some(x) = obj.get(name) {
+                            schema_errors(root, sub, x, &format!("{at}/{name}"), out);
+                        }
+                    }
+                }
+            }
+            "additionalProperties" => {
+                assert_eq!(rule, &Value::Bool(false), "only additionalProperties: false is supported");
+                let known = rules.get("properties").and_then(Value::as_object);
+                for name in v.as_object().into_iter().flat_map(|o| o.keys()) {
+                    if !known.is_some_and(|k| k.contains_key(name)) {
+                        out.push(format!("{at}: unexpected property {name}"));
+                    }
+                }
+            }
+            "items" => {
+                for (i, x) in v.as_array().into_iter().flatten().enumerate() {
+                    schema_errors(root, rule, x, &format!("{at}[{i}]"), out);
+                }
+            }
+            "minimum" => {
+                if let (Some(x), Some(min)) = (v.as_f64(), rule.as_f64()) {
+                    if x < min {
+                        out.push(format!("{at}: {x} < {min}"));
+                    }
+                }
+            }
+            "pattern" => {
+                if let Some(s) = v.as_str() {
+                    if !pattern_matches(rule.as_str().unwrap(), s) {
+                        out.push(format!("{at}: {s:?} does not match {rule}"));
+                    }
+                }
+            }
+            "oneOf" => {
+                let results: Vec<Vec<String>> = rule
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|alt| {
+                        let mut e = Vec::new();
+                        schema_errors(root, alt, v, at, &mut e);
+                        e
+                    })
+                    .collect();
+                let passing = results.iter().filter(|e| e.is_empty()).count();
+                if passing != 1 {
+                    let why: Vec<String> = results.into_iter().flatten().collect();
+                    out.push(format!("{at}: {passing} alternatives of oneOf match, not 1 ({})", why.join("; ")));
+                }
+            }
+            other => panic!("schema keyword {other} (at {at}) is not supported by this checker"),
+        }
+    }
+}
+
+fn schema() -> Value {
+    serde_json::from_str(SCHEMA).expect("doc/nodedev-json.schema.json is JSON")
+}
+
+fn validate(doc: &Value) -> Vec<String> {
+    let root = schema();
+    let mut errs = Vec::new();
+    schema_errors(&root, &root, doc, "", &mut errs);
+    errs
+}
+
+fn assert_valid(doc: &Value) {
+    let errs = validate(doc);
+    assert!(errs.is_empty(), "output does not match the schema:\n{}\n{doc}", errs.join("\n"));
+}
+
+fn device<'a>(list: &'a Value, addr: &str) -> &'a Value {
+    list["devices"].as_array().unwrap().iter().find(|d| d["address"] == addr).unwrap_or_else(|| panic!("{addr} not listed"))
+}
+
+// ---- --json ----
+
+#[test]
+fn json_of_every_read_command_matches_the_schema_before_and_after_a_detach_and_a_prepare() {
+    let out = ok(script(
+        "list --json; drivers --json; recover --json; \
+         detach 0000:03:01.0 --driver vfio; prepare vm1 0000:04:10.0 --managed; \
+         list --json; show 0000:04:10.0 --json; group 0000:03:01.0 --json; group pci_0000_04_10_0 --json; \
+         drivers --json; recover --json",
+    ));
+    let docs = json_docs(&out);
+    let commands: Vec<&str> = docs.iter().map(|d| d["command"].as_str().unwrap()).collect();
+    assert_eq!(commands, ["list", "drivers", "recover", "list", "show", "group", "group", "drivers", "recover"]);
+    for d in &docs {
+        assert_valid(d);
+        assert_eq!(d["schema_version"], schema()["$defs"]["schema_version"]["const"]);
+    }
+    // The other lines are the plain reports of detach and prepare.
+    let text = stdout(&out);
+    let text: Vec<&str> = text.lines().filter(|l| !l.starts_with('{')).collect();
+    assert_eq!(text, ["0000:03:01.0 detached to vfio-pci", "0000:04:10.0 prepared for vm1 on vfio-pci"]);
+
+    let (before, after) = (&docs[0], &docs[3]);
+    let n = before["devices"].as_array().unwrap().len();
+    assert_eq!(n, 21);
+    assert_eq!(docs[1]["devices"].as_array().unwrap().len(), n);
+    assert!(before["devices"].as_array().unwrap().iter().all(|d| d["stub"] == false && d["owner"].is_null()));
+
+    // Facts a scheduler needs, as the simulated host describes them.
+    let nic = device(before, "0000:03:01.0");
+    assert_eq!(nic["name"], "pci_0000_03_01_0");
+    assert_eq!((nic["vendor_id"].as_str(), nic["device_id"].as_str()), (Some("8086"), Some("100e")));
+    assert_eq!(nic["vendor_name"], "Intel Corporation");
+    assert_eq!(nic["device_name"], "82540EM Gigabit Ethernet Controller");
+    assert_eq!((nic["subsystem_vendor_id"].as_str(), nic["subsystem_device_id"].as_str()), (Some("8086"), Some("001e")));
+    assert_eq!(nic["class"], "020000");
+    assert_eq!(nic["driver"], "e1000");
+    assert_eq!(nic["numa_node"], 0);
+    assert_eq!(nic["iommu_group"]["number"], 5);
+    assert_eq!(nic["iommu_group"]["members"], serde_json::json!(["0000:02:00.0", "0000:03:01.0", "0000:03:02.0"]));
+    assert_eq!(nic["iommu_group"]["vfio_viable"], false);
+    let pf = device(before, "0000:04:00.0");
+    assert_eq!(pf["virtual_functions"], serde_json::json!(["0000:04:10.0", "0000:04:10.2", "0000:04:10.4"]));
+    assert_eq!(pf["sriov_totalvfs"], 7);
+    assert!(pf["physical_function"].is_null());
+    assert_eq!(device(before, "0000:04:10.2")["physical_function"], "0000:04:00.0");
+    assert!(device(before, "0000:00:00.0")["driver"].is_null());
+
+    // After: what moved, where from, and for whom.
+    let nic = device(after, "0000:03:01.0");
+    assert_eq!((nic["driver"].as_str(), nic["stub"].as_bool()), (Some("vfio-pci"), Some(true)));
+    assert_eq!((nic["detached_by_nodedev"].as_bool(), nic["original_driver"].as_str()), (Some(true), Some("e1000")));
+    assert!(nic["owner"].is_null() && nic["managed"].is_null());
+    assert_eq!(nic["iommu_group"]["vfio_viable"], false, "0000:03:02.0 is still on e1000");
+    let vf = device(after, "0000:04:10.0");
+    assert_eq!((vf["driver"].as_str(), vf["owner"].as_str(), vf["managed"].as_bool()), (Some("vfio-pci"), Some("vm1"), Some(true)));
+    assert_eq!(vf["original_driver"], "igbvf");
+    assert_eq!(vf["iommu_group"]["vfio_viable"], true);
+    for (b, a) in before["devices"].as_array().unwrap().iter().zip(after["devices"].as_array().unwrap()) {
+        if !["0000:03:01.0", "0000:04:10.0"].contains(&b["address"].as_str().unwrap()) {
+            assert_eq!(a, b, "a device nobody touched changed");
+        }
+    }
+    assert_eq!(&docs[4]["device"], vf, "show and list describe a device the same way");
+
+    let group = &docs[5]["group"];
+    assert_eq!((group["number"].as_u64(), group["vfio_viable"].as_bool()), (Some(5), Some(false)));
+    let members: Vec<(&str, bool, bool, bool)> = group["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["address"].as_str().unwrap(), m["stub"].as_bool().unwrap(), m["bridge"].as_bool().unwrap(), m["blocks_vfio"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(members, [("0000:02:00.0", false, true, false), ("0000:03:01.0", true, false, false), ("0000:03:02.0", false, false, true)]);
+    assert_eq!(docs[6]["address"], "0000:04:10.0");
+    assert_eq!(docs[6]["group"]["members"][0]["owner"], "vm1");
+    assert_eq!(docs[6]["group"]["vfio_viable"], true);
+
+    let drivers = &docs[7]["devices"];
+    let nic = drivers.as_array().unwrap().iter().find(|d| d["address"] == "0000:03:01.0").unwrap();
+    assert_eq!((nic["driver"].as_str(), nic["stub"].as_bool()), (Some("vfio-pci"), Some(true)));
+    assert_eq!(docs[8]["recovered"], serde_json::json!([]));
+}
+
+#[test]
+fn the_schema_checker_rejects_what_the_schema_forbids() {
+    let docs = json_docs(&ok(script("list --json; group 0000:03:01.0 --json; recover --json")));
+    let (list, group) = (&docs[0], &docs[1]);
+    assert_valid(list);
+    type Mutation = (&'static str, Box<dyn Fn(&mut Value)>);
+    let mutations: Vec<Mutation> = vec![
+        ("missing field", Box::new(|d| drop(d["devices"][0].as_object_mut().unwrap().remove("vendor_id")))),
+        ("id with 0x", Box::new(|d| d["devices"][0]["vendor_id"] = "0x8086".into())),
+        ("undocumented field", Box::new(|d| d["devices"][0]["colour"] = "blue".into())),
+        ("other schema_version", Box::new(|d| d["schema_version"] = 2.into())),
+        ("unknown command", Box::new(|d| d["command"] = "lst".into())),
+        ("numa node as a string", Box::new(|d| d["devices"][0]["numa_node"] = "0".into())),
+        ("negative group number", Box::new(|d| d["devices"][0]["iommu_group"]["number"] = (-1).into())),
+        ("address with a bad slot", Box::new(|d| d["devices"][0]["address"] = "0000:00:20.0".into())),
+        ("member not an address", Box::new(|d| d["devices"][1]["iommu_group"]["members"][0] = "pci_0000_00_01_0".into())),
+        ("stub as a string", Box::new(|d| d["devices"][0]["stub"] = "no".into())),
+    ];
+    for (what, mutate) in mutations {
+        let mut bad = list.clone();
+        mutate(&mut bad);
+        assert!(!validate(&bad).is_empty(), "the checker accepted a list with {what}");
+    }
+    let mut bad = group.clone();
+    bad["group"]["members"][0].as_object_mut().unwrap().remove("blocks_vfio");
+    assert!(!validate(&bad).is_empty(), "the checker accepted a group member without blocks_vfio");
+    let bad = serde_json::json!({"schema_version": 1, "command": "recover", "recovered": [{"address": "x", "step": "napping", "outcome": ""}]});
+    assert!(!validate(&bad).is_empty(), "the checker accepted an unknown step");
+
+    let address = schema()["$defs"]["address"]["pattern"].as_str().unwrap().to_string();
+    for good in ["0000:03:01.0", "10000:e1:1f.7"] {
+        assert!(pattern_matches(&address, good), "{good}");
+    }
+    for bad in ["0000:3:01.0", "0000:03:01.8", "0000:03:01.0 ", "000:03:01.0", "0000:03:01x0", "0000:03:01.00"] {
+        assert!(!pattern_matches(&address, bad), "{bad}");
+    }
+}
+
+// ---- the grouped list ----
+
+#[test]
+fn list_groups_devices_on_stub_drivers_on_host_drivers_and_on_no_driver() {
+    let out = ok(script("list; detach 0000:03:01.0; prepare vm1 0000:04:10.0 --managed; list; list --json"));
+    let text = stdout(&out);
+    let header = "ADDRESS       DRIVER         ID         CLASS  GROUP  OWNER        DEVICE";
+    let runs: Vec<&str> = text.split(&format!("{header}\n")).skip(1).collect();
+    assert_eq!(runs.len(), 2, "two lists:\n{text}");
+
+    // Section title -> its lines, in order.
+    let sections = |run: &str| -> Vec<(String, Vec<String>)> {
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        for line in run.lines().filter(|l| !l.is_empty() && !l.starts_with('{') && !l.contains(" detached to ") && !l.contains(" prepared for ")) {
+            if line.starts_with("on ") || line.starts_with("no driver") {
+                out.push((line.to_string(), Vec::new()));
+            } else {
+                out.last_mut().expect("a line before any section").1.push(line.to_string());
+            }
+        }
+        out
+    };
+    let first = sections(runs[0]);
+    let titles: Vec<&str> = first.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(titles, ["on stub drivers (0)", "on host drivers (18)", "no driver (3)"]);
+    assert_eq!(first[0].1, ["(none)"]);
+    assert_eq!(
+        first[2].1[2],
+        "0000:05:00.0  -              1234:11e8  00ff00    12  -            Technical Corp. QEMU edu device"
+    );
+
+    let second = sections(runs[1]);
+    let titles: Vec<&str> = second.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(titles, ["on stub drivers (2)", "on host drivers (16)", "no driver (3)"]);
+    assert_eq!(
+        second[0].1,
+        [
+            "0000:03:01.0  vfio-pci       8086:100e  020000     5  -            Intel Corporation 82540EM Gigabit Ethernet Controller [detached from e1000]",
+            "0000:04:10.0  vfio-pci       8086:10ca  020000     8  vm1          Intel Corporation 82576 Virtual Function [detached from igbvf, managed]",
+        ]
+    );
+
+    // Every device is in exactly one section, the one its driver says, and
+    // its line carries the same facts as the JSON.
+    let json = &json_docs(&out)[0];
+    for d in json["devices"].as_array().unwrap() {
+        let addr = d["address"].as_str().unwrap();
+        let holding: Vec<&(String, Vec<String>)> =
+            second.iter().filter(|(_, lines)| lines.iter().any(|l| l.starts_with(addr))).collect();
+        assert_eq!(holding.len(), 1, "{addr} is in {} sections", holding.len());
+        let want = match (d["driver"].as_str(), d["stub"].as_bool().unwrap()) {
+            (None, _) => "no driver",
+            (Some(_), true) => "on stub drivers",
+            (Some(_), false) => "on host drivers",
+        };
+        assert!(holding[0].0.starts_with(want), "{addr} listed under {}", holding[0].0);
+        let line = holding[0].1.iter().find(|l| l.starts_with(addr)).unwrap();
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cols[1], d["driver"].as_str().unwrap_or("-"), "{line}");
+        assert_eq!(cols[2], format!("{}:{}", d["vendor_id"].as_str().unwrap(), d["device_id"].as_str().unwrap()));
+        assert_eq!(cols[3], d["class"]);
+        assert_eq!(cols[4], d["iommu_group"]["number"].to_string());
+        assert_eq!(cols[5], d["owner"].as_str().unwrap_or("-"));
+        assert!(line.contains(d["device_name"].as_str().unwrap()), "{line}");
+    }
+}
+
+// ---- exit codes and errors ----
+
+#[test]
+fn exit_codes_are_0_on_success_1_when_an_operation_fails_and_2_on_usage_errors() {
+    let code = |args: &[&str]| nodedev_env(args, &[]).status.code();
+    let d = "test:///default";
+    assert_eq!(code(&["-c", d, "list"]), Some(0));
+    assert_eq!(code(&["-c", d, "list", ";", "drivers", "--json"]), Some(0));
+    assert_eq!(code(&["--help"]), Some(0));
+    for usage in [
+        &["-c", d][..],
+        &["-c"],
+        &[],
+        &["-c", d, "frobnicate"],
+        &["-c", d, "show"],
+        &["-c", d, "list", "extra"],
+        &["-c", d, "list", "--jsn"],
+        &["-c", d, "list", "--json=yes"],
+        &["-c", d, "detach"],
+        &["-c", d, "detach", "0000:03:01.0", "0000:03:02.0"],
+        &["-c", d, "detach", "0000:03:01.0", "--driver"],
+        &["-c", d, "detach", "0000:03:01.0", "--managed"],
+        &["-c", d, "prepare", "vm1"],
+        &["-c", d, "release"],
+        &["-c", d, "dump-host", "--json"],
+    ] {
+        let o = nodedev_env(usage, &[]);
+        assert_eq!(o.status.code(), Some(2), "{usage:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("usage: nodedev"), "{usage:?}: {}", stderr(&o));
+        assert!(o.stdout.is_empty(), "{usage:?} printed {}", stdout(&o));
+    }
+    for failing in [
+        "show 0000:09:00.0",
+        "show 0000:9:00.0 --json",
+        "detach 0000:00:02.0",
+        "detach 0000:03:01.0 --driver vfio-pci",
+        "reattach 0000:03:02.0",
+        "reset 0000:03:02.0",
+        "release vm1 0000:03:02.0",
+    ] {
+        let o = script(failing);
+        assert_eq!(o.status.code(), Some(1), "{failing}: {}", stderr(&o));
+        assert!(stderr(&o).starts_with("nodedev: error: "), "{failing}: {}", stderr(&o));
+    }
+    assert_eq!(code(&["-c", "test:///no/such/host.json", "list"]), Some(1));
+
+    // A chain stops at the first failure; what ran before it stays done.
+    let o = script("detach 0000:03:01.0; show 0000:09:00.0 --json; list --json");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o), "0000:03:01.0 detached to vfio-pci\n");
+    // A usage error anywhere in a chain: nothing runs at all.
+    let o = script("detach 0000:03:01.0; list --jsno");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stdout.is_empty(), "{}", stdout(&o));
+    assert!(stderr(&o).starts_with("nodedev: list: unknown option --jsno\n"), "{}", stderr(&o));
+}
+
+fn cstr(s: &str) -> CString {
+    CString::new(s).unwrap()
+}
+
+/// The C API's last error message after `f` (which must fail) on this
+/// process's own test:///default, untouched by the other tests here; `f`
+/// gets the connection and, when `dev` is given, that device.
+fn c_api_message(dev: Option<&str>, f: impl FnOnce(*mut virConnect, *mut virNodeDevice) -> bool) -> String {
+    unsafe {
+        let conn = virConnectOpen(cstr("test:///default").as_ptr());
+        assert!(!conn.is_null());
+        let d = dev.map_or(std::ptr::null_mut(), |n| virNodeDeviceLookupByName(conn, cstr(n).as_ptr()));
+        assert!(dev.is_none() || !d.is_null());
+        assert!(f(conn, d), "the call was expected to fail");
+        // Read before any other call: every call resets the last error.
+        let msg = CStr::from_ptr(virGetLastErrorMessage()).to_string_lossy().into_owned();
+        if !d.is_null() {
+            virNodeDeviceFree(d);
+        }
+        virConnectClose(conn);
+        msg
+    }
+}
+
+#[test]
+fn errors_on_stderr_are_the_library_messages_word_for_word() {
+    // (command, the C API's message, the context the C layer puts before
+    // the library's message: the function and argument a C caller got wrong).
+    let cases: Vec<(&str, String, &str)> = vec![
+        // The boot VGA: a safety refusal.
+        ("detach 0000:00:02.0", c_api_message(Some("pci_0000_00_02_0"), |_, d| unsafe {
+            virNodeDeviceDetachFlags(d, cstr("vfio").as_ptr(), 0) == -1
+        }), ""),
+        // A kernel module name where an abstract driver name belongs.
+        ("detach 0000:03:01.0 --driver vfio-pci", c_api_message(Some("pci_0000_03_01_0"), |_, d| unsafe {
+            virNodeDeviceDetachFlags(d, cstr("vfio-pci").as_ptr(), 0) == -1
+        }), "virNodeDeviceDetachFlags: driverName: "),
+        ("reattach 0000:03:02.0", c_api_message(Some("pci_0000_03_02_0"), |_, d| unsafe { virNodeDeviceReAttach(d) == -1 }), ""),
+        ("reset 0000:03:02.0", c_api_message(Some("pci_0000_03_02_0"), |_, d| unsafe { virNodeDeviceReset(d) == -1 }), ""),
+        ("show pci_0000_09_00_0", c_api_message(None, |conn, _| unsafe {
+            virNodeDeviceLookupByName(conn, cstr("pci_0000_09_00_0").as_ptr()).is_null()
+        }), ""),
+    ];
+    for (cmd, c_message, c_context) in cases {
+        let message = c_message.strip_prefix(c_context).unwrap_or_else(|| panic!("{cmd}: C message {c_message:?}"));
+        let o = script(cmd);
+        assert_eq!(o.status.code(), Some(1), "{cmd}");
+        assert_eq!(stderr(&o), format!("nodedev: error: {message}\n"), "{cmd}");
+    }
+    // A URI that cannot be opened.
+    let message = unsafe {
+        assert!(virConnectOpen(cstr("test:///no/such/host.json").as_ptr()).is_null());
+        CStr::from_ptr(virGetLastErrorMessage()).to_string_lossy().into_owned()
+    };
+    let o = nodedev_env(&["-c", "test:///no/such/host.json", "list"], &[]);
+    assert_eq!(stderr(&o), format!("nodedev: error: {message}\n"));
+}
+
+// ---- NODEDEV_DEBUG ----
+
+/// The `sysfs write` lines of a trace, as they are printed.
+fn traced_writes(stderr: &str) -> Vec<String> {
+    stderr.lines().filter(|l| l.starts_with("nodedev: sysfs write ") && !l.contains("\" failed: ")).map(str::to_string).collect()
+}
+
+#[test]
+fn nodedev_debug_traces_every_write_of_a_detach_and_reattach_in_order() {
+    let run = "detach 0000:03:01.0 --driver vfio; reattach 0000:03:01.0";
+    let quiet = ok(script(run));
+    let traced = ok(nodedev_env(&["-c", "test:///default", run], &[("NODEDEV_DEBUG", "1")]));
+    assert!(quiet.stderr.is_empty(), "stderr without NODEDEV_DEBUG: {}", stderr(&quiet));
+    assert_eq!(stdout(&traced), stdout(&quiet), "the trace goes to stderr only");
+    let log = stderr(&traced);
+    assert!(log.lines().all(|l| l.starts_with("nodedev: ")), "{log}");
+
+    let dev = "bus/pci/devices/0000:03:01.0";
+    let expected = [
+        format!("nodedev: sysfs write {dev}/driver_override \"vfio-pci\""),
+        "nodedev: sysfs write bus/pci/drivers/e1000/unbind \"0000:03:01.0\"".to_string(),
+        "nodedev: sysfs write bus/pci/drivers_probe \"0000:03:01.0\"".to_string(),
+        format!("nodedev: sysfs write {dev}/driver_override \"\\n\""),
+        "nodedev: sysfs write bus/pci/drivers/vfio-pci/unbind \"0000:03:01.0\"".to_string(),
+        "nodedev: sysfs write bus/pci/drivers_probe \"0000:03:01.0\"".to_string(),
+    ];
+    assert_eq!(traced_writes(&log), expected, "{log}");
+
+    // Exactly what the simulated kernel received from the same operations.
+    let sim = Arc::new(SimKernel::builtin());
+    let host = Host::new(sim.clone(), StateStore::memory(), HostOptions::default());
+    let addr = PciAddress::parse("0000:03:01.0").unwrap();
+    host.detach(&addr, Stub::Vfio).unwrap();
+    host.reattach(&addr, None).unwrap();
+    let received: Vec<String> =
+        sim.writes().iter().map(|(p, v)| format!("nodedev: sysfs write {p} \"{}\"", v.escape_debug())).collect();
+    assert_eq!(traced_writes(&log), received);
+
+    // The module load comes before the first write, and each move is
+    // verified by reading the driver link after the probe.
+    let lines: Vec<&str> = log.lines().collect();
+    let at = |line: &str| lines.iter().position(|l| *l == line).unwrap_or_else(|| panic!("no line {line}\n{log}"));
+    assert!(at("nodedev: modprobe vfio-pci") < at(&expected[0]));
+    let probe = at(&expected[2]);
+    assert!(
+        lines[probe + 1].starts_with(&format!("nodedev: sysfs readlink {dev}/driver -> ")) && lines[probe + 1].ends_with("/vfio-pci"),
+        "{}",
+        lines[probe + 1]
+    );
+    // Reads, listings and existence checks are traced too, with their answers.
+    for kind in [format!("sysfs read {dev}/"), format!("sysfs list {dev} -> "), format!("sysfs exists {dev}/")] {
+        assert!(lines.iter().any(|l| l.starts_with(&format!("nodedev: {kind}")) && l.contains(" -> ")), "no {kind}...\n{log}");
+    }
+}
+
+#[test]
+fn nodedev_debug_traces_failed_writes_and_changes_nothing_else() {
+    let debug = [("NODEDEV_DEBUG", "1")];
+    let d = ["-c", "test:///default"];
+    // Same answers with the trace on: names, safety checks (an interface
+    // with an address, the root filesystem's disk), errors.
+    for cmd in ["list --json; list; group 0000:01:00.0", "detach 0000:04:00.0", "detach 0000:06:00.0", "detach 0000:00:02.0"] {
+        let (quiet, traced) = (script(cmd), nodedev_env(&[d[0], d[1], cmd], &debug));
+        assert_eq!(traced.status.code(), quiet.status.code(), "{cmd}");
+        assert_eq!(stdout(&traced), stdout(&quiet), "{cmd}");
+        let errors = |o: &Output| stderr(o).lines().filter(|l| l.starts_with("nodedev: error: ")).map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(errors(&traced), errors(&quiet), "{cmd}");
+        assert_eq!(errors(&quiet).len(), stderr(&quiet).lines().count(), "{cmd}");
+    }
+    // A write the kernel refuses: printed before, and its failure after.
+    let o = nodedev_env(&[d[0], d[1], "detach 0000:01:00.0 --driver kvm; reset 0000:01:00.0"], &debug);
+    assert_eq!(o.status.code(), Some(1));
+    let log = stderr(&o);
+    let write = "nodedev: sysfs write bus/pci/devices/0000:01:00.0/reset \"1\"";
+    let lines: Vec<&str> = log.lines().collect();
+    let i = lines.iter().position(|l| *l == write).unwrap_or_else(|| panic!("{log}"));
+    assert!(lines[i + 1].starts_with(&format!("{write} failed: ")), "{}", lines[i + 1]);
+}
