@@ -13,7 +13,7 @@
 
 use crate::address::PciAddress;
 use crate::error::Result;
-use crate::host::{Group, Host, Recovered};
+use crate::host::{DeviceSummary, Group, Host, Recovered};
 use crate::state::{Record, Step};
 use crate::stub::is_stub_driver;
 use serde::Serialize;
@@ -190,6 +190,22 @@ fn device_entry(host: &Host, addr: &PciAddress, records: &Records, groups: &mut 
         detached_by_nodedev: moved.is_some(),
         original_driver: moved.and_then(|r| r.original_driver.clone()),
     })
+}
+
+/// A device as the text `list` shows it: its summary and nodedev's record.
+pub struct Listed {
+    pub summary: DeviceSummary,
+    pub record: Option<Record>,
+}
+
+/// Every PCI function with only what the text `list` shows: a few syscalls
+/// per device (uevent, iommu_group) instead of the whole inventory.
+pub fn listing(host: &Host) -> Result<Vec<Listed>> {
+    let mut records = Records::read(host)?;
+    host.list()?
+        .iter()
+        .map(|a| Ok(Listed { summary: host.summary(a)?, record: records.0.remove(&a.to_string()) }))
+        .collect()
 }
 
 /// Every PCI function of the host, in address order.

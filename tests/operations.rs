@@ -341,3 +341,56 @@ fn a_failed_unbind_leaves_the_device_on_its_driver() {
     let ov = sim.read(&format!("bus/pci/devices/{NIC}/driver_override")).unwrap();
     assert_eq!(ov.trim(), "(null)", "override left behind");
 }
+
+/// The simulated kernel with every `uevent` hidden, as in a tree that has none.
+struct WithoutUevent(Arc<SimKernel>);
+
+impl Sysfs for WithoutUevent {
+    fn read(&self, p: &str) -> io::Result<String> {
+        if p.ends_with("/uevent") {
+            return Err(io::Error::from_raw_os_error(libc::ENOENT));
+        }
+        self.0.read(p)
+    }
+    fn write(&self, p: &str, v: &str) -> io::Result<()> {
+        self.0.write(p, v)
+    }
+    fn read_link(&self, p: &str) -> io::Result<String> {
+        self.0.read_link(p)
+    }
+    fn list_dir(&self, p: &str) -> io::Result<Vec<String>> {
+        self.0.list_dir(p)
+    }
+    fn exists(&self, p: &str) -> bool {
+        self.0.exists(p)
+    }
+    fn load_module(&self, m: &str) -> io::Result<()> {
+        self.0.load_module(m)
+    }
+    fn pci_names(&self, v: u16, d: u16) -> Option<(String, String)> {
+        self.0.pci_names(v, d)
+    }
+}
+
+#[test]
+fn uevent_and_the_separate_attributes_describe_devices_alike() {
+    let (sim, host) = fresh();
+    let slow = host_on(Arc::new(WithoutUevent(sim.clone())));
+    // Drivers of every kind: a stub, a host driver, none.
+    host.detach(&a(VF), Stub::Vfio).unwrap();
+    host.detach(&a(NIC), Stub::Kvm).unwrap();
+    let uevent = sim.read(&format!("bus/pci/devices/{VF}/uevent")).unwrap();
+    assert!(uevent.starts_with("DRIVER=vfio-pci\nPCI_CLASS=20000\nPCI_ID=8086:10CA\n"), "{uevent}");
+    assert!(!sim.read(&format!("bus/pci/devices/{EDU}/uevent")).unwrap().contains("DRIVER="));
+    for d in host.list().unwrap() {
+        let info = host.device_info(&d).unwrap();
+        assert_eq!(info, slow.device_info(&d).unwrap(), "{d}");
+        let s = host.summary(&d).unwrap();
+        assert_eq!(
+            (s.driver, s.vendor, s.device, s.class, s.iommu_group, s.product_name),
+            (info.driver, info.vendor, info.device, info.class, info.iommu_group, info.product_name),
+            "{d}"
+        );
+    }
+    assert!(matches!(host.summary(&a("0000:09:00.0")), Err(Error::NoDevice(_))));
+}

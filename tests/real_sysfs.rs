@@ -128,3 +128,51 @@ fn this_machine_described_loads_as_a_simulated_host_with_the_same_drivers() {
         assert_eq!(real.device_info(a).unwrap().iommu_group, copy.device_info(a).unwrap().iommu_group, "{a}");
     }
 }
+
+/// The real /sys with every `uevent` hidden, so devices are read from their
+/// separate attribute files (and never written: NoWrites).
+struct WithoutUevent(NoWrites);
+
+impl Sysfs for WithoutUevent {
+    fn read(&self, p: &str) -> io::Result<String> {
+        if p.ends_with("/uevent") {
+            return Err(io::Error::from_raw_os_error(libc::ENOENT));
+        }
+        self.0.read(p)
+    }
+    fn write(&self, p: &str, v: &str) -> io::Result<()> {
+        self.0.write(p, v)
+    }
+    fn read_link(&self, p: &str) -> io::Result<String> {
+        self.0.read_link(p)
+    }
+    fn list_dir(&self, p: &str) -> io::Result<Vec<String>> {
+        self.0.list_dir(p)
+    }
+    fn exists(&self, p: &str) -> bool {
+        self.0.exists(p)
+    }
+    fn load_module(&self, m: &str) -> io::Result<()> {
+        self.0.load_module(m)
+    }
+}
+
+#[test]
+fn the_real_uevent_says_what_the_separate_attributes_say() {
+    let read_only = || HostOptions { read_only: true, allow_modprobe: false, ..HostOptions::default() };
+    let fast = Host::new(Arc::new(NoWrites(HostSysfs::new("/"))), StateStore::memory(), read_only());
+    let slow =
+        Host::new(Arc::new(WithoutUevent(NoWrites(HostSysfs::new("/")))), StateStore::memory(), read_only());
+    let devices = fast.list().unwrap();
+    for a in &devices {
+        let info = fast.device_info(a).unwrap();
+        assert_eq!(info, slow.device_info(a).unwrap(), "{a}");
+        let s = fast.summary(a).unwrap();
+        assert_eq!(
+            (s.driver, s.vendor, s.device, s.class, s.iommu_group),
+            (info.driver, info.vendor, info.device, info.class, info.iommu_group),
+            "{a}"
+        );
+    }
+    println!("{} real devices: uevent and attribute files agree", devices.len());
+}

@@ -7,7 +7,8 @@
 //! command is parsed before the first one runs, so a typo at the end of a
 //! chain is a usage error (exit 2) before anything has changed.
 
-use nodedev::inventory::{self, Device, Report};
+use nodedev::inventory::{self, Listed, Report};
+use nodedev::stub::is_stub_driver;
 use nodedev::{uri, DetachOptions, Error, Host, PrepareOptions, Stub};
 use std::process::ExitCode;
 
@@ -208,55 +209,60 @@ fn group(host: &Host, dev: &str, json: bool) -> Result<(), Error> {
 /// Every device, in the three places an admin asks about: on a stub (ready
 /// for guests), on a host driver (the host uses it), on no driver.
 fn list(host: &Host, json: bool) -> Result<(), Error> {
-    let devices = inventory::devices(host)?;
     if json {
-        println!("{}", Report::List { devices }.to_json());
+        println!("{}", Report::List { devices: inventory::devices(host)? }.to_json());
         return Ok(());
     }
-    type Section = (&'static str, fn(&Device) -> bool);
-    let sections: [Section; 3] = [
-        ("on stub drivers", |d| d.stub),
-        ("on host drivers", |d| d.driver.is_some() && !d.stub),
-        ("no driver", |d| d.driver.is_none()),
+    let devices = inventory::listing(host)?;
+    let stub = |d: &Listed| d.summary.driver.as_deref().is_some_and(is_stub_driver);
+    let sections: [(&str, &dyn Fn(&Listed) -> bool); 3] = [
+        ("on stub drivers", &|d| stub(d)),
+        ("on host drivers", &|d| d.summary.driver.is_some() && !stub(d)),
+        ("no driver", &|d| d.summary.driver.is_none()),
     ];
-    println!("{:<12}  {:<14} {:<9}  {:<6} {:>5}  {:<12} DEVICE", "ADDRESS", "DRIVER", "ID", "CLASS", "GROUP", "OWNER");
+    let mut out = String::new();
+    out += &format!("{:<12}  {:<14} {:<9}  {:<6} {:>5}  {:<12} DEVICE\n", "ADDRESS", "DRIVER", "ID", "CLASS", "GROUP", "OWNER");
     for (title, belongs) in sections {
-        let members: Vec<&Device> = devices.iter().filter(|d| belongs(d)).collect();
-        println!("\n{title} ({})", members.len());
+        let members: Vec<&Listed> = devices.iter().filter(|d| belongs(d)).collect();
+        out += &format!("\n{title} ({})\n", members.len());
         if members.is_empty() {
-            println!("(none)");
+            out += "(none)\n";
         }
         for d in members {
-            println!("{}", list_line(d));
+            out += &list_line(d);
+            out.push('\n');
         }
     }
+    // One write for the whole listing: thousands of lines are common.
+    print!("{out}");
     Ok(())
 }
 
 /// One device of `list`: the columns, then names and what nodedev recorded.
-fn list_line(d: &Device) -> String {
-    let names = match (&d.vendor_name, &d.device_name) {
+fn list_line(d: &Listed) -> String {
+    let s = &d.summary;
+    let names = match (&s.vendor_name, &s.product_name) {
         (Some(v), Some(p)) => format!("{v} {p}"),
         (Some(v), None) => v.clone(),
         _ => "-".to_string(),
     };
     let mut notes = Vec::new();
-    if d.detached_by_nodedev {
-        notes.push(format!("detached from {}", d.original_driver.as_deref().unwrap_or("no driver")));
+    if let Some(r) = d.record.as_ref().filter(|r| !r.ownership_only) {
+        notes.push(format!("detached from {}", r.original_driver.as_deref().unwrap_or("no driver")));
     }
-    if d.managed == Some(true) {
+    if d.record.as_ref().is_some_and(|r| r.owner.is_some() && r.managed) {
         notes.push("managed".to_string());
     }
     let notes = if notes.is_empty() { String::new() } else { format!(" [{}]", notes.join(", ")) };
     format!(
-        "{:<12}  {:<14} {}:{}  {:<6} {:>5}  {:<12} {names}{notes}",
-        d.address,
-        d.driver.as_deref().unwrap_or("-"),
-        d.vendor_id,
-        d.device_id,
-        d.class,
-        d.iommu_group.as_ref().map(|g| g.number.to_string()).unwrap_or_else(|| "-".into()),
-        d.owner.as_deref().unwrap_or("-"),
+        "{:<12}  {:<14} {:04x}:{:04x}  {:06x} {:>5}  {:<12} {names}{notes}",
+        s.address.to_string(),
+        s.driver.as_deref().unwrap_or("-"),
+        s.vendor,
+        s.device,
+        s.class,
+        s.iommu_group.map(|g| g.to_string()).unwrap_or_else(|| "-".into()),
+        d.record.as_ref().and_then(|r| r.owner.as_deref()).unwrap_or("-"),
     )
 }
 

@@ -32,22 +32,71 @@ pub struct DeviceInfo {
     pub can_reset: bool,
 }
 
+/// The part of a device that `nodedev list` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSummary {
+    pub address: PciAddress,
+    pub driver: Option<String>,
+    pub vendor: u16,
+    pub device: u16,
+    pub class: u32,
+    pub vendor_name: Option<String>,
+    pub product_name: Option<String>,
+    pub iommu_group: Option<u32>,
+}
+
 fn hex_u32(s: &str) -> Option<u32> {
     u32::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok()
 }
 
+/// The canonical sysfs path (from the `bus/pci/devices/ADDR` link's target)
+/// and the upstream bridge: the path component before ours, when it is a
+/// PCI function.
+fn placement(addr: &PciAddress, canonical: &str) -> (String, Option<PciAddress>) {
+    let rel = canonical.trim_start_matches("../").trim_start_matches("./");
+    let sysfs_path = if rel.is_empty() { format!("/sys/bus/pci/devices/{addr}") } else { format!("/sys/{rel}") };
+    (sysfs_path, rel.rsplit('/').nth(1).and_then(|c| PciAddress::parse(c).ok()))
+}
+
+/// Who drives a device and what it is.
+struct Ids {
+    driver: Option<String>,
+    vendor: u16,
+    device: u16,
+    subsystem: Option<(u16, u16)>,
+    class: u32,
+}
+
+impl Ids {
+    /// The kernel's PCI uevent: `DRIVER=e1000e` (only when bound),
+    /// `PCI_CLASS=20000`, `PCI_ID=8086:10D3`, `PCI_SUBSYS_ID=8086:0000`.
+    fn from_uevent(text: &str) -> Option<Ids> {
+        let (mut driver, mut class, mut id, mut subsystem) = (None, None, None, None);
+        let pair = |v: &str| {
+            let (a, b) = v.split_once(':')?;
+            Some((u16::from_str_radix(a, 16).ok()?, u16::from_str_radix(b, 16).ok()?))
+        };
+        for line in text.lines() {
+            match line.split_once('=') {
+                Some(("DRIVER", v)) => driver = Some(v.to_string()),
+                Some(("PCI_CLASS", v)) => class = hex_u32(v),
+                Some(("PCI_ID", v)) => id = pair(v),
+                Some(("PCI_SUBSYS_ID", v)) => subsystem = pair(v),
+                _ => {}
+            }
+        }
+        let (vendor, device) = id?;
+        Some(Ids { driver, vendor, device, subsystem, class: class? })
+    }
+}
+
 impl Host {
     pub fn device_info(&self, addr: &PciAddress) -> Result<DeviceInfo> {
-        let driver = self.driver(addr)?; // also answers "no such device"
+        let ids = self.ids(addr)?; // also answers "no such device"
         let sysfs = self.sysfs.as_ref();
-        let hex = |name: &str| self.attr(addr, name).as_deref().and_then(hex_u32);
         let link = |name: &str| sysfs.read_link(&dev_path(addr, name)).ok();
 
-        let canonical = link("").unwrap_or_default();
-        let rel = canonical.trim_start_matches("../").trim_start_matches("./");
-        let sysfs_path = if rel.is_empty() { format!("/sys/bus/pci/devices/{addr}") } else { format!("/sys/{rel}") };
-        // The parent is the path component before ours, when it is a PCI function.
-        let parent = rel.rsplit('/').nth(1).and_then(|c| PciAddress::parse(c).ok());
+        let (sysfs_path, parent) = placement(addr, &link("").unwrap_or_default());
 
         let iommu_group = link("iommu_group").and_then(|t| link_basename(&t).parse().ok());
         let group_members = match iommu_group {
@@ -64,7 +113,10 @@ impl Host {
             None => Vec::new(),
         };
 
+        // One listing says which optional files exist, so absent ones cost nothing.
         let entries = sysfs.list_dir(&dev_path(addr, "")).unwrap_or_default();
+        let has = |name: &str| entries.iter().any(|e| e == name);
+        let optional = |name: &str| if has(name) { self.attr(addr, name) } else { None };
         let mut virtfns: Vec<(u32, PciAddress)> = entries
             .iter()
             .filter_map(|e| {
@@ -75,9 +127,7 @@ impl Host {
             .collect();
         virtfns.sort();
 
-        let vendor = hex("vendor").unwrap_or(0) as u16;
-        let device = hex("device").unwrap_or(0) as u16;
-        let (vendor_name, product_name) = match sysfs.pci_names(vendor, device) {
+        let (vendor_name, product_name) = match sysfs.pci_names(ids.vendor, ids.device) {
             Some((v, p)) => (Some(v), Some(p)),
             None => (None, None),
         };
@@ -85,30 +135,73 @@ impl Host {
             address: *addr,
             sysfs_path,
             parent,
-            driver,
-            vendor,
-            device,
-            subsystem_vendor: hex("subsystem_vendor").map(|v| v as u16),
-            subsystem_device: hex("subsystem_device").map(|v| v as u16),
-            class: hex("class").unwrap_or(0),
+            driver: ids.driver,
+            vendor: ids.vendor,
+            device: ids.device,
+            subsystem_vendor: ids.subsystem.map(|s| s.0),
+            subsystem_device: ids.subsystem.map(|s| s.1),
+            class: ids.class,
             vendor_name,
             product_name,
             iommu_group,
             group_members,
-            numa_node: self.attr(addr, "numa_node").and_then(|s| s.parse().ok()).filter(|n: &i32| *n >= 0),
-            physfn: link("physfn").and_then(|t| PciAddress::parse(link_basename(&t)).ok()),
+            numa_node: optional("numa_node").and_then(|s| s.parse().ok()).filter(|n: &i32| *n >= 0),
+            physfn: if has("physfn") { link("physfn").and_then(|t| PciAddress::parse(link_basename(&t)).ok()) } else { None },
             virtfns: virtfns.into_iter().map(|(_, a)| a).collect(),
-            sriov_totalvfs: self.attr(addr, "sriov_totalvfs").and_then(|s| s.parse().ok()).filter(|n| *n > 0),
-            reset_methods: self
-                .attr(addr, "reset_method")
+            sriov_totalvfs: optional("sriov_totalvfs").and_then(|s| s.parse().ok()).filter(|n| *n > 0),
+            reset_methods: optional("reset_method")
                 .map(|s| s.split_whitespace().map(str::to_string).collect())
                 .unwrap_or_default(),
-            can_reset: entries.iter().any(|e| e == "reset"),
+            can_reset: has("reset"),
+        })
+    }
+
+    /// What `nodedev list` shows of a device, read with as few syscalls as
+    /// the kernel allows: its `uevent` and its `iommu_group` link.
+    pub fn summary(&self, addr: &PciAddress) -> Result<DeviceSummary> {
+        let ids = self.ids(addr)?;
+        let group = self.sysfs.read_link(&dev_path(addr, "iommu_group")).ok();
+        let (vendor_name, product_name) = match self.sysfs.pci_names(ids.vendor, ids.device) {
+            Some((v, p)) => (Some(v), Some(p)),
+            None => (None, None),
+        };
+        Ok(DeviceSummary {
+            address: *addr,
+            driver: ids.driver,
+            vendor: ids.vendor,
+            device: ids.device,
+            class: ids.class,
+            vendor_name,
+            product_name,
+            iommu_group: group.and_then(|t| link_basename(&t).parse().ok()),
+        })
+    }
+
+    /// Driver and ids from `uevent` (one read instead of six files), or from
+    /// the separate attributes where a tree has no `uevent`.
+    fn ids(&self, addr: &PciAddress) -> Result<Ids> {
+        if let Some(ids) = self.sysfs.read(&dev_path(addr, "uevent")).ok().as_deref().and_then(Ids::from_uevent) {
+            return Ok(ids);
+        }
+        let driver = self.driver(addr)?;
+        let hex = |name: &str| self.attr(addr, name).as_deref().and_then(hex_u32);
+        let subsystem = hex("subsystem_vendor").zip(hex("subsystem_device"));
+        Ok(Ids {
+            driver,
+            vendor: hex("vendor").unwrap_or(0) as u16,
+            device: hex("device").unwrap_or(0) as u16,
+            subsystem: subsystem.map(|(v, d)| (v as u16, d as u16)),
+            class: hex("class").unwrap_or(0),
         })
     }
 
     /// libvirt's name for the parent: the upstream bridge, or "computer".
+    /// One readlink: handles are made for every device a listing returns.
     pub fn parent_name(&self, addr: &PciAddress) -> Result<String> {
-        Ok(self.device_info(addr)?.parent.map(|p| p.node_name()).unwrap_or_else(|| "computer".to_string()))
+        let canonical = self.sysfs.read_link(&dev_path(addr, "")).unwrap_or_default();
+        if canonical.is_empty() {
+            self.require(addr)?;
+        }
+        Ok(placement(addr, &canonical).1.map(|p| p.node_name()).unwrap_or_else(|| "computer".to_string()))
     }
 }

@@ -11,7 +11,7 @@ mod recover;
 mod safety;
 mod xml;
 
-pub use device::DeviceInfo;
+pub use device::{DeviceInfo, DeviceSummary};
 pub use assign::{check_owner_name, PrepareOptions};
 pub use group::{Group, GroupMember};
 pub use ops::DetachOptions;

@@ -118,9 +118,34 @@ fn addresses_of(iface: &str) -> Vec<String> {
     out
 }
 
+/// An attribute's bytes in as few syscalls as possible (open, read, close):
+/// enumeration reads a few files per device, so `fs::read`'s extra statx and
+/// final empty read would be a third of the cost. A sysfs attribute (at most
+/// a page) comes back whole from one read, and a regular file reads short only
+/// at its end, so a read that does not fill the buffer is the last one.
+fn read_attribute(mut file: fs::File) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        match file.read(&mut out[len..]) {
+            Ok(n) => {
+                len += n;
+                if len < out.len() {
+                    out.truncate(len);
+                    return Ok(out);
+                }
+                out.resize(out.len() * 2, 0);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 impl Sysfs for HostSysfs {
     fn read(&self, path: &str) -> io::Result<String> {
-        let bytes = fs::read(self.path(path)?)?;
+        let bytes = read_attribute(fs::File::open(self.path(path)?)?)?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 

@@ -636,6 +636,7 @@ impl Kernel {
                     "boot_vga" => u8::from(dev.boot_vga).to_string(),
                     "sriov_totalvfs" => dev.totalvfs.to_string(),
                     "sriov_numvfs" => dev.numvfs.to_string(),
+                    "uevent" => return self.uevent(dev),
                     _ => String::new(),
                 })
             }
@@ -643,6 +644,25 @@ impl Kernel {
             File::Bus("drivers_autoprobe") => line(u8::from(self.autoprobe).to_string()),
             File::Drv(..) | File::Bus(_) => String::new(),
         }
+    }
+
+    /// The kernel's PCI `uevent`: the driver core's DRIVER= (when bound), then
+    /// the PCI bus's variables, upper-case hex as the kernel prints them.
+    fn uevent(&self, dev: &Dev) -> String {
+        let mut s = String::new();
+        if let Some(d) = dev.driver {
+            s += &format!("DRIVER={}\n", self.drivers[d].name);
+        }
+        let (v, d, sv, sd, c) = (dev.vendor, dev.device, dev.subsystem_vendor, dev.subsystem_device, dev.class);
+        s += &format!("PCI_CLASS={c:04X}\nPCI_ID={v:04X}:{d:04X}\nPCI_SUBSYS_ID={sv:04X}:{sd:04X}\n");
+        s += &format!("PCI_SLOT_NAME={}\n", dev.addr);
+        s += &format!(
+            "MODALIAS=pci:v{v:08X}d{d:08X}sv{sv:08X}sd{sd:08X}bc{:02X}sc{:02X}i{:02X}\n",
+            c >> 16,
+            (c >> 8) & 0xff,
+            c & 0xff
+        );
+        s
     }
 
     /// `modprobe`: every driver of the module registers and, with

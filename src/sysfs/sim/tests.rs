@@ -145,6 +145,7 @@ fn a_device_directory_lists_what_exists() {
         "subsystem",
         "subsystem_device",
         "subsystem_vendor",
+        "uevent",
         "vendor",
         "iommu_group",
     ];

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::io;
 
 /// Attributes of a device directory, in the order a listing gives them.
-const DEV_ATTRS: [&str; 13] = [
+const DEV_ATTRS: [&str; 14] = [
     "boot_vga",
     "class",
     "device",
@@ -23,6 +23,7 @@ const DEV_ATTRS: [&str; 13] = [
     "sriov_totalvfs",
     "subsystem_device",
     "subsystem_vendor",
+    "uevent",
     "vendor",
 ];
 

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Tables for BENCHMARKS.md from bench/measure.sh's files.
+
+usage: report.py OUTDIR N [N ...]
+"""
+import json
+import os
+import platform
+import sys
+
+# The reads `nodedev list` needs per device: open, read and close of its
+# uevent (driver, ids, class) and one readlink of iommu_group.
+FLOOR_PER_DEVICE = 4
+
+
+def median_s(path):
+    with open(path) as f:
+        return json.load(f)["results"][0]["median"]
+
+
+def syscalls(path):
+    """Total calls from `strace -c` output (its last line), or None."""
+    if not os.path.exists(path):
+        return None
+    # "100.00  SECONDS  USECS/CALL  CALLS  [ERRORS]  total"
+    return int([l for l in open(path) if l.strip()][-1].split()[3])
+
+
+def main():
+    out, sizes = sys.argv[1], [int(n) for n in sys.argv[2:]]
+    tools = [l.rstrip("\n").split("|", 1) for l in open(os.path.join(out, f"n{sizes[0]}", "tools"))]
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    print(f"Machine: {os.cpu_count()} cores, {cpu}, Linux {platform.release()}. "
+          "Command: `sudo bash bench/run.sh` (bench/README in BENCHMARKS.md).\n")
+
+    print("Median wall time (hyperfine), and each tool's time divided by `nodedev list`'s "
+          "(higher: nodedev faster):\n")
+    print("| tool | " + " | ".join(f"N={n}" for n in sizes) + " |")
+    print("|---|" + "---|" * len(sizes))
+    ref = {n: median_s(os.path.join(out, f"n{n}", tools[0][0] + ".json")) for n in sizes}
+    for slug, name in tools:
+        cells = []
+        for n in sizes:
+            t = median_s(os.path.join(out, f"n{n}", slug + ".json"))
+            cells.append(f"{t * 1000:.1f} ms" + ("" if slug == tools[0][0] else f" ({t / ref[n]:.1f}x)"))
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+    if len(sizes) > 1:
+        a, b = sizes[-2], sizes[-1]
+        print(f"\nGrowth from N={a} to N={b} ({b / a:.0f}x the functions): " + ", ".join(
+            f"{name} {median_s(os.path.join(out, f'n{b}', slug + '.json')) / median_s(os.path.join(out, f'n{a}', slug + '.json')):.1f}x"
+            for slug, name in tools) + ".")
+
+    print(f"\nSyscalls per device (strace -f -c), total/N; the floor for `nodedev list` is "
+          f"{FLOOR_PER_DEVICE} per device (open, read, close of uevent; readlink of iommu_group):\n")
+    print("| tool | " + " | ".join(f"N={n}" for n in sizes) + " |")
+    print("|---|" + "---|" * len(sizes))
+    for slug, name in tools:
+        counts = [syscalls(os.path.join(out, f"n{n}", slug + ".strace")) for n in sizes]
+        if counts[0] is None:
+            continue
+        cells = [f"{c / n:.1f}" + (f" ({c / n / FLOOR_PER_DEVICE:.2f}x floor)" if slug == tools[0][0] else "")
+                 for c, n in zip(counts, sizes)]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+    print("\nLines of output at the largest N (every tool saw the same tree): " + ", ".join(
+        f"{name} {sum(1 for _ in open(os.path.join(out, f'n{sizes[-1]}', slug + '.out')))}" for slug, name in tools) + ".")
+
+
+main()
