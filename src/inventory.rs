@@ -13,7 +13,7 @@
 
 use crate::address::PciAddress;
 use crate::error::Result;
-use crate::host::{DeviceSummary, Group, Host, Recovered};
+use crate::host::{DeviceInfo, DeviceSummary, Group, GroupMember as HostMember, Host, Recovered};
 use crate::state::{Record, Step};
 use crate::stub::is_stub_driver;
 use serde::Serialize;
@@ -149,13 +149,13 @@ fn hex4(v: u16) -> String {
 /// Groups already read, so that listing reads each group once.
 type GroupCache = BTreeMap<u32, Option<Group>>;
 
-fn device_entry(host: &Host, addr: &PciAddress, records: &Records, groups: &mut GroupCache) -> Result<Device> {
-    let d = host.device_info(addr)?;
+fn device_entry(host: &Host, d: DeviceInfo, records: &Records, groups: &mut GroupCache) -> Result<Device> {
+    let addr = d.address;
     let iommu_group = match d.iommu_group {
         Some(n) => {
             let group = match groups.entry(n) {
                 Entry::Occupied(e) => e.into_mut(),
-                Entry::Vacant(e) => e.insert(host.group(addr)?),
+                Entry::Vacant(e) => e.insert(host.group(&addr)?),
             };
             group.as_ref().map(|g| IommuGroup {
                 number: g.number,
@@ -211,12 +211,26 @@ pub fn listing(host: &Host) -> Result<Vec<Listed>> {
 /// Every PCI function of the host, in address order.
 pub fn devices(host: &Host) -> Result<Vec<Device>> {
     let records = Records::read(host)?;
+    let infos = host.list()?.iter().map(|a| host.device_info(a)).collect::<Result<Vec<_>>>()?;
+    // Groups whose members were all just read are built from that, not read again.
+    let by_address: BTreeMap<PciAddress, &DeviceInfo> = infos.iter().map(|d| (d.address, d)).collect();
     let mut groups = GroupCache::new();
-    host.list()?.iter().map(|a| device_entry(host, a, &records, &mut groups)).collect()
+    for d in &infos {
+        let Some(n) = d.iommu_group.filter(|n| !groups.contains_key(n)) else { continue };
+        let members: Option<Vec<HostMember>> = d
+            .group_members
+            .iter()
+            .map(|m| by_address.get(m).map(|i| HostMember::new(*m, i.driver.clone(), Some(i.class))))
+            .collect();
+        if let Some(members) = members {
+            groups.insert(n, Some(Group { number: n, members }));
+        }
+    }
+    infos.into_iter().map(|d| device_entry(host, d, &records, &mut groups)).collect()
 }
 
 pub fn device(host: &Host, addr: &PciAddress) -> Result<Device> {
-    device_entry(host, addr, &Records::read(host)?, &mut GroupCache::new())
+    device_entry(host, host.device_info(addr)?, &Records::read(host)?, &mut GroupCache::new())
 }
 
 /// The device's IOMMU group; None without an IOMMU.
@@ -260,4 +274,33 @@ pub fn recovered(done: &[Recovered]) -> Vec<RecoveredEntry> {
     done.iter()
         .map(|r| RecoveredEntry { address: r.address.clone(), step: r.step, outcome: r.outcome.clone() })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::StateStore;
+    use crate::sysfs::sim::SimKernel;
+    use crate::{HostOptions, Stub};
+    use std::sync::Arc;
+
+    #[test]
+    fn the_whole_listing_sees_each_group_as_reading_it_alone_does() {
+        let host = Host::new(Arc::new(SimKernel::builtin()), StateStore::memory(), HostOptions::default());
+        // One NIC of the bridge group on a stub, the other still on e1000: not viable.
+        host.detach(&PciAddress::parse("0000:03:01.0").unwrap(), Stub::Vfio).unwrap();
+        let all = devices(&host).unwrap();
+        let mut viable = (0, 0);
+        for d in &all {
+            let alone = device(&host, &PciAddress::parse(&d.address).unwrap()).unwrap();
+            let (a, b) = (serde_json::to_string(d).unwrap(), serde_json::to_string(&alone).unwrap());
+            assert_eq!(a, b);
+            match &d.iommu_group {
+                Some(g) if g.vfio_viable => viable.0 += 1,
+                Some(_) => viable.1 += 1,
+                None => {}
+            }
+        }
+        assert!(viable.0 > 0 && viable.1 > 0, "both kinds of group: {viable:?}");
+    }
 }

@@ -21,6 +21,12 @@ pub struct GroupMember {
 }
 
 impl GroupMember {
+    /// A member, with VFIO's idea of a bridge: a PCI bridge class, or pcieport.
+    pub fn new(address: PciAddress, driver: Option<String>, class: Option<u32>) -> GroupMember {
+        let bridge = driver.as_deref() == Some("pcieport") || class.is_some_and(is_bridge_class);
+        GroupMember { address, driver, bridge }
+    }
+
     /// An endpoint on a driver that keeps the group from VFIO use.
     pub fn blocks_vfio(&self) -> bool {
         !self.bridge && self.driver.as_deref().is_some_and(|d| d != VFIO_DRIVER)
@@ -98,8 +104,7 @@ impl Host {
         for a in addrs {
             let driver = self.driver(&a)?;
             let class = self.attr(&a, "class").and_then(|c| u32::from_str_radix(c.trim_start_matches("0x"), 16).ok());
-            let bridge = driver.as_deref() == Some("pcieport") || class.is_some_and(is_bridge_class);
-            members.push(GroupMember { address: a, driver, bridge });
+            members.push(GroupMember::new(a, driver, class));
         }
         Ok(Some(Group { number, members }))
     }

@@ -103,6 +103,11 @@ impl Kernel {
         Some(Entry::Link(format!("{}{}", up(depth), self.canonical(a))))
     }
 
+    /// A present device by its exact sysfs name (no other spelling).
+    fn named(&self, name: &str) -> Option<Addr> {
+        self.present(name).filter(|a| a.to_string() == name)
+    }
+
     pub(super) fn present_devs(&self) -> impl Iterator<Item = &Dev> {
         self.devs.values().filter(|d| d.present)
     }
@@ -176,7 +181,8 @@ impl Kernel {
             ["module"] => Some(Entry::Link(format!("../../../../module/{}", self.drivers[d].module))),
             [f] => match known(&DRV_FILES, f) {
                 Some(f) => Some(Entry::File(File::Drv(d, f))),
-                None => self.link_to_dev(4, bound().find(|v| v.addr.to_string() == *f)?.addr),
+                // By address, not by scanning: a driver may hold thousands of VFs.
+                None => self.link_to_dev(4, self.named(f).filter(|a| self.dev(*a).driver == Some(d))?),
             },
             _ => None,
         }
@@ -193,8 +199,8 @@ impl Kernel {
             [g] => members(g).and_then(|_| dir(["devices"])),
             [g, "devices"] => dir(members(g)?.iter().map(Addr::to_string)),
             [g, "devices", a] => {
-                let a = members(g)?.into_iter().find(|m| m.to_string() == *a)?;
-                self.link_to_dev(4, a)
+                let g: u32 = g.parse().ok().filter(|n: &u32| n.to_string() == *g)?;
+                self.link_to_dev(4, self.named(a).filter(|a| self.dev(*a).group == Some(g))?)
             }
             _ => None,
         }
