@@ -440,3 +440,59 @@ fn owner_names_are_checked() {
     }
     assert!(matches!(host.prepare("vm1", &[], Stub::Vfio, MANAGED), Err(Error::InvalidArg(_))));
 }
+
+/// The simulated kernel, where every write to `drivers_probe` or `reset`
+/// lasts a moment, as a real driver's probe or an FLR does; counts how many
+/// were under way at once.
+struct SlowProbe {
+    sim: Arc<SimKernel>,
+    now: AtomicUsize,
+    most: AtomicUsize,
+}
+
+impl Sysfs for SlowProbe {
+    fn read(&self, p: &str) -> std::io::Result<String> {
+        self.sim.read(p)
+    }
+    fn write(&self, p: &str, v: &str) -> std::io::Result<()> {
+        if !(p.ends_with("drivers_probe") || p.ends_with("/reset")) {
+            return self.sim.write(p, v);
+        }
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(n, Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        self.sim.write(p, v)
+    }
+    fn read_link(&self, p: &str) -> std::io::Result<String> {
+        self.sim.read_link(p)
+    }
+    fn list_dir(&self, p: &str) -> std::io::Result<Vec<String>> {
+        self.sim.list_dir(p)
+    }
+    fn exists(&self, p: &str) -> bool {
+        self.sim.exists(p)
+    }
+    fn load_module(&self, m: &str) -> std::io::Result<()> {
+        self.sim.load_module(m)
+    }
+}
+
+#[test]
+fn a_managed_prepare_moves_and_resets_independent_devices_at_once() {
+    let sim = Arc::new(SimKernel::builtin());
+    let slow = Arc::new(SlowProbe { sim: sim.clone(), now: AtomicUsize::new(0), most: AtomicUsize::new(0) });
+    let h = Host::new(slow.clone(), StateStore::memory(), HostOptions::default());
+    let vfs = [a(VF), a(VF2), a("0000:04:10.4")];
+    h.prepare("vm1", &vfs, Stub::Vfio, PrepareOptions { managed: true, force: false }).unwrap();
+    for v in &vfs {
+        assert_eq!(sim.driver_of(&v.to_string()).as_deref(), Some("vfio-pci"), "{v}");
+    }
+    assert!(sim.reset_count(VF) > 0, "the VF was not reset");
+    // One by one, the probes (and resets) could never overlap.
+    assert_eq!(slow.most.load(Ordering::SeqCst), vfs.len(), "probes and resets under way at once");
+    h.release("vm1", None).unwrap();
+    for v in &vfs {
+        assert_eq!(sim.driver_of(&v.to_string()).as_deref(), Some("igbvf"), "{v}");
+    }
+}

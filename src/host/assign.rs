@@ -88,19 +88,21 @@ impl Host {
         // Devices only marked as owned, with the record each had before.
         let mut marked: Vec<(PciAddress, Option<Record>)> = Vec::new();
         let result = (|| -> Result<()> {
+            let mut to_move = Vec::new();
             for d in &devices {
                 if opts.managed && !self.on_stub(d, stub)? {
-                    self.detach_locked_for(d, stub, owner)?;
-                    moved.push(*d);
-                    // A guest gets the device clean, as libvirt does; a
-                    // device the kernel cannot reset is used as it is.
-                    self.reset_if_possible(d)?;
+                    to_move.push(*d);
                 } else {
                     marked.push((*d, self.state.get(&d.to_string())?));
                     self.set_owner(d, owner)?;
                 }
             }
-            Ok(())
+            // All or nothing: a failure puts back what this call moved.
+            self.detach_all_locked(&to_move, stub, Some((owner, true)))?;
+            moved = to_move;
+            // A guest gets the devices clean, as libvirt does; a device the
+            // kernel cannot reset is used as it is.
+            self.each_at_once(&moved, |d| self.reset_if_possible(d)).into_iter().try_for_each(|r| r.map(drop))
         })();
         result.map_err(|err| {
             for (d, rec) in &marked {
@@ -111,10 +113,6 @@ impl Host {
             }
             self.undo_detaches(&moved, err.context(format_args!("preparing devices for {owner}")))
         })
-    }
-
-    fn detach_locked_for(&self, d: &PciAddress, stub: Stub, owner: &str) -> Result<()> {
-        self.detach_all_locked(std::slice::from_ref(d), stub, Some((owner, true)))
     }
 
     /// Record the owner of a device already on its stub.
