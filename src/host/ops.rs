@@ -153,7 +153,14 @@ impl Host {
     /// Detach each device in turn (lock held); if one fails, the ones this
     /// call moved go back to their original drivers, in reverse order.
     pub(crate) fn detach_all_locked(&self, targets: &[PciAddress], stub: Stub, owner: Option<(&str, bool)>) -> Result<()> {
-        let results = self.each_at_once(targets, |t| self.detach_locked(t, stub, owner));
+        let detach = |t: &PciAddress| self.detach_locked(t, stub, owner);
+        // Without driver_override, new_id binds every device with the same
+        // ids, so moves there must not overlap.
+        let results = if targets.iter().all(|t| self.has_override(t)) {
+            self.each_at_once(targets, detach)
+        } else {
+            targets.iter().map(detach).collect()
+        };
         let moved: Vec<PciAddress> =
             targets.iter().zip(&results).filter(|(_, r)| matches!(r, Ok(true))).map(|(t, _)| *t).collect();
         match results.into_iter().find_map(Result::err) {
