@@ -31,7 +31,7 @@ def main():
     tools = [l.rstrip("\n").split("|", 1) for l in open(os.path.join(out, f"n{sizes[0]}", "tools"))]
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"Machine: {os.cpu_count()} cores, {cpu}, Linux {platform.release()}. "
-          "Command: `sudo bash bench/run.sh` (bench/README in BENCHMARKS.md).\n")
+          "Reproduce: `sudo bash bench/run.sh` (trees from nodedev-gen-sysfs, bind-mounted read-only over /sys in a private mount namespace).\n")
 
     print("Median wall time (hyperfine), and each tool's time divided by `nodedev list`'s "
           "(higher: nodedev faster):\n")
