@@ -1114,7 +1114,7 @@ extern "C" {
  * one transaction (any failure puts back every device this call moved) and
  * resets them; without it no driver is changed and each device must already
  * be on the stub. With "vfio", every other endpoint of each device's IOMMU
- * group must be on vfio-pci or on no driver (for managed devices, the
+ * group must be on vfio-pci, pci-stub or no driver (for managed devices, the
  * devices in `devs` count as moved). VIR_NODE_DEVICE_FORCE: as for detach.
  * Preparing a device again for the same owner succeeds.
  *

@@ -122,6 +122,19 @@ fn detaching_one_endpoint_leaves_its_group_not_viable_and_assignment_refuses_it(
 }
 
 #[test]
+fn an_endpoint_on_pci_stub_leaves_its_group_usable_by_vfio_but_not_by_another_guest() {
+    let (sim, host) = triple();
+    host.detach(&a(T0), Stub::Vfio).unwrap();
+    host.detach(&a(T1), Stub::Kvm).unwrap();
+    assert_eq!(sim.driver_of(T1).as_deref(), Some("pci-stub"));
+    // pci-stub does no DMA of its own: the kernel lets VFIO open the group.
+    assert!(host.group(&a(T0)).unwrap().unwrap().viable());
+    host.prepare("vm1", &[a(T0)], Stub::Vfio, UNMANAGED).unwrap();
+    let err = host.prepare("vm2", &[a(T1)], Stub::Kvm, UNMANAGED).unwrap_err();
+    assert!(err.to_string().contains("assigned to vm1"), "{err}");
+}
+
+#[test]
 fn group_detach_moves_every_endpoint_or_none() {
     let (sim, host) = triple();
     // The third endpoint's probe fails: the two already moved go back.

@@ -106,6 +106,16 @@ ok detach-one-for-group-rules nodedev -c $U detach "$B1" --driver vfio
 nodedev -c $U group "$B1" | grep -q "viable for vfio: no" && pass group-cli-not-viable || fail group-cli-not-viable "$(nodedev -c $U group "$B1" | tr '\n' ' ')"
 refused prepare-refused-group-not-viable "still bound to e1000" nodedev -c $U prepare vm1 "$B1"
 ok reattach-after-refusal nodedev -c $U reattach "$B1"
+# the twin on pci-stub instead: pci-stub does no DMA of its own, so the
+# kernel lets VFIO have the group; nodedev must say what the kernel says
+ok detach-one-beside-pci-stub nodedev -c $U detach "$B1" --driver vfio
+ok detach-twin-to-pci-stub nodedev -c $U detach "$B2" --driver kvm
+vfio_group_status "$G2"; rc=$?
+if nodedev -c $U group "$B1" | grep -q "viable for vfio: yes"; then ours=0; else ours=1; fi
+[ "$rc" = "$ours" ] && pass pci-stub-member-viability-agrees-with-kernel \
+    || fail pci-stub-member-viability-agrees-with-kernel "kernel status exit $rc, nodedev $ours"
+ok reattach-beside-pci-stub nodedev -c $U reattach "$B1"
+ok reattach-twin-from-pci-stub nodedev -c $U reattach "$B2"
 ok group-detach nodedev -c $U detach "$B1" --driver vfio --group
 expect_driver group-detach-first "$B1" vfio-pci
 expect_driver group-detach-second "$B2" vfio-pci

@@ -9,7 +9,7 @@
 //!   stub. Only ownership is recorded.
 //!
 //! With vfio every other endpoint of each device's IOMMU group must be on
-//! vfio-pci or on no driver, and no device of a group can belong to two
+//! vfio-pci, on pci-stub or on no driver, and no device of a group can belong to two
 //! owners, so a guest's group is never shared with the host or another guest.
 
 use super::{Host, Operation};

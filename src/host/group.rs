@@ -1,7 +1,7 @@
 //! IOMMU groups: which functions share one, and whether VFIO can use it.
 //!
 //! The kernel lets a group be opened through /dev/vfio/N only when every
-//! function in it is bound to vfio-pci, to no driver, or is a bridge
+//! function in it is bound to vfio-pci, to pci-stub, to no driver, or is a bridge
 //! (pcieport / PCI-to-PCI bridges are tolerated). nodedev asks exactly that
 //! before it assigns a device, and names the functions in the way.
 
@@ -27,9 +27,11 @@ impl GroupMember {
         GroupMember { address, driver, bridge }
     }
 
-    /// An endpoint on a driver that keeps the group from VFIO use.
+    /// An endpoint on a driver that keeps the group from VFIO use: any
+    /// driver but vfio-pci and pci-stub, which manage no DMA of their own
+    /// (the kernel's `driver_managed_dma`; before 5.19 its allow-list).
     pub fn blocks_vfio(&self) -> bool {
-        !self.bridge && self.driver.as_deref().is_some_and(|d| d != VFIO_DRIVER)
+        !self.bridge && self.driver.as_deref().is_some_and(|d| d != VFIO_DRIVER && d != "pci-stub")
     }
 }
 
