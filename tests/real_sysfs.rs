@@ -9,10 +9,25 @@ use nodedev::{Host, HostOptions, PciAddress};
 use std::io;
 use std::sync::Arc;
 
-struct NoWrites(HostSysfs);
+struct NoWrites(HostSysfs, Uevent);
+
+/// Whether the wrapper shows the devices' `uevent` files; hidden, devices
+/// are read from their separate attribute files.
+#[derive(PartialEq)]
+enum Uevent {
+    Shown,
+    Hidden,
+}
+
+fn real(uevent: Uevent) -> Arc<NoWrites> {
+    Arc::new(NoWrites(HostSysfs::new("/"), uevent))
+}
 
 impl Sysfs for NoWrites {
     fn read(&self, p: &str) -> io::Result<String> {
+        if self.1 == Uevent::Hidden && p.ends_with("/uevent") {
+            return Err(io::Error::from_raw_os_error(libc::ENOENT));
+        }
         self.0.read(p)
     }
     fn write(&self, p: &str, _v: &str) -> io::Result<()> {
@@ -55,7 +70,7 @@ fn the_device_holding_the_root_filesystem_is_refused_without_force() {
         println!("\"/\" is not on a PCI disk here (container or virtual root): nothing to check");
         return;
     };
-    let host = Host::new(Arc::new(NoWrites(HostSysfs::new("/"))), StateStore::memory(), HostOptions::default());
+    let host = Host::new(real(Uevent::Shown), StateStore::memory(), HostOptions::default());
     let uses = host.host_uses(&addr);
     assert!(uses.iter().any(|u| u.contains("mounted on /")), "{addr}: {uses:?}");
     // The refusal happens before anything is written (NoWrites would panic).
@@ -67,7 +82,7 @@ fn the_device_holding_the_root_filesystem_is_refused_without_force() {
 #[test]
 fn every_real_pci_device_lists_and_describes() {
     let host = Host::new(
-        Arc::new(NoWrites(HostSysfs::new("/"))),
+        real(Uevent::Shown),
         StateStore::memory(),
         HostOptions { read_only: true, allow_modprobe: false, ..HostOptions::default() },
     );
@@ -114,7 +129,7 @@ fn the_system_uri_opened_read_only_refuses_changes() {
 #[test]
 fn this_machine_described_loads_as_a_simulated_host_with_the_same_drivers() {
     let real = Host::new(
-        Arc::new(NoWrites(HostSysfs::new("/"))),
+        real(Uevent::Shown),
         StateStore::memory(),
         HostOptions { read_only: true, allow_modprobe: false, ..HostOptions::default() },
     );
@@ -129,40 +144,11 @@ fn this_machine_described_loads_as_a_simulated_host_with_the_same_drivers() {
     }
 }
 
-/// The real /sys with every `uevent` hidden, so devices are read from their
-/// separate attribute files (and never written: NoWrites).
-struct WithoutUevent(NoWrites);
-
-impl Sysfs for WithoutUevent {
-    fn read(&self, p: &str) -> io::Result<String> {
-        if p.ends_with("/uevent") {
-            return Err(io::Error::from_raw_os_error(libc::ENOENT));
-        }
-        self.0.read(p)
-    }
-    fn write(&self, p: &str, v: &str) -> io::Result<()> {
-        self.0.write(p, v)
-    }
-    fn read_link(&self, p: &str) -> io::Result<String> {
-        self.0.read_link(p)
-    }
-    fn list_dir(&self, p: &str) -> io::Result<Vec<String>> {
-        self.0.list_dir(p)
-    }
-    fn exists(&self, p: &str) -> bool {
-        self.0.exists(p)
-    }
-    fn load_module(&self, m: &str) -> io::Result<()> {
-        self.0.load_module(m)
-    }
-}
-
 #[test]
 fn the_real_uevent_says_what_the_separate_attributes_say() {
     let read_only = || HostOptions { read_only: true, allow_modprobe: false, ..HostOptions::default() };
-    let fast = Host::new(Arc::new(NoWrites(HostSysfs::new("/"))), StateStore::memory(), read_only());
-    let slow =
-        Host::new(Arc::new(WithoutUevent(NoWrites(HostSysfs::new("/")))), StateStore::memory(), read_only());
+    let fast = Host::new(real(Uevent::Shown), StateStore::memory(), read_only());
+    let slow = Host::new(real(Uevent::Hidden), StateStore::memory(), read_only());
     let devices = fast.list().unwrap();
     for a in &devices {
         let info = fast.device_info(a).unwrap();
