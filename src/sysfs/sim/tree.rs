@@ -309,45 +309,46 @@ impl Kernel {
 
     /// Resolve a path the way the VFS does: every link before the last
     /// component is followed, the last one only when `follow` is set.
+    ///
+    /// The walk starts from the longest prefix that exists without passing a
+    /// link (usually the whole path) and goes up only as far as the link, so
+    /// a lookup never builds the listing of a directory it merely passes
+    /// through: with thousands of functions under bus/pci/devices that made
+    /// every lookup cost as much as a listing.
     pub(super) fn resolve(&self, path: &str, follow: bool) -> io::Result<Entry> {
         if path.starts_with('/') || path.split('/').any(|c| c == "..") {
             return Err(err(libc::EINVAL));
         }
-        let mut todo: Vec<String> =
-            path.split('/').filter(|c| !c.is_empty() && *c != ".").rev().map(String::from).collect();
-        let mut at: Vec<String> = Vec::new();
+        let mut at: Vec<String> = path.split('/').filter(|c| !c.is_empty() && *c != ".").map(String::from).collect();
         let mut hops = 0;
-        let mut here = self.entry(&[]).expect("the root exists");
-        while let Some(name) = todo.pop() {
-            if !matches!(here, Entry::Dir(_)) {
-                return Err(err(libc::ENOTDIR));
-            }
-            at.push(name);
+        loop {
             let refs: Vec<&str> = at.iter().map(String::as_str).collect();
-            here = self.entry(&refs).ok_or_else(|| err(libc::ENOENT))?;
-            if let Entry::Link(target) = &here {
-                if todo.is_empty() && !follow {
-                    break;
-                }
-                hops += 1;
-                if hops > 40 {
-                    return Err(err(libc::ELOOP));
-                }
-                // Splice the target in place of the link and walk again from the root.
-                at.pop();
-                for c in target.split('/') {
-                    match c {
-                        ".." => {
-                            at.pop();
-                        }
-                        "" | "." => {}
-                        _ => at.push(c.to_string()),
+            let (k, found) =
+                (0..=refs.len()).rev().find_map(|k| self.entry(&refs[..k]).map(|e| (k, e))).expect("the root exists");
+            match found {
+                Entry::Link(target) if k < refs.len() || follow => {
+                    hops += 1;
+                    if hops > 40 {
+                        return Err(err(libc::ELOOP));
                     }
+                    // Splice the target in place of the link and walk again.
+                    let mut spliced: Vec<String> = at[..k - 1].to_vec();
+                    for c in target.split('/') {
+                        match c {
+                            ".." => {
+                                spliced.pop();
+                            }
+                            "" | "." => {}
+                            _ => spliced.push(c.to_string()),
+                        }
+                    }
+                    spliced.extend_from_slice(&at[k..]);
+                    at = spliced;
                 }
-                todo.extend(at.drain(..).rev());
-                here = self.entry(&[]).expect("the root exists");
+                found if k == refs.len() => return Ok(found),
+                Entry::Dir(_) => return Err(err(libc::ENOENT)),
+                _ => return Err(err(libc::ENOTDIR)),
             }
         }
-        Ok(here)
     }
 }
