@@ -5,12 +5,23 @@
 #
 #   bash capi-tests/vm/run.sh [--no-install]
 #
+# Other guest programs (bench/vm-detach.sh) reuse it through the environment:
+#   NODEDEV_VM_GUEST_SCRIPT  run this script in the guest instead of suite.sh
+#   NODEDEV_VM_BINS          more programs for the guest's /bin, with their
+#                            shared libraries (copied after the CLI, so a
+#                            `nodedev` here replaces the crash-hooks build)
+#   NODEDEV_VM_SHARE_USR=1   this machine's /usr, READ-ONLY over virtio-9p,
+#                            mounted at the guest's /usr (python3, bash, lspci)
+#   NODEDEV_VM_SMP           guest CPUs (default 1)
+#
 # Never touches this machine's /sys: every driver change happens in the guest.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 cache=${NODEDEV_VM_CACHE:-$top/target/vm-cache}
 timeout_s=${NODEDEV_VM_TIMEOUT:-300}
+guest_script=${NODEDEV_VM_GUEST_SCRIPT:-$here/suite.sh}
+share_usr=${NODEDEV_VM_SHARE_USR:-0}
 install=1
 [ "${1:-}" = "--no-install" ] && install=0
 
@@ -78,6 +89,7 @@ done
 moddir="lib/modules/$kver"
 mkdir -p "$root/$moddir"
 want="vfio vfio_iommu_type1 vfio-pci vfio-pci-core pci-stub xen-pciback e1000e e1000 igb igbvf"
+[ "$share_usr" = 1 ] && want="$want virtio_pci 9pnet_virtio 9p"
 for m in $want; do
     line=$(grep -E "(^|/)${m}\.ko:" "$cache/kernel/$moddir/modules.dep" || true)
     [ -n "$line" ] || { echo "vm: note: module $m not in this kernel"; continue; }
@@ -92,9 +104,17 @@ cp "$vmtarget/release/nodedev" "$cache/vfio_group_status" "$root/bin/"
 for lib in $(ldd "$vmtarget/release/nodedev" | grep -o '/[^ ]*'); do
     cp -L "$lib" "$root/lib/x86_64-linux-gnu/"
 done
+for bin in ${NODEDEV_VM_BINS:-}; do
+    cp "$bin" "$root/bin/"
+    for lib in $(ldd "$bin" 2>/dev/null | grep -o '/[^ ]*'); do
+        cp -L "$lib" "$root/lib/x86_64-linux-gnu/"
+    done
+done
 cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"
 cp "$here/init" "$root/init"
-cp "$here/suite.sh" "$root/suite.sh"
+cp "$guest_script" "$root/suite.sh"
+# init mounts the share when this marker is there.
+[ "$share_usr" = 1 ] && touch "$root/share-usr"
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$cache/initramfs.gz"
 
@@ -106,18 +126,20 @@ if has_igb; then
 else
     echo "vm: note: this QEMU has no igb device: SR-IOV checks skipped"
 fi
+share=()
+[ "$share_usr" = 1 ] && share=(-virtfs local,path=/usr,mount_tag=hostusr,security_model=none,readonly=on)
 log="$cache/last-serial.log"
 start=$(date +%s)
 set +e
 timeout "$timeout_s" qemu-system-x86_64 \
-    -machine q35,kernel-irqchip=split -accel tcg -m 512 -smp 1 \
+    -machine q35,kernel-irqchip=split -accel tcg -m 512 -smp "${NODEDEV_VM_SMP:-1}" \
     -device intel-iommu,intremap=on,caching-mode=on \
     -display none -no-reboot -nic none \
     -device pcie-root-port,id=rp1,chassis=1,slot=1 -device e1000e,bus=rp1 \
     -device pci-bridge,id=br1,chassis_nr=2 \
     -device e1000,bus=br1,addr=1 -device e1000,bus=br1,addr=2 \
     -device pcie-root-port,id=rp2,chassis=3,slot=3 -device edu,bus=rp2 \
-    "${sriov[@]}" \
+    "${sriov[@]}" "${share[@]}" \
     -kernel "$vmlinuz" -initrd "$cache/initramfs.gz" \
     -append "console=ttyS0 intel_iommu=on iommu=pt panic=-1 quiet" \
     -serial "file:$log" </dev/null
