@@ -492,7 +492,7 @@ impl Sysfs for SlowProbe {
 }
 
 #[test]
-fn a_managed_prepare_moves_and_resets_independent_devices_at_once() {
+fn managed_prepare_and_release_move_and_reset_independent_devices_at_once() {
     let sim = Arc::new(SimKernel::builtin());
     let slow = Arc::new(SlowProbe { sim: sim.clone(), now: AtomicUsize::new(0), most: AtomicUsize::new(0) });
     let h = Host::new(slow.clone(), StateStore::memory(), HostOptions::default());
@@ -504,7 +504,9 @@ fn a_managed_prepare_moves_and_resets_independent_devices_at_once() {
     assert!(sim.reset_count(VF) > 0, "the VF was not reset");
     // One by one, the probes (and resets) could never overlap.
     assert_eq!(slow.most.load(Ordering::SeqCst), vfs.len(), "probes and resets under way at once");
+    slow.most.store(0, Ordering::SeqCst);
     h.release("vm1", None).unwrap();
+    assert_eq!(slow.most.load(Ordering::SeqCst), vfs.len(), "release: probes and resets under way at once");
     for v in &vfs {
         assert_eq!(sim.driver_of(&v.to_string()).as_deref(), Some("igbvf"), "{v}");
     }

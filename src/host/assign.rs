@@ -218,13 +218,13 @@ impl Host {
         }
 
         let _lock = self.state.lock()?;
-        let mut failures = Vec::new();
-        for d in &targets {
+        // Each device on its own (a thread each): resets and probes overlap.
+        let outcomes = self.each_at_once(&targets, |d| {
             // Re-read under this lock: another process may have released it meanwhile.
             let Some(mut rec) = self.state.get(&d.to_string())?.filter(|r| r.owner.as_deref() == Some(owner)) else {
-                continue;
+                return Ok(());
             };
-            let outcome = if rec.managed {
+            if rec.managed {
                 let _ = self.reset_if_possible(d); // best effort: the guest is gone
                 self.reattach_locked(d, None).map_err(|e| {
                     // Still on its stub: no longer the guest's, for the admin to reattach.
@@ -240,11 +240,10 @@ impl Host {
             } else {
                 rec.owner = None;
                 self.state.put(&rec)
-            };
-            if let Err(e) = outcome {
-                failures.push(format!("{d}: {e}"));
             }
-        }
+        });
+        let failures: Vec<String> =
+            targets.iter().zip(outcomes).filter_map(|(d, r)| r.err().map(|e| format!("{d}: {e}"))).collect();
         if failures.is_empty() {
             Ok(targets.len())
         } else {

@@ -59,12 +59,12 @@ fn placement(addr: &PciAddress, canonical: &str) -> (String, Option<PciAddress>)
 }
 
 /// Who drives a device and what it is.
-struct Ids {
-    driver: Option<String>,
-    vendor: u16,
-    device: u16,
-    subsystem: Option<(u16, u16)>,
-    class: u32,
+pub(crate) struct Ids {
+    pub driver: Option<String>,
+    pub vendor: u16,
+    pub device: u16,
+    pub subsystem: Option<(u16, u16)>,
+    pub class: u32,
 }
 
 impl Ids {
@@ -179,7 +179,7 @@ impl Host {
 
     /// Driver and ids from `uevent` (one read instead of six files), or from
     /// the separate attributes where a tree has no `uevent`.
-    fn ids(&self, addr: &PciAddress) -> Result<Ids> {
+    pub(crate) fn ids(&self, addr: &PciAddress) -> Result<Ids> {
         if let Some(ids) = self.sysfs.read(&dev_path(addr, "uevent")).ok().as_deref().and_then(Ids::from_uevent) {
             return Ok(ids);
         }

@@ -104,9 +104,8 @@ impl Host {
         addrs.sort();
         let mut members = Vec::with_capacity(addrs.len());
         for a in addrs {
-            let driver = self.driver(&a)?;
-            let class = self.attr(&a, "class").and_then(|c| u32::from_str_radix(c.trim_start_matches("0x"), 16).ok());
-            members.push(GroupMember::new(a, driver, class));
+            let ids = self.ids(&a)?;
+            members.push(GroupMember::new(a, ids.driver, Some(ids.class)));
         }
         Ok(Some(Group { number, members }))
     }

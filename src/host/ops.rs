@@ -153,14 +153,7 @@ impl Host {
     /// Detach each device in turn (lock held); if one fails, the ones this
     /// call moved go back to their original drivers, in reverse order.
     pub(crate) fn detach_all_locked(&self, targets: &[PciAddress], stub: Stub, owner: Option<(&str, bool)>) -> Result<()> {
-        let detach = |t: &PciAddress| self.detach_locked(t, stub, owner);
-        // Without driver_override, new_id binds every device with the same
-        // ids, so moves there must not overlap.
-        let results = if targets.iter().all(|t| self.has_override(t)) {
-            self.each_at_once(targets, detach)
-        } else {
-            targets.iter().map(detach).collect()
-        };
+        let results = self.each_at_once(targets, |t| self.detach_locked(t, stub, owner));
         let moved: Vec<PciAddress> =
             targets.iter().zip(&results).filter(|(_, r)| matches!(r, Ok(true))).map(|(t, _)| *t).collect();
         match results.into_iter().find_map(Result::err) {
@@ -173,8 +166,10 @@ impl Host {
     /// the devices are independent, and a driver's unbind or probe can take
     /// long (resets, firmware mailboxes), so a guest with many VFs waits for
     /// the slowest device rather than for the sum. Results in `targets` order.
+    /// Without driver_override, binding goes through new_id, which takes
+    /// every device with the same ids: there, one device at a time.
     pub(crate) fn each_at_once<T: Send>(&self, targets: &[PciAddress], op: impl Fn(&PciAddress) -> T + Sync) -> Vec<T> {
-        if targets.len() < 2 {
+        if targets.len() < 2 || !targets.iter().all(|t| self.has_override(t)) {
             return targets.iter().map(&op).collect();
         }
         let op = &op;
@@ -224,7 +219,7 @@ impl Host {
             return Err(self.no_iommu_error(addr));
         }
         if stub == Stub::Vfio {
-            let class = self.device_info(addr)?.class >> 8;
+            let class = self.ids(addr)?.class >> 8;
             if class == 0x0600 || class == 0x0604 {
                 return Err(Error::OperationInvalid(format!(
                     "{addr} is a PCI bridge (class 0x{class:04x}): vfio-pci takes only endpoints; assign the devices behind it instead"
@@ -290,7 +285,7 @@ impl Host {
     /// id. new_id binds every unbound device with that id, so devices that
     /// were unbound before and got grabbed are released again.
     fn bind_with_new_id(&self, addr: &PciAddress, current: Option<&str>, stub: &str) -> Result<()> {
-        let info = self.device_info(addr)?;
+        let info = self.ids(addr)?;
         let id = format!("{:04x} {:04x}", info.vendor, info.device);
         let bystanders: Vec<PciAddress> = self
             .list()?
