@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
-# Inside bench/run.sh's private mount namespace: put the generated tree over
-# /sys read-only, check that it is the tree, then time and strace every tool.
+# For bench/run.sh, in a private mount namespace: put the generated tree
+# over /sys read-only, check that it is the tree, then time and strace
+# every tool.
 #
 #   measure.sh N TREE OUTDIR
 set -euo pipefail
 n=$1 tree=$(realpath "$2") dir=$3
 mkdir -p "$dir"
 
+# Only ever in a private mount namespace of its own: elsewhere the bind
+# mount below would shadow this machine's /sys for everyone. Enter one, then
+# check that it differs from the caller's.
+if [ -z "${NODEDEV_BENCH_NS:-}" ]; then
+    NODEDEV_BENCH_NS=1 exec unshare --mount --propagation private bash "$0" "$@"
+fi
+ours=$(readlink /proc/self/ns/mnt) caller=$(readlink "/proc/$PPID/ns/mnt")
+if [ -z "$ours" ] || [ -z "$caller" ] || [ "$ours" = "$caller" ]; then
+    echo "measure.sh: not in a mount namespace of its own ($ours, caller $caller); refusing" >&2
+    exit 1
+fi
 # Never let a mount leak out of this namespace, then shadow /sys.
 mount --make-rprivate /
 mount --bind "$tree/sys" /sys
