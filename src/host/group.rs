@@ -87,8 +87,9 @@ impl Host {
         link_basename(&target).parse().ok()
     }
 
-    /// The device's IOMMU group with each member's driver; None without an IOMMU.
-    pub fn group(&self, addr: &PciAddress) -> Result<Option<Group>> {
+    /// The device's IOMMU group number and members (itself included, in
+    /// address order); None without an IOMMU.
+    pub(crate) fn group_addresses(&self, addr: &PciAddress) -> Result<Option<(u32, Vec<PciAddress>)>> {
         self.require(addr)?;
         let Some(number) = self.group_number(addr) else { return Ok(None) };
         let mut addrs: Vec<PciAddress> = self
@@ -102,6 +103,12 @@ impl Host {
             addrs.push(*addr);
         }
         addrs.sort();
+        Ok(Some((number, addrs)))
+    }
+
+    /// The device's IOMMU group with each member's driver; None without an IOMMU.
+    pub fn group(&self, addr: &PciAddress) -> Result<Option<Group>> {
+        let Some((number, addrs)) = self.group_addresses(addr)? else { return Ok(None) };
         let mut members = Vec::with_capacity(addrs.len());
         for a in addrs {
             let ids = self.ids(&a)?;

@@ -333,10 +333,12 @@ impl Host {
             self.unbind(addr, cur)?;
         }
         let Some(target) = target else { return Ok(()) };
-        if !self.driver_loaded(target) && self.options.allow_modprobe {
+        let mut loaded = self.driver_loaded(target);
+        if !loaded && self.options.allow_modprobe {
             let _ = self.sysfs.load_module(target);
+            loaded = self.driver_loaded(target);
         }
-        if !self.driver_loaded(target) {
+        if !loaded {
             return Err(Error::OperationFailed(format!(
                 "cannot give {addr} to {target}: that driver is not loaded; load its module (modprobe {target}) and reattach again"
             )));
@@ -344,14 +346,14 @@ impl Host {
         // Let the kernel choose first: it picks the original driver on a normal
         // host. If the probe fails, the explicit bind below still can work.
         let _ = self.probe(addr);
-        let now = self.driver(addr)?;
+        let mut now = self.driver(addr)?;
         if now.as_deref() != Some(target) {
             if let Some(other) = &now {
                 self.unbind(addr, other)?;
             }
             self.write(&format!("bus/pci/drivers/{target}/bind"), &addr.to_string())?;
+            now = self.driver(addr)?;
         }
-        let now = self.driver(addr)?;
         if now.as_deref() == Some(target) {
             Ok(())
         } else {
@@ -384,12 +386,11 @@ impl Host {
                 "cannot {what} {addr}: it is assigned to {owner}; release it from {owner} first (virNodeDeviceRelease, CLI 'release {owner} {addr}')"
             )));
         }
-        if let Some(g) = self.group(addr)? {
-            for m in g.members.iter().filter(|m| m.address != *addr) {
-                if let Some(owner) = self.owner_of(&m.address)? {
+        if let Some((number, members)) = self.group_addresses(addr)? {
+            for m in members.iter().filter(|m| *m != addr) {
+                if let Some(owner) = self.owner_of(m)? {
                     return Err(Error::OperationInvalid(format!(
-                        "cannot {what} {addr}: it shares IOMMU group {} with {}, assigned to {owner}, and a host driver on it would break that isolation; release {owner}'s devices first",
-                        g.number, m.address
+                        "cannot {what} {addr}: it shares IOMMU group {number} with {m}, assigned to {owner}, and a host driver on it would break that isolation; release {owner}'s devices first"
                     )));
                 }
             }
