@@ -127,10 +127,7 @@ impl Host {
             .collect();
         virtfns.sort();
 
-        let (vendor_name, product_name) = match sysfs.pci_names(ids.vendor, ids.device) {
-            Some((v, p)) => (Some(v), Some(p)),
-            None => (None, None),
-        };
+        let (vendor_name, product_name) = sysfs.pci_names(ids.vendor, ids.device).unzip();
         Ok(DeviceInfo {
             address: *addr,
             sysfs_path,
@@ -160,11 +157,7 @@ impl Host {
     /// the kernel allows: its `uevent` and its `iommu_group` link.
     pub fn summary(&self, addr: &PciAddress) -> Result<DeviceSummary> {
         let ids = self.ids(addr)?;
-        let group = self.sysfs.read_link(&dev_path(addr, "iommu_group")).ok();
-        let (vendor_name, product_name) = match self.sysfs.pci_names(ids.vendor, ids.device) {
-            Some((v, p)) => (Some(v), Some(p)),
-            None => (None, None),
-        };
+        let (vendor_name, product_name) = self.sysfs.pci_names(ids.vendor, ids.device).unzip();
         Ok(DeviceSummary {
             address: *addr,
             driver: ids.driver,
@@ -173,7 +166,7 @@ impl Host {
             class: ids.class,
             vendor_name,
             product_name,
-            iommu_group: group.and_then(|t| link_basename(&t).parse().ok()),
+            iommu_group: self.group_number(addr),
         })
     }
 

@@ -150,8 +150,8 @@ impl Host {
         Ok(self.state.get(&addr.to_string())?.and_then(|r| r.owner))
     }
 
-    /// Detach each device in turn (lock held); if one fails, the ones this
-    /// call moved go back to their original drivers, in reverse order.
+    /// Detach the devices at once (lock held); if any fails, the ones this
+    /// call moved go back to their original drivers.
     pub(crate) fn detach_all_locked(&self, targets: &[PciAddress], stub: Stub, owner: Option<(&str, bool)>) -> Result<()> {
         let results = self.each_at_once(targets, |t| self.detach_locked(t, stub, owner));
         let moved: Vec<PciAddress> =
