@@ -98,20 +98,8 @@ impl Host {
 
         let (sysfs_path, parent) = placement(addr, &link("").unwrap_or_default());
 
-        let iommu_group = link("iommu_group").and_then(|t| link_basename(&t).parse().ok());
-        let group_members = match iommu_group {
-            Some(g) => {
-                let mut m: Vec<PciAddress> = sysfs
-                    .list_dir(&format!("kernel/iommu_groups/{g}/devices"))
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|n| PciAddress::parse(n).ok())
-                    .collect();
-                m.sort();
-                m
-            }
-            None => Vec::new(),
-        };
+        let iommu_group = self.group_number(addr);
+        let group_members = iommu_group.map(|g| self.group_members(g)).unwrap_or_default();
 
         // One listing says which optional files exist, so absent ones cost nothing.
         let entries = sysfs.list_dir(&dev_path(addr, "")).unwrap_or_default();

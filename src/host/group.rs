@@ -92,6 +92,16 @@ impl Host {
     pub(crate) fn group_addresses(&self, addr: &PciAddress) -> Result<Option<(u32, Vec<PciAddress>)>> {
         self.require(addr)?;
         let Some(number) = self.group_number(addr) else { return Ok(None) };
+        let mut addrs = self.group_members(number);
+        if !addrs.contains(addr) {
+            addrs.push(*addr);
+            addrs.sort();
+        }
+        Ok(Some((number, addrs)))
+    }
+
+    /// The functions the kernel lists in IOMMU group `number`, in address order.
+    pub(crate) fn group_members(&self, number: u32) -> Vec<PciAddress> {
         let mut addrs: Vec<PciAddress> = self
             .sysfs
             .list_dir(&format!("kernel/iommu_groups/{number}/devices"))
@@ -99,11 +109,8 @@ impl Host {
             .iter()
             .filter_map(|n| PciAddress::parse(n).ok())
             .collect();
-        if !addrs.contains(addr) {
-            addrs.push(*addr);
-        }
         addrs.sort();
-        Ok(Some((number, addrs)))
+        addrs
     }
 
     /// The device's IOMMU group with each member's driver; None without an IOMMU.
