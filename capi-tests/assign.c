@@ -110,12 +110,15 @@ static void group_and_force(virConnectPtr conn)
 
 static int auth_calls, frees;
 
+static char last_driver[64];
+
 static int deny_intruder(virConnectPtr conn, virNodeDeviceOperation op, const char *device,
-                         const char *owner, void *opaque)
+                         const char *owner, const char *driver, void *opaque)
 {
     (void)conn;
     (void)device;
     auth_calls++;
+    snprintf(last_driver, sizeof(last_driver), "%s", driver ? driver : "(null)");
     CHECK(opaque == (void *)&auth_calls, "opaque is passed through");
     return !(op == VIR_NODE_DEVICE_OP_PREPARE && owner != NULL && strcmp(owner, "intruder") == 0);
 }
@@ -138,8 +141,11 @@ static void authorization(void)
                 "denied");
     CHECK(driver_is(conn, VF, "igbvf"), "denied prepare moved nothing");
     CHECK(auth_calls == 1, "asked once (%d)", auth_calls);
-    CHECK(virNodeDeviceDetachFlags(vf, "vfio", 0) == 0 && virNodeDeviceReAttach(vf) == 0,
-          "others allowed");
+    CHECK(strcmp(last_driver, "vfio-pci") == 0, "prepare is told the stub (%s)", last_driver);
+    CHECK(virNodeDeviceDetachFlags(vf, "vfio", 0) == 0, "detach allowed");
+    CHECK(strcmp(last_driver, "vfio-pci") == 0, "detach is told the stub (%s)", last_driver);
+    CHECK(virNodeDeviceReAttach(vf) == 0, "reattach allowed");
+    CHECK(strcmp(last_driver, "igbvf") == 0, "reattach is told the original driver (%s)", last_driver);
     CHECK(auth_calls == 3, "asked for detach and reattach (%d)", auth_calls);
     /* Replacing frees the old data; removing frees nothing new; close frees the last. */
     CHECK(virConnectSetNodeDeviceAuthCallback(conn, deny_intruder, &auth_calls, count_free) == 0,

@@ -87,8 +87,14 @@ static void state_rules(virConnectPtr conn)
     CHECK(dev != NULL, "lookup 04:10.4");
     if (dev == NULL)
         return;
-    CHECK(virNodeDeviceReAttach(dev) == -1, "reattach of a device on its host driver");
-    CHECK_ERROR(VIR_ERR_OPERATION_INVALID, VIR_FROM_NODEDEV, "not detached", "reattach not detached");
+    /* Already with its host driver and never detached: success, nothing
+     * changed (libvirt's reattach skips a device on a non-stub driver). */
+    CHECK(virNodeDeviceReAttach(dev) == 0, "reattach of a device on its host driver");
+    CHECK(driver_is(conn, "pci_0000_04_10_4", "igbvf"), "still on igbvf");
+    CHECK(virNodeDeviceReAttachFlags(dev, "e1000", 0) == -1, "reattach to another host driver");
+    CHECK_ERROR(VIR_ERR_OPERATION_INVALID, VIR_FROM_NODEDEV, "not to a stub", "host to host");
+    CHECK(virNodeDeviceReAttachFlags(dev, "dccp", 0) == -1, "a name that is no driver");
+    CHECK_ERROR(VIR_ERR_INVALID_ARG, VIR_FROM_NODEDEV, "nothing was loaded", "dccp refused");
     CHECK(virNodeDeviceDetachFlags(dev, "vfio", 0) == 0, "detach to vfio");
     CHECK(virNodeDeviceDetachFlags(dev, "kvm", 0) == -1, "detach to a second stub");
     CHECK_ERROR(VIR_ERR_OPERATION_INVALID, VIR_FROM_NODEDEV, "reattach it first", "second stub");
@@ -97,11 +103,13 @@ static void state_rules(virConnectPtr conn)
     CHECK(driver_is(conn, "pci_0000_04_10_4", "igbvf"), "back on igbvf");
     virNodeDeviceFree(dev);
 
-    /* A device with no driver and no record: nothing to reattach. */
+    /* A device with no driver and no record: the kernel probes it (no
+     * driver claims this one, so it stays driverless), and that is success. */
     dev = virNodeDeviceLookupByName(conn, "pci_0000_05_00_0");
+    CHECK(dev != NULL, "lookup 05:00.0");
     if (dev != NULL) {
-        CHECK(virNodeDeviceReAttach(dev) == -1, "reattach of a driverless device");
-        CHECK_ERROR(VIR_ERR_OPERATION_INVALID, VIR_FROM_NODEDEV, NULL, "driverless reattach");
+        CHECK(virNodeDeviceReAttach(dev) == 0, "reattach of a driverless device");
+        CHECK(driver_is(conn, "pci_0000_05_00_0", NULL), "still driverless");
         virNodeDeviceFree(dev);
     }
 }

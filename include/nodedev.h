@@ -994,12 +994,16 @@ typedef struct virNodeDevice *virNodeDevicePtr;
  * on the calling thread, while the library holds none of its locks (it may
  * call nodedev functions, but not change devices of the same connection
  * from inside the callback). `conn` is the connection; `device` the device's
- * name (`pci_0000_03_00_1`) and `owner` the guest (NULL for detach,
- * reattach and reset), both valid during the call only. Returns 1 to allow,
- * 0 (or anything else) to deny; a denied operation fails with
+ * name (`pci_0000_03_00_1`); `owner` the guest (NULL for detach, reattach
+ * and reset); `driver` the kernel driver the device is to be bound to: the
+ * stub's ("vfio-pci") for detach and managed prepare, the host driver for
+ * reattach and managed release (the named one, else the recorded original),
+ * NULL when the kernel chooses or no driver is bound (reset, unmanaged
+ * prepare and release). Strings are valid during the call only. Returns 1
+ * to allow, 0 (or anything else) to deny; a denied operation fails with
  * VIR_ERR_OPERATION_DENIED and changes nothing.
  */
-typedef int (*virNodeDeviceAuthCallback)(virConnectPtr conn, enum virNodeDeviceOperation operation, const char *device, const char *owner, void *opaque);
+typedef int (*virNodeDeviceAuthCallback)(virConnectPtr conn, enum virNodeDeviceOperation operation, const char *device, const char *owner, const char *driver, void *opaque);
 
 /**
  * Frees a callback's opaque data (libvirt's virFreeCallback).
@@ -1491,12 +1495,22 @@ int virNodeDeviceReAttach(virNodeDevicePtr dev);
  * `driverName` NULL: the driver recorded at detach (a device that had no
  * driver stays without one; without a record, whatever the kernel probes);
  * otherwise the name of a host kernel driver (e.g. "e1000e"; letters,
- * digits, '-' and '_'; not a stub driver), loaded if needed. `flags` must
- * be 0. `driverName` is only read during the call.
+ * digits, '-' and '_'; not a stub driver). A named driver that is not
+ * loaded is loaded only when a module of that name claims the device in
+ * the kernel's modules.alias (and the connection may load modules);
+ * anything else is refused with VIR_ERR_INVALID_ARG naming the modules that
+ * do claim it, before anything changes. `flags` must be 0. `driverName` is
+ * only read during the call.
+ *
+ * Idempotent as libvirt's reattach: a device already on a host driver and
+ * never detached (or on the driver named) is left as it is and 0 returned;
+ * a device on no driver and never detached is probed by the kernel.
  *
  * Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INVALID_ARG
- * (malformed or stub `driverName`, non-zero flags), VIR_ERR_OPERATION_DENIED
- * (read-only connection), VIR_ERR_OPERATION_INVALID (not detached),
+ * (malformed or stub `driverName`, a driver no module provides for the
+ * device, non-zero flags), VIR_ERR_OPERATION_DENIED (read-only connection,
+ * lockdown, the authorization callback), VIR_ERR_OPERATION_INVALID (on a
+ * host driver other than the one named or recorded),
  * VIR_ERR_OPERATION_FAILED (the driver did not take it; the device stays on
  * its stub), VIR_ERR_NO_NODE_DEVICE, VIR_ERR_SYSTEM_ERROR.
  */

@@ -13,6 +13,10 @@
 //! Deny wins over allow. The lists guard taking devices from the host
 //! (detach, reset, prepare); giving a device back (reattach, release) is
 //! always allowed unless the host is locked down.
+//!
+//! Policies stack: a URI's `policy=FILE` is added to the host's
+//! /etc/nodedev/policy.conf (`Policy::restrict`), never put in its place, so
+//! a device must pass every layer and any layer can lock the host down.
 
 use crate::address::PciAddress;
 use crate::error::{Error, Result};
@@ -81,6 +85,8 @@ pub struct Policy {
     pub deny: Vec<Match>,
     /// Where the rules came from, for messages.
     pub source: String,
+    /// Stricter policies added on top (a URI's `policy=`): each must agree.
+    pub added: Vec<Policy>,
 }
 
 impl Policy {
@@ -116,8 +122,37 @@ impl Policy {
         Policy::parse(&text, path)
     }
 
-    /// Whether `what` (e.g. "detach") may take this device from the host.
+    /// Add `stricter`'s rules: from now on a device must pass both.
+    pub fn restrict(&mut self, stricter: Policy) {
+        self.added.push(stricter);
+    }
+
+    /// This policy and every policy added to it.
+    fn layers(&self) -> Vec<&Policy> {
+        let mut out = vec![self];
+        for a in &self.added {
+            out.extend(a.layers());
+        }
+        out
+    }
+
+    /// Whether any layer has allow or deny rules (else no device facts are needed).
+    pub fn has_device_rules(&self) -> bool {
+        self.layers().iter().any(|l| !l.allow.is_empty() || !l.deny.is_empty())
+    }
+
+    /// Whether any layer locks the host down.
+    pub fn is_locked_down(&self) -> bool {
+        self.layers().iter().any(|l| l.locked_down)
+    }
+
+    /// Whether `what` (e.g. "detach") may take this device from the host:
+    /// every layer must allow it.
     pub fn check_take(&self, what: &str, s: &Subject) -> Result<()> {
+        self.layers().into_iter().try_for_each(|l| l.check_take_here(what, s))
+    }
+
+    fn check_take_here(&self, what: &str, s: &Subject) -> Result<()> {
         let from = if self.source.is_empty() { String::new() } else { format!(" in {}", self.source) };
         if self.deny.iter().any(|m| m.matches(s)) {
             return Err(Error::Denied(format!(
@@ -136,10 +171,10 @@ impl Policy {
 
     /// Refusal for any driver change under lockdown.
     pub fn check_unlocked(&self, what: &str, addr: &PciAddress) -> Result<()> {
-        if self.locked_down {
+        if let Some(l) = self.layers().into_iter().find(|l| l.locked_down) {
             return Err(Error::Denied(format!(
                 "cannot {what} {addr}: the host is locked down ({}), so nodedev changes no driver binding; verify-only calls (list, XML, group, unmanaged prepare) still work",
-                self.locked_by
+                l.locked_by
             )));
         }
         Ok(())
@@ -191,6 +226,32 @@ mod tests {
             let e = Policy::parse(text, "p.conf").unwrap_err();
             assert!(e.to_string().contains(&format!("p.conf line {line}")), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn an_added_policy_only_restricts() {
+        let mut host = Policy::parse("deny 8086:2930\nallow 8086:*\nallow 10de:*", "/etc/nodedev/policy.conf").unwrap();
+        // The URI's file tries to allow everything and lift the deny: it cannot.
+        host.restrict(Policy::parse("allow 8086:*\nallow 144d:*\nlockdown no", "uri.conf").unwrap());
+        let smbus = subject("0000:00:1f.3", 0x8086, 0x2930, 0x0c0500);
+        let disk = subject("0000:06:00.0", 0x144d, 0xa808, 0x010802);
+        let gpu = subject("0000:01:00.0", 0x10de, 0x1b81, 0x030000);
+        let nic = subject("0000:03:00.0", 0x8086, 0x10d3, 0x020000);
+        assert!(host.check_take("detach", &smbus).unwrap_err().to_string().contains("/etc/nodedev/policy.conf"));
+        assert!(host.check_take("detach", &disk).unwrap_err().to_string().contains("no allow rule in /etc/nodedev/policy.conf"));
+        // Allowed by the host but not by the added layer.
+        assert!(host.check_take("detach", &gpu).unwrap_err().to_string().contains("no allow rule in uri.conf"));
+        assert!(host.check_take("detach", &nic).is_ok());
+        assert!(host.has_device_rules() && !host.is_locked_down());
+        // Either layer can lock the host down; "lockdown no" lifts nothing.
+        let mut locked = Policy::parse("lockdown yes", "/etc/nodedev/policy.conf").unwrap();
+        locked.restrict(Policy::parse("lockdown no", "uri.conf").unwrap());
+        assert!(locked.is_locked_down());
+        let e = locked.check_unlocked("detach", &nic.address).unwrap_err();
+        assert!(e.to_string().contains("'lockdown yes' in /etc/nodedev/policy.conf"), "{e}");
+        let mut open = Policy::default();
+        open.restrict(Policy::parse("lockdown yes", "uri.conf").unwrap());
+        assert!(open.check_unlocked("detach", &nic.address).is_err());
     }
 
     #[test]

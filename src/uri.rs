@@ -10,9 +10,14 @@
 //! Parameters (after `?`, `&`-separated): `root=DIR` (nodedev:///system only:
 //! read the sysfs tree under DIR/sys instead of /sys, for tests),
 //! `statedir=DIR` (keep records in DIR), `modprobe=0` (never load modules),
-//! `policy=FILE` (host policy, `policy.rs`; nodedev:///system reads
-//! /etc/nodedev/policy.conf when it exists), `lockdown=1` (no driver changes,
-//! whatever the policy file says).
+//! `policy=FILE` (more policy rules, `policy.rs`), `lockdown=1` (no driver
+//! changes, whatever the policy files say).
+//!
+//! The live host's policy cannot be stepped around: whenever the sysfs tree
+//! is the running kernel's (no `root=`, or a `root=` that resolves to `/`),
+//! /etc/nodedev/policy.conf applies when it exists, and `policy=FILE` only
+//! adds restrictions to it. Only a test tree (`root=` another directory) or
+//! a simulated host goes without it.
 
 use crate::error::{Error, Result};
 use crate::host::{Host, HostOptions};
@@ -110,22 +115,54 @@ fn default_sim() -> (Arc<SimKernel>, StateStore) {
     DEFAULT.get_or_init(|| (Arc::new(SimKernel::builtin()), StateStore::memory())).clone()
 }
 
+/// Whether a System target's sysfs is the running kernel's: no `root=`, or
+/// one that resolves to `/` (`//`, `/.`, a link to `/`).
+fn is_live(params: &Params) -> bool {
+    match &params.root {
+        None => true,
+        Some(root) => std::fs::canonicalize(root).is_ok_and(|p| p == std::path::Path::new("/")),
+    }
+}
+
+/// The policy of a connection: for the live host the host's file (when it
+/// exists) with the URI's file added on top; elsewhere the URI's file alone.
+fn policy_for(uri: &str, target: &Target, params: &Params, host_policy_file: &str) -> Result<Policy> {
+    let load = |file: &str| Policy::load(file).map_err(|e| bad_uri(uri, &e.to_string()));
+    let live = *target == Target::System && is_live(params);
+    let mut policy = if live && std::path::Path::new(host_policy_file).exists() {
+        load(host_policy_file)?
+    } else {
+        Policy::default()
+    };
+    if let Some(file) = &params.policy {
+        if live {
+            policy.restrict(load(file)?);
+        } else {
+            policy = load(file)?;
+        }
+    }
+    if params.lockdown {
+        policy.restrict(Policy {
+            locked_down: true,
+            locked_by: "URI parameter lockdown=1".to_string(),
+            ..Policy::default()
+        });
+    }
+    Ok(policy)
+}
+
 /// Open a host for a URI (None: the default, this machine).
 pub fn open(uri: Option<&str>, read_only: bool) -> Result<(Host, String)> {
+    open_with_host_policy(uri, read_only, SYSTEM_POLICY_FILE)
+}
+
+/// `open`, with the live host's policy file elsewhere than
+/// /etc/nodedev/policy.conf: for tests of the policy rules only.
+#[doc(hidden)]
+pub fn open_with_host_policy(uri: Option<&str>, read_only: bool, host_policy_file: &str) -> Result<(Host, String)> {
     let uri = uri.unwrap_or(DEFAULT_URI);
     let (target, params) = parse(uri)?;
-    let system = target == Target::System;
-    let mut policy = match &params.policy {
-        Some(file) => Policy::load(file).map_err(|e| bad_uri(uri, &e.to_string()))?,
-        None if system && params.root.is_none() && std::path::Path::new(SYSTEM_POLICY_FILE).exists() => {
-            Policy::load(SYSTEM_POLICY_FILE).map_err(|e| bad_uri(uri, &e.to_string()))?
-        }
-        None => Policy::default(),
-    };
-    if params.lockdown {
-        policy.locked_down = true;
-        policy.locked_by = "URI parameter lockdown=1".to_string();
-    }
+    let policy = policy_for(uri, &target, &params, host_policy_file)?;
     let options = HostOptions { read_only, allow_modprobe: params.modprobe, policy };
     let store_or = |default: StateStore| params.statedir.as_ref().map(StateStore::dir).unwrap_or(default);
 

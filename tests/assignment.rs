@@ -4,7 +4,7 @@
 use nodedev::state::StateStore;
 use nodedev::sysfs::sim::SimKernel;
 use nodedev::sysfs::Sysfs;
-use nodedev::{DetachOptions, Error, Host, HostOptions, Operation, PciAddress, Policy, PrepareOptions, Stub};
+use nodedev::{AuthRequest, DetachOptions, Error, Host, HostOptions, Operation, PciAddress, Policy, PrepareOptions, Stub};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -400,10 +400,11 @@ fn the_authorization_callback_can_deny_and_sees_each_device() {
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let calls = Arc::new(AtomicUsize::new(0));
     let (s, c) = (seen.clone(), calls.clone());
-    host.set_authorizer(Some(Arc::new(move |op: Operation, d: &PciAddress, owner: Option<&str>| {
+    host.set_authorizer(Some(Arc::new(move |r: &AuthRequest<'_>| {
         c.fetch_add(1, Ordering::SeqCst);
-        s.lock().unwrap().push(format!("{} {d} {}", op.verb(), owner.unwrap_or("-")));
-        owner != Some("intruder") && !(op == Operation::Reset && d.to_string() == VF)
+        let d = r.address;
+        s.lock().unwrap().push(format!("{} {d} {} {}", r.operation.verb(), r.owner.unwrap_or("-"), r.driver.unwrap_or("-")));
+        r.owner != Some("intruder") && !(r.operation == Operation::Reset && d.to_string() == VF)
     })));
     host.prepare("vm1", &[a(GPU), a(AUDIO)], Stub::Vfio, MANAGED).unwrap();
     let err = host.prepare("intruder", &[a(VF2)], Stub::Vfio, MANAGED).unwrap_err();
@@ -414,7 +415,15 @@ fn the_authorization_callback_can_deny_and_sees_each_device() {
     assert!(matches!(&err, Error::Denied(m) if m.contains("reset") && m.contains(VF)), "{err}");
     host.release("vm1", None).unwrap();
     let seen = seen.lock().unwrap().clone();
-    for want in [format!("prepare {GPU} vm1"), format!("prepare {AUDIO} vm1"), format!("release {GPU} vm1"), format!("detach {VF} -")] {
+    // The callback is told the driver each device is to get.
+    for want in [
+        format!("prepare {GPU} vm1 vfio-pci"),
+        format!("prepare {AUDIO} vm1 vfio-pci"),
+        format!("release {GPU} vm1 nouveau"),
+        format!("release {AUDIO} vm1 snd_hda_intel"),
+        format!("detach {VF} - vfio-pci"),
+        format!("reset {VF} - -"),
+    ] {
         assert!(seen.contains(&want), "{want} not in {seen:?}");
     }
     // Removing the callback allows again.
@@ -488,6 +497,9 @@ impl Sysfs for SlowProbe {
     }
     fn load_module(&self, m: &str) -> std::io::Result<()> {
         self.sim.load_module(m)
+    }
+    fn matching_aliases(&self, m: &str) -> std::io::Result<Vec<nodedev::sysfs::modalias::ModuleAlias>> {
+        self.sim.matching_aliases(m)
     }
 }
 

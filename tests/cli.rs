@@ -9,7 +9,7 @@
 use nodedev::capi::connect::{virConnectClose, virConnectOpen};
 use nodedev::capi::error::virGetLastErrorMessage;
 use nodedev::capi::nodedev::{
-    virNodeDeviceDetachFlags, virNodeDeviceFree, virNodeDeviceLookupByName, virNodeDeviceReAttach, virNodeDeviceReset,
+    virNodeDeviceDetachFlags, virNodeDeviceFree, virNodeDeviceLookupByName, virNodeDeviceReAttachFlags, virNodeDeviceReset,
 };
 use nodedev::capi::{virConnect, virNodeDevice};
 use nodedev::state::StateStore;
@@ -466,7 +466,7 @@ fn exit_codes_are_0_on_success_1_when_an_operation_fails_and_2_on_usage_errors()
         "show 0000:9:00.0 --json",
         "detach 0000:00:02.0",
         "detach 0000:03:01.0 --driver vfio-pci",
-        "reattach 0000:03:02.0",
+        "reattach 0000:03:02.0 --driver dccp",
         "reset 0000:03:02.0",
         "release vm1 0000:03:02.0",
     ] {
@@ -524,7 +524,9 @@ fn errors_on_stderr_are_the_library_messages_word_for_word() {
         ("detach 0000:03:01.0 --driver vfio-pci", c_api_message(Some("pci_0000_03_01_0"), |_, d| unsafe {
             virNodeDeviceDetachFlags(d, cstr("vfio-pci").as_ptr(), 0) == -1
         }), "virNodeDeviceDetachFlags: driverName: "),
-        ("reattach 0000:03:02.0", c_api_message(Some("pci_0000_03_02_0"), |_, d| unsafe { virNodeDeviceReAttach(d) == -1 }), ""),
+        ("reattach 0000:03:02.0 --driver dccp", c_api_message(Some("pci_0000_03_02_0"), |_, d| unsafe {
+            virNodeDeviceReAttachFlags(d, cstr("dccp").as_ptr(), 0) == -1
+        }), ""),
         ("reset 0000:03:02.0", c_api_message(Some("pci_0000_03_02_0"), |_, d| unsafe { virNodeDeviceReset(d) == -1 }), ""),
         ("show pci_0000_09_00_0", c_api_message(None, |conn, _| unsafe {
             virNodeDeviceLookupByName(conn, cstr("pci_0000_09_00_0").as_ptr()).is_null()

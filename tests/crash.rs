@@ -55,6 +55,10 @@ impl Sysfs for DiesAt {
         self.tick();
         self.sim.load_module(m)
     }
+    fn matching_aliases(&self, m: &str) -> io::Result<Vec<nodedev::sysfs::modalias::ModuleAlias>> {
+        self.tick();
+        self.sim.matching_aliases(m)
+    }
 }
 
 const NIC1: &str = "0000:03:01.0";

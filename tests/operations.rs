@@ -132,12 +132,92 @@ fn reattach_to_a_named_driver() {
 }
 
 #[test]
-fn reattach_of_a_device_that_is_not_detached_is_invalid() {
-    let (_sim, host) = fresh();
-    let err = host.reattach(&a(NIC), None).unwrap_err();
-    assert!(matches!(&err, Error::OperationInvalid(m) if m.contains(NIC) && m.contains("e1000")), "{err}");
-    let err = host.reattach(&a(EDU), None).unwrap_err();
-    assert!(matches!(&err, Error::OperationInvalid(m) if m.contains("no driver")), "{err}");
+fn reattach_is_idempotent_as_libvirt_is() {
+    let (sim, host) = fresh();
+    // On its host driver, never detached: success, not one write.
+    let writes = sim.writes().len();
+    host.reattach(&a(NIC), None).unwrap();
+    host.reattach(&a(NIC), Some("e1000")).unwrap();
+    assert_eq!(sim.writes().len(), writes, "{:?}", &sim.writes()[writes..]);
+    assert_eq!(sim.driver_of(NIC).as_deref(), Some("e1000"));
+    // Asked for another host driver: nodedev moves devices off stubs only.
+    let err = host.reattach(&a(NIC), Some("igbvf")).unwrap_err();
+    assert!(matches!(&err, Error::OperationInvalid(m) if m.contains("host driver e1000") && m.contains("not to a stub")), "{err}");
+    // No driver and no record: the kernel probes it; nothing claims EDU.
+    host.reattach(&a(EDU), None).unwrap();
+    assert_eq!(sim.driver_of(EDU), None);
+    assert_eq!(sim.writes()[writes..], [("bus/pci/drivers_probe".to_string(), EDU.to_string())]);
+    // Detach twice: the second changes nothing.
+    host.detach(&a(NIC), Stub::Vfio).unwrap();
+    let writes = sim.writes().len();
+    host.detach(&a(NIC), Stub::Vfio).unwrap();
+    assert_eq!(sim.writes().len(), writes);
+    // A record left by a reattach cut short after the device reached its
+    // original driver: reattach finishes it.
+    host.reattach(&a(NIC), None).unwrap();
+    let mut rec = nodedev::state::Record::new(NIC, Some("e1000".into()), "vfio-pci");
+    rec.step = Step::Reattaching;
+    host.state().put(&rec).unwrap();
+    host.reattach(&a(NIC), None).unwrap();
+    assert!(host.state().get(NIC).unwrap().is_none());
+}
+
+/// A host described with an e1000e driver whose module is installed but not loaded.
+fn host_with_unloaded_driver() -> (Arc<SimKernel>, Host) {
+    let sim = Arc::new(
+        SimKernel::from_json(
+            r#"{"drivers": [{"name": "e1000e", "loaded": false, "ids": ["8086:10d3"]},
+                            {"name": "igb", "loaded": false, "ids": ["8086:10c9"]},
+                            {"name": "vfio-pci", "module": "vfio_pci", "loaded": true}],
+                "devices": [{"address": "0000:03:00.0", "vendor": "0x8086", "device": "0x10d3",
+                             "class": "0x020000", "iommu_group": 3}]}"#,
+        )
+        .unwrap(),
+    );
+    (sim.clone(), host_on(sim))
+}
+
+#[test]
+fn a_named_driver_loads_only_a_module_that_claims_the_device() {
+    let (sim, host) = host_with_unloaded_driver();
+    let dev = a("0000:03:00.0");
+    host.detach(&dev, Stub::Vfio).unwrap();
+    // Not a module that claims this device (an installed one, or none at
+    // all): refused before anything changes, saying what would be loaded.
+    for name in ["dccp", "igb"] {
+        let writes = sim.writes().len();
+        let err = host.reattach(&dev, Some(name)).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidArg(m) if m.contains(name) && m.contains("modules that claim it: e1000e") && m.contains("nothing was loaded")),
+            "{err}"
+        );
+        assert!(!sim.module_loaded(name), "{name} was loaded");
+        assert_eq!(sim.writes().len(), writes, "{name}: {:?}", &sim.writes()[writes..]);
+        assert_eq!(sim.driver_of("0000:03:00.0").as_deref(), Some("vfio-pci"));
+    }
+    // The module that claims it is loaded and binds it.
+    host.reattach(&dev, Some("e1000e")).unwrap();
+    assert!(sim.module_loaded("e1000e"));
+    assert_eq!(sim.driver_of("0000:03:00.0").as_deref(), Some("e1000e"));
+    // Without module loading, even the right one is not loaded.
+    let (sim, _) = host_with_unloaded_driver();
+    let host = Host::new(sim.clone(), StateStore::memory(), HostOptions { allow_modprobe: false, ..HostOptions::default() });
+    host.detach(&dev, Stub::Vfio).unwrap();
+    let err = host.reattach(&dev, Some("e1000e")).unwrap_err();
+    assert!(err.to_string().contains("may not load modules"), "{err}");
+    assert!(!sim.module_loaded("e1000e"));
+}
+
+#[test]
+fn the_modules_of_the_simulated_kernel_are_its_drivers_id_tables() {
+    let (sim, _) = fresh();
+    let modalias = "pci:v00008086d0000100Esv00008086sd0000001Ebc02sc00i00";
+    let found = sim.matching_aliases(modalias).unwrap();
+    assert_eq!(found.iter().map(|m| m.module.as_str()).collect::<Vec<_>>(), ["e1000"]);
+    assert_eq!(found[0].pattern, "pci:v00008086d0000100Esv*sd*bc*sc*i*");
+    // A class entry (pcieport takes bridges by class).
+    let bridge = "pci:v00008086d000029C1sv00000000sd00000000bc06sc04i00";
+    assert!(sim.matching_aliases(bridge).unwrap().iter().any(|m| m.module == "pcieport"), "{:?}", sim.matching_aliases(bridge));
 }
 
 #[test]
@@ -302,6 +382,9 @@ impl Sysfs for Faulty {
     fn load_module(&self, m: &str) -> io::Result<()> {
         self.sim.load_module(m)
     }
+    fn matching_aliases(&self, m: &str) -> io::Result<Vec<nodedev::sysfs::modalias::ModuleAlias>> {
+        self.sim.matching_aliases(m)
+    }
 }
 
 #[test]
@@ -366,6 +449,9 @@ impl Sysfs for WithoutUevent {
     }
     fn load_module(&self, m: &str) -> io::Result<()> {
         self.0.load_module(m)
+    }
+    fn matching_aliases(&self, m: &str) -> io::Result<Vec<nodedev::sysfs::modalias::ModuleAlias>> {
+        self.0.matching_aliases(m)
     }
     fn pci_names(&self, v: u16, d: u16) -> Option<(String, String)> {
         self.0.pci_names(v, d)

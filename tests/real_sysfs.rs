@@ -45,6 +45,9 @@ impl Sysfs for NoWrites {
     fn load_module(&self, m: &str) -> io::Result<()> {
         panic!("test tried to load module {m}");
     }
+    fn matching_aliases(&self, m: &str) -> io::Result<Vec<nodedev::sysfs::modalias::ModuleAlias>> {
+        self.0.matching_aliases(m)
+    }
     fn net_addresses(&self, iface: &str) -> Vec<String> {
         self.0.net_addresses(iface)
     }

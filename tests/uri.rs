@@ -107,3 +107,45 @@ fn policy_and_lockdown_come_from_the_uri() {
     }
     std::fs::remove_file(&path).unwrap();
 }
+
+/// The live host's policy applies to every URI whose sysfs is the running
+/// kernel's, however `root=` spells it, and `policy=` only adds to it. Only
+/// read-only connections are opened and nothing is changed: the checks read
+/// the connection's policy.
+#[test]
+fn the_host_policy_cannot_be_stepped_around() {
+    use nodedev::uri::open_with_host_policy;
+    let dir = std::env::temp_dir().join(format!("nodedev-uri-policy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("tree/sys")).unwrap();
+    let host_policy = dir.join("host.conf");
+    std::fs::write(&host_policy, "lockdown yes\ndeny 8086:2930\n").unwrap();
+    let lenient = dir.join("lenient.conf");
+    std::fs::write(&lenient, "lockdown no\nallow 8086:*\n").unwrap();
+    let strict = dir.join("strict.conf");
+    std::fs::write(&strict, "lockdown yes\n").unwrap();
+    std::os::unix::fs::symlink("/", dir.join("slash")).unwrap();
+    let state = dir.join("state");
+    let host_policy = host_policy.to_str().unwrap();
+    let policy_of = |uri: &str| {
+        let (host, _) = open_with_host_policy(Some(uri), true, host_policy).unwrap();
+        host.options().policy.clone()
+    };
+    let s = state.display();
+    for root in ["", "&root=/", "&root=//", "&root=/./", &format!("&root={}", dir.join("slash").display())] {
+        for extra in [String::new(), format!("&policy={}", lenient.display())] {
+            let uri = format!("nodedev:///system?statedir={s}{root}{extra}");
+            let p = policy_of(&uri);
+            assert!(p.is_locked_down(), "{uri}: the host's lockdown was stepped around");
+            let e = p.check_unlocked("detach", &nodedev::PciAddress::parse("0000:00:1f.3").unwrap()).unwrap_err();
+            assert!(e.to_string().contains(host_policy), "{uri}: {e}");
+            assert!(p.has_device_rules(), "{uri}: the host's deny rule was dropped");
+        }
+    }
+    // A test tree goes without the host's policy; its own file still applies.
+    let tree = format!("nodedev:///system?statedir={s}&root={}", dir.join("tree").display());
+    assert!(!policy_of(&tree).is_locked_down());
+    assert!(policy_of(&format!("{tree}&policy={}", strict.display())).is_locked_down());
+    assert!(policy_of(&format!("{tree}&lockdown=1")).is_locked_down());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -68,7 +68,12 @@ ok reset-on-stub nodedev -c $U reset "$E"
 ok reattach-vfio nodedev -c $U reattach "$E"
 expect_driver reattach-vfio-driver "$E" e1000e
 refused reset-refused-on-host-driver "e1000e" nodedev -c $U reset "$E"
-refused reattach-not-detached "not detached" nodedev -c $U reattach "$E"
+# idempotent as libvirt: a device on its host driver and never detached is left alone
+ok reattach-not-detached-is-a-no-op nodedev -c $U reattach "$E"
+expect_driver reattach-not-detached-unchanged "$E" e1000e
+# a driver name no module of the device provides loads nothing
+refused reattach-named-unknown-module "nothing was loaded" nodedev -c $U reattach "$E" --driver dccp
+lsmod | grep -q '^dccp' && fail reattach-named-unknown-not-loaded "dccp was loaded" || pass reattach-named-unknown-not-loaded
 
 # kvm (pci-stub) round trip
 ok detach-kvm nodedev -c $U detach "$E" --driver kvm

@@ -7,7 +7,7 @@ use super::connect::{conn_arg, virConnect, virConnectPtr};
 use super::error::virErrorDomain;
 use super::nodedev::{dev_arg, nflag, stub_arg, virNodeDeviceNodedevFlags, virNodeDevicePtr};
 use crate::address::PciAddress;
-use crate::host::{Operation, PrepareOptions};
+use crate::host::{AuthRequest, Operation, PrepareOptions};
 use std::ffi::{c_char, c_int, c_uint, c_void, CString};
 use std::ptr;
 use std::sync::Arc;
@@ -162,9 +162,13 @@ pub type virFreeCallback = Option<unsafe extern "C" fn(opaque: *mut c_void)>;
 /// on the calling thread, while the library holds none of its locks (it may
 /// call nodedev functions, but not change devices of the same connection
 /// from inside the callback). `conn` is the connection; `device` the device's
-/// name (`pci_0000_03_00_1`) and `owner` the guest (NULL for detach,
-/// reattach and reset), both valid during the call only. Returns 1 to allow,
-/// 0 (or anything else) to deny; a denied operation fails with
+/// name (`pci_0000_03_00_1`); `owner` the guest (NULL for detach, reattach
+/// and reset); `driver` the kernel driver the device is to be bound to: the
+/// stub's ("vfio-pci") for detach and managed prepare, the host driver for
+/// reattach and managed release (the named one, else the recorded original),
+/// NULL when the kernel chooses or no driver is bound (reset, unmanaged
+/// prepare and release). Strings are valid during the call only. Returns 1
+/// to allow, 0 (or anything else) to deny; a denied operation fails with
 /// VIR_ERR_OPERATION_DENIED and changes nothing.
 pub type virNodeDeviceAuthCallback = Option<
     unsafe extern "C" fn(
@@ -172,13 +176,21 @@ pub type virNodeDeviceAuthCallback = Option<
         operation: virNodeDeviceOperation,
         device: *const c_char,
         owner: *const c_char,
+        driver: *const c_char,
         opaque: *mut c_void,
     ) -> c_int,
 >;
 
 /// A registered callback; frees its data when the last reference goes.
 struct AuthCallback {
-    func: unsafe extern "C" fn(virConnectPtr, virNodeDeviceOperation, *const c_char, *const c_char, *mut c_void) -> c_int,
+    func: unsafe extern "C" fn(
+        virConnectPtr,
+        virNodeDeviceOperation,
+        *const c_char,
+        *const c_char,
+        *const c_char,
+        *mut c_void,
+    ) -> c_int,
     conn: usize,
     opaque: usize,
     free: virFreeCallback,
@@ -194,20 +206,31 @@ impl Drop for AuthCallback {
 }
 
 impl AuthCallback {
-    fn ask(&self, op: Operation, addr: &PciAddress, owner: Option<&str>) -> bool {
-        let op = match op {
+    fn ask(&self, req: &AuthRequest<'_>) -> bool {
+        let op = match req.operation {
             Operation::Detach => virNodeDeviceOperation::VIR_NODE_DEVICE_OP_DETACH,
             Operation::Reattach => virNodeDeviceOperation::VIR_NODE_DEVICE_OP_REATTACH,
             Operation::Reset => virNodeDeviceOperation::VIR_NODE_DEVICE_OP_RESET,
             Operation::Prepare => virNodeDeviceOperation::VIR_NODE_DEVICE_OP_PREPARE,
             Operation::Release => virNodeDeviceOperation::VIR_NODE_DEVICE_OP_RELEASE,
         };
-        let Ok(name) = CString::new(addr.node_name()) else { return false };
-        let owner = owner.and_then(|o| CString::new(o).ok());
-        let owner_ptr = owner.as_ref().map_or(ptr::null(), |o| o.as_ptr());
+        let Ok(name) = CString::new(req.address.node_name()) else { return false };
+        // A string with a NUL byte cannot be told to C faithfully: deny.
+        let (Ok(owner), Ok(driver)) = (req.owner.map(CString::new).transpose(), req.driver.map(CString::new).transpose())
+        else {
+            return false;
+        };
+        let ptr_of = |s: &Option<CString>| s.as_ref().map_or(ptr::null(), |s| s.as_ptr());
         // SAFETY: the connection outlives its host and so this callback.
         let answer = unsafe {
-            (self.func)(self.conn as virConnectPtr, op, name.as_ptr(), owner_ptr, self.opaque as *mut c_void)
+            (self.func)(
+                self.conn as virConnectPtr,
+                op,
+                name.as_ptr(),
+                ptr_of(&owner),
+                ptr_of(&driver),
+                self.opaque as *mut c_void,
+            )
         };
         answer == 1
     }
@@ -232,7 +255,7 @@ pub unsafe extern "C" fn virConnectSetNodeDeviceAuthCallback(
         let c = conn_arg(call, conn)?;
         let auth = cb.map(|func| {
             let cb = AuthCallback { func, conn: conn as usize, opaque: opaque as usize, free: freecb };
-            Arc::new(move |op: Operation, addr: &PciAddress, owner: Option<&str>| cb.ask(op, addr, owner))
+            Arc::new(move |req: &AuthRequest<'_>| cb.ask(req))
                 as crate::host::Authorizer
         });
         c.host.set_authorizer(auth);

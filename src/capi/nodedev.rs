@@ -568,12 +568,22 @@ pub unsafe extern "C" fn virNodeDeviceReAttach(dev: virNodeDevicePtr) -> c_int {
 /// `driverName` NULL: the driver recorded at detach (a device that had no
 /// driver stays without one; without a record, whatever the kernel probes);
 /// otherwise the name of a host kernel driver (e.g. "e1000e"; letters,
-/// digits, '-' and '_'; not a stub driver), loaded if needed. `flags` must
-/// be 0. `driverName` is only read during the call.
+/// digits, '-' and '_'; not a stub driver). A named driver that is not
+/// loaded is loaded only when a module of that name claims the device in
+/// the kernel's modules.alias (and the connection may load modules);
+/// anything else is refused with VIR_ERR_INVALID_ARG naming the modules that
+/// do claim it, before anything changes. `flags` must be 0. `driverName` is
+/// only read during the call.
+///
+/// Idempotent as libvirt's reattach: a device already on a host driver and
+/// never detached (or on the driver named) is left as it is and 0 returned;
+/// a device on no driver and never detached is probed by the kernel.
 ///
 /// Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INVALID_ARG
-/// (malformed or stub `driverName`, non-zero flags), VIR_ERR_OPERATION_DENIED
-/// (read-only connection), VIR_ERR_OPERATION_INVALID (not detached),
+/// (malformed or stub `driverName`, a driver no module provides for the
+/// device, non-zero flags), VIR_ERR_OPERATION_DENIED (read-only connection,
+/// lockdown, the authorization callback), VIR_ERR_OPERATION_INVALID (on a
+/// host driver other than the one named or recorded),
 /// VIR_ERR_OPERATION_FAILED (the driver did not take it; the device stays on
 /// its stub), VIR_ERR_NO_NODE_DEVICE, VIR_ERR_SYSTEM_ERROR.
 #[no_mangle]

@@ -63,7 +63,8 @@ impl Host {
                 self.check_records_writable(d, "prepare")?;
             }
             self.check_policy("prepare", d)?;
-            self.authorize(Operation::Prepare, d, Some(owner))?;
+            let stub_driver = opts.managed.then(|| self.stub_kernel_name(stub));
+            self.authorize_driver(Operation::Prepare, d, Some(owner), stub_driver)?;
             if opts.managed && !self.on_stub(d, stub)? {
                 self.check_safe("prepare", d, opts.force)?;
             }
@@ -214,7 +215,8 @@ impl Host {
             } else {
                 self.check_records_writable(d, "release")?;
             }
-            self.authorize(Operation::Release, d, Some(owner))?;
+            let back_to = r.original_driver.as_deref().filter(|_| r.managed);
+            self.authorize_driver(Operation::Release, d, Some(owner), back_to)?;
         }
 
         let _lock = self.state.lock()?;

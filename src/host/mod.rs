@@ -47,8 +47,21 @@ impl Operation {
     }
 }
 
-/// A daemon's access control: (operation, device, owner) -> allowed?
-pub type Authorizer = Arc<dyn Fn(Operation, &PciAddress, Option<&str>) -> bool + Send + Sync>;
+/// One question to a daemon's access control: may `operation` change this device?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthRequest<'a> {
+    pub operation: Operation,
+    pub address: &'a PciAddress,
+    /// The guest, for prepare and release.
+    pub owner: Option<&'a str>,
+    /// The kernel driver the device is to be bound to (a stub's for detach
+    /// and prepare, the host driver for reattach and release); None when the
+    /// operation binds none or lets the kernel choose.
+    pub driver: Option<&'a str>,
+}
+
+/// A daemon's access control: request -> allowed?
+pub type Authorizer = Arc<dyn Fn(&AuthRequest<'_>) -> bool + Send + Sync>;
 
 #[derive(Debug, Clone)]
 pub struct HostOptions {
@@ -95,12 +108,24 @@ impl Host {
     /// Ask the registered callback, if any. Called without any lock held, so
     /// the callback may call back into the library.
     pub(crate) fn authorize(&self, op: Operation, addr: &PciAddress, owner: Option<&str>) -> Result<()> {
+        self.authorize_driver(op, addr, owner, None)
+    }
+
+    /// `authorize`, telling the callback which driver the device would get.
+    pub(crate) fn authorize_driver(
+        &self,
+        operation: Operation,
+        address: &PciAddress,
+        owner: Option<&str>,
+        driver: Option<&str>,
+    ) -> Result<()> {
         let auth = self.authorizer.lock().unwrap_or_else(|p| p.into_inner()).clone();
         match auth {
-            Some(f) if !f(op, addr, owner) => Err(Error::Denied(format!(
-                "the authorization callback denied {} of {addr}{}",
-                op.verb(),
-                owner.map(|o| format!(" for {o}")).unwrap_or_default()
+            Some(f) if !f(&AuthRequest { operation, address, owner, driver }) => Err(Error::Denied(format!(
+                "the authorization callback denied {} of {address}{}{}",
+                operation.verb(),
+                owner.map(|o| format!(" for {o}")).unwrap_or_default(),
+                driver.map(|d| format!(" (driver {d})")).unwrap_or_default()
             ))),
             _ => Ok(()),
         }
@@ -109,7 +134,7 @@ impl Host {
     /// The policy's allow/deny lists for taking this device from the host.
     pub(crate) fn check_policy(&self, what: &str, addr: &PciAddress) -> Result<()> {
         let p = &self.options.policy;
-        if p.allow.is_empty() && p.deny.is_empty() {
+        if !p.has_device_rules() {
             return Ok(());
         }
         let hex = |name: &str| self.attr(addr, name).and_then(|v| u32::from_str_radix(v.trim_start_matches("0x"), 16).ok());

@@ -55,6 +55,57 @@ impl Host {
         self.sysfs.exists(&format!("bus/pci/drivers/{driver}"))
     }
 
+    /// The stub's kernel driver as it would be used now: the loaded one, else
+    /// the one its module provides first.
+    pub(crate) fn stub_kernel_name(&self, stub: Stub) -> &'static str {
+        let drivers = stub.kernel_drivers();
+        drivers.iter().copied().find(|d| self.driver_loaded(d)).unwrap_or(drivers[0])
+    }
+
+    /// The device's MODALIAS (`pci:v00008086d000010D3sv...`), from its uevent.
+    fn modalias(&self, addr: &PciAddress) -> Result<String> {
+        let path = dev_path(addr, "uevent");
+        let text = self.sysfs.read(&path).map_err(|e| crate::error::sysfs_error("reading", &path, &e))?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("MODALIAS="))
+            .map(str::to_string)
+            .ok_or_else(|| Error::OperationFailed(format!("/sys/{path} has no MODALIAS line")))
+    }
+
+    /// A host driver that is not loaded may be loaded only from a module of
+    /// that name whose modules.alias entries claim this device: a caller's
+    /// driver name never loads an arbitrary module. Refused with what
+    /// would have been loaded.
+    fn check_loadable(&self, addr: &PciAddress, driver: &str) -> Result<()> {
+        let modalias = self.modalias(addr)?;
+        let modules = self.sysfs.matching_aliases(&modalias).map_err(|e| {
+            Error::OperationFailed(format!("cannot tell which modules claim {addr}: reading modules.alias failed: {e}"))
+        })?;
+        let mut names: Vec<String> = modules.into_iter().map(|a| a.module).collect();
+        names.dedup();
+        if names.contains(&crate::sysfs::modalias::normalize(driver)) {
+            return Ok(());
+        }
+        let claim = if names.is_empty() { "no module claims it".to_string() } else { format!("modules that claim it: {}", names.join(", ")) };
+        Err(Error::InvalidArg(format!(
+            "cannot give {addr} to {driver}: no driver {driver} is loaded, and no module of that name claims the device ({modalias}; {claim}), so 'modprobe {driver}' would not give it a driver; nothing was loaded. Name a loaded driver, or load the right module first"
+        )))
+    }
+
+    /// Load a host driver's module, after `check_loadable` and only when the
+    /// connection may load modules.
+    fn load_host_driver(&self, addr: &PciAddress, driver: &str) -> Result<()> {
+        if !self.options.allow_modprobe {
+            return Err(Error::OperationFailed(format!(
+                "cannot give {addr} to {driver}: that driver is not loaded and this connection may not load modules; run 'modprobe {driver}' as root and reattach again"
+            )));
+        }
+        self.check_loadable(addr, driver)?;
+        self.sysfs.load_module(driver).map_err(|e| {
+            Error::OperationFailed(format!("cannot give {addr} to {driver}: loading module {driver} failed: {e}"))
+        })
+    }
+
     fn unbind(&self, addr: &PciAddress, driver: &str) -> Result<()> {
         self.write(&format!("bus/pci/drivers/{driver}/unbind"), &addr.to_string())
     }
@@ -106,7 +157,7 @@ impl Host {
         let targets = if opts.group { self.group_endpoints(addr, stub)? } else { vec![*addr] };
         for t in &targets {
             self.check_policy("detach", t)?;
-            self.authorize(Operation::Detach, t, None)?;
+            self.authorize_driver(Operation::Detach, t, None, Some(self.stub_kernel_name(stub)))?;
             if !self.on_stub(t, stub)? {
                 self.check_safe("detach", t, opts.force)?;
             }
@@ -333,15 +384,13 @@ impl Host {
             self.unbind(addr, cur)?;
         }
         let Some(target) = target else { return Ok(()) };
-        let mut loaded = self.driver_loaded(target);
-        if !loaded && self.options.allow_modprobe {
-            let _ = self.sysfs.load_module(target);
-            loaded = self.driver_loaded(target);
-        }
-        if !loaded {
-            return Err(Error::OperationFailed(format!(
-                "cannot give {addr} to {target}: that driver is not loaded; load its module (modprobe {target}) and reattach again"
-            )));
+        if !self.driver_loaded(target) {
+            self.load_host_driver(addr, target)?;
+            if !self.driver_loaded(target) {
+                return Err(Error::OperationFailed(format!(
+                    "cannot give {addr} to {target}: module {target} loaded but registered no driver {target}; load the module that provides it and reattach again"
+                )));
+            }
         }
         // Let the kernel choose first: it picks the original driver on a normal
         // host. If the probe fails, the explicit bind below still can work.
@@ -372,7 +421,15 @@ impl Host {
             check_host_driver_name(d)?;
         }
         self.check_writable(addr, "reattach")?;
-        self.authorize(Operation::Reattach, addr, None)?;
+        // A named driver that is not loaded: refuse before anything changes
+        // unless a module of that name claims the device.
+        if let Some(d) = driver.filter(|d| !self.driver_loaded(d)) {
+            self.check_loadable(addr, d)?;
+        }
+        // Tell the callback where the device goes: the named driver, else the
+        // recorded original (None: the kernel chooses, or no driver).
+        let recorded = self.state.get(&addr.to_string()).ok().flatten().and_then(|r| r.original_driver);
+        self.authorize_driver(Operation::Reattach, addr, None, driver.or(recorded.as_deref()))?;
         let _lock = self.state.lock()?;
         self.check_not_assigned("give back", addr)?;
         self.reattach_locked(addr, driver)
@@ -403,15 +460,27 @@ impl Host {
         let current = self.driver(addr)?;
         let existing = self.state.get(&addr.to_string())?;
         match (&current, &existing) {
-            (Some(cur), _) if !is_stub_driver(cur) => {
-                return Err(Error::OperationInvalid(format!(
-                    "{addr} is not detached: it is bound to host driver {cur}; there is nothing to reattach"
-                )))
+            // Already with the host, as asked: nothing to do (libvirt returns
+            // success too). A record left by an interrupted reattach that got
+            // this far is finished.
+            (Some(cur), rec) if !is_stub_driver(cur) => {
+                let wanted = driver.map(str::to_string).or_else(|| rec.as_ref().and_then(|r| r.original_driver.clone()));
+                if wanted.as_deref().is_none_or(|w| w == cur) {
+                    return match rec {
+                        Some(_) => self.state.remove(&addr.to_string()),
+                        None => Ok(()),
+                    };
+                }
+                let why = match (driver, rec) {
+                    (Some(d), _) => format!("it is bound to host driver {cur}, not to a stub, and nodedev moves a device from a stub only; unbind it from {cur} first to give it to {d}"),
+                    (None, _) => format!("it is bound to host driver {cur}, while nodedev recorded {} as its original driver; the record was left as it is: check the device and run 'nodedev recover'", wanted.as_deref().unwrap_or("none")),
+                };
+                return Err(Error::OperationInvalid(format!("cannot reattach {addr}: {why}")));
             }
-            (None, None) => {
-                return Err(Error::OperationInvalid(format!(
-                    "{addr} is not detached: it is bound to no driver and nodedev has no record of detaching it; bind a driver by hand if it needs one"
-                )))
+            // Not on any driver and never detached by us: give it to whatever
+            // the kernel probes, as libvirt does.
+            (None, None) if driver.is_none() => {
+                return self.probe(addr);
             }
             _ => {}
         }

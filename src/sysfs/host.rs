@@ -1,10 +1,12 @@
 //! The real kernel: files under a root directory (normally "/", so /sys).
 
+use super::modalias::{self, ModuleAlias};
 use super::Sysfs;
 use std::fs;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::OnceLock;
 
 pub struct HostSysfs {
     root: PathBuf,
@@ -16,6 +18,8 @@ impl HostSysfs {
     /// a prepared tree in tests.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
+        // `//`, `/.` or a link to / are the live system too.
+        let root = fs::canonicalize(&root).unwrap_or(root);
         let sys = root.join("sys");
         HostSysfs { root, sys }
     }
@@ -37,7 +41,7 @@ impl HostSysfs {
 impl HostSysfs {
     /// Whether this is the running kernel's /sys (not a test tree), so that
     /// facts outside sysfs (addresses, mounts) belong to it.
-    fn is_live(&self) -> bool {
+    pub fn is_live(&self) -> bool {
         self.root == PathBuf::from("/")
     }
 
@@ -60,6 +64,26 @@ impl HostSysfs {
             self.block_numbers(&entry.file_name().to_string_lossy(), depth - 1, out);
         }
     }
+}
+
+/// The running kernel's modules.alias, read and parsed once per process
+/// (it has tens of thousands of lines).
+fn kernel_aliases() -> io::Result<&'static [ModuleAlias]> {
+    static ALIASES: OnceLock<Result<Vec<ModuleAlias>, (io::ErrorKind, String)>> = OnceLock::new();
+    let parsed = ALIASES.get_or_init(|| {
+        // SAFETY: uname fills the struct we pass; its fields are NUL-terminated.
+        let release = unsafe {
+            let mut u: libc::utsname = std::mem::zeroed();
+            if libc::uname(&mut u) != 0 {
+                let e = io::Error::last_os_error();
+                return Err((e.kind(), format!("uname: {e}")));
+            }
+            std::ffi::CStr::from_ptr(u.release.as_ptr()).to_string_lossy().into_owned()
+        };
+        let path = format!("/lib/modules/{release}/modules.alias");
+        fs::read_to_string(&path).map(|t| modalias::parse(&t)).map_err(|e| (e.kind(), format!("{path}: {e}")))
+    });
+    parsed.as_deref().map_err(|(kind, msg)| io::Error::new(*kind, msg.clone()))
 }
 
 /// Routes in /proc/net/route and /proc/net/ipv6_route that use `iface`.
@@ -198,6 +222,13 @@ impl Sysfs for HostSysfs {
             .collect();
         out.dedup();
         out
+    }
+
+    fn matching_aliases(&self, modalias: &str) -> io::Result<Vec<ModuleAlias>> {
+        if !self.is_live() {
+            return Ok(Vec::new()); // no module can be loaded for a tree under another root
+        }
+        Ok(kernel_aliases()?.iter().filter(|a| modalias::glob_match(&a.pattern, modalias)).cloned().collect())
     }
 
     fn load_module(&self, module: &str) -> io::Result<()> {

@@ -5,6 +5,7 @@
 //! so the real host and the simulated one fail the same way.
 
 pub mod host;
+pub mod modalias;
 pub mod sim;
 pub mod trace;
 
@@ -25,6 +26,10 @@ pub trait Sysfs: Send + Sync {
     fn exists(&self, path: &str) -> bool;
     /// Load a kernel module (`modprobe NAME`); module names may use '-' or '_'.
     fn load_module(&self, module: &str) -> io::Result<()>;
+    /// The modules.alias entries of the running kernel's modules that match
+    /// `modalias` (`pci:v...`), in file order: what modprobe of that alias
+    /// would consider. Empty where no module could be loaded (a test tree).
+    fn matching_aliases(&self, modalias: &str) -> io::Result<Vec<modalias::ModuleAlias>>;
     /// Human names of a vendor and a device (`pci.ids`), where the backend knows them.
     fn pci_names(&self, _vendor: u16, _device: u16) -> Option<(String, String)> {
         None

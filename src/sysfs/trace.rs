@@ -74,6 +74,12 @@ impl Sysfs for Traced {
         r
     }
 
+    fn matching_aliases(&self, modalias: &str) -> io::Result<Vec<super::modalias::ModuleAlias>> {
+        let r = self.0.matching_aliases(modalias);
+        log(format_args!("modules.alias {modalias} -> {}", outcome(&r, |v| format!("{} entries", v.len()))));
+        r
+    }
+
     // Not sysfs: passed through untraced, but passed through, so that the
     // names and the safety checks are the same with the trace on.
     fn pci_names(&self, vendor: u16, device: u16) -> Option<(String, String)> {

@@ -13,6 +13,7 @@ mod validate;
 
 pub use spec::{BlockSpec, DeviceSpec, DriverSpec, HostSpec, NetSpec};
 
+use crate::sysfs::modalias::{self, ModuleAlias};
 use crate::sysfs::Sysfs;
 use spec::NetSpec as Net;
 use std::collections::BTreeMap;
@@ -840,6 +841,23 @@ impl Sysfs for SimKernel {
 
     fn load_module(&self, module: &str) -> io::Result<()> {
         self.lock().load_module(module)
+    }
+
+    /// depmod's aliases of every module on "disk" (available), from its
+    /// drivers' static id tables; dynamic ids are not in modules.alias.
+    fn matching_aliases(&self, modalias: &str) -> io::Result<Vec<ModuleAlias>> {
+        let k = self.lock();
+        let mut out = Vec::new();
+        for drv in k.drivers.iter().filter(|d| d.available) {
+            let ids = drv.ids.iter().map(|&(v, d)| modalias::pci_alias(Some(v), Some(d), 0, 0));
+            let classes = drv.classes.iter().map(|&(c, m)| modalias::pci_alias(None, None, c, m));
+            for pattern in ids.chain(classes) {
+                if modalias::glob_match(&pattern, modalias) {
+                    out.push(ModuleAlias { pattern, module: drv.module.clone() });
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn net_addresses(&self, iface: &str) -> Vec<String> {

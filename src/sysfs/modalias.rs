@@ -1,0 +1,176 @@
+//! Which kernel modules claim a device: the `alias PATTERN MODULE` lines of
+//! modules.alias (depmod writes one per id a module's table lists), matched
+//! against the device's MODALIAS with fnmatch(3)'s rules, as modprobe does.
+
+/// One line of modules.alias.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleAlias {
+    /// e.g. `pci:v00008086d000010D3sv*sd*bc*sc*i*`
+    pub pattern: String,
+    /// Module name with '-' spelled '_' (as depmod writes it).
+    pub module: String,
+}
+
+/// The aliases of a modules.alias text; other lines (comments, softdeps) are skipped.
+pub fn parse(text: &str) -> Vec<ModuleAlias> {
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            match (w.next(), w.next(), w.next(), w.next()) {
+                (Some("alias"), Some(pattern), Some(module), None) => {
+                    Some(ModuleAlias { pattern: pattern.to_string(), module: normalize(module) })
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Module names compare with '-' and '_' as the same character.
+pub fn normalize(module: &str) -> String {
+    module.replace('-', "_")
+}
+
+/// fnmatch(3) without flags: `*`, `?` and `[...]` (with `!`/`^` and ranges).
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    // Iterative matching with one backtrack point for the last `*`.
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() {
+            match p[pi] {
+                b'*' => {
+                    star = Some((pi, ti));
+                    pi += 1;
+                    continue;
+                }
+                b'?' => {
+                    pi += 1;
+                    ti += 1;
+                    continue;
+                }
+                b'[' => {
+                    if let Some((matched, next)) = class_match(p, pi, t[ti]) {
+                        if matched {
+                            pi = next;
+                            ti += 1;
+                            continue;
+                        }
+                    } else if t[ti] == b'[' {
+                        // An unclosed '[' is a literal.
+                        pi += 1;
+                        ti += 1;
+                        continue;
+                    }
+                }
+                c if c == t[ti] => {
+                    pi += 1;
+                    ti += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        match star {
+            Some((sp, st)) => {
+                pi = sp + 1;
+                ti = st + 1;
+                star = Some((sp, st + 1));
+            }
+            None => return false,
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+/// A bracket expression at `p[start]`: Some((matches c, index after `]`)),
+/// None when it never closes.
+fn class_match(p: &[u8], start: usize, c: u8) -> Option<(bool, usize)> {
+    let mut i = start + 1;
+    let negate = matches!(p.get(i), Some(b'!') | Some(b'^'));
+    if negate {
+        i += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    while i < p.len() {
+        if p[i] == b']' && !first {
+            return Some((matched != negate, i + 1));
+        }
+        first = false;
+        if i + 2 < p.len() && p[i + 1] == b'-' && p[i + 2] != b']' {
+            matched |= (p[i]..=p[i + 2]).contains(&c);
+            i += 3;
+        } else {
+            matched |= p[i] == c;
+            i += 1;
+        }
+    }
+    None
+}
+
+/// Modules whose aliases match `modalias`, each once, in file order.
+pub fn modules_matching(aliases: &[ModuleAlias], modalias: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for a in aliases.iter().filter(|a| glob_match(&a.pattern, modalias)) {
+        if !out.contains(&a.module) {
+            out.push(a.module.clone());
+        }
+    }
+    out
+}
+
+/// The alias depmod writes for a PCI id table entry (file2alias's do_pci_entry):
+/// vendor and device (None: PCI_ANY_ID), and a class with its mask.
+pub fn pci_alias(vendor: Option<u16>, device: Option<u16>, class: u32, class_mask: u32) -> String {
+    let id = |v: Option<u16>| v.map_or("*".to_string(), |v| format!("{v:08X}"));
+    let byte = |shift: u32| {
+        if (class_mask >> shift) & 0xff == 0xff {
+            format!("{:02X}", (class >> shift) & 0xff)
+        } else {
+            "*".to_string()
+        }
+    };
+    let mut alias = format!("pci:v{}d{}sv*sd*bc{}sc{}i{}", id(vendor), id(device), byte(16), byte(8), byte(0));
+    // Room for fields a later kernel may add, as depmod does.
+    if !alias.ends_with('*') {
+        alias.push('*');
+    }
+    alias
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_as_fnmatch_does() {
+        assert!(glob_match("pci:v00008086d000010D3sv*sd*bc*sc*i*", "pci:v00008086d000010D3sv00008086sd0000A01Fbc02sc00i00"));
+        assert!(!glob_match("pci:v00008086d000010D3sv*sd*bc*sc*i*", "pci:v00008086d000010D4sv00008086sd0000A01Fbc02sc00i00"));
+        assert!(glob_match("pci:v*d*sv*sd*bc0Csc03i30*", "pci:v00008086d00002934sv00001AF4sd00001100bc0Csc03i30"));
+        assert!(glob_match("a?c", "abc") && !glob_match("a?c", "ac"));
+        assert!(glob_match("x[0-9]y", "x5y") && !glob_match("x[!0-9]y", "x5y") && glob_match("x[!0-9]y", "xay"));
+        assert!(glob_match("*", "") && glob_match("a*", "a") && !glob_match("a*b", "a"));
+        assert!(glob_match("a[b", "a[b"), "an unclosed bracket is literal");
+        assert!(glob_match("*a*a*a", "aaaa") && !glob_match("*a*a*b", "aaaa"));
+    }
+
+    #[test]
+    fn modules_alias_parses_and_matches_each_module_once() {
+        let text = "# Aliases extracted from modules themselves.\nalias pci:v00008086d000010D3sv*sd*bc*sc*i* e1000e\nalias pci:v00008086d*sv*sd*bc02sc00i* e1000e\nalias pci:v*d*sv*sd*bc0Csc03i30* xhci-pci\nalias fs-ext4 ext4\nsoftdep e1000e pre: crc32\nalias broken\n";
+        let a = parse(text);
+        assert_eq!(a.len(), 4);
+        assert_eq!(a[2].module, "xhci_pci");
+        let modalias = "pci:v00008086d000010D3sv00008086sd0000A01Fbc02sc00i00";
+        assert_eq!(modules_matching(&a, modalias), vec!["e1000e".to_string()]);
+        assert!(modules_matching(&a, "pci:v00001234d000011E8sv00001AF4sd00001100bcFFsc00i00").is_empty());
+    }
+
+    #[test]
+    fn pci_aliases_follow_the_id_table() {
+        assert_eq!(pci_alias(Some(0x8086), Some(0x10d3), 0, 0), "pci:v00008086d000010D3sv*sd*bc*sc*i*");
+        assert_eq!(pci_alias(None, None, 0x0c0330, 0xffffff), "pci:v*d*sv*sd*bc0Csc03i30*");
+        assert_eq!(pci_alias(None, None, 0x060400, 0xffff00), "pci:v*d*sv*sd*bc06sc04i*");
+    }
+}
