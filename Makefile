@@ -1,9 +1,9 @@
 # nodedev: build, test and install.
 #
 #   make            build the libraries and the CLI (release)
-#   make check      every test: cargo's suites (incl. the C programs), a
-#                   bounded cargo-fuzz run and the real-kernel suite in a
-#                   QEMU guest
+#   make check      every test: cargo's suites (incl. the C programs), the
+#                   README's quick start in a fresh clone, a bounded
+#                   cargo-fuzz run and the real-kernel suite in a QEMU guest
 #   make install    after `make`; PREFIX=/usr/local LIBDIR=$(PREFIX)/lib
 #                   INCLUDEDIR=$(PREFIX)/include BINDIR=$(PREFIX)/bin
 #                   MANDIR=$(PREFIX)/share/man DATADIR=$(PREFIX)/share
@@ -27,7 +27,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 SONAME := libnodedev.so.0
 REL := target/release
 
-.PHONY: all check check-host check-vm check-fuzz install uninstall
+.PHONY: all check check-host check-vm check-fuzz check-readme install uninstall
 
 all:
 	$(CARGO) build --release
@@ -43,7 +43,11 @@ check-vm: all
 check-fuzz:
 	bash fuzz/run.sh
 
-check: check-host check-fuzz check-vm
+# The README's quick start, verbatim, in a fresh clone of the committed tree.
+check-readme:
+	bash tests/readme_quickstart.sh
+
+check: check-host check-readme check-fuzz check-vm
 
 # No dependency on `all`: tests run `make install` from inside `cargo test`,
 # where a nested cargo would wait for the build lock forever.

@@ -320,6 +320,12 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
             for m in moved {
                 println!("{m} detached to {}", host.driver(&m)?.as_deref().unwrap_or("no driver"));
             }
+            // Say on the spot when the group still cannot be used by a guest.
+            if stub == Stub::Vfio {
+                if let Some(note) = host.group_unusable_note(&addr)? {
+                    println!("note: {note}");
+                }
+            }
             Ok(())
         }
         Command::Reattach { dev, driver } => {

@@ -124,6 +124,25 @@ impl Host {
         Ok(Some(Group { number, members }))
     }
 
+    /// What still keeps the device's group from VFIO after it went to
+    /// vfio-pci, for a person ("IOMMU group 5 is not usable by VFIO yet:
+    /// ..."); None when the group is usable (or the device has none).
+    pub fn group_unusable_note(&self, addr: &PciAddress) -> Result<Option<String>> {
+        let Some(g) = self.group(addr)? else { return Ok(None) };
+        let blockers = g.blockers(&[]);
+        if blockers.is_empty() {
+            return Ok(None);
+        }
+        let list: Vec<String> =
+            blockers.iter().map(|m| format!("{} is still bound to {}", m.address, m.driver.as_deref().unwrap_or("-"))).collect();
+        Ok(Some(format!(
+            "IOMMU group {} is not usable by VFIO yet: {}; detach {} too, or detach with --group (VIR_NODE_DEVICE_DETACH_GROUP)",
+            g.number,
+            list.join(", "),
+            if blockers.len() == 1 { "it" } else { "them" }
+        )))
+    }
+
     /// The error for "vfio" on a device without a group.
     pub(crate) fn no_iommu_error(&self, addr: &PciAddress) -> Error {
         let why = if self.iommu_enabled() {
