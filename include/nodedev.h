@@ -50,6 +50,11 @@ typedef enum virNodeDeviceOperation {
      * Release the device from its owner (virNodeDeviceRelease).
      */
     VIR_NODE_DEVICE_OP_RELEASE = 5,
+    /**
+     * Create or remove the VFs of this SR-IOV physical function
+     * (virNodeDeviceSetVFs); `driver` is the stub they get, or NULL.
+     */
+    VIR_NODE_DEVICE_OP_PROVISION = 7,
 } virNodeDeviceOperation;
 
 /**
@@ -944,7 +949,8 @@ typedef enum virNodeDeviceNodedevFlags {
     /**
      * virNodeDeviceDetachFlags, virNodeDevicePrepare: take the device even
      * though the host uses it (boot VGA, a mounted disk, a configured
-     * network interface that is up).
+     * network interface that is up). virNodeDeviceSetVFs: remove VFs even
+     * when assigned or detached from a host driver.
      */
     VIR_NODE_DEVICE_FORCE = (1 << 17),
     /**
@@ -1549,6 +1555,35 @@ int virNodeDeviceReset(virNodeDevicePtr dev);
  * VIR_ERR_SYSTEM_ERROR (the state directory), VIR_ERR_NO_MEMORY.
  */
 int virNodeDeviceRecover(virConnectPtr conn, char ***report, unsigned int flags);
+
+/**
+ * nodedev extension: give the SR-IOV physical function `dev` exactly
+ * `nvfs` virtual functions, each bound to a stub from the moment it
+ * appears, so that no host VF driver ever binds it (the PF's
+ * `sriov_drivers_autoprobe` is turned off while the VFs are created and put
+ * back after), with a record per VF; `nvfs` 0 removes them. All or nothing:
+ * on any failure the VFs are removed again.
+ *
+ * `driverName`: NULL or "vfio" (vfio-pci), "kvm" (pci-stub), "xen"
+ * (xen-pciback), or "none" (the VFs stay without a driver); only read
+ * during the call. A PF that already has `nvfs` VFs, all on that driver,
+ * is left as it is (success); with another number of VFs they are removed
+ * first. Removing VFs is refused while one is assigned to a guest or was
+ * detached from a host driver (its record expects it back), unless `flags`
+ * has VIR_NODE_DEVICE_FORCE; records of removed VFs are dropped. The
+ * authorization callback is asked with VIR_NODE_DEVICE_OP_PROVISION, the
+ * PF, and the stub's kernel driver (NULL for "none").
+ *
+ * Returns the number of VFs the PF has now, or -1 on error:
+ * VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INVALID_ARG (unknown `driverName`,
+ * `nvfs` above the PF's sriov_totalvfs, unknown flags),
+ * VIR_ERR_OPERATION_UNSUPPORTED (not an SR-IOV PF),
+ * VIR_ERR_OPERATION_DENIED (read-only connection, lockdown, policy, the
+ * authorization callback), VIR_ERR_OPERATION_INVALID (VFs in use; VFs on
+ * another driver), VIR_ERR_OPERATION_FAILED (the kernel refused),
+ * VIR_ERR_NO_NODE_DEVICE, VIR_ERR_SYSTEM_ERROR (state records).
+ */
+int virNodeDeviceSetVFs(virNodeDevicePtr dev, unsigned int nvfs, const char *driverName, unsigned int flags);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -29,6 +29,14 @@ impl Stub {
         }
     }
 
+    /// `from_name`, where "none" means no driver at all (new SR-IOV VFs).
+    pub fn from_name_or_none(name: Option<&str>) -> Result<Option<Stub>> {
+        match name {
+            Some("none") => Ok(None),
+            _ => Stub::from_name(name).map(Some).map_err(|e| e.context_after("or \"none\" for no driver")),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Stub::Vfio => "vfio",

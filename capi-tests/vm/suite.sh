@@ -199,6 +199,34 @@ else
         expect_driver "reattach-vf-$vf-driver" "$vf" "$before"
     done
     echo 0 > "/sys/bus/pci/devices/$PF/sriov_numvfs"
+
+    # Provisioning: VFs straight onto vfio-pci. Every uevent goes through a
+    # logging helper, so a bind of igbvf to any VF would be seen.
+    printf '#!/bin/sh\necho "$ACTION $DEVPATH $DRIVER" >> /tmp/uevents\n' > /tmp/uevlog && chmod +x /tmp/uevlog
+    echo /tmp/uevlog > /proc/sys/kernel/hotplug
+    : > /tmp/uevents
+    echo 2 > "/sys/bus/pci/devices/$PF/sriov_numvfs" && sleep 1
+    echo 0 > "/sys/bus/pci/devices/$PF/sriov_numvfs" && sleep 1
+    grep -q "^bind .* igbvf" /tmp/uevents && pass uevent-log-sees-igbvf-binds \
+        || fail uevent-log-sees-igbvf-binds "no igbvf bind logged: $(head -c 300 /tmp/uevents | tr '\n' ' ')"
+    : > /tmp/uevents
+    ok sriov-provision-4-to-vfio nodedev -c $U sriov "$PF" 4 --driver vfio
+    sleep 1
+    VFS=$(by_id 0x8086 0x10ca)
+    [ "$(echo $VFS | wc -w)" = 4 ] && pass sriov-provision-4-vfs || fail sriov-provision-4-vfs "VFs: $VFS"
+    for vf in $VFS; do expect_driver "sriov-provisioned-$vf-on-vfio" "$vf" vfio-pci; done
+    grep "^bind" /tmp/uevents | grep -q igbvf && fail sriov-provisioned-never-bound-igbvf "$(grep igbvf /tmp/uevents | head -2 | tr '\n' ' ')" \
+        || pass sriov-provisioned-never-bound-igbvf
+    [ "$(grep -c '^bind .* vfio-pci' /tmp/uevents)" -ge 4 ] && pass sriov-provisioned-bind-uevents-vfio \
+        || fail sriov-provisioned-bind-uevents-vfio "$(tr '\n' ' ' < /tmp/uevents | head -c 400)"
+    [ "$(cat /sys/bus/pci/devices/$PF/sriov_drivers_autoprobe)" = 1 ] && pass sriov-autoprobe-restored \
+        || fail sriov-autoprobe-restored "autoprobe $(cat /sys/bus/pci/devices/$PF/sriov_drivers_autoprobe)"
+    ok sriov-provision-idempotent nodedev -c $U sriov "$PF" 4 --driver vfio
+    ok sriov-remove nodedev -c $U sriov "$PF" 0
+    [ -z "$(by_id 0x8086 0x10ca)" ] && pass sriov-removed || fail sriov-removed "VFs left: $(by_id 0x8086 0x10ca)"
+    left=$(ls /run/nodedev/*.json 2>/dev/null | wc -l)
+    [ "$left" = 0 ] && pass sriov-no-stale-records || fail sriov-no-stale-records "$left records"
+    echo > /proc/sys/kernel/hotplug
 fi
 
 # Differential check: the guest's layout as a simulated host, the same

@@ -30,6 +30,11 @@ commands:
                                   (all or nothing) and resets them; otherwise only verifies
   release OWNER [DEV...]          end the assignment (no DEV: all of OWNER's devices); managed
                                   devices go back to their original drivers
+  sriov PF COUNT [--driver vfio|kvm|xen|none] [--force]
+                                  give the SR-IOV PF COUNT VFs, each on the stub (default
+                                  vfio; none: no driver) from the start, no host VF driver
+                                  ever binding them; 0 removes them (--force: even VFs
+                                  assigned or detached from a host driver)
   recover [--json]                finish or roll back operations a dead process left half done
   drivers [--json]                one line per device: ADDRESS DRIVER (or none)
   dump-host                       this host as a test:///PATH.json description
@@ -74,6 +79,7 @@ enum Command {
     Reset { dev: String },
     Prepare { owner: String, devs: Vec<String>, driver: Option<String>, managed: bool, force: bool },
     Release { owner: String, devs: Vec<String> },
+    Sriov { pf: String, count: u16, driver: Option<String>, force: bool },
 }
 
 /// A command's words: positional arguments and the options it accepts.
@@ -173,6 +179,15 @@ fn parse_command(words: &[String]) -> Result<Command, String> {
                 return Err("release: OWNER [DEV...] (no DEV: all of OWNER's devices)".into());
             }
             Command::Release { owner: first(&mut a), devs: a.positional }
+        }
+        "sriov" => {
+            let mut a = opts(&["--driver", "--force"])?;
+            if a.positional.len() != 2 {
+                return Err("sriov: PF COUNT (e.g. sriov 0000:04:00.0 4)".into());
+            }
+            let pf = first(&mut a);
+            let count = a.positional[0].parse().map_err(|_| format!("sriov: '{}' is not a VF count", a.positional[0]))?;
+            Command::Sriov { pf, count, driver: a.driver, force: a.force }
         }
         other => return Err(format!("unknown command '{other}'")),
     })
@@ -353,6 +368,16 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
             let addrs = lookup_all(devs)?;
             let n = host.release(owner, (!addrs.is_empty()).then_some(addrs.as_slice()))?;
             println!("{n} device(s) released from {owner}");
+            Ok(())
+        }
+        Command::Sriov { pf, count, driver, force } => {
+            let addr = host.lookup(pf)?;
+            let stub = Stub::from_name_or_none(driver.as_deref())?;
+            let vfs = host.set_vf_count(&addr, *count, stub, *force)?;
+            println!("{addr} has {} VF(s)", vfs.len());
+            for vf in vfs {
+                println!("{vf} on {}", host.driver(&vf)?.as_deref().unwrap_or("no driver"));
+            }
             Ok(())
         }
     }

@@ -153,6 +153,9 @@ pub enum virNodeDeviceOperation {
     VIR_NODE_DEVICE_OP_PREPARE = 4,
     /// Release the device from its owner (virNodeDeviceRelease).
     VIR_NODE_DEVICE_OP_RELEASE = 5,
+    /// Create or remove the VFs of this SR-IOV physical function
+    /// (virNodeDeviceSetVFs); `driver` is the stub they get, or NULL.
+    VIR_NODE_DEVICE_OP_PROVISION = 7,
 }
 
 /// Frees a callback's opaque data (libvirt's virFreeCallback).
@@ -213,6 +216,7 @@ impl AuthCallback {
             Operation::Reset => virNodeDeviceOperation::VIR_NODE_DEVICE_OP_RESET,
             Operation::Prepare => virNodeDeviceOperation::VIR_NODE_DEVICE_OP_PREPARE,
             Operation::Release => virNodeDeviceOperation::VIR_NODE_DEVICE_OP_RELEASE,
+            Operation::Provision => virNodeDeviceOperation::VIR_NODE_DEVICE_OP_PROVISION,
         };
         let Ok(name) = CString::new(req.address.node_name()) else { return false };
         // A string with a NUL byte cannot be told to C faithfully: deny.

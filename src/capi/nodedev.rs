@@ -460,7 +460,8 @@ pub enum virNodeDeviceNodedevFlags {
     VIR_NODE_DEVICE_DETACH_GROUP = 1 << 16,
     /// virNodeDeviceDetachFlags, virNodeDevicePrepare: take the device even
     /// though the host uses it (boot VGA, a mounted disk, a configured
-    /// network interface that is up).
+    /// network interface that is up). virNodeDeviceSetVFs: remove VFs even
+    /// when assigned or detached from a host driver.
     VIR_NODE_DEVICE_FORCE = 1 << 17,
     /// virNodeDevicePrepare: managed devices, moved to the stub (and back
     /// at release); without it nothing is moved, only verified.

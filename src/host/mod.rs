@@ -9,6 +9,7 @@ mod group;
 mod ops;
 mod recover;
 mod safety;
+mod sriov;
 mod xml;
 
 pub use device::{DeviceInfo, DeviceSummary};
@@ -33,6 +34,8 @@ pub enum Operation {
     Reset,
     Prepare,
     Release,
+    /// Create or remove the VFs of an SR-IOV physical function.
+    Provision,
 }
 
 impl Operation {
@@ -43,6 +46,7 @@ impl Operation {
             Operation::Reset => "reset",
             Operation::Prepare => "prepare",
             Operation::Release => "release",
+            Operation::Provision => "provisioning of VFs",
         }
     }
 }

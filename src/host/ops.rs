@@ -115,7 +115,7 @@ impl Host {
     }
 
     /// The stub's kernel driver, loading its module when allowed.
-    fn stub_driver(&self, addr: &PciAddress, stub: Stub) -> Result<&'static str> {
+    pub(crate) fn stub_driver(&self, addr: &PciAddress, stub: Stub) -> Result<&'static str> {
         let present = || stub.kernel_drivers().iter().copied().find(|d| self.driver_loaded(d));
         if let Some(d) = present() {
             return Ok(d);

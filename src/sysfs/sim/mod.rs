@@ -111,6 +111,9 @@ struct Dev {
     driver_override: Option<String>,
     reset_methods: Vec<String>,
     numvfs: u16,
+    /// `sriov_drivers_autoprobe` of a PF: whether its new VFs may be probed
+    /// by drivers (an override still lets its one driver in).
+    sriov_autoprobe: bool,
     resets: u32,
 }
 
@@ -126,6 +129,7 @@ impl Dev {
         self.driver_override = None;
         self.reset_methods = self.reset_supported.clone();
         self.numvfs = 0;
+        self.sriov_autoprobe = true;
     }
 }
 
@@ -185,6 +189,9 @@ struct Kernel {
     drivers: Vec<Drv>,
     devs: BTreeMap<Addr, Dev>,
     writes: Vec<(String, String)>,
+    /// Every driver bind, in order: (device, driver), as the kernel's
+    /// `bind` uevents would tell them.
+    binds: Vec<(Addr, String)>,
     faults: Vec<Fault>,
     /// The host bridges' directories (`pci0000:00`), fixed at build: every
     /// path below devices/ starts with one.
@@ -237,6 +244,18 @@ fn kstrtoul(value: &str) -> io::Result<u64> {
         s.parse()
     };
     parsed.map_err(|_| err(libc::EINVAL))
+}
+
+/// `kstrtobool`: the first character decides (1/y/Y/0/n/N), or on/off.
+fn kstrtobool(value: &str) -> io::Result<bool> {
+    let s = value.as_bytes();
+    match (s.first(), s.get(1)) {
+        (Some(b'1' | b'y' | b'Y'), _) => Ok(true),
+        (Some(b'0' | b'n' | b'N'), _) => Ok(false),
+        (Some(b'o' | b'O'), Some(b'n' | b'N')) => Ok(true),
+        (Some(b'o' | b'O'), Some(b'f' | b'F')) => Ok(false),
+        _ => Err(err(libc::EINVAL)),
+    }
 }
 
 /// `sscanf(buf, "%x %x ...")`: the hex fields that parse, in order.
@@ -295,7 +314,13 @@ impl Kernel {
         if self.drivers[d].name == "vfio-pci" && (dev.is_bridge() || !self.iommu || dev.group.is_none()) {
             return Err(libc::EINVAL);
         }
+        // pci_device_can_probe: a VF whose PF turned sriov_drivers_autoprobe
+        // off is probed only by the driver its override names.
+        if dev.physfn.is_some_and(|pf| !self.dev(pf).sriov_autoprobe) && dev.driver_override.is_none() {
+            return Err(libc::ENODEV);
+        }
         self.dev_mut(a).driver = Some(d);
+        self.binds.push((a, self.drivers[d].name.clone()));
         Ok(())
     }
 
@@ -354,6 +379,7 @@ impl Kernel {
             if let (Some(name), None) = (wrong, self.dev(a).driver) {
                 if let Some(d) = self.loaded_driver(&name) {
                     self.dev_mut(a).driver = Some(d);
+                    self.binds.push((a, name));
                 }
             }
             return Ok(());
@@ -530,8 +556,10 @@ impl Kernel {
             dev.enumerate();
         }
         self.dev_mut(pf).numvfs = n as u16;
-        for &a in &slots[..n] {
-            self.attach(a);
+        if self.autoprobe {
+            for &a in &slots[..n] {
+                self.attach(a);
+            }
         }
         Ok(())
     }
@@ -596,6 +624,10 @@ impl Kernel {
                 Ok(())
             }
             File::Dev(a, "sriov_numvfs") => self.sriov_numvfs(a, value),
+            File::Dev(a, "sriov_drivers_autoprobe") => {
+                self.dev_mut(a).sriov_autoprobe = kstrtobool(value)?;
+                Ok(())
+            }
             File::Dev(a, "reset_method") => self.reset_method(a, value),
             File::Dev(a, "numa_node") => self.numa_node(a, value),
             File::Drv(d, "bind") => self.bind(d, value),
@@ -637,6 +669,7 @@ impl Kernel {
                     "boot_vga" => u8::from(dev.boot_vga).to_string(),
                     "sriov_totalvfs" => dev.totalvfs.to_string(),
                     "sriov_numvfs" => dev.numvfs.to_string(),
+                    "sriov_drivers_autoprobe" => u8::from(dev.sriov_autoprobe).to_string(),
                     "uevent" => return self.uevent(dev),
                     _ => String::new(),
                 })
@@ -734,6 +767,14 @@ impl SimKernel {
     pub fn reset_count(&self, addr: &str) -> u32 {
         let k = self.lock();
         Addr::parse(addr).and_then(|a| k.devs.get(&a)).map_or(0, |d| d.resets)
+    }
+
+    /// Every driver that was ever bound to this device, in order (the
+    /// `bind` uevents a real kernel sends).
+    pub fn bind_history(&self, addr: &str) -> Vec<String> {
+        let k = self.lock();
+        let Some(a) = Addr::parse(addr) else { return Vec::new() };
+        k.binds.iter().filter(|(b, _)| *b == a).map(|(_, d)| d.clone()).collect()
     }
 
     /// Every successful write, in order, as (path as given, value as given).

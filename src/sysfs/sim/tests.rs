@@ -161,6 +161,7 @@ fn a_device_directory_lists_what_exists() {
             "net",
             "reset",
             "reset_method",
+            "sriov_drivers_autoprobe",
             "sriov_numvfs",
             "sriov_totalvfs",
             "virtfn0",

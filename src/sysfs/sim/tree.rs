@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::io;
 
 /// Attributes of a device directory, in the order a listing gives them.
-const DEV_ATTRS: [&str; 14] = [
+const DEV_ATTRS: [&str; 15] = [
     "boot_vga",
     "class",
     "device",
@@ -19,6 +19,7 @@ const DEV_ATTRS: [&str; 14] = [
     "remove",
     "reset",
     "reset_method",
+    "sriov_drivers_autoprobe",
     "sriov_numvfs",
     "sriov_totalvfs",
     "subsystem_device",
@@ -48,7 +49,16 @@ impl File {
     pub(super) fn writable(self) -> bool {
         match self {
             File::Dev(_, name) => {
-                matches!(name, "driver_override" | "numa_node" | "remove" | "reset" | "reset_method" | "sriov_numvfs")
+                matches!(
+                    name,
+                    "driver_override"
+                        | "numa_node"
+                        | "remove"
+                        | "reset"
+                        | "reset_method"
+                        | "sriov_numvfs"
+                        | "sriov_drivers_autoprobe"
+                )
             }
             File::Operstate(..) => false,
             File::Drv(..) | File::Bus(_) => true,
@@ -259,7 +269,7 @@ impl Kernel {
                     "driver_override" => self.has_driver_override,
                     "reset" | "reset_method" => !dev.reset_supported.is_empty(),
                     "boot_vga" => dev.class >> 8 == 0x0300,
-                    "sriov_numvfs" | "sriov_totalvfs" => dev.totalvfs > 0,
+                    "sriov_numvfs" | "sriov_totalvfs" | "sriov_drivers_autoprobe" => dev.totalvfs > 0,
                     _ => true,
                 };
                 match *name {

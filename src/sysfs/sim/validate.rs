@@ -167,6 +167,7 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
                 driver,
                 driver_override: None,
                 numvfs: 0,
+                sriov_autoprobe: true,
                 resets: 0,
             },
         );
@@ -229,6 +230,7 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
         drivers,
         devs,
         writes: Vec::new(),
+        binds: Vec::new(),
         faults: Vec::new(),
         roots: Default::default(),
         misprobes: Vec::new(),

@@ -1,0 +1,190 @@
+//! SR-IOV provisioning: a PF's VFs created straight onto a stub (or left
+//! without a driver), so that no host VF driver ever binds them.
+//!
+//! The kernel probes new VFs only while the PF's `sriov_drivers_autoprobe`
+//! is on, unless a VF's `driver_override` names a driver (the kernel's
+//! pci_device_can_probe). So: autoprobe off, write `sriov_numvfs`, give each
+//! VF its override and probe it, autoprobe back as it was. Any failure
+//! removes the VFs again and puts autoprobe back: all or nothing.
+
+use super::{dev_path, Host, Operation};
+use crate::address::PciAddress;
+use crate::error::{Error, Result};
+use crate::state::{Record, Step};
+use crate::stub::Stub;
+use crate::sysfs::link_basename;
+
+impl Host {
+    /// The PF's VFs now, in virtfn order.
+    pub fn virtual_functions(&self, pf: &PciAddress) -> Result<Vec<PciAddress>> {
+        self.require(pf)?;
+        let entries = self.sysfs.list_dir(&dev_path(pf, "")).unwrap_or_default();
+        let mut vfs: Vec<(u32, PciAddress)> = entries
+            .iter()
+            .filter_map(|e| {
+                let n: u32 = e.strip_prefix("virtfn")?.parse().ok()?;
+                let target = self.sysfs.read_link(&dev_path(pf, e)).ok()?;
+                Some((n, PciAddress::parse(link_basename(&target)).ok()?))
+            })
+            .collect();
+        vfs.sort();
+        Ok(vfs.into_iter().map(|(_, a)| a).collect())
+    }
+
+    /// Give the PF `count` VFs, each bound to `stub` (None: no driver) from
+    /// the moment it appears; 0 removes them. VFs already there (another
+    /// number, or on another driver) are removed first. Removing VFs is refused while
+    /// one is assigned to a guest or was detached from a host driver (its
+    /// record expects it back), unless `force`. Returns the VFs.
+    pub fn set_vf_count(&self, pf: &PciAddress, count: u16, stub: Option<Stub>, force: bool) -> Result<Vec<PciAddress>> {
+        self.require(pf)?;
+        let total: u16 = self.attr(pf, "sriov_totalvfs").and_then(|t| t.parse().ok()).unwrap_or(0);
+        if total == 0 {
+            return Err(Error::Unsupported(format!(
+                "{pf} is not an SR-IOV physical function (no sriov_totalvfs): it cannot have VFs"
+            )));
+        }
+        if count > total {
+            return Err(Error::InvalidArg(format!("{pf} supports at most {total} VFs, not {count}")));
+        }
+        self.check_writable(pf, "change the VFs of")?;
+        let stub_driver = stub.map(|s| self.stub_kernel_name(s));
+        self.authorize_driver(Operation::Provision, pf, None, stub_driver)?;
+
+        let _lock = self.state.lock()?;
+        let current = self.virtual_functions(pf)?;
+        let as_asked = |vf: &PciAddress| self.driver(vf).is_ok_and(|d| d.as_deref() == stub_driver);
+        if current.len() == usize::from(count) && current.iter().all(as_asked) {
+            return Ok(current); // already as asked
+        }
+        // Any other number, or VFs on another driver: the kernel changes
+        // sriov_numvfs only through 0, so they all go and come back.
+        if !current.is_empty() {
+            self.remove_vfs_locked(pf, &current, force)?;
+        }
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        self.create_vfs_locked(pf, count, stub)
+    }
+
+    /// Write 0 to sriov_numvfs after checking that no VF is in use, and drop
+    /// the records of the VFs that went.
+    fn remove_vfs_locked(&self, pf: &PciAddress, vfs: &[PciAddress], force: bool) -> Result<()> {
+        let mut in_use = Vec::new();
+        for vf in vfs {
+            match self.state.get(&vf.to_string())? {
+                Some(r) if r.owner.is_some() => {
+                    in_use.push(format!("{vf} is assigned to {}", r.owner.unwrap_or_default()))
+                }
+                Some(Record { original_driver: Some(d), .. }) => {
+                    in_use.push(format!("{vf} was detached from {d}, which expects it back"))
+                }
+                _ => {}
+            }
+        }
+        if !in_use.is_empty() && !force {
+            return Err(Error::OperationInvalid(format!(
+                "refusing to remove the VFs of {pf}: {}; release or reattach them first, or pass VIR_NODE_DEVICE_FORCE (CLI --force)",
+                in_use.join("; ")
+            )));
+        }
+        self.write(&dev_path(pf, "sriov_numvfs"), "0")?;
+        for vf in vfs {
+            if !self.sysfs.exists(&dev_path(vf, "")) {
+                self.state.remove(&vf.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Create `count` VFs with host drivers kept away, then bind each to the
+    /// stub; on any failure remove them again.
+    fn create_vfs_locked(&self, pf: &PciAddress, count: u16, stub: Option<Stub>) -> Result<Vec<PciAddress>> {
+        let autoprobe_path = dev_path(pf, "sriov_drivers_autoprobe");
+        // Kernels before 4.12 have no such file: their host VF driver binds
+        // at creation, and the VFs are detached from it like any device.
+        let autoprobe = self.attr(pf, "sriov_drivers_autoprobe");
+        if autoprobe.is_some() {
+            self.write(&autoprobe_path, "0")?;
+        }
+        let restore_autoprobe = |result: Result<Vec<PciAddress>>| -> Result<Vec<PciAddress>> {
+            match (&autoprobe, self.write(&autoprobe_path, autoprobe.as_deref().unwrap_or("1"))) {
+                (None, _) | (Some(_), Ok(())) => result,
+                (Some(was), Err(e)) => Err(result.err().unwrap_or(e).context_after(format_args!(
+                    "sriov_drivers_autoprobe of {pf} could not be set back to {was}"
+                ))),
+            }
+        };
+        if let Err(e) = self.write(&dev_path(pf, "sriov_numvfs"), &count.to_string()) {
+            return restore_autoprobe(Err(e));
+        }
+        let result = self.virtual_functions(pf).and_then(|vfs| {
+            if vfs.len() != usize::from(count) {
+                return Err(Error::OperationFailed(format!(
+                    "{pf} shows {} VFs after writing {count} to sriov_numvfs",
+                    vfs.len()
+                )));
+            }
+            for vf in &vfs {
+                self.check_policy("provision", vf)?;
+                if let Some(stub) = stub {
+                    if autoprobe.is_some() {
+                        self.bind_new_vf(vf, stub)?;
+                    } else {
+                        self.detach_all_locked(&[*vf], stub, None)?;
+                    }
+                }
+            }
+            Ok(vfs)
+        });
+        let result = match result {
+            Ok(vfs) => Ok(vfs),
+            Err(err) => Err(self.undo_vfs(pf, err)),
+        };
+        restore_autoprobe(result)
+    }
+
+    /// A VF that no driver has seen: record it (no original driver), set
+    /// its override, probe, verify.
+    fn bind_new_vf(&self, vf: &PciAddress, stub: Stub) -> Result<()> {
+        let driver = self.stub_driver(vf, stub)?;
+        let mut record = Record::new(&vf.to_string(), None, driver);
+        self.state.put(&record)?;
+        self.write(&dev_path(vf, "driver_override"), driver)?;
+        self.write("bus/pci/drivers_probe", &vf.to_string())?;
+        match self.driver(vf)? {
+            Some(d) if d == driver => {}
+            now => {
+                return Err(Error::OperationFailed(format!(
+                    "binding the new VF {vf} to {driver} failed: after the probe it is on {}",
+                    now.as_deref().unwrap_or("no driver")
+                )))
+            }
+        }
+        record.step = Step::Detached;
+        self.state.put(&record)
+    }
+
+    /// After a failed provisioning: the VFs go again, with their records.
+    fn undo_vfs(&self, pf: &PciAddress, err: Error) -> Error {
+        let vfs = self.virtual_functions(pf).unwrap_or_default();
+        match self.write(&dev_path(pf, "sriov_numvfs"), "0") {
+            Ok(()) => {
+                let mut kept = Vec::new();
+                for vf in &vfs {
+                    if self.state.remove(&vf.to_string()).is_err() {
+                        kept.push(vf.to_string());
+                    }
+                }
+                let note = if kept.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (stale records of {} remain: 'nodedev recover' drops them)", kept.join(", "))
+                };
+                err.context_after(format_args!("the VFs were removed again, {pf} has none{note}"))
+            }
+            Err(e) => err.context_after(format_args!("removing the VFs again failed too ({e}); {pf} keeps them")),
+        }
+    }
+}
