@@ -200,11 +200,13 @@ else
     done
     echo 0 > "/sys/bus/pci/devices/$PF/sriov_numvfs"
 
-    # Provisioning: VFs straight onto vfio-pci. Every uevent goes through a
-    # logging helper, so a bind of igbvf to any VF would be seen.
+    # Provisioning: VFs straight onto vfio-pci. busybox's uevent listens to
+    # the kernel's uevents (netlink) and logs each, so a bind of igbvf to
+    # any VF would be seen.
     printf '#!/bin/sh\necho "$ACTION $DEVPATH $DRIVER" >> /tmp/uevents\n' > /tmp/uevlog && chmod +x /tmp/uevlog
-    echo /tmp/uevlog > /proc/sys/kernel/hotplug
     : > /tmp/uevents
+    uevent /tmp/uevlog & uev=$!
+    sleep 1
     echo 2 > "/sys/bus/pci/devices/$PF/sriov_numvfs" && sleep 1
     echo 0 > "/sys/bus/pci/devices/$PF/sriov_numvfs" && sleep 1
     grep -q "^bind .* igbvf" /tmp/uevents && pass uevent-log-sees-igbvf-binds \
@@ -226,7 +228,7 @@ else
     [ -z "$(by_id 0x8086 0x10ca)" ] && pass sriov-removed || fail sriov-removed "VFs left: $(by_id 0x8086 0x10ca)"
     left=$(ls /run/nodedev/*.json 2>/dev/null | wc -l)
     [ "$left" = 0 ] && pass sriov-no-stale-records || fail sriov-no-stale-records "$left records"
-    echo > /proc/sys/kernel/hotplug
+    kill $uev 2>/dev/null; wait $uev 2>/dev/null
 fi
 
 # Differential check: the guest's layout as a simulated host, the same
