@@ -7,7 +7,9 @@
 #   make install    after `make`; PREFIX=/usr/local LIBDIR=$(PREFIX)/lib
 #                   INCLUDEDIR=$(PREFIX)/include BINDIR=$(PREFIX)/bin
 #                   MANDIR=$(PREFIX)/share/man DATADIR=$(PREFIX)/share
-#                   DESTDIR= (staging root)
+#                   DESTDIR= (staging root) UDEVRULESDIR=$(PREFIX)/lib/udev/rules.d
+#                   SYSTEMDUNITDIR=$(PREFIX)/lib/systemd/system (packagers for
+#                   /usr: /usr/lib/udev/rules.d, /usr/lib/systemd/system)
 #   make uninstall  the same variables
 #
 # Layout (cargo-c's): LIBDIR/libnodedev.so.VERSION with the soname link
@@ -23,6 +25,8 @@ BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 DATADIR ?= $(PREFIX)/share
 DESTDIR ?=
+UDEVRULESDIR ?= $(PREFIX)/lib/udev/rules.d
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 SONAME := libnodedev.so.0
 REL := target/release
@@ -68,11 +72,16 @@ install:
 	install -m 0755 $(REL)/nodedev $(DESTDIR)$(BINDIR)/nodedev
 	install -m 0644 doc/nodedev.1 $(DESTDIR)$(MANDIR)/man1/nodedev.1
 	install -m 0644 doc/nodedev-json.schema.json $(DESTDIR)$(DATADIR)/nodedev/nodedev-json.schema.json
+	install -d $(DESTDIR)$(UDEVRULESDIR) $(DESTDIR)$(SYSTEMDUNITDIR)
+	sed -e '/^#/!s|@BINDIR@|$(BINDIR)|g' dist/40-nodedev.rules.in > $(DESTDIR)$(UDEVRULESDIR)/40-nodedev.rules
+	sed -e 's|@BINDIR@|$(BINDIR)|g' dist/nodedev-apply.service.in > $(DESTDIR)$(SYSTEMDUNITDIR)/nodedev-apply.service
+	chmod 0644 $(DESTDIR)$(UDEVRULESDIR)/40-nodedev.rules $(DESTDIR)$(SYSTEMDUNITDIR)/nodedev-apply.service
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libnodedev.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	    $(DESTDIR)$(LIBDIR)/libnodedev.so $(DESTDIR)$(LIBDIR)/libnodedev.a \
 	    $(DESTDIR)$(INCLUDEDIR)/nodedev/nodedev.h $(DESTDIR)$(LIBDIR)/pkgconfig/nodedev.pc \
 	    $(DESTDIR)$(BINDIR)/nodedev $(DESTDIR)$(MANDIR)/man1/nodedev.1 \
-	    $(DESTDIR)$(DATADIR)/nodedev/nodedev-json.schema.json
+	    $(DESTDIR)$(DATADIR)/nodedev/nodedev-json.schema.json \
+	    $(DESTDIR)$(UDEVRULESDIR)/40-nodedev.rules $(DESTDIR)$(SYSTEMDUNITDIR)/nodedev-apply.service
 	-rmdir $(DESTDIR)$(INCLUDEDIR)/nodedev $(DESTDIR)$(DATADIR)/nodedev

@@ -958,6 +958,14 @@ typedef enum virNodeDeviceNodedevFlags {
      * at release); without it nothing is moved, only verified.
      */
     VIR_NODE_DEVICE_PREPARE_MANAGED = (1 << 18),
+    /**
+     * virNodeDeviceDetachFlags, virNodeDevicePrepare: also keep the device
+     * on its stub from boot on (a definition in /etc/nodedev/persistent,
+     * applied by nodedev's udev rule and `nodedev apply`; see
+     * virNodeDeviceSetAutostart). virNodeDeviceReAttachFlags: remove the
+     * definition too (before the device is given back).
+     */
+    VIR_NODE_DEVICE_PERSISTENT = (1 << 19),
 } virNodeDeviceNodedevFlags;
 
 /**
@@ -1534,6 +1542,37 @@ int virNodeDeviceReAttachFlags(virNodeDevicePtr dev, const char *driverName, uns
  * VIR_ERR_OPERATION_FAILED, VIR_ERR_NO_NODE_DEVICE.
  */
 int virNodeDeviceReset(virNodeDevicePtr dev);
+
+/**
+ * For a PCI device, "autostart" is nodedev's persistent assignment: the
+ * device is put on its stub at boot, before its host driver can bind it
+ * (nodedev's udev rule and `nodedev apply`).
+ *
+ * `autostart` non-zero: make the device's current stub binding persistent
+ * (it must be on a stub, detached by nodedev, so that its original driver
+ * is known; same as VIR_NODE_DEVICE_PERSISTENT at detach); 0: remove the
+ * definition (the device itself is not changed; removing none is not an
+ * error).
+ *
+ * Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE,
+ * VIR_ERR_OPERATION_DENIED (read-only connection, lockdown, the
+ * authorization callback), VIR_ERR_OPERATION_INVALID (not on a stub),
+ * VIR_ERR_OPERATION_UNSUPPORTED (the connection keeps no definitions: only
+ * nodedev:///system, or a URI with confdir=), VIR_ERR_SYSTEM_ERROR.
+ */
+int virNodeDeviceSetAutostart(virNodeDevicePtr dev, int autostart);
+
+/**
+ * Whether the device has a persistent assignment (see
+ * virNodeDeviceSetAutostart): `*autostart` is set to 1 or 0. `autostart`
+ * must not be NULL.
+ *
+ * Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE,
+ * VIR_ERR_INVALID_ARG (NULL `autostart`), VIR_ERR_OPERATION_UNSUPPORTED
+ * (the connection keeps no definitions), VIR_ERR_SYSTEM_ERROR (an
+ * unusable definition file).
+ */
+int virNodeDeviceGetAutostart(virNodeDevicePtr dev, int *autostart);
 
 /**
  * Finish or roll back every operation a process that died left half done

@@ -8,6 +8,7 @@ pub mod debug;
 pub mod error;
 pub mod host;
 pub mod inventory;
+pub mod persist;
 pub mod policy;
 pub mod state;
 pub mod stub;

@@ -9,7 +9,9 @@
 //!
 //! Parameters (after `?`, `&`-separated): `root=DIR` (nodedev:///system only:
 //! read the sysfs tree under DIR/sys instead of /sys, for tests),
-//! `statedir=DIR` (keep records in DIR), `modprobe=0` (never load modules),
+//! `statedir=DIR` (keep records in DIR), `confdir=DIR` (persistent
+//! definitions in DIR instead of /etc/nodedev/persistent; the only place a
+//! test host keeps any), `modprobe=0` (never load modules),
 //! `policy=FILE` (more policy rules, `policy.rs`), `lockdown=1` (no driver
 //! changes, whatever the policy files say).
 //!
@@ -21,6 +23,7 @@
 
 use crate::error::{Error, Result};
 use crate::host::{Host, HostOptions};
+use crate::persist::{Definitions, SYSTEM_DEFINITIONS_DIR};
 use crate::policy::Policy;
 use crate::state::StateStore;
 use crate::sysfs::host::HostSysfs;
@@ -41,6 +44,7 @@ pub struct Params {
     pub modprobe: bool,
     pub policy: Option<String>,
     pub lockdown: bool,
+    pub confdir: Option<String>,
 }
 
 /// Which host a URI names.
@@ -77,13 +81,13 @@ pub fn parse(uri: &str) -> Result<(Target, Params)> {
 
 fn bad_uri(uri: &str, why: &str) -> Error {
     Error::NoConnect(format!(
-        "cannot open '{}': {why}; accepted URIs are nodedev:///system, test:///default and test:///PATH.json, with optional parameters root=, statedir=, modprobe=0, policy=, lockdown=1",
+        "cannot open '{}': {why}; accepted URIs are nodedev:///system, test:///default and test:///PATH.json, with optional parameters root=, statedir=, confdir=, modprobe=0, policy=, lockdown=1",
         uri.escape_debug()
     ))
 }
 
 fn parse_params(uri: &str, query: Option<&str>) -> Result<Params> {
-    let mut p = Params { root: None, statedir: None, modprobe: true, policy: None, lockdown: false };
+    let mut p = Params { root: None, statedir: None, modprobe: true, policy: None, lockdown: false, confdir: None };
     let flag = |k: &str, v: &str| match v {
         "1" => Ok(true),
         "0" => Ok(false),
@@ -95,11 +99,12 @@ fn parse_params(uri: &str, query: Option<&str>) -> Result<Params> {
             return Err(bad_uri(uri, &format!("parameter '{k}' is empty")));
         }
         match k {
-            "root" | "statedir" | "policy" if !v.starts_with('/') => {
+            "root" | "statedir" | "policy" | "confdir" if !v.starts_with('/') => {
                 return Err(bad_uri(uri, &format!("parameter '{k}' must be an absolute path")))
             }
             "root" => p.root = Some(v.to_string()),
             "statedir" => p.statedir = Some(v.to_string()),
+            "confdir" => p.confdir = Some(v.to_string()),
             "policy" => p.policy = Some(v.to_string()),
             "modprobe" => p.modprobe = flag(k, v)?,
             "lockdown" => p.lockdown = flag(k, v)?,
@@ -163,7 +168,13 @@ pub fn open_with_host_policy(uri: Option<&str>, read_only: bool, host_policy_fil
     let uri = uri.unwrap_or(DEFAULT_URI);
     let (target, params) = parse(uri)?;
     let policy = policy_for(uri, &target, &params, host_policy_file)?;
-    let options = HostOptions { read_only, allow_modprobe: params.modprobe, policy };
+    // Persistent definitions: the host's own for the live /sys, else only where asked.
+    let definitions = match &params.confdir {
+        Some(dir) => Some(Definitions::new(dir)),
+        None if target == Target::System && is_live(&params) => Some(Definitions::new(SYSTEM_DEFINITIONS_DIR)),
+        None => None,
+    };
+    let options = HostOptions { read_only, allow_modprobe: params.modprobe, policy, definitions };
     let store_or = |default: StateStore| params.statedir.as_ref().map(StateStore::dir).unwrap_or(default);
 
     let (sysfs, state): (Arc<dyn Sysfs>, StateStore) = match target {

@@ -231,6 +231,43 @@ else
     kill $uev 2>/dev/null; wait $uev 2>/dev/null
 fi
 
+# Persistent assignment: a definition, then the device's "add" event handled
+# as 40-nodedev.rules handles it (this guest has no udevd: the rule's
+# program, its ATTR{driver_override} and its kmod load are run by hand, in
+# that order, with the bus's autoprobe off until then as udev's ordering
+# guarantees), and the uevent log shows e1000e never bound it.
+ok persistent-detach nodedev -c $U detach "$E" --persistent
+[ -f "/etc/nodedev/persistent/$E.json" ] && pass persistent-definition-written || fail persistent-definition-written "no file"
+ok persistent-reattach-keeps-definition nodedev -c $U reattach "$E"
+expect_driver persistent-reattached "$E" e1000e
+: > /tmp/uevents
+uevent /tmp/uevlog & uev=$!
+sleep 1
+echo 1 > "/sys/bus/pci/devices/$E/remove"
+echo 0 > /sys/bus/pci/drivers_autoprobe
+echo 1 > /sys/bus/pci/rescan
+env=$(nodedev -c $U udev "$E")
+ov=$(echo "$env" | sed -n 's/^NODEDEV_DRIVER_OVERRIDE=//p')
+mod=$(echo "$env" | sed -n 's/^NODEDEV_MODULE=//p')
+[ "$ov" = vfio-pci ] && [ -n "$mod" ] && pass persistent-udev-answer || fail persistent-udev-answer "$env"
+echo "$ov" > "/sys/bus/pci/devices/$E/driver_override"
+modprobe "$mod"
+echo 1 > /sys/bus/pci/drivers_autoprobe
+echo "$E" > /sys/bus/pci/drivers_probe
+sleep 1
+kill $uev 2>/dev/null; wait $uev 2>/dev/null
+expect_driver persistent-on-vfio-after-add "$E" vfio-pci
+grep "^bind" /tmp/uevents | grep "$E" | grep -q e1000e && fail persistent-never-bound-host "$(grep "$E" /tmp/uevents | tr '\n' ' ')" \
+    || pass persistent-never-bound-host
+grep "^bind" /tmp/uevents | grep "$E" | grep -q vfio-pci && pass persistent-bind-uevent-vfio \
+    || fail persistent-bind-uevent-vfio "$(tr '\n' ' ' < /tmp/uevents | head -c 300)"
+ok persistent-apply nodedev -c $U apply
+grep -q '"original_driver": *"e1000e"' "/run/nodedev/$E.json" && pass persistent-apply-record-knows-original \
+    || fail persistent-apply-record-knows-original "$(cat "/run/nodedev/$E.json" 2>&1 | tr -d '\n')"
+ok persistent-reattach-removes nodedev -c $U reattach "$E" --persistent
+expect_driver persistent-back-on-host "$E" e1000e
+[ ! -e "/etc/nodedev/persistent/$E.json" ] && pass persistent-definition-removed || fail persistent-definition-removed "still there"
+
 # Differential check: the guest's layout as a simulated host, the same
 # operation sequence on both, the driver of every device after every step.
 nodedev -c $U dump-host > /tmp/host.json && pass dump-host || fail dump-host "cannot describe the host"

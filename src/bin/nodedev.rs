@@ -18,14 +18,17 @@ commands:
   list [--json]                   every PCI device, on stub drivers / on host drivers / no
                                   driver: driver, ids, class, IOMMU group, owner
   show DEV [--json]               libvirt's node-device XML of DEV
-  detach DEV [--driver vfio|kvm|xen] [--group] [--force]
+  detach DEV [--driver vfio|kvm|xen] [--group] [--force] [--persistent]
                                   move DEV to a stub driver (default vfio); --group: every
                                   endpoint of its IOMMU group, all or nothing; --force: even
-                                  if the host uses it (boot VGA, mounted disk, interface up)
-  reattach DEV [--driver NAME]    give DEV back to its original (or the named) host driver
+                                  if the host uses it (boot VGA, mounted disk, interface up);
+                                  --persistent: keep it on the stub from boot on
+  reattach DEV [--driver NAME] [--persistent]
+                                  give DEV back to its original (or the named) host driver;
+                                  --persistent: also drop its persistent definition
   reset DEV                       reset DEV (it must be on a stub or on no driver)
   group DEV [--json]              DEV's IOMMU group: members, drivers, owners, vfio viability
-  prepare OWNER DEV... [--driver vfio|kvm|xen] [--managed] [--force]
+  prepare OWNER DEV... [--driver vfio|kvm|xen] [--managed] [--force] [--persistent]
                                   assign devices to a guest: --managed moves them to the stub
                                   (all or nothing) and resets them; otherwise only verifies
   release OWNER [DEV...]          end the assignment (no DEV: all of OWNER's devices); managed
@@ -35,6 +38,8 @@ commands:
                                   vfio; none: no driver) from the start, no host VF driver
                                   ever binding them; 0 removes them (--force: even VFs
                                   assigned or detached from a host driver)
+  apply                           put every persistently defined device on its stub (boot)
+  udev DEV                        for the udev rule: DEV's driver_override as KEY=value lines
   recover [--json]                finish or roll back operations a dead process left half done
   drivers [--json]                one line per device: ADDRESS DRIVER (or none)
   dump-host                       this host as a test:///PATH.json description
@@ -74,10 +79,12 @@ enum Command {
     Drivers { json: bool },
     Recover { json: bool },
     DumpHost,
-    Detach { dev: String, driver: Option<String>, group: bool, force: bool },
-    Reattach { dev: String, driver: Option<String> },
+    Detach { dev: String, driver: Option<String>, group: bool, force: bool, persistent: bool },
+    Reattach { dev: String, driver: Option<String>, persistent: bool },
+    Apply,
+    Udev { dev: String },
     Reset { dev: String },
-    Prepare { owner: String, devs: Vec<String>, driver: Option<String>, managed: bool, force: bool },
+    Prepare { owner: String, devs: Vec<String>, driver: Option<String>, managed: bool, force: bool, persistent: bool },
     Release { owner: String, devs: Vec<String> },
     Sriov { pf: String, count: u16, driver: Option<String>, force: bool },
 }
@@ -91,6 +98,7 @@ struct Args {
     force: bool,
     managed: bool,
     json: bool,
+    persistent: bool,
 }
 
 /// Parse `args`, accepting the options in `accepted` (`--driver` takes a value).
@@ -118,6 +126,7 @@ fn parse_args(cmd: &str, args: &[String], accepted: &[&str]) -> Result<Args, Str
             "--group" => out.group = true,
             "--force" => out.force = true,
             "--managed" => out.managed = true,
+            "--persistent" => out.persistent = true,
             _ => out.json = true,
         }
     }
@@ -157,21 +166,33 @@ fn parse_command(words: &[String]) -> Result<Command, String> {
             Command::DumpHost
         }
         "detach" => {
-            let mut a = exactly(cmd, opts(&["--driver", "--group", "--force"])?, 1)?;
-            Command::Detach { dev: first(&mut a), driver: a.driver, group: a.group, force: a.force }
+            let mut a = exactly(cmd, opts(&["--driver", "--group", "--force", "--persistent"])?, 1)?;
+            Command::Detach { dev: first(&mut a), driver: a.driver, group: a.group, force: a.force, persistent: a.persistent }
         }
         "reattach" => {
-            let mut a = exactly(cmd, opts(&["--driver"])?, 1)?;
-            Command::Reattach { dev: first(&mut a), driver: a.driver }
+            let mut a = exactly(cmd, opts(&["--driver", "--persistent"])?, 1)?;
+            Command::Reattach { dev: first(&mut a), driver: a.driver, persistent: a.persistent }
         }
+        "apply" => {
+            exactly(cmd, opts(&[])?, 0)?;
+            Command::Apply
+        }
+        "udev" => Command::Udev { dev: first(&mut exactly(cmd, opts(&[])?, 1)?) },
         "reset" => Command::Reset { dev: first(&mut exactly(cmd, opts(&[])?, 1)?) },
         "prepare" => {
-            let mut a = opts(&["--driver", "--managed", "--force"])?;
+            let mut a = opts(&["--driver", "--managed", "--force", "--persistent"])?;
             if a.positional.len() < 2 {
                 return Err("prepare: OWNER DEV... (e.g. prepare vm1 0000:01:00.0 0000:01:00.1)".into());
             }
             let owner = first(&mut a);
-            Command::Prepare { owner, devs: a.positional, driver: a.driver, managed: a.managed, force: a.force }
+            Command::Prepare {
+                owner,
+                devs: a.positional,
+                driver: a.driver,
+                managed: a.managed,
+                force: a.force,
+                persistent: a.persistent,
+            }
         }
         "release" => {
             let mut a = opts(&[])?;
@@ -327,13 +348,17 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
             println!("{}", serde_json::to_string_pretty(&spec).map_err(|e| Error::Internal(e.to_string()))?);
             Ok(())
         }
-        Command::Detach { dev, driver, group, force } => {
+        Command::Detach { dev, driver, group, force, persistent } => {
             let addr = host.lookup(dev)?;
             let stub = Stub::from_name(driver.as_deref())?;
             host.detach_with(&addr, stub, DetachOptions { group: *group, force: *force })?;
             let moved = if *group { host.group_endpoints(&addr, stub)? } else { vec![addr] };
             for m in moved {
                 println!("{m} detached to {}", host.driver(&m)?.as_deref().unwrap_or("no driver"));
+                if *persistent {
+                    host.define(&m)?;
+                    println!("{m} stays on it from boot on (persistent)");
+                }
             }
             // Say on the spot when the group still cannot be used by a guest.
             if stub == Stub::Vfio {
@@ -343,10 +368,36 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
             }
             Ok(())
         }
-        Command::Reattach { dev, driver } => {
+        Command::Reattach { dev, driver, persistent } => {
             let addr = host.lookup(dev)?;
+            // The definition goes first: a reattach that works must not come
+            // back at the next boot.
+            if *persistent && host.undefine(&addr)? {
+                println!("{addr}: persistent definition removed");
+            }
             host.reattach(&addr, driver.as_deref())?;
             println!("{addr} reattached to {}", host.driver(&addr)?.as_deref().unwrap_or("no driver"));
+            Ok(())
+        }
+        Command::Apply => {
+            let applied = host.apply()?;
+            for a in &applied {
+                println!("{}: {}", a.address, a.outcome);
+            }
+            let failed = applied.iter().filter(|a| a.outcome.starts_with("not applied") || a.address == "-").count();
+            println!("{} definition(s), {} applied, {failed} not applied", applied.len(), applied.iter().filter(|a| a.done).count());
+            if failed > 0 {
+                return Err(Error::OperationFailed(format!("{failed} definition(s) could not be applied (see above)")));
+            }
+            Ok(())
+        }
+        Command::Udev { dev } => {
+            // IMPORT{program} output: KEY=value lines, nothing when undefined.
+            let addr = host.lookup(dev)?;
+            if let Some((driver, module)) = host.udev_override(&addr)? {
+                println!("NODEDEV_DRIVER_OVERRIDE={driver}");
+                println!("NODEDEV_MODULE={module}");
+            }
             Ok(())
         }
         Command::Reset { dev } => {
@@ -355,12 +406,16 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
             println!("{addr} reset");
             Ok(())
         }
-        Command::Prepare { owner, devs, driver, managed, force } => {
+        Command::Prepare { owner, devs, driver, managed, force, persistent } => {
             let addrs = lookup_all(devs)?;
             let stub = Stub::from_name(driver.as_deref())?;
             host.prepare(owner, &addrs, stub, PrepareOptions { managed: *managed, force: *force })?;
             for d in &addrs {
                 println!("{d} prepared for {owner} on {}", host.driver(d)?.as_deref().unwrap_or("no driver"));
+                if *persistent {
+                    host.define(d)?;
+                    println!("{d} stays on it from boot on (persistent)");
+                }
             }
             Ok(())
         }

@@ -86,7 +86,8 @@ pub unsafe extern "C" fn virNodeDevicePrepare(
         let c = conn_arg(call, conn)?;
         let managed = nflag(VIR_NODE_DEVICE_PREPARE_MANAGED);
         let force = nflag(VIR_NODE_DEVICE_FORCE);
-        call.check_flags(flags, managed | force)?;
+        let persistent = nflag(virNodeDeviceNodedevFlags::VIR_NODE_DEVICE_PERSISTENT);
+        call.check_flags(flags, managed | force | persistent)?;
         let owner = call.req_str("owner", owner)?;
         if ndevs == 0 {
             return Err(call.invalid_arg("ndevs must be at least 1"));
@@ -95,6 +96,9 @@ pub unsafe extern "C" fn virNodeDevicePrepare(
         let stub = stub_arg(call, driverName)?;
         let opts = PrepareOptions { managed: flags & managed != 0, force: flags & force != 0 };
         c.host.prepare(owner, &addrs, stub, opts)?;
+        if flags & persistent != 0 {
+            addrs.iter().try_for_each(|a| c.host.define(a))?;
+        }
         Ok(0)
     })
 }

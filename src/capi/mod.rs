@@ -17,6 +17,7 @@
 //! - [`assign`]: guest assignment (prepare, release) and the authorization
 //!   callback.
 //! - [`recover`]: the report of interrupted operations finished or rolled back.
+//! - [`persistent`]: persistent assignments (libvirt's autostart calls).
 //! - [`sriov`]: SR-IOV provisioning (VFs straight onto a stub).
 //!
 //! Exports: each module ends with `exports!(names...)`, the list of the
@@ -64,6 +65,7 @@ pub mod boundary;
 pub mod connect;
 pub mod error;
 pub mod nodedev;
+pub mod persistent;
 pub mod recover;
 pub mod sriov;
 
@@ -78,5 +80,5 @@ pub use nodedev::{virConnectListAllNodeDeviceFlags, virNodeDevice, virNodeDevice
 /// `exports!` lists. Adding a function means adding its name to its
 /// module's list.
 pub fn exported() -> Vec<&'static str> {
-    [connect::EXPORTS, nodedev::EXPORTS, assign::EXPORTS, recover::EXPORTS, sriov::EXPORTS, error::EXPORTS].concat()
+    [connect::EXPORTS, nodedev::EXPORTS, assign::EXPORTS, recover::EXPORTS, persistent::EXPORTS, sriov::EXPORTS, error::EXPORTS].concat()
 }

@@ -466,6 +466,12 @@ pub enum virNodeDeviceNodedevFlags {
     /// virNodeDevicePrepare: managed devices, moved to the stub (and back
     /// at release); without it nothing is moved, only verified.
     VIR_NODE_DEVICE_PREPARE_MANAGED = 1 << 18,
+    /// virNodeDeviceDetachFlags, virNodeDevicePrepare: also keep the device
+    /// on its stub from boot on (a definition in /etc/nodedev/persistent,
+    /// applied by nodedev's udev rule and `nodedev apply`; see
+    /// virNodeDeviceSetAutostart). virNodeDeviceReAttachFlags: remove the
+    /// definition too (before the device is given back).
+    VIR_NODE_DEVICE_PERSISTENT = 1 << 19,
 }
 
 pub(crate) const fn nflag(f: virNodeDeviceNodedevFlags) -> c_uint {
@@ -486,13 +492,21 @@ fn detach(
 ) -> Result<c_int, Raised> {
     use virNodeDeviceNodedevFlags::*;
     let d = unsafe { dev_arg(call, dev)? };
-    call.check_flags(flags, nflag(VIR_NODE_DEVICE_DETACH_GROUP) | nflag(VIR_NODE_DEVICE_FORCE))?;
+    call.check_flags(
+        flags,
+        nflag(VIR_NODE_DEVICE_DETACH_GROUP) | nflag(VIR_NODE_DEVICE_FORCE) | nflag(VIR_NODE_DEVICE_PERSISTENT),
+    )?;
     let stub = unsafe { stub_arg(call, driver)? };
     let opts = DetachOptions {
         group: flags & nflag(VIR_NODE_DEVICE_DETACH_GROUP) != 0,
         force: flags & nflag(VIR_NODE_DEVICE_FORCE) != 0,
     };
-    d.conn.host.detach_with(&d.addr, stub, opts)?;
+    let host = &d.conn.host;
+    host.detach_with(&d.addr, stub, opts)?;
+    if flags & nflag(VIR_NODE_DEVICE_PERSISTENT) != 0 {
+        let moved = if opts.group { host.group_endpoints(&d.addr, stub)? } else { vec![d.addr] };
+        moved.iter().try_for_each(|m| host.define(m))?;
+    }
     Ok(0)
 }
 
@@ -503,8 +517,11 @@ fn reattach(
     flags: c_uint,
 ) -> Result<c_int, Raised> {
     let d = unsafe { dev_arg(call, dev)? };
-    call.check_flags(flags, 0)?;
+    call.check_flags(flags, nflag(virNodeDeviceNodedevFlags::VIR_NODE_DEVICE_PERSISTENT))?;
     let driver = unsafe { call.opt_str("driverName", driver)? };
+    if flags != 0 {
+        d.conn.host.undefine(&d.addr)?;
+    }
     d.conn.host.reattach(&d.addr, driver)?;
     Ok(0)
 }

@@ -7,6 +7,7 @@ mod describe;
 mod device;
 mod group;
 mod ops;
+mod persistent;
 mod recover;
 mod safety;
 mod sriov;
@@ -16,6 +17,7 @@ pub use device::{DeviceInfo, DeviceSummary};
 pub use assign::{check_owner_name, PrepareOptions};
 pub use group::{Group, GroupMember};
 pub use ops::DetachOptions;
+pub use persistent::Applied;
 pub use recover::Recovered;
 
 use crate::address::PciAddress;
@@ -74,11 +76,13 @@ pub struct HostOptions {
     /// Load a missing stub driver's module; false: ask the admin to.
     pub allow_modprobe: bool,
     pub policy: Policy,
+    /// Where persistent assignments live (None: this host keeps none).
+    pub definitions: Option<crate::persist::Definitions>,
 }
 
 impl Default for HostOptions {
     fn default() -> Self {
-        HostOptions { read_only: false, allow_modprobe: true, policy: Policy::default() }
+        HostOptions { read_only: false, allow_modprobe: true, policy: Policy::default(), definitions: None }
     }
 }
 

@@ -1,0 +1,153 @@
+//! Persistent assignments on a host: define, undefine, apply at boot, and
+//! the answer the udev rule asks for (`crate::persist` has the files).
+
+use super::{Host, Operation};
+use crate::address::PciAddress;
+use crate::error::{Error, Result};
+use crate::persist::{Definition, Definitions};
+use crate::state::{Record, Step};
+use crate::stub::Stub;
+
+/// What `apply` did with one definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub address: String,
+    /// One line for a person.
+    pub outcome: String,
+    /// The device is on its stub now, as defined.
+    pub done: bool,
+}
+
+impl Host {
+    fn definitions(&self) -> Result<&Definitions> {
+        self.options.definitions.as_ref().ok_or_else(|| {
+            Error::Unsupported(
+                "this connection keeps no persistent definitions (nodedev:///system keeps them in /etc/nodedev/persistent; other URIs need confdir=DIR)"
+                    .to_string(),
+            )
+        })
+    }
+
+    /// Whether the device has a persistent definition.
+    pub fn is_persistent(&self, addr: &PciAddress) -> Result<bool> {
+        Ok(self.definitions()?.get(&addr.to_string())?.is_some())
+    }
+
+    /// Make the device's current stub binding persistent: it must be on a
+    /// stub, detached by nodedev (its record knows the original driver).
+    pub fn define(&self, addr: &PciAddress) -> Result<()> {
+        let defs = self.definitions()?;
+        self.check_writable(addr, "make persistent")?;
+        let ids = self.ids(addr)?;
+        let stub = ids.driver.clone().filter(|d| Stub::of_driver(d).is_some()).ok_or_else(|| {
+            Error::OperationInvalid(format!(
+                "cannot make {addr} persistent: it is on {}, not on a stub; detach it first",
+                ids.driver.as_deref().unwrap_or("no driver")
+            ))
+        })?;
+        self.authorize_driver(Operation::Detach, addr, None, Some(&stub))?;
+        let original = self.state.get(&addr.to_string())?.and_then(|r| r.original_driver);
+        defs.put(&Definition {
+            address: addr.to_string(),
+            vendor: ids.vendor,
+            device: ids.device,
+            stub,
+            original_driver: original,
+        })
+    }
+
+    /// Drop the device's definition (the device itself is not changed).
+    /// Ok(false): it had none.
+    pub fn undefine(&self, addr: &PciAddress) -> Result<bool> {
+        let defs = self.definitions()?;
+        if self.options.read_only {
+            return Err(Error::Denied(format!(
+                "cannot change the definition of {addr}: the connection is read-only"
+            )));
+        }
+        defs.remove(&addr.to_string())
+    }
+
+    /// A definition that applies to the device now: present, same identity.
+    fn applicable(&self, def: &Definition) -> Result<Option<PciAddress>> {
+        let addr = PciAddress::parse(&def.address)?;
+        if self.require(&addr).is_err() {
+            return Ok(None);
+        }
+        let ids = self.ids(&addr)?;
+        if (ids.vendor, ids.device) != (def.vendor, def.device) {
+            return Err(Error::OperationInvalid(format!(
+                "the definition of {addr} was made for {:04x}:{:04x}, but the device there now is {:04x}:{:04x}: refused; remove the definition ('nodedev reattach {addr} --persistent') or define it again",
+                def.vendor, def.device, ids.vendor, ids.device
+            )));
+        }
+        Ok(Some(addr))
+    }
+
+    /// What the udev rule sets on a device's `add` event: its stub's kernel
+    /// driver for `driver_override`, and the module to load. None: no
+    /// definition (or its device is someone else now: refused, see `apply`).
+    pub fn udev_override(&self, addr: &PciAddress) -> Result<Option<(String, &'static str)>> {
+        let Some(def) = self.definitions()?.get(&addr.to_string())? else { return Ok(None) };
+        self.applicable(&def)?;
+        let module = Stub::of_driver(&def.stub).map(|s| s.module()).unwrap_or("vfio-pci");
+        Ok(Some((def.stub, module)))
+    }
+
+    /// Bring every defined device onto its stub (a boot unit runs this after
+    /// udev): devices a host driver took first are detached (with the
+    /// safety, policy and authorization checks of any detach), devices the
+    /// udev rule already put on the stub get the record reattach needs.
+    /// Definitions of absent devices are kept and reported.
+    pub fn apply(&self) -> Result<Vec<Applied>> {
+        let (defs, problems) = self.definitions()?.list()?;
+        let mut out: Vec<Applied> =
+            problems.into_iter().map(|p| Applied { address: "-".into(), outcome: p, done: false }).collect();
+        for def in defs {
+            let outcome = self.apply_one(&def);
+            let (outcome, done) = match outcome {
+                Ok(Some(o)) => (o, true),
+                Ok(None) => ("absent: the definition is kept for when it appears".to_string(), false),
+                Err(e) => (format!("not applied: {e}"), false),
+            };
+            out.push(Applied { address: def.address.clone(), outcome, done });
+        }
+        Ok(out)
+    }
+
+    fn apply_one(&self, def: &Definition) -> Result<Option<String>> {
+        let Some(addr) = self.applicable(def)? else { return Ok(None) };
+        let stub = Stub::of_driver(&def.stub)
+            .ok_or_else(|| Error::InvalidArg(format!("'{}' is not a stub driver", def.stub)))?;
+        let current = self.driver(&addr)?;
+        if current.as_deref() == Some(def.stub.as_str()) && self.state.get(&addr.to_string())?.is_some() {
+            return Ok(Some(format!("on {} already", def.stub)));
+        }
+        self.check_writable(&addr, "apply the definition of")?;
+        self.check_policy("detach", &addr)?;
+        self.authorize_driver(Operation::Detach, &addr, None, Some(&def.stub))?;
+        if current.as_deref().is_some_and(|c| Stub::of_driver(c).is_none()) {
+            self.check_safe("detach", &addr, false)?;
+        }
+        let _lock = self.state.lock()?;
+        if self.state.get(&addr.to_string())?.is_none() {
+            // The host driver never had it this boot (or it is on the stub
+            // through the udev rule): the definition knows the original.
+            let original = match &current {
+                Some(c) if Stub::of_driver(c).is_none() => Some(c.clone()),
+                _ => def.original_driver.clone(),
+            };
+            let mut record = Record::new(&addr.to_string(), original, &def.stub);
+            if current.as_deref() == Some(def.stub.as_str()) {
+                record.step = Step::Detached;
+                self.state.put(&record)?;
+                return Ok(Some(format!("on {} (set at boot), record written", def.stub)));
+            }
+            if current.is_none() {
+                self.state.put(&record)?;
+            }
+        }
+        self.detach_all_locked(&[addr], stub, None)?;
+        Ok(Some(format!("detached to {} from {}", def.stub, current.as_deref().unwrap_or("no driver"))))
+    }
+}

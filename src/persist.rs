@@ -1,0 +1,215 @@
+//! Persistent assignments: "this device belongs on this stub from boot on".
+//!
+//! One JSON file per device, `ADDRESS.json`, in the definitions directory
+//! (/etc/nodedev/persistent on the live host), written atomically. The udev
+//! rule nodedev installs (udev/40-nodedev.rules) asks `nodedev udev ADDR`
+//! on each PCI `add` event and sets the device's `driver_override` before
+//! the rule that loads driver modules runs, so the host driver never binds;
+//! `nodedev apply` (a boot unit) moves devices that were bound before the
+//! rule could act and writes the records reattach needs.
+
+use crate::address::PciAddress;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+pub const SYSTEM_DEFINITIONS_DIR: &str = "/etc/nodedev/persistent";
+
+/// A definition file is a few hundred bytes; anything larger is not ours.
+const MAX_SIZE: u64 = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Definition {
+    pub address: String,
+    /// The identity the definition was made for: a different device at this
+    /// address later is refused, not taken.
+    pub vendor: u16,
+    pub device: u16,
+    /// Kernel driver of the stub (`vfio-pci`).
+    pub stub: String,
+    /// The host driver the device had when it was defined (None: none).
+    pub original_driver: Option<String>,
+}
+
+impl Definition {
+    fn check(&self, file_stem: &str) -> std::result::Result<(), String> {
+        let addr = PciAddress::parse(&self.address).map_err(|e| e.to_string())?;
+        if addr.to_string() != file_stem {
+            return Err(format!("it names {} but is the file of {file_stem}", self.address));
+        }
+        if !crate::stub::is_stub_driver(&self.stub) {
+            return Err(format!("'{}' is not a stub driver", self.stub.escape_debug()));
+        }
+        let name_ok = |n: &str| {
+            !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        if let Some(d) = self.original_driver.as_deref().filter(|d| !name_ok(d)) {
+            return Err(format!("'{}' is not a driver name", d.escape_debug()));
+        }
+        Ok(())
+    }
+}
+
+/// The definitions directory.
+#[derive(Debug, Clone)]
+pub struct Definitions {
+    dir: PathBuf,
+}
+
+fn sys_err(what: &str, path: &Path, e: std::io::Error) -> Error {
+    Error::System(format!("{what} {}: {e}", path.display()))
+}
+
+impl Definitions {
+    pub fn new(dir: impl Into<PathBuf>) -> Definitions {
+        Definitions { dir: dir.into() }
+    }
+
+    pub fn location(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, address: &str) -> PathBuf {
+        self.dir.join(format!("{address}.json"))
+    }
+
+    /// Write (or replace) a definition: temporary file (O_EXCL), fsync,
+    /// rename, fsync of the directory.
+    pub fn put(&self, def: &Definition) -> Result<()> {
+        def.check(&def.address).map_err(|e| Error::InvalidArg(format!("definition of {}: {e}", def.address)))?;
+        match fs::symlink_metadata(&self.dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::System(format!(
+                    "{} is not a directory (a symlink or file is refused)",
+                    self.dir.display()
+                )))
+            }
+            Err(_) => fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(&self.dir)
+                .map_err(|e| sys_err("cannot create the definitions directory", &self.dir, e))?,
+        }
+        let path = self.path(&def.address);
+        let tmp = self.dir.join(format!(".{}.json.tmp", def.address));
+        let text = serde_json::to_vec_pretty(def).map_err(|e| Error::Internal(e.to_string()))?;
+        let _ = fs::remove_file(&tmp); // a leftover of a crash
+        let write = || -> std::io::Result<()> {
+            let mut f = fs::OpenOptions::new().create_new(true).write(true).mode(0o644).open(&tmp)?;
+            f.write_all(&text)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            fs::File::open(&self.dir)?.sync_all()
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            sys_err("cannot write the definition", &path, e)
+        })
+    }
+
+    /// Remove a definition; Ok(false) when there was none.
+    pub fn remove(&self, address: &str) -> Result<bool> {
+        let path = self.path(address);
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                let _ = fs::File::open(&self.dir).and_then(|d| d.sync_all());
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(sys_err("cannot remove the definition", &path, e)),
+        }
+    }
+
+    pub fn get(&self, address: &str) -> Result<Option<Definition>> {
+        let path = self.path(address);
+        let file = match fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(sys_err("cannot read the definition", &path, e)),
+        };
+        let bad = |why: String| Error::System(format!("definition {} is unusable: {why}; fix or remove it", path.display()));
+        let meta = file.metadata().map_err(|e| sys_err("cannot read the definition", &path, e))?;
+        if meta.len() > MAX_SIZE {
+            return Err(bad(format!("{} bytes, more than a definition can be", meta.len())));
+        }
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_SIZE), &mut text)
+            .map_err(|e| sys_err("cannot read the definition", &path, e))?;
+        let def: Definition = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        def.check(address).map_err(bad)?;
+        Ok(Some(def))
+    }
+
+    /// Every definition, in address order; unusable files are reported, not skipped silently.
+    pub fn list(&self) -> Result<(Vec<Definition>, Vec<String>)> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
+            Err(e) => return Err(sys_err("cannot list the definitions directory", &self.dir, e)),
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter_map(|n| n.strip_suffix(".json").filter(|a| PciAddress::parse(a).is_ok()).map(str::to_string))
+            .collect();
+        names.sort();
+        let (mut defs, mut problems) = (Vec::new(), Vec::new());
+        for n in names {
+            match self.get(&n) {
+                Ok(Some(d)) => defs.push(d),
+                Ok(None) => {}
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        Ok((defs, problems))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tempdir(tag: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!("nodedev-defs-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        p
+    }
+
+    fn def(addr: &str) -> Definition {
+        Definition {
+            address: addr.into(),
+            vendor: 0x8086,
+            device: 0x10d3,
+            stub: "vfio-pci".into(),
+            original_driver: Some("e1000e".into()),
+        }
+    }
+
+    #[test]
+    fn definitions_round_trip_and_bad_files_are_reported() {
+        let dir = tempdir("rt");
+        let defs = Definitions::new(&dir);
+        defs.put(&def("0000:03:00.0")).unwrap();
+        assert_eq!(defs.get("0000:03:00.0").unwrap(), Some(def("0000:03:00.0")));
+        // Wrong address inside, a stub that is none, a symlink, junk: reported.
+        fs::write(dir.join("0000:04:00.0.json"), serde_json::to_vec(&def("0000:05:00.0")).unwrap()).unwrap();
+        let mut not_stub = def("0000:06:00.0");
+        not_stub.stub = "e1000e".into();
+        fs::write(dir.join("0000:06:00.0.json"), serde_json::to_vec(&not_stub).unwrap()).unwrap();
+        std::os::unix::fs::symlink(dir.join("0000:03:00.0.json"), dir.join("0000:07:00.0.json")).unwrap();
+        fs::write(dir.join("0000:08:00.0.json"), b"{").unwrap();
+        fs::write(dir.join("notes.txt"), b"ignored").unwrap();
+        let (ok, problems) = defs.list().unwrap();
+        assert_eq!(ok, vec![def("0000:03:00.0")]);
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(defs.put(&not_stub).is_err());
+        assert!(defs.remove("0000:03:00.0").unwrap());
+        assert!(!defs.remove("0000:03:00.0").unwrap());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
