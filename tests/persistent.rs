@@ -31,20 +31,32 @@ fn host(sim: &Arc<SimKernel>, dir: &PathBuf, state: &StateStore) -> Host {
     Host::new(sim.clone(), state.clone(), options)
 }
 
-/// What udev does on the device's `add` event with nodedev's rule: the
-/// device comes back (remove + rescan with drivers_autoprobe off, so that the
-/// rule runs before any driver could probe it), the rule's program answers,
-/// the override is written, then the kernel probes.
-fn boot_add_event(sim: &SimKernel, h: &Host, addr: &str) {
-    sim.write(&format!("bus/pci/devices/{addr}/remove"), "1").unwrap();
-    sim.write("bus/pci/drivers_autoprobe", "0").unwrap();
-    sim.write("bus/pci/rescan", "1").unwrap();
+/// The host after a reboot: the same hardware, the host driver's module not
+/// loaded yet (udev loads it from 80-drivers.rules), so the device is
+/// enumerated without a driver.
+fn rebooted(h: &Host, addr: &str, host_driver: &str) -> Arc<SimKernel> {
+    let mut spec = h.describe().unwrap();
+    for d in spec.devices.iter_mut().filter(|d| d.driver.as_deref() == Some(host_driver) || d.address == addr) {
+        d.driver = None;
+    }
+    for d in spec.drivers.iter_mut().filter(|d| d.name == host_driver || d.name == "vfio-pci") {
+        d.loaded = false;
+    }
+    Arc::new(SimKernel::from_spec(spec).unwrap())
+}
+
+/// What udev does for the device's `add` event with nodedev's rule (40-),
+/// then for every device with 80-drivers.rules: the rule's program answers,
+/// the override is written, the stub's module loaded and the device probed; then the host
+/// driver's module is loaded and takes every device it matches that has no
+/// override.
+fn boot_add_event(sim: &SimKernel, h: &Host, addr: &str, host_module: &str) {
     if let Some((driver, module)) = h.udev_override(&a(addr)).unwrap() {
         sim.write(&format!("bus/pci/devices/{addr}/driver_override"), &driver).unwrap();
         sim.load_module(module).unwrap();
+        sim.write("bus/pci/drivers_probe", addr).unwrap();
     }
-    sim.write("bus/pci/drivers_autoprobe", "1").unwrap();
-    sim.write("bus/pci/drivers_probe", addr).unwrap();
+    sim.load_module(host_module).unwrap();
 }
 
 #[test]
@@ -61,11 +73,14 @@ fn a_persistent_device_is_on_its_stub_from_its_add_event_on() {
     h.reattach(&a(NIC), None).unwrap();
     assert!(h.is_persistent(&a(NIC)).unwrap());
 
-    // "Reboot": a new process (no records), the device's add event.
+    // "Reboot": the kernel as it enumerates the device, no records; the
+    // device's add event.
+    let sim = rebooted(&h, NIC, "e1000");
     let h = host(&sim, &dir, &StateStore::memory());
-    let before = sim.bind_history(NIC).len();
-    boot_add_event(&sim, &h, NIC);
-    assert_eq!(sim.bind_history(NIC)[before..], ["vfio-pci"], "e1000 never bound it");
+    assert_eq!(sim.driver_of(NIC), None);
+    boot_add_event(&sim, &h, NIC, "e1000");
+    assert_eq!(sim.bind_history(NIC), ["vfio-pci"], "e1000 never bound it");
+    assert_eq!(sim.driver_of("0000:03:02.0").as_deref(), Some("e1000"), "its twin without a definition got e1000");
     // apply writes the record that reattach needs, knowing the original from the definition.
     let applied = h.apply().unwrap();
     assert_eq!(applied.len(), 1);

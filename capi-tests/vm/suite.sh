@@ -231,11 +231,13 @@ else
     kill $uev 2>/dev/null; wait $uev 2>/dev/null
 fi
 
-# Persistent assignment: a definition, then the device's "add" event handled
-# as 40-nodedev.rules handles it (this guest has no udevd: the rule's
-# program, its ATTR{driver_override} and its kmod load are run by hand, in
-# that order, with the bus's autoprobe off until then as udev's ordering
-# guarantees), and the uevent log shows e1000e never bound it.
+# Persistent assignment: a definition, then a boot replayed for the device:
+# its host driver's module is not loaded yet when it is enumerated (as at
+# boot, before udev loads modules), its "add" event is handled as
+# 40-nodedev.rules handles it (this guest has no udevd: the rule's program,
+# its ATTR{driver_override}, its kmod load and its probe are run by hand, in
+# that order), then e1000e is loaded as 80-drivers.rules would; the uevent log
+# shows e1000e never bound it.
 ok persistent-detach nodedev -c $U detach "$E" --persistent
 [ -f "/etc/nodedev/persistent/$E.json" ] && pass persistent-definition-written || fail persistent-definition-written "no file"
 ok persistent-reattach-keeps-definition nodedev -c $U reattach "$E"
@@ -244,7 +246,7 @@ expect_driver persistent-reattached "$E" e1000e
 uevent /tmp/uevlog & uev=$!
 sleep 1
 echo 1 > "/sys/bus/pci/devices/$E/remove"
-echo 0 > /sys/bus/pci/drivers_autoprobe
+rmmod e1000e
 echo 1 > /sys/bus/pci/rescan
 env=$(nodedev -c $U udev "$E")
 ov=$(echo "$env" | sed -n 's/^NODEDEV_DRIVER_OVERRIDE=//p')
@@ -252,8 +254,8 @@ mod=$(echo "$env" | sed -n 's/^NODEDEV_MODULE=//p')
 [ "$ov" = vfio-pci ] && [ -n "$mod" ] && pass persistent-udev-answer || fail persistent-udev-answer "$env"
 echo "$ov" > "/sys/bus/pci/devices/$E/driver_override"
 modprobe "$mod"
-echo 1 > /sys/bus/pci/drivers_autoprobe
 echo "$E" > /sys/bus/pci/drivers_probe
+modprobe e1000e
 sleep 1
 kill $uev 2>/dev/null; wait $uev 2>/dev/null
 expect_driver persistent-on-vfio-after-add "$E" vfio-pci

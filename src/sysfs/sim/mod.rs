@@ -484,10 +484,11 @@ impl Kernel {
         for &a in &found {
             self.dev_mut(a).enumerate();
         }
-        if self.autoprobe {
-            for a in found {
-                self.attach(a);
-            }
+        // pci_bus_add_device calls device_attach itself: the bus's
+        // drivers_autoprobe does not hold back a device the scan finds
+        // (seen on the guest's 6.1 kernel too).
+        for a in found {
+            self.attach(a);
         }
     }
 
@@ -556,10 +557,10 @@ impl Kernel {
             dev.enumerate();
         }
         self.dev_mut(pf).numvfs = n as u16;
-        if self.autoprobe {
-            for &a in &slots[..n] {
-                self.attach(a);
-            }
+        // As for a rescan, device_attach directly: only the PF's
+        // sriov_drivers_autoprobe (in `probe`) holds new VFs back.
+        for &a in &slots[..n] {
+            self.attach(a);
         }
         Ok(())
     }

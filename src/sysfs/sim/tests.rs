@@ -435,6 +435,18 @@ fn hot_remove_takes_the_subtree_and_rescan_brings_it_back_unbound_then_probed() 
 }
 
 #[test]
+fn a_rescan_binds_even_with_the_bus_autoprobe_off() {
+    // pci_bus_add_device attaches drivers itself (checked on a 6.1 guest);
+    // drivers_autoprobe only holds back devices added in other ways and
+    // newly registered drivers.
+    let k = SimKernel::builtin();
+    k.write(&dev(NIC, "remove"), "1").unwrap();
+    k.write("bus/pci/drivers_autoprobe", "0").unwrap();
+    k.write("bus/pci/rescan", "1").unwrap();
+    assert_eq!(k.driver_of(NIC).as_deref(), Some("e1000"));
+}
+
+#[test]
 fn a_removed_pf_takes_its_vfs_and_comes_back_with_sriov_off() {
     let k = SimKernel::builtin();
     k.write(&dev(PF, "remove"), "1").unwrap();
