@@ -153,6 +153,9 @@ pub enum virNodeDeviceOperation {
     VIR_NODE_DEVICE_OP_PREPARE = 4,
     /// Release the device from its owner (virNodeDeviceRelease).
     VIR_NODE_DEVICE_OP_RELEASE = 5,
+    /// virNodeDeviceRecover finishing or rolling back what a dead process
+    /// left half done on the device (owner: the record's owner, if any).
+    VIR_NODE_DEVICE_OP_RECOVER = 6,
     /// Create or remove the VFs of this SR-IOV physical function
     /// (virNodeDeviceSetVFs); `driver` is the stub they get, or NULL.
     VIR_NODE_DEVICE_OP_PROVISION = 7,
@@ -217,6 +220,7 @@ impl AuthCallback {
             Operation::Prepare => virNodeDeviceOperation::VIR_NODE_DEVICE_OP_PREPARE,
             Operation::Release => virNodeDeviceOperation::VIR_NODE_DEVICE_OP_RELEASE,
             Operation::Provision => virNodeDeviceOperation::VIR_NODE_DEVICE_OP_PROVISION,
+            Operation::Recover => virNodeDeviceOperation::VIR_NODE_DEVICE_OP_RECOVER,
         };
         let Ok(name) = CString::new(req.address.node_name()) else { return false };
         // A string with a NUL byte cannot be told to C faithfully: deny.
