@@ -169,11 +169,14 @@ pub type virFreeCallback = Option<unsafe extern "C" fn(opaque: *mut c_void)>;
 /// call nodedev functions, but not change devices of the same connection
 /// from inside the callback). `conn` is the connection; `device` the device's
 /// name (`pci_0000_03_00_1`); `owner` the guest (NULL for detach, reattach
-/// and reset); `driver` the kernel driver the device is to be bound to: the
-/// stub's ("vfio-pci") for detach and managed prepare, the host driver for
+/// and reset; for recover, the owner in the device's record, if any);
+/// `driver` the kernel driver the device is to be bound to: the stub's
+/// ("vfio-pci") for detach and managed prepare, the host driver for
 /// reattach and managed release (the named one, else the recorded original),
 /// NULL when the kernel chooses or no driver is bound (reset, unmanaged
-/// prepare and release). Strings are valid during the call only. Returns 1
+/// prepare and release); for recover, the stub when it finishes a detach,
+/// the original driver when it gives the device back, NULL when it only
+/// drops a record. Strings are valid during the call only. Returns 1
 /// to allow, 0 (or anything else) to deny; a denied operation fails with
 /// VIR_ERR_OPERATION_DENIED and changes nothing.
 pub type virNodeDeviceAuthCallback = Option<

@@ -16,7 +16,7 @@ use std::mem::size_of;
 /// state directory, and leaves every pending record for this call. Until
 /// then, every operation on a device with a half-done record fails with
 /// VIR_ERR_OPERATION_INVALID saying to call this first. So a daemon opens
-/// the connection, registers its callback (virNodeDeviceSetAuthCallback),
+/// the connection, registers its callback (virConnectSetNodeDeviceAuthCallback),
 /// then calls this. Each recovery obeys the rules of any other change:
 /// - a read-only connection, or a locked-down one (`lockdown=1`, policy
 ///   `lockdown yes`), only reports what is pending;
