@@ -354,3 +354,28 @@ fn reattach_and_release_work_when_no_new_space_can_be_had() {
         let _ = fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn the_cli_reports_an_unusable_record_until_it_is_cleared() {
+    let dir = tempdir("cli");
+    let uri = format!("test:///default?statedir={}", dir.display());
+    let run = |script: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_nodedev")).args(["-c", &uri, script]).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    // One process detaches; the record is damaged before the next one runs
+    // (each process has a fresh simulated kernel: the records are what is shared).
+    assert_eq!(run(&format!("detach {VF2}")).0, Some(0));
+    fs::write(dir.join(format!("{VF2}.json")), b"{\"address\"").unwrap();
+    let (code, out) = run(&format!("recover; reattach {VF2}"));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("cannot be used") && out.contains(&format!("recover --clear {VF2}")) && out.contains("1 still need attention"), "{out}");
+    let (code, out) = run(&format!("reattach {VF2}"));
+    assert!(code == Some(1) && out.contains("protected"), "{out}");
+    let (code, out) = run(&format!("recover --clear {VF}"));
+    assert!(code == Some(1) && out.contains("no record"), "{out}");
+    let (code, out) = run(&format!("recover --clear {VF2}; recover; detach {VF2}; reattach {VF2}"));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("record cleared") && out.contains("0 record(s) reported"), "{out}");
+    fs::remove_dir_all(&dir).unwrap();
+}

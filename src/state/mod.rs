@@ -257,6 +257,21 @@ fn decode_file(bytes: &[u8]) -> std::result::Result<(Record, Option<(usize, u64)
     serde_json::from_slice(body).map(|r| (r, Some((i, seq)))).map_err(|e| format!("its newest copy is not a record: {e}"))
 }
 
+/// A record file's bytes, read and validated as `entry` does (the fuzz
+/// target's entry point too): the record, or why it cannot be used.
+pub fn parse_record_file(bytes: &[u8], address: &str) -> std::result::Result<Record, String> {
+    let (r, _) = decode_file(bytes)?;
+    r.validate(address)?;
+    Ok(r)
+}
+
+/// A record as a new file holds it (two identical slots), for tests and fuzz seeds.
+pub fn record_file_bytes(record: &Record) -> Result<Vec<u8>> {
+    let mut bytes = encode_slot(record, 1)?;
+    bytes.extend(encode_slot(record, 0)?);
+    Ok(bytes)
+}
+
 impl StateStore {
     pub fn dir(path: impl Into<PathBuf>) -> StateStore {
         StateStore { backend: Backend::Dir(path.into(), Arc::default()), faults: Arc::default() }
@@ -399,11 +414,8 @@ impl StateStore {
                     Err(Refused::Untrusted(why)) => return corrupt(why),
                     Err(Refused::Io(e)) => return Err(sys_err("cannot read state record", &path, e)),
                 };
-                match decode_file(&bytes) {
-                    Ok((r, _)) => match r.validate(address) {
-                        Ok(()) => Ok(Some(Entry::Valid(r))),
-                        Err(why) => corrupt(why),
-                    },
+                match parse_record_file(&bytes, address) {
+                    Ok(r) => Ok(Some(Entry::Valid(r))),
                     Err(why) => corrupt(why),
                 }
             }
@@ -455,8 +467,7 @@ impl StateStore {
     /// fsynced, renamed over `path`, directory fsynced.
     fn create(&self, dir: &Path, path: &Path, record: &Record) -> Result<()> {
         let tmp = Self::temp_path(dir, &record.address);
-        let mut text = encode_slot(record, 1)?;
-        text.extend(encode_slot(record, 0)?);
+        let text = record_file_bytes(record)?;
         let open = || {
             fs::OpenOptions::new()
                 .create_new(true)
