@@ -41,12 +41,16 @@ static void free_report(char **report)
 static int asked_op, asked_times, allow;
 static char asked_device[64];
 
-static int auth(virConnectPtr conn, enum virNodeDeviceOperation op, const char *device, const char *owner, void *opaque)
+static char asked_driver[64];
+
+static int auth(virConnectPtr conn, enum virNodeDeviceOperation op, const char *device, const char *owner,
+                const char *driver, void *opaque)
 {
     (void)conn;
     (void)owner;
     (void)opaque;
     asked_op = op;
+    snprintf(asked_driver, sizeof asked_driver, "%s", driver ? driver : "(null)");
     asked_times++;
     snprintf(asked_device, sizeof asked_device, "%s", device);
     return allow;
@@ -111,8 +115,9 @@ int main(void)
     CHECK(virConnectSetNodeDeviceAuthCallback(conn, auth, NULL, NULL) == 0, "register callback");
     allow = 0;
     expect_one(conn, "denied", "denied recovery");
-    CHECK(asked_op == VIR_NODE_DEVICE_OP_RECOVER && strcmp(asked_device, "pci_0000_04_10_0") == 0,
-          "asked op %d for %s", asked_op, asked_device);
+    CHECK(asked_op == VIR_NODE_DEVICE_OP_RECOVER && strcmp(asked_device, "pci_0000_04_10_0") == 0 &&
+              strcmp(asked_driver, "igbvf") == 0,
+          "asked op %d for %s, driver %s", asked_op, asked_device, asked_driver);
     CHECK(exists(rec), "denied: record kept");
     allow = 1;
     asked_times = 0;

@@ -6,7 +6,7 @@
 
 use nodedev::state::{Record, StateStore, Step};
 use nodedev::sysfs::sim::SimKernel;
-use nodedev::{DetachOptions, Error, Host, HostOptions, Operation, PciAddress, Policy, PrepareOptions, Stub};
+use nodedev::{AuthRequest, DetachOptions, Error, Host, HostOptions, Operation, PciAddress, Policy, PrepareOptions, Stub};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -138,13 +138,14 @@ fn recovery_asks_the_callback_with_its_own_operation_and_obeys_a_denial() {
     let asked: Arc<Mutex<Vec<(Operation, String, Option<String>)>>> = Arc::default();
     let allow = Arc::new(Mutex::new(false));
     let (log, yes) = (asked.clone(), allow.clone());
-    h.set_authorizer(Some(Arc::new(move |op, addr, owner| {
-        log.lock().unwrap().push((op, addr.to_string(), owner.map(str::to_string)));
+    h.set_authorizer(Some(Arc::new(move |req: &AuthRequest<'_>| {
+        log.lock().unwrap().push((req.operation, req.address.to_string(), req.driver.map(str::to_string)));
         *yes.lock().unwrap()
     })));
     let report = h.recover().unwrap();
     assert!(report.len() == 1 && !report[0].resolved && report[0].outcome.contains("denied"), "{report:?}");
-    assert_eq!(*asked.lock().unwrap(), [(Operation::Recover, VF.to_string(), None)]);
+    // Told the driver the device would get back.
+    assert_eq!(*asked.lock().unwrap(), [(Operation::Recover, VF.to_string(), Some("igbvf".to_string()))]);
     assert_eq!(sim.driver_of(VF), None);
     assert_eq!(store.get(VF).unwrap().unwrap().step, Step::Detaching);
     *allow.lock().unwrap() = true;

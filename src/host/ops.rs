@@ -196,10 +196,11 @@ impl Host {
         }
     }
 
-    /// Guest the device is assigned to, from its record. Refuses a device
-    /// whose record cannot be used or is half done: it may be assigned.
+    /// Guest the device is assigned to, from its record (a half-done one
+    /// too: prepare writes the owner with its intent). Refuses a device whose
+    /// record cannot be used: it may be assigned.
     pub(crate) fn owner_of(&self, addr: &PciAddress) -> Result<Option<String>> {
-        Ok(self.settled_record(addr)?.and_then(|r| r.owner))
+        Ok(self.state.get(&addr.to_string())?.and_then(|r| r.owner))
     }
 
     /// Detach the devices at once (lock held); if any fails, the ones this
@@ -484,7 +485,13 @@ impl Host {
     /// Reattach with the lock held and ownership already checked.
     pub(crate) fn reattach_locked(&self, addr: &PciAddress, driver: Option<&str>) -> Result<()> {
         let current = self.driver(addr)?;
-        let existing = self.settled_record(addr)?;
+        // A half-done record is acted on only where its meaning is certain:
+        // the device is already on the record's original host driver, so
+        // finishing is removing the record (what recovery would do).
+        let existing = match self.state.get(&addr.to_string())? {
+            Some(r) if current.as_deref().is_some_and(|c| !is_stub_driver(c) && r.original_driver.as_deref() == Some(c)) => Some(r),
+            _ => self.settled_record(addr)?,
+        };
         match (&current, &existing) {
             // Already with the host, as asked: nothing to do (libvirt returns
             // success too). A record left by an interrupted reattach that got
@@ -560,6 +567,7 @@ impl Host {
                 "cannot reset {addr}: it is assigned to {owner}, which may be using it; release it from {owner} first"
             )));
         }
+        self.settled_record(addr)?;
         self.reset_locked(addr)
     }
 

@@ -176,7 +176,12 @@ impl Host {
             }
             Plan::Drop(_) => {}
         }
-        self.authorize(Operation::Recover, addr, rec.owner.as_deref())
+        let driver = match plan {
+            Plan::Complete => Some(rec.stub.as_str()),
+            Plan::RollBack(original) => original.as_deref(),
+            Plan::Drop(_) => None,
+        };
+        self.authorize_driver(Operation::Recover, addr, rec.owner.as_deref(), driver)
     }
 
     fn carry_out(&self, addr: &PciAddress, rec: &Record, plan: &Plan) -> (String, bool) {
