@@ -335,7 +335,7 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
             }
             for r in &done {
                 match r.step {
-                    Some(step) => println!("{}: interrupted while {step:?}: {}", r.address, r.outcome),
+                    Some(step) => println!("{}: record at step {step:?}: {}", r.address, r.outcome),
                     None => println!("{}: {}", r.address, r.outcome),
                 }
             }
