@@ -55,6 +55,17 @@ pub fn policy(data: &[u8]) {
     let _ = Policy::parse(&text(data), "fuzz");
 }
 
+/// State record files: whatever the bytes, parsing never panics, and a
+/// record it accepts is valid and survives being written and read again.
+pub fn state_record(data: &[u8]) {
+    const ADDR: &str = "0000:03:01.0";
+    if let Ok(r) = nodedev::state::parse_record_file(data, ADDR) {
+        assert_eq!(r.address, ADDR);
+        let again = nodedev::state::record_file_bytes(&r).expect("a valid record fits its slot");
+        assert_eq!(nodedev::state::parse_record_file(&again, ADDR).as_ref(), Ok(&r));
+    }
+}
+
 /// Host descriptions: a valid one yields a host whose every device lists,
 /// describes and survives a detach/reattach attempt.
 pub fn host_spec(data: &[u8]) {
@@ -157,4 +168,5 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("host_spec", host_spec),
     ("sysfs_path", sysfs_path),
     ("capi", capi),
+    ("state_record", state_record),
 ];

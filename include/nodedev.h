@@ -51,6 +51,11 @@ typedef enum virNodeDeviceOperation {
      */
     VIR_NODE_DEVICE_OP_RELEASE = 5,
     /**
+     * virNodeDeviceRecover finishing or rolling back what a dead process
+     * left half done on the device (owner: the record's owner, if any).
+     */
+    VIR_NODE_DEVICE_OP_RECOVER = 6,
+    /**
      * Create or remove the VFs of this SR-IOV physical function
      * (virNodeDeviceSetVFs); `driver` is the stub they get, or NULL.
      */
@@ -1009,11 +1014,14 @@ typedef struct virNodeDevice *virNodeDevicePtr;
  * call nodedev functions, but not change devices of the same connection
  * from inside the callback). `conn` is the connection; `device` the device's
  * name (`pci_0000_03_00_1`); `owner` the guest (NULL for detach, reattach
- * and reset); `driver` the kernel driver the device is to be bound to: the
- * stub's ("vfio-pci") for detach and managed prepare, the host driver for
+ * and reset; for recover, the owner in the device's record, if any);
+ * `driver` the kernel driver the device is to be bound to: the stub's
+ * ("vfio-pci") for detach and managed prepare, the host driver for
  * reattach and managed release (the named one, else the recorded original),
  * NULL when the kernel chooses or no driver is bound (reset, unmanaged
- * prepare and release). Strings are valid during the call only. Returns 1
+ * prepare and release); for recover, the stub when it finishes a detach,
+ * the original driver when it gives the device back, NULL when it only
+ * drops a record. Strings are valid during the call only. Returns 1
  * to allow, 0 (or anything else) to deny; a denied operation fails with
  * VIR_ERR_OPERATION_DENIED and changes nothing.
  */
@@ -1578,20 +1586,40 @@ int virNodeDeviceGetAutostart(virNodeDevicePtr dev, int *autostart);
  * Finish or roll back every operation a process that died left half done
  * (a record in the state directory mid-detach or mid-reattach): each
  * device ends on its stub with a complete record, or on its original
- * driver without one. Corrupt records are moved aside (renamed
- * `ADDRESS.json.corrupt-TIME`) and reported. Opening a connection already
- * does this (without creating the state directory when nothing is pending);
- * this call reports what that did since the last call, and recovers anything
- * new. A read-only connection only reports.
+ * driver without one.
+ *
+ * Opening a connection never does this: it changes no driver, creates no
+ * state directory, and leaves every pending record for this call. Until
+ * then, every operation on a device with a half-done record fails with
+ * VIR_ERR_OPERATION_INVALID saying to call this first. So a daemon opens
+ * the connection, registers its callback (virConnectSetNodeDeviceAuthCallback),
+ * then calls this. Each recovery obeys the rules of any other change:
+ * - a read-only connection, or a locked-down one (`lockdown=1`, policy
+ *   `lockdown yes`), only reports what is pending;
+ * - finishing a detach (the device stays on its stub) also needs the
+ *   policy's allow/deny lists to let the device be taken from the host;
+ *   giving a device back needs only an unlocked, read-write connection;
+ * - the authorization callback is asked for each device with
+ *   VIR_NODE_DEVICE_OP_RECOVER (and the record's owner, if any).
+ *
+ * A refused recovery leaves the record and the device as they are; its
+ * report line says why. A record that cannot be used (damaged, a symlink,
+ * wrong owner or mode, invalid fields) is never dropped: it stays in place,
+ * its device is protected (every operation on it is refused), and it is
+ * reported by every call until an administrator checks the device by hand
+ * and clears it (`nodedev recover --clear ADDRESS`, or deletes the file). A
+ * record whose device is gone (hot-unplugged) is kept, and reported once
+ * per connection.
  *
  * `report`: NULL, or where to store a malloc'ed, NULL-terminated array of
  * malloc'ed lines ("0000:03:00.0: rolled back to e1000e"), one per record
- * handled; the caller frees each line and the array with free(). `flags`
+ * reported; the caller frees each line and the array with free(). `flags`
  * must be 0.
  *
- * Returns the number of records handled (0: nothing to do), or -1 on
- * error: VIR_ERR_INVALID_CONN, VIR_ERR_INVALID_ARG (non-zero flags),
- * VIR_ERR_SYSTEM_ERROR (the state directory), VIR_ERR_NO_MEMORY.
+ * Returns the number of records reported (0: nothing pending, nothing
+ * unusable), or -1 on error: VIR_ERR_INVALID_CONN, VIR_ERR_INVALID_ARG
+ * (non-zero flags), VIR_ERR_SYSTEM_ERROR (the state directory),
+ * VIR_ERR_NO_MEMORY.
  */
 int virNodeDeviceRecover(virConnectPtr conn, char ***report, unsigned int flags);
 

@@ -96,11 +96,13 @@ pub struct DriverEntry {
 /// What recovery did with one record, for `recover`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecoveredEntry {
-    /// The device's address, or the state directory for a corrupt record.
+    /// The device's address.
     pub address: String,
-    /// The step the dead process was at; null for a corrupt record.
+    /// The step the record is at; null for a record that cannot be used.
     pub step: Option<Step>,
     pub outcome: String,
+    /// Settled; false: the record is still there and needs attention.
+    pub resolved: bool,
 }
 
 /// One command's output; `command` tells which.
@@ -272,7 +274,7 @@ pub fn drivers(host: &Host) -> Result<Vec<DriverEntry>> {
 
 pub fn recovered(done: &[Recovered]) -> Vec<RecoveredEntry> {
     done.iter()
-        .map(|r| RecoveredEntry { address: r.address.clone(), step: r.step, outcome: r.outcome.clone() })
+        .map(|r| RecoveredEntry { address: r.address.clone(), step: r.step, outcome: r.outcome.clone(), resolved: r.resolved })
         .collect()
 }
 

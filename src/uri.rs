@@ -196,7 +196,10 @@ pub fn open_with_host_policy(uri: Option<&str>, read_only: bool, host_policy_fil
     };
     // NODEDEV_DEBUG: trace every sysfs access of this connection.
     let sysfs: Arc<dyn Sysfs> = if crate::debug::enabled() { Arc::new(Traced(sysfs)) } else { sysfs };
-    let host = Host::new(sysfs, state, options);
-    host.recover_at_open();
-    Ok((host, uri.to_string()))
+    // Opening changes nothing, not even after a crash: recovery obeys the
+    // connection, the policy and the authorization callback (registered
+    // after open), so it happens in `Host::recover` (virNodeDeviceRecover,
+    // 'nodedev recover'). Until then a device with a half-done record is
+    // refused by every operation.
+    Ok((Host::new(sysfs, state, options), uri.to_string()))
 }

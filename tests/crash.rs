@@ -124,7 +124,26 @@ enum CrashAt {
 /// Run `op`, dying where `at` says. Returns false once that point is past
 /// the end of the operation (it completed without dying).
 fn crash_once(op: Op, at: CrashAt) -> bool {
-    let what = format!("{op:?} crash at {at:?}");
+    run_case(op, at, None).0
+}
+
+/// Silences the panic hook around a simulated death; one at a time, since
+/// the hook is the whole process's.
+fn dying<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = catch_unwind(AssertUnwindSafe(f));
+    std::panic::set_hook(hook);
+    outcome
+}
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Run `op` dying at `at`; then, when `in_recovery` says where, a recovery
+/// that dies there too; then a recovery that completes, and the checks.
+/// Returns (the operation died, the first recovery died).
+fn run_case(op: Op, at: CrashAt, in_recovery: Option<CrashAt>) -> (bool, bool) {
+    let what = format!("{op:?} crash at {at:?}, in recovery at {in_recovery:?}");
     let sim = Arc::new(SimKernel::builtin());
     let store = StateStore::memory();
     let devices = op.devices();
@@ -138,16 +157,30 @@ fn crash_once(op: Op, at: CrashAt) -> bool {
         store.die_at_write(n);
     }
     let host = Host::new(dying.clone(), store.clone(), HostOptions::default());
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let outcome = catch_unwind(AssertUnwindSafe(|| op.run(&host)));
-    std::panic::set_hook(hook);
+    let outcome = self::dying(|| op.run(&host));
     store.fail_writes(0, 0, 0);
     let crashed = outcome.is_err();
     if let Ok(result) = outcome {
         result.unwrap_or_else(|e| panic!("{what}: failed without a crash: {e}"));
     }
     drop(host);
+
+    // A recovery that dies too.
+    let mut recovery_crashed = false;
+    if let Some(rat) = in_recovery {
+        let die_at = if let CrashAt::Kernel(k) = rat { k } else { usize::MAX };
+        let killer = Arc::new(DiesAt { sim: sim.clone(), calls: AtomicUsize::new(0), die_at });
+        if let CrashAt::Record(n) = rat {
+            store.die_at_write(n);
+        }
+        let h = Host::new(killer, store.clone(), HostOptions::default());
+        let outcome = self::dying(|| h.recover());
+        store.fail_writes(0, 0, 0);
+        recovery_crashed = outcome.is_err();
+        if let Ok(r) = outcome {
+            r.unwrap_or_else(|e| panic!("{what}: recovery failed without a crash: {e}"));
+        }
+    }
 
     // The next process.
     let next = Host::new(sim.clone(), store.clone(), HostOptions::default());
@@ -176,7 +209,7 @@ fn crash_once(op: Op, at: CrashAt) -> bool {
     }
     op.setup(&next);
     op.run(&next).unwrap_or_else(|e| panic!("{what}: not reusable: {e}"));
-    crashed
+    (crashed, recovery_crashed)
 }
 
 /// Every crash point of `op`, of both kinds; returns how many.
@@ -197,6 +230,7 @@ fn every_point(op: Op) -> usize {
 
 #[test]
 fn a_crash_at_any_step_loses_nothing() {
+    let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let mut ops = Vec::new();
     for dev in [NIC1, "0000:05:00.0", "0000:04:10.2"] {
         for stub in [Stub::Vfio, Stub::Kvm, Stub::Xen] {
@@ -212,4 +246,45 @@ fn a_crash_at_any_step_loses_nothing() {
         total += n;
     }
     println!("crash points covered: {total}");
+}
+
+/// Every point where `op` can die, and for each, every point where the
+/// recovery after it can die (kernel access or record write): the recovery
+/// after that still ends with every device consistent.
+#[test]
+fn a_crash_during_recovery_loses_nothing() {
+    let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut total = 0;
+    for op in [Op::Detach(NIC1, Stub::Vfio), Op::Reattach(NIC1, Stub::Vfio), Op::GroupDetach, Op::Prepare, Op::Release] {
+        let mut op_points = Vec::new();
+        for k in 0.. {
+            if !crash_once(op, CrashAt::Kernel(k)) {
+                break;
+            }
+            op_points.push(CrashAt::Kernel(k));
+        }
+        for n in 0.. {
+            if !crash_once(op, CrashAt::Record(n)) {
+                break;
+            }
+            op_points.push(CrashAt::Record(n));
+        }
+        let mut with_work = 0;
+        for at in op_points {
+            let mut points = 0;
+            for kind in [CrashAt::Kernel as fn(usize) -> CrashAt, |n| CrashAt::Record(n as u32)] {
+                for j in 0.. {
+                    if !run_case(op, at, Some(kind(j))).1 {
+                        break;
+                    }
+                    points += 1;
+                }
+            }
+            with_work += usize::from(points > 0);
+            total += points;
+        }
+        println!("{op:?}: {with_work} crash points leave work for recovery");
+        assert!(with_work > 0, "{op:?}: no crash left recovery anything to do");
+    }
+    println!("crash points inside recovery covered: {total}");
 }

@@ -113,6 +113,8 @@ done
 cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"
 cp "$here/init" "$root/init"
 cp "$guest_script" "$root/suite.sh"
+# Topic sections that suite.sh sources (suite-<topic>.sh).
+cp "$here"/suite-*.sh "$root/"
 # init mounts the share when this marker is there.
 [ "$share_usr" = 1 ] && touch "$root/share-usr"
 chmod +x "$root/init"

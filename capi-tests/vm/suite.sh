@@ -317,3 +317,5 @@ for k in 1 2 3; do
     nodedev -c $U detach "$E" --driver vfio >/dev/null 2>&1
     crash_at $k reattach "$E"
 done
+
+. /suite-records.sh

@@ -40,7 +40,15 @@ commands:
                                   assigned or detached from a host driver)
   apply                           put every persistently defined device on its stub (boot)
   udev DEV                        for the udev rule: DEV's driver_override as KEY=value lines
-  recover [--json]                finish or roll back operations a dead process left half done
+  recover [--json]                finish or roll back operations a dead process left half done,
+                                  each as the policy and lockdown allow (opening a connection
+                                  never does: until recover runs, a device with a half-done
+                                  record is refused by every command); reports records that
+                                  cannot be used (their devices stay protected) and records of
+                                  devices that are gone
+  recover --clear DEV             forget DEV's unusable record (or the record of a device that
+                                  is gone), after checking DEV's driver and users by hand; the
+                                  file is kept as ADDRESS.json.cleared-TIME
   drivers [--json]                one line per device: ADDRESS DRIVER (or none)
   dump-host                       this host as a test:///PATH.json description
 
@@ -77,7 +85,7 @@ enum Command {
     Show { dev: String, json: bool },
     Group { dev: String, json: bool },
     Drivers { json: bool },
-    Recover { json: bool },
+    Recover { json: bool, clear: Option<String> },
     DumpHost,
     Detach { dev: String, driver: Option<String>, group: bool, force: bool, persistent: bool },
     Reattach { dev: String, driver: Option<String>, persistent: bool },
@@ -94,6 +102,7 @@ enum Command {
 struct Args {
     positional: Vec<String>,
     driver: Option<String>,
+    clear: Option<String>,
     group: bool,
     force: bool,
     managed: bool,
@@ -121,6 +130,10 @@ fn parse_args(cmd: &str, args: &[String], accepted: &[&str]) -> Result<Args, Str
             "--driver" => {
                 let v = inline.map(str::to_string).or_else(|| it.next().cloned());
                 out.driver = Some(v.ok_or_else(|| format!("{cmd}: --driver needs a value"))?);
+            }
+            "--clear" => {
+                let v = inline.map(str::to_string).or_else(|| it.next().cloned());
+                out.clear = Some(v.ok_or_else(|| format!("{cmd}: --clear needs a device (e.g. --clear 0000:03:00.0)"))?);
             }
             _ if inline.is_some() => return Err(format!("{cmd}: {opt} takes no value")),
             "--group" => out.group = true,
@@ -152,7 +165,10 @@ fn parse_command(words: &[String]) -> Result<Command, String> {
     Ok(match cmd {
         "list" => Command::List { json: read(0)?.json },
         "drivers" => Command::Drivers { json: read(0)?.json },
-        "recover" => Command::Recover { json: read(0)?.json },
+        "recover" => {
+            let a = exactly(cmd, opts(&["--json", "--clear"])?, 0)?;
+            Command::Recover { json: a.json, clear: a.clear }
+        }
         "show" => {
             let mut a = read(1)?;
             Command::Show { dev: first(&mut a), json: a.json }
@@ -327,20 +343,30 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
             }
             Ok(())
         }
-        Command::Recover { json } => {
-            let mut done = host.take_recovered();
-            done.extend(host.recover()?);
+        Command::Recover { json: _, clear: Some(dev) } => {
+            let addr = nodedev::PciAddress::parse(dev)?;
+            println!("{addr}: {}", host.clear_record(&addr)?);
+            Ok(())
+        }
+        Command::Recover { json, clear: None } => {
+            let done = host.recover()?;
             if *json {
                 println!("{}", Report::Recover { recovered: inventory::recovered(&done) }.to_json());
                 return Ok(());
             }
             for r in &done {
                 match r.step {
-                    Some(step) => println!("{}: interrupted while {step:?}: {}", r.address, r.outcome),
+                    Some(step) => println!("{}: record at step {step:?}: {}", r.address, r.outcome),
                     None => println!("{}: {}", r.address, r.outcome),
                 }
             }
-            println!("{} interrupted operation(s) recovered", done.len());
+            let open = done.iter().filter(|r| !r.resolved).count();
+            println!("{} record(s) reported, {} settled, {open} still need attention", done.len(), done.len() - open);
+            if open > 0 {
+                return Err(Error::OperationInvalid(format!(
+                    "{open} record(s) still need attention: see above (a refusal says what would allow it; an unusable record needs 'recover --clear' after a check by hand)"
+                )));
+            }
             Ok(())
         }
         Command::DumpHost => {

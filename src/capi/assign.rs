@@ -157,6 +157,9 @@ pub enum virNodeDeviceOperation {
     VIR_NODE_DEVICE_OP_PREPARE = 4,
     /// Release the device from its owner (virNodeDeviceRelease).
     VIR_NODE_DEVICE_OP_RELEASE = 5,
+    /// virNodeDeviceRecover finishing or rolling back what a dead process
+    /// left half done on the device (owner: the record's owner, if any).
+    VIR_NODE_DEVICE_OP_RECOVER = 6,
     /// Create or remove the VFs of this SR-IOV physical function
     /// (virNodeDeviceSetVFs); `driver` is the stub they get, or NULL.
     VIR_NODE_DEVICE_OP_PROVISION = 7,
@@ -170,11 +173,14 @@ pub type virFreeCallback = Option<unsafe extern "C" fn(opaque: *mut c_void)>;
 /// call nodedev functions, but not change devices of the same connection
 /// from inside the callback). `conn` is the connection; `device` the device's
 /// name (`pci_0000_03_00_1`); `owner` the guest (NULL for detach, reattach
-/// and reset); `driver` the kernel driver the device is to be bound to: the
-/// stub's ("vfio-pci") for detach and managed prepare, the host driver for
+/// and reset; for recover, the owner in the device's record, if any);
+/// `driver` the kernel driver the device is to be bound to: the stub's
+/// ("vfio-pci") for detach and managed prepare, the host driver for
 /// reattach and managed release (the named one, else the recorded original),
 /// NULL when the kernel chooses or no driver is bound (reset, unmanaged
-/// prepare and release). Strings are valid during the call only. Returns 1
+/// prepare and release); for recover, the stub when it finishes a detach,
+/// the original driver when it gives the device back, NULL when it only
+/// drops a record. Strings are valid during the call only. Returns 1
 /// to allow, 0 (or anything else) to deny; a denied operation fails with
 /// VIR_ERR_OPERATION_DENIED and changes nothing.
 pub type virNodeDeviceAuthCallback = Option<
@@ -221,6 +227,7 @@ impl AuthCallback {
             Operation::Prepare => virNodeDeviceOperation::VIR_NODE_DEVICE_OP_PREPARE,
             Operation::Release => virNodeDeviceOperation::VIR_NODE_DEVICE_OP_RELEASE,
             Operation::Provision => virNodeDeviceOperation::VIR_NODE_DEVICE_OP_PROVISION,
+            Operation::Recover => virNodeDeviceOperation::VIR_NODE_DEVICE_OP_RECOVER,
         };
         let Ok(name) = CString::new(req.address.node_name()) else { return false };
         // A string with a NUL byte cannot be told to C faithfully: deny.

@@ -10,20 +10,40 @@ use std::mem::size_of;
 /// Finish or roll back every operation a process that died left half done
 /// (a record in the state directory mid-detach or mid-reattach): each
 /// device ends on its stub with a complete record, or on its original
-/// driver without one. Corrupt records are moved aside (renamed
-/// `ADDRESS.json.corrupt-TIME`) and reported. Opening a connection already
-/// does this (without creating the state directory when nothing is pending);
-/// this call reports what that did since the last call, and recovers anything
-/// new. A read-only connection only reports.
+/// driver without one.
+///
+/// Opening a connection never does this: it changes no driver, creates no
+/// state directory, and leaves every pending record for this call. Until
+/// then, every operation on a device with a half-done record fails with
+/// VIR_ERR_OPERATION_INVALID saying to call this first. So a daemon opens
+/// the connection, registers its callback (virConnectSetNodeDeviceAuthCallback),
+/// then calls this. Each recovery obeys the rules of any other change:
+/// - a read-only connection, or a locked-down one (`lockdown=1`, policy
+///   `lockdown yes`), only reports what is pending;
+/// - finishing a detach (the device stays on its stub) also needs the
+///   policy's allow/deny lists to let the device be taken from the host;
+///   giving a device back needs only an unlocked, read-write connection;
+/// - the authorization callback is asked for each device with
+///   VIR_NODE_DEVICE_OP_RECOVER (and the record's owner, if any).
+///
+/// A refused recovery leaves the record and the device as they are; its
+/// report line says why. A record that cannot be used (damaged, a symlink,
+/// wrong owner or mode, invalid fields) is never dropped: it stays in place,
+/// its device is protected (every operation on it is refused), and it is
+/// reported by every call until an administrator checks the device by hand
+/// and clears it (`nodedev recover --clear ADDRESS`, or deletes the file). A
+/// record whose device is gone (hot-unplugged) is kept, and reported once
+/// per connection.
 ///
 /// `report`: NULL, or where to store a malloc'ed, NULL-terminated array of
 /// malloc'ed lines ("0000:03:00.0: rolled back to e1000e"), one per record
-/// handled; the caller frees each line and the array with free(). `flags`
+/// reported; the caller frees each line and the array with free(). `flags`
 /// must be 0.
 ///
-/// Returns the number of records handled (0: nothing to do), or -1 on
-/// error: VIR_ERR_INVALID_CONN, VIR_ERR_INVALID_ARG (non-zero flags),
-/// VIR_ERR_SYSTEM_ERROR (the state directory), VIR_ERR_NO_MEMORY.
+/// Returns the number of records reported (0: nothing pending, nothing
+/// unusable), or -1 on error: VIR_ERR_INVALID_CONN, VIR_ERR_INVALID_ARG
+/// (non-zero flags), VIR_ERR_SYSTEM_ERROR (the state directory),
+/// VIR_ERR_NO_MEMORY.
 #[no_mangle]
 pub unsafe extern "C" fn virNodeDeviceRecover(
     conn: virConnectPtr,
@@ -33,8 +53,7 @@ pub unsafe extern "C" fn virNodeDeviceRecover(
     api("virNodeDeviceRecover", virErrorDomain::VIR_FROM_NODEDEV, -1, |call| {
         let c = conn_arg(call, conn)?;
         call.check_flags(flags, 0)?;
-        let mut done = c.host.take_recovered();
-        done.extend(c.host.recover()?);
+        let done = c.host.recover()?;
         if !report.is_null() {
             let lines: Vec<String> = done.iter().map(|r| format!("{}: {}", r.address, r.outcome)).collect();
             let array = libc::calloc(lines.len() + 1, size_of::<*mut c_char>()) as *mut *mut c_char;

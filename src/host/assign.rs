@@ -94,7 +94,7 @@ impl Host {
                 if opts.managed && !self.on_stub(d, stub)? {
                     to_move.push(*d);
                 } else {
-                    marked.push((*d, self.state.get(&d.to_string())?));
+                    marked.push((*d, self.settled_record(d)?));
                     self.set_owner(d, owner)?;
                 }
             }
@@ -106,19 +106,32 @@ impl Host {
             self.each_at_once(&moved, |d| self.reset_if_possible(d)).into_iter().try_for_each(|r| r.map(drop))
         })();
         result.map_err(|err| {
-            for (d, rec) in &marked {
-                let _ = match rec {
-                    Some(r) => self.state.put(r),
-                    None => self.state.remove(&d.to_string()),
-                };
+            // Ownership marks go back as they were: an in-place rewrite or a
+            // removal, which a full disk allows.
+            let unmarked: Vec<String> = marked
+                .iter()
+                .filter_map(|(d, rec)| {
+                    let r = match rec {
+                        Some(r) => self.state.put(r),
+                        None => self.state.remove(&d.to_string()),
+                    };
+                    r.err().map(|e| format!("{d} could not be unmarked ({e})"))
+                })
+                .collect();
+            let err = self.undo_detaches(&moved, err.context(format_args!("preparing devices for {owner}")));
+            if !unmarked.is_empty() {
+                err.context_after(format_args!("not everything could be undone: {}", unmarked.join(", ")))
+            } else if moved.is_empty() && !err.message().contains("nothing changed") {
+                err.context_after("nothing changed")
+            } else {
+                err
             }
-            self.undo_detaches(&moved, err.context(format_args!("preparing devices for {owner}")))
         })
     }
 
     /// Record the owner of a device already on its stub.
     fn set_owner(&self, d: &PciAddress, owner: &str) -> Result<()> {
-        let mut rec = match self.state.get(&d.to_string())? {
+        let mut rec = match self.settled_record(d)? {
             Some(r) => r,
             None => {
                 let stub = self.driver(d)?.unwrap_or_default();
@@ -197,7 +210,7 @@ impl Host {
             let _lock = self.state.lock()?;
             let mut out = Vec::new();
             for d in &targets {
-                match self.state.get(&d.to_string())? {
+                match self.settled_record(d)? {
                     Some(r) if r.owner.as_deref() == Some(owner) => out.push(r),
                     Some(Record { owner: Some(other), .. }) => {
                         return Err(Error::OperationInvalid(format!(

@@ -38,6 +38,8 @@ pub enum Operation {
     Release,
     /// Create or remove the VFs of an SR-IOV physical function.
     Provision,
+    /// Finishing or rolling back what a dead process left half done.
+    Recover,
 }
 
 impl Operation {
@@ -49,6 +51,7 @@ impl Operation {
             Operation::Prepare => "prepare",
             Operation::Release => "release",
             Operation::Provision => "provisioning of VFs",
+            Operation::Recover => "recovery",
         }
     }
 }
@@ -91,8 +94,8 @@ pub struct Host {
     state: StateStore,
     options: HostOptions,
     authorizer: Mutex<Option<Authorizer>>,
-    /// Recovery done when the host was opened, until someone asks.
-    recovered: Mutex<Vec<Recovered>>,
+    /// Records of vanished devices this connection has reported (once each).
+    reported_vanished: Mutex<std::collections::BTreeSet<String>>,
 }
 
 pub(crate) fn dev_path(addr: &PciAddress, attr: &str) -> String {
@@ -105,7 +108,7 @@ pub(crate) fn dev_path(addr: &PciAddress, attr: &str) -> String {
 
 impl Host {
     pub fn new(sysfs: Arc<dyn Sysfs>, state: StateStore, options: HostOptions) -> Host {
-        Host { sysfs, state, options, authorizer: Mutex::new(None), recovered: Mutex::new(Vec::new()) }
+        Host { sysfs, state, options, authorizer: Mutex::new(None), reported_vanished: Mutex::default() }
     }
 
     /// Register (or with None remove) the callback asked before every change.

@@ -196,7 +196,9 @@ impl Host {
         }
     }
 
-    /// Guest the device is assigned to, from its record.
+    /// Guest the device is assigned to, from its record (a half-done one
+    /// too: prepare writes the owner with its intent). Refuses a device whose
+    /// record cannot be used: it may be assigned.
     pub(crate) fn owner_of(&self, addr: &PciAddress) -> Result<Option<String>> {
         Ok(self.state.get(&addr.to_string())?.and_then(|r| r.owner))
     }
@@ -231,11 +233,14 @@ impl Host {
         })
     }
 
-    /// Put back devices a failed transaction moved; the error says what happened to each.
+    /// Put back devices a failed transaction moved; the error says what
+    /// happened to each, and claims "nothing changed" only when it is so.
+    /// Reattach rewrites records in place, so this works on a full disk.
     pub(crate) fn undo_detaches(&self, moved: &[PciAddress], err: Error) -> Error {
         if moved.is_empty() {
             return err;
         }
+        let mut all_back = true;
         let notes: Vec<String> = moved
             .iter()
             .rev()
@@ -244,11 +249,37 @@ impl Host {
                 let to = original.as_deref().unwrap_or("no driver");
                 match self.reattach_locked(m, None) {
                     Ok(()) => format!("{m} went back to {to}"),
-                    Err(e) => format!("{m} could not go back to {to} ({e}); its record is kept"),
+                    Err(e) => {
+                        all_back = false;
+                        format!("{m} could not go back to {to} ({e}); its record is kept for 'nodedev recover'")
+                    }
                 }
             })
             .collect();
-        err.context_after(format_args!("nothing was left half done: {}", notes.join(", ")))
+        if all_back {
+            err.context_after(format_args!("nothing changed: {}", notes.join(", ")))
+        } else {
+            err.context_after(format_args!("not everything could be undone: {}", notes.join(", ")))
+        }
+    }
+
+    /// A detach that changed the kernel but cannot stand (the stub did not
+    /// take it, or its record cannot be completed): back to the original
+    /// driver and no record, before the call returns.
+    fn undo_one_detach(&self, addr: &PciAddress, original: Option<&str>, err: Error) -> Error {
+        let to = original.unwrap_or("no driver");
+        match self.restore(addr, original) {
+            Ok(()) => match self.state.remove(&addr.to_string()) {
+                Ok(()) => err.context_after(format_args!("{addr} went back to {to}: nothing changed")),
+                Err(e) => err.context_after(format_args!(
+                    "{addr} went back to {to}, but its record could not be removed ({e}); 'nodedev recover' removes it"
+                )),
+            },
+            Err(undo) => Error::OperationFailed(format!(
+                "{err}; putting {addr} back on {to} also failed: {undo}; the record in {} keeps its original driver ('nodedev recover' retries)",
+                self.state.location()
+            )),
+        }
     }
 
     /// One detach, lock held. Ok(false): already on that stub, nothing done.
@@ -281,7 +312,7 @@ impl Host {
 
         // A record left by an interrupted operation knows the original driver
         // better than the device's current (driverless) state does.
-        let original = match (&current, self.state.get(&addr.to_string())?) {
+        let original = match (&current, self.settled_record(addr)?) {
             (None, Some(rec)) => rec.original_driver,
             _ => current.clone(),
         };
@@ -290,24 +321,20 @@ impl Host {
             record.owner = Some(owner.to_string());
             record.managed = managed;
         }
-        self.state.put(&record)?;
+        if let Err(e) = self.state.put(&record) {
+            return Err(e.context_after(format_args!("nothing changed: {addr} stays {}", describe(&current))));
+        }
 
         match self.bind_to_stub(addr, current.as_deref(), stub_driver) {
             Ok(()) => {
                 record.step = Step::Detached;
-                self.state.put(&record).map(|()| true)
-            }
-            Err(err) => match self.restore(addr, original.as_deref()) {
-                Ok(()) => {
-                    self.state.remove(&addr.to_string())?;
-                    Err(err)
+                match self.state.put(&record) {
+                    Ok(()) => Ok(true),
+                    // Never on the stub without a complete record.
+                    Err(err) => Err(self.undo_one_detach(addr, original.as_deref(), err)),
                 }
-                Err(undo) => Err(Error::OperationFailed(format!(
-                    "{err}; putting {addr} back on {} also failed: {undo}; the record in {} keeps its original driver",
-                    original.as_deref().unwrap_or("no driver"),
-                    self.state.location()
-                ))),
-            },
+            }
+            Err(err) => Err(self.undo_one_detach(addr, original.as_deref(), err)),
         }
     }
 
@@ -458,7 +485,13 @@ impl Host {
     /// Reattach with the lock held and ownership already checked.
     pub(crate) fn reattach_locked(&self, addr: &PciAddress, driver: Option<&str>) -> Result<()> {
         let current = self.driver(addr)?;
-        let existing = self.state.get(&addr.to_string())?;
+        // A half-done record is acted on only where its meaning is certain:
+        // the device is already on the record's original host driver, so
+        // finishing is removing the record (what recovery would do).
+        let existing = match self.state.get(&addr.to_string())? {
+            Some(r) if current.as_deref().is_some_and(|c| !is_stub_driver(c) && r.original_driver.as_deref() == Some(c)) => Some(r),
+            _ => self.settled_record(addr)?,
+        };
         match (&current, &existing) {
             // Already with the host, as asked: nothing to do (libvirt returns
             // success too). A record left by an interrupted reattach that got
@@ -493,7 +526,7 @@ impl Host {
         let stub = current.clone().or_else(|| existing.as_ref().map(|r| r.stub.clone())).unwrap_or_default();
         let mut record = existing.unwrap_or_else(|| Record::new(&addr.to_string(), target.clone(), &stub));
         record.step = Step::Reattaching;
-        self.state.put(&record)?;
+        self.state.put(&record).map_err(|e| e.context_after(format_args!("nothing changed: {addr} stays on {stub}")))?;
 
         let result = if probe_anything {
             self.restore(addr, None).and_then(|()| self.probe(addr))
@@ -534,6 +567,7 @@ impl Host {
                 "cannot reset {addr}: it is assigned to {owner}, which may be using it; release it from {owner} first"
             )));
         }
+        self.settled_record(addr)?;
         self.reset_locked(addr)
     }
 

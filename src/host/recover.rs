@@ -4,106 +4,246 @@
 //! mid-operation under the lock was left by a process that died. Each one is
 //! completed or rolled back so that the device ends either on its stub with
 //! a complete record, or on its original driver with no record.
+//!
+//! Recovery changes drivers, so it obeys the same rules as every other
+//! change: nothing happens on a read-only connection or a locked-down host;
+//! finishing a detach (taking the device from the host) needs the policy's
+//! allow/deny lists too; and each device is put to the authorization
+//! callback as `Operation::Recover`. Opening a connection recovers nothing:
+//! a daemon opens, registers its callback, then calls `recover`. Until then
+//! every operation on a device with a half-done record is refused (see
+//! `Host::settled_record`), so none acts on what that record claims.
 
-use super::Host;
+use super::{Host, Operation};
 use crate::address::PciAddress;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::state::{Record, Step};
 use crate::stub::is_stub_driver;
+use std::fmt;
 
 /// What recovery did with one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovered {
-    /// The device's address, or the record file for a corrupt record.
+    /// The device's address.
     pub address: String,
-    /// The step the dead process was at; None for a corrupt record.
+    /// The step the dead process was at; None for a record that cannot be used.
     pub step: Option<Step>,
-    /// One line for a person: what the device is now.
+    /// One line for a person: what the device is now, or why it was left.
     pub outcome: String,
+    /// The record was settled (completed, rolled back or dropped); false:
+    /// it is still there and needs another recover or an administrator.
+    pub resolved: bool,
+}
+
+/// What a half-done record needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Plan {
+    /// A detach that reached the stub: mark it detached.
+    Complete,
+    /// Give the device back to its original driver (None: no driver) and forget it.
+    RollBack(Option<String>),
+    /// A host driver other than the original took it (the admin did, by
+    /// hand): the record no longer applies.
+    Drop(String),
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Plan::Complete => write!(f, "finish the detach"),
+            Plan::RollBack(to) => write!(f, "give it back to {}", to.as_deref().unwrap_or("no driver")),
+            Plan::Drop(cur) => write!(f, "drop the record (the device is on {cur} now)"),
+        }
+    }
 }
 
 impl Host {
-    /// Complete or roll back every interrupted operation. Read-only
-    /// connections only report.
+    /// Complete or roll back every interrupted operation that the
+    /// connection, the policy and the authorization callback allow; report
+    /// the others (left as they are, with why), every record that cannot be
+    /// used (until an administrator clears it), and once per connection each
+    /// record whose device is gone.
     pub fn recover(&self) -> Result<Vec<Recovered>> {
-        let _lock = self.state.lock()?;
-        let (records, problems) = self.state.list_checked()?;
-        let mut done: Vec<Recovered> = problems
-            .into_iter()
-            .map(|p| Recovered { address: self.state.location(), step: None, outcome: p })
+        // Reads only, without the lock: nothing is created when nothing is there.
+        let (records, corrupt) = self.state.list_checked()?;
+        let mut done: Vec<Recovered> = corrupt
+            .iter()
+            .map(|c| Recovered {
+                address: c.address.clone(),
+                step: None,
+                outcome: format!(
+                    "record {} cannot be used ({}); the device stays protected until it is cleared: {}",
+                    c.file.display(),
+                    c.why,
+                    c.how_to_clear()
+                ),
+                resolved: false,
+            })
             .collect();
+        let mut todo = Vec::new();
         for rec in records {
-            if rec.step == Step::Detached && !self.lost_its_stub(&rec) {
+            let Ok(addr) = PciAddress::parse(&rec.address) else { continue };
+            if self.require(&addr).is_err() {
+                if self.first_report_of_vanished(&rec.address) {
+                    done.push(Recovered {
+                        address: rec.address.clone(),
+                        step: Some(rec.step),
+                        outcome: format!(
+                            "the device is gone (hot-unplugged?); its record is kept, so it stays protected if it comes back; 'nodedev recover --clear {}' forgets it",
+                            rec.address
+                        ),
+                        resolved: false,
+                    });
+                }
                 continue;
             }
-            let outcome = if self.options.read_only {
-                "left alone: the connection is read-only".to_string()
-            } else {
-                self.recover_one(&rec)
+            let plan = match self.plan(&addr, &rec) {
+                Ok(Some(p)) => p,
+                Ok(None) => continue,
+                Err(e) => {
+                    done.push(Recovered { address: rec.address.clone(), step: Some(rec.step), outcome: format!("record kept: {e}"), resolved: false });
+                    continue;
+                }
             };
-            done.push(Recovered { address: rec.address.clone(), step: Some(rec.step), outcome });
+            // Asked without the lock held: the callback may call into the library.
+            match self.may_recover(&addr, &rec, &plan) {
+                Ok(()) => todo.push((addr, rec, plan)),
+                Err(e) => done.push(Recovered {
+                    address: rec.address.clone(),
+                    step: Some(rec.step),
+                    outcome: format!("pending ({plan}), not done: {e}; the record is kept"),
+                    resolved: false,
+                }),
+            }
+        }
+        if todo.is_empty() {
+            return Ok(done);
+        }
+        let _lock = self.state.lock()?;
+        self.state.clean_temporaries()?;
+        for (addr, rec, plan) in todo {
+            // Again under the lock: another process may have recovered it meanwhile.
+            let (outcome, resolved) = match self.state.get(&rec.address) {
+                Ok(Some(now)) if now.step == rec.step && now.original_driver == rec.original_driver => {
+                    match self.plan(&addr, &now) {
+                        Ok(Some(p)) if p == plan => self.carry_out(&addr, &now, &plan),
+                        Ok(None) => continue,
+                        Ok(Some(p)) => (format!("the device changed meanwhile (now: {p}); record kept, run recover again"), false),
+                        Err(e) => (format!("record kept: {e}"), false),
+                    }
+                }
+                Ok(_) => continue, // done by another process meanwhile
+                Err(e) => (format!("record kept: {e}"), false),
+            };
+            done.push(Recovered { address: rec.address.clone(), step: Some(rec.step), outcome, resolved });
         }
         Ok(done)
     }
 
-    /// At open: recover only when a record says an operation was cut short,
-    /// so that opening never creates the state directory for nothing. The
-    /// report is kept for `take_recovered`.
-    pub fn recover_at_open(&self) {
-        let pending = match self.state.list_checked() {
-            Ok((records, problems)) => !problems.is_empty() || records.iter().any(|r| r.step != Step::Detached),
-            Err(_) => false, // every operation will report the state dir's problem
-        };
-        if pending && !self.options.read_only {
-            let report = self.recover().unwrap_or_else(|e| {
-                vec![Recovered { address: self.state.location(), step: None, outcome: format!("recovery failed: {e}") }]
-            });
-            self.recovered.lock().unwrap_or_else(|p| p.into_inner()).extend(report);
+    /// Whether this connection has not reported `address` as gone yet.
+    fn first_report_of_vanished(&self, address: &str) -> bool {
+        self.reported_vanished.lock().unwrap_or_else(|p| p.into_inner()).insert(address.to_string())
+    }
+
+    /// What the record needs, from the kernel's view of the device; None: nothing.
+    fn plan(&self, addr: &PciAddress, rec: &Record) -> Result<Option<Plan>> {
+        let current = self.driver(addr)?;
+        let original = rec.original_driver.clone();
+        Ok(Some(match rec.step {
+            // On its stub, or owned (left for its owner to release).
+            Step::Detached if current.is_some() || rec.owner.is_some() => return Ok(None),
+            // A "detached" device on no driver at all lost its stub binding
+            // (a failed step, or a stub driver unloaded): give it back.
+            Step::Detached => Plan::RollBack(original),
+            Step::Detaching if current.as_deref() == Some(rec.stub.as_str()) => Plan::Complete,
+            _ if current.as_deref().is_none_or(is_stub_driver) || current == original => Plan::RollBack(original),
+            _ => Plan::Drop(current.unwrap_or_default()),
+        }))
+    }
+
+    /// The rules of every other change: the connection, the policy, the callback.
+    fn may_recover(&self, addr: &PciAddress, rec: &Record, plan: &Plan) -> Result<()> {
+        match plan {
+            Plan::Complete => {
+                self.check_writable(addr, "recover (finish the detach of)")?;
+                self.check_policy("recover (finish the detach of)", addr)?;
+            }
+            Plan::RollBack(_) => self.check_writable(addr, "recover (give back)")?,
+            Plan::Drop(_) if self.options.read_only => {
+                return Err(Error::Denied(format!(
+                    "cannot recover {addr}: the connection is read-only; open it with virConnectOpen to change records"
+                )))
+            }
+            Plan::Drop(_) => {}
         }
-    }
-
-    /// What recovery did since the last call (at open and in `recover`).
-    pub fn take_recovered(&self) -> Vec<Recovered> {
-        std::mem::take(&mut *self.recovered.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    /// A "detached" device that is present but on no driver at all: its stub
-    /// binding was lost (a failed step, or a stub driver unloaded). An owned
-    /// device is left for its owner to release.
-    fn lost_its_stub(&self, rec: &Record) -> bool {
-        rec.owner.is_none()
-            && PciAddress::parse(&rec.address).is_ok_and(|a| matches!(self.driver(&a), Ok(None)))
-    }
-
-    fn recover_one(&self, rec: &Record) -> String {
-        let Ok(addr) = PciAddress::parse(&rec.address) else {
-            return format!("record names no PCI address; kept in {}", self.state.location());
+        let driver = match plan {
+            Plan::Complete => Some(rec.stub.as_str()),
+            Plan::RollBack(original) => original.as_deref(),
+            Plan::Drop(_) => None,
         };
-        let current = match self.driver(&addr) {
-            Ok(c) => c,
-            Err(e) => return format!("kept the record: {e}"),
-        };
-        let original = rec.original_driver.as_deref();
-        let result = match rec.step {
-            // Interrupted detach that reached the stub: finish it.
-            Step::Detaching if current.as_deref() == Some(rec.stub.as_str()) => {
+        self.authorize_driver(Operation::Recover, addr, rec.owner.as_deref(), driver)
+    }
+
+    fn carry_out(&self, addr: &PciAddress, rec: &Record, plan: &Plan) -> (String, bool) {
+        let result = match plan {
+            Plan::Complete => {
                 let mut r = rec.clone();
                 r.step = Step::Detached;
                 self.state.put(&r).map(|()| format!("detach completed: on {}", rec.stub))
             }
-            // Anything else goes back to where it came from.
-            _ if current.as_deref().is_none_or(is_stub_driver) || current.as_deref() == original => self
-                .restore(&addr, original)
+            Plan::RollBack(original) => self
+                .restore(addr, original.as_deref())
                 .and_then(|()| self.state.remove(&rec.address))
-                .map(|()| format!("rolled back to {}", original.unwrap_or("no driver"))),
-            _ => {
-                // A host driver other than the original took it: the admin
-                // changed it by hand; our record no longer applies.
-                self.state.remove(&rec.address).map(|()| {
-                    format!("record dropped: the device is on {} now", current.as_deref().unwrap_or("-"))
-                })
-            }
+                .map(|()| format!("rolled back to {}", original.as_deref().unwrap_or("no driver"))),
+            Plan::Drop(current) => self.state.remove(&rec.address).map(|()| format!("record dropped: the device is on {current} now")),
         };
-        result.unwrap_or_else(|e| format!("could not recover, record kept: {e}"))
+        match result {
+            Ok(m) => (m, true),
+            Err(e) => (format!("could not recover, record kept: {e}"), false),
+        }
+    }
+
+    /// An administrator's decision, after checking the device by hand: forget
+    /// the record of a device that is gone, or one that cannot be used.
+    /// Records of present devices that can be used are refused: reattach or
+    /// release them instead. Returns what happened, for a person.
+    pub fn clear_record(&self, addr: &PciAddress) -> Result<String> {
+        if self.options.read_only {
+            return Err(Error::Denied(format!(
+                "cannot clear the record of {addr}: the connection is read-only; open it with virConnectOpen to change records"
+            )));
+        }
+        let _lock = self.state.lock()?;
+        match self.state.entry(&addr.to_string())? {
+            None => return Err(Error::OperationInvalid(format!("{addr} has no record in {}: nothing to clear", self.state.location()))),
+            Some(crate::state::Entry::Valid(r)) if self.require(addr).is_ok() => {
+                return Err(Error::OperationInvalid(format!(
+                    "the record of {addr} is valid (step {:?}{}) and the device is present: reattach it, release it from its owner, or run 'nodedev recover'; --clear is for records that cannot be used or whose device is gone",
+                    r.step,
+                    r.owner.map(|o| format!(", assigned to {o}")).unwrap_or_default()
+                )))
+            }
+            Some(_) => {}
+        }
+        let aside = self.state.clear(&addr.to_string())?;
+        Ok(format!("record cleared (kept for reference as {})", aside.unwrap_or_default()))
+    }
+
+    /// The device's record, refusing one that an interrupted operation left
+    /// half done: acting on it could use a driver or owner it only half
+    /// describes. `recover` settles it first.
+    pub(crate) fn settled_record(&self, addr: &PciAddress) -> Result<Option<Record>> {
+        match self.state.get(&addr.to_string())? {
+            Some(r) if r.step != Step::Detached => Err(Error::OperationInvalid(format!(
+                "{addr} has an operation that a process left half done (its record in {} is at step '{}'): run 'nodedev recover' (virNodeDeviceRecover) first, which finishes or rolls it back",
+                self.state.location(),
+                match r.step {
+                    Step::Detaching => "detaching",
+                    Step::Reattaching => "reattaching",
+                    Step::Detached => "detached",
+                }
+            ))),
+            other => Ok(other),
+        }
     }
 }

@@ -180,7 +180,7 @@ impl Host {
                 let note = if kept.is_empty() {
                     String::new()
                 } else {
-                    format!(" (stale records of {} remain: 'nodedev recover' drops them)", kept.join(", "))
+                    format!(" (stale records of {} remain: 'nodedev recover --clear ADDRESS' drops each)", kept.join(", "))
                 };
                 err.context_after(format_args!("the VFs were removed again, {pf} has none{note}"))
             }
