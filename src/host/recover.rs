@@ -93,7 +93,8 @@ impl Host {
             }
             // Anything else goes back to where it came from.
             _ if current.as_deref().is_none_or(is_stub_driver) || current.as_deref() == original => self
-                .restore(&addr, original)
+                .check_not_held(&addr, "recover")
+                .and_then(|()| self.restore(&addr, original))
                 .and_then(|()| self.state.remove(&rec.address))
                 .map(|()| format!("rolled back to {}", original.unwrap_or("no driver"))),
             _ => {
