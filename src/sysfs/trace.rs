@@ -106,7 +106,8 @@ impl Sysfs for Traced {
     }
 
     fn write_bounded(&self, path: &str, value: &str, limit: std::time::Duration) -> io::Result<()> {
-        log(format_args!("sysfs write {path} {} (at most {limit:?})", quoted(value)));
+        // The same lines as `write`: how a write is waited for is not the kernel's business.
+        log(format_args!("sysfs write {path} {}", quoted(value)));
         let r = self.0.write_bounded(path, value, limit);
         if let Err(e) = &r {
             log(format_args!("sysfs write {path} {} failed: {e}", quoted(value)));
