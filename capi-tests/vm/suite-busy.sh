@@ -92,9 +92,11 @@ if start_holder "$BG" "$E"; then
     if [ $rc = 1 ] && grep -q "did not finish within 2.0 s" /tmp/busy-out; then pass busy-hidden-timeout
     else fail busy-hidden-timeout "exit $rc: $(tr '\n' ' ' </tmp/busy-out)"; fi
     [ $dt -lt 500 ] && pass busy-hidden-timeout-bounded || fail busy-hidden-timeout-bounded "took ${dt}0 ms"
+    echo "NODEDEV-NOTE busy: hidden holder: the CLI returned after ${dt}0 ms; while the unbind waits, the driver link shows $(drv "$E")"
     [ "$(record_step "$E")" = reattaching ] && pass busy-hidden-record-kept || fail busy-hidden-record-kept "step $(record_step "$E")"
     # The holder is visible to a normal run: recover refuses to touch it.
     out=$(nodedev -c "$UT" recover 2>&1)
+    echo "NODEDEV-NOTE busy: recover while held: $(echo "$out" | tr '\n' ' ' | cut -c1-300)"
     echo "$out" | grep -q "in use by pid $HOLDER" && pass busy-recover-refused || fail busy-recover-refused "$(echo "$out" | tr '\n' ' ')"
     stop_holder
     sleep 1

@@ -82,8 +82,13 @@ impl Host {
         let dev = VfioDevice { address: &name, group: self.group_number(addr), cdev: cdev.as_deref() };
         let how: Vec<String> =
             scan.holders.iter().map(|h| format!("pid {} holds {}", h.pid, h.kind.describe(&dev))).collect();
+        let why = if what == "reset" {
+            "a reset would pull the device from under it"
+        } else {
+            "the kernel would keep the unbind waiting until it lets go"
+        };
         Err(Error::OperationInvalid(format!(
-            "{addr} is in use by {}: stop it first; cannot {what} it now ({}; the kernel would wait until it lets go){}",
+            "{addr} is in use by {}: stop it first; cannot {what} it now ({}; {why}){}",
             names(&scan),
             how.join(", "),
             uninspected_note(scan.uninspected)
