@@ -172,6 +172,24 @@ fn a_hidden_holder_times_out_within_the_bound_and_recover_finishes_later() {
 }
 
 #[test]
+fn processes_that_could_not_be_inspected_are_said_so() {
+    let (sim, host) = fresh();
+    host.detach(&a(VF), Stub::Vfio).unwrap();
+    sim.set_uninspectable_processes(3);
+    sim.hold_vfio(VF, 77, "hidden-guest", HoldKind::Device, true).unwrap();
+    let err = host.reattach(&a(VF), None).unwrap_err();
+    assert!(matches!(&err, Error::Timeout(m) if m.contains("3 processes could not be inspected")), "{err:?}");
+    sim.release_holder(77);
+    until("the unbind finishes", || !sim.write_waiting(VF));
+    host.recover().unwrap();
+    host.detach(&a(VF), Stub::Vfio).unwrap();
+    sim.hold_vfio(VF, 4242, "qemu-system-x86", HoldKind::Device, false).unwrap();
+    let err = host.reset(&a(VF)).unwrap_err();
+    refused_for_holder(&err, VF);
+    assert!(err.message().contains("3 processes could not be inspected (run as root"), "{err}");
+}
+
+#[test]
 fn a_hidden_holder_times_out_a_release_which_recover_finishes() {
     let (sim, host) = fresh();
     host.prepare("vm1", &[a(VF)], Stub::Vfio, PrepareOptions { managed: true, force: false }).unwrap();

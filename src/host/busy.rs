@@ -104,7 +104,12 @@ impl Host {
     /// process holds the group or one of its devices.
     pub(crate) fn check_group_not_held(&self, addr: &PciAddress) -> Result<()> {
         let Some((number, members)) = self.group_addresses(addr)? else { return Ok(()) };
+        // /dev/vfio/N exists only while a member is on a VFIO driver; the
+        // scan of a member there finds the group's holders too.
         for m in &members {
+            if !self.driver(m)?.as_deref().is_some_and(is_vfio_driver) {
+                continue;
+            }
             let scan = self.holders_of(m)?;
             if !scan.holders.is_empty() {
                 return Err(Error::OperationInvalid(format!(

@@ -206,6 +206,9 @@ struct Kernel {
     removals: Vec<(Addr, u32)>,
     /// Processes holding devices through VFIO.
     holders: Vec<SimHolder>,
+    /// Processes whose fds the caller may not read (another user's, for a
+    /// caller that is not root): `vfio_holders` counts them.
+    uninspectable: usize,
 }
 
 /// A process holding a device through VFIO (see `SimKernel::hold_vfio`).
@@ -926,6 +929,11 @@ impl SimKernel {
         self.inner.changed.notify_all();
     }
 
+    /// `n` processes the caller may not inspect (as for a caller without root).
+    pub fn set_uninspectable_processes(&self, n: usize) {
+        self.lock().uninspectable = n;
+    }
+
     /// Whether a writer is waiting in the kernel on this device (its lock held).
     pub fn write_waiting(&self, addr: &str) -> bool {
         let k = self.lock();
@@ -1052,7 +1060,7 @@ impl Sysfs for SimKernel {
     fn vfio_holders(&self, dev: &VfioDevice<'_>) -> io::Result<HolderScan> {
         let k = self.lock();
         let a = Addr::parse(dev.address);
-        let mut out = HolderScan::default();
+        let mut out = HolderScan { holders: Vec::new(), uninspected: k.uninspectable };
         for h in k.holders.iter().filter(|h| !h.hidden) {
             let holds = match h.kind {
                 HoldKind::Group => dev.group.is_some() && k.dev(h.addr).group == dev.group,

@@ -237,6 +237,7 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
         misprobes: Vec::new(),
         removals: Vec::new(),
         holders: Vec::new(),
+        uninspectable: 0,
     };
     kernel.roots = kernel.devs.values().filter(|d| !d.created).map(|d| kernel.root_of(d.addr)).collect();
     for (i, h) in spec.vfio_holders.iter().enumerate() {
