@@ -266,3 +266,48 @@ fn the_timeout_comes_from_the_uri_and_holders_from_the_host_description() {
     assert!(e.contains("vfio_holders[0]") && e.contains("not on a VFIO driver"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_real_write_that_times_out_leaves_the_state_lock_free() {
+    // The real backend on a temporary tree: its `fifo` is a FIFO nobody
+    // drains, so a large write waits as an unbind would. The write runs in a
+    // forked process, which must not keep the state lock's file open: after
+    // the caller drops its lock, another lock (another open of the lock
+    // file, as another process would make) is granted at once.
+    use nodedev::sysfs::host::HostSysfs;
+    use nodedev::sysfs::Sysfs;
+    let root = std::env::temp_dir().join(format!("nodedev-busy-real-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("sys")).unwrap();
+    let fifo = root.join("sys/fifo");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo on a path of our own.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    // A reader that never reads, so the writer's open succeeds and its write fills the pipe.
+    let mut reader = std::fs::OpenOptions::new().read(true).write(true).open(&fifo).unwrap();
+
+    let store = StateStore::dir(root.join("state"));
+    let lock = store.lock().unwrap();
+    let big = "x".repeat(1 << 20);
+    let start = Instant::now();
+    let err = HostSysfs::new(&root).write_bounded("fifo", &big, BOUND).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    assert!(start.elapsed() < BOUND + Duration::from_secs(2), "{:?}", start.elapsed());
+    drop(lock);
+
+    let other = StateStore::dir(root.join("state"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let granted = other.lock().is_ok();
+        let _ = tx.send(granted);
+    });
+    let granted = rx.recv_timeout(Duration::from_secs(5));
+    // Let the orphaned writer finish before judging, so no process is left behind.
+    let mut left = big.len();
+    let mut buf = vec![0u8; 65536];
+    while left > 0 {
+        left -= std::io::Read::read(&mut reader, &mut buf).unwrap();
+    }
+    assert_eq!(granted, Ok(true), "the state lock stayed held by the writer process");
+    std::fs::remove_dir_all(&root).unwrap();
+}
