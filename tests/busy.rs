@@ -311,3 +311,31 @@ fn a_real_write_that_times_out_leaves_the_state_lock_free() {
     assert_eq!(granted, Ok(true), "the state lock stayed held by the writer process");
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn a_variant_vfio_driver_is_a_vfio_driver() {
+    // mlx5_vfio_pci and the like: held devices on them are refused too, and
+    // their unbind waits in the simulated kernel as vfio-pci's does.
+    let spec = r#"{"drivers": [{"name": "mlx5_core", "ids": ["15b3:101e"]}, {"name": "mlx5_vfio_pci", "ids": ["15b3:101e"]}, {"name": "vfio-pci"}],
+        "devices": [
+          {"address": "0000:08:00.1", "vendor": "0x15b3", "device": "0x101e", "class": "0x020000",
+           "driver": "mlx5_vfio_pci", "iommu_group": 30}],
+        "vfio_holders": [{"pid": 4242, "comm": "qemu-system-x86", "device": "0000:08:00.1", "holds": "cdev"}]}"#;
+    let sim = Arc::new(SimKernel::from_json(spec).unwrap());
+    let host = Host::new(sim.clone(), StateStore::memory(), HostOptions { write_timeout: BOUND, ..HostOptions::default() });
+    let dev = "0000:08:00.1";
+    refused_for_holder(&host.detach(&a(dev), Stub::Vfio).unwrap_err(), dev);
+    assert_eq!(sim.driver_of(dev).as_deref(), Some("mlx5_vfio_pci"));
+    assert!(sim.writes().is_empty());
+    sim.release_holder(4242);
+    sim.hold_vfio(dev, 9, "hidden", HoldKind::Device, true).unwrap();
+    let err = host.detach(&a(dev), Stub::Vfio).unwrap_err();
+    assert!(matches!(&err, Error::Timeout(m) if m.contains("unbinding it from mlx5_vfio_pci")), "{err:?}");
+    // Mid-detach for recover, which finishes it once the holder is gone.
+    assert_eq!(host.state().get(dev).unwrap().unwrap().step, Step::Detaching);
+    sim.release_holder(9);
+    until("the unbind finishes", || !sim.write_waiting(dev));
+    let report = host.recover().unwrap();
+    assert!(report.len() == 1 && report[0].outcome.contains("rolled back to mlx5_vfio_pci"), "{report:?}");
+    assert_eq!(sim.driver_of(dev).as_deref(), Some("mlx5_vfio_pci"));
+}
