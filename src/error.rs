@@ -33,6 +33,10 @@ pub enum Error {
     /// A bug in nodedev (VIR_ERR_INTERNAL_ERROR).
     #[error("{0}")]
     Internal(String),
+    /// The kernel did not finish a change within the connection's time
+    /// bound (a device held open through VFIO) (VIR_ERR_OPERATION_TIMEOUT).
+    #[error("{0}")]
+    Timeout(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -50,6 +54,7 @@ impl Error {
             Error::NoDevice(_) => 53,
             Error::OperationInvalid(_) => 55,
             Error::Unsupported(_) => 84,
+            Error::Timeout(_) => 68,
         }
     }
 
@@ -81,6 +86,7 @@ impl Error {
             Error::NoConnect(m) => Error::NoConnect(f(m)),
             Error::System(m) => Error::System(f(m)),
             Error::Internal(m) => Error::Internal(f(m)),
+            Error::Timeout(m) => Error::Timeout(f(m)),
         }
     }
 

@@ -13,7 +13,9 @@
 //! definitions in DIR instead of /etc/nodedev/persistent; the only place a
 //! test host keeps any), `modprobe=0` (never load modules),
 //! `policy=FILE` (more policy rules, `policy.rs`), `lockdown=1` (no driver
-//! changes, whatever the policy files say).
+//! changes, whatever the policy files say), `timeout=SECONDS` (how long a call
+//! waits for a sysfs write the kernel holds up, e.g. an unbind of a device a
+//! process holds through VFIO; default 10, decimals allowed, 0.01 to 3600).
 //!
 //! The live host's policy cannot be stepped around: whenever the sysfs tree
 //! is the running kernel's (no `root=`, or a `root=` that resolves to `/`),
@@ -45,6 +47,8 @@ pub struct Params {
     pub policy: Option<String>,
     pub lockdown: bool,
     pub confdir: Option<String>,
+    /// `timeout=SECONDS`: None for the default (`host::DEFAULT_WRITE_TIMEOUT`).
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// Which host a URI names.
@@ -81,13 +85,13 @@ pub fn parse(uri: &str) -> Result<(Target, Params)> {
 
 fn bad_uri(uri: &str, why: &str) -> Error {
     Error::NoConnect(format!(
-        "cannot open '{}': {why}; accepted URIs are nodedev:///system, test:///default and test:///PATH.json, with optional parameters root=, statedir=, confdir=, modprobe=0, policy=, lockdown=1",
+        "cannot open '{}': {why}; accepted URIs are nodedev:///system, test:///default and test:///PATH.json, with optional parameters root=, statedir=, confdir=, modprobe=0, policy=, lockdown=1, timeout=SECONDS",
         uri.escape_debug()
     ))
 }
 
 fn parse_params(uri: &str, query: Option<&str>) -> Result<Params> {
-    let mut p = Params { root: None, statedir: None, modprobe: true, policy: None, lockdown: false, confdir: None };
+    let mut p = Params { root: None, statedir: None, modprobe: true, policy: None, lockdown: false, confdir: None, timeout: None };
     let flag = |k: &str, v: &str| match v {
         "1" => Ok(true),
         "0" => Ok(false),
@@ -108,6 +112,12 @@ fn parse_params(uri: &str, query: Option<&str>) -> Result<Params> {
             "policy" => p.policy = Some(v.to_string()),
             "modprobe" => p.modprobe = flag(k, v)?,
             "lockdown" => p.lockdown = flag(k, v)?,
+            "timeout" => {
+                let secs = v.parse::<f64>().ok().filter(|s| (0.01..=3600.0).contains(s)).ok_or_else(|| {
+                    bad_uri(uri, "timeout must be a number of seconds from 0.01 to 3600")
+                })?;
+                p.timeout = Some(std::time::Duration::from_secs_f64(secs));
+            }
             _ => return Err(bad_uri(uri, &format!("unknown parameter '{k}'"))),
         }
     }
@@ -174,7 +184,13 @@ pub fn open_with_host_policy(uri: Option<&str>, read_only: bool, host_policy_fil
         None if target == Target::System && is_live(&params) => Some(Definitions::new(SYSTEM_DEFINITIONS_DIR)),
         None => None,
     };
-    let options = HostOptions { read_only, allow_modprobe: params.modprobe, policy, definitions };
+    let options = HostOptions {
+        read_only,
+        allow_modprobe: params.modprobe,
+        policy,
+        definitions,
+        write_timeout: params.timeout.unwrap_or(crate::host::DEFAULT_WRITE_TIMEOUT),
+    };
     let store_or = |default: StateStore| params.statedir.as_ref().map(StateStore::dir).unwrap_or(default);
 
     let (sysfs, state): (Arc<dyn Sysfs>, StateStore) = match target {

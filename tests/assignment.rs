@@ -501,6 +501,20 @@ impl Sysfs for SlowProbe {
     fn matching_aliases(&self, m: &str) -> std::io::Result<Vec<nodedev::sysfs::modalias::ModuleAlias>> {
         self.sim.matching_aliases(m)
     }
+    fn vfio_holders(&self, dev: &nodedev::sysfs::VfioDevice<'_>) -> std::io::Result<nodedev::sysfs::HolderScan> {
+        self.sim.vfio_holders(dev)
+    }
+    /// Slow like `write`, then bounded by the simulated kernel.
+    fn write_bounded(&self, p: &str, v: &str, limit: std::time::Duration) -> std::io::Result<()> {
+        if !(p.ends_with("drivers_probe") || p.ends_with("/reset")) {
+            return self.sim.write_bounded(p, v, limit);
+        }
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(n, Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        self.sim.write_bounded(p, v, limit)
+    }
 }
 
 #[test]

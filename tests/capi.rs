@@ -27,6 +27,7 @@ const OBJ_LIST: &str = env!("NODEDEV_CAPI_OBJS");
 /// Programs the suite must contain (more may be added freely).
 const EXPECTED: &[&str] = &[
     "assign",
+    "busy",
     "detach_reattach",
     "dlopen",
     "enumerate",

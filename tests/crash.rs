@@ -59,6 +59,14 @@ impl Sysfs for DiesAt {
         self.tick();
         self.sim.matching_aliases(m)
     }
+    fn vfio_holders(&self, dev: &nodedev::sysfs::VfioDevice<'_>) -> io::Result<nodedev::sysfs::HolderScan> {
+        self.tick();
+        self.sim.vfio_holders(dev)
+    }
+    fn write_bounded(&self, p: &str, v: &str, limit: std::time::Duration) -> io::Result<()> {
+        self.tick();
+        self.sim.write_bounded(p, v, limit)
+    }
 }
 
 const NIC1: &str = "0000:03:01.0";

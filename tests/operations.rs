@@ -385,6 +385,15 @@ impl Sysfs for Faulty {
     fn matching_aliases(&self, m: &str) -> io::Result<Vec<nodedev::sysfs::modalias::ModuleAlias>> {
         self.sim.matching_aliases(m)
     }
+    fn vfio_holders(&self, dev: &nodedev::sysfs::VfioDevice<'_>) -> io::Result<nodedev::sysfs::HolderScan> {
+        self.sim.vfio_holders(dev)
+    }
+    fn write_bounded(&self, p: &str, v: &str, limit: std::time::Duration) -> io::Result<()> {
+        if let Some((_, errno)) = self.fail.lock().unwrap().iter().find(|(rule, _)| p.ends_with(rule.as_str())) {
+            return Err(io::Error::from_raw_os_error(*errno));
+        }
+        self.sim.write_bounded(p, v, limit)
+    }
 }
 
 #[test]
@@ -455,6 +464,12 @@ impl Sysfs for WithoutUevent {
     }
     fn pci_names(&self, v: u16, d: u16) -> Option<(String, String)> {
         self.0.pci_names(v, d)
+    }
+    fn vfio_holders(&self, dev: &nodedev::sysfs::VfioDevice<'_>) -> io::Result<nodedev::sysfs::HolderScan> {
+        self.0.vfio_holders(dev)
+    }
+    fn write_bounded(&self, p: &str, v: &str, limit: std::time::Duration) -> io::Result<()> {
+        self.0.write_bounded(p, v, limit)
     }
 }
 

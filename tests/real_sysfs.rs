@@ -54,6 +54,12 @@ impl Sysfs for NoWrites {
     fn block_mounts(&self, block: &str) -> Vec<String> {
         self.0.block_mounts(block)
     }
+    fn vfio_holders(&self, dev: &nodedev::sysfs::VfioDevice<'_>) -> io::Result<nodedev::sysfs::HolderScan> {
+        self.0.vfio_holders(dev)
+    }
+    fn write_bounded(&self, p: &str, _v: &str, _l: std::time::Duration) -> io::Result<()> {
+        panic!("test tried to write the real /sys/{p}");
+    }
 }
 
 /// The PCI function under the disk mounted on "/", found the kernel's way:

@@ -76,6 +76,7 @@ vmtarget="$top/target/vm-build"
 (cd "$top" && cargo build --release --quiet --features crash-hooks --target-dir "$vmtarget" --bin nodedev) \
     || die "cargo build failed"
 gcc -static -O2 -o "$cache/vfio_group_status" "$here/vfio_group_status.c" || die "cannot build vfio_group_status"
+gcc -static -O2 -o "$cache/vfio_hold" "$here/vfio_hold.c" || die "cannot build vfio_hold"
 
 # initramfs: busybox, the modules we need with their dependencies, the CLI
 # with its shared libraries, the suite.
@@ -100,7 +101,7 @@ for m in $want; do
 done
 cp "$cache/kernel/$moddir"/modules.{order,builtin,builtin.modinfo} "$root/$moddir/" 2>/dev/null || true
 depmod -b "$root" "$kver"
-cp "$vmtarget/release/nodedev" "$cache/vfio_group_status" "$root/bin/"
+cp "$vmtarget/release/nodedev" "$cache/vfio_group_status" "$cache/vfio_hold" "$root/bin/"
 for lib in $(ldd "$vmtarget/release/nodedev" | grep -o '/[^ ]*'); do
     cp -L "$lib" "$root/lib/x86_64-linux-gnu/"
 done

@@ -178,6 +178,8 @@ for d in "$B1" "$B2"; do [ -e "/run/nodedev/$d.json" ] && nodedev -c $U reattach
 expect_driver race-first-back "$B1" e1000
 expect_driver race-second-back "$B2" e1000
 
+. /suite-busy.sh
+
 left=$(ls /run/nodedev/*.json 2>/dev/null | wc -l)
 [ "$left" = 0 ] && pass no-records-left || fail no-records-left "$left records left"
 

@@ -139,7 +139,7 @@ fn host(n: usize) -> HostSpec {
     }
     // Every reference (parent, physfn) points backwards, so cutting the tail is safe.
     devs.truncate(n);
-    HostSpec { driver_override: true, iommu: true, drivers: drivers(), devices: devs }
+    HostSpec { driver_override: true, iommu: true, drivers: drivers(), devices: devs, vfio_holders: Vec::new() }
 }
 
 /// Write the simulated kernel's tree at `rel` (a directory) into `out`.

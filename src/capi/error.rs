@@ -918,6 +918,10 @@ mod tests {
                 Error::Internal(String::new()),
                 virErrorNumber::VIR_ERR_INTERNAL_ERROR,
             ),
+            (
+                Error::Timeout(String::new()),
+                virErrorNumber::VIR_ERR_OPERATION_TIMEOUT,
+            ),
         ];
         for (e, code) in pairs {
             assert_eq!(e.code(), code as c_int, "{e:?}");

@@ -233,6 +233,9 @@ impl Host {
         }
 
         let _lock = self.state.lock()?;
+        // A guest still holding a device: refuse before anything changes.
+        let managed: Vec<PciAddress> = targets.iter().zip(&records).filter(|(_, r)| r.managed).map(|(d, _)| *d).collect();
+        self.check_none_held(&managed, "release")?;
         // Each device on its own (a thread each): resets and probes overlap.
         let outcomes = self.each_at_once(&targets, |d| {
             // Re-read under this lock: another process may have released it meanwhile.
@@ -240,8 +243,13 @@ impl Host {
                 return Ok(());
             };
             if rec.managed {
-                let _ = self.reset_if_possible(d); // best effort: the guest is gone
-                self.reattach_locked(d, None).map_err(|e| {
+                // Best effort (the guest is gone), unless the kernel is stuck on the device.
+                let reset = self.reset_if_possible(d);
+                let gave_back = match reset {
+                    Err(e @ Error::Timeout(_)) => Err(e),
+                    _ => self.reattach_locked(d, None),
+                };
+                gave_back.map_err(|e| {
                     // Still on its stub: no longer the guest's, for the admin to reattach.
                     if let Ok(Some(mut r)) = self.state.get(&d.to_string()) {
                         r.owner = None;

@@ -79,6 +79,6 @@ impl Host {
             }
         }
         let iommu = self.sysfs.list_dir("kernel/iommu_groups").map(|g| !g.is_empty()).unwrap_or(false);
-        Ok(HostSpec { driver_override, iommu, drivers, devices })
+        Ok(HostSpec { driver_override, iommu, drivers, devices, vfio_holders: Vec::new() })
     }
 }

@@ -3,6 +3,7 @@
 //! simulated kernel.
 
 mod assign;
+mod busy;
 mod describe;
 mod device;
 mod group;
@@ -27,6 +28,7 @@ use crate::state::StateStore;
 use crate::sysfs::{link_basename, Sysfs};
 use std::io;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// What an operation does to a device, as an authorization callback sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,11 +83,24 @@ pub struct HostOptions {
     pub policy: Policy,
     /// Where persistent assignments live (None: this host keeps none).
     pub definitions: Option<crate::persist::Definitions>,
+    /// How long a caller waits for a sysfs write the kernel may hold up (an
+    /// unbind, remove or reset of a device a process holds through VFIO)
+    /// before getting `Error::Timeout` (URI parameter `timeout=SECONDS`).
+    pub write_timeout: Duration,
 }
+
+/// `HostOptions::write_timeout` unless the URI says otherwise.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Default for HostOptions {
     fn default() -> Self {
-        HostOptions { read_only: false, allow_modprobe: true, policy: Policy::default(), definitions: None }
+        HostOptions {
+            read_only: false,
+            allow_modprobe: true,
+            policy: Policy::default(),
+            definitions: None,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+        }
     }
 }
 

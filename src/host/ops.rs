@@ -106,12 +106,17 @@ impl Host {
         })
     }
 
+    /// Unbinding from a VFIO driver waits in the kernel for the device's
+    /// holders: that write is bounded (`busy.rs`).
     fn unbind(&self, addr: &PciAddress, driver: &str) -> Result<()> {
-        self.write(&format!("bus/pci/drivers/{driver}/unbind"), &addr.to_string())
+        let path = format!("bus/pci/drivers/{driver}/unbind");
+        let bounded = super::busy::is_vfio_driver(driver);
+        self.write_about(addr, &path, &addr.to_string(), &format!("unbinding it from {driver}"), bounded)
     }
 
-    fn probe(&self, addr: &PciAddress) -> Result<()> {
-        self.write("bus/pci/drivers_probe", &addr.to_string())
+    /// `bounded`: the device may still be locked by an unbind waiting in the kernel.
+    fn probe(&self, addr: &PciAddress, bounded: bool) -> Result<()> {
+        self.write_about(addr, "bus/pci/drivers_probe", &addr.to_string(), "probing a driver for it", bounded)
     }
 
     /// The stub's kernel driver, loading its module when allowed.
@@ -163,6 +168,11 @@ impl Host {
             }
         }
         let _lock = self.state.lock()?;
+        // Nothing is changed while a process holds what would be unbound.
+        if opts.group {
+            self.check_group_not_held(addr)?;
+        }
+        self.check_none_held(&targets, "detach")?;
         for t in &targets {
             if let Some(owner) = self.owner_of(t)? {
                 if !self.on_stub(t, stub)? {
@@ -334,17 +344,24 @@ impl Host {
                     Err(err) => Err(self.undo_one_detach(addr, original.as_deref(), err)),
                 }
             }
+            // The kernel still works on it: the record (mid-detach) is for recover.
+            Err(err @ Error::Timeout(_)) => Err(err),
             Err(err) => Err(self.undo_one_detach(addr, original.as_deref(), err)),
         }
     }
 
     fn bind_to_stub(&self, addr: &PciAddress, current: Option<&str>, stub: &str) -> Result<()> {
+        let bounded = self.may_wait(current);
         if self.has_override(addr) {
-            self.write(&dev_path(addr, "driver_override"), stub)?;
+            self.write_about(addr, &dev_path(addr, "driver_override"), stub, "setting its driver_override", bounded)?;
+            // Already there (a reattach that failed before its unbind): keep it.
+            if current == Some(stub) {
+                return Ok(());
+            }
             if let Some(cur) = current {
                 self.unbind(addr, cur)?;
             }
-            self.probe(addr)?;
+            self.probe(addr, bounded)?;
         } else {
             self.bind_with_new_id(addr, current, stub)?;
         }
@@ -400,10 +417,11 @@ impl Host {
     /// Give a device (on a stub or on nothing) to `target`, or leave it
     /// driverless when target is None. Clears driver_override first.
     pub(crate) fn restore(&self, addr: &PciAddress, target: Option<&str>) -> Result<()> {
-        if self.has_override(addr) {
-            self.write(&dev_path(addr, "driver_override"), "\n")?;
-        }
         let current = self.driver(addr)?;
+        let bounded = self.may_wait(current.as_deref());
+        if self.has_override(addr) {
+            self.write_about(addr, &dev_path(addr, "driver_override"), "\n", "clearing its driver_override", bounded)?;
+        }
         if current.as_deref() == target {
             return Ok(());
         }
@@ -421,13 +439,17 @@ impl Host {
         }
         // Let the kernel choose first: it picks the original driver on a normal
         // host. If the probe fails, the explicit bind below still can work.
-        let _ = self.probe(addr);
+        match self.probe(addr, bounded) {
+            Err(e @ Error::Timeout(_)) => return Err(e),
+            _ => {}
+        }
         let mut now = self.driver(addr)?;
         if now.as_deref() != Some(target) {
             if let Some(other) = &now {
                 self.unbind(addr, other)?;
             }
-            self.write(&format!("bus/pci/drivers/{target}/bind"), &addr.to_string())?;
+            let path = format!("bus/pci/drivers/{target}/bind");
+            self.write_about(addr, &path, &addr.to_string(), &format!("binding it to {target}"), bounded)?;
             now = self.driver(addr)?;
         }
         if now.as_deref() == Some(target) {
@@ -484,6 +506,7 @@ impl Host {
 
     /// Reattach with the lock held and ownership already checked.
     pub(crate) fn reattach_locked(&self, addr: &PciAddress, driver: Option<&str>) -> Result<()> {
+        self.check_not_held(addr, "reattach")?;
         let current = self.driver(addr)?;
         // A half-done record is acted on only where its meaning is certain:
         // the device is already on the record's original host driver, so
@@ -513,7 +536,7 @@ impl Host {
             // Not on any driver and never detached by us: give it to whatever
             // the kernel probes, as libvirt does.
             (None, None) if driver.is_none() => {
-                return self.probe(addr);
+                return self.probe(addr, true);
             }
             _ => {}
         }
@@ -529,12 +552,14 @@ impl Host {
         self.state.put(&record).map_err(|e| e.context_after(format_args!("nothing changed: {addr} stays on {stub}")))?;
 
         let result = if probe_anything {
-            self.restore(addr, None).and_then(|()| self.probe(addr))
+            self.restore(addr, None).and_then(|()| self.probe(addr, true))
         } else {
             self.restore(addr, target.as_deref())
         };
         match result {
             Ok(()) => self.state.remove(&addr.to_string()),
+            // The kernel still works on it: the record (mid-reattach) is for recover.
+            Err(err @ Error::Timeout(_)) => Err(err),
             Err(err) => {
                 // Back to the stub, so the device is never left in between.
                 let back = self.bind_to_stub(addr, self.driver(addr)?.as_deref(), &stub);
@@ -585,7 +610,9 @@ impl Host {
                 "cannot reset {addr}: the kernel has no reset method for it (no FLR, PM or bus reset)"
             )));
         }
-        match self.sysfs.write(&path, "1") {
+        self.check_not_held(addr, "reset")?;
+        // A reset takes the device's lock, which a waiting unbind may hold.
+        match self.write_bounded_raw(addr, &path, "1", "resetting it")? {
             // Every method said "not here": typically a bus reset refused
             // because other functions share the bus.
             Err(e) if e.raw_os_error() == Some(libc::ENOTTY) => Err(Error::Unsupported(format!(

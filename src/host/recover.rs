@@ -192,7 +192,8 @@ impl Host {
                 self.state.put(&r).map(|()| format!("detach completed: on {}", rec.stub))
             }
             Plan::RollBack(original) => self
-                .restore(addr, original.as_deref())
+                .check_not_held(addr, "recover")
+                .and_then(|()| self.restore(addr, original.as_deref()))
                 .and_then(|()| self.state.remove(&rec.address))
                 .map(|()| format!("rolled back to {}", original.as_deref().unwrap_or("no driver"))),
             Plan::Drop(current) => self.state.remove(&rec.address).map(|()| format!("record dropped: the device is on {current} now")),

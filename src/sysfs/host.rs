@@ -1,12 +1,13 @@
 //! The real kernel: files under a root directory (normally "/", so /sys).
 
 use super::modalias::{self, ModuleAlias};
-use super::Sysfs;
+use super::{HolderScan, Sysfs, VfioDevice};
 use std::fs;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 pub struct HostSysfs {
     root: PathBuf,
@@ -229,6 +230,22 @@ impl Sysfs for HostSysfs {
             return Ok(Vec::new()); // no module can be loaded for a tree under another root
         }
         Ok(kernel_aliases()?.iter().filter(|a| modalias::glob_match(&a.pattern, modalias)).cloned().collect())
+    }
+
+    fn vfio_holders(&self, dev: &VfioDevice<'_>) -> io::Result<HolderScan> {
+        // A test tree's groups are not this kernel's: nobody can hold them.
+        if !self.is_live() {
+            return Ok(HolderScan::default());
+        }
+        super::holders::scan(std::path::Path::new("/proc"), dev)
+    }
+
+    fn write_bounded(&self, path: &str, value: &str, limit: Duration) -> io::Result<()> {
+        let f = fs::OpenOptions::new().write(true).open(self.path(path)?)?;
+        super::bounded::write(&f, value.as_bytes(), limit)?;
+        #[cfg(feature = "crash-hooks")]
+        crash_hook::after_write(path);
+        Ok(())
     }
 
     fn load_module(&self, module: &str) -> io::Result<()> {

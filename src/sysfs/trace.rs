@@ -8,7 +8,7 @@
 //! hang in a driver: the last line then names it), with a second line if
 //! they fail; reads are printed after, with what they returned.
 
-use super::Sysfs;
+use super::{HolderScan, Sysfs, VfioDevice};
 use crate::debug::log;
 use std::io;
 use std::sync::Arc;
@@ -92,5 +92,26 @@ impl Sysfs for Traced {
 
     fn block_mounts(&self, block: &str) -> Vec<String> {
         self.0.block_mounts(block)
+    }
+
+    // Busy devices.
+    fn vfio_holders(&self, dev: &VfioDevice<'_>) -> io::Result<HolderScan> {
+        let r = self.0.vfio_holders(dev);
+        log(format_args!(
+            "vfio holders of {} -> {}",
+            dev.address,
+            outcome(&r, |s| format!("{} holders, {} processes not inspected", s.holders.len(), s.uninspected))
+        ));
+        r
+    }
+
+    fn write_bounded(&self, path: &str, value: &str, limit: std::time::Duration) -> io::Result<()> {
+        // The same lines as `write`: how a write is waited for is not the kernel's business.
+        log(format_args!("sysfs write {path} {}", quoted(value)));
+        let r = self.0.write_bounded(path, value, limit);
+        if let Err(e) = &r {
+            log(format_args!("sysfs write {path} {} failed: {e}", quoted(value)));
+        }
+        r
     }
 }

@@ -11,15 +11,16 @@ mod spec;
 mod tree;
 mod validate;
 
-pub use spec::{BlockSpec, DeviceSpec, DriverSpec, HostSpec, NetSpec};
+pub use spec::{BlockSpec, DeviceSpec, DriverSpec, HolderSpec, HostSpec, NetSpec};
 
 use crate::sysfs::modalias::{self, ModuleAlias};
-use crate::sysfs::Sysfs;
+use crate::sysfs::{HoldKind, Holder, HolderScan, Sysfs, VfioDevice};
 use spec::NetSpec as Net;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 use tree::{Entry, File};
 
 /// `PCI_ANY_ID`: a wildcard in a dynamic id.
@@ -115,6 +116,9 @@ struct Dev {
     /// by drivers (an override still lets its one driver in).
     sriov_autoprobe: bool,
     resets: u32,
+    /// A writer waits in the kernel with the device lock held (an unbind or
+    /// remove waiting for a VFIO holder): other writes about it wait too.
+    locked: bool,
 }
 
 impl Dev {
@@ -200,6 +204,28 @@ struct Kernel {
     misprobes: Vec<(Addr, Option<String>, u32)>,
     /// Injected hot-removal: the device goes after this many more writes.
     removals: Vec<(Addr, u32)>,
+    /// Processes holding devices through VFIO.
+    holders: Vec<SimHolder>,
+    /// Processes whose fds the caller may not read (another user's, for a
+    /// caller that is not root): `vfio_holders` counts them.
+    uninspectable: usize,
+}
+
+/// A process holding a device through VFIO (see `SimKernel::hold_vfio`).
+#[derive(Debug, Clone)]
+struct SimHolder {
+    pid: u32,
+    comm: String,
+    addr: Addr,
+    kind: HoldKind,
+    /// Not in the process table (another pid namespace, say): only the
+    /// kernel's waiting shows it.
+    hidden: bool,
+}
+
+/// A VFIO driver: vfio-pci or a variant (`mlx5_vfio_pci`, `nvgrace-gpu-vfio-pci`).
+fn is_vfio_driver(name: &str) -> bool {
+    name == "vfio-pci" || name.ends_with("vfio_pci") || name.ends_with("vfio-pci")
 }
 
 /// An injected failure: matching writes fail with `errno` and change nothing.
@@ -275,6 +301,35 @@ fn name_arg(value: &str) -> &str {
 }
 
 impl Kernel {
+    /// The device a write is about, whose device lock the kernel takes for it.
+    fn locked_by_write(&self, file: File, value: &str) -> Option<Addr> {
+        match file {
+            File::Dev(a, _) => Some(a),
+            File::Drv(_, "bind" | "unbind") | File::Bus("drivers_probe") => self.present(name_arg(value)),
+            _ => None,
+        }
+    }
+
+    /// A process keeps the device's vfio_device open (a device fd or its cdev):
+    /// `vfio_unregister_group_dev` waits for it. A group fd alone does not
+    /// (Linux >= 6.0 dropped the wait for the container).
+    fn device_open(&self, a: Addr) -> bool {
+        self.holders.iter().any(|h| h.addr == a && h.kind != HoldKind::Group)
+    }
+
+    /// The device whose driver's remove callback this write would run and
+    /// which then waits for a holder: an unbind or remove of a held device
+    /// on a VFIO driver.
+    fn waits_for_holder(&self, file: File, value: &str) -> Option<Addr> {
+        let a = match file {
+            File::Drv(d, "unbind") => self.present(name_arg(value)).filter(|a| self.dev(*a).driver == Some(d))?,
+            File::Dev(a, "remove") if kstrtoul(value).is_ok_and(|v| v != 0) => a,
+            _ => return None,
+        };
+        let on_vfio = self.dev(a).driver.is_some_and(|d| is_vfio_driver(&self.drivers[d].name));
+        (on_vfio && self.device_open(a)).then_some(a)
+    }
+
     fn present(&self, name: &str) -> Option<Addr> {
         Addr::parse(name).filter(|a| self.devs.get(a).is_some_and(|d| d.present))
     }
@@ -552,7 +607,16 @@ impl Kernel {
                     next_group += 1;
                     next_group - 1
                 });
-                Dev { addr: a, group, net: Vec::new(), block: Vec::new(), created: true, resets: 0, ..template.clone() }
+                Dev {
+                    addr: a,
+                    group,
+                    net: Vec::new(),
+                    block: Vec::new(),
+                    created: true,
+                    resets: 0,
+                    locked: false,
+                    ..template.clone()
+                }
             });
             dev.enumerate();
         }
@@ -732,7 +796,13 @@ impl Kernel {
 /// A simulated kernel. Every method takes the one lock, so concurrent
 /// callers see the kernel's writes one at a time, as sysfs serializes them.
 pub struct SimKernel {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     kernel: Mutex<Kernel>,
+    /// Signalled when a holder lets go or a waiting writer finishes.
+    changed: Condvar,
 }
 
 impl SimKernel {
@@ -748,13 +818,19 @@ impl SimKernel {
 
     /// A host from a parsed description, after checking that it is consistent.
     pub fn from_spec(spec: HostSpec) -> Result<SimKernel, String> {
-        Ok(SimKernel { kernel: Mutex::new(validate::build_kernel(spec)?) })
+        let kernel = Mutex::new(validate::build_kernel(spec)?);
+        Ok(SimKernel { inner: Arc::new(Inner { kernel, changed: Condvar::new() }) })
     }
 
     /// A panic elsewhere while holding the lock leaves the kernel as
     /// consistent as after any single write, so keep going.
     fn lock(&self) -> MutexGuard<'_, Kernel> {
-        self.kernel.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.kernel.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wait (the kernel lock released meanwhile) until something changes.
+    fn wait<'a>(&'a self, k: MutexGuard<'a, Kernel>) -> MutexGuard<'a, Kernel> {
+        self.inner.changed.wait(k).unwrap_or_else(|p| p.into_inner())
     }
 
     /// Driver bound to a present device, by its kernel name.
@@ -828,6 +904,43 @@ impl SimKernel {
         k.removals.clear();
     }
 
+    // ---- Busy devices: processes holding devices through VFIO.
+
+    /// A process `pid` named `comm` opens the device through VFIO: its
+    /// group's /dev/vfio/N, its cdev, or a device fd (the group and a device
+    /// fd from it, as QEMU does). With `hidden`, the process is not in the
+    /// process table `vfio_holders` reads (it lives in another pid
+    /// namespace), yet the kernel waits for it all the same. The device must
+    /// be on a VFIO driver, as /dev/vfio exists only then.
+    pub fn hold_vfio(&self, addr: &str, pid: u32, comm: &str, kind: HoldKind, hidden: bool) -> Result<(), String> {
+        let mut k = self.lock();
+        let a = k.present(addr).ok_or_else(|| format!("no device {addr}"))?;
+        let dev = k.dev(a);
+        if !dev.driver.is_some_and(|d| is_vfio_driver(&k.drivers[d].name)) || dev.group.is_none() {
+            return Err(format!("{addr} is not on a VFIO driver with an IOMMU group: nothing to open"));
+        }
+        k.holders.push(SimHolder { pid, comm: comm.to_string(), addr: a, kind, hidden });
+        Ok(())
+    }
+
+    /// The process `pid` closes every VFIO fd it has (or exits): writers
+    /// the kernel kept waiting for it go on.
+    pub fn release_holder(&self, pid: u32) {
+        self.lock().holders.retain(|h| h.pid != pid);
+        self.inner.changed.notify_all();
+    }
+
+    /// `n` processes the caller may not inspect (as for a caller without root).
+    pub fn set_uninspectable_processes(&self, n: usize) {
+        self.lock().uninspectable = n;
+    }
+
+    /// Whether a writer is waiting in the kernel on this device (its lock held).
+    pub fn write_waiting(&self, addr: &str) -> bool {
+        let k = self.lock();
+        Addr::parse(addr).and_then(|a| k.devs.get(&a)).is_some_and(|d| d.locked)
+    }
+
     /// false: `load_module` fails with EPERM, like a kernel with module loading disabled.
     pub fn set_module_loading_allowed(&self, allowed: bool) {
         self.lock().modules_allowed = allowed;
@@ -849,7 +962,40 @@ impl Sysfs for SimKernel {
         if let Some(errno) = k.injected_fault(path, value) {
             return Err(err(errno));
         }
-        match k.resolve(path, true)? {
+        // The device lock: a write about a device whose lock a waiting
+        // writer holds waits behind it.
+        let mut entry = k.resolve(path, true)?;
+        while let Entry::File(f) = entry {
+            match k.locked_by_write(f, value) {
+                Some(a) if k.dev(a).locked => {
+                    k = self.wait(k);
+                    entry = k.resolve(path, true)?;
+                }
+                _ => break,
+            }
+        }
+        if let Entry::File(f) = entry {
+            if let Some(a) = k.waits_for_holder(f, value) {
+                // __device_release_driver: the driver link goes first, then
+                // the driver's remove waits for the holder, device locked.
+                let dev = k.dev_mut(a);
+                dev.driver = None;
+                dev.locked = true;
+                while k.device_open(a) {
+                    k = self.wait(k);
+                }
+                k.dev_mut(a).locked = false;
+                if matches!(f, File::Dev(_, "remove")) {
+                    k.remove(a);
+                }
+                k.writes.push((path.to_string(), value.to_string()));
+                k.after_write();
+                drop(k);
+                self.inner.changed.notify_all();
+                return Ok(());
+            }
+        }
+        match entry {
             Entry::Dir(_) => return Err(err(libc::EISDIR)),
             // sysfs refuses the open(2) itself for a file without a store method.
             Entry::File(f) if !f.writable() => return Err(err(libc::EACCES)),
@@ -910,6 +1056,48 @@ impl Sysfs for SimKernel {
     fn block_mounts(&self, block: &str) -> Vec<String> {
         let k = self.lock();
         k.present_devs().flat_map(|d| &d.block).filter(|b| b.name == block).flat_map(|b| b.mounts.clone()).collect()
+    }
+
+    fn vfio_holders(&self, dev: &VfioDevice<'_>) -> io::Result<HolderScan> {
+        let k = self.lock();
+        let a = Addr::parse(dev.address);
+        let mut out = HolderScan { holders: Vec::new(), uninspected: k.uninspectable };
+        for h in k.holders.iter().filter(|h| !h.hidden) {
+            let holds = match h.kind {
+                HoldKind::Group => dev.group.is_some() && k.dev(h.addr).group == dev.group,
+                _ => Some(h.addr) == a,
+            };
+            if !holds {
+                continue;
+            }
+            match out.holders.iter_mut().find(|o| o.pid == h.pid) {
+                // The strongest hold names it: a device fd over a group fd.
+                Some(o) if o.kind == HoldKind::Group => o.kind = h.kind,
+                Some(_) => {}
+                None => out.holders.push(Holder { pid: h.pid, comm: h.comm.clone(), kind: h.kind }),
+            }
+        }
+        out.holders.sort_by_key(|h| h.pid);
+        Ok(out)
+    }
+
+    /// The write in a thread of its own, waited for at most `limit`; on
+    /// timeout the thread goes on waiting in the simulated kernel, as a
+    /// real writer would, and finishes when the holder lets go.
+    fn write_bounded(&self, path: &str, value: &str, limit: Duration) -> io::Result<()> {
+        let me = SimKernel { inner: self.inner.clone() };
+        let (path, value) = (path.to_string(), value.to_string());
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new().name("sim-sysfs-write".into()).spawn(move || {
+            let _ = tx.send(me.write(&path, &value));
+        })?;
+        match rx.recv_timeout(limit) {
+            Ok(r) => r,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                Err(io::Error::new(io::ErrorKind::TimedOut, format!("the kernel did not return within {limit:?}")))
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(io::Error::other("the simulated write panicked")),
+        }
     }
 
     fn pci_names(&self, vendor: u16, device: u16) -> Option<(String, String)> {

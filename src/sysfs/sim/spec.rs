@@ -33,6 +33,14 @@
 //!   `iommu_group` link; devices' `iommu_group` values are then ignored.
 //! - `drivers`: PCI drivers in probe priority order (first match wins).
 //! - `devices`: PCI functions, in any order.
+//! - `vfio_holders`: processes holding devices through VFIO, as
+//!   `{"pid": 4242, "comm": "qemu-system-x86", "device": "0000:04:10.0",
+//!   "holds": "device", "hidden": false}`. `holds`: `group` (an fd on
+//!   /dev/vfio/N: does not keep an unbind waiting), `cdev` or `device` (the
+//!   device open: an unbind or remove of it waits until the process lets
+//!   go, see `SimKernel::release_holder`). `hidden` (default false): the
+//!   process is not in the process table (another pid namespace). The
+//!   device must be on a VFIO driver.
 //!
 //! A driver:
 //! - `name` (required): the driver name under `bus/pci/drivers/`.
@@ -90,6 +98,20 @@ pub struct HostSpec {
     pub drivers: Vec<DriverSpec>,
     #[serde(default)]
     pub devices: Vec<DeviceSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vfio_holders: Vec<HolderSpec>,
+}
+
+/// A process holding a device through VFIO.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HolderSpec {
+    pub pid: u32,
+    pub comm: String,
+    pub device: String,
+    pub holds: crate::sysfs::HoldKind,
+    #[serde(default)]
+    pub hidden: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
