@@ -7,6 +7,7 @@ use nodedev::capi::nodedev::{virNodeDeviceFree, virNodeDeviceLookupByName};
 use nodedev::capi::sriov::virNodeDeviceSetVFs;
 use nodedev::state::StateStore;
 use nodedev::sysfs::sim::SimKernel;
+use nodedev::sysfs::HoldKind;
 use nodedev::sysfs::Sysfs;
 use nodedev::{AuthRequest, Error, Host, HostOptions, Operation, PciAddress, Policy, PrepareOptions, Stub};
 use std::ffi::{CStr, CString};
@@ -99,6 +100,26 @@ fn vfs_in_use_are_not_removed_unless_forced() {
     assert!(err.to_string().contains("0000:04:10.0 was detached from igbvf"), "{err}");
     // Forced: removed, and the records of the VFs that went are dropped.
     host.set_vf_count(&a(PF), 0, None, true).unwrap();
+    assert!(host.state().list().unwrap().is_empty());
+}
+
+#[test]
+fn a_vf_held_through_vfio_is_never_removed_even_forced() {
+    let (sim, host) = fresh();
+    let vfs = host.set_vf_count(&a(PF), 2, Some(Stub::Vfio), false).unwrap();
+    sim.hold_vfio(&vfs[1].to_string(), 4242, "qemu-system-x86", HoldKind::Device, false).unwrap();
+    let writes = sim.writes().len();
+    for force in [false, true] {
+        let err = host.set_vf_count(&a(PF), 0, None, force).unwrap_err();
+        assert!(
+            matches!(&err, Error::OperationInvalid(m) if m.contains("pid 4242 (qemu-system-x86)") && m.contains(&vfs[1].to_string())),
+            "{err}"
+        );
+    }
+    assert_eq!(sim.writes().len(), writes, "nothing written");
+    assert_eq!(host.virtual_functions(&a(PF)).unwrap(), vfs);
+    sim.release_holder(4242);
+    host.set_vf_count(&a(PF), 0, None, false).unwrap();
     assert!(host.state().list().unwrap().is_empty());
 }
 

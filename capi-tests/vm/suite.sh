@@ -226,6 +226,13 @@ else
     [ "$(cat /sys/bus/pci/devices/$PF/sriov_drivers_autoprobe)" = 1 ] && pass sriov-autoprobe-restored \
         || fail sriov-autoprobe-restored "autoprobe $(cat /sys/bus/pci/devices/$PF/sriov_drivers_autoprobe)"
     ok sriov-provision-idempotent nodedev -c $U sriov "$PF" 4 --driver vfio
+    # A VF held through VFIO (vfio_hold, from suite-busy.sh): never removed, even forced.
+    VF1=$(echo $VFS | cut -d' ' -f2)
+    if start_holder "$(group "$VF1")" "$VF1"; then
+        refused sriov-remove-held-refused "$VF1 is in use by pid $HOLDER (vfio_hold)" nodedev -c $U sriov "$PF" 0 --force
+        [ "$(by_id 0x8086 0x10ca | wc -l)" = 4 ] && pass sriov-held-nothing-removed || fail sriov-held-nothing-removed "VFs: $(by_id 0x8086 0x10ca)"
+        stop_holder
+    fi
     ok sriov-remove nodedev -c $U sriov "$PF" 0
     [ -z "$(by_id 0x8086 0x10ca)" ] && pass sriov-removed || fail sriov-removed "VFs left: $(by_id 0x8086 0x10ca)"
     left=$(ls /run/nodedev/*.json 2>/dev/null | wc -l)

@@ -89,7 +89,12 @@ impl Host {
                 in_use.join("; ")
             )));
         }
-        self.write(&dev_path(pf, "sriov_numvfs"), "0")?;
+        // Removing a VF a process holds through VFIO waits for that process,
+        // forced or not: refuse, and bound the write for holders not seen.
+        self.check_none_held(vfs, &format!("remove it with the other VFs of {pf}")).map_err(|e| {
+            e.context_after("forcing does not help: the kernel would wait for it")
+        })?;
+        self.write_bounded(pf, &dev_path(pf, "sriov_numvfs"), "0", "removing its VFs")?;
         for vf in vfs {
             if !self.sysfs.exists(&dev_path(vf, "")) {
                 self.state.remove(&vf.to_string())?;
