@@ -24,7 +24,6 @@ quick_refusal() {
     dt=$(( $(now_cs) - t0 ))
     [ $dt -lt 300 ] && pass "$name-bounded" || fail "$name-bounded" "took ${dt}0 ms"
 }
-record_step() { sed -n 's/.*"step": *"\([a-z_]*\)".*/\1/p' "/run/nodedev/$1.json" 2>/dev/null; }
 
 BG=$(group "$E")
 # VFIO_SET_IOMMU needs the type1 backend, which the kernel's own

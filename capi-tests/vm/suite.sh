@@ -11,6 +11,18 @@ drv() {
     if [ -n "$l" ]; then basename "$l"; else echo none; fi
 }
 group() { basename "$(readlink "/sys/bus/pci/devices/$1/iommu_group")"; }
+# record_field ADDR FIELD: the field's value in the newest copy of ADDR's
+# record (a record file holds two copies, each line of JSON followed by a
+# "SEQUENCE CHECKSUM" line; the higher sequence is the newer), "" when none.
+record_field() {
+    awk -v f="$2" '
+        BEGIN { pat = "\"" f "\": *(\"[^\"]*\"|null|true|false)" }
+        /^\{/ { v = ""; if (match($0, pat)) { v = substr($0, RSTART, RLENGTH); sub(/^"[^"]*": */, "", v); gsub(/"/, "", v) }
+                cand = v; have = 1; next }
+        have && /^[0-9a-f]+ [0-9a-f]+$/ { if (best == "" || ($1 "") > (best "")) { best = $1; out = cand }; have = 0; next }
+        END { if (best == "" && have) out = cand; print out }' "/run/nodedev/$1.json" 2>/dev/null
+}
+record_step() { record_field "$1" step; }
 by_id() { # vendor device -> addresses
     for d in /sys/bus/pci/devices/*; do
         [ "$(cat "$d/vendor")" = "$1" ] && [ "$(cat "$d/device")" = "$2" ] && basename "$d"
@@ -169,8 +181,8 @@ agree=ok
 for d in "$B1" "$B2"; do
     rec=/run/nodedev/$d.json; now=$(drv "$d")
     if [ -e "$rec" ]; then
-        grep -q '"step": *"detached"' "$rec" && grep -q "\"stub\": *\"$now\"" "$rec" || agree="$d on $now, record $(tr -d '\n ' < "$rec")"
-        grep -q '"original_driver": *"e1000"' "$rec" || agree="$d lost its original driver"
+        [ "$(record_step "$d")" = detached ] && [ "$(record_field "$d" stub)" = "$now" ] || agree="$d on $now, record $(tr -d '\n ' < "$rec")"
+        [ "$(record_field "$d" original_driver)" = e1000 ] || agree="$d lost its original driver"
     elif [ "$now" != e1000 ]; then agree="$d on $now without a record"; fi
 done
 [ "$agree" = ok ] && pass race-records-agree || fail race-records-agree "$agree"
@@ -273,7 +285,7 @@ grep "^bind" /tmp/uevents | grep "$E" | grep -q e1000e && fail persistent-never-
 grep "^bind" /tmp/uevents | grep "$E" | grep -q vfio-pci && pass persistent-bind-uevent-vfio \
     || fail persistent-bind-uevent-vfio "$(tr '\n' ' ' < /tmp/uevents | head -c 300)"
 ok persistent-apply nodedev -c $U apply
-grep -q '"original_driver": *"e1000e"' "/run/nodedev/$E.json" && pass persistent-apply-record-knows-original \
+[ "$(record_field "$E" original_driver)" = e1000e ] && pass persistent-apply-record-knows-original \
     || fail persistent-apply-record-knows-original "$(cat "/run/nodedev/$E.json" 2>&1 | tr -d '\n')"
 ok persistent-reattach-removes nodedev -c $U reattach "$E" --persistent
 expect_driver persistent-back-on-host "$E" e1000e
@@ -308,7 +320,7 @@ crash_at() { # k command...
     rec=/run/nodedev/$E.json
     d=$(drv "$E")
     if [ -e "$rec" ]; then
-        if [ "$d" = vfio-pci ] && grep -q '"original_driver": *"e1000e"' "$rec" && grep -q '"step": *"detached"' "$rec"; then
+        if [ "$d" = vfio-pci ] && [ "$(record_field "$E" original_driver)" = e1000e ] && [ "$(record_step "$E")" = detached ]; then
             pass "$name-on-stub"
         else
             fail "$name" "driver $d, record: $(tr -d '\n' < "$rec")"
