@@ -15,6 +15,7 @@
 //! Export checks: only `vir*` symbols, exactly the list in src/capi/mod.rs,
 //! each at version NODEDEV_0.1.0; soname libnodedev.so.0.
 
+mod common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -296,8 +297,7 @@ fn default_error_handler_prints_only_with_nodedev_debug() {
 
 #[test]
 fn c_programs_are_clean_under_valgrind() {
-    if tool_missing("valgrind") {
-        eprintln!("note: valgrind is not installed; memory checks of the C programs skipped (apt-get install valgrind)");
+    if !common::ci_installs("valgrind", !tool_missing("valgrind")) {
         return;
     }
     let wrapper = [

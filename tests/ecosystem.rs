@@ -70,14 +70,8 @@ fn needed(binary: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Whether a tool or file the CI installs is here; a failure under NODEDEV_CI.
-fn available(what: &str, present: bool) -> bool {
-    if !present {
-        assert!(std::env::var_os("NODEDEV_CI").is_none(), "{what} is missing: .ci/run installs it");
-        eprintln!("note: {what} is not installed; this check is skipped");
-    }
-    present
-}
+mod common;
+use common::ci_installs as available;
 
 #[test]
 fn install_lays_out_the_files_and_a_pkg_config_consumer_builds_and_runs() {
