@@ -13,7 +13,13 @@ trap 'rm -rf "$work"' EXIT
 
 # A fresh clone of what is committed, with a target dir of its own so that
 # nothing built here leaks in; cargo's registry cache is shared.
-git clone -q "$top" "$work/clone"
+if git -C "$top" rev-parse --git-dir >/dev/null 2>&1; then
+    git clone -q "$top" "$work/clone"
+else
+    # Not a git checkout (an exported tree): the tree as it is, without builds.
+    mkdir "$work/clone"
+    tar -C "$top" --exclude=./target -cf - . | tar -C "$work/clone" -xf -
+fi
 export CARGO_TARGET_DIR="$top/target/readme-clone"
 
 # Split the quick start into blocks: "sh" or "text", one file each.
