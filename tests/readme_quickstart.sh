@@ -13,12 +13,12 @@ trap 'rm -rf "$work"' EXIT
 
 # A fresh clone of what is committed, with a target dir of its own so that
 # nothing built here leaks in; cargo's registry cache is shared.
-if git -C "$top" rev-parse --git-dir >/dev/null 2>&1; then
-    git clone -q "$top" "$work/clone"
-else
-    # Not a git checkout (an exported tree): the tree as it is, without builds.
-    mkdir "$work/clone"
-    tar -C "$top" --exclude=./target -cf - . | tar -C "$work/clone" -xf -
+if ! git clone -q "$top" "$work/clone" 2>"$work/clone.err"; then
+    # Not a git checkout (an exported tree), or one git will not read (owned
+    # by another user): the tree as it is, without what was built.
+    echo "readme: no git clone ($(head -n1 "$work/clone.err")); copying the tree"
+    rm -rf "$work/clone" && mkdir "$work/clone"
+    tar -C "$top" --exclude=./target --exclude=./.git -cf - . | tar -C "$work/clone" -xf -
 fi
 export CARGO_TARGET_DIR="$top/target/readme-clone"
 
