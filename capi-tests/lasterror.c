@@ -116,7 +116,7 @@ static void copies(virConnectPtr conn)
     /* A new failure replaces the previous error; the copy stays. */
     make_error(conn);
     saved = virSaveLastError();
-    CHECK(virNodeDeviceLookupByName(conn, "bogus") == NULL, "second error");
+    CHECK(virNodeDeviceLookupByName(conn, NULL) == NULL, "second error");
     CHECK(virGetLastErrorCode() == VIR_ERR_INVALID_ARG, "last error replaced");
     CHECK(saved->code == VIR_ERR_NO_NODE_DEVICE, "saved copy unchanged");
     virFreeError(saved);

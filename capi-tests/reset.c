@@ -1,7 +1,8 @@
 /*
  * virNodeDeviceReset: allowed on a stub, refused under a host driver
  * (VIR_ERR_OPERATION_INVALID), unsupported without a kernel reset method
- * (VIR_ERR_OPERATION_UNSUPPORTED), denied on a read-only connection.
+ * (VIR_ERR_INTERNAL_ERROR, as libvirt's virPCIDeviceReset), denied on a
+ * read-only connection.
  */
 #include "check.h"
 
@@ -55,7 +56,7 @@ int main(void)
         CHECK_ERROR(VIR_ERR_OPERATION_INVALID, VIR_FROM_NODEDEV, NULL, "reset under e1000");
         CHECK(virNodeDeviceDetachFlags(nic, "kvm", 0) == 0, "detach NIC to kvm");
         CHECK(virNodeDeviceReset(nic) == -1, "reset without a method");
-        CHECK_ERROR(VIR_ERR_OPERATION_UNSUPPORTED, VIR_FROM_NODEDEV, "reset method", "no reset method");
+        CHECK_ERROR(VIR_ERR_INTERNAL_ERROR, VIR_FROM_NODEDEV, "reset method", "no reset method");
         CHECK(virNodeDeviceReAttach(nic) == 0, "reattach NIC");
         CHECK(driver_is(conn, "pci_0000_03_01_0", "e1000"), "NIC back on e1000");
         virNodeDeviceFree(nic);

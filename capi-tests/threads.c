@@ -71,7 +71,7 @@ static void *share_device(void *arg)
 int main(void)
 {
     struct worker a = {"pci_0000_0f_00_0", VIR_ERR_NO_NODE_DEVICE, "0000:0f:00.0", 0, 0};
-    struct worker b = {"not-a-device", VIR_ERR_INVALID_ARG, "not-a-device", 0, 0};
+    struct worker b = {NULL, VIR_ERR_INVALID_ARG, "name must not be NULL", 0, 0};
     struct sharer s[4];
     pthread_t ta, tb, ts[4];
     virNodeDevicePtr nvme;

@@ -81,6 +81,84 @@ typedef enum virErrorLevel {
 } virErrorLevel;
 
 /**
+ * Flags of virConnectOpenAuth (libvirt's values).
+ */
+typedef enum virConnectFlags {
+    /**
+     * A read-only connection, as virConnectOpenReadOnly opens.
+     */
+    VIR_CONNECT_RO = 1,
+    /**
+     * Do not resolve URI aliases: accepted; nodedev has no aliases.
+     */
+    VIR_CONNECT_NO_ALIASES = (1 << 1),
+} virConnectFlags;
+
+/**
+ * Kinds of credential an authentication callback may be asked for (libvirt's values).
+ */
+typedef enum virConnectCredentialType {
+    /**
+     * Identity to act as.
+     */
+    VIR_CRED_USERNAME = 1,
+    /**
+     * Identity to authorize as.
+     */
+    VIR_CRED_AUTHNAME = 2,
+    /**
+     * RFC 1766 languages, comma separated.
+     */
+    VIR_CRED_LANGUAGE = 3,
+    /**
+     * Client-supplied nonce.
+     */
+    VIR_CRED_CNONCE = 4,
+    /**
+     * Passphrase secret.
+     */
+    VIR_CRED_PASSPHRASE = 5,
+    /**
+     * Challenge response, echoed.
+     */
+    VIR_CRED_ECHOPROMPT = 6,
+    /**
+     * Challenge response, not echoed.
+     */
+    VIR_CRED_NOECHOPROMPT = 7,
+    /**
+     * Authentication realm.
+     */
+    VIR_CRED_REALM = 8,
+    /**
+     * Externally managed credential.
+     */
+    VIR_CRED_EXTERNAL = 9,
+} virConnectCredentialType;
+
+/**
+ * Why a connection was closed (libvirt's values).
+ */
+typedef enum virConnectCloseReason {
+    /**
+     * Miscellaneous I/O error: never for nodedev's local connections.
+     */
+    VIR_CONNECT_CLOSE_REASON_ERROR = 0,
+    /**
+     * End of file from the server: never for nodedev's local connections.
+     */
+    VIR_CONNECT_CLOSE_REASON_EOF = 1,
+    /**
+     * Keepalive timeout: never for nodedev's local connections.
+     */
+    VIR_CONNECT_CLOSE_REASON_KEEPALIVE = 2,
+    /**
+     * The client closed the connection: the reason nodedev always gives.
+     */
+    VIR_CONNECT_CLOSE_REASON_CLIENT = 3,
+} virConnectCloseReason;
+
+/**
  * Error codes (`virError.code`), with libvirt's values 0 to 110. The ones
  * nodedev raises say "Raised by nodedev"; the others exist so that code
  * written for libvirt compiles.
@@ -1033,6 +1111,12 @@ typedef int (*virNodeDeviceAuthCallback)(virConnectPtr conn, enum virNodeDeviceO
 typedef void (*virFreeCallback)(void *opaque);
 
 /**
+ * A close callback: `conn` is the connection being closed, `reason` one of
+ * virConnectCloseReason, `opaque` the data given at registration.
+ */
+typedef void (*virConnectCloseFunc)(virConnectPtr conn, int reason, void *opaque);
+
+/**
  * Pointer to an opaque libvirt domain object (never produced by nodedev).
  */
 typedef struct virDomain *virDomainPtr;
@@ -1118,9 +1202,88 @@ typedef struct virError *virErrorPtr;
  */
 typedef void (*virErrorFunc)(void *userData, virErrorPtr error);
 
+/**
+ * One credential asked of an authentication callback (libvirt's layout).
+ */
+typedef struct virConnectCredential {
+    /**
+     * One of virConnectCredentialType.
+     */
+    int type;
+    /**
+     * Prompt to show to the user.
+     */
+    const char *prompt;
+    /**
+     * Additional challenge to show.
+     */
+    const char *challenge;
+    /**
+     * Optional default result.
+     */
+    const char *defresult;
+    /**
+     * The answer, malloc'ed by the callback (NULL when none).
+     */
+    char *result;
+    /**
+     * Length of `result`.
+     */
+    unsigned int resultlen;
+} virConnectCredential;
+
+/**
+ * Pointer to a credential.
+ */
+typedef struct virConnectCredential *virConnectCredentialPtr;
+
+/**
+ * An authentication callback: fills `cred[0..ncred]`; returns 0 when all
+ * were filled, -1 otherwise.
+ */
+typedef int (*virConnectAuthCallbackPtr)(virConnectCredentialPtr cred, unsigned int ncred, void *cbdata);
+
+/**
+ * Authentication data for virConnectOpenAuth (libvirt's layout).
+ */
+typedef struct virConnectAuth {
+    /**
+     * The credential types `cb` supports.
+     */
+    int *credtype;
+    /**
+     * Number of entries of `credtype`.
+     */
+    unsigned int ncredtype;
+    /**
+     * Callback collecting credentials (nodedev never calls it).
+     */
+    virConnectAuthCallbackPtr cb;
+    /**
+     * Data passed to `cb`.
+     */
+    void *cbdata;
+} virConnectAuth;
+
+/**
+ * Pointer to authentication data.
+ */
+typedef struct virConnectAuth *virConnectAuthPtr;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * libvirt's default authentication data, for code that passes it to
+ * virConnectOpenAuth: the credential types libvirt's command-line default
+ * offers (authname, echo prompt, realm, passphrase, no-echo prompt,
+ * external) and a callback that collects nothing: nodedev never asks for
+ * credentials, so it never calls it; called directly, it sets each
+ * `result` to NULL and returns -1 (no prompt on the terminal). Owned by the
+ * library: do not free or modify it.
+ */
+extern virConnectAuthPtr virConnectAuthPtrDefault;
 
 /**
  * Prepare devices for a guest: nodedev's counterpart of what libvirt does
@@ -1144,6 +1307,9 @@ extern "C" {
  * devices in `devs` count as moved). VIR_NODE_DEVICE_FORCE: as for detach.
  * Preparing a device again for the same owner succeeds.
  *
+ * A read-only connection is refused (VIR_ERR_OPERATION_DENIED) before any
+ * other argument is looked at, as libvirt's calls that change things do.
+ *
  * Returns 0, or -1 on error (nothing changed): VIR_ERR_INVALID_CONN,
  * VIR_ERR_INVALID_ARG (NULL or malformed `owner`, `devs` NULL or holding a
  * bad handle or one of another connection, `ndevs` 0, unknown `driverName`
@@ -1151,7 +1317,7 @@ extern "C" {
  * host for managed devices, policy rules, the authorization callback),
  * VIR_ERR_OPERATION_INVALID (owned by another guest, IOMMU group not
  * usable, unmanaged device not on its stub, the host uses the device),
- * VIR_ERR_OPERATION_UNSUPPORTED (no IOMMU for "vfio"),
+ * VIR_ERR_ARGUMENT_UNSUPPORTED (no IOMMU for "vfio", as libvirt's detach),
  * VIR_ERR_OPERATION_FAILED (the kernel refused; everything was put back),
  * VIR_ERR_SYSTEM_ERROR (state records).
  */
@@ -1190,6 +1356,32 @@ int virNodeDeviceRelease(virConnectPtr conn, const char *owner, virNodeDevicePtr
  * Returns 0, or -1 on error: VIR_ERR_INVALID_CONN (NULL or dead `conn`).
  */
 int virConnectSetNodeDeviceAuthCallback(virConnectPtr conn, virNodeDeviceAuthCallback cb, void *opaque, virFreeCallback freecb);
+
+/**
+ * Register `cb`, called once when `conn` closes (its last reference is
+ * released) with reason VIR_CONNECT_CLOSE_REASON_CLIENT. `conn` is passed to
+ * the callback for identification only: the connection is being destroyed,
+ * and any call made with it fails with VIR_ERR_INVALID_CONN. `freecb` (may be
+ * NULL) is then called with `opaque`; until then `opaque` must stay valid.
+ * The callback runs on the thread that released the last reference.
+ *
+ * Returns 0, or -1 on error: VIR_ERR_INVALID_CONN (NULL or dead `conn`),
+ * VIR_ERR_INVALID_ARG (`cb` NULL), VIR_ERR_OPERATION_INVALID (domain
+ * VIR_FROM_REMOTE, as libvirt's remote driver: a callback is already
+ * registered; unregister it first).
+ */
+int virConnectRegisterCloseCallback(virConnectPtr conn, virConnectCloseFunc cb, void *opaque, virFreeCallback freecb);
+
+/**
+ * Unregister the close callback `cb` of `conn`; its `freecb` is called
+ * with its `opaque` before this returns.
+ *
+ * Returns 0, or -1 on error: VIR_ERR_INVALID_CONN, VIR_ERR_INVALID_ARG
+ * (`cb` NULL), VIR_ERR_OPERATION_INVALID (domain VIR_FROM_REMOTE, as
+ * libvirt's remote driver: `cb` is not the registered callback, or none is
+ * registered).
+ */
+int virConnectUnregisterCloseCallback(virConnectPtr conn, virConnectCloseFunc cb);
 
 /**
  * Open a connection to a host, able to detach, reattach and reset devices.
@@ -1242,6 +1434,75 @@ int virConnectRef(virConnectPtr conn);
  * VIR_ERR_INVALID_CONN (NULL or dead `conn`), VIR_ERR_NO_MEMORY.
  */
 char *virConnectGetURI(virConnectPtr conn);
+
+/**
+ * The library's version in `*libVer` (major * 1,000,000 + minor * 1,000 +
+ * micro, from nodedev's own version number) and, when `typeVer` is not
+ * NULL, the same number in `*typeVer`: like libvirt, `type` is ignored
+ * (it may be NULL or any string).
+ *
+ * Returns 0, or -1 when `libVer` is NULL: libvirt then reports no error of
+ * its own, so the last error is its generic one, VIR_ERR_INTERNAL_ERROR
+ * (domain VIR_FROM_NONE) "An error occurred, but the cause is unknown".
+ */
+int virGetVersion(unsigned long *libVer, const char *type, unsigned long *typeVer);
+
+/**
+ * The version of the library behind `conn` (as virGetVersion's `libVer`)
+ * in `*libVer`.
+ *
+ * Returns 0, or -1 on error: VIR_ERR_INVALID_CONN, VIR_ERR_INVALID_ARG
+ * (`libVer` NULL).
+ */
+int virConnectGetLibVersion(virConnectPtr conn, unsigned long *libVer);
+
+/**
+ * The "hypervisor" version in `*hvVer`. nodedev drives the kernel, so on a
+ * real host this is the running kernel's version (from uname: 6.1.0 gives
+ * 6001000), as libvirt's LXC driver reports; libvirt's node-device daemon
+ * itself has no version call (VIR_ERR_NO_SUPPORT). On a simulated host
+ * (test:///...) it is 2, as libvirt's test driver answers.
+ *
+ * Returns 0, or -1 on error: VIR_ERR_INVALID_CONN, VIR_ERR_INVALID_ARG
+ * (`hvVer` NULL), VIR_ERR_INTERNAL_ERROR (unparsable kernel release).
+ */
+int virConnectGetVersion(virConnectPtr conn, unsigned long *hvVer);
+
+/**
+ * The connection's driver name: "NODEDEV" (libvirt answers its driver's
+ * name, e.g. "QEMU"). The string is static: do not free it.
+ *
+ * NULL on error: VIR_ERR_INVALID_CONN.
+ */
+const char *virConnectGetType(virConnectPtr conn);
+
+/**
+ * The name of the host (gethostname(); for a simulated host, this
+ * machine's name too, as libvirt's test driver answers).
+ *
+ * Returns a string the caller frees with free(), or NULL on error:
+ * VIR_ERR_INVALID_CONN, VIR_ERR_SYSTEM_ERROR (gethostname failed),
+ * VIR_ERR_NO_MEMORY.
+ */
+char *virConnectGetHostname(virConnectPtr conn);
+
+/**
+ * Whether `conn` is alive: 1 (a local connection cannot be dropped by a
+ * server), or -1 with VIR_ERR_INVALID_CONN.
+ */
+int virConnectIsAlive(virConnectPtr conn);
+
+/**
+ * Whether `conn` is safe from eavesdropping: 1, as libvirt answers for a
+ * local (unix socket or in-process) connection; -1 with VIR_ERR_INVALID_CONN.
+ */
+int virConnectIsSecure(virConnectPtr conn);
+
+/**
+ * Whether `conn` is encrypted: 0, as libvirt answers for a local
+ * connection (nothing travels over a network); -1 with VIR_ERR_INVALID_CONN.
+ */
+int virConnectIsEncrypted(virConnectPtr conn);
 
 /**
  * The calling thread's last error.
@@ -1363,7 +1624,8 @@ void virDefaultErrorFunc(virErrorPtr err);
  * `devices` may be NULL to only count. Otherwise `*devices` receives an
  * array allocated with malloc() of the returned number of handles followed
  * by a NULL: the caller frees each handle with virNodeDeviceFree() and the
- * array with free(). On error `*devices` is left untouched.
+ * array with free(). On error `*devices` is NULL (set before any check, as
+ * libvirt does).
  *
  * Returns the number of devices, or -1 on error: VIR_ERR_INVALID_CONN (NULL
  * or dead `conn`), VIR_ERR_INVALID_ARG (unknown flags), VIR_ERR_OPERATION_FAILED
@@ -1376,7 +1638,7 @@ int virConnectListAllNodeDevices(virConnectPtr conn, virNodeDevicePtr **devices,
  * any other capability name gives 0).
  *
  * `flags` must be 0. Returns the count, or -1 on error: VIR_ERR_INVALID_CONN,
- * VIR_ERR_INVALID_ARG (non-zero flags, `cap` not UTF-8), VIR_ERR_OPERATION_FAILED.
+ * VIR_ERR_INVALID_ARG (non-zero flags), VIR_ERR_OPERATION_FAILED.
  */
 int virNodeNumOfDevices(virConnectPtr conn, const char *cap, unsigned int flags);
 
@@ -1400,9 +1662,9 @@ int virNodeListDevices(virConnectPtr conn, const char *cap, char **names, int ma
  * is only read during the call.
  *
  * Returns a new handle, freed by the caller with virNodeDeviceFree(), or
- * NULL on error: VIR_ERR_INVALID_CONN, VIR_ERR_INVALID_ARG (`name` NULL or
- * not a PCI device name), VIR_ERR_NO_NODE_DEVICE (well-formed, but no such
- * device on the host).
+ * NULL on error: VIR_ERR_INVALID_CONN, VIR_ERR_INVALID_ARG (`name` NULL),
+ * VIR_ERR_NO_NODE_DEVICE (no such device, whatever the name's shape:
+ * "computer", "net_eth0_...", "" and malformed names included, as libvirt).
  */
 virNodeDevicePtr virNodeDeviceLookupByName(virConnectPtr conn, const char *name);
 
@@ -1439,7 +1701,7 @@ char *virNodeDeviceGetXMLDesc(virNodeDevicePtr dev, unsigned int flags);
 
 /**
  * The number of capabilities of the device: 1 ("pci"), or -1 with
- * VIR_ERR_INVALID_NODE_DEVICE.
+ * VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_NO_NODE_DEVICE (the device has gone).
  */
 int virNodeDeviceNumOfCaps(virNodeDevicePtr dev);
 
@@ -1450,7 +1712,8 @@ int virNodeDeviceNumOfCaps(virNodeDevicePtr dev);
  * name stored in it is allocated with malloc() and freed by the caller with
  * free(). Returns the number of names stored, or -1 on error (nothing
  * stored): VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INVALID_ARG (`names` NULL,
- * `maxnames` negative), VIR_ERR_NO_MEMORY.
+ * `maxnames` negative), VIR_ERR_NO_NODE_DEVICE (the device has gone),
+ * VIR_ERR_NO_MEMORY.
  */
 int virNodeDeviceListCaps(virNodeDevicePtr dev, char **names, int maxnames);
 
@@ -1470,8 +1733,9 @@ int virNodeDeviceRef(virNodeDevicePtr dev);
 int virNodeDeviceFree(virNodeDevicePtr dev);
 
 /**
- * Same as virNodeDeviceDetachFlags(dev, NULL, 0): detach to vfio-pci.
- * (libvirt's historical spelling, kept for compatibility.)
+ * Same as virNodeDeviceDetachFlags(dev, NULL, 0): detach to vfio-pci, with
+ * its checks, errors and refusals. (libvirt's historical spelling, kept for
+ * compatibility.)
  */
 int virNodeDeviceDettach(virNodeDevicePtr dev);
 
@@ -1492,16 +1756,28 @@ int virNodeDeviceDettach(virNodeDevicePtr dev);
  * device the host uses: boot VGA, mounted disk, configured interface that
  * is up; without it such a device is refused with VIR_ERR_OPERATION_INVALID).
  *
- * Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INVALID_ARG
- * (unknown `driverName`, the message lists the accepted names; unknown
- * flags), VIR_ERR_OPERATION_DENIED (read-only connection, locked-down host,
- * policy deny/allow rules, the authorization callback),
- * VIR_ERR_OPERATION_INVALID (on another stub already; a bridge to vfio; the
- * host uses it; assigned to a guest),
- * VIR_ERR_OPERATION_UNSUPPORTED (no IOMMU group for vfio),
+ * Checks in libvirt's order: the handle (VIR_ERR_INVALID_NODE_DEVICE), a
+ * read-only connection (VIR_ERR_OPERATION_DENIED), flags
+ * (VIR_ERR_INVALID_ARG), the device still there (VIR_ERR_NO_NODE_DEVICE),
+ * `driverName` (VIR_ERR_INVALID_ARG, the message lists the accepted names),
+ * then the host.
+ *
+ * Returns 0, or -1 on error: those, and VIR_ERR_OPERATION_DENIED
+ * (locked-down host, policy deny/allow rules, the authorization callback),
+ * VIR_ERR_OPERATION_INVALID (assigned to a guest, as libvirt; and nodedev's
+ * stricter refusals below), VIR_ERR_ARGUMENT_UNSUPPORTED (vfio on a host
+ * without an IOMMU group for the device, as libvirt),
  * VIR_ERR_OPERATION_FAILED (the kernel refused; the device is put back on
- * its original driver and the message says so), VIR_ERR_NO_NODE_DEVICE,
- * VIR_ERR_SYSTEM_ERROR (state records).
+ * its original driver and the message says so), VIR_ERR_SYSTEM_ERROR
+ * (state records).
+ *
+ * Stricter than libvirt (VIR_ERR_OPERATION_INVALID where libvirt proceeds):
+ * a device the host uses (boot VGA, mounted disk, configured interface that
+ * is up): VIR_NODE_DEVICE_FORCE gives libvirt's behaviour; a device on
+ * another stub already (libvirt rebinds it) and a bridge to vfio: no flag
+ * gives libvirt's behaviour (reattach first; bridges cannot be assigned).
+ * Policy and lockdown refusals are configuration, not flags. Looser:
+ * "kvm" and "xen" are accepted (libvirt's QEMU driver refuses them).
  */
 int virNodeDeviceDetachFlags(virNodeDevicePtr dev, const char *driverName, unsigned int flags);
 
@@ -1528,11 +1804,14 @@ int virNodeDeviceReAttach(virNodeDevicePtr dev);
  * never detached (or on the driver named) is left as it is and 0 returned;
  * a device on no driver and never detached is probed by the kernel.
  *
+ * Checks in libvirt's order (as virNodeDeviceReAttach): the handle, a
+ * read-only connection, flags, the device still there, then `driverName`.
+ *
  * Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INVALID_ARG
  * (malformed or stub `driverName`, a driver no module provides for the
  * device, non-zero flags), VIR_ERR_OPERATION_DENIED (read-only connection,
  * lockdown, the authorization callback), VIR_ERR_OPERATION_INVALID (on a
- * host driver other than the one named or recorded),
+ * host driver other than the one named or recorded; assigned to a guest),
  * VIR_ERR_OPERATION_FAILED (the driver did not take it; the device stays on
  * its stub), VIR_ERR_NO_NODE_DEVICE, VIR_ERR_SYSTEM_ERROR.
  */
@@ -1543,13 +1822,46 @@ int virNodeDeviceReAttachFlags(virNodeDevicePtr dev, const char *driverName, uns
  * kernel can). Allowed only while the device is on a stub driver or on no
  * driver.
  *
- * Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE,
- * VIR_ERR_OPERATION_DENIED (read-only connection), VIR_ERR_OPERATION_INVALID
- * (a host driver owns the device: detach it first),
- * VIR_ERR_OPERATION_UNSUPPORTED (the kernel has no reset method for it),
- * VIR_ERR_OPERATION_FAILED, VIR_ERR_NO_NODE_DEVICE.
+ * Checks in libvirt's order: the handle (VIR_ERR_INVALID_NODE_DEVICE), a
+ * read-only connection (VIR_ERR_OPERATION_DENIED), the device still there
+ * (VIR_ERR_NO_NODE_DEVICE).
+ *
+ * Returns 0, or -1 on error: those, VIR_ERR_OPERATION_DENIED (lockdown, the
+ * authorization callback), VIR_ERR_OPERATION_INVALID (assigned to a guest,
+ * as libvirt; a host driver owns the device: detach it first),
+ * VIR_ERR_INTERNAL_ERROR (the kernel has no reset method for it, as
+ * libvirt's "no FLR, PM reset or bus reset available"),
+ * VIR_ERR_OPERATION_FAILED.
+ *
+ * Stricter than libvirt, which resets a device under its host driver: no
+ * flag gives libvirt's behaviour (this call has no flags); detach the
+ * device first. On vfio-pci libvirt skips the reset and returns 0 (vfio
+ * resets on open); nodedev resets it.
  */
 int virNodeDeviceReset(virNodeDevicePtr dev);
+
+/**
+ * Initialize the library: nothing to do (nodedev initializes itself on
+ * first use); kept for code written for libvirt. Returns 0.
+ */
+int virInitialize(void);
+
+/**
+ * Open a connection as virConnectOpen() (`name` as there), read-only with
+ * VIR_CONNECT_RO in `flags` (as virConnectOpenReadOnly()).
+ *
+ * `auth` may be NULL or any authentication data, e.g.
+ * virConnectAuthPtrDefault: nodedev's connections are local and need no
+ * credentials, so `auth` is never read and its callback never called.
+ * `flags`: 0 or VIR_CONNECT_RO and/or VIR_CONNECT_NO_ALIASES (accepted;
+ * nodedev has no URI aliases). `name` is only read during the call.
+ *
+ * Returns a new connection, released by the caller with virConnectClose(),
+ * or NULL on error: VIR_ERR_INVALID_ARG (other flags, domain
+ * VIR_FROM_NONE; libvirt reports it in the opening driver's domain),
+ * VIR_ERR_NO_CONNECT (the URI cannot be opened).
+ */
+virConnectPtr virConnectOpenAuth(const char *name, virConnectAuthPtr auth, unsigned int flags);
 
 /**
  * For a PCI device, "autostart" is nodedev's persistent assignment: the
@@ -1640,6 +1952,9 @@ int virNodeDeviceRecover(virConnectPtr conn, char ***report, unsigned int flags)
  * has VIR_NODE_DEVICE_FORCE; records of removed VFs are dropped. The
  * authorization callback is asked with VIR_NODE_DEVICE_OP_PROVISION, the
  * PF, and the stub's kernel driver (NULL for "none").
+ *
+ * A read-only connection is refused (VIR_ERR_OPERATION_DENIED) right after
+ * the handle check, before the other arguments, as libvirt's changing calls.
  *
  * Returns the number of VFs the PF has now, or -1 on error:
  * VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INVALID_ARG (unknown `driverName`,

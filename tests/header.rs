@@ -126,16 +126,35 @@ fn function_prototypes(header: &str) -> Vec<String> {
         .collect()
 }
 
+/// Declarations of the exported variables (`extern TYPE NAME;` lines).
+fn variable_declarations(header: &str) -> Vec<String> {
+    header
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("extern ") && !l.contains('(') && !l.contains('"') && l.ends_with(';'))
+        .map(str::to_string)
+        .collect()
+}
+
+fn declared_name(decl: &str) -> String {
+    let before = decl.find('(').map_or(decl.trim_end_matches(';'), |i| &decl[..i]);
+    before.rsplit([' ', '*']).next().unwrap().to_string()
+}
+
 #[test]
 fn header_declares_every_export_once() {
     let header = std::fs::read_to_string(header_path()).unwrap();
     let protos = function_prototypes(&header);
+    let vars = variable_declarations(&header);
+    let mut declared_vars: Vec<String> = vars.iter().map(|v| declared_name(v)).collect();
+    declared_vars.sort();
+    let mut data: Vec<String> = nodedev::capi::exported_data().into_iter().map(str::to_string).collect();
+    data.sort();
+    assert_eq!(declared_vars, data, "variables declared in include/nodedev.h vs the exported data");
     let mut declared: Vec<String> = protos
         .iter()
-        .map(|p| {
-            let before = &p[..p.find('(').unwrap()];
-            before.rsplit([' ', '*']).next().unwrap().to_string()
-        })
+        .map(|p| declared_name(p))
+        .chain(declared_vars)
         .collect();
     declared.sort();
     let mut exported: Vec<String> = nodedev::capi::exported()
@@ -322,6 +341,13 @@ fn header_matches_libvirt() {
             continue;
         }
         c.push_str(&p);
+        c.push('\n');
+    }
+    // Exported variables, redeclared the same way (libvirt's VIR_EXPORT_VAR is extern).
+    let vars = variable_declarations(&header);
+    assert!(!vars.is_empty(), "no exported variable found in the header");
+    for v in vars {
+        c.push_str(&v);
         c.push('\n');
     }
     let src = dir.join("compat.c");

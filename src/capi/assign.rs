@@ -5,7 +5,8 @@
 use super::boundary::{api, Call, Raised};
 use super::connect::{conn_arg, virConnect, virConnectPtr};
 use super::error::virErrorDomain;
-use super::nodedev::{dev_arg, nflag, stub_arg, virNodeDeviceNodedevFlags, virNodeDevicePtr};
+use super::nodedev::{dev_arg, nflag, stub_arg, virNodeDeviceNodedevFlags, virNodeDevicePtr, with_unsupported_as, writable};
+use super::error::virErrorNumber;
 use crate::address::PciAddress;
 use crate::host::{AuthRequest, Operation, PrepareOptions};
 use std::ffi::{c_char, c_int, c_uint, c_void, CString};
@@ -62,6 +63,9 @@ unsafe fn devices_arg(
 /// devices in `devs` count as moved). VIR_NODE_DEVICE_FORCE: as for detach.
 /// Preparing a device again for the same owner succeeds.
 ///
+/// A read-only connection is refused (VIR_ERR_OPERATION_DENIED) before any
+/// other argument is looked at, as libvirt's calls that change things do.
+///
 /// Returns 0, or -1 on error (nothing changed): VIR_ERR_INVALID_CONN,
 /// VIR_ERR_INVALID_ARG (NULL or malformed `owner`, `devs` NULL or holding a
 /// bad handle or one of another connection, `ndevs` 0, unknown `driverName`
@@ -69,7 +73,7 @@ unsafe fn devices_arg(
 /// host for managed devices, policy rules, the authorization callback),
 /// VIR_ERR_OPERATION_INVALID (owned by another guest, IOMMU group not
 /// usable, unmanaged device not on its stub, the host uses the device),
-/// VIR_ERR_OPERATION_UNSUPPORTED (no IOMMU for "vfio"),
+/// VIR_ERR_ARGUMENT_UNSUPPORTED (no IOMMU for "vfio", as libvirt's detach),
 /// VIR_ERR_OPERATION_FAILED (the kernel refused; everything was put back),
 /// VIR_ERR_SYSTEM_ERROR (state records).
 #[no_mangle]
@@ -84,6 +88,7 @@ pub unsafe extern "C" fn virNodeDevicePrepare(
     use virNodeDeviceNodedevFlags::*;
     api("virNodeDevicePrepare", DOMAIN, -1, |call| {
         let c = conn_arg(call, conn)?;
+        writable(call, &c)?;
         let managed = nflag(VIR_NODE_DEVICE_PREPARE_MANAGED);
         let force = nflag(VIR_NODE_DEVICE_FORCE);
         let persistent = nflag(virNodeDeviceNodedevFlags::VIR_NODE_DEVICE_PERSISTENT);
@@ -95,7 +100,9 @@ pub unsafe extern "C" fn virNodeDevicePrepare(
         let addrs = devices_arg(call, &c, devs, ndevs)?;
         let stub = stub_arg(call, driverName)?;
         let opts = PrepareOptions { managed: flags & managed != 0, force: flags & force != 0 };
-        c.host.prepare(owner, &addrs, stub, opts)?;
+        c.host
+            .prepare(owner, &addrs, stub, opts)
+            .map_err(|e| with_unsupported_as(e, virErrorNumber::VIR_ERR_ARGUMENT_UNSUPPORTED))?;
         if flags & persistent != 0 {
             addrs.iter().try_for_each(|a| c.host.define(a))?;
         }
@@ -131,6 +138,7 @@ pub unsafe extern "C" fn virNodeDeviceRelease(
 ) -> c_int {
     api("virNodeDeviceRelease", DOMAIN, -1, |call| {
         let c = conn_arg(call, conn)?;
+        writable(call, &c)?;
         call.check_flags(flags, 0)?;
         let owner = call.req_str("owner", owner)?;
         let addrs = if devs.is_null() && ndevs == 0 {

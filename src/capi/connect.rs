@@ -4,6 +4,7 @@
 //! it is closed and all of its devices are freed.
 
 use super::boundary::{api, Call, Raised};
+use super::close_callback::CloseCallback;
 use super::error::{virErrorDomain, virErrorNumber, Handler};
 use crate::host::Host;
 use crate::uri;
@@ -23,6 +24,8 @@ pub struct virConnect {
     uri: CString,
     read_only: bool,
     pub(crate) handler: Mutex<Option<Handler>>,
+    /// The close callback (virConnectRegisterCloseCallback), fired on drop.
+    pub(crate) close: Mutex<Option<CloseCallback>>,
 }
 
 /// Pointer to a connection, as returned by virConnectOpen.
@@ -44,7 +47,13 @@ impl virConnect {
 
 impl Drop for virConnect {
     fn drop(&mut self) {
+        // Dead before the callback runs: calls it makes with `conn` fail
+        // with VIR_ERR_INVALID_CONN instead of reviving the connection.
         self.magic = 0;
+        let close = self.close.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(cb) = close {
+            cb.fire(self as *mut virConnect);
+        }
     }
 }
 
@@ -94,7 +103,7 @@ pub(crate) unsafe fn conn_arg(
     Ok(conn)
 }
 
-unsafe fn open(
+pub(crate) unsafe fn open(
     call: &mut Call,
     name: *const c_char,
     read_only: bool,
@@ -109,6 +118,7 @@ unsafe fn open(
         uri,
         read_only,
         handler: Mutex::new(None),
+        close: Mutex::new(None),
     };
     Ok(Arc::into_raw(Arc::new(conn)) as virConnectPtr)
 }

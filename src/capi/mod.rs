@@ -12,6 +12,10 @@
 //! - [`error`]: `virError`, libvirt's error enums, the thread-local last error,
 //!   error callbacks and the `virGetLastError` family.
 //! - [`connect`]: `virConnect` handles (`virConnectOpen`, `virConnectClose`...).
+//! - [`open_auth`]: `virConnectOpenAuth`, `virConnectAuthPtrDefault`, `virInitialize`.
+//! - [`connect_info`]: what a connection tells about itself (versions, type,
+//!   hostname, alive/secure/encrypted).
+//! - [`close_callback`]: `virConnectRegisterCloseCallback` and its unregistering.
 //! - [`nodedev`]: `virNodeDevice` handles and the device calls (enumerate,
 //!   look up, XML, detach, reattach, reset).
 //! - [`assign`]: guest assignment (prepare, release) and the authorization
@@ -44,7 +48,7 @@ pub const SYMBOL_VERSION: &str = "NODEDEV_0.1.0";
 /// codegen unit, with the module's functions, hence one invocation per
 /// module rather than one for the crate.
 macro_rules! exports {
-    ($($name:ident),* $(,)?) => {
+    ($($name:ident),* $(,)? $(; data $($var:ident),+ $(,)?)?) => {
         $(
             #[cfg(target_os = "linux")]
             std::arch::global_asm!(concat!(
@@ -55,16 +59,28 @@ macro_rules! exports {
                 let _ = $name;
             };
         )*
-        /// The functions this module exports from the shared library.
-        pub const EXPORTS: &[&str] = &[$(stringify!($name)),*];
+        $($(
+            // An exported variable (libvirt's VIR_EXPORT_VAR): same directive.
+            #[cfg(target_os = "linux")]
+            std::arch::global_asm!(concat!(
+                ".symver ", stringify!($var), ", ", stringify!($var), "@@@NODEDEV_0.1.0"
+            ));
+        )+)?
+        /// The functions and variables this module exports from the shared library.
+        pub const EXPORTS: &[&str] = &[$(stringify!($name),)* $($(stringify!($var)),+)?];
+        /// The variables among them.
+        pub const EXPORTED_DATA: &[&str] = &[$($(stringify!($var)),+)?];
     };
 }
 
 pub mod assign;
 pub mod boundary;
+pub mod close_callback;
 pub mod connect;
+pub mod connect_info;
 pub mod error;
 pub mod nodedev;
+pub mod open_auth;
 pub mod persistent;
 pub mod recover;
 pub mod sriov;
@@ -80,5 +96,24 @@ pub use nodedev::{virConnectListAllNodeDeviceFlags, virNodeDevice, virNodeDevice
 /// `exports!` lists. Adding a function means adding its name to its
 /// module's list.
 pub fn exported() -> Vec<&'static str> {
-    [connect::EXPORTS, nodedev::EXPORTS, assign::EXPORTS, recover::EXPORTS, persistent::EXPORTS, sriov::EXPORTS, error::EXPORTS].concat()
+    MODULES.iter().flat_map(|(all, _)| all.iter().copied()).collect()
 }
+
+/// The exported variables (data symbols, not functions) among [`exported`].
+pub fn exported_data() -> Vec<&'static str> {
+    MODULES.iter().flat_map(|(_, data)| data.iter().copied()).collect()
+}
+
+/// Each module's (`EXPORTS`, `EXPORTED_DATA`).
+const MODULES: &[(&[&str], &[&str])] = &[
+    (connect::EXPORTS, connect::EXPORTED_DATA),
+    (open_auth::EXPORTS, open_auth::EXPORTED_DATA),
+    (connect_info::EXPORTS, connect_info::EXPORTED_DATA),
+    (close_callback::EXPORTS, close_callback::EXPORTED_DATA),
+    (nodedev::EXPORTS, nodedev::EXPORTED_DATA),
+    (assign::EXPORTS, assign::EXPORTED_DATA),
+    (recover::EXPORTS, recover::EXPORTED_DATA),
+    (persistent::EXPORTS, persistent::EXPORTED_DATA),
+    (sriov::EXPORTS, sriov::EXPORTED_DATA),
+    (error::EXPORTS, error::EXPORTED_DATA),
+];

@@ -138,6 +138,32 @@ pub(crate) unsafe fn dev_arg(call: &mut Call, p: virNodeDevicePtr) -> Result<Arc
     Ok(dev)
 }
 
+/// libvirt's read-only check (virCheckReadOnlyGoto), made right after the
+/// handle check and before any other argument: VIR_ERR_OPERATION_DENIED.
+pub(crate) fn writable(call: &Call, conn: &virConnect) -> Result<(), Raised> {
+    if conn.is_read_only() {
+        return Err(Raised::new(
+            virErrorNumber::VIR_ERR_OPERATION_DENIED,
+            call.domain,
+            format!(
+                "{}: read only access prevents this operation: the connection is read-only; open it with virConnectOpen to change devices",
+                call.func
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A core error as libvirt's code for the same condition, where the core's
+/// class differs: `unsupported` replaces VIR_ERR_OPERATION_UNSUPPORTED.
+pub(crate) fn with_unsupported_as(e: crate::Error, unsupported: virErrorNumber) -> Raised {
+    let mut r = Raised::from(e.clone());
+    if matches!(e, crate::Error::Unsupported(_)) {
+        r.code = unsupported as c_int;
+    }
+    r
+}
+
 fn new_device(
     call: &Call,
     conn: &Arc<virConnect>,
@@ -205,7 +231,8 @@ unsafe fn fill_names(
 /// `devices` may be NULL to only count. Otherwise `*devices` receives an
 /// array allocated with malloc() of the returned number of handles followed
 /// by a NULL: the caller frees each handle with virNodeDeviceFree() and the
-/// array with free(). On error `*devices` is left untouched.
+/// array with free(). On error `*devices` is NULL (set before any check, as
+/// libvirt does).
 ///
 /// Returns the number of devices, or -1 on error: VIR_ERR_INVALID_CONN (NULL
 /// or dead `conn`), VIR_ERR_INVALID_ARG (unknown flags), VIR_ERR_OPERATION_FAILED
@@ -217,6 +244,10 @@ pub unsafe extern "C" fn virConnectListAllNodeDevices(
     flags: c_uint,
 ) -> c_int {
     api("virConnectListAllNodeDevices", DOMAIN, -1, |call| {
+        // libvirt clears the caller's pointer before any check.
+        if !devices.is_null() {
+            *devices = ptr::null_mut();
+        }
         let c = conn_arg(call, conn)?;
         call.check_flags(flags, LIST_ALL_FLAGS)?;
         let caps = flags & CAP_BITS;
@@ -253,7 +284,7 @@ pub unsafe extern "C" fn virConnectListAllNodeDevices(
 /// any other capability name gives 0).
 ///
 /// `flags` must be 0. Returns the count, or -1 on error: VIR_ERR_INVALID_CONN,
-/// VIR_ERR_INVALID_ARG (non-zero flags, `cap` not UTF-8), VIR_ERR_OPERATION_FAILED.
+/// VIR_ERR_INVALID_ARG (non-zero flags), VIR_ERR_OPERATION_FAILED.
 #[no_mangle]
 pub unsafe extern "C" fn virNodeNumOfDevices(
     conn: virConnectPtr,
@@ -263,8 +294,10 @@ pub unsafe extern "C" fn virNodeNumOfDevices(
     api("virNodeNumOfDevices", DOMAIN, -1, |call| {
         let c = conn_arg(call, conn)?;
         call.check_flags(flags, 0)?;
-        let cap = call.opt_str("cap", cap)?;
-        Ok(devices_with_cap(&c, cap)?.len() as c_int)
+        match call.opt_str("cap", cap) {
+            Ok(cap) => Ok(devices_with_cap(&c, cap)?.len() as c_int),
+            Err(_) => Ok(0), // no capability has such a name, as libvirt counts
+        }
     })
 }
 
@@ -297,7 +330,9 @@ pub unsafe extern "C" fn virNodeListDevices(
             );
         }
         call.check_flags(flags, 0)?;
-        let cap = call.opt_str("cap", cap)?;
+        let Ok(cap) = call.opt_str("cap", cap) else {
+            return Ok(0); // no capability has such a name
+        };
         let items: Vec<String> = devices_with_cap(&c, cap)?
             .into_iter()
             .take(maxnames as usize)
@@ -312,9 +347,9 @@ pub unsafe extern "C" fn virNodeListDevices(
 /// is only read during the call.
 ///
 /// Returns a new handle, freed by the caller with virNodeDeviceFree(), or
-/// NULL on error: VIR_ERR_INVALID_CONN, VIR_ERR_INVALID_ARG (`name` NULL or
-/// not a PCI device name), VIR_ERR_NO_NODE_DEVICE (well-formed, but no such
-/// device on the host).
+/// NULL on error: VIR_ERR_INVALID_CONN, VIR_ERR_INVALID_ARG (`name` NULL),
+/// VIR_ERR_NO_NODE_DEVICE (no such device, whatever the name's shape:
+/// "computer", "net_eth0_...", "" and malformed names included, as libvirt).
 #[no_mangle]
 pub unsafe extern "C" fn virNodeDeviceLookupByName(
     conn: virConnectPtr,
@@ -326,8 +361,20 @@ pub unsafe extern "C" fn virNodeDeviceLookupByName(
         ptr::null_mut(),
         |call| {
             let c = conn_arg(call, conn)?;
-            let name = call.req_str("name", name)?;
-            let addr = c.host.lookup(name)?;
+            if name.is_null() {
+                return Err(call.invalid_arg("name must not be NULL"));
+            }
+            let name = std::ffi::CStr::from_ptr(name).to_string_lossy();
+            // libvirt: whatever its shape, a name that is no device is
+            // VIR_ERR_NO_NODE_DEVICE (clients test for it to mean "not there").
+            let addr = c.host.lookup(&name).map_err(|e| match e {
+                crate::Error::InvalidArg(m) => Raised::new(
+                    virErrorNumber::VIR_ERR_NO_NODE_DEVICE,
+                    call.domain,
+                    format!("no node device with matching name '{name}': {m}"),
+                ),
+                e => Raised::from(e),
+            })?;
             Ok(Arc::into_raw(new_device(call, &c, addr)?) as virNodeDevicePtr)
         },
     )
@@ -382,11 +429,12 @@ pub unsafe extern "C" fn virNodeDeviceGetXMLDesc(
 }
 
 /// The number of capabilities of the device: 1 ("pci"), or -1 with
-/// VIR_ERR_INVALID_NODE_DEVICE.
+/// VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_NO_NODE_DEVICE (the device has gone).
 #[no_mangle]
 pub unsafe extern "C" fn virNodeDeviceNumOfCaps(dev: virNodeDevicePtr) -> c_int {
     api("virNodeDeviceNumOfCaps", DOMAIN, -1, |call| {
-        dev_arg(call, dev)?;
+        let d = dev_arg(call, dev)?;
+        d.conn.host.require(&d.addr)?;
         Ok(1)
     })
 }
@@ -397,7 +445,8 @@ pub unsafe extern "C" fn virNodeDeviceNumOfCaps(dev: virNodeDevicePtr) -> c_int 
 /// name stored in it is allocated with malloc() and freed by the caller with
 /// free(). Returns the number of names stored, or -1 on error (nothing
 /// stored): VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INVALID_ARG (`names` NULL,
-/// `maxnames` negative), VIR_ERR_NO_MEMORY.
+/// `maxnames` negative), VIR_ERR_NO_NODE_DEVICE (the device has gone),
+/// VIR_ERR_NO_MEMORY.
 #[no_mangle]
 pub unsafe extern "C" fn virNodeDeviceListCaps(
     dev: virNodeDevicePtr,
@@ -405,7 +454,7 @@ pub unsafe extern "C" fn virNodeDeviceListCaps(
     maxnames: c_int,
 ) -> c_int {
     api("virNodeDeviceListCaps", DOMAIN, -1, |call| {
-        dev_arg(call, dev)?;
+        let d = dev_arg(call, dev)?;
         if names.is_null() {
             return Err(call.invalid_arg("names must not be NULL"));
         }
@@ -414,6 +463,7 @@ pub unsafe extern "C" fn virNodeDeviceListCaps(
                 call.invalid_arg(format_args!("maxnames must not be negative ({maxnames})"))
             );
         }
+        d.conn.host.require(&d.addr)?;
         let caps: Vec<String> = ["pci"]
             .iter()
             .take(maxnames as usize)
@@ -491,18 +541,23 @@ fn detach(
     flags: c_uint,
 ) -> Result<c_int, Raised> {
     use virNodeDeviceNodedevFlags::*;
+    // libvirt's order: handle, read-only, flags, the device, the driver name.
     let d = unsafe { dev_arg(call, dev)? };
+    writable(call, &d.conn)?;
     call.check_flags(
         flags,
         nflag(VIR_NODE_DEVICE_DETACH_GROUP) | nflag(VIR_NODE_DEVICE_FORCE) | nflag(VIR_NODE_DEVICE_PERSISTENT),
     )?;
+    d.conn.host.require(&d.addr)?;
     let stub = unsafe { stub_arg(call, driver)? };
     let opts = DetachOptions {
         group: flags & nflag(VIR_NODE_DEVICE_DETACH_GROUP) != 0,
         force: flags & nflag(VIR_NODE_DEVICE_FORCE) != 0,
     };
     let host = &d.conn.host;
-    host.detach_with(&d.addr, stub, opts)?;
+    // No IOMMU for vfio: libvirt says VIR_ERR_ARGUMENT_UNSUPPORTED.
+    host.detach_with(&d.addr, stub, opts)
+        .map_err(|e| with_unsupported_as(e, virErrorNumber::VIR_ERR_ARGUMENT_UNSUPPORTED))?;
     if flags & nflag(VIR_NODE_DEVICE_PERSISTENT) != 0 {
         let moved = if opts.group { host.group_endpoints(&d.addr, stub)? } else { vec![d.addr] };
         moved.iter().try_for_each(|m| host.define(m))?;
@@ -517,7 +572,9 @@ fn reattach(
     flags: c_uint,
 ) -> Result<c_int, Raised> {
     let d = unsafe { dev_arg(call, dev)? };
+    writable(call, &d.conn)?;
     call.check_flags(flags, nflag(virNodeDeviceNodedevFlags::VIR_NODE_DEVICE_PERSISTENT))?;
+    d.conn.host.require(&d.addr)?;
     let driver = unsafe { call.opt_str("driverName", driver)? };
     if flags != 0 {
         d.conn.host.undefine(&d.addr)?;
@@ -526,8 +583,9 @@ fn reattach(
     Ok(0)
 }
 
-/// Same as virNodeDeviceDetachFlags(dev, NULL, 0): detach to vfio-pci.
-/// (libvirt's historical spelling, kept for compatibility.)
+/// Same as virNodeDeviceDetachFlags(dev, NULL, 0): detach to vfio-pci, with
+/// its checks, errors and refusals. (libvirt's historical spelling, kept for
+/// compatibility.)
 #[no_mangle]
 pub unsafe extern "C" fn virNodeDeviceDettach(dev: virNodeDevicePtr) -> c_int {
     api("virNodeDeviceDettach", DOMAIN, -1, |call| {
@@ -551,16 +609,28 @@ pub unsafe extern "C" fn virNodeDeviceDettach(dev: virNodeDevicePtr) -> c_int {
 /// device the host uses: boot VGA, mounted disk, configured interface that
 /// is up; without it such a device is refused with VIR_ERR_OPERATION_INVALID).
 ///
-/// Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INVALID_ARG
-/// (unknown `driverName`, the message lists the accepted names; unknown
-/// flags), VIR_ERR_OPERATION_DENIED (read-only connection, locked-down host,
-/// policy deny/allow rules, the authorization callback),
-/// VIR_ERR_OPERATION_INVALID (on another stub already; a bridge to vfio; the
-/// host uses it; assigned to a guest),
-/// VIR_ERR_OPERATION_UNSUPPORTED (no IOMMU group for vfio),
+/// Checks in libvirt's order: the handle (VIR_ERR_INVALID_NODE_DEVICE), a
+/// read-only connection (VIR_ERR_OPERATION_DENIED), flags
+/// (VIR_ERR_INVALID_ARG), the device still there (VIR_ERR_NO_NODE_DEVICE),
+/// `driverName` (VIR_ERR_INVALID_ARG, the message lists the accepted names),
+/// then the host.
+///
+/// Returns 0, or -1 on error: those, and VIR_ERR_OPERATION_DENIED
+/// (locked-down host, policy deny/allow rules, the authorization callback),
+/// VIR_ERR_OPERATION_INVALID (assigned to a guest, as libvirt; and nodedev's
+/// stricter refusals below), VIR_ERR_ARGUMENT_UNSUPPORTED (vfio on a host
+/// without an IOMMU group for the device, as libvirt),
 /// VIR_ERR_OPERATION_FAILED (the kernel refused; the device is put back on
-/// its original driver and the message says so), VIR_ERR_NO_NODE_DEVICE,
-/// VIR_ERR_SYSTEM_ERROR (state records).
+/// its original driver and the message says so), VIR_ERR_SYSTEM_ERROR
+/// (state records).
+///
+/// Stricter than libvirt (VIR_ERR_OPERATION_INVALID where libvirt proceeds):
+/// a device the host uses (boot VGA, mounted disk, configured interface that
+/// is up): VIR_NODE_DEVICE_FORCE gives libvirt's behaviour; a device on
+/// another stub already (libvirt rebinds it) and a bridge to vfio: no flag
+/// gives libvirt's behaviour (reattach first; bridges cannot be assigned).
+/// Policy and lockdown refusals are configuration, not flags. Looser:
+/// "kvm" and "xen" are accepted (libvirt's QEMU driver refuses them).
 #[no_mangle]
 pub unsafe extern "C" fn virNodeDeviceDetachFlags(
     dev: virNodeDevicePtr,
@@ -597,11 +667,14 @@ pub unsafe extern "C" fn virNodeDeviceReAttach(dev: virNodeDevicePtr) -> c_int {
 /// never detached (or on the driver named) is left as it is and 0 returned;
 /// a device on no driver and never detached is probed by the kernel.
 ///
+/// Checks in libvirt's order (as virNodeDeviceReAttach): the handle, a
+/// read-only connection, flags, the device still there, then `driverName`.
+///
 /// Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INVALID_ARG
 /// (malformed or stub `driverName`, a driver no module provides for the
 /// device, non-zero flags), VIR_ERR_OPERATION_DENIED (read-only connection,
 /// lockdown, the authorization callback), VIR_ERR_OPERATION_INVALID (on a
-/// host driver other than the one named or recorded),
+/// host driver other than the one named or recorded; assigned to a guest),
 /// VIR_ERR_OPERATION_FAILED (the driver did not take it; the device stays on
 /// its stub), VIR_ERR_NO_NODE_DEVICE, VIR_ERR_SYSTEM_ERROR.
 #[no_mangle]
@@ -619,16 +692,32 @@ pub unsafe extern "C" fn virNodeDeviceReAttachFlags(
 /// kernel can). Allowed only while the device is on a stub driver or on no
 /// driver.
 ///
-/// Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE,
-/// VIR_ERR_OPERATION_DENIED (read-only connection), VIR_ERR_OPERATION_INVALID
-/// (a host driver owns the device: detach it first),
-/// VIR_ERR_OPERATION_UNSUPPORTED (the kernel has no reset method for it),
-/// VIR_ERR_OPERATION_FAILED, VIR_ERR_NO_NODE_DEVICE.
+/// Checks in libvirt's order: the handle (VIR_ERR_INVALID_NODE_DEVICE), a
+/// read-only connection (VIR_ERR_OPERATION_DENIED), the device still there
+/// (VIR_ERR_NO_NODE_DEVICE).
+///
+/// Returns 0, or -1 on error: those, VIR_ERR_OPERATION_DENIED (lockdown, the
+/// authorization callback), VIR_ERR_OPERATION_INVALID (assigned to a guest,
+/// as libvirt; a host driver owns the device: detach it first),
+/// VIR_ERR_INTERNAL_ERROR (the kernel has no reset method for it, as
+/// libvirt's "no FLR, PM reset or bus reset available"),
+/// VIR_ERR_OPERATION_FAILED.
+///
+/// Stricter than libvirt, which resets a device under its host driver: no
+/// flag gives libvirt's behaviour (this call has no flags); detach the
+/// device first. On vfio-pci libvirt skips the reset and returns 0 (vfio
+/// resets on open); nodedev resets it.
 #[no_mangle]
 pub unsafe extern "C" fn virNodeDeviceReset(dev: virNodeDevicePtr) -> c_int {
     api("virNodeDeviceReset", DOMAIN, -1, |call| {
         let d = dev_arg(call, dev)?;
-        d.conn.host.reset(&d.addr)?;
+        writable(call, &d.conn)?;
+        d.conn.host.require(&d.addr)?;
+        // No reset method: libvirt's virPCIDeviceReset says VIR_ERR_INTERNAL_ERROR.
+        d.conn
+            .host
+            .reset(&d.addr)
+            .map_err(|e| with_unsupported_as(e, virErrorNumber::VIR_ERR_INTERNAL_ERROR))?;
         Ok(0)
     })
 }

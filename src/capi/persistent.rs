@@ -2,7 +2,7 @@
 
 use super::boundary::api;
 use super::error::virErrorDomain;
-use super::nodedev::{dev_arg, virNodeDevicePtr};
+use super::nodedev::{dev_arg, virNodeDevicePtr, writable};
 use std::ffi::c_int;
 
 /// For a PCI device, "autostart" is nodedev's persistent assignment: the
@@ -24,6 +24,8 @@ use std::ffi::c_int;
 pub unsafe extern "C" fn virNodeDeviceSetAutostart(dev: virNodeDevicePtr, autostart: c_int) -> c_int {
     api("virNodeDeviceSetAutostart", virErrorDomain::VIR_FROM_NODEDEV, -1, |call| {
         let d = dev_arg(call, dev)?;
+        // libvirt-nodedev.c: read-only is refused right after the handle check.
+        writable(call, &d.conn)?;
         if autostart != 0 {
             d.conn.host.define(&d.addr)?;
         } else {

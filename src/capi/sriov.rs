@@ -2,7 +2,7 @@
 
 use super::boundary::api;
 use super::error::virErrorDomain;
-use super::nodedev::{dev_arg, nflag, virNodeDeviceNodedevFlags, virNodeDevicePtr};
+use super::nodedev::{dev_arg, nflag, virNodeDeviceNodedevFlags, virNodeDevicePtr, writable};
 use crate::stub::Stub;
 use std::ffi::{c_char, c_int, c_uint};
 
@@ -23,6 +23,9 @@ use std::ffi::{c_char, c_int, c_uint};
 /// authorization callback is asked with VIR_NODE_DEVICE_OP_PROVISION, the
 /// PF, and the stub's kernel driver (NULL for "none").
 ///
+/// A read-only connection is refused (VIR_ERR_OPERATION_DENIED) right after
+/// the handle check, before the other arguments, as libvirt's changing calls.
+///
 /// Returns the number of VFs the PF has now, or -1 on error:
 /// VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INVALID_ARG (unknown `driverName`,
 /// `nvfs` above the PF's sriov_totalvfs, unknown flags),
@@ -40,6 +43,7 @@ pub unsafe extern "C" fn virNodeDeviceSetVFs(
 ) -> c_int {
     api("virNodeDeviceSetVFs", virErrorDomain::VIR_FROM_NODEDEV, -1, |call| {
         let d = dev_arg(call, dev)?;
+        writable(call, &d.conn)?;
         let force = nflag(virNodeDeviceNodedevFlags::VIR_NODE_DEVICE_FORCE);
         call.check_flags(flags, force)?;
         let driver = call.opt_str("driverName", driverName)?;
