@@ -1,0 +1,415 @@
+/*
+ * libvirt conformance: for every exported libvirt function and every bad
+ * condition, nodedev answers as libvirt 9.x does: the same return value,
+ * error code and domain, in the same order of checks, with the same *out
+ * parameters. Compiled ONLY against Debian's libvirt-dev headers
+ * (<libvirt/libvirt.h>, <libvirt/virterror.h>) and linked with -lnodedev
+ * (tests/conformance.rs). Each EXPECT cites the libvirt source file and
+ * function whose code gives the expected answer (read for facts only).
+ *
+ * Devices of test:///default used: pci_0000_03_01_0 (e1000, no reset
+ * method), pci_0000_05_00_0 (edu, no driver), pci_0000_04_10_2 (igbvf).
+ * A second simulated host without an IOMMU is written to a temporary file.
+ *
+ * Prints "libvirt_conformance: N passed, M failed" and the number of
+ * conformance checks; exits 0 only when none failed.
+ */
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int passed, failed, conformance;
+
+static void report(int ok, int line, const char *what)
+{
+    if (ok) {
+        passed++;
+    } else {
+        virErrorPtr e = virGetLastError();
+        failed++;
+        fprintf(stderr, "FAIL line %d: %s [last error code %d domain %d: %s]\n", line, what,
+                e ? e->code : 0, e ? e->domain : -1, e && e->message ? e->message : "(none)");
+    }
+}
+
+/* A plain check of a success path (counted as passed/failed, not as conformance). */
+#define CHECK(cond, what) report(!!(cond), __LINE__, what)
+
+/* One conformance check: `failed_call` is true when the call returned its
+ * failure value, and the last error has `want_code` and (unless -1) `want_dom`. */
+#define EXPECT(failed_call, want_code, want_dom, what)                            \
+    do {                                                                          \
+        int f_ = !!(failed_call);                                                 \
+        virErrorPtr e_ = virGetLastError();                                       \
+        conformance++;                                                            \
+        report(f_ && e_ != NULL && e_->code == (want_code) &&                     \
+                   ((want_dom) == -1 || e_->domain == (want_dom)),                \
+               __LINE__, what);                                                   \
+    } while (0)
+
+/* One conformance check of a success: `ok` holds and no error is set. */
+#define EXPECT_OK(ok, what)                                                       \
+    do {                                                                          \
+        int o_ = !!(ok);                                                          \
+        conformance++;                                                            \
+        report(o_ && virGetLastError() == NULL, __LINE__, what);                  \
+    } while (0)
+
+#define NONE VIR_FROM_NONE
+#define NODEDEV VIR_FROM_NODEDEV
+
+/* ---- callbacks ---- */
+
+static int auth_calls;
+static int count_auth(virConnectCredentialPtr cred, unsigned int ncred, void *cbdata)
+{
+    (void)cred; (void)ncred; (void)cbdata;
+    auth_calls++;
+    return 0;
+}
+
+static int closed, close_reason = -1, freed;
+static virConnectPtr closed_conn;
+static void on_close(virConnectPtr conn, int reason, void *opaque)
+{
+    closed++;
+    close_reason = reason;
+    closed_conn = conn;
+    (void)opaque;
+}
+static void on_close_other(virConnectPtr conn, int reason, void *opaque)
+{
+    (void)conn; (void)reason; (void)opaque;
+}
+static void free_opaque(void *opaque)
+{
+    (*(int *)opaque)++;
+    freed++;
+}
+
+/* ---- connection calls: src/libvirt.c, src/libvirt-host.c ---- */
+
+static void connection_calls(void)
+{
+    virConnectPtr conn;
+    unsigned long lib = 0, type = 0, v = 0;
+    char *s, host[256];
+    int opaque = 0;
+    virConnectAuth auth = {NULL, 0, count_auth, NULL};
+
+    /* libvirt.c virInitialize: 0 once initialized. */
+    EXPECT_OK(virInitialize() == 0, "virInitialize");
+
+    /* libvirt.c virGetVersion: libVer NULL jumps to error without reporting,
+     * virDispatchError then sets the generic VIR_ERR_INTERNAL_ERROR. */
+    EXPECT(virGetVersion(NULL, NULL, NULL) == -1, VIR_ERR_INTERNAL_ERROR, NONE, "virGetVersion: libVer NULL");
+    /* libvirt.c virGetVersion: type is unused, typeVer = libVer. */
+    EXPECT_OK(virGetVersion(&lib, "Xen", &type) == 0 && lib > 0 && type == lib, "virGetVersion: type ignored");
+    EXPECT_OK(virGetVersion(&lib, NULL, NULL) == 0, "virGetVersion: typeVer NULL");
+
+    /* libvirt.c virConnectOpenInternal: no driver for the URI. */
+    EXPECT(virConnectOpen("bogus:///nowhere") == NULL, VIR_ERR_NO_CONNECT, NONE, "virConnectOpen: unknown URI");
+    EXPECT(virConnectOpenAuth("bogus:///nowhere", NULL, 0) == NULL, VIR_ERR_NO_CONNECT, NONE,
+           "virConnectOpenAuth: unknown URI");
+    /* drivers' connectOpen: virCheckFlags(VIR_CONNECT_RO...) -> VIR_ERR_INVALID_ARG
+     * (in the driver's domain: not compared). */
+    EXPECT(virConnectOpenAuth("test:///default", NULL, 1u << 5) == NULL, VIR_ERR_INVALID_ARG, -1,
+           "virConnectOpenAuth: unknown flags");
+
+    /* libvirt.c virConnectOpenAuth: auth NULL is allowed. */
+    conn = virConnectOpenAuth("test:///default", NULL, VIR_CONNECT_NO_ALIASES);
+    EXPECT_OK(conn != NULL, "virConnectOpenAuth: NULL auth, NO_ALIASES");
+    if (conn)
+        virConnectClose(conn);
+    /* Local drivers never call the auth callback. */
+    conn = virConnectOpenAuth("test:///default", &auth, 0);
+    EXPECT_OK(conn != NULL && auth_calls == 0, "virConnectOpenAuth: callback not called");
+    if (conn)
+        virConnectClose(conn);
+    conn = virConnectOpenAuth("test:///default", virConnectAuthPtrDefault, VIR_CONNECT_RO);
+    EXPECT_OK(conn != NULL, "virConnectOpenAuth: virConnectAuthPtrDefault, read-only");
+    CHECK(virConnectAuthPtrDefault != NULL && virConnectAuthPtrDefault->ncredtype > 0 &&
+              virConnectAuthPtrDefault->credtype[0] == VIR_CRED_AUTHNAME && virConnectAuthPtrDefault->cb != NULL,
+          "virConnectAuthPtrDefault's layout");
+    if (conn) {
+        virNodeDevicePtr dev = virNodeDeviceLookupByName(conn, "pci_0000_05_00_0");
+        /* libvirt-nodedev.c virNodeDeviceDetachFlags: virCheckReadOnlyGoto. */
+        EXPECT(virNodeDeviceDetachFlags(dev, NULL, 0) == -1, VIR_ERR_OPERATION_DENIED, NODEDEV,
+               "virConnectOpenAuth(VIR_CONNECT_RO) is read-only");
+        virNodeDeviceFree(dev);
+        virConnectClose(conn);
+    }
+
+    /* libvirt-host.c / libvirt.c: virCheckConnectReturn, VIR_FROM_NONE. */
+    EXPECT(virConnectClose(NULL) == -1, VIR_ERR_INVALID_CONN, NONE, "virConnectClose NULL");
+    EXPECT(virConnectRef(NULL) == -1, VIR_ERR_INVALID_CONN, NONE, "virConnectRef NULL");
+    EXPECT(virConnectGetURI(NULL) == NULL, VIR_ERR_INVALID_CONN, NONE, "virConnectGetURI NULL");
+    EXPECT(virConnectGetType(NULL) == NULL, VIR_ERR_INVALID_CONN, NONE, "virConnectGetType NULL");
+    EXPECT(virConnectGetVersion(NULL, &v) == -1, VIR_ERR_INVALID_CONN, NONE, "virConnectGetVersion NULL");
+    EXPECT(virConnectGetLibVersion(NULL, &v) == -1, VIR_ERR_INVALID_CONN, NONE, "virConnectGetLibVersion NULL");
+    EXPECT(virConnectGetHostname(NULL) == NULL, VIR_ERR_INVALID_CONN, NONE, "virConnectGetHostname NULL");
+    EXPECT(virConnectIsAlive(NULL) == -1, VIR_ERR_INVALID_CONN, NONE, "virConnectIsAlive NULL");
+    EXPECT(virConnectIsSecure(NULL) == -1, VIR_ERR_INVALID_CONN, NONE, "virConnectIsSecure NULL");
+    EXPECT(virConnectIsEncrypted(NULL) == -1, VIR_ERR_INVALID_CONN, NONE, "virConnectIsEncrypted NULL");
+    EXPECT(virConnectRegisterCloseCallback(NULL, on_close, NULL, NULL) == -1, VIR_ERR_INVALID_CONN, NONE,
+           "virConnectRegisterCloseCallback NULL conn");
+    EXPECT(virConnectUnregisterCloseCallback(NULL, on_close) == -1, VIR_ERR_INVALID_CONN, NONE,
+           "virConnectUnregisterCloseCallback NULL conn");
+
+    conn = virConnectOpen("test:///default");
+    CHECK(conn != NULL, "virConnectOpen test:///default");
+    if (conn == NULL)
+        return;
+    /* libvirt-host.c virConnectGetVersion / GetLibVersion: virCheckNonNullArgGoto. */
+    EXPECT(virConnectGetVersion(conn, NULL) == -1, VIR_ERR_INVALID_ARG, NONE, "virConnectGetVersion: hvVer NULL");
+    EXPECT(virConnectGetLibVersion(conn, NULL) == -1, VIR_ERR_INVALID_ARG, NONE,
+           "virConnectGetLibVersion: libVer NULL");
+    /* test_driver.c testConnectGetVersion: 2. */
+    EXPECT_OK(virConnectGetVersion(conn, &v) == 0 && v == 2, "virConnectGetVersion on test:///");
+    EXPECT_OK(virConnectGetLibVersion(conn, &v) == 0 && v == lib, "virConnectGetLibVersion == virGetVersion");
+    s = (char *)virConnectGetType(conn);
+    CHECK(s != NULL && strcmp(s, "NODEDEV") == 0, "virConnectGetType NODEDEV");
+    /* test_driver.c testConnectGetHostname: virGetHostname(), caller frees. */
+    s = virConnectGetHostname(conn);
+    CHECK(s != NULL && gethostname(host, sizeof host) == 0 && strcmp(s, host) == 0, "virConnectGetHostname");
+    free(s);
+    /* A local connection: alive, secure, not encrypted (test_driver.c,
+     * node_device_driver.c nodeConnectIsSecure/IsEncrypted/IsAlive). */
+    EXPECT_OK(virConnectIsAlive(conn) == 1, "virConnectIsAlive");
+    EXPECT_OK(virConnectIsSecure(conn) == 1, "virConnectIsSecure");
+    EXPECT_OK(virConnectIsEncrypted(conn) == 0, "virConnectIsEncrypted");
+
+    /* libvirt-host.c virConnectRegisterCloseCallback: virCheckNonNullArgGoto(cb). */
+    EXPECT(virConnectRegisterCloseCallback(conn, NULL, NULL, NULL) == -1, VIR_ERR_INVALID_ARG, NONE,
+           "virConnectRegisterCloseCallback: cb NULL");
+    EXPECT(virConnectUnregisterCloseCallback(conn, NULL) == -1, VIR_ERR_INVALID_ARG, NONE,
+           "virConnectUnregisterCloseCallback: cb NULL");
+    /* remote_driver.c remoteConnectUnregisterCloseCallback: not the registered one. */
+    EXPECT(virConnectUnregisterCloseCallback(conn, on_close) == -1, VIR_ERR_OPERATION_INVALID, VIR_FROM_REMOTE,
+           "virConnectUnregisterCloseCallback: none registered");
+    EXPECT_OK(virConnectRegisterCloseCallback(conn, on_close, &opaque, free_opaque) == 0,
+              "virConnectRegisterCloseCallback");
+    /* remote_driver.c remoteConnectRegisterCloseCallback: one at a time. */
+    EXPECT(virConnectRegisterCloseCallback(conn, on_close_other, NULL, NULL) == -1, VIR_ERR_OPERATION_INVALID,
+           VIR_FROM_REMOTE, "virConnectRegisterCloseCallback: already registered");
+    EXPECT(virConnectUnregisterCloseCallback(conn, on_close_other) == -1, VIR_ERR_OPERATION_INVALID,
+           VIR_FROM_REMOTE, "virConnectUnregisterCloseCallback: a different callback");
+    EXPECT_OK(virConnectUnregisterCloseCallback(conn, on_close) == 0 && opaque == 1 && closed == 0,
+              "virConnectUnregisterCloseCallback frees opaque, no call");
+    EXPECT_OK(virConnectRegisterCloseCallback(conn, on_close, &opaque, free_opaque) == 0,
+              "virConnectRegisterCloseCallback again");
+    {
+        /* A device handle holds the connection: closing fires only with the last reference. */
+        virNodeDevicePtr dev = virNodeDeviceLookupByName(conn, "pci_0000_05_00_0");
+        CHECK(virConnectClose(conn) > 0 && closed == 0, "close with a device outstanding: not yet closed");
+        CHECK(virNodeDeviceFree(dev) == 0, "free the last device");
+    }
+    CHECK(closed == 1 && close_reason == VIR_CONNECT_CLOSE_REASON_CLIENT && closed_conn == conn && opaque == 2,
+          "close callback fired once with VIR_CONNECT_CLOSE_REASON_CLIENT, then freecb");
+}
+
+/* ---- node devices: src/libvirt-nodedev.c, src/node_device/node_device_driver.c ---- */
+
+static void listing_calls(virConnectPtr conn)
+{
+    static virNodeDevicePtr sentinel[1];
+    virNodeDevicePtr *devs = sentinel;
+    char *names[4] = {NULL, NULL, NULL, NULL};
+    int n;
+
+    /* libvirt-nodedev.c: virCheckConnectReturn, domain VIR_FROM_NODEDEV. */
+    EXPECT(virNodeNumOfDevices(NULL, NULL, 0) == -1, VIR_ERR_INVALID_CONN, NODEDEV, "virNodeNumOfDevices NULL");
+    /* node_device_driver.c nodeNumOfDevices: virCheckFlags(0). */
+    EXPECT(virNodeNumOfDevices(conn, NULL, 1) == -1, VIR_ERR_INVALID_ARG, NODEDEV, "virNodeNumOfDevices flags");
+    /* An unknown capability matches no device: 0, no error. */
+    EXPECT_OK(virNodeNumOfDevices(conn, "no-such-cap", 0) == 0, "virNodeNumOfDevices unknown cap");
+
+    /* libvirt-nodedev.c virConnectListAllNodeDevices: *devices = NULL before
+     * the connection check. */
+    EXPECT(virConnectListAllNodeDevices(NULL, &devs, 0) == -1 && devs == NULL, VIR_ERR_INVALID_CONN, NODEDEV,
+           "virConnectListAllNodeDevices NULL conn, *devices NULL");
+    devs = sentinel;
+    /* node_device_driver.c nodeConnectListAllNodeDevices: virCheckFlags(FILTERS_ALL). */
+    EXPECT(virConnectListAllNodeDevices(conn, &devs, 1u << 25) == -1 && devs == NULL, VIR_ERR_INVALID_ARG,
+           NODEDEV, "virConnectListAllNodeDevices unknown flag, *devices NULL");
+    n = virConnectListAllNodeDevices(conn, NULL, 0);
+    EXPECT_OK(n > 0, "virConnectListAllNodeDevices devices NULL counts");
+    EXPECT_OK(virConnectListAllNodeDevices(conn, NULL, VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE) == 0,
+              "virConnectListAllNodeDevices INACTIVE: none");
+
+    /* libvirt-nodedev.c virNodeListDevices: conn, names, maxnames, then the driver's flags. */
+    EXPECT(virNodeListDevices(NULL, NULL, NULL, -1, 1) == -1, VIR_ERR_INVALID_CONN, NODEDEV,
+           "virNodeListDevices: conn checked first");
+    EXPECT(virNodeListDevices(conn, NULL, NULL, -1, 1) == -1, VIR_ERR_INVALID_ARG, NODEDEV,
+           "virNodeListDevices: names NULL");
+    CHECK(strstr(virGetLastErrorMessage(), "names") != NULL, "names checked before maxnames");
+    EXPECT(virNodeListDevices(conn, NULL, names, -1, 1) == -1, VIR_ERR_INVALID_ARG, NODEDEV,
+           "virNodeListDevices: maxnames negative");
+    CHECK(strstr(virGetLastErrorMessage(), "maxnames") != NULL, "maxnames checked before flags");
+    EXPECT(virNodeListDevices(conn, NULL, names, 4, 1) == -1 && names[0] == NULL, VIR_ERR_INVALID_ARG, NODEDEV,
+           "virNodeListDevices: flags");
+    /* node_device_driver.c nodeListDevices: fills at most maxnames. */
+    EXPECT_OK(virNodeListDevices(conn, NULL, names, 0, 0) == 0 && names[0] == NULL, "virNodeListDevices maxnames 0");
+    EXPECT_OK(virNodeListDevices(conn, "no-such-cap", names, 4, 0) == 0, "virNodeListDevices unknown cap");
+}
+
+static void lookup_calls(virConnectPtr conn)
+{
+    /* node_device_driver.c nodeDeviceLookupByName: any name not found is
+     * VIR_ERR_NO_NODE_DEVICE, whatever its shape. */
+    static const char *const unknown[] = {
+        "computer", "net_eth0_00_11_22_33_44_55", "pci_9999_99_99_9", "", "pci_0000_0f_00_0",
+        "0000:03:01.8", "../../etc/passwd", "\xff\xfe",
+    };
+    size_t i;
+
+    EXPECT(virNodeDeviceLookupByName(NULL, "pci_0000_05_00_0") == NULL, VIR_ERR_INVALID_CONN, NODEDEV,
+           "virNodeDeviceLookupByName NULL conn");
+    /* libvirt-nodedev.c virNodeDeviceLookupByName: virCheckNonNullArgGoto(name). */
+    EXPECT(virNodeDeviceLookupByName(conn, NULL) == NULL, VIR_ERR_INVALID_ARG, NODEDEV,
+           "virNodeDeviceLookupByName NULL name");
+    for (i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+        char what[96];
+        snprintf(what, sizeof what, "virNodeDeviceLookupByName '%s'", unknown[i]);
+        EXPECT(virNodeDeviceLookupByName(conn, unknown[i]) == NULL, VIR_ERR_NO_NODE_DEVICE, NODEDEV, what);
+    }
+}
+
+static void device_handle_calls(virConnectPtr conn)
+{
+    virNodeDevicePtr dev = virNodeDeviceLookupByName(conn, "pci_0000_05_00_0");
+    char *names[2] = {NULL, NULL};
+
+    CHECK(dev != NULL, "lookup pci_0000_05_00_0");
+    if (dev == NULL)
+        return;
+    /* libvirt-nodedev.c: virCheckNodeDeviceReturn -> VIR_ERR_INVALID_NODE_DEVICE. */
+    EXPECT(virNodeDeviceGetXMLDesc(NULL, 0) == NULL, VIR_ERR_INVALID_NODE_DEVICE, NODEDEV, "GetXMLDesc NULL");
+    EXPECT(virNodeDeviceGetName(NULL) == NULL, VIR_ERR_INVALID_NODE_DEVICE, NODEDEV, "GetName NULL");
+    EXPECT(virNodeDeviceGetParent(NULL) == NULL, VIR_ERR_INVALID_NODE_DEVICE, NODEDEV, "GetParent NULL");
+    EXPECT(virNodeDeviceNumOfCaps(NULL) == -1, VIR_ERR_INVALID_NODE_DEVICE, NODEDEV, "NumOfCaps NULL");
+    EXPECT(virNodeDeviceListCaps(NULL, names, 2) == -1, VIR_ERR_INVALID_NODE_DEVICE, NODEDEV, "ListCaps NULL");
+    EXPECT(virNodeDeviceRef(NULL) == -1, VIR_ERR_INVALID_NODE_DEVICE, NODEDEV, "Ref NULL");
+    EXPECT(virNodeDeviceFree(NULL) == -1, VIR_ERR_INVALID_NODE_DEVICE, NODEDEV, "Free NULL");
+    EXPECT(virNodeDeviceDettach(NULL) == -1, VIR_ERR_INVALID_NODE_DEVICE, NODEDEV, "Dettach NULL");
+    EXPECT(virNodeDeviceDetachFlags(NULL, NULL, 0) == -1, VIR_ERR_INVALID_NODE_DEVICE, NODEDEV,
+           "DetachFlags NULL");
+    EXPECT(virNodeDeviceReAttach(NULL) == -1, VIR_ERR_INVALID_NODE_DEVICE, NODEDEV, "ReAttach NULL");
+    EXPECT(virNodeDeviceReset(NULL) == -1, VIR_ERR_INVALID_NODE_DEVICE, NODEDEV, "Reset NULL");
+    /* node_device_driver.c nodeDeviceGetXMLDesc: virCheckFlags (9.0: none). */
+    EXPECT(virNodeDeviceGetXMLDesc(dev, 1) == NULL, VIR_ERR_INVALID_ARG, NODEDEV, "GetXMLDesc flags");
+    /* libvirt-nodedev.c virNodeDeviceListCaps: names, then maxnames. */
+    EXPECT(virNodeDeviceListCaps(dev, NULL, -1) == -1, VIR_ERR_INVALID_ARG, NODEDEV, "ListCaps names NULL");
+    EXPECT(virNodeDeviceListCaps(dev, names, -1) == -1, VIR_ERR_INVALID_ARG, NODEDEV, "ListCaps maxnames < 0");
+    EXPECT_OK(virNodeDeviceListCaps(dev, names, 0) == 0 && names[0] == NULL, "ListCaps maxnames 0");
+    EXPECT_OK(virNodeDeviceNumOfCaps(dev) >= 1, "NumOfCaps");
+    virNodeDeviceFree(dev);
+}
+
+static void changing_calls(virConnectPtr conn, virConnectPtr ro)
+{
+    virNodeDevicePtr rdev = virNodeDeviceLookupByName(ro, "pci_0000_05_00_0");
+    virNodeDevicePtr edu = virNodeDeviceLookupByName(conn, "pci_0000_05_00_0");
+    virNodeDevicePtr nic = virNodeDeviceLookupByName(conn, "pci_0000_03_01_0");
+
+    CHECK(rdev && edu && nic, "lookups");
+    if (!rdev || !edu || !nic)
+        return;
+    /* libvirt-nodedev.c: virCheckReadOnlyGoto right after the handle check,
+     * before flags and driverName -> VIR_ERR_OPERATION_DENIED. */
+    EXPECT(virNodeDeviceDettach(rdev) == -1, VIR_ERR_OPERATION_DENIED, NODEDEV, "read-only Dettach");
+    EXPECT(virNodeDeviceDetachFlags(rdev, "bogus", 1u << 3) == -1, VIR_ERR_OPERATION_DENIED, NODEDEV,
+           "read-only DetachFlags before flags and driverName");
+    EXPECT(virNodeDeviceReAttach(rdev) == -1, VIR_ERR_OPERATION_DENIED, NODEDEV, "read-only ReAttach");
+    EXPECT(virNodeDeviceReset(rdev) == -1, VIR_ERR_OPERATION_DENIED, NODEDEV, "read-only Reset");
+
+    /* qemu_driver.c qemuNodeDeviceDetachFlags: virCheckFlags(0) before the
+     * driver name -> VIR_ERR_INVALID_ARG about flags. */
+    EXPECT(virNodeDeviceDetachFlags(edu, "bogus", 1u << 3) == -1, VIR_ERR_INVALID_ARG, NODEDEV,
+           "DetachFlags unknown flag");
+    CHECK(strstr(virGetLastErrorMessage(), "flags") != NULL, "flags checked before driverName");
+    /* qemu_driver.c qemuNodeDeviceDetachFlags: unknown driver name. */
+    EXPECT(virNodeDeviceDetachFlags(edu, "bogus", 0) == -1, VIR_ERR_INVALID_ARG, NODEDEV,
+           "DetachFlags unknown driverName");
+    /* virpci.c virPCIDeviceUnbindFromStub: a device not on a stub is left as it is. */
+    EXPECT_OK(virNodeDeviceReAttach(nic) == 0, "ReAttach of a device on its host driver: 0");
+    /* virpci.c virPCIDeviceBindToStub: already bound to the stub -> 0. */
+    EXPECT_OK(virNodeDeviceDetachFlags(edu, "vfio", 0) == 0, "DetachFlags vfio");
+    EXPECT_OK(virNodeDeviceDetachFlags(edu, "vfio", 0) == 0, "DetachFlags again: already on the stub");
+    EXPECT_OK(virNodeDeviceReset(edu) == 0, "Reset on vfio-pci");
+    EXPECT_OK(virNodeDeviceReAttach(edu) == 0, "ReAttach");
+    /* virpci.c virPCIDeviceReset: no FLR, PM or bus reset -> VIR_ERR_INTERNAL_ERROR. */
+    if (virNodeDeviceDetachFlags(nic, "kvm", 0) == 0) {
+        EXPECT(virNodeDeviceReset(nic) == -1, VIR_ERR_INTERNAL_ERROR, NODEDEV, "Reset without a method");
+        CHECK(virNodeDeviceReAttach(nic) == 0, "NIC back");
+    } else {
+        CHECK(0, "detach the NIC to pci-stub");
+    }
+    virNodeDeviceFree(rdev);
+    virNodeDeviceFree(edu);
+    virNodeDeviceFree(nic);
+}
+
+static void host_without_iommu(void)
+{
+    char path[] = "/tmp/nodedev-conformance-XXXXXX.json";
+    char uri[128];
+    int fd = mkstemps(path, 5);
+    FILE *f;
+    virConnectPtr conn;
+    virNodeDevicePtr dev;
+
+    CHECK(fd >= 0, "temporary host description");
+    if (fd < 0)
+        return;
+    f = fdopen(fd, "w");
+    fputs("{\"iommu\": false,\n"
+          " \"drivers\": [{\"name\": \"e1000e\", \"module\": \"e1000e\", \"loaded\": true, \"ids\": [\"8086:10d3\"]},\n"
+          "             {\"name\": \"vfio-pci\", \"module\": \"vfio_pci\", \"loaded\": true}],\n"
+          " \"devices\": [{\"address\": \"0000:03:00.0\", \"vendor\": \"0x8086\", \"device\": \"0x10d3\",\n"
+          "              \"class\": \"0x020000\", \"driver\": \"e1000e\"}]}\n",
+          f);
+    fclose(f);
+    snprintf(uri, sizeof uri, "test://%s", path);
+    conn = virConnectOpen(uri);
+    CHECK(conn != NULL, "open the host without an IOMMU");
+    if (conn != NULL) {
+        dev = virNodeDeviceLookupByName(conn, "pci_0000_03_00_0");
+        /* qemu_driver.c qemuNodeDeviceDetachFlags: vfio on a host without
+         * VFIO support -> VIR_ERR_ARGUMENT_UNSUPPORTED. */
+        EXPECT(virNodeDeviceDetachFlags(dev, "vfio", 0) == -1, VIR_ERR_ARGUMENT_UNSUPPORTED, NODEDEV,
+               "DetachFlags vfio without an IOMMU");
+        EXPECT(virNodeDeviceDettach(dev) == -1, VIR_ERR_ARGUMENT_UNSUPPORTED, NODEDEV,
+               "Dettach (vfio) without an IOMMU");
+        virNodeDeviceFree(dev);
+        virConnectClose(conn);
+    }
+    unlink(path);
+}
+
+int main(void)
+{
+    virConnectPtr conn, ro;
+
+    connection_calls();
+    conn = virConnectOpen("test:///default");
+    ro = virConnectOpenReadOnly("test:///default");
+    CHECK(conn != NULL && ro != NULL, "open test:///default");
+    if (conn != NULL && ro != NULL) {
+        listing_calls(conn);
+        lookup_calls(conn);
+        device_handle_calls(conn);
+        changing_calls(conn, ro);
+    }
+    host_without_iommu();
+    if (ro)
+        virConnectClose(ro);
+    if (conn)
+        virConnectClose(conn);
+    printf("libvirt conformance checks: %d\n", conformance);
+    printf("libvirt_conformance: %d passed, %d failed\n", passed, failed);
+    return failed == 0 && passed > 0 ? 0 : 1;
+}
