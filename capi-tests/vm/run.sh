@@ -77,6 +77,17 @@ vmtarget="$top/target/vm-build"
     || die "cargo build failed"
 gcc -static -O2 -o "$cache/vfio_group_status" "$here/vfio_group_status.c" || die "cannot build vfio_group_status"
 gcc -static -O2 -o "$cache/vfio_hold" "$here/vfio_hold.c" || die "cannot build vfio_hold"
+# libvirt fidelity checks: a program written against libvirt's headers,
+# linked statically with libnodedev.a (libvirt-dev: installed by .ci/run).
+rm -f "$cache/libvirt_fidelity"
+if [ -f /usr/include/libvirt/libvirt.h ]; then
+    (cd "$top" && cargo build --release --quiet --lib) || die "cargo build --lib failed"
+    gcc -static -O2 -Wall -Werror -Wno-deprecated-declarations -o "$cache/libvirt_fidelity" \
+        "$here/libvirt_fidelity.c" "$top/target/release/libnodedev.a" -lpthread -ldl -lm \
+        || die "cannot build libvirt_fidelity"
+elif [ -n "${NODEDEV_CI:-}" ]; then
+    die "libvirt-dev is missing: .ci/run installs it"
+fi
 
 # initramfs: busybox, the modules we need with their dependencies, the CLI
 # with its shared libraries, the suite.
@@ -116,6 +127,7 @@ cp "$here/init" "$root/init"
 cp "$guest_script" "$root/suite.sh"
 # Topic sections that suite.sh sources (suite-<topic>.sh).
 cp "$here"/suite-*.sh "$root/"
+[ -f "$cache/libvirt_fidelity" ] && cp "$cache/libvirt_fidelity" "$root/bin/"
 # init mounts the share when this marker is there.
 [ "$share_usr" = 1 ] && touch "$root/share-usr"
 chmod +x "$root/init"
