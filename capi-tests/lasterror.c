@@ -57,13 +57,31 @@ static void getters(virConnectPtr conn)
     CHECK(virGetLastErrorMessage() == err->message, "virGetLastErrorMessage is the same string");
     CHECK(virGetLastError() == err, "reading does not change it");
 
-    /* virConn* variants: the same thread-local error. */
-    CHECK(virConnGetLastError(conn) == err, "virConnGetLastError");
-    CHECK(virConnGetLastError(NULL) == NULL, "virConnGetLastError(NULL)");
-    virConnResetLastError(NULL);
-    CHECK(virGetLastError() == err, "virConnResetLastError(NULL) does nothing");
-    virConnResetLastError(conn);
-    CHECK(virGetLastError() == NULL, "virConnResetLastError");
+    /* virConn* variants: the connection's own copy (libvirt's conn->err),
+     * kept across successful calls until the next error or a reset. */
+    {
+        virErrorPtr cerr = virConnGetLastError(conn);
+        CHECK(cerr != NULL && cerr != err && cerr->code == VIR_ERR_NO_NODE_DEVICE &&
+                  cerr->message != NULL && strcmp(cerr->message, err->message) == 0,
+              "virConnGetLastError: a copy on the connection");
+        char *uri = virConnectGetURI(conn);
+        CHECK(uri != NULL, "a successful call");
+        free(uri);
+        CHECK(virGetLastError() == NULL && virConnGetLastError(conn) == cerr &&
+                  cerr->code == VIR_ERR_NO_NODE_DEVICE,
+              "a successful call clears the thread's error, not the connection's");
+        CHECK(virConnGetLastError(NULL) == NULL, "virConnGetLastError(NULL)");
+        virConnResetLastError(NULL);
+        CHECK(cerr->code == VIR_ERR_NO_NODE_DEVICE, "virConnResetLastError(NULL) does nothing");
+        virConnResetLastError(conn);
+        CHECK(cerr->code == VIR_ERR_OK && cerr->message == NULL, "virConnResetLastError empties it");
+        CHECK(virConnGetLastError(conn) == cerr, "still the connection's (empty) error");
+        make_error(conn);
+        err = virGetLastError();
+        virConnResetLastError(conn);
+        CHECK(virGetLastError() == err && err->code == VIR_ERR_NO_NODE_DEVICE,
+              "virConnResetLastError leaves the thread's error");
+    }
 
     /* The libvirt idiom virResetError(virGetLastError()) empties it. */
     make_error(conn);

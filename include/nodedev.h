@@ -1572,18 +1572,27 @@ void virResetError(virErrorPtr err);
 void virFreeError(virErrorPtr err);
 
 /**
- * Same as virGetLastError() (errors are per thread, not per connection), or
- * NULL when `conn` is NULL.
+ * The last error raised on `conn` by any thread (libvirt's per-connection
+ * error): unlike the thread's last error, a later successful call does not
+ * clear it; only the next error on `conn` or virConnResetLastError(conn)
+ * does. Never NULL for a live connection (an empty error, code 0, when none
+ * occurred, as libvirt); NULL when `conn` is NULL or not a live connection.
+ * Owned by the connection: do not free it; another thread's error on the
+ * same connection may overwrite it (copy it with virConnCopyLastError).
  */
 virErrorPtr virConnGetLastError(virConnectPtr conn);
 
 /**
- * Same as virResetLastError(); does nothing when `conn` is NULL.
+ * Empty the last error of `conn` (see virConnGetLastError); the thread's
+ * last error is not changed. Does nothing when `conn` is NULL.
  */
 void virConnResetLastError(virConnectPtr conn);
 
 /**
- * Same as virCopyLastError(to); returns -1 when `conn` or `to` is NULL.
+ * Copy the last error of `conn` (see virConnGetLastError) into `to`, owned
+ * by the caller (overwritten without being read; release its strings with
+ * virResetError). Returns the copied code (0: none), or -1 when `conn` or
+ * `to` is NULL.
  */
 int virConnCopyLastError(virConnectPtr conn, virErrorPtr to);
 

@@ -58,6 +58,13 @@ static void report(int ok, int line, const char *what)
         report(o_ && virGetLastError() == NULL, __LINE__, what);                  \
     } while (0)
 
+/* One conformance check of a state libvirt's code defines (no return value to test). */
+#define CONFORM(cond, what)                                                       \
+    do {                                                                          \
+        conformance++;                                                            \
+        report(!!(cond), __LINE__, what);                                         \
+    } while (0)
+
 #define NONE VIR_FROM_NONE
 #define NODEDEV VIR_FROM_NODEDEV
 
@@ -353,6 +360,42 @@ static void changing_calls(virConnectPtr conn, virConnectPtr ro)
     virNodeDeviceFree(nic);
 }
 
+/* ---- the error family: src/util/virerror.c ---- */
+
+static void error_family(virConnectPtr conn)
+{
+    virError copy;
+    virErrorPtr cerr;
+    char *uri;
+
+    /* virerror.c virConnGetLastError: NULL connection -> NULL. */
+    CONFORM(virConnGetLastError(NULL) == NULL, "virConnGetLastError(NULL)");
+    /* virerror.c virConnCopyLastError: NULL connection -> -1. */
+    CONFORM(virConnCopyLastError(NULL, &copy) == -1, "virConnCopyLastError(NULL)");
+    /* virerror.c virDispatchError: the error is copied to the connection. */
+    EXPECT(virNodeDeviceLookupByName(conn, "computer") == NULL, VIR_ERR_NO_NODE_DEVICE, NODEDEV,
+           "an error on the connection");
+    cerr = virConnGetLastError(conn);
+    CONFORM(cerr != NULL && cerr->code == VIR_ERR_NO_NODE_DEVICE && cerr->domain == NODEDEV,
+          "virConnGetLastError: the connection's copy");
+    /* Public entry points reset only the thread's error (virResetLastError). */
+    uri = virConnectGetURI(conn);
+    EXPECT_OK(uri != NULL, "a successful call clears the thread's error");
+    free(uri);
+    CONFORM(virConnGetLastError(conn) == cerr && cerr->code == VIR_ERR_NO_NODE_DEVICE,
+          "the connection's error survives a successful call");
+    CONFORM(virConnCopyLastError(conn, &copy) == VIR_ERR_NO_NODE_DEVICE && copy.code == VIR_ERR_NO_NODE_DEVICE,
+          "virConnCopyLastError");
+    virResetError(&copy);
+    /* virerror.c virConnResetLastError: empties conn->err. */
+    virConnResetLastError(conn);
+    CONFORM(cerr->code == VIR_ERR_OK && virConnCopyLastError(conn, &copy) == 0, "virConnResetLastError");
+    /* virerror.c virGetLastErrorMessage: "no error" when none. */
+    CONFORM(virGetLastError() == NULL && virGetLastErrorCode() == VIR_ERR_OK &&
+              strcmp(virGetLastErrorMessage(), "no error") == 0,
+          "no last error: code 0, \"no error\"");
+}
+
 static void host_without_iommu(void)
 {
     char path[] = "/tmp/nodedev-conformance-XXXXXX.json";
@@ -403,6 +446,7 @@ int main(void)
         lookup_calls(conn);
         device_handle_calls(conn);
         changing_calls(conn, ro);
+        error_family(conn);
     }
     host_without_iommu();
     if (ro)

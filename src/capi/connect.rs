@@ -5,7 +5,7 @@
 
 use super::boundary::{api, Call, Raised};
 use super::close_callback::CloseCallback;
-use super::error::{virErrorDomain, virErrorNumber, Handler};
+use super::error::{virErrorDomain, virErrorNumber, ConnLastError, Handler};
 use crate::host::Host;
 use crate::uri;
 use std::ffi::{c_char, c_int, CString};
@@ -26,6 +26,8 @@ pub struct virConnect {
     pub(crate) handler: Mutex<Option<Handler>>,
     /// The close callback (virConnectRegisterCloseCallback), fired on drop.
     pub(crate) close: Mutex<Option<CloseCallback>>,
+    /// The last error raised on this connection (virConnGetLastError).
+    pub(crate) last_error: ConnLastError,
 }
 
 /// Pointer to a connection, as returned by virConnectOpen.
@@ -119,6 +121,7 @@ pub(crate) unsafe fn open(
         read_only,
         handler: Mutex::new(None),
         close: Mutex::new(None),
+        last_error: ConnLastError::new(),
     };
     Ok(Arc::into_raw(Arc::new(conn)) as virConnectPtr)
 }

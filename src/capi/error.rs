@@ -589,7 +589,40 @@ pub(crate) fn reset_last() {
     }
 }
 
-/// Make `r` the calling thread's last error, then hand it to the connection's
+/// A connection's own last error (libvirt's `conn->err`): a copy of the
+/// last error any thread raised on that connection, kept until the next one
+/// or virConnResetLastError (a successful call does not reset it). Its
+/// address is stable for the connection's life, as virConnGetLastError
+/// hands it out.
+pub(crate) struct ConnLastError {
+    lock: Mutex<()>,
+    err: UnsafeCell<virError>,
+}
+
+// SAFETY: `err` is only written under `lock`; its strings are malloc'ed and
+// owned by it.
+unsafe impl Send for ConnLastError {}
+unsafe impl Sync for ConnLastError {}
+
+impl ConnLastError {
+    pub(crate) const fn new() -> ConnLastError {
+        ConnLastError { lock: Mutex::new(()), err: UnsafeCell::new(EMPTY) }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(*mut virError) -> T) -> T {
+        let _held = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        f(self.err.get())
+    }
+}
+
+impl Drop for ConnLastError {
+    fn drop(&mut self) {
+        unsafe { clear(self.err.get()) }
+    }
+}
+
+/// Make `r` the calling thread's last error (and the connection's, as
+/// libvirt's virDispatchError copies it), then hand it to the connection's
 /// handler, else the global one, else the default one.
 pub(crate) fn raise(conn: Option<&virConnect>, r: &Raised) {
     let Some(p) = slot() else { return };
@@ -606,6 +639,12 @@ pub(crate) fn raise(conn: Option<&virConnect>, r: &Raised) {
             int1: -1,
             int2: -1,
             ..EMPTY
+        });
+    }
+    if let Some(c) = conn {
+        c.last_error.with(|to| unsafe {
+            clear(to);
+            copy(p, to);
         });
     }
     let handler = conn
@@ -752,37 +791,49 @@ pub unsafe extern "C" fn virFreeError(err: virErrorPtr) {
     })
 }
 
-/// Same as virGetLastError() (errors are per thread, not per connection), or
-/// NULL when `conn` is NULL.
+/// The last error raised on `conn` by any thread (libvirt's per-connection
+/// error): unlike the thread's last error, a later successful call does not
+/// clear it; only the next error on `conn` or virConnResetLastError(conn)
+/// does. Never NULL for a live connection (an empty error, code 0, when none
+/// occurred, as libvirt); NULL when `conn` is NULL or not a live connection.
+/// Owned by the connection: do not free it; another thread's error on the
+/// same connection may overwrite it (copy it with virConnCopyLastError).
 #[no_mangle]
 pub unsafe extern "C" fn virConnGetLastError(conn: virConnectPtr) -> virErrorPtr {
     keep("virConnGetLastError", ptr::null_mut(), |_| {
-        if conn_from_ptr(conn).is_none() {
-            return Ok(ptr::null_mut());
-        }
-        Ok(current().unwrap_or(ptr::null_mut()))
+        Ok(conn_from_ptr(conn).map_or(ptr::null_mut(), |c| c.last_error.err.get()))
     })
 }
 
-/// Same as virResetLastError(); does nothing when `conn` is NULL.
+/// Empty the last error of `conn` (see virConnGetLastError); the thread's
+/// last error is not changed. Does nothing when `conn` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn virConnResetLastError(conn: virConnectPtr) {
     keep("virConnResetLastError", (), |_| {
-        if conn_from_ptr(conn).is_some() {
-            reset_last();
+        if let Some(c) = conn_from_ptr(conn) {
+            c.last_error.with(|e| clear(e));
         }
         Ok(())
     })
 }
 
-/// Same as virCopyLastError(to); returns -1 when `conn` or `to` is NULL.
+/// Copy the last error of `conn` (see virConnGetLastError) into `to`, owned
+/// by the caller (overwritten without being read; release its strings with
+/// virResetError). Returns the copied code (0: none), or -1 when `conn` or
+/// `to` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn virConnCopyLastError(conn: virConnectPtr, to: virErrorPtr) -> c_int {
     keep("virConnCopyLastError", -1, |_| {
-        if conn_from_ptr(conn).is_none() || to.is_null() {
+        if to.is_null() {
             return Ok(-1);
         }
-        Ok(copy(current().unwrap_or(ptr::null_mut()), to))
+        match conn_from_ptr(conn) {
+            None => {
+                to.write(EMPTY);
+                Ok(-1)
+            }
+            Some(c) => Ok(c.last_error.with(|e| copy(e, to))),
+        }
     })
 }
 
