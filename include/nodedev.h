@@ -1884,8 +1884,9 @@ virConnectPtr virConnectOpenAuth(const char *name, virConnectAuthPtr auth, unsig
  * error).
  *
  * Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE,
- * VIR_ERR_OPERATION_DENIED (read-only connection, lockdown, the
- * authorization callback), VIR_ERR_OPERATION_INVALID (not on a stub),
+ * VIR_ERR_OPERATION_DENIED (read-only connection, checked right after the
+ * handle as libvirt does; lockdown, the authorization callback),
+ * VIR_ERR_OPERATION_INVALID (not on a stub),
  * VIR_ERR_OPERATION_UNSUPPORTED (the connection keeps no definitions: only
  * nodedev:///system, or a URI with confdir=), VIR_ERR_SYSTEM_ERROR.
  */

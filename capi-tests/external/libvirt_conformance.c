@@ -306,6 +306,14 @@ static void device_handle_calls(virConnectPtr conn)
            "DetachFlags NULL");
     EXPECT(virNodeDeviceReAttach(NULL) == -1, VIR_ERR_INVALID_NODE_DEVICE, NODEDEV, "ReAttach NULL");
     EXPECT(virNodeDeviceReset(NULL) == -1, VIR_ERR_INVALID_NODE_DEVICE, NODEDEV, "Reset NULL");
+    EXPECT(virNodeDeviceSetAutostart(NULL, 1) == -1, VIR_ERR_INVALID_NODE_DEVICE, NODEDEV, "SetAutostart NULL");
+    {
+        int autostart = 7;
+        EXPECT(virNodeDeviceGetAutostart(NULL, &autostart) == -1 && autostart == 7, VIR_ERR_INVALID_NODE_DEVICE,
+               NODEDEV, "GetAutostart NULL");
+    }
+    /* libvirt-nodedev.c virNodeDeviceGetAutostart: virCheckNonNullArgGoto(autostart). */
+    EXPECT(virNodeDeviceGetAutostart(dev, NULL) == -1, VIR_ERR_INVALID_ARG, NODEDEV, "GetAutostart NULL out");
     /* node_device_driver.c nodeDeviceGetXMLDesc: virCheckFlags (9.0: none). */
     EXPECT(virNodeDeviceGetXMLDesc(dev, 1) == NULL, VIR_ERR_INVALID_ARG, NODEDEV, "GetXMLDesc flags");
     /* libvirt-nodedev.c virNodeDeviceListCaps: names, then maxnames. */
@@ -332,6 +340,8 @@ static void changing_calls(virConnectPtr conn, virConnectPtr ro)
            "read-only DetachFlags before flags and driverName");
     EXPECT(virNodeDeviceReAttach(rdev) == -1, VIR_ERR_OPERATION_DENIED, NODEDEV, "read-only ReAttach");
     EXPECT(virNodeDeviceReset(rdev) == -1, VIR_ERR_OPERATION_DENIED, NODEDEV, "read-only Reset");
+    /* libvirt-nodedev.c virNodeDeviceSetAutostart: virCheckReadOnlyGoto. */
+    EXPECT(virNodeDeviceSetAutostart(rdev, 1) == -1, VIR_ERR_OPERATION_DENIED, NODEDEV, "read-only SetAutostart");
 
     /* qemu_driver.c qemuNodeDeviceDetachFlags: virCheckFlags(0) before the
      * driver name -> VIR_ERR_INVALID_ARG about flags. */

@@ -16,8 +16,9 @@ use std::ffi::c_int;
 /// error).
 ///
 /// Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE,
-/// VIR_ERR_OPERATION_DENIED (read-only connection, lockdown, the
-/// authorization callback), VIR_ERR_OPERATION_INVALID (not on a stub),
+/// VIR_ERR_OPERATION_DENIED (read-only connection, checked right after the
+/// handle as libvirt does; lockdown, the authorization callback),
+/// VIR_ERR_OPERATION_INVALID (not on a stub),
 /// VIR_ERR_OPERATION_UNSUPPORTED (the connection keeps no definitions: only
 /// nodedev:///system, or a URI with confdir=), VIR_ERR_SYSTEM_ERROR.
 #[no_mangle]
