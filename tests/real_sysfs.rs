@@ -51,8 +51,20 @@ impl Sysfs for NoWrites {
     fn net_addresses(&self, iface: &str) -> Vec<String> {
         self.0.net_addresses(iface)
     }
-    fn block_mounts(&self, block: &str) -> Vec<String> {
-        self.0.block_mounts(block)
+    fn net_routes(&self, i: &str) -> Vec<String> {
+        self.0.net_routes(i)
+    }
+    fn mounts(&self) -> Vec<(String, String)> {
+        self.0.mounts()
+    }
+    fn swaps(&self) -> Vec<nodedev::sysfs::SwapArea> {
+        self.0.swaps()
+    }
+    fn set_master(&self, i: &str, _m: Option<&str>) -> io::Result<()> {
+        panic!("test tried to change the real interface {i}");
+    }
+    fn set_link_up(&self, i: &str, _up: bool) -> io::Result<()> {
+        panic!("test tried to change the real interface {i}");
     }
     fn vfio_holders(&self, dev: &nodedev::sysfs::VfioDevice<'_>) -> io::Result<nodedev::sysfs::HolderScan> {
         self.0.vfio_holders(dev)
