@@ -33,7 +33,7 @@ const INTERFACE_WAIT: Duration = Duration::from_secs(5);
 pub struct HostUse {
     /// "0000:01:00.0 is eth0, a port of bridge br0, which has 10.0.0.2/24".
     pub chain: String,
-    /// What an administrator does to stop it ("ip link set eth0 nomaster").
+    /// The command that ends it ("ip link set eth0 nomaster").
     pub remedy: String,
 }
 
@@ -91,7 +91,7 @@ impl Host {
         if self.attr(addr, "boot_vga").as_deref() == Some("1") {
             uses.push(HostUse {
                 chain: format!("{addr} is the boot VGA device (the console)"),
-                remedy: "make sure the host has another console".into(),
+                remedy: "give the host another console first".into(),
             });
         }
         uses.extend(self.fbcon_use(addr));
@@ -163,7 +163,13 @@ impl Host {
                 format!("a route to {r}")
             }
         });
-        let all: Vec<String> = addresses.iter().cloned().chain(routes).collect();
+        let mut all: Vec<String> = addresses.iter().cloned().collect();
+        for r in routes {
+            // IPv4 and IPv6 defaults are both "the default route".
+            if !all.contains(&r) {
+                all.push(r);
+            }
+        }
         (!all.is_empty()).then(|| and_list(&all))
     }
 
@@ -184,7 +190,7 @@ impl Host {
         if self.link_up(iface) {
             if let Some(config) = self.net_config(iface) {
                 let remedy = remedy.map_or_else(
-                    || format!("remove {iface}'s addresses and routes (ip address flush dev {iface}) or take it down"),
+                    || format!("ip address flush dev {iface}"),
                     str::to_string,
                 );
                 out.push(HostUse { chain: format!("{chain}, which has {config}"), remedy });
@@ -194,9 +200,9 @@ impl Host {
         for upper in self.uppers(iface) {
             let kind = self.link_kind(&upper);
             let (step, first) = if master.as_deref() == Some(upper.as_str()) {
-                (format!("a port of {kind} {upper}"), format!("take {iface} out of {upper} (ip link set {iface} nomaster)"))
+                (format!("a port of {kind} {upper}"), format!("ip link set {iface} nomaster"))
             } else {
-                (format!("carrying {kind} {upper}"), format!("delete {upper} (ip link delete {upper})"))
+                (format!("carrying {kind} {upper}"), format!("ip link delete {upper}"))
             };
             let remedy = remedy.map_or(first, str::to_string);
             self.net_uses(&upper, &format!("{chain}, {step}"), Some(&remedy), depth + 1, seen, out);
@@ -229,7 +235,7 @@ impl Host {
             if !on.is_empty() {
                 out.push(HostUse {
                     chain: format!("{chain}{join} is mounted on {}", on.join(", ")),
-                    remedy: format!("unmount it (umount {})", on.join(" ")),
+                    remedy: format!("umount {}", on.join(" ")),
                 });
             }
             for s in swaps.iter().filter(|s| s.device == number) {
@@ -285,7 +291,7 @@ impl Host {
         let owner = self.sysfs.read_link(&format!("class/graphics/{first}/device")).ok()?;
         (link_basename(&owner) == addr.to_string()).then(|| HostUse {
             chain: format!("{addr} is {first}, where the framebuffer console (fbcon) draws"),
-            remedy: format!("unbind the console (echo 0 > /sys/class/vtconsole/{vt}/bind)"),
+            remedy: format!("echo 0 > /sys/class/vtconsole/{vt}/bind"),
         })
     }
 
@@ -302,7 +308,7 @@ impl Host {
         let mut remedies: Vec<String> = uses.iter().map(|u| u.remedy.clone()).collect();
         remedies.dedup();
         Err(Error::OperationInvalid(format!(
-            "refusing to {what} {addr}: the host uses it: {}; it would lose that. Stop using it first ({}), or pass VIR_NODE_DEVICE_FORCE (CLI --force) if you are sure",
+            "refusing to {what} {addr}: the host uses it: {}. Free it first ({}), or pass VIR_NODE_DEVICE_FORCE (CLI --force) if the host can lose it",
             chains.join("; "),
             remedies.join("; ")
         )))
