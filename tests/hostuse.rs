@@ -46,6 +46,9 @@ const HOST: &str = r#"{
     {"address": "0000:05:03.0", "vendor": "0x144d", "device": "0xa808", "class": "0x010802",
      "driver": "nvme", "iommu_group": 13, "block": [{"name": "nvme3n1"}]},
 
+    {"address": "0000:05:04.0", "vendor": "0x144d", "device": "0xa808", "class": "0x010802",
+     "driver": "nvme", "iommu_group": 14, "block": [{"name": "nvme4c4n1"}]},
+
     {"address": "0000:01:00.0", "vendor": "0x1002", "device": "0x67df", "class": "0x030000",
      "driver": "amdgpu", "iommu_group": 20, "boot_vga": false, "framebuffer": "fb0"},
     {"address": "0000:02:00.0", "vendor": "0x1002", "device": "0x67df", "class": "0x030000",
@@ -62,7 +65,8 @@ const HOST: &str = r#"{
   ],
   "stacked": [
     {"name": "dm-0", "over": ["nvme2n1p1"], "mounts": ["/home"]},
-    {"name": "dm-1", "over": ["nvme3n1"]}
+    {"name": "dm-1", "over": ["nvme3n1"]},
+    {"name": "nvme4n1", "over": ["nvme4c4n1"], "multipath": true, "swap": true}
   ],
   "fbcon": true
 }"#;
@@ -78,6 +82,7 @@ const SWAP_PART: &str = "0000:05:00.0";
 const SWAP_FILE: &str = "0000:05:01.0";
 const DM_MOUNTED: &str = "0000:05:02.0";
 const DM_IDLE: &str = "0000:05:03.0";
+const MULTIPATH: &str = "0000:05:04.0"; // the hidden path nvme4c4n1 of head nvme4n1, which is swap
 const FBCON_GPU: &str = "0000:01:00.0";
 const OTHER_GPU: &str = "0000:02:00.0";
 
@@ -196,6 +201,14 @@ fn a_swap_file_on_a_mounted_filesystem_is_named_with_the_mount() {
         SWAP_FILE,
         &["0000:05:01.0 is nvme1n1, which holds the active swap file /data/swapfile", "nvme1n1, which is mounted on /data"],
     );
+}
+
+#[test]
+fn swap_on_an_nvme_multipath_head_is_found_through_its_hidden_path() {
+    let (sim, host) = setup();
+    assert_eq!(sim.read("class/block/nvme4c4n1/hidden").unwrap(), "1\n");
+    assert!(sim.read_link("class/block/nvme4n1").unwrap().contains("virtual/nvme-subsystem"));
+    refused_then_forced(&sim, &host, MULTIPATH, &["0000:05:04.0 is nvme4n1 (through nvme4c4n1), which is active swap", "swapoff /dev/nvme4n1"]);
 }
 
 #[test]

@@ -100,12 +100,35 @@ impl Host {
             self.net_uses(&iface, &format!("{addr} is {iface}"), None, 0, &mut seen, &mut uses);
         }
         let (mounts, swaps) = (self.sysfs.mounts(), self.sysfs.swaps());
+        let facts = (&mounts[..], &swaps[..]);
         for block in self.class_members("block", addr) {
             let mut seen = Vec::new();
-            let facts = (&mounts[..], &swaps[..]);
-            self.block_uses(&block, &format!("{addr} is {block}"), ", which", 0, &mut seen, facts, &mut uses);
+            // With NVMe multipath the function holds only hidden path
+            // devices (nvme0c0n1); the disk the host uses is their head.
+            let hidden = self.sysfs.read(&format!("class/block/{block}/hidden")).is_ok_and(|h| h.trim() == "1");
+            if !hidden {
+                self.block_uses(&block, &format!("{addr} is {block}"), ", which", 0, &mut seen, facts, &mut uses);
+                continue;
+            }
+            for head in self.multipath_heads(&block) {
+                let chain = format!("{addr} is {head} (through {block})");
+                self.block_uses(&head, &chain, ", which", 0, &mut seen, facts, &mut uses);
+            }
         }
         uses
+    }
+
+    /// NVMe multipath heads whose `multipath/` links to this path device.
+    fn multipath_heads(&self, path: &str) -> Vec<String> {
+        let mut heads: Vec<String> = self
+            .sysfs
+            .list_dir("class/block")
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|h| self.sysfs.exists(&format!("class/block/{h}/multipath/{path}")))
+            .collect();
+        heads.sort();
+        heads
     }
 
     /// Administratively up (IFF_UP in `flags`); unreadable counts as up.

@@ -45,6 +45,8 @@ pub(super) enum BlkOwner {
     Partition(String),
     /// device-mapper or md over these devices.
     Stacked(Vec<String>),
+    /// An NVMe multipath head over these hidden path devices.
+    Head(Vec<String>),
 }
 
 #[derive(Debug, Clone)]
@@ -157,7 +159,7 @@ pub(super) fn build(spec: &HostSpec, devs: &std::collections::BTreeMap<Addr, sup
     for s in &spec.stacked {
         u.blocks.push(Blk {
             name: s.name.clone(),
-            owner: BlkOwner::Stacked(s.over.clone()),
+            owner: if s.multipath { BlkOwner::Head(s.over.clone()) } else { BlkOwner::Stacked(s.over.clone()) },
             mounts: s.mounts.clone(),
             swap: s.swap,
             swap_files: s.swap_files.clone(),
@@ -190,7 +192,7 @@ pub(super) fn build(spec: &HostSpec, devs: &std::collections::BTreeMap<Addr, sup
         if !ok || u.blocks[..i].iter().any(|o| o.name == b.name) {
             return Err(format!("block: '{}' is not a block device name or is listed twice", b.name.escape_debug()));
         }
-        if let BlkOwner::Stacked(over) = &b.owner {
+        if let BlkOwner::Stacked(over) | BlkOwner::Head(over) = &b.owner {
             if let Some(missing) = over.iter().find(|o| !u.blocks.iter().any(|x| x.name == **o) || **o == b.name) {
                 return Err(format!("stacked ({}): over {missing}, which is not a listed disk or partition", b.name));
             }
@@ -225,7 +227,7 @@ impl Kernel {
         match &b.owner {
             BlkOwner::Pci(a) => self.host_bound(*a),
             BlkOwner::Partition(disk) => self.blk_index(disk).is_some(),
-            BlkOwner::Stacked(_) => true,
+            BlkOwner::Stacked(_) | BlkOwner::Head(_) => true,
         }
     }
 
@@ -348,6 +350,7 @@ impl Kernel {
                 format!("{d}/{}", b.name)
             }
             BlkOwner::Stacked(_) => format!("devices/virtual/block/{}", b.name),
+            BlkOwner::Head(_) => format!("devices/virtual/nvme-subsystem/nvme-subsys0/{}", b.name),
         }
     }
 
@@ -461,10 +464,15 @@ impl Kernel {
                 .filter(move |h| matches!(&h.owner, BlkOwner::Stacked(over) if over.contains(&b.name)))
                 .map(|h| h.name.clone())
         };
-        let slaves = || match &b.owner {
-            BlkOwner::Stacked(over) => over.iter().filter(|s| self.blk_index(s).is_some()).cloned().collect(),
+        let below = |head: bool| match &b.owner {
+            BlkOwner::Stacked(over) if !head => over.iter().filter(|s| self.blk_index(s).is_some()).cloned().collect(),
+            BlkOwner::Head(over) if head => over.iter().filter(|s| self.blk_index(s).is_some()).cloned().collect(),
             _ => Vec::new(),
         };
+        let slaves = || below(false);
+        let paths = || below(true);
+        // A path device of a multipath head is hidden (no /dev node).
+        let hidden = self.uses.blocks.iter().any(|h| matches!(&h.owner, BlkOwner::Head(p) if p.contains(&b.name)));
         let to_blk = |d: usize, name: &str| link(d, &self.blk_dir(&self.uses.blocks[self.blk_index(name)?]));
         match rest {
             [] => {
@@ -474,6 +482,12 @@ impl Kernel {
                 }
                 if matches!(b.owner, BlkOwner::Stacked(_)) {
                     names.push("slaves".into());
+                }
+                if matches!(b.owner, BlkOwner::Head(_)) {
+                    names.push("multipath".into());
+                }
+                if hidden {
+                    names.push("hidden".into());
                 }
                 names.extend(partitions());
                 Some(Entry::Dir(names))
@@ -487,6 +501,9 @@ impl Kernel {
             }
             ["slaves"] if matches!(b.owner, BlkOwner::Stacked(_)) => dir(slaves()),
             ["slaves", s] => slaves().iter().any(|x| x == s).then_some(()).and_then(|_| to_blk(depth + 1, s)),
+            ["multipath"] if matches!(b.owner, BlkOwner::Head(_)) => dir(paths()),
+            ["multipath", p] => paths().iter().any(|x| x == p).then_some(()).and_then(|_| to_blk(depth + 1, p)),
+            ["hidden"] if hidden => Some(Entry::File(File::Blk(i, "hidden"))),
             [p, more @ ..] => {
                 let pi = self.blk_index(p)?;
                 (self.uses.blocks[pi].owner == BlkOwner::Partition(b.name.clone())).then_some(())?;
@@ -559,7 +576,7 @@ impl Kernel {
     /// `devices/virtual/...`.
     pub(super) fn virtual_entry(&self, rest: &[&str]) -> Option<Entry> {
         match rest {
-            [] => dir(["block", "graphics", "net", "vtconsole"]),
+            [] => dir(["block", "graphics", "net", "nvme-subsystem", "vtconsole"]),
             ["net"] => dir(self.nets_visible().filter(|n| matches!(n.owner, NetOwner::Link(_))).map(|n| n.name.clone())),
             ["net", name, more @ ..] => {
                 let i = self.net_index(name).filter(|&i| matches!(self.uses.nets[i].owner, NetOwner::Link(_)))?;
@@ -568,6 +585,14 @@ impl Kernel {
             ["block"] => dir(self.blocks_visible().filter(|b| matches!(b.owner, BlkOwner::Stacked(_))).map(|b| b.name.clone())),
             ["block", name, more @ ..] => {
                 let i = self.blk_index(name).filter(|&i| matches!(self.uses.blocks[i].owner, BlkOwner::Stacked(_)))?;
+                self.blk_entry(i, more)
+            }
+            ["nvme-subsystem"] => dir(["nvme-subsys0"]),
+            ["nvme-subsystem", "nvme-subsys0"] => {
+                dir(self.blocks_visible().filter(|b| matches!(b.owner, BlkOwner::Head(_))).map(|b| b.name.clone()))
+            }
+            ["nvme-subsystem", "nvme-subsys0", name, more @ ..] => {
+                let i = self.blk_index(name).filter(|&i| matches!(self.uses.blocks[i].owner, BlkOwner::Head(_)))?;
                 self.blk_entry(i, more)
             }
             ["graphics"] => dir(["fbcon"]),
@@ -610,6 +635,7 @@ impl Kernel {
                 format!("{ma}:{mi}\n")
             }
             File::Blk(i, "partition") => format!("{}\n", self.uses.blocks[i].partno),
+            File::Blk(_, "hidden") => "1\n".into(),
             File::Vt(0, "name") => "(S) VGA+\n".into(),
             File::Vt(_, "name") => "(M) frame buffer device\n".into(),
             File::Vt(0, "bind") => format!("{}\n", u8::from(!self.fbcon_bound())),

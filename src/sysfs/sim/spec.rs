@@ -91,7 +91,10 @@
 //!   (bridge, bond, team, vlan, macvlan, ipvlan), `lower` (vlan, macvlan,
 //!   ipvlan: the interface they sit on), `master`, `up`, `addresses`, `routes`.
 //! - `stacked`: device-mapper or md devices (`name` like "dm-0", `over`: the
-//!   disks or partitions they hold, `mounts`, `swap`, `swap_files`).
+//!   disks or partitions they hold, `mounts`, `swap`, `swap_files`), or with
+//!   `multipath: true` an NVMe multipath head (`nvme0n1` over the hidden path
+//!   device `nvme0c0n1` of the PCI function, as kernels with
+//!   CONFIG_NVME_MULTIPATH show every NVMe namespace).
 //! - `fbcon` (default false): the framebuffer console is bound
 //!   (`class/vtconsole/vtcon1`); it draws on the lowest-numbered framebuffer.
 //!
@@ -250,6 +253,10 @@ pub struct LinkSpec {
 pub struct StackedSpec {
     pub name: String,
     pub over: Vec<String>,
+    /// An NVMe multipath head: `over` are its hidden path devices
+    /// (`nvme0c0n1`), linked from its `multipath/`, not from `holders/`.
+    #[serde(default)]
+    pub multipath: bool,
     #[serde(default)]
     pub mounts: Vec<String>,
     #[serde(default)]
