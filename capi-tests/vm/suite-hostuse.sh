@@ -85,7 +85,7 @@ disk_of() {
         readlink "$b" | grep -q "/$1/" && [ ! -e "$b/partition" ] || continue
         n=$(basename "$b")
         if [ "$(cat "$b/hidden" 2>/dev/null)" = 1 ]; then
-            for h in /sys/class/block/*/multipath/"$n"; do [ -e "$h" ] && basename "$(dirname "$(dirname "$h")")"; done
+            echo "$n" | sed 's/^nvme\([0-9]*\)c[0-9]*n\([0-9]*\)$/nvme\1n\2/'
         else
             echo "$n"
         fi
@@ -94,6 +94,7 @@ disk_of() {
 D=""
 i=0
 while [ -n "$NV" ] && [ -z "$D" ] && [ $i -lt 50 ]; do D=$(disk_of "$NV"); [ -n "$D" ] || usleep 100000; i=$((i + 1)); done
+echo "NODEDEV-NOTE nvme=$NV disk=$D block: $(ls /sys/class/block | tr '\n' ' ')"
 if [ -z "$D" ]; then
     fail hostuse-swap-setup "no NVMe disk (device ${NV:-none})"
 elif ! { mkswap "/dev/$D" >/dev/null && swapon "/dev/$D"; }; then

@@ -118,7 +118,9 @@ impl Host {
         uses
     }
 
-    /// NVMe multipath heads whose `multipath/` links to this path device.
+    /// The NVMe multipath head of a hidden path device: the head whose
+    /// `multipath/` links to it (Linux 6.14+), else by the kernel's naming
+    /// (path nvme{S}c{C}n{N} of head nvme{S}n{N}, nvme_set_disk_name).
     fn multipath_heads(&self, path: &str) -> Vec<String> {
         let mut heads: Vec<String> = self
             .sysfs
@@ -127,6 +129,14 @@ impl Host {
             .into_iter()
             .filter(|h| self.sysfs.exists(&format!("class/block/{h}/multipath/{path}")))
             .collect();
+        if heads.is_empty() {
+            let named = path.strip_prefix("nvme").and_then(|r| {
+                let (subsys, rest) = r.split_once('c')?;
+                let (_, ns) = rest.split_once('n')?;
+                Some(format!("nvme{subsys}n{ns}"))
+            });
+            heads.extend(named.filter(|h| self.sysfs.exists(&format!("class/block/{h}"))));
+        }
         heads.sort();
         heads
     }
