@@ -91,7 +91,7 @@ impl Host {
         if self.attr(addr, "boot_vga").as_deref() == Some("1") {
             uses.push(HostUse {
                 chain: format!("{addr} is the boot VGA device (the console)"),
-                remedy: "give the host another console first".into(),
+                remedy: "give the host another console".into(),
             });
         }
         uses.extend(self.fbcon_use(addr));
