@@ -119,7 +119,7 @@ impl Host {
     }
 
     /// The NVMe multipath head of a hidden path device: the head whose
-    /// `multipath/` links to it (Linux 6.14+), else by the kernel's naming
+    /// `multipath/` links to it (Linux 6.15+), else by the kernel's naming
     /// (path nvme{S}c{C}n{N} of head nvme{S}n{N}, nvme_set_disk_name).
     fn multipath_heads(&self, path: &str) -> Vec<String> {
         let mut heads: Vec<String> = self
