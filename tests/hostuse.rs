@@ -351,3 +351,79 @@ fn an_old_record_without_ports_still_parses() {
     // And a record without ports is written as before.
     assert!(!serde_json::to_string(&rec).unwrap().contains("ports"));
 }
+
+/// The simulated kernel, with what a live host adds: something (a network
+/// manager) brings every interface up as soon as the driver registers it,
+/// and optionally the kernel refuses every master change.
+struct Busy {
+    sim: Arc<SimKernel>,
+    refuse_master: bool,
+}
+
+impl Sysfs for Busy {
+    fn read(&self, p: &str) -> std::io::Result<String> {
+        self.sim.read(p)
+    }
+    fn write(&self, p: &str, v: &str) -> std::io::Result<()> {
+        self.sim.write(p, v)?;
+        for iface in self.sim.list_dir("class/net").unwrap_or_default() {
+            if iface.starts_with("eth") {
+                let _ = self.sim.set_link_up(&iface, true);
+            }
+        }
+        Ok(())
+    }
+    fn read_link(&self, p: &str) -> std::io::Result<String> {
+        self.sim.read_link(p)
+    }
+    fn list_dir(&self, p: &str) -> std::io::Result<Vec<String>> {
+        self.sim.list_dir(p)
+    }
+    fn exists(&self, p: &str) -> bool {
+        self.sim.exists(p)
+    }
+    fn load_module(&self, m: &str) -> std::io::Result<()> {
+        self.sim.load_module(m)
+    }
+    fn matching_aliases(&self, m: &str) -> std::io::Result<Vec<nodedev::sysfs::modalias::ModuleAlias>> {
+        self.sim.matching_aliases(m)
+    }
+    fn net_addresses(&self, i: &str) -> Vec<String> {
+        self.sim.net_addresses(i)
+    }
+    fn net_routes(&self, i: &str) -> Vec<String> {
+        self.sim.net_routes(i)
+    }
+    fn mounts(&self) -> Vec<(String, String)> {
+        self.sim.mounts()
+    }
+    fn swaps(&self) -> Vec<nodedev::sysfs::SwapArea> {
+        self.sim.swaps()
+    }
+    fn set_master(&self, i: &str, m: Option<&str>) -> std::io::Result<()> {
+        if self.refuse_master {
+            return Err(std::io::Error::from_raw_os_error(libc::EBUSY));
+        }
+        self.sim.set_master(i, m)
+    }
+    fn set_link_up(&self, i: &str, up: bool) -> std::io::Result<()> {
+        self.sim.set_link_up(i, up)
+    }
+}
+
+#[test]
+fn a_bond_port_already_up_is_taken_down_to_rejoin_and_a_kernel_refusal_is_reported() {
+    let sim = Arc::new(SimKernel::from_json(HOST).unwrap());
+    let host = Host::new(Arc::new(Busy { sim: sim.clone(), refuse_master: false }), StateStore::memory(), HostOptions::default());
+    host.detach_with(&a(BONDED), Stub::Vfio, FORCE).unwrap();
+    host.reattach(&a(BONDED), None).unwrap();
+    assert!(host.take_notes(&a(BONDED)).is_empty());
+    assert_eq!(sim.read("class/net/bond0/bonding/slaves").unwrap(), "eth2 eth3\n");
+
+    let host = Host::new(Arc::new(Busy { sim: sim.clone(), refuse_master: true }), StateStore::memory(), HostOptions::default());
+    host.detach_with(&a(BRIDGED), Stub::Vfio, FORCE).unwrap();
+    host.reattach(&a(BRIDGED), None).unwrap();
+    assert_eq!(sim.driver_of(BRIDGED).as_deref(), Some("e1000e"));
+    let notes = host.take_notes(&a(BRIDGED));
+    assert!(notes.len() == 1 && notes[0].contains("eth0 (was eth0) could not rejoin bridge br0: the kernel refused: Device or resource busy"), "{notes:?}");
+}

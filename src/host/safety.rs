@@ -30,7 +30,7 @@ const INTERFACE_WAIT: Duration = Duration::from_secs(5);
 
 /// One way the host uses a device: the chain, and what would end it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostUse {
+pub(crate) struct HostUse {
     /// "0000:01:00.0 is eth0, a port of bridge br0, which has 10.0.0.2/24".
     pub chain: String,
     /// The command that ends it ("ip link set eth0 nomaster").
@@ -86,7 +86,7 @@ impl Host {
     }
 
     /// Every use with the chain that leads to it and its remedy.
-    pub fn host_uses_detailed(&self, addr: &PciAddress) -> Vec<HostUse> {
+    pub(crate) fn host_uses_detailed(&self, addr: &PciAddress) -> Vec<HostUse> {
         let mut uses = Vec::new();
         if self.attr(addr, "boot_vga").as_deref() == Some("1") {
             uses.push(HostUse {
@@ -399,9 +399,15 @@ impl Host {
             let result = if !self.sysfs.exists(&format!("class/net/{}", p.master)) {
                 Err(format!("{} {} no longer exists", p.kind, p.master))
             } else {
-                self.sysfs
-                    .set_master(&iface, Some(&p.master))
-                    .map_err(|e| format!("the kernel refused: {e}"))
+                // A bond takes only a port that is down (something may have
+                // brought the new interface up already); it brings it up itself.
+                let down_first = if p.kind == "bond" && self.link_up(&iface) {
+                    self.sysfs.set_link_up(&iface, false).map_err(|e| format!("setting {iface} down failed: {e}"))
+                } else {
+                    Ok(())
+                };
+                down_first
+                    .and_then(|()| self.sysfs.set_master(&iface, Some(&p.master)).map_err(|e| format!("the kernel refused: {e}")))
                     .and_then(|()| {
                         // A bond brings its ports up itself; a bridge port comes back down.
                         if p.up && !self.link_up(&iface) {
