@@ -195,7 +195,7 @@ fn default_route_interface() -> Option<String> {
 fn pci_function_under(iface: &str, depth: usize) -> Option<PciAddress> {
     let dir = format!("/sys/class/net/{iface}");
     if let Ok(path) = std::fs::canonicalize(format!("{dir}/device")) {
-        if let Some(a) = path.iter().filter_map(|c| PciAddress::parse(&c.to_string_lossy()).ok()).last() {
+        if let Some(a) = path.iter().filter_map(|c| PciAddress::parse(&c.to_string_lossy()).ok()).next_back() {
             return Some(a);
         }
     }

@@ -16,6 +16,7 @@ else
     ip link set "$EIF" up; ip link set hbr0 up
     ip addr add 10.77.0.2/24 dev hbr0
     ip route add default via 10.77.0.1 dev hbr0 2>/dev/null || echo "NODEDEV-NOTE no default route on hbr0"
+    echo "NODEDEV-NOTE $(nodedev -c $U detach "$E" --driver vfio 2>&1)"
     refused hostuse-bridge-refused "$E is $EIF, a port of bridge hbr0, which has 10.77.0.2/24" \
         nodedev -c $U detach "$E" --driver vfio
     refused hostuse-bridge-refused-names-remedy "ip link set $EIF nomaster" nodedev -c $U detach "$E" --driver vfio
@@ -76,7 +77,7 @@ else
     ip link set "$(netif "$B1")" down 2>/dev/null
 fi
 
-# Swap on the NVMe disk.
+# A swap partition on the NVMe disk.
 NV=$(by_id 0x1b36 0x0010 | head -n1)
 # The disk the host sees for a PCI function: with NVMe multipath the
 # function has a hidden path device (nvme0c0n1) and the disk is its head.
@@ -97,22 +98,26 @@ while [ -n "$NV" ] && [ -z "$D" ] && [ $i -lt 50 ]; do D=$(disk_of "$NV"); [ -n 
 echo "NODEDEV-NOTE nvme=$NV disk=$D block: $(ls /sys/class/block | tr '\n' ' ')"
 if [ -z "$D" ]; then
     fail hostuse-swap-setup "no NVMe disk (device ${NV:-none})"
-elif ! { mkswap "/dev/$D" >/dev/null && swapon "/dev/$D"; }; then
-    fail hostuse-swap-setup "mkswap/swapon /dev/$D failed"
+elif ! { printf 'n\np\n1\n\n\nt\n82\nw\n' | fdisk "/dev/$D" >/dev/null 2>&1; sleep 1; P=$(ls "/sys/class/block/$D" | grep "^${D}p1$"); \
+          [ -n "$P" ] && mkswap "/dev/$P" >/dev/null && swapon "/dev/$P"; }; then
+    fail hostuse-swap-setup "partition, mkswap or swapon on /dev/$D failed: $(ls "/sys/class/block/$D" | tr '\n' ' ')"
 else
-    refused hostuse-swap-refused "$NV is $D.*, which is active swap" nodedev -c $U detach "$NV" --driver vfio
-    refused hostuse-swap-refused-names-remedy "swapoff /dev/$D" nodedev -c $U prepare vm1 "$NV" --managed
+    echo "NODEDEV-NOTE $(nodedev -c $U detach "$NV" --driver vfio 2>&1)"
+    refused hostuse-swap-refused "$NV is $D.*, whose partition $P is active swap" nodedev -c $U detach "$NV" --driver vfio
+    refused hostuse-swap-refused-names-remedy "swapoff /dev/$P" nodedev -c $U prepare vm1 "$NV" --managed
     expect_driver hostuse-swap-untouched "$NV" nvme
-    grep -q "^/dev/$D " /proc/swaps && pass hostuse-swap-still-active || fail hostuse-swap-still-active "$(cat /proc/swaps)"
-    swapoff "/dev/$D"
+    grep -q "^/dev/$P " /proc/swaps && pass hostuse-swap-still-active || fail hostuse-swap-still-active "$(cat /proc/swaps)"
+    swapoff "/dev/$P"
     ok hostuse-swap-off-detaches nodedev -c $U detach "$NV" --driver vfio
     expect_driver hostuse-swap-detached-driver "$NV" vfio-pci
     ok hostuse-swap-reattach nodedev -c $U reattach "$NV"
     expect_driver hostuse-swap-reattach-driver "$NV" nvme
     i=0; D2=""
     while [ -z "$D2" ] && [ $i -lt 50 ]; do D2=$(disk_of "$NV"); [ -n "$D2" ] || usleep 100000; i=$((i + 1)); done
-    if [ -n "$D2" ] && swapon "/dev/$D2" && swapoff "/dev/$D2"; then pass hostuse-swap-disk-back
-    else fail hostuse-swap-disk-back "disk '$D2' after reattach"; fi
+    i=0
+    while [ ! -e "/dev/${D2}p1" ] && [ $i -lt 50 ]; do usleep 100000; i=$((i + 1)); done
+    if [ -n "$D2" ] && swapon "/dev/${D2}p1" && swapoff "/dev/${D2}p1"; then pass hostuse-swap-partition-back
+    else fail hostuse-swap-partition-back "disk '$D2' after reattach: $(ls "/sys/class/block/$D2" 2>/dev/null | tr '\n' ' ')"; fi
 fi
 
 left=$(ls /run/nodedev/*.json 2>/dev/null | wc -l)

@@ -196,7 +196,7 @@ impl Host {
                 format!("a route to {r}")
             }
         });
-        let mut all: Vec<String> = addresses.iter().cloned().collect();
+        let mut all: Vec<String> = addresses.to_vec();
         for r in routes {
             // IPv4 and IPv6 defaults are both "the default route".
             if !all.contains(&r) {
