@@ -358,6 +358,8 @@ fn an_old_record_without_ports_still_parses() {
 struct Busy {
     sim: Arc<SimKernel>,
     refuse_master: bool,
+    /// The driver registers no interface (a firmware that failed to load).
+    no_interfaces: bool,
 }
 
 impl Sysfs for Busy {
@@ -377,6 +379,9 @@ impl Sysfs for Busy {
         self.sim.read_link(p)
     }
     fn list_dir(&self, p: &str) -> std::io::Result<Vec<String>> {
+        if self.no_interfaces && p.ends_with("/net") {
+            return Err(std::io::Error::from_raw_os_error(libc::ENOENT));
+        }
         self.sim.list_dir(p)
     }
     fn exists(&self, p: &str) -> bool {
@@ -414,16 +419,36 @@ impl Sysfs for Busy {
 #[test]
 fn a_bond_port_already_up_is_taken_down_to_rejoin_and_a_kernel_refusal_is_reported() {
     let sim = Arc::new(SimKernel::from_json(HOST).unwrap());
-    let host = Host::new(Arc::new(Busy { sim: sim.clone(), refuse_master: false }), StateStore::memory(), HostOptions::default());
+    let host = Host::new(Arc::new(Busy { sim: sim.clone(), refuse_master: false, no_interfaces: false }), StateStore::memory(), HostOptions::default());
     host.detach_with(&a(BONDED), Stub::Vfio, FORCE).unwrap();
     host.reattach(&a(BONDED), None).unwrap();
     assert!(host.take_notes(&a(BONDED)).is_empty());
     assert_eq!(sim.read("class/net/bond0/bonding/slaves").unwrap(), "eth2 eth3\n");
 
-    let host = Host::new(Arc::new(Busy { sim: sim.clone(), refuse_master: true }), StateStore::memory(), HostOptions::default());
+    let host = Host::new(Arc::new(Busy { sim: sim.clone(), refuse_master: true, no_interfaces: false }), StateStore::memory(), HostOptions::default());
     host.detach_with(&a(BRIDGED), Stub::Vfio, FORCE).unwrap();
     host.reattach(&a(BRIDGED), None).unwrap();
     assert_eq!(sim.driver_of(BRIDGED).as_deref(), Some("e1000e"));
     let notes = host.take_notes(&a(BRIDGED));
     assert!(notes.len() == 1 && notes[0].contains("eth0 (was eth0) could not rejoin bridge br0: the kernel refused: Device or resource busy"), "{notes:?}");
+}
+
+#[test]
+fn no_interface_after_reattach_is_reported_within_a_bound() {
+    let sim = Arc::new(SimKernel::from_json(HOST).unwrap());
+    let host = Host::new(sim.clone(), StateStore::memory(), HostOptions::default());
+    host.detach_with(&a(BRIDGED), Stub::Vfio, FORCE).unwrap();
+    // The same state seen through a kernel whose driver registers nothing.
+    let blind = Host::new(
+        Arc::new(Busy { sim: sim.clone(), refuse_master: false, no_interfaces: true }),
+        host.state().clone(),
+        HostOptions::default(),
+    );
+    let start = std::time::Instant::now();
+    blind.reattach(&a(BRIDGED), None).unwrap();
+    let waited = start.elapsed();
+    assert!(waited >= std::time::Duration::from_secs(4) && waited < std::time::Duration::from_secs(8), "{waited:?}");
+    let notes = blind.take_notes(&a(BRIDGED));
+    assert!(notes.len() == 1 && notes[0].contains("eth0 was a port of bridge br0, but 0000:03:00.0 has no network interface"), "{notes:?}");
+    assert_eq!(sim.driver_of(BRIDGED).as_deref(), Some("e1000e"));
 }
