@@ -289,9 +289,10 @@ fn a_port_that_cannot_rejoin_is_reported_and_reattach_still_succeeds() {
     sim.delete_link("br2").unwrap();
     host.reattach(&a(QUIET_PORT), None).unwrap();
     assert_eq!(sim.driver_of(QUIET_PORT).as_deref(), Some("e1000e"));
-    // Seen by the C API's recovery report until taken...
-    let report = host.take_recovered();
+    // Seen in the recovery report (virNodeDeviceRecover, nodedev recover) until taken...
+    let report = host.recover().unwrap();
     assert_eq!(report.len(), 1, "{report:?}");
+    assert!(report[0].resolved && report[0].step.is_none());
     assert_eq!(report[0].address, QUIET_PORT);
     assert!(report[0].outcome.contains("eth5 (was eth5) could not rejoin bridge br2: bridge br2 no longer exists"), "{report:?}");
     assert!(report[0].outcome.contains("ip link set eth5 master br2"), "{report:?}");
@@ -362,18 +363,32 @@ struct Busy {
     no_interfaces: bool,
 }
 
+impl Busy {
+    fn bring_up(&self) {
+        for iface in self.sim.list_dir("class/net").unwrap_or_default() {
+            if iface.starts_with("eth") {
+                let _ = self.sim.set_link_up(&iface, true);
+            }
+        }
+    }
+}
+
 impl Sysfs for Busy {
     fn read(&self, p: &str) -> std::io::Result<String> {
         self.sim.read(p)
     }
     fn write(&self, p: &str, v: &str) -> std::io::Result<()> {
         self.sim.write(p, v)?;
-        for iface in self.sim.list_dir("class/net").unwrap_or_default() {
-            if iface.starts_with("eth") {
-                let _ = self.sim.set_link_up(&iface, true);
-            }
-        }
+        self.bring_up();
         Ok(())
+    }
+    fn write_bounded(&self, p: &str, v: &str, limit: std::time::Duration) -> std::io::Result<()> {
+        self.sim.write_bounded(p, v, limit)?;
+        self.bring_up();
+        Ok(())
+    }
+    fn vfio_holders(&self, dev: &nodedev::sysfs::VfioDevice<'_>) -> std::io::Result<nodedev::sysfs::HolderScan> {
+        self.sim.vfio_holders(dev)
     }
     fn read_link(&self, p: &str) -> std::io::Result<String> {
         self.sim.read_link(p)
