@@ -376,7 +376,11 @@ fn allow_and_deny_lists_apply_to_taking_devices() {
 #[test]
 fn safety_refusals_name_the_use_and_force_overrides_each() {
     let (sim, host) = builtin();
-    for (dev, want) in [(IGPU, "boot VGA"), (NVME, "nvme0n1 is mounted on /"), (PF, "eth0 is up with 192.0.2.10/24")] {
+    for (dev, want) in [
+        (IGPU, "boot VGA"),
+        (NVME, "is nvme0n1, whose partition nvme0n1p1 is mounted on /"),
+        (PF, "is eth0, a port of bridge br0, which has 192.0.2.10/24 and the default route"),
+    ] {
         let err = host.detach(&a(dev), Stub::Vfio).unwrap_err();
         assert!(matches!(&err, Error::OperationInvalid(m) if m.contains(want) && m.contains(dev) && m.contains("FORCE")), "{err}");
         let err = host.prepare("vm1", &[a(dev)], Stub::Kvm, MANAGED).unwrap_err();
@@ -514,6 +518,25 @@ impl Sysfs for SlowProbe {
         std::thread::sleep(std::time::Duration::from_millis(100));
         self.now.fetch_sub(1, Ordering::SeqCst);
         self.sim.write_bounded(p, v, limit)
+    }
+    // Host use
+    fn net_addresses(&self, i: &str) -> Vec<String> {
+        self.sim.net_addresses(i)
+    }
+    fn net_routes(&self, i: &str) -> Vec<String> {
+        self.sim.net_routes(i)
+    }
+    fn mounts(&self) -> Vec<(String, String)> {
+        self.sim.mounts()
+    }
+    fn swaps(&self) -> Vec<nodedev::sysfs::SwapArea> {
+        self.sim.swaps()
+    }
+    fn set_master(&self, i: &str, m: Option<&str>) -> std::io::Result<()> {
+        self.sim.set_master(i, m)
+    }
+    fn set_link_up(&self, i: &str, up: bool) -> std::io::Result<()> {
+        self.sim.set_link_up(i, up)
     }
 }
 

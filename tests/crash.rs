@@ -67,6 +67,31 @@ impl Sysfs for DiesAt {
         self.tick();
         self.sim.write_bounded(p, v, limit)
     }
+    // Host use
+    fn net_addresses(&self, i: &str) -> Vec<String> {
+        self.tick();
+        self.sim.net_addresses(i)
+    }
+    fn net_routes(&self, i: &str) -> Vec<String> {
+        self.tick();
+        self.sim.net_routes(i)
+    }
+    fn mounts(&self) -> Vec<(String, String)> {
+        self.tick();
+        self.sim.mounts()
+    }
+    fn swaps(&self) -> Vec<nodedev::sysfs::SwapArea> {
+        self.tick();
+        self.sim.swaps()
+    }
+    fn set_master(&self, i: &str, m: Option<&str>) -> io::Result<()> {
+        self.tick();
+        self.sim.set_master(i, m)
+    }
+    fn set_link_up(&self, i: &str, up: bool) -> io::Result<()> {
+        self.tick();
+        self.sim.set_link_up(i, up)
+    }
 }
 
 const NIC1: &str = "0000:03:01.0";

@@ -394,6 +394,25 @@ impl Sysfs for Faulty {
         }
         self.sim.write_bounded(p, v, limit)
     }
+    // Host use
+    fn net_addresses(&self, i: &str) -> Vec<String> {
+        self.sim.net_addresses(i)
+    }
+    fn net_routes(&self, i: &str) -> Vec<String> {
+        self.sim.net_routes(i)
+    }
+    fn mounts(&self) -> Vec<(String, String)> {
+        self.sim.mounts()
+    }
+    fn swaps(&self) -> Vec<nodedev::sysfs::SwapArea> {
+        self.sim.swaps()
+    }
+    fn set_master(&self, i: &str, m: Option<&str>) -> io::Result<()> {
+        self.sim.set_master(i, m)
+    }
+    fn set_link_up(&self, i: &str, up: bool) -> io::Result<()> {
+        self.sim.set_link_up(i, up)
+    }
 }
 
 #[test]
@@ -461,6 +480,25 @@ impl Sysfs for WithoutUevent {
     }
     fn matching_aliases(&self, m: &str) -> io::Result<Vec<nodedev::sysfs::modalias::ModuleAlias>> {
         self.0.matching_aliases(m)
+    }
+    // Host use
+    fn net_addresses(&self, i: &str) -> Vec<String> {
+        self.0.net_addresses(i)
+    }
+    fn net_routes(&self, i: &str) -> Vec<String> {
+        self.0.net_routes(i)
+    }
+    fn mounts(&self) -> Vec<(String, String)> {
+        self.0.mounts()
+    }
+    fn swaps(&self) -> Vec<nodedev::sysfs::SwapArea> {
+        self.0.swaps()
+    }
+    fn set_master(&self, i: &str, m: Option<&str>) -> io::Result<()> {
+        self.0.set_master(i, m)
+    }
+    fn set_link_up(&self, i: &str, up: bool) -> io::Result<()> {
+        self.0.set_link_up(i, up)
     }
     fn pci_names(&self, v: u16, d: u16) -> Option<(String, String)> {
         self.0.pci_names(v, d)

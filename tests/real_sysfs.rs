@@ -51,8 +51,20 @@ impl Sysfs for NoWrites {
     fn net_addresses(&self, iface: &str) -> Vec<String> {
         self.0.net_addresses(iface)
     }
-    fn block_mounts(&self, block: &str) -> Vec<String> {
-        self.0.block_mounts(block)
+    fn net_routes(&self, i: &str) -> Vec<String> {
+        self.0.net_routes(i)
+    }
+    fn mounts(&self) -> Vec<(String, String)> {
+        self.0.mounts()
+    }
+    fn swaps(&self) -> Vec<nodedev::sysfs::SwapArea> {
+        self.0.swaps()
+    }
+    fn set_master(&self, i: &str, _m: Option<&str>) -> io::Result<()> {
+        panic!("test tried to change the real interface {i}");
+    }
+    fn set_link_up(&self, i: &str, _up: bool) -> io::Result<()> {
+        panic!("test tried to change the real interface {i}");
     }
     fn vfio_holders(&self, dev: &nodedev::sysfs::VfioDevice<'_>) -> io::Result<nodedev::sysfs::HolderScan> {
         self.0.vfio_holders(dev)
@@ -170,4 +182,82 @@ fn the_real_uevent_says_what_the_separate_attributes_say() {
         );
     }
     println!("{} real devices: uevent and attribute files agree", devices.len());
+}
+
+/// The interface /proc/net/route sends the default route through.
+fn default_route_interface() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/net/route").ok()?;
+    text.lines().skip(1).map(|l| l.split_whitespace().collect::<Vec<_>>()).find(|f| f.len() > 7 && f[1] == "00000000" && f[7] == "00000000").map(|f| f[0].to_string())
+}
+
+/// The PCI function under an interface, found down through its lower
+/// devices (a bridge's ports, a VLAN's link), by the kernel's own links.
+fn pci_function_under(iface: &str, depth: usize) -> Option<PciAddress> {
+    let dir = format!("/sys/class/net/{iface}");
+    if let Ok(path) = std::fs::canonicalize(format!("{dir}/device")) {
+        if let Some(a) = path.iter().filter_map(|c| PciAddress::parse(&c.to_string_lossy()).ok()).next_back() {
+            return Some(a);
+        }
+    }
+    if depth == 0 {
+        return None;
+    }
+    std::fs::read_dir(&dir).ok()?.flatten().find_map(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        pci_function_under(name.strip_prefix("lower_")?, depth - 1)
+    })
+}
+
+#[test]
+fn the_nic_carrying_the_default_route_is_refused_naming_the_chain() {
+    let Some(iface) = default_route_interface() else {
+        println!("no IPv4 default route here: nothing to check");
+        return;
+    };
+    let Some(addr) = pci_function_under(&iface, 4) else {
+        println!("{iface} (the default route) is not over a PCI function here: nothing to check");
+        return;
+    };
+    let host = Host::new(real(Uevent::Shown), StateStore::memory(), HostOptions::default());
+    let uses = host.host_uses(&addr);
+    assert!(uses.iter().any(|u| u.contains(&iface) && u.contains("the default route")), "{addr}: {uses:?}");
+    // Read-only: NoWrites panics on any write or link change.
+    let err = host.detach(&addr, nodedev::Stub::Kvm).unwrap_err();
+    assert!(err.to_string().contains("the default route") && err.to_string().contains("FORCE"), "{err}");
+    println!("{addr} carries the default route through {iface} and is refused: {err}");
+}
+
+#[test]
+fn facts_outside_sysfs_are_read_from_this_machine() {
+    let live = HostSysfs::new("/");
+    // Every mount is listed with its device number; "/" is one of them.
+    let mounts = live.mounts();
+    assert!(mounts.iter().any(|(_, m)| m == "/"), "{mounts:?}");
+    assert!(mounts.iter().all(|(n, _)| n.split_once(':').is_some_and(|(a, b)| a.parse::<u32>().is_ok() && b.parse::<u32>().is_ok())));
+    // Swap areas: as many as /proc/swaps lists (each still there to stat).
+    let listed = std::fs::read_to_string("/proc/swaps").unwrap().lines().count().saturating_sub(1);
+    let swaps = live.swaps();
+    assert!(swaps.len() <= listed, "{swaps:?}");
+    assert!(swaps.iter().all(|s| s.device.contains(':') && s.path.starts_with('/')), "{swaps:?}");
+    println!("{} mounts, {} of {listed} swap areas", mounts.len(), swaps.len());
+    // Addresses carry their prefix; the default route's interface names it.
+    for iface in std::fs::read_dir("/sys/class/net").unwrap().flatten() {
+        let name = iface.file_name().to_string_lossy().into_owned();
+        for a in live.net_addresses(&name) {
+            let (ip, len) = a.split_once('/').unwrap_or_else(|| panic!("{name}: {a} has no prefix"));
+            let len: u32 = len.parse().unwrap();
+            match ip.parse::<std::net::IpAddr>().unwrap() {
+                std::net::IpAddr::V4(_) => assert!(len <= 32, "{a}"),
+                std::net::IpAddr::V6(v6) => assert!(len <= 128 && v6.segments()[0] & 0xffc0 != 0xfe80, "{a}"),
+            }
+        }
+        println!("{name}: {:?} routes {:?}", live.net_addresses(&name), live.net_routes(&name));
+    }
+    if let Some(iface) = default_route_interface() {
+        assert!(live.net_routes(&iface).contains(&"default".to_string()));
+    }
+    // A test tree under another root has none of these facts.
+    let tree = HostSysfs::new("/nonexistent-root");
+    assert!(tree.mounts().is_empty() && tree.swaps().is_empty() && tree.net_routes("lo").is_empty());
+    assert_eq!(tree.set_master("lo", None).unwrap_err().kind(), io::ErrorKind::Unsupported);
 }

@@ -101,6 +101,8 @@ done
 moddir="lib/modules/$kver"
 mkdir -p "$root/$moddir"
 want="vfio vfio_iommu_type1 vfio-pci vfio-pci-core pci-stub xen-pciback e1000e e1000 igb igbvf"
+# Host-use checks (suite-hostuse.sh): a bridge, a VLAN, swap on an NVMe disk.
+want="$want bridge 8021q nvme nvme-core"
 [ "$share_usr" = 1 ] && want="$want virtio_pci 9pnet_virtio 9p"
 for m in $want; do
     line=$(grep -E "(^|/)${m}\.ko:" "$cache/kernel/$moddir/modules.dep" || true)
@@ -134,13 +136,19 @@ chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$cache/initramfs.gz"
 
 # The guest: an e1000e alone behind a root port, a conventional PCI bridge
-# with two e1000 (one group), the edu device (no driver), ICH9 (multi-function group).
+# with two e1000 (one group), the edu device (no driver), ICH9 (multi-function
+# group), an igb PF (SR-IOV), an NVMe disk.
 sriov=()
 if has_igb; then
     sriov=(-device pcie-root-port,id=rp4,chassis=4,slot=4 -device igb,bus=rp4)
 else
     echo "vm: note: this QEMU has no igb device: SR-IOV checks skipped"
 fi
+# A small NVMe disk for swap (suite-hostuse.sh), fresh each run.
+nvme_img="$cache/hostuse-nvme.img"
+rm -f "$nvme_img" && truncate -s 16M "$nvme_img"
+nvme=(-drive "file=$nvme_img,if=none,format=raw,id=swapdisk"
+      -device pcie-root-port,id=rp5,chassis=5,slot=5 -device nvme,serial=swap,drive=swapdisk,bus=rp5)
 share=()
 [ "$share_usr" = 1 ] && share=(-virtfs local,path=/usr,mount_tag=hostusr,security_model=none,readonly=on)
 log="$cache/last-serial.log"
@@ -154,7 +162,7 @@ timeout "$timeout_s" qemu-system-x86_64 \
     -device pci-bridge,id=br1,chassis_nr=2 \
     -device e1000,bus=br1,addr=1 -device e1000,bus=br1,addr=2 \
     -device pcie-root-port,id=rp2,chassis=3,slot=3 -device edu,bus=rp2 \
-    "${sriov[@]}" "${share[@]}" \
+    "${sriov[@]}" "${nvme[@]}" "${share[@]}" \
     -kernel "$vmlinuz" -initrd "$cache/initramfs.gz" \
     -append "console=ttyS0 intel_iommu=on iommu=pt panic=-1 quiet" \
     -serial "file:$log" </dev/null

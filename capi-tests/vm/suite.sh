@@ -341,3 +341,4 @@ for k in 1 2 3; do
 done
 
 . /suite-records.sh
+. /suite-hostuse.sh

@@ -43,6 +43,7 @@ fn device(address: String, vendor: u16, device: u16, class: u32, driver: Option<
         sriov_totalvfs: 0,
         net: Vec::new(),
         block: Vec::new(),
+        framebuffer: None,
     }
 }
 
@@ -139,7 +140,7 @@ fn host(n: usize) -> HostSpec {
     }
     // Every reference (parent, physfn) points backwards, so cutting the tail is safe.
     devs.truncate(n);
-    HostSpec { driver_override: true, iommu: true, drivers: drivers(), devices: devs, vfio_holders: Vec::new() }
+    HostSpec { driver_override: true, iommu: true, drivers: drivers(), devices: devs, ..HostSpec::default() }
 }
 
 /// Write the simulated kernel's tree at `rel` (a directory) into `out`.

@@ -403,6 +403,10 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
             }
             host.reattach(&addr, driver.as_deref())?;
             println!("{addr} reattached to {}", host.driver(&addr)?.as_deref().unwrap_or("no driver"));
+            // What reattach could not put back (a bridge port): not an error.
+            for note in host.take_notes(&addr) {
+                eprintln!("nodedev: warning: {addr}: {note}");
+            }
             Ok(())
         }
         Command::Apply => {
@@ -449,6 +453,11 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
             let addrs = lookup_all(devs)?;
             let n = host.release(owner, (!addrs.is_empty()).then_some(addrs.as_slice()))?;
             println!("{n} device(s) released from {owner}");
+            for addr in &addrs {
+                for note in host.take_notes(addr) {
+                    eprintln!("nodedev: warning: {addr}: {note}");
+                }
+            }
             Ok(())
         }
         Command::Sriov { pf, count, driver, force } => {

@@ -39,7 +39,7 @@ impl Host {
                 .list_dir(&super::dev_path(&addr, "net"))
                 .unwrap_or_default()
                 .into_iter()
-                .map(|name| NetSpec { name, up: false, addresses: Vec::new() })
+                .map(|name| NetSpec { name, ..NetSpec::default() })
                 .collect();
             devices.push(DeviceSpec {
                 address: addr.to_string(),
@@ -60,6 +60,7 @@ impl Host {
                 sriov_totalvfs: d.sriov_totalvfs.unwrap_or(0) as u16,
                 net,
                 block: Vec::new(),
+                framebuffer: None,
             });
         }
         // Stub drivers come last in probe order: they match only by override.
@@ -79,6 +80,6 @@ impl Host {
             }
         }
         let iommu = self.sysfs.list_dir("kernel/iommu_groups").map(|g| !g.is_empty()).unwrap_or(false);
-        Ok(HostSpec { driver_override, iommu, drivers, devices, vfio_holders: Vec::new() })
+        Ok(HostSpec { driver_override, iommu, drivers, devices, ..HostSpec::default() })
     }
 }

@@ -111,6 +111,9 @@ pub struct Host {
     authorizer: Mutex<Option<Authorizer>>,
     /// Records of vanished devices this connection has reported (once each).
     reported_vanished: Mutex<std::collections::BTreeSet<String>>,
+    /// What finished operations could not put back (safety.rs `note`),
+    /// until the CLI or `recover` takes it.
+    notes: Mutex<Vec<Recovered>>,
 }
 
 pub(crate) fn dev_path(addr: &PciAddress, attr: &str) -> String {
@@ -123,7 +126,7 @@ pub(crate) fn dev_path(addr: &PciAddress, attr: &str) -> String {
 
 impl Host {
     pub fn new(sysfs: Arc<dyn Sysfs>, state: StateStore, options: HostOptions) -> Host {
-        Host { sysfs, state, options, authorizer: Mutex::new(None), reported_vanished: Mutex::default() }
+        Host { sysfs, state, options, authorizer: Mutex::new(None), reported_vanished: Mutex::default(), notes: Mutex::default() }
     }
 
     /// Register (or with None remove) the callback asked before every change.

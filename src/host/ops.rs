@@ -327,6 +327,7 @@ impl Host {
             _ => current.clone(),
         };
         let mut record = Record::new(&addr.to_string(), original.clone(), stub_driver);
+        record.ports = self.port_memberships(addr);
         if let Some((owner, managed)) = owner {
             record.owner = Some(owner.to_string());
             record.managed = managed;
@@ -557,7 +558,15 @@ impl Host {
             self.restore(addr, target.as_deref())
         };
         match result {
-            Ok(()) => self.state.remove(&addr.to_string()),
+            Ok(()) => {
+                // Bridge and bond ports go back where they were (safety.rs).
+                let lost = if self.driver(addr)?.is_some() { self.rejoin_ports(addr, &record.ports) } else { Vec::new() };
+                self.state.remove(&addr.to_string())?;
+                for sentence in lost {
+                    self.note(addr, sentence);
+                }
+                Ok(())
+            }
             // The kernel still works on it: the record (mid-reattach) is for recover.
             Err(err @ Error::Timeout(_)) => Err(err),
             Err(err) => {

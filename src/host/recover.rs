@@ -80,6 +80,8 @@ impl Host {
                 resolved: false,
             })
             .collect();
+        // What finished reattaches could not put back (bridge ports): said once.
+        done.extend(self.take_all_notes());
         let mut todo = Vec::new();
         for rec in records {
             let Ok(addr) = PciAddress::parse(&rec.address) else { continue };

@@ -67,6 +67,21 @@ pub struct Record {
     pub step: Step,
     /// Seconds since the epoch of the last update.
     pub updated: u64,
+    /// Bridges and bonds the device's interfaces were ports of at detach:
+    /// reattach puts the interfaces back (host/safety.rs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortMembership>,
+}
+
+/// An interface that was a port of a bridge or bond.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMembership {
+    pub interface: String,
+    pub master: String,
+    /// "bridge" or "bond".
+    pub kind: String,
+    /// Administratively up (a bridge port comes back down otherwise).
+    pub up: bool,
 }
 
 impl Record {
@@ -80,6 +95,7 @@ impl Record {
             ownership_only: false,
             step: Step::Detaching,
             updated: now(),
+            ports: Vec::new(),
         }
     }
 

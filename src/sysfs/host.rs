@@ -1,7 +1,8 @@
 //! The real kernel: files under a root directory (normally "/", so /sys).
 
+use super::live as hostuse;
 use super::modalias::{self, ModuleAlias};
-use super::{HolderScan, Sysfs, VfioDevice};
+use super::{HolderScan, SwapArea, Sysfs, VfioDevice};
 use std::fs;
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -46,23 +47,14 @@ impl HostSysfs {
         self.root == PathBuf::from("/")
     }
 
-    /// `MAJ:MIN` of a block device, its partitions and what is stacked on it.
-    fn block_numbers(&self, block: &str, depth: u32, out: &mut Vec<String>) {
-        let Ok(dir) = self.path(&format!("class/block/{block}")) else { return };
-        if let Ok(dev) = fs::read_to_string(dir.join("dev")) {
-            out.push(dev.trim().to_string());
-        }
-        if depth == 0 {
-            return;
-        }
-        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if entry.path().join("partition").exists() {
-                self.block_numbers(&name, depth - 1, out);
-            }
-        }
-        for entry in fs::read_dir(dir.join("holders")).into_iter().flatten().flatten() {
-            self.block_numbers(&entry.file_name().to_string_lossy(), depth - 1, out);
+    fn live_only(&self) -> io::Result<()> {
+        if self.is_live() {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("cannot change network links for a sysfs tree under {}", self.root.display()),
+            ))
         }
     }
 }
@@ -85,62 +77,6 @@ fn kernel_aliases() -> io::Result<&'static [ModuleAlias]> {
         fs::read_to_string(&path).map(|t| modalias::parse(&t)).map_err(|e| (e.kind(), format!("{path}: {e}")))
     });
     parsed.as_deref().map_err(|(kind, msg)| io::Error::new(*kind, msg.clone()))
-}
-
-/// Routes in /proc/net/route and /proc/net/ipv6_route that use `iface`.
-fn routes_via(iface: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Ok(t) = fs::read_to_string("/proc/net/route") {
-        out.extend(t.lines().skip(1).filter(|l| l.split_whitespace().next() == Some(iface)).map(|_| "an IPv4 route".to_string()));
-    }
-    if let Ok(t) = fs::read_to_string("/proc/net/ipv6_route") {
-        // Every up interface has fe80::/64 and multicast routes; count only others.
-        out.extend(
-            t.lines()
-                .filter(|l| l.split_whitespace().last() == Some(iface))
-                .filter(|l| !l.starts_with("fe80") && !l.starts_with("ff00"))
-                .map(|_| "an IPv6 route".to_string()),
-        );
-    }
-    out.dedup();
-    out
-}
-
-/// Addresses of `iface` from getifaddrs(3), IPv6 link-local left out.
-fn addresses_of(iface: &str) -> Vec<String> {
-    use std::net::{Ipv4Addr, Ipv6Addr};
-    let mut out = Vec::new();
-    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills `list` with a linked list we free below; each
-    // node's ifa_addr points to a sockaddr of the family it declares.
-    unsafe {
-        if libc::getifaddrs(&mut list) != 0 {
-            return out;
-        }
-        let mut p = list;
-        while !p.is_null() {
-            let ifa = &*p;
-            p = ifa.ifa_next;
-            if ifa.ifa_addr.is_null() || std::ffi::CStr::from_ptr(ifa.ifa_name).to_bytes() != iface.as_bytes() {
-                continue;
-            }
-            match i32::from((*ifa.ifa_addr).sa_family) {
-                libc::AF_INET => {
-                    let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                    out.push(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).to_string());
-                }
-                libc::AF_INET6 => {
-                    let a = Ipv6Addr::from((*(ifa.ifa_addr as *const libc::sockaddr_in6)).sin6_addr.s6_addr);
-                    if a.segments()[0] & 0xffc0 != 0xfe80 {
-                        out.push(a.to_string());
-                    }
-                }
-                _ => {}
-            }
-        }
-        libc::freeifaddrs(list);
-    }
-    out
 }
 
 /// An attribute's bytes in as few syscalls as possible (open, read, close):
@@ -197,31 +133,22 @@ impl Sysfs for HostSysfs {
         self.path(path).map(|p| fs::symlink_metadata(p).is_ok()).unwrap_or(false)
     }
 
+    // --- Host use (facts from /proc and getifaddrs; see live.rs) ---
     fn net_addresses(&self, iface: &str) -> Vec<String> {
         if !self.is_live() {
             return Vec::new();
         }
-        let mut out = addresses_of(iface);
-        out.extend(routes_via(iface));
-        out
+        hostuse::addresses_of(iface)
     }
 
-    fn block_mounts(&self, block: &str) -> Vec<String> {
+    fn net_routes(&self, iface: &str) -> Vec<String> {
         if !self.is_live() {
             return Vec::new();
         }
-        let mut numbers = Vec::new();
-        self.block_numbers(block, 4, &mut numbers);
-        let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else { return Vec::new() };
-        // Fields: id parent MAJ:MIN root mountpoint ...
-        let mut out: Vec<String> = info
-            .lines()
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                (f.len() > 4 && numbers.iter().any(|n| n == f[2])).then(|| f[4].to_string())
-            })
-            .collect();
-        out.dedup();
+        let v4 = fs::read_to_string("/proc/net/route").unwrap_or_default();
+        let v6 = fs::read_to_string("/proc/net/ipv6_route").unwrap_or_default();
+        let mut out = hostuse::ipv4_routes(&v4, iface);
+        out.extend(hostuse::ipv6_routes(&v6, iface));
         out
     }
 
@@ -246,6 +173,33 @@ impl Sysfs for HostSysfs {
         #[cfg(feature = "crash-hooks")]
         crash_hook::after_write(path);
         Ok(())
+    }
+
+    fn mounts(&self) -> Vec<(String, String)> {
+        if !self.is_live() {
+            return Vec::new();
+        }
+        hostuse::mountinfo(&fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
+    }
+
+    fn swaps(&self) -> Vec<SwapArea> {
+        if !self.is_live() {
+            return Vec::new();
+        }
+        hostuse::proc_swaps(&fs::read_to_string("/proc/swaps").unwrap_or_default())
+            .into_iter()
+            .filter_map(|(path, file)| Some(SwapArea { device: hostuse::device_number(&path, file)?, path, file }))
+            .collect()
+    }
+
+    fn set_master(&self, iface: &str, master: Option<&str>) -> io::Result<()> {
+        self.live_only()?;
+        hostuse::set_master(iface, master)
+    }
+
+    fn set_link_up(&self, iface: &str, up: bool) -> io::Result<()> {
+        self.live_only()?;
+        hostuse::set_link_up(iface, up)
     }
 
     fn load_module(&self, module: &str) -> io::Result<()> {

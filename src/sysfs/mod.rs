@@ -8,6 +8,7 @@ mod bounded;
 pub mod holders;
 pub mod host;
 pub mod modalias;
+pub mod live;
 pub mod sim;
 pub mod trace;
 
@@ -37,17 +38,6 @@ pub trait Sysfs: Send + Sync {
     fn pci_names(&self, _vendor: u16, _device: u16) -> Option<(String, String)> {
         None
     }
-    /// IP addresses (not IPv6 link-local) and routes using a network
-    /// interface, as text. Not sysfs data: for the safety checks.
-    fn net_addresses(&self, _iface: &str) -> Vec<String> {
-        Vec::new()
-    }
-    /// Mount points of a block device, its partitions and the devices
-    /// stacked on it (LVM, RAID). Not sysfs data: for the safety checks.
-    fn block_mounts(&self, _block: &str) -> Vec<String> {
-        Vec::new()
-    }
-
     // ---- Busy devices (issue 11, item 2): who holds a device through VFIO,
     // and writes that the kernel may keep waiting on such a holder.
 
@@ -61,6 +51,28 @@ pub trait Sysfs: Send + Sync {
     /// cannot be interrupted there) and completes when the kernel lets it;
     /// it holds nothing of the caller's (no lock, no fd but the file's).
     fn write_bounded(&self, path: &str, value: &str, limit: Duration) -> io::Result<()>;
+
+    // --- Host use (host/safety.rs): facts outside sysfs, and the link
+    // changes that give a port back to its bridge or bond. A test tree
+    // under another root has no such facts: empty answers, Unsupported. ---
+
+    /// Addresses of an interface with their prefix length ("10.0.0.2/24",
+    /// "2001:db8::2/64"), IPv6 link-local left out.
+    fn net_addresses(&self, iface: &str) -> Vec<String>;
+    /// Destinations of the routes through an interface: "default", or
+    /// "NET/LEN"; IPv6 link-local, multicast and local routes left out.
+    fn net_routes(&self, iface: &str) -> Vec<String>;
+    /// Mounted filesystems: (MAJ:MIN of the block device, mount point), as
+    /// /proc/self/mountinfo lists them.
+    fn mounts(&self) -> Vec<(String, String)>;
+    /// Active swap areas (/proc/swaps).
+    fn swaps(&self) -> Vec<SwapArea>;
+    /// Make `master` (a bridge or bond) the master of `iface`, or free it
+    /// from its master with None, as `ip link set IF master M` does
+    /// (RTM_NEWLINK with IFLA_MASTER).
+    fn set_master(&self, iface: &str, master: Option<&str>) -> io::Result<()>;
+    /// Set an interface administratively up or down (`ip link set IF up`).
+    fn set_link_up(&self, iface: &str, up: bool) -> io::Result<()>;
 }
 
 /// The VFIO files that stand for one device.
@@ -111,6 +123,17 @@ pub struct HolderScan {
     pub holders: Vec<Holder>,
     /// Processes whose fds could not be read (another user's, without root).
     pub uninspected: usize,
+}
+
+/// One active swap area.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwapArea {
+    /// As /proc/swaps names it: "/dev/nvme0n1p2", "/swapfile".
+    pub path: String,
+    /// MAJ:MIN of the block device it is (a partition) or is on (a file).
+    pub device: String,
+    /// A swap file (on a mounted filesystem), not a device.
+    pub file: bool,
 }
 
 /// Final component of a link target: `../../../bus/pci/drivers/e1000e` -> `e1000e`.

@@ -8,7 +8,7 @@
 //! hang in a driver: the last line then names it), with a second line if
 //! they fail; reads are printed after, with what they returned.
 
-use super::{HolderScan, Sysfs, VfioDevice};
+use super::{HolderScan, SwapArea, Sysfs, VfioDevice};
 use crate::debug::log;
 use std::io;
 use std::sync::Arc;
@@ -86,12 +86,41 @@ impl Sysfs for Traced {
         self.0.pci_names(vendor, device)
     }
 
+    // --- Host use ---
     fn net_addresses(&self, iface: &str) -> Vec<String> {
         self.0.net_addresses(iface)
     }
 
-    fn block_mounts(&self, block: &str) -> Vec<String> {
-        self.0.block_mounts(block)
+    fn net_routes(&self, iface: &str) -> Vec<String> {
+        self.0.net_routes(iface)
+    }
+
+    fn mounts(&self) -> Vec<(String, String)> {
+        self.0.mounts()
+    }
+
+    fn swaps(&self) -> Vec<SwapArea> {
+        self.0.swaps()
+    }
+
+    // Changes: traced like writes, before they happen.
+    fn set_master(&self, iface: &str, master: Option<&str>) -> io::Result<()> {
+        log(format_args!("netlink set {iface} master {}", master.unwrap_or("none")));
+        let r = self.0.set_master(iface, master);
+        if let Err(e) = &r {
+            log(format_args!("netlink set {iface} master {} failed: {e}", master.unwrap_or("none")));
+        }
+        r
+    }
+
+    fn set_link_up(&self, iface: &str, up: bool) -> io::Result<()> {
+        let state = if up { "up" } else { "down" };
+        log(format_args!("netlink set {iface} {state}"));
+        let r = self.0.set_link_up(iface, up);
+        if let Err(e) = &r {
+            log(format_args!("netlink set {iface} {state} failed: {e}"));
+        }
+        r
     }
 
     // Busy devices.

@@ -4,8 +4,11 @@
 //! A Q35-like Intel machine: a host bridge; a GPU and its audio function in
 //! one group; the integrated boot VGA; a conventional PCI bridge whose two
 //! e1000 NICs share its group; an igb SR-IOV PF with three VFs; a device no
-//! driver claims (QEMU's edu); an NVMe drive holding "/"; the ICH9 functions
-//! as one multi-function group. vfio-pci and xen-pciback start unloaded.
+//! driver claims (QEMU's edu); an NVMe drive holding "/" and the swap
+//! partition; the ICH9 functions as one multi-function group. vfio-pci and
+//! xen-pciback start unloaded. The host's address and default route are on
+//! bridge br0, whose port is the igb PF's eth0; the framebuffer console
+//! draws on the integrated GPU's fb0.
 
 pub(super) const HOST: &str = r#"{
   "driver_override": true,
@@ -50,7 +53,8 @@ pub(super) const HOST: &str = r#"{
     {"address": "0000:00:02.0", "vendor": "0x8086", "device": "0x5912", "class": "0x030000",
      "subsystem_vendor": "0x1043", "subsystem_device": "0x8694",
      "vendor_name": "Intel Corporation", "product_name": "HD Graphics 630",
-     "driver": "i915", "iommu_group": 3, "numa_node": 0, "reset_method": ["flr"], "boot_vga": true},
+     "driver": "i915", "iommu_group": 3, "numa_node": 0, "reset_method": ["flr"], "boot_vga": true,
+     "framebuffer": "fb0"},
 
     {"address": "0000:00:1c.0", "vendor": "0x8086", "device": "0xa110", "class": "0x060400",
      "vendor_name": "Intel Corporation",
@@ -79,7 +83,7 @@ pub(super) const HOST: &str = r#"{
      "vendor_name": "Intel Corporation", "product_name": "82576 Gigabit Network Connection",
      "driver": "igb", "iommu_group": 7, "parent": "0000:00:1d.0", "numa_node": 0,
      "reset_method": ["flr", "bus"], "sriov_totalvfs": 7,
-     "net": [{"name": "eth0", "up": true, "addresses": ["192.0.2.10/24"]}]},
+     "net": [{"name": "eth0", "up": true, "master": "br0"}]},
     {"address": "0000:04:10.0", "vendor": "0x8086", "device": "0x10ca", "class": "0x020000",
      "subsystem_vendor": "0x8086", "subsystem_device": "0xa03c",
      "vendor_name": "Intel Corporation", "product_name": "82576 Virtual Function",
@@ -113,7 +117,8 @@ pub(super) const HOST: &str = r#"{
      "subsystem_vendor": "0x144d", "subsystem_device": "0xa801",
      "vendor_name": "Samsung Electronics Co Ltd", "product_name": "NVMe SSD Controller SM981/PM981/PM983",
      "driver": "nvme", "iommu_group": 14, "parent": "0000:00:1b.0", "numa_node": 0,
-     "reset_method": ["flr"], "block": [{"name": "nvme0n1", "mounts": ["/"]}]},
+     "reset_method": ["flr"],
+     "block": [{"name": "nvme0n1", "partitions": [{"name": "nvme0n1p1", "mounts": ["/"]}, {"name": "nvme0n1p2", "swap": true}]}]},
 
     {"address": "0000:00:1f.0", "vendor": "0x8086", "device": "0x2918", "class": "0x060100",
      "subsystem_vendor": "0x1af4", "subsystem_device": "0x1100",
@@ -128,5 +133,10 @@ pub(super) const HOST: &str = r#"{
      "subsystem_vendor": "0x1af4", "subsystem_device": "0x1100",
      "vendor_name": "Intel Corporation", "product_name": "82801I (ICH9 Family) SMBus Controller",
      "driver": "i801_smbus", "iommu_group": 15, "numa_node": 0}
-  ]
+  ],
+  "links": [
+    {"name": "br0", "kind": "bridge", "up": true, "addresses": ["192.0.2.10/24"],
+     "routes": ["default", "192.0.2.0/24"]}
+  ],
+  "fbcon": true
 }"#;

@@ -7,15 +7,15 @@
 //! kernel gives. Behaviour follows Linux 6.x `drivers/base` and `drivers/pci`.
 
 mod builtin;
+mod hostuse;
 mod spec;
 mod tree;
 mod validate;
 
-pub use spec::{BlockSpec, DeviceSpec, DriverSpec, HolderSpec, HostSpec, NetSpec};
+pub use spec::{BlockSpec, DeviceSpec, DriverSpec, HolderSpec, HostSpec, LinkSpec, NetSpec, StackedSpec};
 
 use crate::sysfs::modalias::{self, ModuleAlias};
-use crate::sysfs::{HoldKind, Holder, HolderScan, Sysfs, VfioDevice};
-use spec::NetSpec as Net;
+use crate::sysfs::{HoldKind, Holder, HolderScan, SwapArea, Sysfs, VfioDevice};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
@@ -101,8 +101,6 @@ struct Dev {
     boot_vga: bool,
     physfn: Option<Addr>,
     totalvfs: u16,
-    net: Vec<Net>,
-    block: Vec<BlockSpec>,
     /// A VF made by an sriov_numvfs write, not in the description; gone for
     /// good when SR-IOV is disabled.
     created: bool,
@@ -209,6 +207,8 @@ struct Kernel {
     /// Processes whose fds the caller may not read (another user's, for a
     /// caller that is not root): `vfio_holders` counts them.
     uninspectable: usize,
+    /// Interfaces, disks, framebuffers and what the host does with them.
+    uses: hostuse::Uses,
 }
 
 /// A process holding a device through VFIO (see `SimKernel::hold_vfio`).
@@ -417,6 +417,7 @@ impl Kernel {
     fn unbind(&mut self, d: usize, value: &str) -> io::Result<()> {
         match self.present(name_arg(value)) {
             Some(a) if self.dev(a).driver == Some(d) => {
+                self.host_driver_gone(a);
                 self.dev_mut(a).driver = None;
                 Ok(())
             }
@@ -521,6 +522,7 @@ impl Kernel {
                 self.remove(b);
             }
         }
+        self.host_driver_gone(a);
         let dev = self.dev_mut(a);
         dev.present = false;
         dev.driver = None;
@@ -610,8 +612,6 @@ impl Kernel {
                 Dev {
                     addr: a,
                     group,
-                    net: Vec::new(),
-                    block: Vec::new(),
                     created: true,
                     resets: 0,
                     locked: false,
@@ -710,6 +710,7 @@ impl Kernel {
                 }
                 Ok(())
             }
+            f @ (File::Net(..) | File::Blk(..) | File::Vt(..)) => self.store_use(f, value),
             _ => Err(err(libc::EACCES)),
         }
     }
@@ -739,7 +740,7 @@ impl Kernel {
                     _ => String::new(),
                 })
             }
-            File::Operstate(a, i) => line(if self.dev(a).net[i].up { "up" } else { "down" }.into()),
+            f @ (File::Net(..) | File::Blk(..) | File::Vt(..)) => self.show_use(f),
             File::Bus("drivers_autoprobe") => line(u8::from(self.autoprobe).to_string()),
             File::Drv(..) | File::Bus(_) => String::new(),
         }
@@ -941,6 +942,16 @@ impl SimKernel {
         Addr::parse(addr).and_then(|a| k.devs.get(&a)).is_some_and(|d| d.locked)
     }
 
+    /// What `swapoff NAME` does (a /dev path or a swap file's path).
+    pub fn swapoff(&self, name: &str) -> io::Result<()> {
+        self.lock().swapoff(name)
+    }
+
+    /// What `ip link delete NAME` does to a bridge, bond, VLAN or macvlan.
+    pub fn delete_link(&self, name: &str) -> io::Result<()> {
+        self.lock().delete_link(name)
+    }
+
     /// false: `load_module` fails with EPERM, like a kernel with module loading disabled.
     pub fn set_module_loading_allowed(&self, allowed: bool) {
         self.lock().modules_allowed = allowed;
@@ -1048,14 +1059,31 @@ impl Sysfs for SimKernel {
         Ok(out)
     }
 
+    // --- Host use (see hostuse.rs) ---
     fn net_addresses(&self, iface: &str) -> Vec<String> {
         let k = self.lock();
-        k.present_devs().flat_map(|d| &d.net).filter(|n| n.name == iface).flat_map(|n| n.addresses.clone()).collect()
+        k.net_index(iface).map(|i| k.uses.nets[i].addresses.clone()).unwrap_or_default()
     }
 
-    fn block_mounts(&self, block: &str) -> Vec<String> {
+    fn net_routes(&self, iface: &str) -> Vec<String> {
         let k = self.lock();
-        k.present_devs().flat_map(|d| &d.block).filter(|b| b.name == block).flat_map(|b| b.mounts.clone()).collect()
+        k.net_index(iface).map(|i| k.uses.nets[i].routes.clone()).unwrap_or_default()
+    }
+
+    fn mounts(&self) -> Vec<(String, String)> {
+        self.lock().mount_table()
+    }
+
+    fn swaps(&self) -> Vec<SwapArea> {
+        self.lock().swap_table().into_iter().map(|(path, device, file)| SwapArea { path, device, file }).collect()
+    }
+
+    fn set_master(&self, iface: &str, master: Option<&str>) -> io::Result<()> {
+        self.lock().set_master(iface, master)
+    }
+
+    fn set_link_up(&self, iface: &str, up: bool) -> io::Result<()> {
+        self.lock().set_link_up(iface, up)
     }
 
     fn vfio_holders(&self, dev: &VfioDevice<'_>) -> io::Result<HolderScan> {

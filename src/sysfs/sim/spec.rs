@@ -70,11 +70,37 @@
 //!   PF's `virtfnN` links and `sriov_numvfs` follow from its VFs (virtfn0 is
 //!   the lowest address); VFs created later by writing `sriov_numvfs` copy the
 //!   last listed VF and continue its address stride.
-//! - `net`: network interfaces (`name`, `up` default false, `addresses`);
-//!   they appear as `devices/ADDR/net/NAME` and `class/net/NAME/operstate`.
-//! - `block`: block devices (`name`, `mounts`), as `devices/ADDR/block/NAME`
-//!   and `class/block/NAME`. Addresses and mounts are not sysfs data; they are
-//!   kept for callers that describe the host.
+//! - `net`: network interfaces (`name`, `up` default false, `addresses` with
+//!   their prefix like "10.0.0.2/24", `routes` like "default" or
+//!   "10.1.0.0/16", `master`: a bridge or bond of `links`); they appear as
+//!   `devices/ADDR/net/NAME` and `class/net/NAME`.
+//! - `block`: disks (`name`, `mounts`, `swap`: the disk itself is active
+//!   swap, `swap_files`: paths of active swap files on its filesystem,
+//!   `partitions`: the same fields, no deeper), as `devices/ADDR/block/NAME`
+//!   and `class/block/NAME`.
+//! - `framebuffer`: `"fb0"`: the driver registered this framebuffer
+//!   (`class/graphics/fb0`).
+//!
+//! A device's interfaces, disks and framebuffer exist while it is bound to a
+//! host driver (not a stub). When it leaves that driver, its interfaces leave
+//! their master, the VLANs and macvlans over them are deleted and their
+//! addresses are gone, as in the kernel; they come back unconfigured.
+//!
+//! Also at the top level (optional):
+//! - `links`: network devices that are no PCI function: `name`, `kind`
+//!   (bridge, bond, team, vlan, macvlan, ipvlan), `lower` (vlan, macvlan,
+//!   ipvlan: the interface they sit on), `master`, `up`, `addresses`, `routes`.
+//! - `stacked`: device-mapper or md devices (`name` like "dm-0", `over`: the
+//!   disks or partitions they hold, `mounts`, `swap`, `swap_files`), or with
+//!   `multipath: true` an NVMe multipath head (`nvme0n1` over the hidden path
+//!   device `nvme0c0n1` of the PCI function, as kernels with
+//!   CONFIG_NVME_MULTIPATH show every NVMe namespace).
+//! - `fbcon` (default false): the framebuffer console is bound
+//!   (`class/vtconsole/vtcon1`); it draws on the lowest-numbered framebuffer.
+//!
+//! Addresses, routes, mounts and swap are not sysfs data; the simulated
+//! kernel answers them through the `Sysfs` methods that read them on a real
+//! host (`/proc`, getifaddrs).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -100,6 +126,12 @@ pub struct HostSpec {
     pub devices: Vec<DeviceSpec>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vfio_holders: Vec<HolderSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<LinkSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stacked: Vec<StackedSpec>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fbcon: bool,
 }
 
 /// A process holding a device through VFIO.
@@ -165,9 +197,11 @@ pub struct DeviceSpec {
     pub net: Vec<NetSpec>,
     #[serde(default)]
     pub block: Vec<BlockSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub framebuffer: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetSpec {
     pub name: String,
@@ -175,14 +209,75 @@ pub struct NetSpec {
     pub up: bool,
     #[serde(default)]
     pub addresses: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlockSpec {
     pub name: String,
     #[serde(default)]
     pub mounts: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub swap: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub swap_files: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<BlockSpec>,
+}
+
+/// A network device that is no PCI function (bridge, bond, VLAN, ...).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    pub name: String,
+    pub kind: String,
+    #[serde(default)]
+    pub lower: Option<String>,
+    #[serde(default)]
+    pub master: Option<String>,
+    #[serde(default)]
+    pub up: bool,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    #[serde(default)]
+    pub routes: Vec<String>,
+}
+
+/// A device-mapper or md device over disks or partitions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackedSpec {
+    pub name: String,
+    pub over: Vec<String>,
+    /// An NVMe multipath head: `over` are its hidden path devices
+    /// (`nvme0c0n1`), linked from its `multipath/`, not from `holders/`.
+    #[serde(default)]
+    pub multipath: bool,
+    #[serde(default)]
+    pub mounts: Vec<String>,
+    #[serde(default)]
+    pub swap: bool,
+    #[serde(default)]
+    pub swap_files: Vec<String>,
+}
+
+impl Default for HostSpec {
+    fn default() -> Self {
+        HostSpec {
+            driver_override: true,
+            iommu: true,
+            drivers: Vec::new(),
+            devices: Vec::new(),
+            vfio_holders: Vec::new(),
+            links: Vec::new(),
+            stacked: Vec::new(),
+            fbcon: false,
+        }
+    }
 }
 
 impl HostSpec {

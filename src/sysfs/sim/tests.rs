@@ -152,7 +152,7 @@ fn a_device_directory_lists_what_exists() {
     let with = |extra: &[&str]| sorted(common.iter().chain(extra).map(|s| s.to_string()).collect());
     assert_eq!(sorted(k.list_dir(&dev(NIC, "")).unwrap()), with(&["driver", "net"]));
     assert_eq!(sorted(k.list_dir(&dev(EDU, "")).unwrap()), with(&["reset", "reset_method"]));
-    assert_eq!(sorted(k.list_dir(&dev(IGPU, "")).unwrap()), with(&["boot_vga", "driver", "reset", "reset_method"]));
+    assert_eq!(sorted(k.list_dir(&dev(IGPU, "")).unwrap()), with(&["boot_vga", "driver", "graphics", "reset", "reset_method"]));
     assert_eq!(sorted(k.list_dir(&dev(VF, "")).unwrap()), with(&["driver", "physfn", "reset", "reset_method"]));
     assert_eq!(
         sorted(k.list_dir(&dev(PF, "")).unwrap()),
@@ -173,8 +173,8 @@ fn a_device_directory_lists_what_exists() {
     assert_eq!(sorted(k.list_dir(&dev("0000:02:00.0", "")).unwrap()), with(&[NIC, NIC2]));
     assert_eq!(k.list_dir(&dev(NIC, "net")).unwrap(), ["eth1"]);
     assert_eq!(k.list_dir(&dev("0000:06:00.0", "block")).unwrap(), ["nvme0n1"]);
-    assert_eq!(sorted(k.list_dir("class/net").unwrap()), ["eth0", "eth1", "eth2"]);
-    assert_eq!(k.list_dir("devices").unwrap(), ["pci0000:00"]);
+    assert_eq!(sorted(k.list_dir("class/net").unwrap()), ["br0", "eth0", "eth1", "eth2"]);
+    assert_eq!(k.list_dir("devices").unwrap(), ["pci0000:00", "virtual"]);
 }
 
 #[test]
@@ -418,7 +418,7 @@ fn hot_remove_takes_the_subtree_and_rescan_brings_it_back_unbound_then_probed() 
         assert_eq!(k.driver_of(gone), None);
     }
     assert!(!k.exists("kernel/iommu_groups/5"));
-    assert_eq!(k.list_dir("class/net").unwrap(), ["eth0"]);
+    assert_eq!(sorted(k.list_dir("class/net").unwrap()), ["br0", "eth0"]);
     assert_eq!(
         sorted(k.list_dir("bus/pci/drivers/e1000").unwrap()),
         ["bind", "module", "new_id", "remove_id", "unbind"]

@@ -35,8 +35,12 @@ const BUS_FILES: [&str; 3] = ["drivers_autoprobe", "drivers_probe", "rescan"];
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum File {
     Dev(Addr, &'static str),
-    /// `operstate` of the device's i-th network interface.
-    Operstate(Addr, usize),
+    /// An attribute of the i-th network interface (`hostuse.rs`).
+    Net(usize, &'static str),
+    /// An attribute of the i-th block device.
+    Blk(usize, &'static str),
+    /// An attribute of vtconN.
+    Vt(u8, &'static str),
     Drv(usize, &'static str),
     Bus(&'static str),
 }
@@ -60,7 +64,9 @@ impl File {
                         | "sriov_drivers_autoprobe"
                 )
             }
-            File::Operstate(..) => false,
+            File::Net(_, name) => name == "slaves",
+            File::Blk(..) => false,
+            File::Vt(_, name) => name == "bind",
             File::Drv(..) | File::Bus(_) => true,
         }
     }
@@ -141,16 +147,8 @@ impl Kernel {
             ["bus", "pci", "drivers"] => dir(self.drivers.iter().filter(|d| d.loaded).map(|d| d.name.clone())),
             ["bus", "pci", "drivers", d, rest @ ..] => self.driver_entry(self.loaded_driver(d)?, rest),
             ["bus", "pci", f] => known(&BUS_FILES, f).map(|f| Entry::File(File::Bus(f))),
-            ["class"] => dir(["block", "net"]),
-            ["class", "net"] => dir(self.present_devs().flat_map(|d| d.net.iter().map(|n| n.name.clone()))),
-            ["class", "block"] => dir(self.present_devs().flat_map(|d| d.block.iter().map(|b| b.name.clone()))),
-            ["class", kind @ ("net" | "block"), name] => {
-                let dev = self.present_devs().find(|d| match *kind {
-                    "net" => d.net.iter().any(|n| n.name == *name),
-                    _ => d.block.iter().any(|b| b.name == *name),
-                })?;
-                Some(Entry::Link(format!("../../{}/{kind}/{name}", self.canonical(dev.addr))))
-            }
+            ["class"] => dir(["block", "graphics", "net", "vtconsole"]),
+            ["class", kind @ ("net" | "block" | "graphics" | "vtconsole"), rest @ ..] => self.class_entry(kind, rest),
             ["kernel"] => dir(if self.iommu { vec!["iommu_groups"] } else { vec![] }),
             ["kernel", "iommu_groups", rest @ ..] if self.iommu => self.group_entry(rest),
             ["module"] => {
@@ -175,6 +173,7 @@ impl Kernel {
                     _ => None,
                 }
             }
+            ["devices", "virtual", rest @ ..] => self.virtual_entry(rest),
             ["devices", rest @ ..] => self.devices_entry(rest),
             _ => None,
         }
@@ -218,7 +217,9 @@ impl Kernel {
 
     /// `devices/pciDDDD:BB/A/B/...`: walk down the bridges, then look inside the device.
     fn devices_entry(&self, c: &[&str]) -> Option<Entry> {
-        let Some((root, path)) = c.split_first() else { return dir(self.roots.iter().cloned()) };
+        let Some((root, path)) = c.split_first() else {
+            return dir(self.roots.iter().cloned().chain(["virtual".to_string()]));
+        };
         if !self.roots.contains(*root) {
             return None;
         }
@@ -256,10 +257,11 @@ impl Kernel {
             [] => {
                 let mut names: Vec<String> = DEV_ATTRS
                     .iter()
-                    .chain(&["subsystem", "driver", "iommu_group", "physfn", "net", "block"])
+                    .chain(&["subsystem", "driver", "iommu_group", "physfn"])
                     .filter(|n| self.device_entry(dev, depth, &[n]).is_some())
                     .map(|n| n.to_string())
                     .collect();
+                names.extend(self.function_uses_names(a, depth));
                 names.extend(self.virtfns(dev).into_iter().map(|(i, _)| format!("virtfn{i}")));
                 names.extend(self.present_devs().filter(|d| d.parent == Some(a)).map(|d| d.addr.to_string()));
                 Some(Entry::Dir(names))
@@ -281,8 +283,7 @@ impl Kernel {
                         Some(Entry::Link(format!("{}kernel/iommu_groups/{}", up(depth), dev.group?)))
                     }
                     "physfn" => Some(Entry::Link(format!("../{}", dev.physfn?))),
-                    "net" if !dev.net.is_empty() => dir(dev.net.iter().map(|n| n.name.clone())),
-                    "block" if !dev.block.is_empty() => dir(dev.block.iter().map(|b| b.name.clone())),
+                    "net" | "block" | "graphics" => self.function_uses_entry(a, depth, &[name]),
                     v if v.starts_with("virtfn") => {
                         let (_, vf) = self.virtfns(dev).into_iter().find(|(i, _)| format!("virtfn{i}") == v)?;
                         Some(Entry::Link(format!("../{vf}")))
@@ -291,15 +292,7 @@ impl Kernel {
                     _ => None,
                 }
             }
-            ["net", ifname, rest @ ..] => {
-                let i = dev.net.iter().position(|n| n.name == *ifname)?;
-                match rest {
-                    [] => dir(["operstate"]),
-                    ["operstate"] => Some(Entry::File(File::Operstate(a, i))),
-                    _ => None,
-                }
-            }
-            ["block", name] => dev.block.iter().any(|b| b.name == *name).then(|| Entry::Dir(Vec::new())),
+            ["net" | "block" | "graphics", _, ..] => self.function_uses_entry(a, depth, rest),
             _ => None,
         }
     }

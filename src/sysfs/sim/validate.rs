@@ -3,7 +3,7 @@
 
 use super::spec::{class_prefix, hex_field, id_pair, HostSpec};
 use super::{Addr, Dev, Drv, Kernel};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 /// What the kernel can list in reset_method.
 const RESET_METHODS: [&str; 7] = ["device_specific", "acpi", "flr", "af_flr", "pm", "bus", "cxl_bus"];
@@ -64,8 +64,6 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
 
     let mut devs: BTreeMap<Addr, Dev> = BTreeMap::new();
     let mut places: BTreeMap<Addr, String> = BTreeMap::new();
-    let mut netdevs = HashSet::new();
-    let mut blockdevs = HashSet::new();
     for (i, d) in spec.devices.iter().enumerate() {
         let at = format!("devices[{i}] ({})", d.address);
         let addr = Addr::parse(&d.address).ok_or_else(|| {
@@ -123,23 +121,6 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
         if d.boot_vga == Some(true) && class >> 8 != 0x0300 {
             return Err(format!("{at}.boot_vga: only VGA devices (class 0x0300xx) can be the boot VGA"));
         }
-        for n in &d.net {
-            let ok = !n.name.is_empty() && n.name.len() < 16 && !n.name.contains(['/', ' ', ':']);
-            if !ok {
-                return Err(format!("{at}.net: '{}' is not an interface name", n.name.escape_debug()));
-            }
-            if !netdevs.insert(n.name.clone()) {
-                return Err(format!("{at}.net: interface {} is listed twice", n.name));
-            }
-        }
-        for b in &d.block {
-            if !good_name(&b.name) || !blockdevs.insert(b.name.clone()) {
-                return Err(format!(
-                    "{at}.block: '{}' is not a block device name or is listed twice",
-                    b.name.escape_debug()
-                ));
-            }
-        }
         let reset_supported = d.reset_method.clone();
         devs.insert(
             addr,
@@ -160,8 +141,6 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
                 boot_vga: d.boot_vga.unwrap_or(false),
                 physfn: addr_field("physfn", &d.physfn)?,
                 totalvfs: d.sriov_totalvfs,
-                net: d.net.clone(),
-                block: d.block.clone(),
                 created: false,
                 present: true,
                 driver,
@@ -223,6 +202,7 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
         devs.get_mut(&pf).expect("listed").numvfs = vfs as u16;
     }
 
+    let uses = super::hostuse::build(&spec, &devs)?;
     let mut kernel = Kernel {
         has_driver_override: spec.driver_override,
         iommu: spec.iommu,
@@ -238,6 +218,7 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
         removals: Vec::new(),
         holders: Vec::new(),
         uninspectable: 0,
+        uses,
     };
     kernel.roots = kernel.devs.values().filter(|d| !d.created).map(|d| kernel.root_of(d.addr)).collect();
     for (i, h) in spec.vfio_holders.iter().enumerate() {
