@@ -63,14 +63,24 @@ impl Stub {
         }
     }
 
-    /// Which stub a kernel driver name belongs to, if any.
+    /// Which stub a kernel driver name belongs to, if any (a VFIO variant is vfio).
     pub fn of_driver(driver: &str) -> Option<Stub> {
-        [Stub::Vfio, Stub::Kvm, Stub::Xen].into_iter().find(|s| s.kernel_drivers().contains(&driver))
+        if is_vfio_driver(driver) {
+            return Some(Stub::Vfio);
+        }
+        [Stub::Kvm, Stub::Xen].into_iter().find(|s| s.kernel_drivers().contains(&driver))
     }
 }
 
+/// Any stub's kernel driver, a VFIO variant driver (`mlx5_vfio_pci`) included.
 pub fn is_stub_driver(driver: &str) -> bool {
-    STUB_DRIVERS.contains(&driver)
+    STUB_DRIVERS.contains(&driver) || is_vfio_driver(driver)
+}
+
+/// vfio-pci or one of its variant drivers (`mlx5_vfio_pci`,
+/// `nvgrace-gpu-vfio-pci`): VFIO manages the device's DMA either way.
+pub fn is_vfio_driver(name: &str) -> bool {
+    name == "vfio-pci" || name.ends_with("vfio_pci") || name.ends_with("vfio-pci")
 }
 
 #[cfg(test)]
@@ -84,6 +94,9 @@ mod tests {
         assert_eq!(Stub::from_name(Some("xen")).unwrap().kernel_drivers()[0], "xen-pciback");
         assert_eq!(Stub::of_driver("pciback"), Some(Stub::Xen));
         assert_eq!(Stub::of_driver("e1000e"), None);
+        // VFIO variant drivers are vfio, and stubs.
+        assert_eq!(Stub::of_driver("mlx5_vfio_pci"), Some(Stub::Vfio));
+        assert!(is_stub_driver("nvgrace-gpu-vfio-pci") && !is_stub_driver("vfio_iommu_type1"));
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!
 //! Parameters (after `?`, `&`-separated): `root=DIR` (nodedev:///system only:
 //! read the sysfs tree under DIR/sys instead of /sys, for tests),
-//! `statedir=DIR` (keep records in DIR), `confdir=DIR` (persistent
+//! `statedir=DIR` (keep records in DIR; refused for the live /sys, whose
+//! records are every caller's), `confdir=DIR` (persistent
 //! definitions in DIR instead of /etc/nodedev/persistent; the only place a
 //! test host keeps any), `modprobe=0` (never load modules),
 //! `policy=FILE` (more policy rules, `policy.rs`), `lockdown=1` (no driver
@@ -28,7 +29,7 @@ use crate::host::{Host, HostOptions};
 use crate::persist::{Definitions, SYSTEM_DEFINITIONS_DIR};
 use crate::policy::Policy;
 use crate::state::StateStore;
-use crate::sysfs::host::HostSysfs;
+use crate::sysfs::host::{is_live_root, HostSysfs};
 use crate::sysfs::sim::SimKernel;
 use crate::sysfs::trace::Traced;
 use crate::sysfs::Sysfs;
@@ -131,12 +132,40 @@ fn default_sim() -> (Arc<SimKernel>, StateStore) {
 }
 
 /// Whether a System target's sysfs is the running kernel's: no `root=`, or
-/// one that resolves to `/` (`//`, `/.`, a link to `/`).
+/// one whose `sys` is it however reached (see `is_live_root`).
 fn is_live(params: &Params) -> bool {
     match &params.root {
         None => true,
-        Some(root) => std::fs::canonicalize(root).is_ok_and(|p| p == std::path::Path::new("/")),
+        Some(root) => is_live_root(std::path::Path::new(root)),
     }
+}
+
+/// The host policy file, if there is one. Only "no such file" (and not a
+/// dangling link) means none: a file that cannot be read, or a link to a
+/// volume not mounted yet, refuses the connection rather than dropping the
+/// host's lockdown.
+fn host_policy(uri: &str, file: &str) -> Result<Option<Policy>> {
+    match std::fs::symlink_metadata(file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(bad_uri(uri, &format!("cannot tell whether the host policy {file} exists ({e}); refusing to go without it"))),
+        Ok(_) => Policy::load(file).map(Some).map_err(|e| {
+            bad_uri(uri, &format!("{e}; the host policy must be readable (a link to a volume not mounted yet is refused)"))
+        }),
+    }
+}
+
+/// Records of the live host are the host's: `statedir=` elsewhere would hide
+/// its owners and protected devices from this connection.
+fn check_live_statedir(uri: &str, params: &Params) -> Result<()> {
+    let Some(dir) = &params.statedir else { return Ok(()) };
+    let resolved = std::fs::canonicalize(dir).unwrap_or_else(|_| std::path::PathBuf::from(dir));
+    if resolved == std::path::Path::new(SYSTEM_STATE_DIR) {
+        return Ok(());
+    }
+    Err(bad_uri(
+        uri,
+        &format!("statedir={dir} is refused for this machine's /sys: its records (original drivers, owners, protected devices) live in {SYSTEM_STATE_DIR} for every caller; statedir= is for test trees (root=) and simulated hosts"),
+    ))
 }
 
 /// The policy of a connection: for the live host the host's file (when it
@@ -144,10 +173,9 @@ fn is_live(params: &Params) -> bool {
 fn policy_for(uri: &str, target: &Target, params: &Params, host_policy_file: &str) -> Result<Policy> {
     let load = |file: &str| Policy::load(file).map_err(|e| bad_uri(uri, &e.to_string()));
     let live = *target == Target::System && is_live(params);
-    let mut policy = if live && std::path::Path::new(host_policy_file).exists() {
-        load(host_policy_file)?
-    } else {
-        Policy::default()
+    let mut policy = match live {
+        true => host_policy(uri, host_policy_file)?.unwrap_or_default(),
+        false => Policy::default(),
     };
     if let Some(file) = &params.policy {
         if live {
@@ -177,6 +205,9 @@ pub fn open(uri: Option<&str>, read_only: bool) -> Result<(Host, String)> {
 pub fn open_with_host_policy(uri: Option<&str>, read_only: bool, host_policy_file: &str) -> Result<(Host, String)> {
     let uri = uri.unwrap_or(DEFAULT_URI);
     let (target, params) = parse(uri)?;
+    if target == Target::System && is_live(&params) {
+        check_live_statedir(uri, &params)?;
+    }
     let policy = policy_for(uri, &target, &params, host_policy_file)?;
     // Persistent definitions: the host's own for the live /sys, else only where asked.
     let definitions = match &params.confdir {

@@ -106,6 +106,27 @@ fn a_persistent_device_is_on_its_stub_from_its_add_event_on() {
 }
 
 #[test]
+fn apply_detaches_a_defined_device_that_no_driver_took_at_boot() {
+    // No udev rule ran, the host driver's module is not loaded yet: the
+    // device is driverless and the definition knows its original driver.
+    let dir = confdir("nodriver");
+    let sim = Arc::new(SimKernel::builtin());
+    let h = host(&sim, &dir, &StateStore::memory());
+    h.detach(&a(NIC), Stub::Vfio).unwrap();
+    h.define(&a(NIC)).unwrap();
+    let sim = rebooted(&h, NIC, "e1000");
+    let state = StateStore::memory();
+    let h = host(&sim, &dir, &state);
+    assert_eq!(sim.driver_of(NIC), None);
+    let applied = h.apply().unwrap();
+    assert!(applied[0].done && applied[0].outcome.contains("detached to vfio-pci from no driver"), "{applied:?}");
+    assert_eq!(sim.driver_of(NIC).as_deref(), Some("vfio-pci"));
+    let rec = state.get(NIC).unwrap().unwrap();
+    assert_eq!((rec.step, rec.original_driver.as_deref()), (nodedev::state::Step::Detached, Some("e1000")));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn another_device_at_the_address_and_absent_devices() {
     let dir = confdir("identity");
     let sim = Arc::new(SimKernel::builtin());

@@ -126,15 +126,28 @@ fn the_host_policy_cannot_be_stepped_around() {
     std::fs::write(&strict, "lockdown yes\n").unwrap();
     std::os::unix::fs::symlink("/", dir.join("slash")).unwrap();
     let state = dir.join("state");
+    // A "test tree" whose sys is this kernel's.
+    std::fs::create_dir_all(dir.join("sys-link-root")).unwrap();
+    std::os::unix::fs::symlink("/sys", dir.join("sys-link-root/sys")).unwrap();
     let host_policy = host_policy.to_str().unwrap();
     let policy_of = |uri: &str| {
         let (host, _) = open_with_host_policy(Some(uri), true, host_policy).unwrap();
         host.options().policy.clone()
     };
     let s = state.display();
-    for root in ["", "&root=/", "&root=//", "&root=/./", &format!("&root={}", dir.join("slash").display())] {
+    // Every way to reach this kernel's /sys: no root, spellings of /, a link
+    // to /, and a tree whose sys is a link to /sys.
+    let roots = [
+        String::new(),
+        "&root=/".to_string(),
+        "&root=//".to_string(),
+        "&root=/./".to_string(),
+        format!("&root={}", dir.join("slash").display()),
+        format!("&root={}", dir.join("sys-link-root").display()),
+    ];
+    for root in &roots {
         for extra in [String::new(), format!("&policy={}", lenient.display())] {
-            let uri = format!("nodedev:///system?statedir={s}{root}{extra}");
+            let uri = format!("nodedev:///system?modprobe=0{root}{extra}");
             let p = policy_of(&uri);
             assert!(p.is_locked_down(), "{uri}: the host's lockdown was stepped around");
             let e = p.check_unlocked("detach", &nodedev::PciAddress::parse("0000:00:1f.3").unwrap()).unwrap_err();
@@ -142,6 +155,17 @@ fn the_host_policy_cannot_be_stepped_around() {
             assert!(p.has_device_rules(), "{uri}: the host's deny rule was dropped");
         }
     }
+    // The live host's records cannot be moved aside.
+    let err = open_with_host_policy(Some(&format!("nodedev:///system?statedir={s}")), true, host_policy).err().unwrap();
+    assert!(err.to_string().contains("statedir=") && err.to_string().contains("/run/nodedev"), "{err}");
+    let err = open_with_host_policy(Some(&format!("nodedev:///system?statedir={s}&root={}", dir.join("sys-link-root").display())), true, host_policy)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("statedir="), "{err}");
+    // A host policy that is there but cannot be read refuses the connection.
+    std::os::unix::fs::symlink(dir.join("not-mounted-yet/policy.conf"), dir.join("dangling.conf")).unwrap();
+    let err = open_with_host_policy(Some("nodedev:///system"), true, dir.join("dangling.conf").to_str().unwrap()).err().unwrap();
+    assert!(err.to_string().contains("host policy"), "{err}");
     // A test tree goes without the host's policy; its own file still applies.
     let tree = format!("nodedev:///system?statedir={s}&root={}", dir.join("tree").display());
     assert!(!policy_of(&tree).is_locked_down());

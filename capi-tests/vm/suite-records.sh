@@ -29,10 +29,11 @@ rm -f "$R/$E.json.cleared-"*
 
 # A full tmpfs as the state directory: taking a device is refused with
 # nothing changed; devices detached or prepared before it filled up come back.
-F=/tmp/fullfs
+# (statedir= is refused for the live /sys: the tmpfs goes over /run/nodedev.)
+F=/run/nodedev
 fill() { dd if=/dev/zero of=$F/fill$1 bs=4096 2>/dev/null; dd if=/dev/zero of=$F/fill$1b bs=1 2>/dev/null; }
 mkdir -p $F && mount -t tmpfs -o size=256k,mode=700 tmpfs $F
-FU="$U?statedir=$F/state"
+FU="$U"
 ok records-full-setup-detach nodedev -c "$FU" detach "$E" --driver vfio
 ok records-full-setup-prepare nodedev -c "$FU" prepare vm1 "$EDU" --managed
 fill 1
@@ -50,8 +51,8 @@ expect_driver records-full-release-driver "$EDU" none
 fill 2   # the released record's space, taken again
 ok records-full-reattach nodedev -c "$FU" reattach "$E"
 expect_driver records-full-reattach-driver "$E" e1000e
-n=$(ls $F/state/*.json 2>/dev/null | wc -l)
-[ "$n" = 0 ] && pass records-full-no-records || fail records-full-no-records "$n records: $(ls $F/state)"
+n=$(ls $F/*.json 2>/dev/null | wc -l)
+[ "$n" = 0 ] && pass records-full-no-records || fail records-full-no-records "$n records: $(ls $F)"
 ok records-full-nothing-pending nodedev -c "$FU" recover
 umount $F
 

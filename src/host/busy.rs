@@ -22,14 +22,10 @@
 use super::{dev_path, Host};
 use crate::address::PciAddress;
 use crate::error::{sysfs_error, Error, Result};
-use crate::stub::Stub;
 use crate::sysfs::{HolderScan, VfioDevice};
 use std::io;
 
-/// vfio-pci or one of its variant drivers (`mlx5_vfio_pci`, `nvgrace-gpu-vfio-pci`).
-pub(crate) fn is_vfio_driver(name: &str) -> bool {
-    Stub::Vfio.kernel_drivers().contains(&name) || name.ends_with("vfio_pci") || name.ends_with("vfio-pci")
-}
+pub(crate) use crate::stub::is_vfio_driver;
 
 /// "pid 4242 (qemu-system-x86)" for each holder, joined.
 fn names(scan: &HolderScan) -> String {

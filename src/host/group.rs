@@ -10,8 +10,6 @@ use crate::address::PciAddress;
 use crate::error::{Error, Result};
 use crate::sysfs::link_basename;
 
-pub const VFIO_DRIVER: &str = "vfio-pci";
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupMember {
     pub address: PciAddress,
@@ -28,10 +26,10 @@ impl GroupMember {
     }
 
     /// An endpoint on a driver that keeps the group from VFIO use: any
-    /// driver but vfio-pci and pci-stub, which manage no DMA of their own
+    /// driver but vfio-pci (or a variant) and pci-stub, which manage no DMA of their own
     /// (the kernel's `driver_managed_dma`; before 5.19 its allow-list).
     pub fn blocks_vfio(&self) -> bool {
-        !self.bridge && self.driver.as_deref().is_some_and(|d| d != VFIO_DRIVER && d != "pci-stub")
+        !self.bridge && self.driver.as_deref().is_some_and(|d| !crate::stub::is_vfio_driver(d) && d != "pci-stub")
     }
 }
 

@@ -168,11 +168,18 @@ impl Host {
             }
         }
         let _lock = self.state.lock()?;
-        // Nothing is changed while a process holds what would be unbound.
-        if opts.group {
+        // Nothing is changed while a process holds what would be unbound; a
+        // device already on the stub is not touched (a guest may hold it).
+        let mut moving = Vec::new();
+        for t in &targets {
+            if !self.on_stub(t, stub)? {
+                moving.push(*t);
+            }
+        }
+        if opts.group && !moving.is_empty() {
             self.check_group_not_held(addr)?;
         }
-        self.check_none_held(&targets, "detach")?;
+        self.check_none_held(&moving, "detach")?;
         for t in &targets {
             if let Some(owner) = self.owner_of(t)? {
                 if !self.on_stub(t, stub)? {
@@ -187,7 +194,7 @@ impl Host {
 
     /// Whether the device is bound to one of the stub's kernel drivers now.
     pub(crate) fn on_stub(&self, addr: &PciAddress, stub: Stub) -> Result<bool> {
-        Ok(self.driver(addr)?.is_some_and(|d| stub.kernel_drivers().contains(&d.as_str())))
+        Ok(self.driver(addr)?.is_some_and(|d| Stub::of_driver(&d) == Some(stub)))
     }
 
     /// Every endpoint of the device's group (itself alone without an IOMMU,
@@ -296,7 +303,8 @@ impl Host {
     fn detach_locked(&self, addr: &PciAddress, stub: Stub, owner: Option<(&str, bool)>) -> Result<bool> {
         let current = self.driver(addr)?;
         if let Some(cur) = &current {
-            if stub.kernel_drivers().contains(&cur.as_str()) {
+            // On that stub already (for vfio: vfio-pci or a variant of it).
+            if Stub::of_driver(cur) == Some(stub) {
                 return Ok(false);
             }
             if let Some(other) = Stub::of_driver(cur) {

@@ -144,6 +144,12 @@ impl Host {
                 return Ok(Some(format!("on {} (set at boot), record written", def.stub)));
             }
             if current.is_none() {
+                // A settled record that knows the original driver: detach
+                // takes the original from it for a driverless device (a
+                // half-done one it would refuse), and a crash before the
+                // stub binds leaves "detached, on no driver", which recover
+                // gives back to that original.
+                record.step = Step::Detached;
                 self.state.put(&record)?;
             }
         }

@@ -11,7 +11,7 @@ use super::{dev_path, Host, Operation};
 use crate::address::PciAddress;
 use crate::error::{Error, Result};
 use crate::state::{Record, Step};
-use crate::stub::Stub;
+use crate::stub::{is_stub_driver, Stub};
 use crate::sysfs::link_basename;
 
 impl Host {
@@ -71,6 +71,15 @@ impl Host {
     /// Write 0 to sriov_numvfs after checking that no VF is in use, and drop
     /// the records of the VFs that went.
     fn remove_vfs_locked(&self, pf: &PciAddress, vfs: &[PciAddress], force: bool) -> Result<()> {
+        // Removing a VF takes it from the host as a detach does: the same
+        // policy (the PF's rules cover its VFs) and the same safety checks.
+        self.check_policy("remove the VFs of", pf)?;
+        for vf in vfs {
+            self.check_policy("remove", vf)?;
+            if self.driver(vf)?.is_some_and(|d| !is_stub_driver(&d)) {
+                self.check_safe("remove", vf, force)?;
+            }
+        }
         let mut in_use = Vec::new();
         for vf in vfs {
             match self.state.get(&vf.to_string())? {
@@ -97,7 +106,11 @@ impl Host {
         self.write_bounded(pf, &dev_path(pf, "sriov_numvfs"), "0", "removing its VFs")?;
         for vf in vfs {
             if !self.sysfs.exists(&dev_path(vf, "")) {
-                self.state.remove(&vf.to_string())?;
+                self.state.remove(&vf.to_string()).map_err(|e| {
+                    e.context_after(format_args!(
+                        "the VFs of {pf} were removed ({pf} has none now) but this record of a removed VF stays: 'nodedev recover' reports it"
+                    ))
+                })?;
             }
         }
         Ok(())

@@ -13,6 +13,35 @@ use std::time::Duration;
 pub struct HostSysfs {
     root: PathBuf,
     sys: PathBuf,
+    live: bool,
+}
+
+/// Whether `root/sys` is the running kernel's sysfs, however it is reached:
+/// `root` resolving to `/`, a `sys` that is a link to /sys or a bind mount
+/// of it (same device and inode), or any mount of sysfs (its magic number:
+/// every sysfs mount shows this kernel's devices). A test tree is a plain
+/// directory and none of these.
+pub fn is_live_root(root: &std::path::Path) -> bool {
+    if fs::canonicalize(root).is_ok_and(|p| p == std::path::Path::new("/")) {
+        return true;
+    }
+    let sys = root.join("sys");
+    let same_as_sys = |a: &fs::Metadata, b: &fs::Metadata| {
+        use std::os::unix::fs::MetadataExt;
+        a.dev() == b.dev() && a.ino() == b.ino()
+    };
+    if let (Ok(a), Ok(b)) = (fs::metadata(&sys), fs::metadata("/sys")) {
+        if same_as_sys(&a, &b) {
+            return true;
+        }
+    }
+    const SYSFS_MAGIC: i64 = 0x6265_6572;
+    let Ok(path) = std::ffi::CString::new(sys.as_os_str().as_encoded_bytes()) else { return false };
+    // SAFETY: statfs fills the struct we pass for a NUL-terminated path.
+    unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        libc::statfs(path.as_ptr(), &mut st) == 0 && st.f_type as i64 == SYSFS_MAGIC
+    }
 }
 
 impl HostSysfs {
@@ -23,7 +52,8 @@ impl HostSysfs {
         // `//`, `/.` or a link to / are the live system too.
         let root = fs::canonicalize(&root).unwrap_or(root);
         let sys = root.join("sys");
-        HostSysfs { root, sys }
+        let live = is_live_root(&root);
+        HostSysfs { root, sys, live }
     }
 
     /// The file a sysfs-relative path names: always inside the sysfs root.
@@ -44,7 +74,7 @@ impl HostSysfs {
     /// Whether this is the running kernel's /sys (not a test tree), so that
     /// facts outside sysfs (addresses, mounts) belong to it.
     pub fn is_live(&self) -> bool {
-        self.root == PathBuf::from("/")
+        self.live
     }
 
     fn live_only(&self) -> io::Result<()> {

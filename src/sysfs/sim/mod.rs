@@ -223,10 +223,7 @@ struct SimHolder {
     hidden: bool,
 }
 
-/// A VFIO driver: vfio-pci or a variant (`mlx5_vfio_pci`, `nvgrace-gpu-vfio-pci`).
-fn is_vfio_driver(name: &str) -> bool {
-    name == "vfio-pci" || name.ends_with("vfio_pci") || name.ends_with("vfio-pci")
-}
+use crate::stub::is_vfio_driver;
 
 /// An injected failure: matching writes fail with `errno` and change nothing.
 #[derive(Debug, Clone)]
