@@ -40,7 +40,7 @@ if start_holder "$BG" "$E"; then
     # Its group is only itself, on vfio-pci already: a group detach changes
     # nothing, so it succeeds without touching the held device (idempotent).
     ok busy-detach-group-already-there nodedev -c "$UT" detach "$E" --group
-    quick_refusal busy-detach-other-stub-refused "reattach it first" nodedev -c "$UT" detach "$E" --driver kvm
+    quick_refusal busy-detach-other-stub-refused "in use by pid $HOLDER (vfio_hold)" nodedev -c "$UT" detach "$E" --driver kvm
     expect_driver busy-unchanged "$E" vfio-pci
     [ "$(record_step "$E")" = detached ] && pass busy-record-intact || fail busy-record-intact "step $(record_step "$E")"
     # Does the kernel let a reset through under a device fd? (informational)
