@@ -1,0 +1,366 @@
+//! Attacks on what issue 11 built (a reviewer's findings). Every test here
+//! whose name starts with `fails_` FAILS on the code it was written against:
+//! it shows a bug, and passes once the bug is fixed. Tests without the
+//! prefix are attacks that held up (kept as regression guards).
+//!
+//! SAFETY: nothing here writes to the real /sys. The tests that open the
+//! live host open it read-only (or look only at the policy and the sysfs
+//! backend's notion of "live"), and a tree's `sys` that links to /sys is
+//! only ever read.
+
+use nodedev::sysfs::holders;
+use nodedev::sysfs::host::HostSysfs;
+use nodedev::sysfs::{Sysfs, VfioDevice};
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn scratch(tag: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("nodedev-attack-{tag}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&p);
+    fs::create_dir_all(&p).unwrap();
+    p
+}
+
+// ---------------------------------------------------------------------------
+// Finding: `root=DIR` where DIR/sys is a symlink to /sys (or a bind mount of
+// it) is the live kernel, but counts as a test tree: the host policy
+// (lockdown yes), the host-use checks (addresses, routes, mounts, swap) and
+// the VFIO holder scan are all skipped, while every write goes to /sys.
+// ---------------------------------------------------------------------------
+
+/// FAILS today: uri.rs:is_live / HostSysfs::is_live compare only `root`.
+#[test]
+fn fails_root_whose_sys_links_to_the_live_sys_steps_around_lockdown() {
+    let dir = scratch("sys-link");
+    symlink("/sys", dir.join("sys")).unwrap();
+    let host_policy = dir.join("host.conf");
+    fs::write(&host_policy, "lockdown yes\n").unwrap();
+    let uri = format!("nodedev:///system?root={}&statedir={}", dir.display(), dir.join("state").display());
+    // Read-only: this test must never be able to change the real /sys.
+    let (host, _) = nodedev::uri::open_with_host_policy(Some(&uri), true, host_policy.to_str().unwrap()).unwrap();
+    // The tree's sysfs IS this kernel's /sys ...
+    assert!(host.list().unwrap().len() == nodedev_live_device_count(), "the tree does read the live /sys");
+    // ... so the host's lockdown must hold, and the safety checks must be live.
+    assert!(
+        host.options().policy.is_locked_down(),
+        "{uri}: root=DIR with DIR/sys -> /sys drives the live kernel without the host policy"
+    );
+    assert!(HostSysfs::new(&dir).is_live(), "HostSysfs treats the live /sys as a test tree: holder scan, addresses, mounts skipped");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+fn nodedev_live_device_count() -> usize {
+    fs::read_dir("/sys/bus/pci/devices").map(|d| d.count()).unwrap_or(0)
+}
+
+/// Held: the spellings of / that the issue named resolve to the live host.
+#[test]
+fn root_spellings_of_slash_keep_the_host_policy() {
+    let dir = scratch("slash");
+    let host_policy = dir.join("host.conf");
+    fs::write(&host_policy, "lockdown yes\n").unwrap();
+    symlink("/", dir.join("l1")).unwrap();
+    symlink(dir.join("l1"), dir.join("l2")).unwrap();
+    for root in ["/proc/self/root", "/sys/..", "/proc/self/cwd/../../../../../../..", &dir.join("l2").display().to_string(), "/tmp/../"] {
+        let uri = format!("nodedev:///system?root={root}&statedir={}", dir.join("state").display());
+        let (host, _) = nodedev::uri::open_with_host_policy(Some(&uri), true, host_policy.to_str().unwrap()).unwrap();
+        assert!(host.options().policy.is_locked_down(), "{uri}");
+    }
+    // A symlink loop is not / and reads nothing.
+    symlink(dir.join("loop"), dir.join("loop")).unwrap();
+    let uri = format!("nodedev:///system?root={}&statedir={}", dir.join("loop").display(), dir.join("state").display());
+    if let Ok((host, _)) = nodedev::uri::open_with_host_policy(Some(&uri), true, host_policy.to_str().unwrap()) {
+        assert!(host.list().map(|l| l.is_empty()).unwrap_or(true));
+    }
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Finding: the live host's records can be stepped around with `statedir=`.
+// A device assigned to guest A (record with owner in /run/nodedev), or one
+// protected by a record that cannot be used, is unprotected for any caller
+// that opens nodedev:///system?statedir=/elsewhere: it sees no record.
+// ---------------------------------------------------------------------------
+
+/// FAILS today: uri.rs:open_with_host_policy accepts any statedir for the live /sys.
+#[test]
+fn fails_statedir_on_the_live_host_hides_its_records() {
+    let dir = scratch("statedir");
+    let uri = format!("nodedev:///system?statedir={}", dir.join("state").display());
+    match nodedev::uri::open(Some(&uri), true) {
+        Err(_) => {} // refused: fine
+        Ok((host, _)) => assert_eq!(
+            host.state().location(),
+            "/run/nodedev",
+            "{uri}: the live host's records (owners, protected devices) are not consulted"
+        ),
+    }
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Holder scan (src/sysfs/holders.rs:scan) on a fake /proc.
+// ---------------------------------------------------------------------------
+
+/// pid -> (comm, fd dir: [(fd, link, fdinfo)], threads: [(tid, [(fd, link)])])
+fn fake_proc(tag: &str, pid: &str, fds: &[(&str, &str)], thread_fds: &[(&str, &[(&str, &str)])]) -> PathBuf {
+    let root = scratch(tag);
+    let p = root.join(pid);
+    fs::create_dir_all(p.join("fd")).unwrap();
+    fs::create_dir_all(p.join("fdinfo")).unwrap();
+    fs::write(p.join("comm"), "holder\n").unwrap();
+    for (fd, link) in fds {
+        symlink(link, p.join("fd").join(fd)).unwrap();
+        fs::write(p.join("fdinfo").join(fd), "pos: 0\n").unwrap();
+    }
+    for (tid, fds) in thread_fds {
+        let t = p.join("task").join(tid);
+        fs::create_dir_all(t.join("fd")).unwrap();
+        fs::create_dir_all(t.join("fdinfo")).unwrap();
+        for (fd, link) in *fds {
+            symlink(link, t.join("fd").join(fd)).unwrap();
+            fs::write(t.join("fdinfo").join(fd), "pos: 0\n").unwrap();
+        }
+    }
+    root
+}
+
+const DEV: VfioDevice<'static> = VfioDevice { address: "0000:04:10.0", group: Some(12), cdev: None };
+
+/// FAILS today: in no-IOMMU mode (vfio enable_unsafe_noiommu_mode, common
+/// with DPDK) the group's node is /dev/vfio/noiommu-N, which `classify`
+/// does not recognise: the holder is missed, the unbind blocks until the
+/// timeout, and the timeout message says "no process visibly holds it".
+#[test]
+fn fails_a_holder_of_a_noiommu_group_is_seen() {
+    let root = fake_proc("noiommu", "4242", &[("3", "/dev/vfio/noiommu-12")], &[]);
+    let scan = holders::scan(&root, &DEV).unwrap();
+    assert_eq!(scan.holders.len(), 1, "a process holding /dev/vfio/noiommu-12 is not seen: {scan:?}");
+    fs::remove_dir_all(&root).unwrap();
+}
+
+/// FAILS today: a process whose main thread has exited (pthread_exit in
+/// main, the other threads running) shows an EMPTY /proc/PID/fd; its fds are
+/// only in /proc/PID/task/TID/fd (checked on this machine's kernel: see the
+/// report). `scan` reads only /proc/PID/fd, so such a holder is invisible
+/// and not even counted as uninspected.
+#[test]
+fn fails_a_holder_whose_main_thread_exited_is_seen() {
+    let root = fake_proc("zombie-leader", "4242", &[], &[("4242", &[]), ("4243", &[("3", "/dev/vfio/12")])]);
+    let scan = holders::scan(&root, &DEV).unwrap();
+    assert!(
+        scan.holders.len() == 1 || scan.uninspected == 1,
+        "a holder whose thread-group leader exited is neither seen nor counted: {scan:?}"
+    );
+    fs::remove_dir_all(&root).unwrap();
+}
+
+/// FAILS today: a process keeps its group fd after the node was unlinked
+/// (udev recreated /dev/vfio/12, or a private /dev was torn down): the
+/// link reads "/dev/vfio/12 (deleted)" and the string compare misses it.
+/// Comparing the fd's st_rdev with the group's (major of "vfio", minor)
+/// instead of the link text catches this, noiommu-N, and a node mknod'ed
+/// at any other path.
+#[test]
+fn fails_a_holder_of_an_unlinked_group_node_is_seen() {
+    let root = fake_proc("deleted", "4242", &[("3", "/dev/vfio/12 (deleted)")], &[]);
+    let scan = holders::scan(&root, &DEV).unwrap();
+    assert_eq!(scan.holders.len(), 1, "{scan:?}");
+    fs::remove_dir_all(&root).unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// The bounded writer (src/sysfs/bounded.rs) through HostSysfs on a test tree.
+// ---------------------------------------------------------------------------
+
+fn tree_with_file(tag: &str) -> (PathBuf, HostSysfs) {
+    let dir = scratch(tag);
+    fs::create_dir_all(dir.join("sys/bus/pci/devices")).unwrap();
+    fs::write(dir.join("sys/attr"), "").unwrap();
+    let sysfs = HostSysfs::new(&dir);
+    (dir, sysfs)
+}
+
+/// Zombie children of this process. Only meaningful in a process that
+/// spawns nothing else meanwhile (the subreaper test's own child process)
+/// or right after its other children were waited for.
+fn own_zombies() -> Vec<u32> {
+    let mut out = Vec::new();
+    for task in fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let kids = fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for pid in kids.split_whitespace() {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat.rsplit(')').next().and_then(|s| s.split_whitespace().next()).unwrap_or("");
+            if state == "Z" {
+                out.push(pid.parse().unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// FAILS today: the bounded writer double-forks so that "nothing is left to
+/// reap"; but the orphaned grandchild is reparented to the nearest child
+/// subreaper, not to init. A daemon that is a subreaper, or PID 1 of its
+/// container (a Kubernetes device plugin, an entrypoint), becomes the
+/// parent of every writer and never reaps it: one zombie per sysfs write.
+/// Run in a child process so that the subreaper bit stays out of the
+/// other tests of this binary.
+#[test]
+fn fails_the_bounded_writer_leaves_no_zombie_under_a_subreaper() {
+    if std::env::var("NODEDEV_ATTACK_SUBREAPER").is_ok() {
+        // SAFETY: prctl on this process only.
+        assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }, 0);
+        let (dir, sysfs) = tree_with_file("subreaper");
+        for _ in 0..5 {
+            sysfs.write_bounded("attr", "1", Duration::from_secs(5)).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let z = own_zombies();
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(z.is_empty(), "bounded writes left zombie processes {z:?} behind a subreaper caller");
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "fails_the_bounded_writer_leaves_no_zombie_under_a_subreaper", "--nocapture", "--test-threads=1"])
+        .env("NODEDEV_ATTACK_SUBREAPER", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
+/// FAILS today (load-dependent; 39 of 500 on this 2-core machine with 8
+/// spinning threads, 2 of 300 with 3): at the smallest timeout the URI
+/// accepts (`timeout=0.01`), writes that the kernel finishes at once time
+/// out because the caller's poll is not scheduled in time. Each such
+/// Timeout leaves a record mid-operation for recover and a message that
+/// blames a VFIO holder that does not exist. (Held: no fd and no zombie is
+/// left behind an ordinary caller.)
+#[test]
+fn fails_fast_writes_do_not_time_out_at_the_smallest_accepted_timeout() {
+    let (dir, sysfs) = tree_with_file("leaks");
+    let fds = || fs::read_dir("/proc/self/fd").unwrap().count();
+    let before = fds();
+    // Load both cores while writing.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spinners: Vec<_> = (0..8)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    let mut timeouts = 0;
+    for i in 0..500 {
+        if let Err(e) = sysfs.write_bounded("attr", &i.to_string(), Duration::from_millis(10)) {
+            assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+            timeouts += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    spinners.into_iter().for_each(|t| t.join().unwrap());
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(fds(), before, "fds leaked");
+    assert!(own_zombies().is_empty());
+    assert_eq!(timeouts, 0, "{timeouts} of 500 instant writes timed out at timeout=0.01");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Simulated kernel attacks.
+// ---------------------------------------------------------------------------
+
+use nodedev::persist::{Definition, Definitions};
+use nodedev::state::{StateStore, Step};
+use nodedev::sysfs::sim::SimKernel;
+use nodedev::{Error, Host, HostOptions, PciAddress, Stub};
+use std::sync::Arc;
+
+fn a(s: &str) -> PciAddress {
+    PciAddress::parse(s).unwrap()
+}
+
+/// FAILS today: `nodedev apply` (host/persistent.rs:apply_one) of a device
+/// that no driver has at boot (the host driver's module not loaded yet, the
+/// udev rule not installed or not run): apply_one writes a record at step
+/// "detaching" and then calls detach_locked, whose settled_record refuses
+/// that very record as "left half done". The device is not detached, and
+/// the stray half-done record now blocks every operation on it until
+/// someone runs recover.
+#[test]
+fn fails_apply_detaches_a_device_that_has_no_driver_at_boot() {
+    const NIC: &str = "0000:03:01.0";
+    let dir = scratch("apply-nodriver");
+    let defs = Definitions::new(dir.join("conf"));
+    defs.put(&Definition { address: NIC.into(), vendor: 0x8086, device: 0x100e, stub: "vfio-pci".into(), original_driver: Some("e1000".into()) })
+        .unwrap();
+    // Boot: the NIC enumerated without a driver, e1000 not loaded yet.
+    let mut spec = Host::new(Arc::new(SimKernel::builtin()), StateStore::memory(), HostOptions::default()).describe().unwrap();
+    for d in spec.devices.iter_mut().filter(|d| d.driver.as_deref() == Some("e1000")) {
+        d.driver = None;
+    }
+    for d in spec.drivers.iter_mut().filter(|d| d.name == "e1000") {
+        d.loaded = false;
+    }
+    let sim = Arc::new(SimKernel::from_spec(spec).unwrap());
+    let state = StateStore::memory();
+    let h = Host::new(sim.clone(), state.clone(), HostOptions { definitions: Some(Definitions::new(dir.join("conf"))), ..HostOptions::default() });
+    let applied = h.apply().unwrap();
+    let rec = state.get(NIC);
+    fs::remove_dir_all(&dir).unwrap();
+    assert!(applied[0].done, "apply did not detach a driverless defined device: {applied:?}");
+    assert_eq!(sim.driver_of(NIC).as_deref(), Some("vfio-pci"));
+    let rec = rec.unwrap().unwrap();
+    assert_eq!((rec.step, rec.original_driver.as_deref()), (Step::Detached, Some("e1000")));
+}
+
+/// A PF with one VF whose network interface carries the host's address.
+const SRIOV_HOST: &str = r#"{
+  "drivers": [{"name": "igb", "ids": ["8086:10c9"]}, {"name": "igbvf", "ids": ["8086:10ca"]},
+              {"name": "vfio-pci", "module": "vfio_pci"}],
+  "devices": [
+    {"address": "0000:04:00.0", "vendor": "0x8086", "device": "0x10c9", "class": "0x020000",
+     "driver": "igb", "iommu_group": 7, "sriov_totalvfs": 7},
+    {"address": "0000:04:10.0", "vendor": "0x8086", "device": "0x10ca", "class": "0x020000",
+     "driver": "igbvf", "iommu_group": 8, "physfn": "0000:04:00.0",
+     "net": [{"name": "eth5", "up": true, "addresses": ["192.0.2.77/24"]}]}
+  ]
+}"#;
+
+/// FAILS today: set_vf_count (host/sriov.rs:remove_vfs_locked) removes VFs
+/// the host uses (an interface up with the host's address) without FORCE:
+/// only records and VFIO holders are checked, never `check_safe`. A detach
+/// of that same VF is refused. (Changing the VF count to another number
+/// also goes through removal.)
+#[test]
+fn fails_removing_vfs_checks_what_the_host_uses_like_a_detach() {
+    let sim = Arc::new(SimKernel::from_json(SRIOV_HOST).unwrap());
+    let h = Host::new(sim.clone(), StateStore::memory(), HostOptions::default());
+    let vf = a("0000:04:10.0");
+    assert!(matches!(h.detach(&vf, Stub::Vfio), Err(Error::OperationInvalid(m)) if m.contains("192.0.2.77")));
+    let r = h.set_vf_count(&a("0000:04:00.0"), 0, None, false);
+    let still = sim.driver_of("0000:04:10.0");
+    assert!(
+        matches!(&r, Err(Error::OperationInvalid(m)) if m.contains("192.0.2.77")),
+        "removing the VFs took eth5 (192.0.2.77/24) from the host without --force: {r:?}, VF now {still:?}"
+    );
+}
+
+/// FAILS today: the host policy's deny list does not protect a PF's VFs from
+/// being removed (set_vf_count checks only lockdown on the PF, and
+/// `provision` on VFs it creates). `deny 0000:04:00.0` (or `deny class
+/// 0x02`) is meant to keep the host's NIC as it is.
+#[test]
+fn fails_a_denied_pf_keeps_its_vfs() {
+    let sim = Arc::new(SimKernel::from_json(SRIOV_HOST).unwrap());
+    let policy = nodedev::Policy::parse("deny 0000:04:00.0\n", "host.conf").unwrap();
+    let h = Host::new(sim.clone(), StateStore::memory(), HostOptions { policy, ..HostOptions::default() });
+    let r = h.set_vf_count(&a("0000:04:00.0"), 0, None, true);
+    assert!(matches!(&r, Err(Error::Denied(_)) | Err(Error::OperationInvalid(_))), "a denied PF lost its VFs: {r:?}");
+    assert!(sim.driver_of("0000:04:10.0").is_some());
+}
