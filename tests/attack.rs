@@ -364,3 +364,55 @@ fn fails_a_denied_pf_keeps_its_vfs() {
     assert!(matches!(&r, Err(Error::Denied(_)) | Err(Error::OperationInvalid(_))), "a denied PF lost its VFs: {r:?}");
     assert!(sim.driver_of("0000:04:10.0").is_some());
 }
+
+/// FAILS today: the host lock (state/mod.rs:StateStore::lock) is taken with
+/// a blocking flock and no bound. Any process that holds it and does not
+/// come back (a CLI stopped with ^Z or SIGSTOP, one paused in a debugger,
+/// one stuck in a write that is not bounded: a host driver's probe waiting
+/// for firmware, `sriov_numvfs` of a PF creating many VFs) hangs every
+/// caller on the host, whatever `timeout=` says: the one thing item 2
+/// promised never happens. Bound the wait (LOCK_NB in a loop until the
+/// connection's timeout, then VIR_ERR_OPERATION_TIMEOUT naming the pid
+/// that holds the lock, which the lock file could record).
+#[test]
+fn fails_waiting_for_the_host_lock_is_bounded() {
+    use std::os::fd::AsRawFd;
+    let dir = scratch("lock-wait");
+    let state = StateStore::dir(dir.join("state"));
+    let sim = Arc::new(SimKernel::builtin());
+    let timeout = Duration::from_millis(300);
+    let h = Host::new(sim.clone(), state, HostOptions { write_timeout: timeout, ..HostOptions::default() });
+    // Another process's lock: a separate open file description of the lock file.
+    h.state().lock().map(drop).unwrap();
+    let other = fs::OpenOptions::new().write(true).open(dir.join("state/lock")).unwrap();
+    // SAFETY: flock on our own descriptor.
+    assert_eq!(unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let r = h.detach(&a("0000:03:01.0"), Stub::Kvm);
+        let _ = tx.send(r.map_err(|e| e.to_string()));
+    });
+    let got = rx.recv_timeout(Duration::from_secs(3));
+    drop(other); // let the worker finish either way
+    worker.join().unwrap();
+    fs::remove_dir_all(&dir).unwrap();
+    assert!(got.is_ok(), "detach with timeout=0.3 still waited for the host lock after 3 s");
+}
+
+/// FAILS today: uri.rs:policy_for applies /etc/nodedev/policy.conf only when
+/// `Path::exists` says so, which is false for a dangling symlink and for any
+/// stat error (EACCES, EIO, ELOOP): the host policy then silently does not
+/// apply (fail-open). An admin who links policy.conf to a config volume
+/// mounted later in boot gets no lockdown for `nodedev apply` at boot.
+/// Only ENOENT of a path that is not a symlink should mean "no policy";
+/// anything else should refuse the connection.
+#[test]
+fn fails_a_host_policy_that_cannot_be_read_does_not_fail_open() {
+    let dir = scratch("policy-link");
+    symlink(dir.join("not-mounted-yet/policy.conf"), dir.join("policy.conf")).unwrap();
+    let uri = format!("nodedev:///system?statedir={}", dir.join("state").display());
+    let r = nodedev::uri::open_with_host_policy(Some(&uri), true, dir.join("policy.conf").to_str().unwrap());
+    let opened_without_policy = r.as_ref().is_ok_and(|(h, _)| !h.options().policy.is_locked_down() && !h.options().policy.has_device_rules());
+    fs::remove_dir_all(&dir).unwrap();
+    assert!(!opened_without_policy, "a dangling /etc/nodedev/policy.conf link is taken for 'no host policy'");
+}

@@ -340,5 +340,6 @@ for k in 1 2 3; do
     crash_at $k reattach "$E"
 done
 
+. /suite-attack.sh
 . /suite-records.sh
 . /suite-hostuse.sh
