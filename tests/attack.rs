@@ -416,3 +416,47 @@ fn fails_a_host_policy_that_cannot_be_read_does_not_fail_open() {
     fs::remove_dir_all(&dir).unwrap();
     assert!(!opened_without_policy, "a dangling /etc/nodedev/policy.conf link is taken for 'no host policy'");
 }
+
+/// A slot as state/mod.rs encodes it (FNV-1a over the padded JSON and the
+/// sequence number), so a test can craft one that passes the checksum.
+fn crafted_slot(record: &nodedev::state::Record, seq: u64) -> Vec<u8> {
+    let mut body = serde_json::to_vec(record).unwrap();
+    body.resize(2048 - 35, b' ');
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in body.iter().chain(&seq.to_le_bytes()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    body.extend_from_slice(format!("\n{seq:016x} {h:016x}\n").as_bytes());
+    body
+}
+
+/// FAILS today: a record whose newest copy has sequence u64::MAX (it passes
+/// the checksum: the checksum detects tearing, not crafting) takes every
+/// later in-place change as `seq + 1`, which wraps to 0 in a release build
+/// (and panics in a debug one): the change is written to the other slot
+/// with a LOWER sequence, `put` returns Ok, and every read still returns
+/// the old copy. Writes are silently lost (step, owner). Found by crafting;
+/// refuse sequences near the top when reading, or use checked_add.
+#[test]
+fn fails_a_crafted_top_sequence_number_does_not_swallow_later_writes() {
+    use nodedev::state::Record;
+    const A: &str = "0000:03:00.0";
+    let dir = scratch("seq");
+    let store = StateStore::dir(dir.join("state"));
+    let mut rec = Record::new(A, Some("e1000e".into()), "vfio-pci");
+    rec.step = Step::Detached;
+    store.put(&rec).unwrap(); // creates the directory and a genuine file
+    let mut bytes = crafted_slot(&rec, u64::MAX);
+    bytes.extend(crafted_slot(&rec, 0));
+    fs::write(dir.join(format!("state/{A}.json")), &bytes).unwrap();
+    assert_eq!(store.get(A).unwrap().unwrap().step, Step::Detached);
+    rec.step = Step::Reattaching;
+    rec.owner = Some("vm1".into());
+    let put = store.put(&rec);
+    let now = store.get(A);
+    fs::remove_dir_all(&dir).unwrap();
+    put.unwrap();
+    let now = now.unwrap().unwrap();
+    assert_eq!((now.step, now.owner.as_deref()), (Step::Reattaching, Some("vm1")), "put returned Ok but the record did not change");
+}
