@@ -30,3 +30,32 @@ ok attack-release-vm-a nodedev -c $U release vm-a
 nodedev -c $U reattach "$E" >/dev/null 2>&1
 expect_driver attack-statedir-back "$E" e1000e
 [ ! -e "/run/nodedev/$E.json" ] && pass attack-no-record-left || fail attack-no-record-left "$(ls /run/nodedev)"
+
+# 3. Holders the /proc scan does not see (holders.rs:scan): a process that
+#    keeps only the device fd (group and container closed; on kernels before
+#    6.18 the fd's fdinfo does not name the device), and one whose main
+#    thread exited (its /proc/PID/fd is empty; the fds are under
+#    /proc/PID/task/TID/fd). Either is refused at once naming the pid, or
+#    (today) the reattach waits for the timeout and blames nobody.
+UA="$U?timeout=3"
+for mode in device-only leader-exits; do
+    ok "attack-$mode-detach" nodedev -c $U detach "$E" --driver vfio
+    rm -f /tmp/held
+    VFIO_HOLD_MODE=$mode vfio_hold "$(group "$E")" "$E" >/tmp/held 2>&1 &
+    HOLDER=$!
+    i=0
+    while ! grep -q ready /tmp/held 2>/dev/null && [ $i -lt 50 ]; do usleep 100000; i=$((i + 1)); done
+    if grep -q ready /tmp/held; then
+        t0=$(awk '{printf "%d", $1 * 100}' /proc/uptime)
+        refused "attack-fails-$mode-holder-seen" "in use by pid $HOLDER" nodedev -c "$UA" reattach "$E"
+        echo "NODEDEV-NOTE attack: $mode holder: reattach returned after $(( $(awk '{printf "%d", $1 * 100}' /proc/uptime) - t0 ))0 ms"
+    else
+        fail "attack-$mode-holder-start" "$(tr '\n' ' ' </tmp/held)"
+    fi
+    kill "$HOLDER" 2>/dev/null; wait "$HOLDER" 2>/dev/null; HOLDER=
+    sleep 1
+    nodedev -c $U recover >/dev/null 2>&1
+    [ "$(drv "$E")" != e1000e ] && nodedev -c $U reattach "$E" >/dev/null 2>&1
+    expect_driver "attack-$mode-back" "$E" e1000e
+    [ ! -e "/run/nodedev/$E.json" ] && pass "attack-$mode-no-record" || fail "attack-$mode-no-record" "$(ls /run/nodedev)"
+done

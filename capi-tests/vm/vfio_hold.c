@@ -1,9 +1,16 @@
 /* Hold a device through VFIO as a guest's QEMU does, until killed.
  *   vfio_hold GROUP ADDR   container + group + a device fd for ADDR
  *   vfio_hold GROUP        container + group only (no device fd)
- * Prints "ready" (flushed) once it holds what it should; exit 2 on error. */
+ * Prints "ready" (flushed) once it holds what it should; exit 2 on error.
+ * VFIO_HOLD_MODE (suite-attack.sh): "device-only" closes the group and the
+ * container once it has the device fd (a process that keeps, or was handed,
+ * only the device fd); "leader-exits" holds from a second thread while the
+ * main thread exits (its /proc/PID/fd is then empty). */
 #include <fcntl.h>
 #include <linux/vfio.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -12,6 +19,14 @@ static int die(const char *what)
 {
     perror(what);
     return 2;
+}
+
+static void *park(void *arg)
+{
+    (void)arg;
+    for (;;)
+        pause();
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -39,8 +54,19 @@ int main(int argc, char **argv)
         if (device < 0)
             return die("VFIO_GROUP_GET_DEVICE_FD");
     }
+    const char *mode = getenv("VFIO_HOLD_MODE");
+    if (mode && strcmp(mode, "device-only") == 0 && device >= 0) {
+        close(group);
+        close(container);
+    }
     printf("ready: group %d%s\n", group, device >= 0 ? ", device fd" : "");
     fflush(stdout);
+    if (mode && strcmp(mode, "leader-exits") == 0) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, park, NULL) != 0)
+            return die("pthread_create");
+        pthread_exit(NULL);
+    }
     for (;;)
         pause();
 }
