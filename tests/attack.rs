@@ -587,3 +587,43 @@ fn fails_a_record_removal_failure_after_removing_vfs_says_the_vfs_are_gone() {
     assert_eq!(left, 0, "the VFs were not removed: {msg}");
     assert!(msg.contains(PF) && (msg.contains("removed") || msg.contains("has none") || msg.contains("no VFs")), "the error hides that {PF} lost all its VFs: {msg}");
 }
+
+/// Held: the C boundary refuses NULLs, odd driver names and unknown flags
+/// with -1 and changes nothing (the simulated host of a fresh file URI).
+#[test]
+fn c_boundary_bad_input_is_refused_and_changes_nothing() {
+    use nodedev::capi::connect::{virConnectClose, virConnectOpen};
+    use nodedev::capi::nodedev::{virNodeDeviceDetachFlags, virNodeDeviceFree, virNodeDeviceLookupByName, virNodeDeviceReAttachFlags};
+    use nodedev::capi::recover::virNodeDeviceRecover;
+    use nodedev::capi::sriov::virNodeDeviceSetVFs;
+    use std::ffi::CString;
+    let dir = scratch("capi");
+    let spec = dir.join("host.json");
+    let desc = Host::new(Arc::new(SimKernel::builtin()), StateStore::memory(), HostOptions::default()).describe().unwrap();
+    fs::write(&spec, serde_json::to_string(&desc).unwrap()).unwrap();
+    let uri = CString::new(format!("test://{}?statedir={}", spec.display(), dir.join("state").display())).unwrap();
+    unsafe {
+        let conn = virConnectOpen(uri.as_ptr());
+        assert!(!conn.is_null());
+        let name = CString::new("pci_0000_01_00_0").unwrap();
+        let dev = virNodeDeviceLookupByName(conn, name.as_ptr());
+        assert!(!dev.is_null());
+        assert_eq!(virNodeDeviceDetachFlags(dev, c"vfio".as_ptr(), 0), 0);
+        for bad in [c"../x", c"vfio\n", c"", c"nouveau/../../unbind", c"vfio-pci", c"pci-stub", c"dccp"] {
+            assert_eq!(virNodeDeviceReAttachFlags(dev, bad.as_ptr(), 0), -1, "{bad:?}");
+        }
+        assert_eq!(virNodeDeviceReAttachFlags(dev, std::ptr::null(), 0x8000_0000), -1);
+        assert_eq!(virNodeDeviceReAttachFlags(std::ptr::null_mut(), std::ptr::null(), 0), -1);
+        assert_eq!(virNodeDeviceDetachFlags(dev, b"vfio\0x\0".as_ptr().cast(), 0), 0, "already on vfio-pci: idempotent");
+        assert_eq!(virNodeDeviceRecover(std::ptr::null_mut(), std::ptr::null_mut(), 0), -1);
+        assert_eq!(virNodeDeviceRecover(conn, std::ptr::null_mut(), 1), -1);
+        assert_eq!(virNodeDeviceSetVFs(std::ptr::null_mut(), 1, std::ptr::null(), 0), -1);
+        assert_eq!(virNodeDeviceSetVFs(dev, u32::MAX, std::ptr::null(), 0), -1);
+        assert_eq!(virNodeDeviceSetVFs(dev, 1, c"../vfio".as_ptr(), 0), -1);
+        // Still detached, record intact; then back.
+        assert_eq!(virNodeDeviceReAttachFlags(dev, std::ptr::null(), 0), 0);
+        virNodeDeviceFree(dev);
+        virConnectClose(conn);
+    }
+    fs::remove_dir_all(&dir).unwrap();
+}
