@@ -44,7 +44,7 @@ int main(void)
     f = fdopen(fd, "w");
     fputs(HOST, f);
     fclose(f);
-    snprintf(uri, sizeof uri, "test://%s?timeout=0.3", path);
+    snprintf(uri, sizeof uri, "test://%s?timeout=1", path);
 
     conn = virConnectOpen(uri);
     CHECK(conn != NULL, "open %s", uri);

@@ -16,7 +16,8 @@
 //! `policy=FILE` (more policy rules, `policy.rs`), `lockdown=1` (no driver
 //! changes, whatever the policy files say), `timeout=SECONDS` (how long a call
 //! waits for a sysfs write the kernel holds up, e.g. an unbind of a device a
-//! process holds through VFIO; default 10, decimals allowed, 0.01 to 3600).
+//! process holds through VFIO; default 10, decimals allowed, 1 to 3600;
+//! the host-lock wait is 3 times that, at least 30 s).
 //!
 //! The live host's policy cannot be stepped around: whenever the sysfs tree
 //! is the running kernel's (no `root=`, or a `root=` that resolves to `/`),
@@ -114,8 +115,10 @@ fn parse_params(uri: &str, query: Option<&str>) -> Result<Params> {
             "modprobe" => p.modprobe = flag(k, v)?,
             "lockdown" => p.lockdown = flag(k, v)?,
             "timeout" => {
-                let secs = v.parse::<f64>().ok().filter(|s| (0.01..=3600.0).contains(s)).ok_or_else(|| {
-                    bad_uri(uri, "timeout must be a number of seconds from 0.01 to 3600")
+                // Under 1 s, writes the kernel finishes at once time out when
+                // the caller is not scheduled in time (a loaded host).
+                let secs = v.parse::<f64>().ok().filter(|s| (1.0..=3600.0).contains(s)).ok_or_else(|| {
+                    bad_uri(uri, "timeout must be a number of seconds from 1 to 3600 (below 1 s, writes the kernel finishes at once can time out on a loaded host)")
                 })?;
                 p.timeout = Some(std::time::Duration::from_secs_f64(secs));
             }
@@ -221,6 +224,7 @@ pub fn open_with_host_policy(uri: Option<&str>, read_only: bool, host_policy_fil
         policy,
         definitions,
         write_timeout: params.timeout.unwrap_or(crate::host::DEFAULT_WRITE_TIMEOUT),
+        lock_wait: crate::host::lock_wait_for(params.timeout.unwrap_or(crate::host::DEFAULT_WRITE_TIMEOUT)),
     };
     let store_or = |default: StateStore| params.statedir.as_ref().map(StateStore::dir).unwrap_or(default);
 

@@ -134,15 +134,22 @@ impl Host {
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 // Who holds it now, for the message (a holder may have appeared).
                 let scan = self.holders_of(addr).unwrap_or_default();
-                let who = if scan.holders.is_empty() {
-                    "no process visibly holds it (one in another pid namespace can)".to_string()
+                let why = if scan.holders.is_empty() {
+                    // No holder seen: do not blame one that may not exist.
+                    format!(
+                        "the kernel did not finish the write in time, and no process visibly holds the device through VFIO{} (one in another pid namespace would not be visible; a heavily loaded host can also be this slow)",
+                        uninspected_note(scan.uninspected)
+                    )
                 } else {
-                    format!("it is in use by {}", names(&scan))
+                    format!(
+                        "the kernel waits until every process holding the device through VFIO lets go; it is in use by {}{}",
+                        names(&scan),
+                        uninspected_note(scan.uninspected)
+                    )
                 };
                 Err(Error::Timeout(format!(
-                    "{addr}: {doing} did not finish within {:.1} s: the kernel waits until every process holding the device through VFIO lets go; {who}{}. The write goes on in the background; the record in {} keeps the operation, and 'nodedev recover' (virNodeDeviceRecover) finishes it once the device is free",
+                    "{addr}: {doing} did not finish within {:.1} s: {why}. The write goes on in the background; the record in {} keeps the operation, and 'nodedev recover' (virNodeDeviceRecover) finishes it once the device is free",
                     limit.as_secs_f64(),
-                    uninspected_note(scan.uninspected),
                     self.state.location()
                 )))
             }

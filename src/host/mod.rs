@@ -87,6 +87,17 @@ pub struct HostOptions {
     /// unbind, remove or reset of a device a process holds through VFIO)
     /// before getting `Error::Timeout` (URI parameter `timeout=SECONDS`).
     pub write_timeout: Duration,
+    /// How long a call waits for the host lock that another call (another
+    /// thread or process) holds, before `Error::Timeout` naming the holder.
+    /// From a URI: `lock_wait_for(timeout=)`.
+    pub lock_wait: Duration,
+}
+
+/// The host-lock wait of a connection whose writes wait `write_timeout`:
+/// the holder may itself be waiting out a few such writes, and legitimate
+/// operations hold the lock for seconds under load, so never under 30 s.
+pub fn lock_wait_for(write_timeout: Duration) -> Duration {
+    (write_timeout * 3).max(crate::state::DEFAULT_LOCK_WAIT)
 }
 
 /// `HostOptions::write_timeout` unless the URI says otherwise.
@@ -100,6 +111,7 @@ impl Default for HostOptions {
             policy: Policy::default(),
             definitions: None,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
+            lock_wait: crate::state::DEFAULT_LOCK_WAIT,
         }
     }
 }
@@ -126,6 +138,7 @@ pub(crate) fn dev_path(addr: &PciAddress, attr: &str) -> String {
 
 impl Host {
     pub fn new(sysfs: Arc<dyn Sysfs>, state: StateStore, options: HostOptions) -> Host {
+        let state = state.with_lock_wait(options.lock_wait);
         Host { sysfs, state, options, authorizer: Mutex::new(None), reported_vanished: Mutex::default(), notes: Mutex::default() }
     }
 

@@ -175,7 +175,20 @@ pub enum Entry {
 pub struct StateStore {
     backend: Backend,
     faults: Arc<Mutex<Option<WriteFault>>>,
+    /// How long `lock` waits for another holder (thread or process) before
+    /// `Error::Timeout`: a holder that never lets go must not hang everyone.
+    lock_wait: std::time::Duration,
 }
+
+/// `StateStore::lock`'s wait unless the connection says otherwise
+/// (`HostOptions::lock_wait`): legitimate operations hold the lock for
+/// seconds under load.
+pub const DEFAULT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Sequence numbers above this are not ones nodedev wrote (one write per
+/// microsecond would take 8 years to get there): such a slot is taken for
+/// damaged, so that `seq + 1` can never wrap.
+const MAX_PLAUSIBLE_SEQ: u64 = 1 << 48;
 
 /// The panic payload of `die_at_write`.
 #[derive(Debug)]
@@ -251,7 +264,7 @@ fn decode_slot(slot: &[u8]) -> Option<(u64, &[u8])> {
     let t = std::str::from_utf8(trailer).ok()?;
     let t = t.strip_prefix('\n')?.strip_suffix('\n')?;
     let (seq, sum) = t.split_once(' ')?;
-    let seq = u64::from_str_radix(seq, 16).ok()?;
+    let seq = u64::from_str_radix(seq, 16).ok().filter(|s| *s <= MAX_PLAUSIBLE_SEQ)?;
     let sum = u64::from_str_radix(sum, 16).ok()?;
     (checksum(body, seq) == sum).then_some((seq, body))
 }
@@ -290,11 +303,22 @@ pub fn record_file_bytes(record: &Record) -> Result<Vec<u8>> {
 
 impl StateStore {
     pub fn dir(path: impl Into<PathBuf>) -> StateStore {
-        StateStore { backend: Backend::Dir(path.into(), Arc::default()), faults: Arc::default() }
+        StateStore { backend: Backend::Dir(path.into(), Arc::default()), faults: Arc::default(), lock_wait: DEFAULT_LOCK_WAIT }
     }
 
     pub fn memory() -> StateStore {
-        StateStore { backend: Backend::Memory(Arc::default(), Arc::default()), faults: Arc::default() }
+        StateStore { backend: Backend::Memory(Arc::default(), Arc::default()), faults: Arc::default(), lock_wait: DEFAULT_LOCK_WAIT }
+    }
+
+    /// The same store, whose `lock` gives up after `wait`.
+    pub fn with_lock_wait(mut self, wait: std::time::Duration) -> StateStore {
+        self.lock_wait = wait;
+        self
+    }
+
+    /// How long `lock` waits for another holder.
+    pub fn lock_wait(&self) -> std::time::Duration {
+        self.lock_wait
     }
 
     /// Fault injection: after `after` more successful record writes or
@@ -349,11 +373,16 @@ impl StateStore {
     }
 
     /// Exclusive lock over the whole store, across threads and processes.
+    /// Waits at most `lock_wait` (threads of this process and other
+    /// processes alike), then `Error::Timeout` naming the holder: a holder
+    /// that does not come back (a CLI stopped with ^Z) must not hang every
+    /// caller.
     pub fn lock(&self) -> Result<StateLock<'_>> {
+        let deadline = std::time::Instant::now() + self.lock_wait;
         match &self.backend {
-            Backend::Memory(_, m) => Ok(StateLock { _thread: lock_ignoring_poison(m), _file: None }),
+            Backend::Memory(_, m) => Ok(StateLock { _thread: self.thread_lock(m, deadline)?, _file: None }),
             Backend::Dir(dir, m) => {
-                let thread = lock_ignoring_poison(m);
+                let thread = self.thread_lock(m, deadline)?;
                 self.ensure_dir(dir)?;
                 let path = dir.join("lock");
                 let file = fs::OpenOptions::new()
@@ -364,13 +393,55 @@ impl StateStore {
                     .custom_flags(libc::O_NOFOLLOW)
                     .open(&path)
                     .map_err(|e| sys_err("cannot open lock file", &path, e))?;
-                // SAFETY: flock on a descriptor we own; blocks until the holder releases or dies.
-                let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-                if rc != 0 {
-                    return Err(sys_err("cannot lock", &path, std::io::Error::last_os_error()));
+                let mut pause = std::time::Duration::from_millis(1);
+                loop {
+                    // SAFETY: flock on a descriptor we own; never blocks (LOCK_NB).
+                    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                        break;
+                    }
+                    let e = std::io::Error::last_os_error();
+                    if e.raw_os_error() != Some(libc::EWOULDBLOCK) && e.kind() != std::io::ErrorKind::Interrupted {
+                        return Err(sys_err("cannot lock", &path, e));
+                    }
+                    if std::time::Instant::now() >= deadline {
+                        return Err(Error::Timeout(format!(
+                            "the host lock {} is held by {} for more than {:.1} s (another nodedev call is still running, or is stopped); wait for it to finish, or stop that process, and retry",
+                            path.display(),
+                            lock_holder(&path),
+                            self.lock_wait.as_secs_f64()
+                        )));
+                    }
+                    std::thread::sleep(pause.min(deadline.saturating_duration_since(std::time::Instant::now())));
+                    pause = (pause * 2).min(std::time::Duration::from_millis(50));
                 }
+                // Who holds it, for the message of a caller that gives up waiting.
+                let pid = format!("{}\n", std::process::id());
+                let _ = file.set_len(0).and_then(|()| file.write_all_at(pid.as_bytes(), 0));
                 Ok(StateLock { _thread: thread, _file: Some(file) })
             }
+        }
+    }
+
+    /// The process-wide mutex (threads of this process), waited for until `deadline`.
+    fn thread_lock<'a>(&self, m: &'a Mutex<()>, deadline: std::time::Instant) -> Result<MutexGuard<'a, ()>> {
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            match m.try_lock() {
+                Ok(g) => return Ok(g),
+                // A panic in another thread must not wedge every later operation.
+                Err(std::sync::TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(Error::Timeout(format!(
+                    "the host lock of {} is held by another thread of this process (pid {}) for more than {:.1} s; retry once its operation has finished",
+                    self.location(),
+                    std::process::id(),
+                    self.lock_wait.as_secs_f64()
+                )));
+            }
+            std::thread::sleep(pause.min(deadline.saturating_duration_since(std::time::Instant::now())));
+            pause = (pause * 2).min(std::time::Duration::from_millis(50));
         }
     }
 
@@ -466,7 +537,12 @@ impl StateStore {
                     match decode_file(&bytes) {
                         Ok((_, Some((slot, seq)))) => {
                             self.injected("write", &record.address, false)?;
-                            return rewrite_slot(&file, 1 - slot, &record, seq + 1)
+                            // decode_slot refuses implausible sequence numbers: no wrap.
+                            let Some(next) = seq.checked_add(1) else {
+                                let why = "its sequence number is at the top of its range (not written by nodedev)".to_string();
+                                return Err(CorruptRecord { address: record.address.clone(), file: path, why }.refusal());
+                            };
+                            return rewrite_slot(&file, 1 - slot, &record, next)
                                 .map_err(|e| sys_err("cannot write state record", &path, e));
                         }
                         Ok((_, None)) => {} // plain JSON: replaced by a slotted file
@@ -706,6 +782,19 @@ fn existing_dir(dir: &Path) -> Result<Option<u32>> {
             dir.display()
         ))),
         Err(_) => Ok(None),
+    }
+}
+
+/// "pid N (comm)" of the process that last took the lock file at `path`
+/// (it writes its pid there), or "another process" when it cannot be told.
+fn lock_holder(path: &Path) -> String {
+    let pid = fs::read_to_string(path).ok().and_then(|s| s.trim().parse::<u32>().ok());
+    match pid {
+        Some(pid) => match fs::read_to_string(format!("/proc/{pid}/comm")) {
+            Ok(comm) => format!("pid {pid} ({})", comm.trim_end()),
+            Err(_) => format!("pid {pid} (as it wrote; not visible here)"),
+        },
+        None => "another process".to_string(),
     }
 }
 

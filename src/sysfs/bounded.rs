@@ -9,21 +9,67 @@
 //! shell. The write therefore runs in a grandchild process (fork, fork):
 //! it keeps only the sysfs file and a pipe for its result (every other fd,
 //! the state lock's included, is closed first), the middle process exits at
-//! once (nothing to reap later), and the orphan finishes the write whenever
-//! the kernel lets it, reparented to init. The caller waits on the pipe with
-//! a timeout and, on timeout, closes it and goes on.
+//! once, and the orphan finishes the write whenever the kernel lets it,
+//! reparented to init, or to the caller itself when the caller is a child
+//! subreaper or PID 1 of a container. So the grandchild sends its pid first:
+//! when it turns out to be the caller's child, the caller reaps it (at once
+//! when its result came, or at a later bounded write when it timed out), so
+//! that no write leaves a zombie. The caller waits on the pipe with a
+//! timeout and, on timeout, closes it and goes on.
 //!
 //! Between fork and _exit the children call only async-signal-safe
-//! functions (dup2, close_range, fork, write, _exit), as POSIX requires in a
+//! functions (dup2, close_range, fork, getpid, write, _exit), as POSIX requires in a
 //! multi-threaded process.
 
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Writers that are this process's children (it is a subreaper) and had not
+/// exited when last looked at: reaped at a later write.
+static UNREAPED: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
+
+/// Whether `pid` is a child of ours that is still running: false once it is
+/// reaped now, or when it is not our child (reparented to init: not ours to reap).
+fn still_ours(pid: libc::pid_t) -> bool {
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid on one pid; WNOHANG never blocks.
+        match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
+            0 => return true,
+            n if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => continue,
+            _ => return false,
+        }
+    }
+}
+
+/// Reap the writers left running by earlier writes that have finished since.
+fn reap_earlier() {
+    let mut left = UNREAPED.lock().unwrap_or_else(|p| p.into_inner());
+    left.retain(|pid| still_ours(*pid));
+}
+
+/// Reap the writer `pid` if it is our child; it has sent its result and is
+/// exiting, so a short wait suffices; else it is left for a later write.
+fn reap(pid: libc::pid_t, finished: bool) {
+    if finished {
+        for _ in 0..100 {
+            if !still_ours(pid) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    if still_ours(pid) {
+        UNREAPED.lock().unwrap_or_else(|p| p.into_inner()).push(pid);
+    }
+}
 
 /// Write `value` to the open `file` in one write(2), waiting at most `limit`.
 pub fn write(file: &File, value: &[u8], limit: Duration) -> io::Result<()> {
+    reap_earlier();
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills two fds we then own.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -66,6 +112,8 @@ unsafe fn child(target: i32, result: i32, value: &[u8]) -> ! {
     if libc::fork() != 0 {
         libc::_exit(0); // the middle process (or a failed fork: the parent sees EOF)
     }
+    let me: libc::pid_t = libc::getpid();
+    libc::write(1, (&me as *const libc::pid_t).cast(), std::mem::size_of::<libc::pid_t>());
     let n = libc::write(0, value.as_ptr().cast(), value.len());
     let errno: i32 = if n == value.len() as isize {
         0
@@ -78,9 +126,13 @@ unsafe fn child(target: i32, result: i32, value: &[u8]) -> ! {
     libc::_exit(0)
 }
 
-/// The grandchild's errno from the pipe, or TimedOut.
+/// The grandchild's errno from the pipe (after its pid), or TimedOut.
 fn wait_result(rd: &OwnedFd, limit: Duration) -> io::Result<()> {
     let deadline = Instant::now() + limit;
+    // pid (4 bytes), then errno (4 bytes).
+    let mut buf = [0u8; 8];
+    let mut have = 0;
+    let writer = |buf: &[u8; 8]| libc::pid_t::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let mut pfd = libc::pollfd { fd: rd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
@@ -95,17 +147,30 @@ fn wait_result(rd: &OwnedFd, limit: Duration) -> io::Result<()> {
             return Err(e);
         }
         if n == 0 {
+            if have >= 4 {
+                reap(writer(&buf), false);
+            }
             return Err(io::Error::new(io::ErrorKind::TimedOut, format!("the kernel did not return within {limit:?}")));
         }
-        let mut buf = [0u8; 4];
-        // SAFETY: reading into a local buffer from our fd.
-        let got = unsafe { libc::read(rd.as_raw_fd(), buf.as_mut_ptr().cast(), 4) };
-        return match got {
-            4 => match i32::from_ne_bytes(buf) {
-                0 => Ok(()),
-                errno => Err(io::Error::from_raw_os_error(errno)),
-            },
-            _ => Err(io::Error::other("the process doing the write could not start")),
+        // SAFETY: reading into the rest of a local buffer from our fd.
+        let got = unsafe { libc::read(rd.as_raw_fd(), buf[have..].as_mut_ptr().cast(), 8 - have) };
+        if got < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        if got <= 0 {
+            if have >= 4 {
+                reap(writer(&buf), true);
+            }
+            return Err(io::Error::other("the process doing the write could not start"));
+        }
+        have += got as usize;
+        if have < 8 {
+            continue;
+        }
+        reap(writer(&buf), true);
+        return match i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]) {
+            0 => Ok(()),
+            errno => Err(io::Error::from_raw_os_error(errno)),
         };
     }
 }
