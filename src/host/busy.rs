@@ -77,7 +77,7 @@ impl Host {
         let cdev = self.vfio_cdev(addr);
         let dev = VfioDevice { address: &name, group: self.group_number(addr), cdev: cdev.as_deref() };
         let how: Vec<String> =
-            scan.holders.iter().map(|h| format!("pid {} holds {}", h.pid, h.kind.describe(&dev))).collect();
+            scan.holders.iter().map(|h| format!("pid {} ({}) holds {}", h.pid, h.comm, h.kind.describe(&dev))).collect();
         let why = if what == "reset" {
             "a reset would pull the device from under it"
         } else {

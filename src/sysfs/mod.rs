@@ -96,6 +96,11 @@ pub enum HoldKind {
     Cdev,
     /// A device fd from VFIO_GROUP_GET_DEVICE_FD (`anon_inode:[vfio-device]`).
     Device,
+    /// A device fd whose device the kernel does not name (before Linux 6.18
+    /// its fdinfo has no `vfio-device-syspath`) in a process that does not
+    /// hold this device's group: it may be this device's, so it counts for
+    /// every VFIO device.
+    UnnamedDevice,
 }
 
 impl HoldKind {
@@ -105,6 +110,7 @@ impl HoldKind {
             (HoldKind::Cdev, _, Some(c)) => format!("/dev/vfio/devices/{c}"),
             (HoldKind::Cdev, _, None) => "its VFIO cdev".to_string(),
             (HoldKind::Device, ..) => "a VFIO device fd".to_string(),
+            (HoldKind::UnnamedDevice, ..) => "a VFIO device fd that the kernel does not name: it may be this device".to_string(),
             (HoldKind::Group, None, _) => "its VFIO group".to_string(),
         }
     }

@@ -906,7 +906,8 @@ impl SimKernel {
 
     /// A process `pid` named `comm` opens the device through VFIO: its
     /// group's /dev/vfio/N, its cdev, or a device fd (the group and a device
-    /// fd from it, as QEMU does). With `hidden`, the process is not in the
+    /// fd from it, as QEMU does; `UnnamedDevice`: a device fd alone on a
+    /// kernel before 6.18, which the scan reports for every VFIO device). With `hidden`, the process is not in the
     /// process table `vfio_holders` reads (it lives in another pid
     /// namespace), yet the kernel waits for it all the same. The device must
     /// be on a VFIO driver, as /dev/vfio exists only then.
@@ -1087,20 +1088,25 @@ impl Sysfs for SimKernel {
         let k = self.lock();
         let a = Addr::parse(dev.address);
         let mut out = HolderScan { holders: Vec::new(), uninspected: k.uninspectable };
+        // What each visible process holds of `dev`, as the /proc scan sees it.
+        let mut seen: Vec<(u32, String, Vec<HoldKind>)> = Vec::new();
         for h in k.holders.iter().filter(|h| !h.hidden) {
             let holds = match h.kind {
                 HoldKind::Group => dev.group.is_some() && k.dev(h.addr).group == dev.group,
+                // Before Linux 6.18 a device fd does not say whose it is.
+                HoldKind::UnnamedDevice => true,
                 _ => Some(h.addr) == a,
             };
             if !holds {
                 continue;
             }
-            match out.holders.iter_mut().find(|o| o.pid == h.pid) {
-                // The strongest hold names it: a device fd over a group fd.
-                Some(o) if o.kind == HoldKind::Group => o.kind = h.kind,
-                Some(_) => {}
-                None => out.holders.push(Holder { pid: h.pid, comm: h.comm.clone(), kind: h.kind }),
+            match seen.iter_mut().find(|(pid, ..)| *pid == h.pid) {
+                Some((.., kinds)) => kinds.push(h.kind),
+                None => seen.push((h.pid, h.comm.clone(), vec![h.kind])),
             }
+        }
+        for (pid, comm, kinds) in seen {
+            out.holders.push(Holder { pid, comm, kind: crate::sysfs::holders::strongest(kinds) });
         }
         out.holders.sort_by_key(|h| h.pid);
         Ok(out)
