@@ -171,6 +171,48 @@ fn a_hidden_holder_times_out_within_the_bound_and_recover_finishes_later() {
     assert!(host.state().get(VF).unwrap().is_none());
 }
 
+/// Before Linux 6.18 a device fd alone (group and container closed) does not
+/// say whose device it is: it is reported for every VFIO device, as a
+/// possible holder, and the kernel does wait for it on its own device.
+#[test]
+fn an_unnamed_device_fd_is_a_possible_holder_of_every_vfio_device() {
+    let (sim, host) = fresh();
+    host.detach(&a(VF), Stub::Vfio).unwrap();
+    host.detach(&a(VF2), Stub::Vfio).unwrap();
+    sim.hold_vfio(VF, 4242, "qemu-system-x86", HoldKind::UnnamedDevice, false).unwrap();
+    for d in [VF, VF2] {
+        let err = host.reattach(&a(d), None).unwrap_err();
+        refused_for_holder(&err, d);
+        assert!(
+            err.message().contains("pid 4242 (qemu-system-x86) holds a VFIO device fd that the kernel does not name: it may be this device"),
+            "{err}"
+        );
+        assert_eq!(sim.driver_of(d).as_deref(), Some("vfio-pci"));
+    }
+    // Beside the device's group it is taken for this device's.
+    sim.hold_vfio(VF, 4242, "qemu-system-x86", HoldKind::Group, false).unwrap();
+    let err = host.reattach(&a(VF), None).unwrap_err();
+    assert!(err.message().contains("pid 4242 (qemu-system-x86) holds a VFIO device fd;"), "{err}");
+    sim.release_holder(4242);
+    host.reattach(&a(VF), None).unwrap();
+    host.reattach(&a(VF2), None).unwrap();
+}
+
+/// A write that times out with no holder in sight does not blame one.
+#[test]
+fn a_timeout_with_no_visible_holder_blames_none() {
+    let (sim, host) = fresh();
+    host.detach(&a(VF), Stub::Vfio).unwrap();
+    sim.hold_vfio(VF, 77, "hidden-guest", HoldKind::Device, true).unwrap();
+    let err = host.reattach(&a(VF), None).unwrap_err();
+    let m = err.message();
+    assert!(m.contains("the kernel did not finish the write in time, and no process visibly holds the device"), "{m}");
+    assert!(!m.contains("waits until every process holding"), "{m}");
+    sim.release_holder(77);
+    until("the unbind finishes", || !sim.write_waiting(VF));
+    host.recover().unwrap();
+}
+
 #[test]
 fn processes_that_could_not_be_inspected_are_said_so() {
     let (sim, host) = fresh();
