@@ -198,6 +198,23 @@ fn an_unnamed_device_fd_is_a_possible_holder_of_every_vfio_device() {
     host.reattach(&a(VF2), None).unwrap();
 }
 
+/// Of several devices, one a process certainly holds names the refusal, not
+/// one that an unnamed device fd may be of.
+#[test]
+fn a_certain_holder_names_the_refusal_before_a_possible_one() {
+    let (sim, host) = fresh();
+    host.prepare("vm1", &[a(VF), a(VF2)], Stub::Vfio, PrepareOptions { managed: true, force: false }).unwrap();
+    sim.hold_vfio(VF2, 4242, "qemu-system-x86", HoldKind::Device, false).unwrap();
+    sim.hold_vfio(VF2, 4343, "dpdk", HoldKind::UnnamedDevice, false).unwrap();
+    let err = host.release("vm1", None).unwrap_err();
+    assert!(err.message().starts_with(&format!("{VF2} is in use by pid 4242 (qemu-system-x86) and pid 4343 (dpdk)")), "{err}");
+    sim.release_holder(4242);
+    let err = host.release("vm1", None).unwrap_err();
+    assert!(err.message().starts_with(&format!("{VF} is in use by pid 4343 (dpdk)")), "{err}");
+    sim.release_holder(4343);
+    assert_eq!(host.release("vm1", None).unwrap(), 2);
+}
+
 /// A write that times out with no holder in sight does not blame one.
 #[test]
 fn a_timeout_with_no_visible_holder_blames_none() {

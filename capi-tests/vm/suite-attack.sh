@@ -35,8 +35,8 @@ expect_driver attack-statedir-back "$E" e1000e
 #    keeps only the device fd (group and container closed; on kernels before
 #    6.18 the fd's fdinfo does not name the device), and one whose main
 #    thread exited (its /proc/PID/fd is empty; the fds are under
-#    /proc/PID/task/TID/fd). Either is refused at once naming the pid, or
-#    (today) the reattach waits for the timeout and blames nobody.
+#    /proc/PID/task/TID/fd). Held: either is refused at once naming the pid
+#    (it used to wait for the timeout and blame nobody).
 UA="$U?timeout=3"
 for mode in device-only leader-exits; do
     ok "attack-$mode-detach" nodedev -c $U detach "$E" --driver vfio
@@ -47,7 +47,7 @@ for mode in device-only leader-exits; do
     while ! grep -q ready /tmp/held 2>/dev/null && [ $i -lt 50 ]; do usleep 100000; i=$((i + 1)); done
     if grep -q ready /tmp/held; then
         t0=$(awk '{printf "%d", $1 * 100}' /proc/uptime)
-        refused "attack-fails-$mode-holder-seen" "in use by pid $HOLDER" nodedev -c "$UA" reattach "$E"
+        refused "attack-$mode-holder-seen" "in use by pid $HOLDER" nodedev -c "$UA" reattach "$E"
         echo "NODEDEV-NOTE attack: $mode holder: reattach returned after $(( $(awk '{printf "%d", $1 * 100}' /proc/uptime) - t0 ))0 ms"
     else
         fail "attack-$mode-holder-start" "$(tr '\n' ' ' </tmp/held)"

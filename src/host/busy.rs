@@ -22,7 +22,7 @@
 use super::{dev_path, Host};
 use crate::address::PciAddress;
 use crate::error::{sysfs_error, Error, Result};
-use crate::sysfs::{HolderScan, VfioDevice};
+use crate::sysfs::{HoldKind, HolderScan, VfioDevice};
 use std::io;
 
 pub(crate) use crate::stub::is_vfio_driver;
@@ -61,18 +61,19 @@ impl Host {
         })
     }
 
-    /// Refuse when the device is on a VFIO driver and a process holds it:
-    /// the unbind, remove or reset `what` would wait for that process.
-    pub(crate) fn check_not_held(&self, addr: &PciAddress, what: &str) -> Result<()> {
+    /// Who holds the device, when it is on a VFIO driver and someone does.
+    fn held(&self, addr: &PciAddress) -> Result<Option<HolderScan>> {
         // On no driver: nothing to unbind (a write still waiting in the
         // kernel there is met by the bounded writes).
         if !self.driver(addr)?.as_deref().is_some_and(is_vfio_driver) {
-            return Ok(());
+            return Ok(None);
         }
         let scan = self.holders_of(addr)?;
-        if scan.holders.is_empty() {
-            return Ok(());
-        }
+        Ok((!scan.holders.is_empty()).then_some(scan))
+    }
+
+    /// The refusal of `what` on `addr`, which `scan`'s processes hold.
+    fn held_refusal(&self, addr: &PciAddress, scan: &HolderScan, what: &str) -> Error {
         let name = addr.to_string();
         let cdev = self.vfio_cdev(addr);
         let dev = VfioDevice { address: &name, group: self.group_number(addr), cdev: cdev.as_deref() };
@@ -83,17 +84,39 @@ impl Host {
         } else {
             "the kernel would keep the unbind waiting until it lets go"
         };
-        Err(Error::OperationInvalid(format!(
+        Error::OperationInvalid(format!(
             "{addr} is in use by {}: stop it first; cannot {what} it now ({}; {why}){}",
-            names(&scan),
+            names(scan),
             how.join(", "),
             uninspected_note(scan.uninspected)
-        )))
+        ))
     }
 
-    /// `check_not_held` for each device, before any of them is changed.
+    /// Refuse when the device is on a VFIO driver and a process holds it:
+    /// the unbind, remove or reset `what` would wait for that process.
+    pub(crate) fn check_not_held(&self, addr: &PciAddress, what: &str) -> Result<()> {
+        match self.held(addr)? {
+            Some(scan) => Err(self.held_refusal(addr, &scan, what)),
+            None => Ok(()),
+        }
+    }
+
+    /// `check_not_held` for each device, before any of them is changed. A
+    /// device some process certainly holds names the refusal rather than
+    /// one that a device fd the kernel does not name (before 6.18) may be of.
     pub(crate) fn check_none_held(&self, addrs: &[PciAddress], what: &str) -> Result<()> {
-        addrs.iter().try_for_each(|a| self.check_not_held(a, what))
+        let mut maybe = None;
+        for a in addrs {
+            let Some(scan) = self.held(a)? else { continue };
+            if scan.holders.iter().any(|h| h.kind != HoldKind::UnnamedDevice) {
+                return Err(self.held_refusal(a, &scan, what));
+            }
+            maybe.get_or_insert((a, scan));
+        }
+        match maybe {
+            Some((a, scan)) => Err(self.held_refusal(a, &scan, what)),
+            None => Ok(()),
+        }
     }
 
     /// A group detach takes every endpoint of the group: refuse while any
