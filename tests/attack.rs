@@ -1,7 +1,7 @@
-//! Attacks on what issue 11 built (a reviewer's findings). Every test here
-//! whose name starts with `fails_` FAILS on the code it was written against:
-//! it shows a bug, and passes once the bug is fixed. Tests without the
-//! prefix are attacks that held up (kept as regression guards).
+//! Attacks on what issue 11 built (a reviewer's findings). A test whose
+//! comment says "Was a bug, fixed" (or "was a finding") failed on the code
+//! it was written against and guards the fix; the others are attacks that
+//! held up, kept as regression guards.
 //!
 //! SAFETY: nothing here writes to the real /sys. The tests that open the
 //! live host open it read-only (or look only at the policy and the sysfs
@@ -30,14 +30,14 @@ fn scratch(tag: &str) -> PathBuf {
 // the VFIO holder scan are all skipped, while every write goes to /sys.
 // ---------------------------------------------------------------------------
 
-/// FAILS today: uri.rs:is_live / HostSysfs::is_live compare only `root`.
+/// Was a bug, fixed: uri.rs:is_live / HostSysfs::is_live compare only `root`.
 #[test]
-fn fails_root_whose_sys_links_to_the_live_sys_steps_around_lockdown() {
+fn a_root_whose_sys_links_to_the_live_sys_keeps_the_lockdown() {
     let dir = scratch("sys-link");
     symlink("/sys", dir.join("sys")).unwrap();
     let host_policy = dir.join("host.conf");
     fs::write(&host_policy, "lockdown yes\n").unwrap();
-    let uri = format!("nodedev:///system?root={}&statedir={}", dir.display(), dir.join("state").display());
+    let uri = format!("nodedev:///system?root={}", dir.display());
     // Read-only: this test must never be able to change the real /sys.
     let (host, _) = nodedev::uri::open_with_host_policy(Some(&uri), true, host_policy.to_str().unwrap()).unwrap();
     // The tree's sysfs IS this kernel's /sys ...
@@ -64,7 +64,7 @@ fn root_spellings_of_slash_keep_the_host_policy() {
     symlink("/", dir.join("l1")).unwrap();
     symlink(dir.join("l1"), dir.join("l2")).unwrap();
     for root in ["/proc/self/root", "/sys/..", "/proc/self/cwd/../../../../../../..", &dir.join("l2").display().to_string(), "/tmp/../"] {
-        let uri = format!("nodedev:///system?root={root}&statedir={}", dir.join("state").display());
+        let uri = format!("nodedev:///system?root={root}");
         let (host, _) = nodedev::uri::open_with_host_policy(Some(&uri), true, host_policy.to_str().unwrap()).unwrap();
         assert!(host.options().policy.is_locked_down(), "{uri}");
     }
@@ -84,13 +84,13 @@ fn root_spellings_of_slash_keep_the_host_policy() {
 // that opens nodedev:///system?statedir=/elsewhere: it sees no record.
 // ---------------------------------------------------------------------------
 
-/// FAILS today: uri.rs:open_with_host_policy accepts any statedir for the live /sys.
+/// Was a bug, fixed: uri.rs:open_with_host_policy accepts any statedir for the live /sys.
 #[test]
-fn fails_statedir_on_the_live_host_hides_its_records() {
+fn statedir_on_the_live_host_is_refused() {
     let dir = scratch("statedir");
     let uri = format!("nodedev:///system?statedir={}", dir.join("state").display());
     match nodedev::uri::open(Some(&uri), true) {
-        Err(_) => {} // refused: fine
+        Err(e) => assert!(e.to_string().contains("statedir="), "{e}"),
         Ok((host, _)) => assert_eq!(
             host.state().location(),
             "/run/nodedev",
@@ -231,6 +231,18 @@ fn the_bounded_writer_leaves_no_zombie_under_a_subreaper() {
 /// time out under load. No fd and no zombie is left behind either.
 #[test]
 fn fast_writes_do_not_time_out_at_the_smallest_accepted_timeout() {
+    // Counts this process's fds and children: alone in a process of its own,
+    // so that the other tests' threads do not move the counts.
+    if std::env::var_os("NODEDEV_ISOLATED").is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "fast_writes_do_not_time_out_at_the_smallest_accepted_timeout", "--test-threads=1"])
+            .env("NODEDEV_ISOLATED", "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("1 passed"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        return;
+    }
     let smallest = "test:///default?timeout=1";
     assert_eq!(nodedev::uri::parse(smallest).unwrap().1.timeout, Some(Duration::from_secs(1)));
     assert!(nodedev::uri::parse("test:///default?timeout=0.99").is_err());
@@ -279,7 +291,7 @@ fn a(s: &str) -> PciAddress {
     PciAddress::parse(s).unwrap()
 }
 
-/// FAILS today: `nodedev apply` (host/persistent.rs:apply_one) of a device
+/// Was a bug, fixed: `nodedev apply` (host/persistent.rs:apply_one) of a device
 /// that no driver has at boot (the host driver's module not loaded yet, the
 /// udev rule not installed or not run): apply_one writes a record at step
 /// "detaching" and then calls detach_locked, whose settled_record refuses
@@ -287,7 +299,7 @@ fn a(s: &str) -> PciAddress {
 /// the stray half-done record now blocks every operation on it until
 /// someone runs recover.
 #[test]
-fn fails_apply_detaches_a_device_that_has_no_driver_at_boot() {
+fn apply_detaches_a_device_that_has_no_driver_at_boot() {
     const NIC: &str = "0000:03:01.0";
     let dir = scratch("apply-nodriver");
     let defs = Definitions::new(dir.join("conf"));
@@ -326,13 +338,13 @@ const SRIOV_HOST: &str = r#"{
   ]
 }"#;
 
-/// FAILS today: set_vf_count (host/sriov.rs:remove_vfs_locked) removes VFs
+/// Was a bug, fixed: set_vf_count (host/sriov.rs:remove_vfs_locked) removes VFs
 /// the host uses (an interface up with the host's address) without FORCE:
 /// only records and VFIO holders are checked, never `check_safe`. A detach
 /// of that same VF is refused. (Changing the VF count to another number
 /// also goes through removal.)
 #[test]
-fn fails_removing_vfs_checks_what_the_host_uses_like_a_detach() {
+fn removing_vfs_checks_what_the_host_uses_like_a_detach() {
     let sim = Arc::new(SimKernel::from_json(SRIOV_HOST).unwrap());
     let h = Host::new(sim.clone(), StateStore::memory(), HostOptions::default());
     let vf = a("0000:04:10.0");
@@ -345,12 +357,12 @@ fn fails_removing_vfs_checks_what_the_host_uses_like_a_detach() {
     );
 }
 
-/// FAILS today: the host policy's deny list does not protect a PF's VFs from
+/// Was a bug, fixed: the host policy's deny list does not protect a PF's VFs from
 /// being removed (set_vf_count checks only lockdown on the PF, and
 /// `provision` on VFs it creates). `deny 0000:04:00.0` (or `deny class
 /// 0x02`) is meant to keep the host's NIC as it is.
 #[test]
-fn fails_a_denied_pf_keeps_its_vfs() {
+fn a_denied_pf_keeps_its_vfs() {
     let sim = Arc::new(SimKernel::from_json(SRIOV_HOST).unwrap());
     let policy = nodedev::Policy::parse("deny 0000:04:00.0\n", "host.conf").unwrap();
     let h = Host::new(sim.clone(), StateStore::memory(), HostOptions { policy, ..HostOptions::default() });
@@ -409,7 +421,7 @@ fn waiting_for_the_host_lock_is_bounded() {
     fs::remove_dir_all(&dir).unwrap();
 }
 
-/// FAILS today: uri.rs:policy_for applies /etc/nodedev/policy.conf only when
+/// Was a bug, fixed: uri.rs:policy_for applies /etc/nodedev/policy.conf only when
 /// `Path::exists` says so, which is false for a dangling symlink and for any
 /// stat error (EACCES, EIO, ELOOP): the host policy then silently does not
 /// apply (fail-open). An admin who links policy.conf to a config volume
@@ -417,10 +429,10 @@ fn waiting_for_the_host_lock_is_bounded() {
 /// Only ENOENT of a path that is not a symlink should mean "no policy";
 /// anything else should refuse the connection.
 #[test]
-fn fails_a_host_policy_that_cannot_be_read_does_not_fail_open() {
+fn a_host_policy_that_cannot_be_read_does_not_fail_open() {
     let dir = scratch("policy-link");
     symlink(dir.join("not-mounted-yet/policy.conf"), dir.join("policy.conf")).unwrap();
-    let uri = format!("nodedev:///system?statedir={}", dir.join("state").display());
+    let uri = "nodedev:///system".to_string();
     let r = nodedev::uri::open_with_host_policy(Some(&uri), true, dir.join("policy.conf").to_str().unwrap());
     let opened_without_policy = r.as_ref().is_ok_and(|(h, _)| !h.options().policy.is_locked_down() && !h.options().policy.has_device_rules());
     fs::remove_dir_all(&dir).unwrap();
@@ -510,7 +522,7 @@ fn check_invariant(what: &str, sim: &SimKernel, h: &Host, before: &[(PciAddress,
     }
 }
 
-/// Held (with the exceptions reported by the fails_ tests): every record
+/// Held: every record
 /// write failing in turn (a full disk, then EROFS), at every step of group
 /// detach, managed prepare, release, reattach and SR-IOV provisioning.
 #[test]
@@ -591,13 +603,13 @@ fn kernel_write_failures_leave_no_device_unrecorded() {
     }
 }
 
-/// FAILS today: host/sriov.rs:remove_vfs_locked removes the VFs (writes 0 to
+/// Was a bug, fixed: host/sriov.rs:remove_vfs_locked removes the VFs (writes 0 to
 /// sriov_numvfs), then drops each gone VF's record with `?`: when the state
 /// filesystem is read-only (EROFS after an I/O error) the call returns just
 /// "cannot remove state record of VF", without saying that every VF of the
 /// PF is gone and the asked-for VFs were never created.
 #[test]
-fn fails_a_record_removal_failure_after_removing_vfs_says_the_vfs_are_gone() {
+fn a_record_removal_failure_after_removing_vfs_says_the_vfs_are_gone() {
     const PF: &str = "0000:04:00.0";
     let sim = Arc::new(SimKernel::builtin());
     let h = Host::new(sim.clone(), StateStore::memory(), HostOptions::default());
