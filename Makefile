@@ -1,7 +1,8 @@
 # nodedev: build, test and install.
 #
 #   make            build the libraries and the CLI (release)
-#   make check      every test: cargo's suites (incl. the C programs), the
+#   make check      every test: rustfmt and clippy (-D warnings), cargo's
+#                   suites (incl. the C programs), the
 #                   README's quick start in a fresh clone, a bounded
 #                   cargo-fuzz run and the real-kernel suite in a QEMU guest
 #   make install    after `make`; PREFIX=/usr/local LIBDIR=$(PREFIX)/lib
@@ -31,7 +32,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 SONAME := libnodedev.so.0
 REL := target/release
 
-.PHONY: all check check-host check-vm check-fuzz check-readme install uninstall
+.PHONY: all check check-host check-vm check-fuzz check-readme check-lint install uninstall
 
 all:
 	$(CARGO) build --release
@@ -51,7 +52,12 @@ check-fuzz:
 check-readme:
 	bash tests/readme_quickstart.sh
 
-check: check-host check-readme check-fuzz check-vm
+# Formatting (rustfmt.toml) and clippy with every warning an error.
+check-lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+
+check: check-lint check-host check-readme check-fuzz check-vm
 
 # No dependency on `all`: tests run `make install` from inside `cargo test`,
 # where a nested cargo would wait for the build lock forever.

@@ -29,10 +29,7 @@ fn main() {
 
     if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         let syms = root.join("src/capi/nodedev.syms");
-        println!(
-            "cargo:rustc-cdylib-link-arg=-Wl,--version-script={}",
-            syms.display()
-        );
+        println!("cargo:rustc-cdylib-link-arg=-Wl,--version-script={}", syms.display());
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libnodedev.so.0");
     }
 
@@ -42,15 +39,11 @@ fn main() {
 
 /// OUT_DIR is TARGET/PROFILE/build/nodedev-HASH/out; the libraries land in TARGET/PROFILE.
 fn library_dir(out: &Path) -> PathBuf {
-    out.ancestors()
-        .nth(3)
-        .expect("OUT_DIR has the usual shape")
-        .to_path_buf()
+    out.ancestors().nth(3).expect("OUT_DIR has the usual shape").to_path_buf()
 }
 
 fn uninstalled_pkg_config(root: &Path, out: &Path) {
-    let template =
-        fs::read_to_string(root.join("pkgconfig/nodedev.pc.in")).expect("pkgconfig/nodedev.pc.in");
+    let template = fs::read_to_string(root.join("pkgconfig/nodedev.pc.in")).expect("pkgconfig/nodedev.pc.in");
     let libdir = library_dir(out);
     let filled = template
         .replace("@PREFIX@", &libdir.display().to_string())
@@ -60,10 +53,7 @@ fn uninstalled_pkg_config(root: &Path, out: &Path) {
     let dir = out.join("pkgconfig");
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join("nodedev.pc"), filled).unwrap();
-    println!(
-        "cargo:rustc-env=NODEDEV_UNINSTALLED_PKG_CONFIG_PATH={}",
-        dir.display()
-    );
+    println!("cargo:rustc-env=NODEDEV_UNINSTALLED_PKG_CONFIG_PATH={}", dir.display());
     println!("cargo:rustc-env=NODEDEV_LIBRARY_DIR={}", libdir.display());
 }
 
@@ -71,9 +61,8 @@ fn uninstalled_pkg_config(root: &Path, out: &Path) {
 /// or `NAME<TAB>!ERROR` when it did not compile.
 fn compile_c_tests(root: &Path, out: &Path) {
     let dir = root.join("capi-tests");
-    let mut sources: Vec<PathBuf> = fs::read_dir(&dir)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-        .unwrap_or_default();
+    let mut sources: Vec<PathBuf> =
+        fs::read_dir(&dir).map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
     sources.retain(|p| p.extension().is_some_and(|e| e == "c") && p.is_file());
     sources.sort();
 

@@ -20,19 +20,29 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn time(rounds: usize, mut f: impl FnMut()) -> Duration {
     f(); // warm the caches once
-    median((0..rounds).map(|_| {
-        let t = Instant::now();
-        f();
-        t.elapsed()
-    }).collect())
+    median(
+        (0..rounds)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed()
+            })
+            .collect(),
+    )
 }
 
 fn main() {
     let rounds: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200);
     // A device nobody holds: the whole table is read, as in the common case.
     let dev = VfioDevice { address: "0000:ff:1f.7", group: Some(99999), cdev: Some("vfio99999") };
-    let procs = std::fs::read_dir("/proc").unwrap().flatten().filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit())).count();
-    let fds: usize = std::fs::read_dir("/proc").unwrap().flatten()
+    let procs = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .count();
+    let fds: usize = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
         .filter_map(|e| std::fs::read_dir(e.path().join("fd")).ok())
         .map(|d| d.count())
         .sum();

@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use nodedev::capi::assign::{virNodeDevicePrepare, virNodeDeviceRelease};
-use nodedev::capi::connect::{virConnectOpen, virConnectOpenReadOnly, virConnectClose};
+use nodedev::capi::connect::{virConnectClose, virConnectOpen, virConnectOpenReadOnly};
 use nodedev::capi::error::{virGetLastErrorCode, virGetLastErrorMessage, virResetLastError};
 use nodedev::capi::nodedev::{
     virNodeDeviceDetachFlags, virNodeDeviceFree, virNodeDeviceGetXMLDesc, virNodeDeviceLookupByName,

@@ -274,7 +274,12 @@ pub fn drivers(host: &Host) -> Result<Vec<DriverEntry>> {
 
 pub fn recovered(done: &[Recovered]) -> Vec<RecoveredEntry> {
     done.iter()
-        .map(|r| RecoveredEntry { address: r.address.clone(), step: r.step, outcome: r.outcome.clone(), resolved: r.resolved })
+        .map(|r| RecoveredEntry {
+            address: r.address.clone(),
+            step: r.step,
+            outcome: r.outcome.clone(),
+            resolved: r.resolved,
+        })
         .collect()
 }
 

@@ -17,6 +17,9 @@ pub mod uri;
 
 pub use address::PciAddress;
 pub use error::{Error, Result};
-pub use host::{AuthRequest, DetachOptions, DeviceInfo, DeviceSummary, Group, GroupMember, Host, HostOptions, Operation, PrepareOptions};
+pub use host::{
+    AuthRequest, DetachOptions, DeviceInfo, DeviceSummary, Group, GroupMember, Host, HostOptions, Operation,
+    PrepareOptions,
+};
 pub use policy::Policy;
 pub use stub::Stub;

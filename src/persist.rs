@@ -132,7 +132,8 @@ impl Definitions {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(sys_err("cannot read the definition", &path, e)),
         };
-        let bad = |why: String| Error::System(format!("definition {} is unusable: {why}; fix or remove it", path.display()));
+        let bad =
+            |why: String| Error::System(format!("definition {} is unusable: {why}; fix or remove it", path.display()));
         let meta = file.metadata().map_err(|e| sys_err("cannot read the definition", &path, e))?;
         if meta.len() > MAX_SIZE {
             return Err(bad(format!("{} bytes, more than a definition can be", meta.len())));

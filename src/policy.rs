@@ -28,7 +28,10 @@ pub enum Match {
     /// vendor, device (None: any device of the vendor).
     Id(u16, Option<u16>),
     /// Class code prefix: `value` compared on its top `digits` hex digits of 6.
-    Class { value: u32, digits: u32 },
+    Class {
+        value: u32,
+        digits: u32,
+    },
 }
 
 /// What policy needs to know about a device.
@@ -207,7 +210,10 @@ mod tests {
         assert!(p.check_take("detach", &nic).is_ok());
         for s in [disk, ahci, smbus] {
             let e = p.check_take("detach", &s).unwrap_err();
-            assert!(matches!(&e, Error::Denied(m) if m.contains("deny rule in test.conf") && m.contains(&s.address.to_string())), "{e}");
+            assert!(
+                matches!(&e, Error::Denied(m) if m.contains("deny rule in test.conf") && m.contains(&s.address.to_string())),
+                "{e}"
+            );
         }
         let e = p.check_take("detach", &audio).unwrap_err();
         assert!(e.to_string().contains("no allow rule"), "{e}");
@@ -238,7 +244,11 @@ mod tests {
         let gpu = subject("0000:01:00.0", 0x10de, 0x1b81, 0x030000);
         let nic = subject("0000:03:00.0", 0x8086, 0x10d3, 0x020000);
         assert!(host.check_take("detach", &smbus).unwrap_err().to_string().contains("/etc/nodedev/policy.conf"));
-        assert!(host.check_take("detach", &disk).unwrap_err().to_string().contains("no allow rule in /etc/nodedev/policy.conf"));
+        assert!(host
+            .check_take("detach", &disk)
+            .unwrap_err()
+            .to_string()
+            .contains("no allow rule in /etc/nodedev/policy.conf"));
         // Allowed by the host but not by the added layer.
         assert!(host.check_take("detach", &gpu).unwrap_err().to_string().contains("no allow rule in uri.conf"));
         assert!(host.check_take("detach", &nic).is_ok());

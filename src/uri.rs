@@ -93,7 +93,15 @@ fn bad_uri(uri: &str, why: &str) -> Error {
 }
 
 fn parse_params(uri: &str, query: Option<&str>) -> Result<Params> {
-    let mut p = Params { root: None, statedir: None, modprobe: true, policy: None, lockdown: false, confdir: None, timeout: None };
+    let mut p = Params {
+        root: None,
+        statedir: None,
+        modprobe: true,
+        policy: None,
+        lockdown: false,
+        confdir: None,
+        timeout: None,
+    };
     let flag = |k: &str, v: &str| match v {
         "1" => Ok(true),
         "0" => Ok(false),
@@ -150,9 +158,15 @@ fn is_live(params: &Params) -> bool {
 fn host_policy(uri: &str, file: &str) -> Result<Option<Policy>> {
     match std::fs::symlink_metadata(file) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(bad_uri(uri, &format!("cannot tell whether the host policy {file} exists ({e}); refusing to go without it"))),
+        Err(e) => Err(bad_uri(
+            uri,
+            &format!("cannot tell whether the host policy {file} exists ({e}); refusing to go without it"),
+        )),
         Ok(_) => Policy::load(file).map(Some).map_err(|e| {
-            bad_uri(uri, &format!("{e}; the host policy must be readable (a link to a volume not mounted yet is refused)"))
+            bad_uri(
+                uri,
+                &format!("{e}; the host policy must be readable (a link to a volume not mounted yet is refused)"),
+            )
         }),
     }
 }

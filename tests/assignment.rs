@@ -4,7 +4,9 @@
 use nodedev::state::StateStore;
 use nodedev::sysfs::sim::SimKernel;
 use nodedev::sysfs::Sysfs;
-use nodedev::{AuthRequest, DetachOptions, Error, Host, HostOptions, Operation, PciAddress, Policy, PrepareOptions, Stub};
+use nodedev::{
+    AuthRequest, DetachOptions, Error, Host, HostOptions, Operation, PciAddress, Policy, PrepareOptions, Stub,
+};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -160,10 +162,7 @@ fn group_detach_moves_every_endpoint_or_none() {
     for d in [T0, T1, T2] {
         host.reattach(&a(d), None).unwrap();
     }
-    assert_eq!(
-        [T0, T1, T2].map(|d| sim.driver_of(d)),
-        [Some("e1000e".to_string()), Some("e1000e".to_string()), None]
-    );
+    assert_eq!([T0, T1, T2].map(|d| sim.driver_of(d)), [Some("e1000e".to_string()), Some("e1000e".to_string()), None]);
 }
 
 #[test]
@@ -382,7 +381,10 @@ fn safety_refusals_name_the_use_and_force_overrides_each() {
         (PF, "is eth0, a port of bridge br0, which has 192.0.2.10/24 and the default route"),
     ] {
         let err = host.detach(&a(dev), Stub::Vfio).unwrap_err();
-        assert!(matches!(&err, Error::OperationInvalid(m) if m.contains(want) && m.contains(dev) && m.contains("FORCE")), "{err}");
+        assert!(
+            matches!(&err, Error::OperationInvalid(m) if m.contains(want) && m.contains(dev) && m.contains("FORCE")),
+            "{err}"
+        );
         let err = host.prepare("vm1", &[a(dev)], Stub::Kvm, MANAGED).unwrap_err();
         assert!(err.to_string().contains(want), "{err}");
         assert!(host.state().get(dev).unwrap().is_none());
@@ -407,12 +409,20 @@ fn the_authorization_callback_can_deny_and_sees_each_device() {
     host.set_authorizer(Some(Arc::new(move |r: &AuthRequest<'_>| {
         c.fetch_add(1, Ordering::SeqCst);
         let d = r.address;
-        s.lock().unwrap().push(format!("{} {d} {} {}", r.operation.verb(), r.owner.unwrap_or("-"), r.driver.unwrap_or("-")));
+        s.lock().unwrap().push(format!(
+            "{} {d} {} {}",
+            r.operation.verb(),
+            r.owner.unwrap_or("-"),
+            r.driver.unwrap_or("-")
+        ));
         r.owner != Some("intruder") && !(r.operation == Operation::Reset && d.to_string() == VF)
     })));
     host.prepare("vm1", &[a(GPU), a(AUDIO)], Stub::Vfio, MANAGED).unwrap();
     let err = host.prepare("intruder", &[a(VF2)], Stub::Vfio, MANAGED).unwrap_err();
-    assert!(matches!(&err, Error::Denied(m) if m.contains("authorization callback denied prepare") && m.contains("intruder")), "{err}");
+    assert!(
+        matches!(&err, Error::Denied(m) if m.contains("authorization callback denied prepare") && m.contains("intruder")),
+        "{err}"
+    );
     assert_eq!(sim.driver_of(VF2).as_deref(), Some("igbvf"));
     host.detach(&a(VF), Stub::Vfio).unwrap();
     let err = host.reset(&a(VF)).unwrap_err();
@@ -450,7 +460,10 @@ fn without_an_iommu_vfio_explains_and_kvm_works() {
         host.prepare("vm1", &[a(T2)], Stub::Vfio, MANAGED),
     ] {
         let err = r.unwrap_err();
-        assert!(matches!(&err, Error::Unsupported(m) if m.contains("intel_iommu=on") && m.contains("without an IOMMU")), "{err}");
+        assert!(
+            matches!(&err, Error::Unsupported(m) if m.contains("intel_iommu=on") && m.contains("without an IOMMU")),
+            "{err}"
+        );
     }
     host.detach_with(&a(T0), Stub::Kvm, group_opts()).unwrap();
     assert_eq!(sim.driver_of(T0).as_deref(), Some("pci-stub"));

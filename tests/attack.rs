@@ -47,7 +47,10 @@ fn a_root_whose_sys_links_to_the_live_sys_keeps_the_lockdown() {
         host.options().policy.is_locked_down(),
         "{uri}: root=DIR with DIR/sys -> /sys drives the live kernel without the host policy"
     );
-    assert!(HostSysfs::new(&dir).is_live(), "HostSysfs treats the live /sys as a test tree: holder scan, addresses, mounts skipped");
+    assert!(
+        HostSysfs::new(&dir).is_live(),
+        "HostSysfs treats the live /sys as a test tree: holder scan, addresses, mounts skipped"
+    );
     fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -63,7 +66,13 @@ fn root_spellings_of_slash_keep_the_host_policy() {
     fs::write(&host_policy, "lockdown yes\n").unwrap();
     symlink("/", dir.join("l1")).unwrap();
     symlink(dir.join("l1"), dir.join("l2")).unwrap();
-    for root in ["/proc/self/root", "/sys/..", "/proc/self/cwd/../../../../../../..", &dir.join("l2").display().to_string(), "/tmp/../"] {
+    for root in [
+        "/proc/self/root",
+        "/sys/..",
+        "/proc/self/cwd/../../../../../../..",
+        &dir.join("l2").display().to_string(),
+        "/tmp/../",
+    ] {
         let uri = format!("nodedev:///system?root={root}");
         let (host, _) = nodedev::uri::open_with_host_policy(Some(&uri), true, host_policy.to_str().unwrap()).unwrap();
         assert!(host.options().policy.is_locked_down(), "{uri}");
@@ -303,10 +312,17 @@ fn apply_detaches_a_device_that_has_no_driver_at_boot() {
     const NIC: &str = "0000:03:01.0";
     let dir = scratch("apply-nodriver");
     let defs = Definitions::new(dir.join("conf"));
-    defs.put(&Definition { address: NIC.into(), vendor: 0x8086, device: 0x100e, stub: "vfio-pci".into(), original_driver: Some("e1000".into()) })
-        .unwrap();
+    defs.put(&Definition {
+        address: NIC.into(),
+        vendor: 0x8086,
+        device: 0x100e,
+        stub: "vfio-pci".into(),
+        original_driver: Some("e1000".into()),
+    })
+    .unwrap();
     // Boot: the NIC enumerated without a driver, e1000 not loaded yet.
-    let mut spec = Host::new(Arc::new(SimKernel::builtin()), StateStore::memory(), HostOptions::default()).describe().unwrap();
+    let mut spec =
+        Host::new(Arc::new(SimKernel::builtin()), StateStore::memory(), HostOptions::default()).describe().unwrap();
     for d in spec.devices.iter_mut().filter(|d| d.driver.as_deref() == Some("e1000")) {
         d.driver = None;
     }
@@ -315,7 +331,11 @@ fn apply_detaches_a_device_that_has_no_driver_at_boot() {
     }
     let sim = Arc::new(SimKernel::from_spec(spec).unwrap());
     let state = StateStore::memory();
-    let h = Host::new(sim.clone(), state.clone(), HostOptions { definitions: Some(Definitions::new(dir.join("conf"))), ..HostOptions::default() });
+    let h = Host::new(
+        sim.clone(),
+        state.clone(),
+        HostOptions { definitions: Some(Definitions::new(dir.join("conf"))), ..HostOptions::default() },
+    );
     let applied = h.apply().unwrap();
     let rec = state.get(NIC);
     fs::remove_dir_all(&dir).unwrap();
@@ -380,8 +400,14 @@ fn a_denied_pf_keeps_its_vfs() {
 #[test]
 fn waiting_for_the_host_lock_is_bounded() {
     use std::os::fd::AsRawFd;
-    assert_eq!(nodedev::uri::open(Some("test:///default?timeout=20"), true).unwrap().0.options().lock_wait, Duration::from_secs(60));
-    assert_eq!(nodedev::uri::open(Some("test:///default"), true).unwrap().0.options().lock_wait, Duration::from_secs(30));
+    assert_eq!(
+        nodedev::uri::open(Some("test:///default?timeout=20"), true).unwrap().0.options().lock_wait,
+        Duration::from_secs(60)
+    );
+    assert_eq!(
+        nodedev::uri::open(Some("test:///default"), true).unwrap().0.options().lock_wait,
+        Duration::from_secs(30)
+    );
     let dir = scratch("lock-wait");
     let state = StateStore::dir(dir.join("state"));
     let sim = Arc::new(SimKernel::builtin());
@@ -434,7 +460,8 @@ fn a_host_policy_that_cannot_be_read_does_not_fail_open() {
     symlink(dir.join("not-mounted-yet/policy.conf"), dir.join("policy.conf")).unwrap();
     let uri = "nodedev:///system".to_string();
     let r = nodedev::uri::open_with_host_policy(Some(&uri), true, dir.join("policy.conf").to_str().unwrap());
-    let opened_without_policy = r.as_ref().is_ok_and(|(h, _)| !h.options().policy.is_locked_down() && !h.options().policy.has_device_rules());
+    let opened_without_policy =
+        r.as_ref().is_ok_and(|(h, _)| !h.options().policy.is_locked_down() && !h.options().policy.has_device_rules());
     fs::remove_dir_all(&dir).unwrap();
     assert!(!opened_without_policy, "a dangling /etc/nodedev/policy.conf link is taken for 'no host policy'");
 }
@@ -478,7 +505,11 @@ fn a_crafted_top_sequence_number_does_not_swallow_later_writes() {
     fs::remove_dir_all(&dir).unwrap();
     put.unwrap();
     let now = now.unwrap().unwrap();
-    assert_eq!((now.step, now.owner.as_deref()), (Step::Reattaching, Some("vm1")), "put returned Ok but the record did not change");
+    assert_eq!(
+        (now.step, now.owner.as_deref()),
+        (Step::Reattaching, Some("vm1")),
+        "put returned Ok but the record did not change"
+    );
 
     // Both copies at the top: unusable, refused, never overwritten.
     let dir = scratch("seq-both");
@@ -499,24 +530,41 @@ fn a_crafted_top_sequence_number_does_not_swallow_later_writes() {
 /// The invariant after any call, whatever failed: no device on a stub it was
 /// not on before without a record saying so (step detached or mid-operation
 /// for recover), and an error that says "nothing changed" changed nothing.
-fn check_invariant(what: &str, sim: &SimKernel, h: &Host, before: &[(PciAddress, Option<String>)], result: &Result<(), Error>) {
+fn check_invariant(
+    what: &str,
+    sim: &SimKernel,
+    h: &Host,
+    before: &[(PciAddress, Option<String>)],
+    result: &Result<(), Error>,
+) {
     let records = h.state().list().unwrap();
-    let after: Vec<(PciAddress, Option<String>)> = before.iter().map(|(a, _)| (*a, sim.driver_of(&a.to_string()))).collect();
+    let after: Vec<(PciAddress, Option<String>)> =
+        before.iter().map(|(a, _)| (*a, sim.driver_of(&a.to_string()))).collect();
     for ((a, was), (_, now)) in before.iter().zip(&after) {
         let on_stub = now.as_deref().is_some_and(nodedev::stub::is_stub_driver);
         let was_stub = was.as_deref().is_some_and(nodedev::stub::is_stub_driver);
         if on_stub && !was_stub {
-            assert!(records.iter().any(|r| r.address == a.to_string()), "{what}: {a} left on {now:?} without a record ({result:?})");
+            assert!(
+                records.iter().any(|r| r.address == a.to_string()),
+                "{what}: {a} left on {now:?} without a record ({result:?})"
+            );
         }
         let exists = nodedev::sysfs::Sysfs::exists(sim, &format!("bus/pci/devices/{a}"));
         if now.is_none() && was.is_some() && exists {
-            assert!(records.iter().any(|r| r.address == a.to_string()), "{what}: {a} left on no driver without a record ({result:?})");
+            assert!(
+                records.iter().any(|r| r.address == a.to_string()),
+                "{what}: {a} left on no driver without a record ({result:?})"
+            );
         }
     }
     if let Err(e) = result {
         let m = e.to_string();
         // A message that reports a partial undo may quote per-device "nothing changed" clauses.
-        if m.contains("nothing changed") && !m.contains("not everything could be undone") && !m.contains("also failed") && !m.starts_with("released ") {
+        if m.contains("nothing changed")
+            && !m.contains("not everything could be undone")
+            && !m.contains("also failed")
+            && !m.starts_with("released ")
+        {
             assert_eq!(before, &after[..], "{what}: '{e}' but drivers changed");
         }
     }
@@ -531,11 +579,22 @@ fn record_write_failures_at_every_step_leave_no_device_unrecorded() {
     const B1: &str = "0000:03:01.0";
     const B2: &str = "0000:03:02.0";
     const PF: &str = "0000:04:00.0";
-    let watched: Vec<PciAddress> = [GPU, "0000:01:00.1", B1, B2, PF, "0000:04:10.0", "0000:04:10.2", "0000:04:10.4"].iter().map(|s| a(s)).collect();
+    let watched: Vec<PciAddress> = [GPU, "0000:01:00.1", B1, B2, PF, "0000:04:10.0", "0000:04:10.2", "0000:04:10.4"]
+        .iter()
+        .map(|s| a(s))
+        .collect();
     type Op = fn(&Host) -> Result<(), Error>;
     let ops: Vec<(&str, Op, Op)> = vec![
-        ("group detach", |_| Ok(()), |h| h.detach_with(&a(GPU), Stub::Vfio, nodedev::DetachOptions { group: true, force: false })),
-        ("managed prepare", |_| Ok(()), |h| h.prepare("vm1", &[a(B1), a(B2)], Stub::Vfio, nodedev::PrepareOptions { managed: true, force: false })),
+        (
+            "group detach",
+            |_| Ok(()),
+            |h| h.detach_with(&a(GPU), Stub::Vfio, nodedev::DetachOptions { group: true, force: false }),
+        ),
+        (
+            "managed prepare",
+            |_| Ok(()),
+            |h| h.prepare("vm1", &[a(B1), a(B2)], Stub::Vfio, nodedev::PrepareOptions { managed: true, force: false }),
+        ),
         (
             "release",
             |h| h.prepare("vm1", &[a(B1), a(B2)], Stub::Vfio, nodedev::PrepareOptions { managed: true, force: false }),
@@ -550,7 +609,8 @@ fn record_write_failures_at_every_step_leave_no_device_unrecorded() {
                 let sim = Arc::new(SimKernel::builtin());
                 let h = Host::new(sim.clone(), StateStore::memory(), HostOptions::default());
                 setup(&h).unwrap();
-                let before: Vec<(PciAddress, Option<String>)> = watched.iter().map(|a| (*a, sim.driver_of(&a.to_string()))).collect();
+                let before: Vec<(PciAddress, Option<String>)> =
+                    watched.iter().map(|a| (*a, sim.driver_of(&a.to_string()))).collect();
                 h.state().fail_writes(errno, k, times);
                 let r = op(&h);
                 h.state().fail_writes(0, 0, 0);
@@ -579,9 +639,11 @@ fn kernel_write_failures_leave_no_device_unrecorded() {
             let sim = Arc::new(SimKernel::builtin());
             let h = Host::new(sim.clone(), StateStore::memory(), HostOptions::default());
             if phase == 1 {
-                h.prepare("vm1", &[a(B1), a(B2)], Stub::Vfio, nodedev::PrepareOptions { managed: true, force: false }).unwrap();
+                h.prepare("vm1", &[a(B1), a(B2)], Stub::Vfio, nodedev::PrepareOptions { managed: true, force: false })
+                    .unwrap();
             }
-            let before: Vec<(PciAddress, Option<String>)> = watched.iter().map(|a| (*a, sim.driver_of(&a.to_string()))).collect();
+            let before: Vec<(PciAddress, Option<String>)> =
+                watched.iter().map(|a| (*a, sim.driver_of(&a.to_string()))).collect();
             sim.fail_writes(path, None, libc::EIO, 1);
             let r = if phase == 0 {
                 h.prepare("vm1", &[a(B1), a(B2)], Stub::Vfio, nodedev::PrepareOptions { managed: true, force: false })
@@ -595,7 +657,8 @@ fn kernel_write_failures_leave_no_device_unrecorded() {
     for (addr, drv) in [(B1, Some("e1000")), (B2, None), (B1, None)] {
         let sim = Arc::new(SimKernel::builtin());
         let h = Host::new(sim.clone(), StateStore::memory(), HostOptions::default());
-        let before: Vec<(PciAddress, Option<String>)> = watched.iter().map(|a| (*a, sim.driver_of(&a.to_string()))).collect();
+        let before: Vec<(PciAddress, Option<String>)> =
+            watched.iter().map(|a| (*a, sim.driver_of(&a.to_string()))).collect();
         sim.misprobe(addr, drv, 1);
         let r = h.prepare("vm1", &[a(B1), a(B2)], Stub::Vfio, nodedev::PrepareOptions { managed: true, force: false });
         sim.clear_faults();
@@ -620,7 +683,10 @@ fn a_record_removal_failure_after_removing_vfs_says_the_vfs_are_gone() {
     let left = h.virtual_functions(&a(PF)).unwrap().len();
     let msg = format!("{r:?}");
     assert_eq!(left, 0, "the VFs were not removed: {msg}");
-    assert!(msg.contains(PF) && (msg.contains("removed") || msg.contains("has none") || msg.contains("no VFs")), "the error hides that {PF} lost all its VFs: {msg}");
+    assert!(
+        msg.contains(PF) && (msg.contains("removed") || msg.contains("has none") || msg.contains("no VFs")),
+        "the error hides that {PF} lost all its VFs: {msg}"
+    );
 }
 
 /// Held: the C boundary refuses NULLs, odd driver names and unknown flags
@@ -628,13 +694,16 @@ fn a_record_removal_failure_after_removing_vfs_says_the_vfs_are_gone() {
 #[test]
 fn c_boundary_bad_input_is_refused_and_changes_nothing() {
     use nodedev::capi::connect::{virConnectClose, virConnectOpen};
-    use nodedev::capi::nodedev::{virNodeDeviceDetachFlags, virNodeDeviceFree, virNodeDeviceLookupByName, virNodeDeviceReAttachFlags};
+    use nodedev::capi::nodedev::{
+        virNodeDeviceDetachFlags, virNodeDeviceFree, virNodeDeviceLookupByName, virNodeDeviceReAttachFlags,
+    };
     use nodedev::capi::recover::virNodeDeviceRecover;
     use nodedev::capi::sriov::virNodeDeviceSetVFs;
     use std::ffi::CString;
     let dir = scratch("capi");
     let spec = dir.join("host.json");
-    let desc = Host::new(Arc::new(SimKernel::builtin()), StateStore::memory(), HostOptions::default()).describe().unwrap();
+    let desc =
+        Host::new(Arc::new(SimKernel::builtin()), StateStore::memory(), HostOptions::default()).describe().unwrap();
     fs::write(&spec, serde_json::to_string(&desc).unwrap()).unwrap();
     let uri = CString::new(format!("test://{}?statedir={}", spec.display(), dir.join("state").display())).unwrap();
     unsafe {
@@ -649,7 +718,9 @@ fn c_boundary_bad_input_is_refused_and_changes_nothing() {
         }
         assert_eq!(virNodeDeviceReAttachFlags(dev, std::ptr::null(), 0x8000_0000), -1);
         assert_eq!(virNodeDeviceReAttachFlags(std::ptr::null_mut(), std::ptr::null(), 0), -1);
-        assert_eq!(virNodeDeviceDetachFlags(dev, b"vfio\0x\0".as_ptr().cast(), 0), 0, "already on vfio-pci: idempotent");
+        // A NUL inside the buffer: C reads "vfio".
+        let nul_inside: &[u8] = b"vfio\0x\0";
+        assert_eq!(virNodeDeviceDetachFlags(dev, nul_inside.as_ptr().cast(), 0), 0, "already on vfio-pci: idempotent");
         assert_eq!(virNodeDeviceRecover(std::ptr::null_mut(), std::ptr::null_mut(), 0), -1);
         assert_eq!(virNodeDeviceRecover(conn, std::ptr::null_mut(), 1), -1);
         assert_eq!(virNodeDeviceSetVFs(std::ptr::null_mut(), 1, std::ptr::null(), 0), -1);

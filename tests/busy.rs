@@ -31,7 +31,8 @@ fn a(s: &str) -> PciAddress {
 
 fn fresh() -> (Arc<SimKernel>, Host) {
     let sim = Arc::new(SimKernel::builtin());
-    let host = Host::new(sim.clone(), StateStore::memory(), HostOptions { write_timeout: BOUND, ..HostOptions::default() });
+    let host =
+        Host::new(sim.clone(), StateStore::memory(), HostOptions { write_timeout: BOUND, ..HostOptions::default() });
     (sim, host)
 }
 
@@ -122,7 +123,10 @@ fn recover_leaves_a_held_device_and_its_record_alone() {
     let writes = sim.writes().len();
     let report = host.recover().unwrap();
     assert_eq!(report.len(), 1);
-    assert!(report[0].outcome.contains("record kept") && report[0].outcome.contains("pid 4242 (qemu-system-x86)"), "{report:?}");
+    assert!(
+        report[0].outcome.contains("record kept") && report[0].outcome.contains("pid 4242 (qemu-system-x86)"),
+        "{report:?}"
+    );
     assert_eq!(sim.writes().len(), writes);
     assert_eq!(host.state().get(VF).unwrap().unwrap().step, Step::Reattaching);
     sim.release_holder(4242);
@@ -141,7 +145,10 @@ fn a_hidden_holder_times_out_within_the_bound_and_recover_finishes_later() {
     let err = host.reattach(&a(VF), None).unwrap_err();
     let took = start.elapsed();
     assert!(took >= BOUND && took < BOUND + Duration::from_secs(2), "{took:?}");
-    assert!(matches!(&err, Error::Timeout(m) if m.contains(VF) && m.contains("unbinding it from vfio-pci") && m.contains("nodedev recover")), "{err:?}");
+    assert!(
+        matches!(&err, Error::Timeout(m) if m.contains(VF) && m.contains("unbinding it from vfio-pci") && m.contains("nodedev recover")),
+        "{err:?}"
+    );
     assert_eq!(err.code(), 68, "VIR_ERR_OPERATION_TIMEOUT");
     // The kernel still waits (the driver link is already gone, as in
     // __device_release_driver); the record says where the reattach got to.
@@ -159,7 +166,10 @@ fn a_hidden_holder_times_out_within_the_bound_and_recover_finishes_later() {
     let start = Instant::now();
     let report = host.recover().unwrap();
     assert!(start.elapsed() < BOUND + Duration::from_secs(2));
-    assert!(report.len() == 1 && report[0].outcome.contains("record kept") && report[0].outcome.contains("did not finish"), "{report:?}");
+    assert!(
+        report.len() == 1 && report[0].outcome.contains("record kept") && report[0].outcome.contains("did not finish"),
+        "{report:?}"
+    );
     assert_eq!(host.state().get(VF).unwrap().unwrap().step, Step::Reattaching);
 
     // The holder goes: the waiting unbind completes, recover finishes.
@@ -207,7 +217,10 @@ fn a_certain_holder_names_the_refusal_before_a_possible_one() {
     sim.hold_vfio(VF2, 4242, "qemu-system-x86", HoldKind::Device, false).unwrap();
     sim.hold_vfio(VF2, 4343, "dpdk", HoldKind::UnnamedDevice, false).unwrap();
     let err = host.release("vm1", None).unwrap_err();
-    assert!(err.message().starts_with(&format!("{VF2} is in use by pid 4242 (qemu-system-x86) and pid 4343 (dpdk)")), "{err}");
+    assert!(
+        err.message().starts_with(&format!("{VF2} is in use by pid 4242 (qemu-system-x86) and pid 4343 (dpdk)")),
+        "{err}"
+    );
     sim.release_holder(4242);
     let err = host.release("vm1", None).unwrap_err();
     assert!(err.message().starts_with(&format!("{VF} is in use by pid 4343 (dpdk)")), "{err}");
@@ -381,7 +394,8 @@ fn a_variant_vfio_driver_is_a_vfio_driver() {
            "driver": "mlx5_vfio_pci", "iommu_group": 30}],
         "vfio_holders": [{"pid": 4242, "comm": "qemu-system-x86", "device": "0000:08:00.1", "holds": "cdev"}]}"#;
     let sim = Arc::new(SimKernel::from_json(spec).unwrap());
-    let host = Host::new(sim.clone(), StateStore::memory(), HostOptions { write_timeout: BOUND, ..HostOptions::default() });
+    let host =
+        Host::new(sim.clone(), StateStore::memory(), HostOptions { write_timeout: BOUND, ..HostOptions::default() });
     let dev = "0000:08:00.1";
     // On a variant it is on vfio already: detaching to vfio changes nothing.
     host.detach(&a(dev), Stub::Vfio).unwrap();

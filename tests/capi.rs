@@ -73,10 +73,7 @@ fn tool_missing(tool: &str) -> bool {
 }
 
 fn pkg_config(args: &[&str]) -> Vec<String> {
-    assert!(
-        !tool_missing("pkg-config"),
-        "pkg-config is not installed (apt-get install pkg-config; see .ci/run)"
-    );
+    assert!(!tool_missing("pkg-config"), "pkg-config is not installed (apt-get install pkg-config; see .ci/run)");
     let o = Command::new("pkg-config")
         .args(args)
         .arg("nodedev")
@@ -88,11 +85,7 @@ fn pkg_config(args: &[&str]) -> Vec<String> {
         "pkg-config {args:?} nodedev failed (PKG_CONFIG_PATH={PC_PATH}): {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    String::from_utf8(o.stdout)
-        .unwrap()
-        .split_whitespace()
-        .map(str::to_string)
-        .collect()
+    String::from_utf8(o.stdout).unwrap().split_whitespace().map(str::to_string).collect()
 }
 
 fn describe(o: &Output) -> String {
@@ -116,8 +109,7 @@ fn out_dir() -> PathBuf {
 }
 
 fn objects() -> Vec<(String, Result<PathBuf, String>)> {
-    let list =
-        std::fs::read_to_string(OBJ_LIST).unwrap_or_else(|e| panic!("reading {OBJ_LIST}: {e}"));
+    let list = std::fs::read_to_string(OBJ_LIST).unwrap_or_else(|e| panic!("reading {OBJ_LIST}: {e}"));
     list.lines()
         .filter_map(|l| l.split_once('\t'))
         .map(|(name, obj)| {
@@ -138,15 +130,8 @@ fn link(name: &str, obj: &Path, dir: &Path) -> PathBuf {
         cmd.args(pkg_config(&["--libs"]));
     }
     cmd.args(["-lpthread", "-ldl"]);
-    let o = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", cc()));
-    assert!(
-        o.status.success(),
-        "linking {name} against {} failed:\n{}",
-        dir.display(),
-        describe(&o)
-    );
+    let o = cmd.output().unwrap_or_else(|e| panic!("running {}: {e}", cc()));
+    assert!(o.status.success(), "linking {name} against {} failed:\n{}", dir.display(), describe(&o));
     exe
 }
 
@@ -158,8 +143,7 @@ fn programs() -> &'static [Program] {
         ensure_soname_link(&dir);
         let mut out = Vec::new();
         for (name, obj) in objects() {
-            let obj = obj
-                .unwrap_or_else(|e| panic!("capi-tests/{name}.c did not compile in build.rs: {e}"));
+            let obj = obj.unwrap_or_else(|e| panic!("capi-tests/{name}.c did not compile in build.rs: {e}"));
             let exe = link(&name, &obj, &dir);
             out.push(Program { name, exe });
         }
@@ -169,24 +153,15 @@ fn programs() -> &'static [Program] {
 
 fn run(p: &Program, wrapper: &[&str], env: &[(&str, &str)]) -> Output {
     let (prog, args): (&str, Vec<String>) = match wrapper.split_first() {
-        Some((w, rest)) => (
-            w,
-            rest.iter()
-                .map(|s| s.to_string())
-                .chain([p.exe.display().to_string()])
-                .collect(),
-        ),
+        Some((w, rest)) => (w, rest.iter().map(|s| s.to_string()).chain([p.exe.display().to_string()]).collect()),
         None => (p.exe.to_str().unwrap(), Vec::new()),
     };
     let mut cmd = Command::new(prog);
-    cmd.args(&args)
-        .env("LD_LIBRARY_PATH", lib_dir())
-        .env_remove("NODEDEV_DEBUG");
+    cmd.args(&args).env("LD_LIBRARY_PATH", lib_dir()).env_remove("NODEDEV_DEBUG");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", p.exe.display()))
+    cmd.output().unwrap_or_else(|e| panic!("running {}: {e}", p.exe.display()))
 }
 
 /// Run every program in parallel; returns the failures, and every summary line.
@@ -197,29 +172,16 @@ fn run_all(
 ) -> (Vec<String>, Vec<String>) {
     let progs = programs();
     let outputs: Vec<(&Program, Output)> = thread::scope(|s| {
-        let handles: Vec<_> = progs
-            .iter()
-            .map(|p| s.spawn(move || (p, run(p, wrapper, env))))
-            .collect();
+        let handles: Vec<_> = progs.iter().map(|p| s.spawn(move || (p, run(p, wrapper, env)))).collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let failures = outputs
         .iter()
-        .filter_map(|(p, o)| {
-            check(p, o)
-                .err()
-                .map(|e| format!("{}: {e}\n{}", p.name, describe(o)))
-        })
+        .filter_map(|(p, o)| check(p, o).err().map(|e| format!("{}: {e}\n{}", p.name, describe(o))))
         .collect();
     let summaries = outputs
         .iter()
-        .map(|(_, o)| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .last()
-                .unwrap_or("")
-                .to_string()
-        })
+        .map(|(_, o)| String::from_utf8_lossy(&o.stdout).lines().last().unwrap_or("").to_string())
         .collect();
     (failures, summaries)
 }
@@ -227,15 +189,9 @@ fn run_all(
 fn summary_ok(p: &Program, o: &Output) -> Result<(), String> {
     let stdout = String::from_utf8_lossy(&o.stdout);
     let last = stdout.lines().last().unwrap_or("");
-    let counts = last
-        .strip_prefix(&format!("{}: ", p.name))
-        .and_then(|rest| rest.split_once(" passed, "))
-        .and_then(|(passed, failed)| {
-            Some((
-                passed.parse::<u32>().ok()?,
-                failed.strip_suffix(" failed")?.parse::<u32>().ok()?,
-            ))
-        });
+    let counts = last.strip_prefix(&format!("{}: ", p.name)).and_then(|rest| rest.split_once(" passed, ")).and_then(
+        |(passed, failed)| Some((passed.parse::<u32>().ok()?, failed.strip_suffix(" failed")?.parse::<u32>().ok()?)),
+    );
     match counts {
         Some((passed, 0)) if passed > 0 && o.status.success() => Ok(()),
         Some((passed, failed)) => Err(format!("{passed} passed, {failed} failed")),
@@ -247,10 +203,7 @@ fn summary_ok(p: &Program, o: &Output) -> Result<(), String> {
 fn c_suite_is_complete() {
     let names: BTreeSet<String> = objects().into_iter().map(|(n, _)| n).collect();
     for want in EXPECTED {
-        assert!(
-            names.contains(*want),
-            "capi-tests/{want}.c is missing from the build ({names:?})"
-        );
+        assert!(names.contains(*want), "capi-tests/{want}.c is missing from the build ({names:?})");
     }
 }
 
@@ -258,41 +211,24 @@ fn c_suite_is_complete() {
 fn c_programs_pass() {
     let (failures, summaries) = run_all(&[], &[], summary_ok);
     eprintln!("{}", summaries.join("\n"));
-    assert!(
-        failures.is_empty(),
-        "C programs failed:\n{}",
-        failures.join("\n\n")
-    );
+    assert!(failures.is_empty(), "C programs failed:\n{}", failures.join("\n\n"));
 }
 
 #[test]
 fn default_error_handler_prints_only_with_nodedev_debug() {
-    let errors = programs()
-        .iter()
-        .find(|p| p.name == "errors")
-        .expect("errors program");
+    let errors = programs().iter().find(|p| p.name == "errors").expect("errors program");
     let quiet = run(errors, &[], &[]);
     assert!(summary_ok(errors, &quiet).is_ok(), "{}", describe(&quiet));
     let stderr = String::from_utf8_lossy(&quiet.stderr);
-    assert!(
-        !stderr.contains("nodedev: "),
-        "errors printed without NODEDEV_DEBUG:\n{stderr}"
-    );
+    assert!(!stderr.contains("nodedev: "), "errors printed without NODEDEV_DEBUG:\n{stderr}");
     let loud = run(errors, &[], &[("NODEDEV_DEBUG", "1")]);
     assert!(summary_ok(errors, &loud).is_ok(), "{}", describe(&loud));
     let stderr = String::from_utf8_lossy(&loud.stderr);
     assert!(
-        stderr
-            .lines()
-            .filter(|l| l.starts_with("nodedev: "))
-            .count()
-            > 20,
+        stderr.lines().filter(|l| l.starts_with("nodedev: ")).count() > 20,
         "NODEDEV_DEBUG=1 should print every error:\n{stderr}"
     );
-    assert!(
-        stderr.contains("nodedev: virConnectClose: invalid connection pointer conn (NULL)"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("nodedev: virConnectClose: invalid connection pointer conn (NULL)"), "{stderr}");
 }
 
 #[test]
@@ -311,11 +247,7 @@ fn c_programs_are_clean_under_valgrind() {
     // valgrind runs threads one at a time: fewer rounds for the threads program.
     let (failures, summaries) = run_all(&wrapper, &[("NODEDEV_TEST_ROUNDS", "20")], summary_ok);
     eprintln!("under valgrind:\n{}", summaries.join("\n"));
-    assert!(
-        failures.is_empty(),
-        "C programs under valgrind:\n{}",
-        failures.join("\n\n")
-    );
+    assert!(failures.is_empty(), "C programs under valgrind:\n{}", failures.join("\n\n"));
 }
 
 #[test]
@@ -323,47 +255,21 @@ fn static_library_links_with_pkg_config_static() {
     let dir = lib_dir();
     let archive = dir.join("libnodedev.a");
     assert!(archive.exists(), "{} is missing", archive.display());
-    let obj = objects()
-        .into_iter()
-        .find(|(n, _)| n == "enumerate")
-        .and_then(|(_, o)| o.ok())
-        .expect("enumerate.o");
+    let obj = objects().into_iter().find(|(n, _)| n == "enumerate").and_then(|(_, o)| o.ok()).expect("enumerate.o");
     let exe = out_dir().join("enumerate-static");
     let libs: Vec<String> = pkg_config(&["--static", "--libs"])
         .into_iter()
-        .map(|a| {
-            if a == "-lnodedev" {
-                archive.display().to_string()
-            } else {
-                a
-            }
-        })
+        .map(|a| if a == "-lnodedev" { archive.display().to_string() } else { a })
         .collect();
-    let o = Command::new(cc())
-        .arg(&obj)
-        .arg("-o")
-        .arg(&exe)
-        .args(&libs)
-        .output()
-        .unwrap();
+    let o = Command::new(cc()).arg(&obj).arg("-o").arg(&exe).args(&libs).output().unwrap();
     assert!(o.status.success(), "static link failed:\n{}", describe(&o));
-    let needed = Command::new("readelf")
-        .arg("-d")
-        .arg(&exe)
-        .output()
-        .unwrap();
+    let needed = Command::new("readelf").arg("-d").arg(&exe).output().unwrap();
     assert!(
         !String::from_utf8_lossy(&needed.stdout).contains("libnodedev"),
         "statically linked program needs libnodedev.so"
     );
-    let run = Command::new(&exe)
-        .env_remove("LD_LIBRARY_PATH")
-        .output()
-        .unwrap();
-    let p = Program {
-        name: "enumerate".into(),
-        exe,
-    };
+    let run = Command::new(&exe).env_remove("LD_LIBRARY_PATH").output().unwrap();
+    let p = Program { name: "enumerate".into(), exe };
     assert!(summary_ok(&p, &run).is_ok(), "{}", describe(&run));
 }
 
@@ -375,35 +281,17 @@ fn pkg_config_file_is_usable() {
     let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("include");
     assert_eq!(cflags, [format!("-I{}", include.display())]);
     let libs = pkg_config(&["--libs"]);
-    assert_eq!(
-        libs,
-        [format!("-L{}", dir.display()), "-lnodedev".to_string()]
-    );
+    assert_eq!(libs, [format!("-L{}", dir.display()), "-lnodedev".to_string()]);
     let private = pkg_config(&["--static", "--libs"]);
-    assert!(
-        private.contains(&"-lpthread".to_string()) && private.contains(&"-ldl".to_string()),
-        "{private:?}"
-    );
-    let template = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("pkgconfig/nodedev.pc.in"),
-    )
-    .unwrap();
+    assert!(private.contains(&"-lpthread".to_string()) && private.contains(&"-ldl".to_string()), "{private:?}");
+    let template =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("pkgconfig/nodedev.pc.in")).unwrap();
     for placeholder in ["@PREFIX@", "@LIBDIR@", "@INCLUDEDIR@", "@VERSION@"] {
-        assert!(
-            template.contains(placeholder),
-            "nodedev.pc.in lacks {placeholder}"
-        );
+        assert!(template.contains(placeholder), "nodedev.pc.in lacks {placeholder}");
     }
-    let v = Command::new("pkg-config")
-        .args(["--validate", "nodedev"])
-        .env("PKG_CONFIG_PATH", PC_PATH)
-        .output()
-        .unwrap();
-    assert!(
-        v.status.success(),
-        "pkg-config --validate:\n{}",
-        describe(&v)
-    );
+    let v =
+        Command::new("pkg-config").args(["--validate", "nodedev"]).env("PKG_CONFIG_PATH", PC_PATH).output().unwrap();
+    assert!(v.status.success(), "pkg-config --validate:\n{}", describe(&v));
 }
 
 #[test]
@@ -443,21 +331,11 @@ fn only_versioned_vir_symbols_are_exported() {
         }
     }
     assert!(bad.is_empty(), "{}:\n{}", so.display(), bad.join("\n"));
-    let expected: BTreeSet<String> = nodedev::capi::exported()
-        .into_iter()
-        .map(|s| s.to_string())
-        .collect();
-    assert_eq!(
-        exported, expected,
-        "exported symbols vs src/capi/mod.rs's list"
-    );
+    let expected: BTreeSet<String> = nodedev::capi::exported().into_iter().map(|s| s.to_string()).collect();
+    assert_eq!(exported, expected, "exported symbols vs src/capi/mod.rs's list");
 
     // objdump agrees (version column of the dynamic symbol table).
-    let o = Command::new("objdump")
-        .arg("-T")
-        .arg(&so)
-        .output()
-        .expect("objdump (binutils)");
+    let o = Command::new("objdump").arg("-T").arg(&so).output().expect("objdump (binutils)");
     let table = String::from_utf8_lossy(&o.stdout);
     for name in nodedev::capi::exported() {
         assert!(
@@ -473,15 +351,7 @@ fn only_versioned_vir_symbols_are_exported() {
 #[test]
 fn soname_is_libnodedev_so_0() {
     let so = lib_dir().join("libnodedev.so");
-    let o = Command::new("readelf")
-        .arg("-d")
-        .arg(&so)
-        .output()
-        .expect("readelf (binutils)");
+    let o = Command::new("readelf").arg("-d").arg(&so).output().expect("readelf (binutils)");
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        text.contains("Library soname: [libnodedev.so.0]"),
-        "readelf -d {}:\n{text}",
-        so.display()
-    );
+    assert!(text.contains("Library soname: [libnodedev.so.0]"), "readelf -d {}:\n{text}", so.display());
 }

@@ -9,7 +9,8 @@
 use nodedev::capi::connect::{virConnectClose, virConnectOpen};
 use nodedev::capi::error::virGetLastErrorMessage;
 use nodedev::capi::nodedev::{
-    virNodeDeviceDetachFlags, virNodeDeviceFree, virNodeDeviceLookupByName, virNodeDeviceReAttachFlags, virNodeDeviceReset,
+    virNodeDeviceDetachFlags, virNodeDeviceFree, virNodeDeviceLookupByName, virNodeDeviceReAttachFlags,
+    virNodeDeviceReset,
 };
 use nodedev::capi::{virConnect, virNodeDevice};
 use nodedev::state::StateStore;
@@ -238,7 +239,12 @@ fn assert_valid(doc: &Value) {
 }
 
 fn device<'a>(list: &'a Value, addr: &str) -> &'a Value {
-    list["devices"].as_array().unwrap().iter().find(|d| d["address"] == addr).unwrap_or_else(|| panic!("{addr} not listed"))
+    list["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["address"] == addr)
+        .unwrap_or_else(|| panic!("{addr} not listed"))
 }
 
 // ---- --json ----
@@ -283,7 +289,10 @@ fn json_of_every_read_command_matches_the_schema_before_and_after_a_detach_and_a
     assert_eq!((nic["vendor_id"].as_str(), nic["device_id"].as_str()), (Some("8086"), Some("100e")));
     assert_eq!(nic["vendor_name"], "Intel Corporation");
     assert_eq!(nic["device_name"], "82540EM Gigabit Ethernet Controller");
-    assert_eq!((nic["subsystem_vendor_id"].as_str(), nic["subsystem_device_id"].as_str()), (Some("8086"), Some("001e")));
+    assert_eq!(
+        (nic["subsystem_vendor_id"].as_str(), nic["subsystem_device_id"].as_str()),
+        (Some("8086"), Some("001e"))
+    );
     assert_eq!(nic["class"], "020000");
     assert_eq!(nic["driver"], "e1000");
     assert_eq!(nic["numa_node"], 0);
@@ -304,7 +313,10 @@ fn json_of_every_read_command_matches_the_schema_before_and_after_a_detach_and_a
     assert!(nic["owner"].is_null() && nic["managed"].is_null());
     assert_eq!(nic["iommu_group"]["vfio_viable"], false, "0000:03:02.0 is still on e1000");
     let vf = device(after, "0000:04:10.0");
-    assert_eq!((vf["driver"].as_str(), vf["owner"].as_str(), vf["managed"].as_bool()), (Some("vfio-pci"), Some("vm1"), Some(true)));
+    assert_eq!(
+        (vf["driver"].as_str(), vf["owner"].as_str(), vf["managed"].as_bool()),
+        (Some("vfio-pci"), Some("vm1"), Some(true))
+    );
     assert_eq!(vf["original_driver"], "igbvf");
     assert_eq!(vf["iommu_group"]["vfio_viable"], true);
     for (b, a) in before["devices"].as_array().unwrap().iter().zip(after["devices"].as_array().unwrap()) {
@@ -320,9 +332,23 @@ fn json_of_every_read_command_matches_the_schema_before_and_after_a_detach_and_a
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| (m["address"].as_str().unwrap(), m["stub"].as_bool().unwrap(), m["bridge"].as_bool().unwrap(), m["blocks_vfio"].as_bool().unwrap()))
+        .map(|m| {
+            (
+                m["address"].as_str().unwrap(),
+                m["stub"].as_bool().unwrap(),
+                m["bridge"].as_bool().unwrap(),
+                m["blocks_vfio"].as_bool().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(members, [("0000:02:00.0", false, true, false), ("0000:03:01.0", true, false, false), ("0000:03:02.0", false, false, true)]);
+    assert_eq!(
+        members,
+        [
+            ("0000:02:00.0", false, true, false),
+            ("0000:03:01.0", true, false, false),
+            ("0000:03:02.0", false, false, true)
+        ]
+    );
     assert_eq!(docs[6]["address"], "0000:04:10.0");
     assert_eq!(docs[6]["group"]["members"][0]["owner"], "vm1");
     assert_eq!(docs[6]["group"]["vfio_viable"], true);
@@ -348,7 +374,10 @@ fn the_schema_checker_rejects_what_the_schema_forbids() {
         ("numa node as a string", Box::new(|d| d["devices"][0]["numa_node"] = "0".into())),
         ("negative group number", Box::new(|d| d["devices"][0]["iommu_group"]["number"] = (-1).into())),
         ("address with a bad slot", Box::new(|d| d["devices"][0]["address"] = "0000:00:20.0".into())),
-        ("member not an address", Box::new(|d| d["devices"][1]["iommu_group"]["members"][0] = "pci_0000_00_01_0".into())),
+        (
+            "member not an address",
+            Box::new(|d| d["devices"][1]["iommu_group"]["members"][0] = "pci_0000_00_01_0".into()),
+        ),
         ("stub as a string", Box::new(|d| d["devices"][0]["stub"] = "no".into())),
     ];
     for (what, mutate) in mutations {
@@ -384,7 +413,9 @@ fn list_groups_devices_on_stub_drivers_on_host_drivers_and_on_no_driver() {
     // Section title -> its lines, in order.
     let sections = |run: &str| -> Vec<(String, Vec<String>)> {
         let mut out: Vec<(String, Vec<String>)> = Vec::new();
-        for line in run.lines().filter(|l| !l.is_empty() && !l.starts_with('{') && !l.contains(" detached to ") && !l.contains(" prepared for ")) {
+        for line in run.lines().filter(|l| {
+            !l.is_empty() && !l.starts_with('{') && !l.contains(" detached to ") && !l.contains(" prepared for ")
+        }) {
             if line.starts_with("on ") || line.starts_with("no driver") {
                 out.push((line.to_string(), Vec::new()));
             } else {
@@ -525,20 +556,40 @@ fn errors_on_stderr_are_the_library_messages_word_for_word() {
     // the library's message: the function and argument a C caller got wrong).
     let cases: Vec<(&str, String, &str)> = vec![
         // The boot VGA: a safety refusal.
-        ("detach 0000:00:02.0", c_api_message(Some("pci_0000_00_02_0"), |_, d| unsafe {
-            virNodeDeviceDetachFlags(d, cstr("vfio").as_ptr(), 0) == -1
-        }), ""),
+        (
+            "detach 0000:00:02.0",
+            c_api_message(Some("pci_0000_00_02_0"), |_, d| unsafe {
+                virNodeDeviceDetachFlags(d, cstr("vfio").as_ptr(), 0) == -1
+            }),
+            "",
+        ),
         // A kernel module name where an abstract driver name belongs.
-        ("detach 0000:03:01.0 --driver vfio-pci", c_api_message(Some("pci_0000_03_01_0"), |_, d| unsafe {
-            virNodeDeviceDetachFlags(d, cstr("vfio-pci").as_ptr(), 0) == -1
-        }), "virNodeDeviceDetachFlags: driverName: "),
-        ("reattach 0000:03:02.0 --driver dccp", c_api_message(Some("pci_0000_03_02_0"), |_, d| unsafe {
-            virNodeDeviceReAttachFlags(d, cstr("dccp").as_ptr(), 0) == -1
-        }), ""),
-        ("reset 0000:03:02.0", c_api_message(Some("pci_0000_03_02_0"), |_, d| unsafe { virNodeDeviceReset(d) == -1 }), ""),
-        ("show pci_0000_09_00_0", c_api_message(None, |conn, _| unsafe {
-            virNodeDeviceLookupByName(conn, cstr("pci_0000_09_00_0").as_ptr()).is_null()
-        }), ""),
+        (
+            "detach 0000:03:01.0 --driver vfio-pci",
+            c_api_message(Some("pci_0000_03_01_0"), |_, d| unsafe {
+                virNodeDeviceDetachFlags(d, cstr("vfio-pci").as_ptr(), 0) == -1
+            }),
+            "virNodeDeviceDetachFlags: driverName: ",
+        ),
+        (
+            "reattach 0000:03:02.0 --driver dccp",
+            c_api_message(Some("pci_0000_03_02_0"), |_, d| unsafe {
+                virNodeDeviceReAttachFlags(d, cstr("dccp").as_ptr(), 0) == -1
+            }),
+            "",
+        ),
+        (
+            "reset 0000:03:02.0",
+            c_api_message(Some("pci_0000_03_02_0"), |_, d| unsafe { virNodeDeviceReset(d) == -1 }),
+            "",
+        ),
+        (
+            "show pci_0000_09_00_0",
+            c_api_message(None, |conn, _| unsafe {
+                virNodeDeviceLookupByName(conn, cstr("pci_0000_09_00_0").as_ptr()).is_null()
+            }),
+            "",
+        ),
     ];
     for (cmd, c_message, c_context) in cases {
         let message = c_message.strip_prefix(c_context).unwrap_or_else(|| panic!("{cmd}: C message {c_message:?}"));
@@ -559,7 +610,11 @@ fn errors_on_stderr_are_the_library_messages_word_for_word() {
 
 /// The `sysfs write` lines of a trace, as they are printed.
 fn traced_writes(stderr: &str) -> Vec<String> {
-    stderr.lines().filter(|l| l.starts_with("nodedev: sysfs write ") && !l.contains("\" failed: ")).map(str::to_string).collect()
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("nodedev: sysfs write ") && !l.contains("\" failed: "))
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -600,13 +655,19 @@ fn nodedev_debug_traces_every_write_of_a_detach_and_reattach_in_order() {
     assert!(at("nodedev: modprobe vfio-pci") < at(&expected[0]));
     let probe = at(&expected[2]);
     assert!(
-        lines[probe + 1].starts_with(&format!("nodedev: sysfs readlink {dev}/driver -> ")) && lines[probe + 1].ends_with("/vfio-pci"),
+        lines[probe + 1].starts_with(&format!("nodedev: sysfs readlink {dev}/driver -> "))
+            && lines[probe + 1].ends_with("/vfio-pci"),
         "{}",
         lines[probe + 1]
     );
     // Reads, listings and existence checks are traced too, with their answers.
-    for kind in [format!("sysfs read {dev}/"), "sysfs list kernel/iommu_groups/".to_string(), format!("sysfs exists {dev}/")] {
-        assert!(lines.iter().any(|l| l.starts_with(&format!("nodedev: {kind}")) && l.contains(" -> ")), "no {kind}...\n{log}");
+    for kind in
+        [format!("sysfs read {dev}/"), "sysfs list kernel/iommu_groups/".to_string(), format!("sysfs exists {dev}/")]
+    {
+        assert!(
+            lines.iter().any(|l| l.starts_with(&format!("nodedev: {kind}")) && l.contains(" -> ")),
+            "no {kind}...\n{log}"
+        );
     }
 }
 
@@ -616,11 +677,15 @@ fn nodedev_debug_traces_failed_writes_and_changes_nothing_else() {
     let d = ["-c", "test:///default"];
     // Same answers with the trace on: names, safety checks (an interface
     // with an address, the root filesystem's disk), errors.
-    for cmd in ["list --json; list; group 0000:01:00.0", "detach 0000:04:00.0", "detach 0000:06:00.0", "detach 0000:00:02.0"] {
+    for cmd in
+        ["list --json; list; group 0000:01:00.0", "detach 0000:04:00.0", "detach 0000:06:00.0", "detach 0000:00:02.0"]
+    {
         let (quiet, traced) = (script(cmd), nodedev_env(&[d[0], d[1], cmd], &debug));
         assert_eq!(traced.status.code(), quiet.status.code(), "{cmd}");
         assert_eq!(stdout(&traced), stdout(&quiet), "{cmd}");
-        let errors = |o: &Output| stderr(o).lines().filter(|l| l.starts_with("nodedev: error: ")).map(str::to_string).collect::<Vec<_>>();
+        let errors = |o: &Output| {
+            stderr(o).lines().filter(|l| l.starts_with("nodedev: error: ")).map(str::to_string).collect::<Vec<_>>()
+        };
         assert_eq!(errors(&traced), errors(&quiet), "{cmd}");
         assert_eq!(errors(&quiet).len(), stderr(&quiet).lines().count(), "{cmd}");
     }

@@ -36,7 +36,8 @@ fn lib_dir() -> PathBuf {
 
 #[test]
 fn a_program_written_for_libvirt_gets_libvirts_answers() {
-    if !common::ci_installs("libvirt-dev (/usr/include/libvirt)", Path::new("/usr/include/libvirt/libvirt.h").exists()) {
+    if !common::ci_installs("libvirt-dev (/usr/include/libvirt)", Path::new("/usr/include/libvirt/libvirt.h").exists())
+    {
         return;
     }
     let lib = lib_dir();
@@ -57,11 +58,7 @@ fn a_program_written_for_libvirt_gets_libvirts_answers() {
     let needed = Command::new("readelf").arg("-d").arg(&exe).output().expect("readelf (binutils)");
     let needed = String::from_utf8_lossy(&needed.stdout);
     assert!(needed.contains("[libnodedev.so.0]") && !needed.contains("[libvirt"), "{needed}");
-    let o = Command::new(&exe)
-        .env("LD_LIBRARY_PATH", &lib)
-        .env_remove("NODEDEV_DEBUG")
-        .output()
-        .unwrap();
+    let o = Command::new(&exe).env("LD_LIBRARY_PATH", &lib).env_remove("NODEDEV_DEBUG").output().unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
     let stderr = String::from_utf8_lossy(&o.stderr);
     let count: u32 = stdout
@@ -69,10 +66,7 @@ fn a_program_written_for_libvirt_gets_libvirts_answers() {
         .find_map(|l| l.strip_prefix("libvirt conformance checks: "))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("no count printed:\n{stdout}{stderr}"));
-    assert!(
-        o.status.success() && stdout.contains(" 0 failed"),
-        "libvirt conformance failed:\n{stdout}{stderr}"
-    );
+    assert!(o.status.success() && stdout.contains(" 0 failed"), "libvirt conformance failed:\n{stdout}{stderr}");
     assert!(count >= 80, "only {count} conformance checks ran:\n{stdout}");
     println!("{}", stdout.trim());
 }

@@ -288,7 +288,8 @@ fn a_crash_at_any_step_loses_nothing() {
 fn a_crash_during_recovery_loses_nothing() {
     let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let mut total = 0;
-    for op in [Op::Detach(NIC1, Stub::Vfio), Op::Reattach(NIC1, Stub::Vfio), Op::GroupDetach, Op::Prepare, Op::Release] {
+    for op in [Op::Detach(NIC1, Stub::Vfio), Op::Reattach(NIC1, Stub::Vfio), Op::GroupDetach, Op::Prepare, Op::Release]
+    {
         let mut op_points = Vec::new();
         for k in 0.. {
             if !crash_once(op, CrashAt::Kernel(k)) {

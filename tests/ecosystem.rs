@@ -80,9 +80,19 @@ fn install_lays_out_the_files_and_a_pkg_config_consumer_builds_and_runs() {
     let lib = prefix.join("lib");
     let real = lib.join(format!("libnodedev.so.{version}"));
     assert!(real.is_file() && !real.is_symlink(), "{} is not a real file", real.display());
-    assert_eq!(std::fs::read_link(lib.join("libnodedev.so.0")).unwrap(), PathBuf::from(format!("libnodedev.so.{version}")));
+    assert_eq!(
+        std::fs::read_link(lib.join("libnodedev.so.0")).unwrap(),
+        PathBuf::from(format!("libnodedev.so.{version}"))
+    );
     assert_eq!(std::fs::read_link(lib.join("libnodedev.so")).unwrap(), PathBuf::from("libnodedev.so.0"));
-    for f in ["lib/libnodedev.a", "include/nodedev/nodedev.h", "lib/pkgconfig/nodedev.pc", "bin/nodedev", "share/man/man1/nodedev.1", "share/nodedev/nodedev-json.schema.json"] {
+    for f in [
+        "lib/libnodedev.a",
+        "include/nodedev/nodedev.h",
+        "lib/pkgconfig/nodedev.pc",
+        "bin/nodedev",
+        "share/man/man1/nodedev.1",
+        "share/nodedev/nodedev-json.schema.json",
+    ] {
         assert!(prefix.join(f).is_file(), "{f} not installed");
     }
 
@@ -112,7 +122,12 @@ fn install_lays_out_the_files_and_a_pkg_config_consumer_builds_and_runs() {
     assert_eq!(text(&out).lines().count(), 21);
     let man = std::fs::read_to_string(prefix.join("share/man/man1/nodedev.1")).unwrap();
     for cmd in ["list", "show", "detach", "reattach", "reset", "group", "prepare", "release", "recover"] {
-        assert!(man.contains(&format!(".B {cmd}")) || man.contains(&format!(".BI {cmd} ")) || man.contains(&format!(".BI \" {cmd}")), "man page lacks {cmd}");
+        assert!(
+            man.contains(&format!(".B {cmd}"))
+                || man.contains(&format!(".BI {cmd} "))
+                || man.contains(&format!(".BI \" {cmd}")),
+            "man page lacks {cmd}"
+        );
     }
 }
 
@@ -169,7 +184,10 @@ fn code_written_for_libvirts_headers_links_with_nodedev_and_runs() {
         .arg(format!("-L{}", lib.display()))
         .arg("-lnodedev"));
     let libs = needed(&exe);
-    assert!(libs.contains(&"libnodedev.so.0".to_string()) && !libs.iter().any(|l| l.starts_with("libvirt")), "{libs:?}");
+    assert!(
+        libs.contains(&"libnodedev.so.0".to_string()) && !libs.iter().any(|l| l.starts_with("libvirt")),
+        "{libs:?}"
+    );
     let out = run(Command::new(&exe).env("LD_LIBRARY_PATH", &lib));
     let summary = text(&out);
     assert!(summary.contains(" 0 failed"), "{summary}");
@@ -178,10 +196,8 @@ fn code_written_for_libvirts_headers_links_with_nodedev_and_runs() {
 
 #[test]
 fn with_libvirt_so_loaded_in_either_order_calls_reach_nodedev() {
-    let libvirt_present = Command::new("sh")
-        .args(["-c", "ldconfig -p | grep -q 'libvirt.so.0 '"])
-        .status()
-        .is_ok_and(|s| s.success());
+    let libvirt_present =
+        Command::new("sh").args(["-c", "ldconfig -p | grep -q 'libvirt.so.0 '"]).status().is_ok_and(|s| s.success());
     if !available("libvirt0 (libvirt.so.0)", libvirt_present) {
         return;
     }
@@ -207,7 +223,9 @@ fn with_libvirt_so_loaded_in_either_order_calls_reach_nodedev() {
 #[test]
 fn the_readme_documents_every_exported_function() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let missing: Vec<&str> =
-        nodedev::capi::exported().into_iter().filter(|f| !readme.contains(&format!("`{f}`")) && !readme.contains(&format!("`{f}("))).collect();
+    let missing: Vec<&str> = nodedev::capi::exported()
+        .into_iter()
+        .filter(|f| !readme.contains(&format!("`{f}`")) && !readme.contains(&format!("`{f}(")))
+        .collect();
     assert!(missing.is_empty(), "README's API table lacks {missing:?}");
 }

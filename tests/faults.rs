@@ -91,7 +91,10 @@ fn faults() -> Vec<Fault> {
         });
     }
     v.push(Fault { name: "probe-binds-nothing".into(), apply: Box::new(|k, _, t| k.misprobe(t, None, 1)) });
-    v.push(Fault { name: "probe-binds-wrong-driver".into(), apply: Box::new(|k, _, t| k.misprobe(t, Some("nvme"), 1)) });
+    v.push(Fault {
+        name: "probe-binds-wrong-driver".into(),
+        apply: Box::new(|k, _, t| k.misprobe(t, Some("nvme"), 1)),
+    });
     v.push(Fault {
         name: "probe-and-bind-fail".into(),
         apply: Box::new(|k, _, t| {
@@ -157,7 +160,10 @@ fn every_fault_in_every_operation_ends_consistent() {
             // Right away: never driverless without a record that says so.
             for (d, orig) in op.devices.iter().zip(&originals) {
                 if present(&sim, d) && sim.driver_of(d).is_none() && orig.is_some() {
-                    assert!(store.get(d).unwrap().is_some(), "{what}: {d} left without a driver and without a record ({result:?})");
+                    assert!(
+                        store.get(d).unwrap().is_some(),
+                        "{what}: {d} left without a driver and without a record ({result:?})"
+                    );
                 }
             }
 
@@ -174,7 +180,11 @@ fn every_fault_in_every_operation_ends_consistent() {
                 let now = sim.driver_of(d);
                 match store.get(d).unwrap() {
                     Some(r) => {
-                        assert_eq!(now.as_deref(), Some(r.stub.as_str()), "{what}: {d} disagrees with its record {r:?}");
+                        assert_eq!(
+                            now.as_deref(),
+                            Some(r.stub.as_str()),
+                            "{what}: {d} disagrees with its record {r:?}"
+                        );
                         assert_eq!(r.step, Step::Detached, "{what}: {d}");
                         assert_eq!(&r.original_driver, orig, "{what}: {d} lost its original driver");
                     }

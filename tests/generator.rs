@@ -33,6 +33,9 @@ fn a_generated_tree_reads_like_its_simulated_host() {
             assert!(dir.join("sys/bus/pci/devices").join(d.to_string()).join(f).exists(), "{d}/{f}");
         }
     }
-    assert!(vfs > 100 && on_vfio > 10 && shared_groups >= 2, "mix: {vfs} VFs, {on_vfio} on vfio-pci, {shared_groups} in shared groups");
+    assert!(
+        vfs > 100 && on_vfio > 10 && shared_groups >= 2,
+        "mix: {vfs} VFs, {on_vfio} on vfio-pci, {shared_groups} in shared groups"
+    );
     assert!(!dir.join("state").exists(), "a read-only open created the state dir");
 }

@@ -22,8 +22,7 @@ fn header_path() -> PathBuf {
 }
 
 fn generate() -> String {
-    let config =
-        cbindgen::Config::from_file(root().join("cbindgen.toml")).expect("reading cbindgen.toml");
+    let config = cbindgen::Config::from_file(root().join("cbindgen.toml")).expect("reading cbindgen.toml");
     let bindings = cbindgen::Builder::new()
         .with_config(config)
         .with_src(root().join("src/capi/mod.rs"))
@@ -35,19 +34,13 @@ fn generate() -> String {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("header-tests")
-        .join(name);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("header-tests").join(name);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
+    Command::new(tool).arg("--version").output().map(|o| o.status.success()).unwrap_or(false)
 }
 
 fn compile(tool: &str, args: &[&str], src: &Path, out: &Path) -> Result<(), String> {
@@ -120,9 +113,7 @@ fn function_prototypes(header: &str) -> Vec<String> {
         .join("\n");
     text.split(';')
         .map(|chunk| chunk.rsplit(['{', '}']).next().unwrap().trim())
-        .filter(|d| {
-            d.contains("vir") && d.contains('(') && !d.starts_with("typedef") && !d.contains('=')
-        })
+        .filter(|d| d.contains("vir") && d.contains('(') && !d.starts_with("typedef") && !d.contains('='))
         .map(|d| d.split_whitespace().collect::<Vec<_>>().join(" ") + ";")
         .collect()
 }
@@ -152,21 +143,11 @@ fn header_declares_every_export_once() {
     let mut data: Vec<String> = nodedev::capi::exported_data().into_iter().map(str::to_string).collect();
     data.sort();
     assert_eq!(declared_vars, data, "variables declared in include/nodedev.h vs the exported data");
-    let mut declared: Vec<String> = protos
-        .iter()
-        .map(|p| declared_name(p))
-        .chain(declared_vars)
-        .collect();
+    let mut declared: Vec<String> = protos.iter().map(|p| declared_name(p)).chain(declared_vars).collect();
     declared.sort();
-    let mut exported: Vec<String> = nodedev::capi::exported()
-        .into_iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut exported: Vec<String> = nodedev::capi::exported().into_iter().map(|s| s.to_string()).collect();
     exported.sort();
-    assert_eq!(
-        declared, exported,
-        "functions declared in include/nodedev.h vs the export list in src/capi/mod.rs"
-    );
+    assert_eq!(declared, exported, "functions declared in include/nodedev.h vs the export list in src/capi/mod.rs");
 }
 
 #[test]
@@ -183,18 +164,11 @@ fn every_declaration_is_documented() {
             && !t.starts_with('*')
             && !t.starts_with("/*");
         let is_field = line.starts_with("    ") && t.ends_with(';') && !t.contains('(');
-        if (is_enum_value || is_function || is_field)
-            && i > 0
-            && !lines[i - 1].trim().ends_with("*/")
-        {
+        if (is_enum_value || is_function || is_field) && i > 0 && !lines[i - 1].trim().ends_with("*/") {
             undocumented.push(format!("{}: {t}", i + 1));
         }
     }
-    assert!(
-        undocumented.is_empty(),
-        "undocumented in include/nodedev.h:\n{}",
-        undocumented.join("\n")
-    );
+    assert!(undocumented.is_empty(), "undocumented in include/nodedev.h:\n{}", undocumented.join("\n"));
 }
 
 const USE_HEADER: &str = r#"
@@ -262,8 +236,13 @@ fn header_compiles_as_strict_c_and_cxx_with_gcc_and_clang() {
             continue;
         }
         for std in ["-std=c++11", "-std=c++17"] {
-            compile(cxx_compiler, &[std, "-Wall", "-Wextra", "-Werror", "-pedantic", "-c"], &cpp, &dir.join("usecpp.o"))
-                .unwrap();
+            compile(
+                cxx_compiler,
+                &[std, "-Wall", "-Wextra", "-Werror", "-pedantic", "-c"],
+                &cpp,
+                &dir.join("usecpp.o"),
+            )
+            .unwrap();
         }
         checked += 2;
     }
@@ -287,9 +266,7 @@ fn header_matches_libvirt() {
     }
     let header = std::fs::read_to_string(header_path()).unwrap();
     let dir = scratch("libvirt");
-    let mut c = String::from(
-        "#include <libvirt/libvirt.h>\n#include <libvirt/virterror.h>\n#include <stddef.h>\n",
-    );
+    let mut c = String::from("#include <libvirt/libvirt.h>\n#include <libvirt/virterror.h>\n#include <stddef.h>\n");
     // Enum values: ours (as unsigned int) must equal libvirt's; nodedev's
     // own must not exist in libvirt at all.
     let libvirt_text: String = std::fs::read_dir("/usr/include/libvirt")
@@ -316,18 +293,18 @@ fn header_matches_libvirt() {
     }
     assert!(count > 180, "only {count} enum values found in the header");
     // virError layout.
-    for field in [
-        "code", "domain", "message", "level", "conn", "dom", "str1", "str2", "str3", "int1",
-        "int2", "net",
-    ] {
-        c.push_str(&format!(
-            "size_t off_{field} = offsetof(virError, {field});\n"
-        ));
+    for field in ["code", "domain", "message", "level", "conn", "dom", "str1", "str2", "str3", "int1", "int2", "net"] {
+        c.push_str(&format!("size_t off_{field} = offsetof(virError, {field});\n"));
     }
     // Every prototype of a function libvirt has, redeclared after libvirt's:
     // the compiler rejects any conflicting signature. Our extensions use
     // types of their own, so they are only checked to be absent from libvirt.
-    let extensions = ["virNodeDeviceReAttachFlags", "virNodeDevicePrepare", "virNodeDeviceRelease", "virConnectSetNodeDeviceAuthCallback"];
+    let extensions = [
+        "virNodeDeviceReAttachFlags",
+        "virNodeDevicePrepare",
+        "virNodeDeviceRelease",
+        "virConnectSetNodeDeviceAuthCallback",
+    ];
     for p in function_prototypes(&header) {
         if let Some(ext) = extensions.iter().find(|e| p.contains(&format!(" {e}("))) {
             assert!(!libvirt_text.contains(&format!("{ext}(")), "libvirt now has {ext}: compare its signature");
@@ -347,14 +324,7 @@ fn header_matches_libvirt() {
     std::fs::write(&src, &c).unwrap();
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let o = Command::new(&cc)
-        .args([
-            "-std=gnu11",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-Wno-deprecated-declarations",
-            "-c",
-        ])
+        .args(["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-Wno-deprecated-declarations", "-c"])
         .arg(&src)
         .arg("-o")
         .arg(dir.join("compat.o"))
@@ -371,11 +341,7 @@ fn header_matches_libvirt() {
         let prog = format!(
             "{include}\n#include <stddef.h>\n#include <stdio.h>\nint main(void) {{ printf(\"%zu %zu %zu %zu %zu %zu %zu %zu %zu %zu %zu %zu %zu\\n\", sizeof(virError), offsetof(virError, code), offsetof(virError, domain), offsetof(virError, message), offsetof(virError, level), offsetof(virError, conn), offsetof(virError, dom), offsetof(virError, str1), offsetof(virError, str2), offsetof(virError, str3), offsetof(virError, int1), offsetof(virError, int2), offsetof(virError, net)); printf(\"auth %zu %zu %zu %zu %zu cred %zu %zu %zu %zu %zu %zu %zu\\n\", sizeof(virConnectAuth), offsetof(virConnectAuth, credtype), offsetof(virConnectAuth, ncredtype), offsetof(virConnectAuth, cb), offsetof(virConnectAuth, cbdata), sizeof(virConnectCredential), offsetof(virConnectCredential, type), offsetof(virConnectCredential, prompt), offsetof(virConnectCredential, challenge), offsetof(virConnectCredential, defresult), offsetof(virConnectCredential, result), offsetof(virConnectCredential, resultlen)); return 0; }}\n"
         );
-        let name = if include.contains("libvirt") {
-            "layout_libvirt"
-        } else {
-            "layout_ours"
-        };
+        let name = if include.contains("libvirt") { "layout_libvirt" } else { "layout_ours" };
         let src = dir.join(format!("{name}.c"));
         std::fs::write(&src, prog).unwrap();
         let exe = dir.join(name);

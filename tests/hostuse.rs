@@ -199,7 +199,10 @@ fn a_swap_file_on_a_mounted_filesystem_is_named_with_the_mount() {
         &sim,
         &host,
         SWAP_FILE,
-        &["0000:05:01.0 is nvme1n1, which holds the active swap file /data/swapfile", "nvme1n1, which is mounted on /data"],
+        &[
+            "0000:05:01.0 is nvme1n1, which holds the active swap file /data/swapfile",
+            "nvme1n1, which is mounted on /data",
+        ],
     );
 }
 
@@ -208,7 +211,12 @@ fn swap_on_an_nvme_multipath_head_is_found_through_its_hidden_path() {
     let (sim, host) = setup();
     assert_eq!(sim.read("class/block/nvme4c4n1/hidden").unwrap(), "1\n");
     assert!(sim.read_link("class/block/nvme4n1").unwrap().contains("virtual/nvme-subsystem"));
-    refused_then_forced(&sim, &host, MULTIPATH, &["0000:05:04.0 is nvme4n1 (through nvme4c4n1), which is active swap", "swapoff /dev/nvme4n1"]);
+    refused_then_forced(
+        &sim,
+        &host,
+        MULTIPATH,
+        &["0000:05:04.0 is nvme4n1 (through nvme4c4n1), which is active swap", "swapoff /dev/nvme4n1"],
+    );
 }
 
 #[test]
@@ -218,7 +226,10 @@ fn a_mounted_device_mapper_holder_is_refused_an_idle_one_is_not() {
         &sim,
         &host,
         DM_MOUNTED,
-        &["0000:05:02.0 is nvme2n1, whose partition nvme2n1p1 is held by dm-0, which is mounted on /home", "umount /home"],
+        &[
+            "0000:05:02.0 is nvme2n1, whose partition nvme2n1p1 is held by dm-0, which is mounted on /home",
+            "umount /home",
+        ],
     );
     assert_eq!(sim.list_dir("class/block/dm-1/slaves").unwrap(), ["nvme3n1"]);
     assert_eq!(host.host_uses(&a(DM_IDLE)), Vec::<String>::new());
@@ -247,7 +258,10 @@ fn reattach_after_a_forced_detach_puts_a_bridge_port_back() {
     assert_eq!(sim.list_dir("class/net/br0/brif").unwrap(), ["eth0"]);
     host.detach_with(&a(BRIDGED), Stub::Vfio, FORCE).unwrap();
     let rec = host.state().get(BRIDGED).unwrap().unwrap();
-    assert_eq!((rec.ports[0].interface.as_str(), rec.ports[0].master.as_str(), rec.ports[0].kind.as_str()), ("eth0", "br0", "bridge"));
+    assert_eq!(
+        (rec.ports[0].interface.as_str(), rec.ports[0].master.as_str(), rec.ports[0].kind.as_str()),
+        ("eth0", "br0", "bridge")
+    );
     // As in the kernel: the port left the bridge with its driver.
     assert_eq!(sim.list_dir("class/net/br0/brif").unwrap(), Vec::<String>::new());
     host.reattach(&a(BRIDGED), None).unwrap();
@@ -294,7 +308,10 @@ fn a_port_that_cannot_rejoin_is_reported_and_reattach_still_succeeds() {
     assert_eq!(report.len(), 1, "{report:?}");
     assert!(report[0].resolved && report[0].step.is_none());
     assert_eq!(report[0].address, QUIET_PORT);
-    assert!(report[0].outcome.contains("eth5 (was eth5) could not rejoin bridge br2: bridge br2 no longer exists"), "{report:?}");
+    assert!(
+        report[0].outcome.contains("eth5 (was eth5) could not rejoin bridge br2: bridge br2 no longer exists"),
+        "{report:?}"
+    );
     assert!(report[0].outcome.contains("ip link set eth5 master br2"), "{report:?}");
     // ... and the CLI takes the device's notes right after the command.
     host.detach(&a(QUIET_PORT), Stub::Vfio).unwrap();
@@ -310,7 +327,10 @@ fn a_master_gone_is_reported_and_the_kernel_rules_for_masters_hold() {
     assert!(!sim.exists("class/net/bond0") && sim.list_dir("class/net/br1/brif").unwrap().is_empty());
     host.reattach(&a(BONDED), None).unwrap();
     let notes = host.take_notes(&a(BONDED));
-    assert!(notes.len() == 1 && notes[0].contains("could not rejoin bond bond0: bond bond0 no longer exists"), "{notes:?}");
+    assert!(
+        notes.len() == 1 && notes[0].contains("could not rejoin bond bond0: bond bond0 no longer exists"),
+        "{notes:?}"
+    );
     // What the kernel refuses: a master that is no bridge or bond, an up
     // port for a bond (which then brings it up itself), a loop.
     assert_eq!(sim.set_master("eth2", Some("eth1.100")).unwrap_err().raw_os_error(), Some(libc::EOPNOTSUPP));
@@ -434,18 +454,31 @@ impl Sysfs for Busy {
 #[test]
 fn a_bond_port_already_up_is_taken_down_to_rejoin_and_a_kernel_refusal_is_reported() {
     let sim = Arc::new(SimKernel::from_json(HOST).unwrap());
-    let host = Host::new(Arc::new(Busy { sim: sim.clone(), refuse_master: false, no_interfaces: false }), StateStore::memory(), HostOptions::default());
+    let host = Host::new(
+        Arc::new(Busy { sim: sim.clone(), refuse_master: false, no_interfaces: false }),
+        StateStore::memory(),
+        HostOptions::default(),
+    );
     host.detach_with(&a(BONDED), Stub::Vfio, FORCE).unwrap();
     host.reattach(&a(BONDED), None).unwrap();
     assert!(host.take_notes(&a(BONDED)).is_empty());
     assert_eq!(sim.read("class/net/bond0/bonding/slaves").unwrap(), "eth2 eth3\n");
 
-    let host = Host::new(Arc::new(Busy { sim: sim.clone(), refuse_master: true, no_interfaces: false }), StateStore::memory(), HostOptions::default());
+    let host = Host::new(
+        Arc::new(Busy { sim: sim.clone(), refuse_master: true, no_interfaces: false }),
+        StateStore::memory(),
+        HostOptions::default(),
+    );
     host.detach_with(&a(BRIDGED), Stub::Vfio, FORCE).unwrap();
     host.reattach(&a(BRIDGED), None).unwrap();
     assert_eq!(sim.driver_of(BRIDGED).as_deref(), Some("e1000e"));
     let notes = host.take_notes(&a(BRIDGED));
-    assert!(notes.len() == 1 && notes[0].contains("eth0 (was eth0) could not rejoin bridge br0: the kernel refused: Device or resource busy"), "{notes:?}");
+    assert!(
+        notes.len() == 1
+            && notes[0]
+                .contains("eth0 (was eth0) could not rejoin bridge br0: the kernel refused: Device or resource busy"),
+        "{notes:?}"
+    );
 }
 
 #[test]
@@ -464,6 +497,10 @@ fn no_interface_after_reattach_is_reported_within_a_bound() {
     let waited = start.elapsed();
     assert!(waited >= std::time::Duration::from_secs(4) && waited < std::time::Duration::from_secs(8), "{waited:?}");
     let notes = blind.take_notes(&a(BRIDGED));
-    assert!(notes.len() == 1 && notes[0].contains("eth0 was a port of bridge br0, but 0000:03:00.0 has no network interface"), "{notes:?}");
+    assert!(
+        notes.len() == 1
+            && notes[0].contains("eth0 was a port of bridge br0, but 0000:03:00.0 has no network interface"),
+        "{notes:?}"
+    );
     assert_eq!(sim.driver_of(BRIDGED).as_deref(), Some("e1000e"));
 }

@@ -1,8 +1,8 @@
 //! Every detach/reattach/reset rule, on the simulated kernel.
 
+use nodedev::state::{StateStore, Step};
 use nodedev::sysfs::sim::SimKernel;
 use nodedev::sysfs::Sysfs;
-use nodedev::state::{StateStore, Step};
 use nodedev::{DetachOptions, Error, Host, HostOptions, PciAddress, Stub};
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -68,7 +68,10 @@ fn a_device_on_another_stub_must_be_reattached_first() {
     let (_sim, host) = fresh();
     host.detach(&a(NIC), Stub::Kvm).unwrap();
     let err = host.detach(&a(NIC), Stub::Vfio).unwrap_err();
-    assert!(matches!(&err, Error::OperationInvalid(m) if m.contains(NIC) && m.contains("pci-stub") && m.contains("reattach")), "{err}");
+    assert!(
+        matches!(&err, Error::OperationInvalid(m) if m.contains(NIC) && m.contains("pci-stub") && m.contains("reattach")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -83,7 +86,8 @@ fn the_stub_module_is_loaded_when_missing() {
 #[test]
 fn no_module_loading_gives_an_actionable_error_and_changes_nothing() {
     let sim = Arc::new(SimKernel::builtin());
-    let host = Host::new(sim.clone(), StateStore::memory(), HostOptions { allow_modprobe: false, ..Default::default() });
+    let host =
+        Host::new(sim.clone(), StateStore::memory(), HostOptions { allow_modprobe: false, ..Default::default() });
     let err = host.detach(&a(VF), Stub::Vfio).unwrap_err();
     assert!(matches!(&err, Error::OperationFailed(m) if m.contains("modprobe vfio-pci") && m.contains(VF)), "{err}");
     assert_eq!(sim.driver_of(VF).as_deref(), Some("igbvf"));
@@ -93,7 +97,10 @@ fn no_module_loading_gives_an_actionable_error_and_changes_nothing() {
     let (sim, host) = fresh();
     sim.set_module_loading_allowed(false);
     let err = host.detach(&a(VF), Stub::Xen).unwrap_err();
-    assert!(matches!(&err, Error::OperationFailed(m) if m.contains("xen_pciback") || m.contains("xen-pciback")), "{err}");
+    assert!(
+        matches!(&err, Error::OperationFailed(m) if m.contains("xen_pciback") || m.contains("xen-pciback")),
+        "{err}"
+    );
     assert_eq!(sim.driver_of(VF).as_deref(), Some("igbvf"));
     // pci-stub is already loaded, so kvm still works.
     host.detach(&a(VF), Stub::Kvm).unwrap();
@@ -121,7 +128,10 @@ fn reattach_to_a_named_driver() {
     // A driver that does not take the device: error, and the device stays on its stub.
     host.detach(&a(NIC), Stub::Vfio).unwrap();
     let err = host.reattach(&a(NIC), Some("nvme")).unwrap_err();
-    assert!(matches!(&err, Error::OperationFailed(m) if m.contains(NIC) && m.contains("nvme") && m.contains("stays detached")), "{err}");
+    assert!(
+        matches!(&err, Error::OperationFailed(m) if m.contains(NIC) && m.contains("nvme") && m.contains("stays detached")),
+        "{err}"
+    );
     assert_eq!(sim.driver_of(NIC).as_deref(), Some("vfio-pci"));
     let rec = host.state().get(NIC).unwrap().unwrap();
     assert_eq!((rec.step, rec.original_driver.as_deref()), (Step::Detached, Some("e1000")));
@@ -142,7 +152,10 @@ fn reattach_is_idempotent_as_libvirt_is() {
     assert_eq!(sim.driver_of(NIC).as_deref(), Some("e1000"));
     // Asked for another host driver: nodedev moves devices off stubs only.
     let err = host.reattach(&a(NIC), Some("igbvf")).unwrap_err();
-    assert!(matches!(&err, Error::OperationInvalid(m) if m.contains("host driver e1000") && m.contains("not to a stub")), "{err}");
+    assert!(
+        matches!(&err, Error::OperationInvalid(m) if m.contains("host driver e1000") && m.contains("not to a stub")),
+        "{err}"
+    );
     // No driver and no record: the kernel probes it; nothing claims EDU.
     host.reattach(&a(EDU), None).unwrap();
     assert_eq!(sim.driver_of(EDU), None);
@@ -201,7 +214,8 @@ fn a_named_driver_loads_only_a_module_that_claims_the_device() {
     assert_eq!(sim.driver_of("0000:03:00.0").as_deref(), Some("e1000e"));
     // Without module loading, even the right one is not loaded.
     let (sim, _) = host_with_unloaded_driver();
-    let host = Host::new(sim.clone(), StateStore::memory(), HostOptions { allow_modprobe: false, ..HostOptions::default() });
+    let host =
+        Host::new(sim.clone(), StateStore::memory(), HostOptions { allow_modprobe: false, ..HostOptions::default() });
     host.detach(&dev, Stub::Vfio).unwrap();
     let err = host.reattach(&dev, Some("e1000e")).unwrap_err();
     assert!(err.to_string().contains("may not load modules"), "{err}");
@@ -217,7 +231,11 @@ fn the_modules_of_the_simulated_kernel_are_its_drivers_id_tables() {
     assert_eq!(found[0].pattern, "pci:v00008086d0000100Esv*sd*bc*sc*i*");
     // A class entry (pcieport takes bridges by class).
     let bridge = "pci:v00008086d000029C1sv00000000sd00000000bc06sc04i00";
-    assert!(sim.matching_aliases(bridge).unwrap().iter().any(|m| m.module == "pcieport"), "{:?}", sim.matching_aliases(bridge));
+    assert!(
+        sim.matching_aliases(bridge).unwrap().iter().any(|m| m.module == "pcieport"),
+        "{:?}",
+        sim.matching_aliases(bridge)
+    );
 }
 
 #[test]

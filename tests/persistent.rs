@@ -68,7 +68,10 @@ fn a_persistent_device_is_on_its_stub_from_its_add_event_on() {
     h.define(&a(NIC)).unwrap();
     assert!(h.is_persistent(&a(NIC)).unwrap());
     let def: Definition = serde_json::from_slice(&std::fs::read(dir.join(format!("{NIC}.json"))).unwrap()).unwrap();
-    assert_eq!((def.stub.as_str(), def.original_driver.as_deref(), def.vendor, def.device), ("vfio-pci", Some("e1000"), 0x8086, 0x100e));
+    assert_eq!(
+        (def.stub.as_str(), def.original_driver.as_deref(), def.vendor, def.device),
+        ("vfio-pci", Some("e1000"), 0x8086, 0x100e)
+    );
     // A reattach without --persistent keeps the definition.
     h.reattach(&a(NIC), None).unwrap();
     assert!(h.is_persistent(&a(NIC)).unwrap());
@@ -132,7 +135,13 @@ fn another_device_at_the_address_and_absent_devices() {
     let sim = Arc::new(SimKernel::builtin());
     let h = host(&sim, &dir, &StateStore::memory());
     let defs = Definitions::new(&dir);
-    let mut other = Definition { address: NIC.into(), vendor: 0x8086, device: 0x10d3, stub: "vfio-pci".into(), original_driver: Some("e1000e".into()) };
+    let mut other = Definition {
+        address: NIC.into(),
+        vendor: 0x8086,
+        device: 0x10d3,
+        stub: "vfio-pci".into(),
+        original_driver: Some("e1000e".into()),
+    };
     defs.put(&other).unwrap();
     other.address = "0000:0a:00.0".into();
     defs.put(&other).unwrap();
@@ -159,7 +168,11 @@ fn definitions_obey_the_connection_and_the_policy() {
     h.detach(&a(NIC), Stub::Vfio).unwrap();
     for options in [
         HostOptions { read_only: true, definitions: Some(Definitions::new(&dir)), ..HostOptions::default() },
-        HostOptions { policy: Policy::parse("lockdown yes", "p.conf").unwrap(), definitions: Some(Definitions::new(&dir)), ..HostOptions::default() },
+        HostOptions {
+            policy: Policy::parse("lockdown yes", "p.conf").unwrap(),
+            definitions: Some(Definitions::new(&dir)),
+            ..HostOptions::default()
+        },
     ] {
         let other = Host::new(sim.clone(), state.clone(), options);
         assert!(matches!(other.define(&a(NIC)), Err(Error::Denied(_))));

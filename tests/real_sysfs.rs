@@ -78,11 +78,12 @@ impl Sysfs for NoWrites {
 /// root's MAJ:MIN from mountinfo, then /sys/dev/block/MAJ:MIN's real path.
 fn pci_device_under_root_fs() -> Option<PciAddress> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let majmin = info.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()).find(|f| f.len() > 4 && f[4] == "/")?[2]
-        .to_string();
+    let majmin = info.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()).find(|f| f.len() > 4 && f[4] == "/")?
+        [2]
+    .to_string();
     let path = std::fs::canonicalize(format!("/sys/dev/block/{majmin}")).ok()?;
     // The last PCI address in the path is the function closest to the disk.
-    path.iter().filter_map(|c| PciAddress::parse(&c.to_string_lossy()).ok()).last()
+    path.iter().rev().find_map(|c| PciAddress::parse(&c.to_string_lossy()).ok())
 }
 
 #[test]
@@ -187,7 +188,11 @@ fn the_real_uevent_says_what_the_separate_attributes_say() {
 /// The interface /proc/net/route sends the default route through.
 fn default_route_interface() -> Option<String> {
     let text = std::fs::read_to_string("/proc/net/route").ok()?;
-    text.lines().skip(1).map(|l| l.split_whitespace().collect::<Vec<_>>()).find(|f| f.len() > 7 && f[1] == "00000000" && f[7] == "00000000").map(|f| f[0].to_string())
+    text.lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 7 && f[1] == "00000000" && f[7] == "00000000")
+        .map(|f| f[0].to_string())
 }
 
 /// The PCI function under an interface, found down through its lower
@@ -233,7 +238,9 @@ fn facts_outside_sysfs_are_read_from_this_machine() {
     // Every mount is listed with its device number; "/" is one of them.
     let mounts = live.mounts();
     assert!(mounts.iter().any(|(_, m)| m == "/"), "{mounts:?}");
-    assert!(mounts.iter().all(|(n, _)| n.split_once(':').is_some_and(|(a, b)| a.parse::<u32>().is_ok() && b.parse::<u32>().is_ok())));
+    assert!(mounts
+        .iter()
+        .all(|(n, _)| n.split_once(':').is_some_and(|(a, b)| a.parse::<u32>().is_ok() && b.parse::<u32>().is_ok())));
     // Swap areas: as many as /proc/swaps lists (each still there to stat).
     let listed = std::fs::read_to_string("/proc/swaps").unwrap().lines().count().saturating_sub(1);
     let swaps = live.swaps();

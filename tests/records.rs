@@ -6,7 +6,9 @@
 
 use nodedev::state::{Record, StateStore, Step};
 use nodedev::sysfs::sim::SimKernel;
-use nodedev::{AuthRequest, DetachOptions, Error, Host, HostOptions, Operation, PciAddress, Policy, PrepareOptions, Stub};
+use nodedev::{
+    AuthRequest, DetachOptions, Error, Host, HostOptions, Operation, PciAddress, Policy, PrepareOptions, Stub,
+};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -39,7 +41,8 @@ fn rw() -> HostOptions {
 }
 
 fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
 }
@@ -47,7 +50,7 @@ fn listing(dir: &Path) -> Vec<String> {
 /// A detach of the VF that died after writing its intent and unbinding it.
 fn half_done_detach(sim: &Arc<SimKernel>, store: &StateStore) {
     store.put(&Record::new(VF, Some("igbvf".into()), "vfio-pci")).unwrap();
-    nodedev::sysfs::Sysfs::write(sim.as_ref(), &format!("bus/pci/drivers/igbvf/unbind"), VF).unwrap();
+    nodedev::sysfs::Sysfs::write(sim.as_ref(), "bus/pci/drivers/igbvf/unbind", VF).unwrap();
     assert_eq!(sim.driver_of(VF), None);
 }
 
@@ -83,7 +86,10 @@ fn no_connection_recovers_at_open_and_lockdown_read_only_and_policy_only_report(
         for _ in 0..2 {
             let report = h.recover().unwrap();
             assert_eq!(report.len(), 1, "{report:?}");
-            assert!(!report[0].resolved && report[0].outcome.contains(what) && report[0].outcome.contains("pending"), "{report:?}");
+            assert!(
+                !report[0].resolved && report[0].outcome.contains(what) && report[0].outcome.contains("pending"),
+                "{report:?}"
+            );
         }
         assert_eq!(sim.driver_of(VF), None);
         assert_eq!(fs::read(dir.join(format!("{VF}.json"))).unwrap(), before, "{what}");
@@ -97,11 +103,17 @@ fn no_connection_recovers_at_open_and_lockdown_read_only_and_policy_only_report(
         h.reset(&a(VF)).unwrap_err(),
         h.prepare("vm1", &[a(VF)], Stub::Vfio, MANAGED).unwrap_err(),
     ] {
-        assert!(matches!(&err, Error::OperationInvalid(m) if m.contains("half done") && m.contains("nodedev recover")), "{err:?}");
+        assert!(
+            matches!(&err, Error::OperationInvalid(m) if m.contains("half done") && m.contains("nodedev recover")),
+            "{err:?}"
+        );
     }
     assert_eq!(sim.driver_of(VF), None);
     let report = h.recover().unwrap();
-    assert!(report.len() == 1 && report[0].resolved && report[0].outcome.contains("rolled back to igbvf"), "{report:?}");
+    assert!(
+        report.len() == 1 && report[0].resolved && report[0].outcome.contains("rolled back to igbvf"),
+        "{report:?}"
+    );
     assert_eq!(sim.driver_of(VF).as_deref(), Some("igbvf"));
     assert!(store.list().unwrap().is_empty());
     fs::remove_dir_all(&dir).unwrap();
@@ -124,7 +136,10 @@ fn finishing_a_detach_needs_the_policy_giving_back_does_not() {
     rec.step = Step::Reattaching;
     store.put(&rec).unwrap();
     let report = host_with(&sim, &store, deny).recover().unwrap();
-    assert!(report.len() == 1 && report[0].resolved && report[0].outcome.contains("rolled back to igbvf"), "{report:?}");
+    assert!(
+        report.len() == 1 && report[0].resolved && report[0].outcome.contains("rolled back to igbvf"),
+        "{report:?}"
+    );
     assert_eq!(sim.driver_of(VF).as_deref(), Some("igbvf"));
     assert!(store.get(VF).unwrap().is_none());
 }
@@ -255,7 +270,11 @@ fn taking_ops() -> Vec<Op> {
             devices: &[NIC1, NIC2],
             run: |h| h.detach_with(&a(NIC1), Stub::Vfio, DetachOptions { group: true, force: false }),
         },
-        Op { name: "managed prepare", devices: &[GPU, AUDIO], run: |h| h.prepare("vm1", &[a(GPU), a(AUDIO)], Stub::Vfio, MANAGED) },
+        Op {
+            name: "managed prepare",
+            devices: &[GPU, AUDIO],
+            run: |h| h.prepare("vm1", &[a(GPU), a(AUDIO)], Stub::Vfio, MANAGED),
+        },
         Op {
             name: "unmanaged prepare",
             devices: &[VF],
@@ -304,7 +323,10 @@ fn a_failed_record_write_at_any_point_changes_nothing_and_says_so() {
                     cases += 1;
                     let m = e.message();
                     assert!(m.contains("nothing changed") && !m.contains("not everything"), "{what}: {m}");
-                    assert!(m.contains(if fault == "full disk" { "No space left" } else { "Input/output error" }), "{what}: {m}");
+                    assert!(
+                        m.contains(if fault == "full disk" { "No space left" } else { "Input/output error" }),
+                        "{what}: {m}"
+                    );
                     let after: Vec<Option<String>> = op.devices.iter().map(|d| sim.driver_of(d)).collect();
                     assert_eq!(after, before, "{what}: {m}");
                     assert_eq!(store.list_checked().unwrap().0, [], "{what}: {m}");
@@ -361,7 +383,8 @@ fn the_cli_reports_an_unusable_record_until_it_is_cleared() {
     let dir = tempdir("cli");
     let uri = format!("test:///default?statedir={}", dir.display());
     let run = |script: &str| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_nodedev")).args(["-c", &uri, script]).output().unwrap();
+        let out =
+            std::process::Command::new(env!("CARGO_BIN_EXE_nodedev")).args(["-c", &uri, script]).output().unwrap();
         (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
     };
     // One process detaches; the record is damaged before the next one runs
@@ -370,7 +393,12 @@ fn the_cli_reports_an_unusable_record_until_it_is_cleared() {
     fs::write(dir.join(format!("{VF2}.json")), b"{\"address\"").unwrap();
     let (code, out) = run(&format!("recover; reattach {VF2}"));
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("cannot be used") && out.contains(&format!("recover --clear {VF2}")) && out.contains("1 still need attention"), "{out}");
+    assert!(
+        out.contains("cannot be used")
+            && out.contains(&format!("recover --clear {VF2}"))
+            && out.contains("1 still need attention"),
+        "{out}"
+    );
     let (code, out) = run(&format!("reattach {VF2}"));
     assert!(code == Some(1) && out.contains("protected"), "{out}");
     let (code, out) = run(&format!("recover --clear {VF}"));

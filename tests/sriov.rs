@@ -38,7 +38,7 @@ fn provisioned_vfs_never_meet_the_host_vf_driver() {
         let vf = vf.to_string();
         assert_eq!(sim.driver_of(&vf).as_deref(), Some("vfio-pci"), "{vf}");
         // VFs 04:10.6 and up are new: vfio-pci is the only driver they ever had.
-        if vf > "0000:04:10.4".to_string() {
+        if vf.as_str() > "0000:04:10.4" {
             assert_eq!(sim.bind_history(&vf), ["vfio-pci"], "{vf}");
         }
         let rec = host.state().get(&vf).unwrap().expect("a record per VF");
@@ -89,7 +89,10 @@ fn vfs_in_use_are_not_removed_unless_forced() {
     let vfs = host.set_vf_count(&a(PF), 3, Some(Stub::Vfio), false).unwrap();
     host.prepare("vm1", &[vfs[1]], Stub::Vfio, PrepareOptions::default()).unwrap();
     let err = host.set_vf_count(&a(PF), 0, None, false).unwrap_err();
-    assert!(matches!(&err, Error::OperationInvalid(m) if m.contains(&format!("{} is assigned to vm1", vfs[1])) && m.contains("FORCE")), "{err}");
+    assert!(
+        matches!(&err, Error::OperationInvalid(m) if m.contains(&format!("{} is assigned to vm1", vfs[1])) && m.contains("FORCE")),
+        "{err}"
+    );
     assert_eq!(host.virtual_functions(&a(PF)).unwrap().len(), 3, "nothing removed");
     host.release("vm1", None).unwrap();
     // A VF detached from igbvf by hand: its record expects igbvf back.

@@ -45,7 +45,9 @@ fn bad_uris_are_refused_with_the_accepted_forms() {
         "",
     ] {
         match open(Some(bad), false) {
-            Err(Error::NoConnect(m)) => assert!(m.contains("nodedev:///system") && m.contains("test:///default"), "{m}"),
+            Err(Error::NoConnect(m)) => {
+                assert!(m.contains("nodedev:///system") && m.contains("test:///default"), "{m}")
+            }
             Err(other) => panic!("{bad}: {other:?}"),
             Ok(_) => panic!("{bad} opened"),
         }
@@ -70,8 +72,11 @@ fn a_tree_under_another_root_is_read_and_records_go_to_statedir() {
     std::fs::write(dev.join("device"), "0x11e8\n").unwrap();
     std::fs::write(dev.join("class"), "0x00ff00\n").unwrap();
     std::fs::create_dir_all(root.join("sys/bus/pci/devices")).unwrap();
-    std::os::unix::fs::symlink("../../../devices/pci0000:00/0000:00:05.0", root.join("sys/bus/pci/devices/0000:00:05.0"))
-        .unwrap();
+    std::os::unix::fs::symlink(
+        "../../../devices/pci0000:00/0000:00:05.0",
+        root.join("sys/bus/pci/devices/0000:00:05.0"),
+    )
+    .unwrap();
     let uri = format!("nodedev:///system?root={}&statedir={}/state&modprobe=0", root.display(), root.display());
     let (host, _) = open(Some(&uri), false).unwrap();
     let addr = host.lookup("0000:00:05.0").unwrap();
@@ -158,13 +163,19 @@ fn the_host_policy_cannot_be_stepped_around() {
     // The live host's records cannot be moved aside.
     let err = open_with_host_policy(Some(&format!("nodedev:///system?statedir={s}")), true, host_policy).err().unwrap();
     assert!(err.to_string().contains("statedir=") && err.to_string().contains("/run/nodedev"), "{err}");
-    let err = open_with_host_policy(Some(&format!("nodedev:///system?statedir={s}&root={}", dir.join("sys-link-root").display())), true, host_policy)
-        .err()
-        .unwrap();
+    let err = open_with_host_policy(
+        Some(&format!("nodedev:///system?statedir={s}&root={}", dir.join("sys-link-root").display())),
+        true,
+        host_policy,
+    )
+    .err()
+    .unwrap();
     assert!(err.to_string().contains("statedir="), "{err}");
     // A host policy that is there but cannot be read refuses the connection.
     std::os::unix::fs::symlink(dir.join("not-mounted-yet/policy.conf"), dir.join("dangling.conf")).unwrap();
-    let err = open_with_host_policy(Some("nodedev:///system"), true, dir.join("dangling.conf").to_str().unwrap()).err().unwrap();
+    let err = open_with_host_policy(Some("nodedev:///system"), true, dir.join("dangling.conf").to_str().unwrap())
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("host policy"), "{err}");
     // A test tree goes without the host's policy; its own file still applies.
     let tree = format!("nodedev:///system?statedir={s}&root={}", dir.join("tree").display());

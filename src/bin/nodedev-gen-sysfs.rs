@@ -23,7 +23,15 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 use std::process::ExitCode;
 
-fn device(address: String, vendor: u16, device: u16, class: u32, driver: Option<&str>, group: u32, parent: Option<String>) -> DeviceSpec {
+fn device(
+    address: String,
+    vendor: u16,
+    device: u16,
+    class: u32,
+    driver: Option<&str>,
+    group: u32,
+    parent: Option<String>,
+) -> DeviceSpec {
     DeviceSpec {
         address,
         vendor: format!("0x{vendor:04x}"),
@@ -91,7 +99,8 @@ fn host(n: usize) -> HostSpec {
                     let vfs_each = ((left.saturating_sub(2)) / 2).min(63) as u32;
                     let mut pfs = Vec::new();
                     for pf in 0..2u32.min(left as u32) {
-                        let mut d = device(addr(bus, 0, pf), 0x8086, 0x1572, 0x020000, Some("i40e"), group, Some(port.clone()));
+                        let mut d =
+                            device(addr(bus, 0, pf), 0x8086, 0x1572, 0x020000, Some("i40e"), group, Some(port.clone()));
                         d.sriov_totalvfs = 64;
                         group += 1;
                         pfs.push(d.address.clone());
@@ -102,7 +111,15 @@ fn host(n: usize) -> HostSpec {
                             // VF routing ids: PF + offset 16 + stride 1, in 64-function blocks.
                             let rid = 16 + p as u32 * 64 + v;
                             let driver = if v % 8 == 7 { "vfio-pci" } else { "iavf" };
-                            let mut d = device(addr(bus, rid >> 3, rid & 7), 0x8086, 0x154c, 0x020000, Some(driver), group, Some(port.clone()));
+                            let mut d = device(
+                                addr(bus, rid >> 3, rid & 7),
+                                0x8086,
+                                0x154c,
+                                0x020000,
+                                Some(driver),
+                                group,
+                                Some(port.clone()),
+                            );
                             d.physfn = Some(pf.clone());
                             group += 1;
                             devs.push(d);
@@ -111,15 +128,39 @@ fn host(n: usize) -> HostSpec {
                 }
                 // GPU with its audio function: one group.
                 0 => {
-                    devs.push(device(addr(bus, 0, 0), 0x10de, 0x1b81, 0x030000, Some("nouveau"), group, Some(port.clone())));
+                    devs.push(device(
+                        addr(bus, 0, 0),
+                        0x10de,
+                        0x1b81,
+                        0x030000,
+                        Some("nouveau"),
+                        group,
+                        Some(port.clone()),
+                    ));
                     if left > 1 {
-                        devs.push(device(addr(bus, 0, 1), 0x10de, 0x10f0, 0x040300, Some("snd_hda_intel"), group, Some(port.clone())));
+                        devs.push(device(
+                            addr(bus, 0, 1),
+                            0x10de,
+                            0x10f0,
+                            0x040300,
+                            Some("snd_hda_intel"),
+                            group,
+                            Some(port.clone()),
+                        ));
                     }
                     group += 1;
                 }
                 // NVMe, or a conventional bridge with two NICs sharing its group.
                 _ if kind % 8 == 5 => {
-                    devs.push(device(addr(bus, 0, 0), 0x144d, 0xa808, 0x010802, Some("nvme"), group, Some(port.clone())));
+                    devs.push(device(
+                        addr(bus, 0, 0),
+                        0x144d,
+                        0xa808,
+                        0x010802,
+                        Some("nvme"),
+                        group,
+                        Some(port.clone()),
+                    ));
                     group += 1;
                 }
                 _ => {
@@ -128,7 +169,15 @@ fn host(n: usize) -> HostSpec {
                     bus += 1;
                     for s in 1..3u32 {
                         if devs.len() < n {
-                            devs.push(device(addr(bus, s, 0), 0x8086, 0x100e, 0x020000, Some("e1000"), group, Some(bridge.clone())));
+                            devs.push(device(
+                                addr(bus, s, 0),
+                                0x8086,
+                                0x100e,
+                                0x020000,
+                                Some("e1000"),
+                                group,
+                                Some(bridge.clone()),
+                            ));
                         }
                     }
                     group += 1;
@@ -192,7 +241,12 @@ fn add_hardware_files(sim: &SimKernel, sys: &Path, spec: &HostSpec) -> io::Resul
         fs::write(dir.join("resource"), "0x0000000000000000 0x0000000000000000 0x0000000000000000\n".repeat(13))?;
         fs::write(
             dir.join("modalias"),
-            format!("pci:v{vendor:08X}d{device:08X}sv{vendor:08X}sd00000000bc{:02X}sc{:02X}i{:02X}\n", class >> 16, (class >> 8) & 0xff, class & 0xff),
+            format!(
+                "pci:v{vendor:08X}d{device:08X}sv{vendor:08X}sd00000000bc{:02X}sc{:02X}i{:02X}\n",
+                class >> 16,
+                (class >> 8) & 0xff,
+                class & 0xff
+            ),
         )?;
         fs::write(dir.join("enable"), "1\n")?;
         fs::write(dir.join("local_cpulist"), "0-1\n")?;
@@ -220,7 +274,9 @@ fn main() -> ExitCode {
         let files = materialize(&sim, "", &sys).map_err(|e| e.to_string())?;
         add_hardware_files(&sim, &sys, &spec).map_err(|e| e.to_string())?;
         let json = serde_json::to_string_pretty(&spec).map_err(|e| e.to_string())?;
-        fs::File::create(out.join("host.json")).and_then(|mut f| f.write_all(json.as_bytes())).map_err(|e| e.to_string())?;
+        fs::File::create(out.join("host.json"))
+            .and_then(|mut f| f.write_all(json.as_bytes()))
+            .map_err(|e| e.to_string())?;
         Ok((functions, files))
     };
     match run() {

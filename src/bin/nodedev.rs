@@ -64,19 +64,18 @@ fn split_commands(words: &[String]) -> Vec<Vec<String>> {
     let joined: Vec<String> = if words.len() == 1 {
         words[0].replace(';', " ; ").split_whitespace().map(str::to_string).collect()
     } else {
-        words.iter().flat_map(|w| {
-            if let Some(stripped) = w.strip_suffix(';').filter(|s| !s.is_empty()) {
-                vec![stripped.to_string(), ";".to_string()]
-            } else {
-                vec![w.clone()]
-            }
-        }).collect()
+        words
+            .iter()
+            .flat_map(|w| {
+                if let Some(stripped) = w.strip_suffix(';').filter(|s| !s.is_empty()) {
+                    vec![stripped.to_string(), ";".to_string()]
+                } else {
+                    vec![w.clone()]
+                }
+            })
+            .collect()
     };
-    joined
-        .split(|w| w == ";")
-        .filter(|c| !c.is_empty())
-        .map(|c| c.to_vec())
-        .collect()
+    joined.split(|w| w == ";").filter(|c| !c.is_empty()).map(|c| c.to_vec()).collect()
 }
 
 /// One parsed command of the chain.
@@ -133,7 +132,8 @@ fn parse_args(cmd: &str, args: &[String], accepted: &[&str]) -> Result<Args, Str
             }
             "--clear" => {
                 let v = inline.map(str::to_string).or_else(|| it.next().cloned());
-                out.clear = Some(v.ok_or_else(|| format!("{cmd}: --clear needs a device (e.g. --clear 0000:03:00.0)"))?);
+                out.clear =
+                    Some(v.ok_or_else(|| format!("{cmd}: --clear needs a device (e.g. --clear 0000:03:00.0)"))?);
             }
             _ if inline.is_some() => return Err(format!("{cmd}: {opt} takes no value")),
             "--group" => out.group = true,
@@ -183,7 +183,13 @@ fn parse_command(words: &[String]) -> Result<Command, String> {
         }
         "detach" => {
             let mut a = exactly(cmd, opts(&["--driver", "--group", "--force", "--persistent"])?, 1)?;
-            Command::Detach { dev: first(&mut a), driver: a.driver, group: a.group, force: a.force, persistent: a.persistent }
+            Command::Detach {
+                dev: first(&mut a),
+                driver: a.driver,
+                group: a.group,
+                force: a.force,
+                persistent: a.persistent,
+            }
         }
         "reattach" => {
             let mut a = exactly(cmd, opts(&["--driver", "--persistent"])?, 1)?;
@@ -223,7 +229,8 @@ fn parse_command(words: &[String]) -> Result<Command, String> {
                 return Err("sriov: PF COUNT (e.g. sriov 0000:04:00.0 4)".into());
             }
             let pf = first(&mut a);
-            let count = a.positional[0].parse().map_err(|_| format!("sriov: '{}' is not a VF count", a.positional[0]))?;
+            let count =
+                a.positional[0].parse().map_err(|_| format!("sriov: '{}' is not a VF count", a.positional[0]))?;
             Command::Sriov { pf, count, driver: a.driver, force: a.force }
         }
         other => return Err(format!("unknown command '{other}'")),
@@ -245,7 +252,13 @@ fn group(host: &Host, dev: &str, json: bool) -> Result<(), Error> {
     println!("IOMMU group {} ({} functions)", g.number, g.members.len());
     for m in &g.members {
         let owner = owners.iter().find(|(a, _)| *a == m.address.to_string()).map(|(_, o)| format!(", assigned to {o}"));
-        let kind = if m.bridge { "bridge, tolerated by vfio" } else if m.blocks_vfio() { "endpoint on a host driver" } else { "endpoint, isolated" };
+        let kind = if m.bridge {
+            "bridge, tolerated by vfio"
+        } else if m.blocks_vfio() {
+            "endpoint on a host driver"
+        } else {
+            "endpoint, isolated"
+        };
         println!("  {} {:<14} {kind}{}", m.address, m.driver.as_deref().unwrap_or("-"), owner.unwrap_or_default());
     }
     let blockers = g.blockers(&[]);
@@ -273,7 +286,10 @@ fn list(host: &Host, json: bool) -> Result<(), Error> {
         ("no driver", &|d| d.summary.driver.is_none()),
     ];
     let mut out = String::new();
-    out += &format!("{:<12}  {:<14} {:<9}  {:<6} {:>5}  {:<12} DEVICE\n", "ADDRESS", "DRIVER", "ID", "CLASS", "GROUP", "OWNER");
+    out += &format!(
+        "{:<12}  {:<14} {:<9}  {:<6} {:>5}  {:<12} DEVICE\n",
+        "ADDRESS", "DRIVER", "ID", "CLASS", "GROUP", "OWNER"
+    );
     for (title, belongs) in sections {
         let members: Vec<&Listed> = devices.iter().filter(|d| belongs(d)).collect();
         out += &format!("\n{title} ({})\n", members.len());
@@ -415,7 +431,11 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
                 println!("{}: {}", a.address, a.outcome);
             }
             let failed = applied.iter().filter(|a| a.outcome.starts_with("not applied") || a.address == "-").count();
-            println!("{} definition(s), {} applied, {failed} not applied", applied.len(), applied.iter().filter(|a| a.done).count());
+            println!(
+                "{} definition(s), {} applied, {failed} not applied",
+                applied.len(),
+                applied.iter().filter(|a| a.done).count()
+            );
             if failed > 0 {
                 return Err(Error::OperationFailed(format!("{failed} definition(s) could not be applied (see above)")));
             }

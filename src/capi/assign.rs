@@ -5,8 +5,10 @@
 use super::boundary::{api, Call, Raised};
 use super::connect::{conn_arg, virConnect, virConnectPtr};
 use super::error::virErrorDomain;
-use super::nodedev::{dev_arg, nflag, stub_arg, virNodeDeviceNodedevFlags, virNodeDevicePtr, with_unsupported_as, writable};
 use super::error::virErrorNumber;
+use super::nodedev::{
+    dev_arg, nflag, stub_arg, virNodeDeviceNodedevFlags, virNodeDevicePtr, with_unsupported_as, writable,
+};
 use crate::address::PciAddress;
 use crate::host::{AuthRequest, Operation, PrepareOptions};
 use std::ffi::{c_char, c_int, c_uint, c_void, CString};
@@ -31,10 +33,7 @@ unsafe fn devices_arg(
         let d = dev_arg(call, *devs.add(i))
             .map_err(|_| call.invalid_arg(format_args!("devs[{i}] is not a live device handle")))?;
         if !Arc::ptr_eq(&d.conn, conn) {
-            return Err(call.invalid_arg(format_args!(
-                "devs[{i}] ({}) belongs to another connection",
-                d.addr
-            )));
+            return Err(call.invalid_arg(format_args!("devs[{i}] ({}) belongs to another connection", d.addr)));
         }
         out.push(d.addr);
     }
@@ -141,11 +140,7 @@ pub unsafe extern "C" fn virNodeDeviceRelease(
         writable(call, &c)?;
         call.check_flags(flags, 0)?;
         let owner = call.req_str("owner", owner)?;
-        let addrs = if devs.is_null() && ndevs == 0 {
-            None
-        } else {
-            Some(devices_arg(call, &c, devs, ndevs)?)
-        };
+        let addrs = if devs.is_null() && ndevs == 0 { None } else { Some(devices_arg(call, &c, devs, ndevs)?) };
         let n = c.host.release(owner, addrs.as_deref())?;
         Ok(c_int::try_from(n).unwrap_or(c_int::MAX))
     })
@@ -239,7 +234,8 @@ impl AuthCallback {
         };
         let Ok(name) = CString::new(req.address.node_name()) else { return false };
         // A string with a NUL byte cannot be told to C faithfully: deny.
-        let (Ok(owner), Ok(driver)) = (req.owner.map(CString::new).transpose(), req.driver.map(CString::new).transpose())
+        let (Ok(owner), Ok(driver)) =
+            (req.owner.map(CString::new).transpose(), req.driver.map(CString::new).transpose())
         else {
             return false;
         };
@@ -278,8 +274,7 @@ pub unsafe extern "C" fn virConnectSetNodeDeviceAuthCallback(
         let c = conn_arg(call, conn)?;
         let auth = cb.map(|func| {
             let cb = AuthCallback { func, conn: conn as usize, opaque: opaque as usize, free: freecb };
-            Arc::new(move |req: &AuthRequest<'_>| cb.ask(req))
-                as crate::host::Authorizer
+            Arc::new(move |req: &AuthRequest<'_>| cb.ask(req)) as crate::host::Authorizer
         });
         c.host.set_authorizer(auth);
         Ok(0)

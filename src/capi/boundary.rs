@@ -24,21 +24,13 @@ pub struct Raised {
 
 impl Raised {
     pub fn new(code: virErrorNumber, domain: virErrorDomain, message: String) -> Raised {
-        Raised {
-            code: code as c_int,
-            domain: domain as c_int,
-            message,
-        }
+        Raised { code: code as c_int, domain: domain as c_int, message }
     }
 }
 
 impl From<crate::Error> for Raised {
     fn from(e: crate::Error) -> Raised {
-        Raised {
-            code: e.code(),
-            domain: e.domain(),
-            message: e.message(),
-        }
+        Raised { code: e.code(), domain: e.domain(), message: e.message() }
     }
 }
 
@@ -54,11 +46,7 @@ pub struct Call {
 impl Call {
     /// VIR_ERR_INVALID_ARG in this call's domain, the message prefixed with the function name.
     pub fn invalid_arg(&self, what: impl std::fmt::Display) -> Raised {
-        Raised::new(
-            virErrorNumber::VIR_ERR_INVALID_ARG,
-            self.domain,
-            format!("{}: {what}", self.func),
-        )
+        Raised::new(virErrorNumber::VIR_ERR_INVALID_ARG, self.domain, format!("{}: {what}", self.func))
     }
 
     /// Refuse any bit of `flags` outside `allowed`.
@@ -74,18 +62,11 @@ impl Call {
     ///
     /// # Safety
     /// `p` is NULL or a NUL-terminated string that outlives the call.
-    pub unsafe fn opt_str<'a>(
-        &self,
-        arg: &str,
-        p: *const c_char,
-    ) -> Result<Option<&'a str>, Raised> {
+    pub unsafe fn opt_str<'a>(&self, arg: &str, p: *const c_char) -> Result<Option<&'a str>, Raised> {
         if p.is_null() {
             return Ok(None);
         }
-        CStr::from_ptr(p)
-            .to_str()
-            .map(Some)
-            .map_err(|_| self.invalid_arg(format_args!("{arg} is not valid UTF-8")))
+        CStr::from_ptr(p).to_str().map(Some).map_err(|_| self.invalid_arg(format_args!("{arg} is not valid UTF-8")))
     }
 
     /// A C string argument that must not be NULL.
@@ -93,8 +74,7 @@ impl Call {
     /// # Safety
     /// As for [`Call::opt_str`].
     pub unsafe fn req_str<'a>(&self, arg: &str, p: *const c_char) -> Result<&'a str, Raised> {
-        self.opt_str(arg, p)?
-            .ok_or_else(|| self.invalid_arg(format_args!("{arg} must not be NULL")))
+        self.opt_str(arg, p)?.ok_or_else(|| self.invalid_arg(format_args!("{arg} must not be NULL")))
     }
 
     /// A malloc'ed copy of `s` for the caller to free() (VIR_ERR_NO_MEMORY if malloc fails).
@@ -143,11 +123,7 @@ fn run<T>(
     reset: bool,
     body: impl FnOnce(&mut Call) -> Result<T, Raised>,
 ) -> T {
-    let mut call = Call {
-        func,
-        domain,
-        conn: None,
-    };
+    let mut call = Call { func, domain, conn: None };
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         if reset {
             error::reset_last();
@@ -168,9 +144,7 @@ fn run<T>(
             )
         }
     };
-    let _ = panic::catch_unwind(AssertUnwindSafe(|| {
-        error::raise(call.conn.as_deref(), &raised)
-    }));
+    let _ = panic::catch_unwind(AssertUnwindSafe(|| error::raise(call.conn.as_deref(), &raised)));
     let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(call)));
     fail
 }
@@ -188,11 +162,7 @@ pub fn api<T>(
 }
 
 /// Like [`api`], without resetting the last error: for the virGetLastError family.
-pub fn api_keep_error<T>(
-    func: &'static str,
-    fail: T,
-    body: impl FnOnce(&mut Call) -> Result<T, Raised>,
-) -> T {
+pub fn api_keep_error<T>(func: &'static str, fail: T, body: impl FnOnce(&mut Call) -> Result<T, Raised>) -> T {
     run(func, virErrorDomain::VIR_FROM_NONE, fail, false, body)
 }
 
@@ -202,35 +172,18 @@ mod tests {
 
     #[test]
     fn a_panic_becomes_an_internal_error() {
-        let r = api(
-            "virTest",
-            virErrorDomain::VIR_FROM_NODEDEV,
-            -1,
-            |_| -> Result<c_int, Raised> { panic!("boom") },
-        );
+        let r = api("virTest", virErrorDomain::VIR_FROM_NODEDEV, -1, |_| -> Result<c_int, Raised> { panic!("boom") });
         assert_eq!(r, -1);
-        assert_eq!(
-            super::super::error::virGetLastErrorCode(),
-            virErrorNumber::VIR_ERR_INTERNAL_ERROR as c_int
-        );
-        let msg = unsafe { CStr::from_ptr(super::super::error::virGetLastErrorMessage()) }
-            .to_str()
-            .unwrap();
+        assert_eq!(super::super::error::virGetLastErrorCode(), virErrorNumber::VIR_ERR_INTERNAL_ERROR as c_int);
+        let msg = unsafe { CStr::from_ptr(super::super::error::virGetLastErrorMessage()) }.to_str().unwrap();
         assert!(msg.contains("virTest") && msg.contains("boom"), "{msg}");
-        assert_eq!(
-            api("virTest", virErrorDomain::VIR_FROM_NODEDEV, -1, |_| Ok(3)),
-            3
-        );
+        assert_eq!(api("virTest", virErrorDomain::VIR_FROM_NODEDEV, -1, |_| Ok(3)), 3);
         assert_eq!(super::super::error::virGetLastErrorCode(), 0);
     }
 
     #[test]
     fn flags_outside_the_allowed_set_are_named() {
-        let call = Call {
-            func: "virX",
-            domain: virErrorDomain::VIR_FROM_NODEDEV,
-            conn: None,
-        };
+        let call = Call { func: "virX", domain: virErrorDomain::VIR_FROM_NODEDEV, conn: None };
         assert!(call.check_flags(2, 3).is_ok());
         let e = call.check_flags(6, 3).unwrap_err();
         assert_eq!(e.message, "virX: unsupported flags (0x4)");

@@ -26,8 +26,7 @@ pub enum virConnectCloseReason {
 
 /// A close callback: `conn` is the connection being closed, `reason` one of
 /// virConnectCloseReason, `opaque` the data given at registration.
-pub type virConnectCloseFunc =
-    Option<unsafe extern "C" fn(conn: virConnectPtr, reason: c_int, opaque: *mut c_void)>;
+pub type virConnectCloseFunc = Option<unsafe extern "C" fn(conn: virConnectPtr, reason: c_int, opaque: *mut c_void)>;
 
 type CloseFn = unsafe extern "C" fn(virConnectPtr, c_int, *mut c_void);
 
@@ -66,11 +65,7 @@ impl CloseCallback {
 /// driver (every local connection to libvirtd or virtnodedevd goes through
 /// it), so with the remote driver's domain.
 fn state_error(func: &str, what: &str) -> Raised {
-    Raised::new(
-        virErrorNumber::VIR_ERR_OPERATION_INVALID,
-        virErrorDomain::VIR_FROM_REMOTE,
-        format!("{func}: {what}"),
-    )
+    Raised::new(virErrorNumber::VIR_ERR_OPERATION_INVALID, virErrorDomain::VIR_FROM_REMOTE, format!("{func}: {what}"))
 }
 
 /// Register `cb`, called once when `conn` closes (its last reference is
@@ -113,10 +108,7 @@ pub unsafe extern "C" fn virConnectRegisterCloseCallback(
 /// libvirt's remote driver: `cb` is not the registered callback, or none is
 /// registered).
 #[no_mangle]
-pub unsafe extern "C" fn virConnectUnregisterCloseCallback(
-    conn: virConnectPtr,
-    cb: virConnectCloseFunc,
-) -> c_int {
+pub unsafe extern "C" fn virConnectUnregisterCloseCallback(conn: virConnectPtr, cb: virConnectCloseFunc) -> c_int {
     api("virConnectUnregisterCloseCallback", virErrorDomain::VIR_FROM_NONE, -1, |call| {
         let c = conn_arg(call, conn)?;
         let Some(func) = cb else {

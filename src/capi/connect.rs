@@ -83,16 +83,9 @@ pub(crate) unsafe fn conn_from_ptr<'a>(p: virConnectPtr) -> Option<&'a virConnec
 ///
 /// # Safety
 /// As for [`conn_from_ptr`].
-pub(crate) unsafe fn conn_arg(
-    call: &mut Call,
-    p: virConnectPtr,
-) -> Result<Arc<virConnect>, Raised> {
+pub(crate) unsafe fn conn_arg(call: &mut Call, p: virConnectPtr) -> Result<Arc<virConnect>, Raised> {
     if conn_from_ptr(p).is_none() {
-        let what = if p.is_null() {
-            "NULL"
-        } else {
-            "not an open connection"
-        };
+        let what = if p.is_null() { "NULL" } else { "not an open connection" };
         return Err(Raised::new(
             virErrorNumber::VIR_ERR_INVALID_CONN,
             call.domain,
@@ -105,11 +98,7 @@ pub(crate) unsafe fn conn_arg(
     Ok(conn)
 }
 
-pub(crate) unsafe fn open(
-    call: &mut Call,
-    name: *const c_char,
-    read_only: bool,
-) -> Result<virConnectPtr, Raised> {
+pub(crate) unsafe fn open(call: &mut Call, name: *const c_char, read_only: bool) -> Result<virConnectPtr, Raised> {
     // libvirt treats "" like NULL: the default URI.
     let name = call.opt_str("name", name)?.filter(|n| !n.is_empty());
     let (host, uri) = uri::open(name, read_only)?;
@@ -141,9 +130,7 @@ pub(crate) unsafe fn open(
 /// `name` is not UTF-8.
 #[no_mangle]
 pub unsafe extern "C" fn virConnectOpen(name: *const c_char) -> virConnectPtr {
-    api("virConnectOpen", DOMAIN, ptr::null_mut(), |call| {
-        open(call, name, false)
-    })
+    api("virConnectOpen", DOMAIN, ptr::null_mut(), |call| open(call, name, false))
 }
 
 /// Open a read-only connection: like virConnectOpen(), but detach, reattach
@@ -151,9 +138,7 @@ pub unsafe extern "C" fn virConnectOpen(name: *const c_char) -> virConnectPtr {
 /// work. Released with virConnectClose(); NULL on error as for virConnectOpen.
 #[no_mangle]
 pub unsafe extern "C" fn virConnectOpenReadOnly(name: *const c_char) -> virConnectPtr {
-    api("virConnectOpenReadOnly", DOMAIN, ptr::null_mut(), |call| {
-        open(call, name, true)
-    })
+    api("virConnectOpenReadOnly", DOMAIN, ptr::null_mut(), |call| open(call, name, true))
 }
 
 /// Release one reference to `conn` (from virConnectOpen* or virConnectRef).
@@ -201,10 +186,4 @@ pub unsafe extern "C" fn virConnectGetURI(conn: virConnectPtr) -> *mut c_char {
     })
 }
 
-exports!(
-    virConnectOpen,
-    virConnectOpenReadOnly,
-    virConnectClose,
-    virConnectRef,
-    virConnectGetURI
-);
+exports!(virConnectOpen, virConnectOpenReadOnly, virConnectClose, virConnectRef, virConnectGetURI);

@@ -64,7 +64,12 @@ fn kernel_version(call: &Call) -> Result<c_ulong, Raised> {
 }
 
 /// Store `value` in `*out`, NULL `out` refused with VIR_ERR_INVALID_ARG naming `arg`.
-unsafe fn store(call: &Call, arg: &str, out: *mut c_ulong, value: impl FnOnce() -> Result<c_ulong, Raised>) -> Result<c_int, Raised> {
+unsafe fn store(
+    call: &Call,
+    arg: &str,
+    out: *mut c_ulong,
+    value: impl FnOnce() -> Result<c_ulong, Raised>,
+) -> Result<c_int, Raised> {
     if out.is_null() {
         return Err(call.invalid_arg(format_args!("{arg} must not be NULL")));
     }
@@ -81,11 +86,7 @@ unsafe fn store(call: &Call, arg: &str, out: *mut c_ulong, value: impl FnOnce() 
 /// its own, so the last error is its generic one, VIR_ERR_INTERNAL_ERROR
 /// (domain VIR_FROM_NONE) "An error occurred, but the cause is unknown".
 #[no_mangle]
-pub unsafe extern "C" fn virGetVersion(
-    libVer: *mut c_ulong,
-    r#type: *const c_char,
-    typeVer: *mut c_ulong,
-) -> c_int {
+pub unsafe extern "C" fn virGetVersion(libVer: *mut c_ulong, r#type: *const c_char, typeVer: *mut c_ulong) -> c_int {
     let _ = r#type;
     api("virGetVersion", DOMAIN, -1, |_| {
         if libVer.is_null() {

@@ -502,10 +502,7 @@ pub(crate) struct Handler {
 
 impl Handler {
     pub(crate) fn new(func: virErrorFunc, data: *mut c_void) -> Option<Handler> {
-        func.map(|func| Handler {
-            func,
-            data: data as usize,
-        })
+        func.map(|func| Handler { func, data: data as usize })
     }
 }
 
@@ -666,11 +663,7 @@ fn print_error(err: *const virError) {
         return;
     }
     let msg = unsafe { (*err).message };
-    let text = if msg.is_null() {
-        "unknown error".into()
-    } else {
-        unsafe { CStr::from_ptr(msg) }.to_string_lossy()
-    };
+    let text = if msg.is_null() { "unknown error".into() } else { unsafe { CStr::from_ptr(msg) }.to_string_lossy() };
     let _ = writeln!(std::io::stderr(), "nodedev: {text}");
 }
 
@@ -685,27 +678,21 @@ use super::boundary::api_keep_error as keep;
 /// virSaveLastError to keep it. Threads never see each other's errors.
 #[no_mangle]
 pub extern "C" fn virGetLastError() -> virErrorPtr {
-    keep("virGetLastError", ptr::null_mut(), |_| {
-        Ok(current().unwrap_or(ptr::null_mut()))
-    })
+    keep("virGetLastError", ptr::null_mut(), |_| Ok(current().unwrap_or(ptr::null_mut())))
 }
 
 /// The code (`virErrorNumber`) of the calling thread's last error, or
 /// VIR_ERR_OK (0) when there is none.
 #[no_mangle]
 pub extern "C" fn virGetLastErrorCode() -> c_int {
-    keep("virGetLastErrorCode", 0, |_| {
-        Ok(current().map(|p| unsafe { (*p).code }).unwrap_or(0))
-    })
+    keep("virGetLastErrorCode", 0, |_| Ok(current().map(|p| unsafe { (*p).code }).unwrap_or(0)))
 }
 
 /// The domain (`virErrorDomain`) of the calling thread's last error, or
 /// VIR_FROM_NONE (0) when there is none.
 #[no_mangle]
 pub extern "C" fn virGetLastErrorDomain() -> c_int {
-    keep("virGetLastErrorDomain", 0, |_| {
-        Ok(current().map(|p| unsafe { (*p).domain }).unwrap_or(0))
-    })
+    keep("virGetLastErrorDomain", 0, |_| Ok(current().map(|p| unsafe { (*p).domain }).unwrap_or(0)))
 }
 
 /// The message of the calling thread's last error: "no error" when there is
@@ -856,11 +843,7 @@ pub unsafe extern "C" fn virSetErrorFunc(userData: *mut c_void, handler: virErro
 /// `conn` is NULL. Errors of virConnectOpen (no connection yet) go to the
 /// process-wide callback.
 #[no_mangle]
-pub unsafe extern "C" fn virConnSetErrorFunc(
-    conn: virConnectPtr,
-    userData: *mut c_void,
-    handler: virErrorFunc,
-) {
+pub unsafe extern "C" fn virConnSetErrorFunc(conn: virConnectPtr, userData: *mut c_void, handler: virErrorFunc) {
     keep("virConnSetErrorFunc", (), |_| {
         if let Some(c) = conn_from_ptr(conn) {
             *c.handler.lock().unwrap_or_else(|e| e.into_inner()) = Handler::new(handler, userData);
@@ -933,54 +916,21 @@ mod tests {
     fn codes_match_the_core() {
         use crate::Error;
         let pairs = [
-            (
-                Error::InvalidArg(String::new()),
-                virErrorNumber::VIR_ERR_INVALID_ARG,
-            ),
-            (
-                Error::NoDevice(String::new()),
-                virErrorNumber::VIR_ERR_NO_NODE_DEVICE,
-            ),
-            (
-                Error::OperationInvalid(String::new()),
-                virErrorNumber::VIR_ERR_OPERATION_INVALID,
-            ),
-            (
-                Error::OperationFailed(String::new()),
-                virErrorNumber::VIR_ERR_OPERATION_FAILED,
-            ),
-            (
-                Error::Denied(String::new()),
-                virErrorNumber::VIR_ERR_OPERATION_DENIED,
-            ),
-            (
-                Error::Unsupported(String::new()),
-                virErrorNumber::VIR_ERR_OPERATION_UNSUPPORTED,
-            ),
-            (
-                Error::NoConnect(String::new()),
-                virErrorNumber::VIR_ERR_NO_CONNECT,
-            ),
-            (
-                Error::System(String::new()),
-                virErrorNumber::VIR_ERR_SYSTEM_ERROR,
-            ),
-            (
-                Error::Internal(String::new()),
-                virErrorNumber::VIR_ERR_INTERNAL_ERROR,
-            ),
-            (
-                Error::Timeout(String::new()),
-                virErrorNumber::VIR_ERR_OPERATION_TIMEOUT,
-            ),
+            (Error::InvalidArg(String::new()), virErrorNumber::VIR_ERR_INVALID_ARG),
+            (Error::NoDevice(String::new()), virErrorNumber::VIR_ERR_NO_NODE_DEVICE),
+            (Error::OperationInvalid(String::new()), virErrorNumber::VIR_ERR_OPERATION_INVALID),
+            (Error::OperationFailed(String::new()), virErrorNumber::VIR_ERR_OPERATION_FAILED),
+            (Error::Denied(String::new()), virErrorNumber::VIR_ERR_OPERATION_DENIED),
+            (Error::Unsupported(String::new()), virErrorNumber::VIR_ERR_OPERATION_UNSUPPORTED),
+            (Error::NoConnect(String::new()), virErrorNumber::VIR_ERR_NO_CONNECT),
+            (Error::System(String::new()), virErrorNumber::VIR_ERR_SYSTEM_ERROR),
+            (Error::Internal(String::new()), virErrorNumber::VIR_ERR_INTERNAL_ERROR),
+            (Error::Timeout(String::new()), virErrorNumber::VIR_ERR_OPERATION_TIMEOUT),
         ];
         for (e, code) in pairs {
             assert_eq!(e.code(), code as c_int, "{e:?}");
             let dom = e.domain();
-            assert!(
-                dom == virErrorDomain::VIR_FROM_NONE as c_int
-                    || dom == virErrorDomain::VIR_FROM_NODEDEV as c_int
-            );
+            assert!(dom == virErrorDomain::VIR_FROM_NONE as c_int || dom == virErrorDomain::VIR_FROM_NODEDEV as c_int);
         }
     }
 }

@@ -85,11 +85,9 @@ pub mod persistent;
 pub mod recover;
 pub mod sriov;
 
-pub use connect::{virConnect, virConnectPtr};
-pub use error::{
-    virError, virErrorDomain, virErrorFunc, virErrorLevel, virErrorNumber, virErrorPtr,
-};
 pub use assign::{virFreeCallback, virNodeDeviceAuthCallback, virNodeDeviceOperation};
+pub use connect::{virConnect, virConnectPtr};
+pub use error::{virError, virErrorDomain, virErrorFunc, virErrorLevel, virErrorNumber, virErrorPtr};
 pub use nodedev::{virConnectListAllNodeDeviceFlags, virNodeDevice, virNodeDeviceNodedevFlags, virNodeDevicePtr};
 
 /// Every symbol the shared library exports: the union of the modules'

@@ -121,11 +121,7 @@ const LIST_ALL_FLAGS: c_uint = CAP_BITS | ACTIVE | INACTIVE;
 /// callback applies to this call.
 pub(crate) unsafe fn dev_arg(call: &mut Call, p: virNodeDevicePtr) -> Result<Arc<virNodeDevice>, Raised> {
     if p.is_null() || (*p).magic != DEV_MAGIC {
-        let what = if p.is_null() {
-            "NULL"
-        } else {
-            "not a live device handle"
-        };
+        let what = if p.is_null() { "NULL" } else { "not a live device handle" };
         return Err(Raised::new(
             virErrorNumber::VIR_ERR_INVALID_NODE_DEVICE,
             call.domain,
@@ -164,15 +160,9 @@ pub(crate) fn with_unsupported_as(e: crate::Error, unsupported: virErrorNumber) 
     r
 }
 
-fn new_device(
-    call: &Call,
-    conn: &Arc<virConnect>,
-    addr: PciAddress,
-) -> Result<Arc<virNodeDevice>, Raised> {
+fn new_device(call: &Call, conn: &Arc<virConnect>, addr: PciAddress) -> Result<Arc<virNodeDevice>, Raised> {
     let parent = conn.host.parent_name(&addr)?;
-    let cstring = |s: String| {
-        CString::new(s).map_err(|_| call.invalid_arg("device name contains a NUL byte"))
-    };
+    let cstring = |s: String| CString::new(s).map_err(|_| call.invalid_arg("device name contains a NUL byte"));
     Ok(Arc::new(virNodeDevice {
         magic: DEV_MAGIC,
         conn: conn.clone(),
@@ -191,19 +181,11 @@ fn devices_with_cap(conn: &virConnect, cap: Option<&str>) -> Result<Vec<PciAddre
 }
 
 pub(crate) fn no_memory(call: &Call) -> Raised {
-    Raised::new(
-        virErrorNumber::VIR_ERR_NO_MEMORY,
-        call.domain,
-        format!("{}: out of memory", call.func),
-    )
+    Raised::new(virErrorNumber::VIR_ERR_NO_MEMORY, call.domain, format!("{}: out of memory", call.func))
 }
 
 /// Fill `names[0..n]` with malloc'ed copies of `items`, all or nothing.
-unsafe fn fill_names(
-    call: &Call,
-    names: *mut *mut c_char,
-    items: &[String],
-) -> Result<c_int, Raised> {
+unsafe fn fill_names(call: &Call, names: *mut *mut c_char, items: &[String]) -> Result<c_int, Raised> {
     for (i, item) in items.iter().enumerate() {
         match call.dup(item) {
             Ok(p) => *names.add(i) = p,
@@ -254,21 +236,13 @@ pub unsafe extern "C" fn virConnectListAllNodeDevices(
         let states = flags & (ACTIVE | INACTIVE);
         let cap_match = caps == 0 || caps & bit(F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV) != 0;
         let state_match = states == 0 || states & ACTIVE != 0;
-        let addrs = if cap_match && state_match {
-            c.host.list()?
-        } else {
-            Vec::new()
-        };
+        let addrs = if cap_match && state_match { c.host.list()? } else { Vec::new() };
         let count = c_int::try_from(addrs.len()).map_err(|_| no_memory(call))?;
         if devices.is_null() {
             return Ok(count);
         }
-        let handles = addrs
-            .into_iter()
-            .map(|a| new_device(call, &c, a))
-            .collect::<Result<Vec<_>, _>>()?;
-        let array =
-            libc::calloc(handles.len() + 1, size_of::<virNodeDevicePtr>()) as *mut virNodeDevicePtr;
+        let handles = addrs.into_iter().map(|a| new_device(call, &c, a)).collect::<Result<Vec<_>, _>>()?;
+        let array = libc::calloc(handles.len() + 1, size_of::<virNodeDevicePtr>()) as *mut virNodeDevicePtr;
         if array.is_null() {
             return Err(no_memory(call));
         }
@@ -286,11 +260,7 @@ pub unsafe extern "C" fn virConnectListAllNodeDevices(
 /// `flags` must be 0. Returns the count, or -1 on error: VIR_ERR_INVALID_CONN,
 /// VIR_ERR_INVALID_ARG (non-zero flags), VIR_ERR_OPERATION_FAILED.
 #[no_mangle]
-pub unsafe extern "C" fn virNodeNumOfDevices(
-    conn: virConnectPtr,
-    cap: *const c_char,
-    flags: c_uint,
-) -> c_int {
+pub unsafe extern "C" fn virNodeNumOfDevices(conn: virConnectPtr, cap: *const c_char, flags: c_uint) -> c_int {
     api("virNodeNumOfDevices", DOMAIN, -1, |call| {
         let c = conn_arg(call, conn)?;
         call.check_flags(flags, 0)?;
@@ -325,19 +295,14 @@ pub unsafe extern "C" fn virNodeListDevices(
             return Err(call.invalid_arg("names must not be NULL"));
         }
         if maxnames < 0 {
-            return Err(
-                call.invalid_arg(format_args!("maxnames must not be negative ({maxnames})"))
-            );
+            return Err(call.invalid_arg(format_args!("maxnames must not be negative ({maxnames})")));
         }
         call.check_flags(flags, 0)?;
         let Ok(cap) = call.opt_str("cap", cap) else {
             return Ok(0); // no capability has such a name
         };
-        let items: Vec<String> = devices_with_cap(&c, cap)?
-            .into_iter()
-            .take(maxnames as usize)
-            .map(|a| a.node_name())
-            .collect();
+        let items: Vec<String> =
+            devices_with_cap(&c, cap)?.into_iter().take(maxnames as usize).map(|a| a.node_name()).collect();
         fill_names(call, names, &items)
     })
 }
@@ -351,33 +316,25 @@ pub unsafe extern "C" fn virNodeListDevices(
 /// VIR_ERR_NO_NODE_DEVICE (no such device, whatever the name's shape:
 /// "computer", "net_eth0_...", "" and malformed names included, as libvirt).
 #[no_mangle]
-pub unsafe extern "C" fn virNodeDeviceLookupByName(
-    conn: virConnectPtr,
-    name: *const c_char,
-) -> virNodeDevicePtr {
-    api(
-        "virNodeDeviceLookupByName",
-        DOMAIN,
-        ptr::null_mut(),
-        |call| {
-            let c = conn_arg(call, conn)?;
-            if name.is_null() {
-                return Err(call.invalid_arg("name must not be NULL"));
-            }
-            let name = std::ffi::CStr::from_ptr(name).to_string_lossy();
-            // libvirt: whatever its shape, a name that is no device is
-            // VIR_ERR_NO_NODE_DEVICE (clients test for it to mean "not there").
-            let addr = c.host.lookup(&name).map_err(|e| match e {
-                crate::Error::InvalidArg(m) => Raised::new(
-                    virErrorNumber::VIR_ERR_NO_NODE_DEVICE,
-                    call.domain,
-                    format!("no node device with matching name '{name}': {m}"),
-                ),
-                e => Raised::from(e),
-            })?;
-            Ok(Arc::into_raw(new_device(call, &c, addr)?) as virNodeDevicePtr)
-        },
-    )
+pub unsafe extern "C" fn virNodeDeviceLookupByName(conn: virConnectPtr, name: *const c_char) -> virNodeDevicePtr {
+    api("virNodeDeviceLookupByName", DOMAIN, ptr::null_mut(), |call| {
+        let c = conn_arg(call, conn)?;
+        if name.is_null() {
+            return Err(call.invalid_arg("name must not be NULL"));
+        }
+        let name = std::ffi::CStr::from_ptr(name).to_string_lossy();
+        // libvirt: whatever its shape, a name that is no device is
+        // VIR_ERR_NO_NODE_DEVICE (clients test for it to mean "not there").
+        let addr = c.host.lookup(&name).map_err(|e| match e {
+            crate::Error::InvalidArg(m) => Raised::new(
+                virErrorNumber::VIR_ERR_NO_NODE_DEVICE,
+                call.domain,
+                format!("no node device with matching name '{name}': {m}"),
+            ),
+            e => Raised::from(e),
+        })?;
+        Ok(Arc::into_raw(new_device(call, &c, addr)?) as virNodeDevicePtr)
+    })
 }
 
 /// The device's name, libvirt's form (`pci_0000_03_00_1`).
@@ -416,10 +373,7 @@ pub unsafe extern "C" fn virNodeDeviceGetParent(dev: virNodeDevicePtr) -> *const
 /// on error: VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INVALID_ARG (non-zero
 /// flags), VIR_ERR_NO_NODE_DEVICE (the device has gone), VIR_ERR_NO_MEMORY.
 #[no_mangle]
-pub unsafe extern "C" fn virNodeDeviceGetXMLDesc(
-    dev: virNodeDevicePtr,
-    flags: c_uint,
-) -> *mut c_char {
+pub unsafe extern "C" fn virNodeDeviceGetXMLDesc(dev: virNodeDevicePtr, flags: c_uint) -> *mut c_char {
     api("virNodeDeviceGetXMLDesc", DOMAIN, ptr::null_mut(), |call| {
         let d = dev_arg(call, dev)?;
         call.check_flags(flags, 0)?;
@@ -459,16 +413,10 @@ pub unsafe extern "C" fn virNodeDeviceListCaps(
             return Err(call.invalid_arg("names must not be NULL"));
         }
         if maxnames < 0 {
-            return Err(
-                call.invalid_arg(format_args!("maxnames must not be negative ({maxnames})"))
-            );
+            return Err(call.invalid_arg(format_args!("maxnames must not be negative ({maxnames})")));
         }
         d.conn.host.require(&d.addr)?;
-        let caps: Vec<String> = ["pci"]
-            .iter()
-            .take(maxnames as usize)
-            .map(|s| s.to_string())
-            .collect();
+        let caps: Vec<String> = ["pci"].iter().take(maxnames as usize).map(|s| s.to_string()).collect();
         fill_names(call, names, &caps)
     })
 }
@@ -534,12 +482,7 @@ pub(crate) unsafe fn stub_arg(call: &Call, driver: *const c_char) -> Result<Stub
     Ok(Stub::from_name(driver).map_err(|e| e.context(format_args!("{}: driverName", call.func)))?)
 }
 
-fn detach(
-    call: &mut Call,
-    dev: virNodeDevicePtr,
-    driver: *const c_char,
-    flags: c_uint,
-) -> Result<c_int, Raised> {
+fn detach(call: &mut Call, dev: virNodeDevicePtr, driver: *const c_char, flags: c_uint) -> Result<c_int, Raised> {
     use virNodeDeviceNodedevFlags::*;
     // libvirt's order: handle, read-only, flags, the device, the driver name.
     let d = unsafe { dev_arg(call, dev)? };
@@ -565,12 +508,7 @@ fn detach(
     Ok(0)
 }
 
-fn reattach(
-    call: &mut Call,
-    dev: virNodeDevicePtr,
-    driver: *const c_char,
-    flags: c_uint,
-) -> Result<c_int, Raised> {
+fn reattach(call: &mut Call, dev: virNodeDevicePtr, driver: *const c_char, flags: c_uint) -> Result<c_int, Raised> {
     let d = unsafe { dev_arg(call, dev)? };
     writable(call, &d.conn)?;
     call.check_flags(flags, nflag(virNodeDeviceNodedevFlags::VIR_NODE_DEVICE_PERSISTENT))?;
@@ -588,9 +526,7 @@ fn reattach(
 /// compatibility.)
 #[no_mangle]
 pub unsafe extern "C" fn virNodeDeviceDettach(dev: virNodeDevicePtr) -> c_int {
-    api("virNodeDeviceDettach", DOMAIN, -1, |call| {
-        detach(call, dev, ptr::null(), 0)
-    })
+    api("virNodeDeviceDettach", DOMAIN, -1, |call| detach(call, dev, ptr::null(), 0))
 }
 
 /// Detach the device from its host driver and bind it to a stub driver.
@@ -637,18 +573,14 @@ pub unsafe extern "C" fn virNodeDeviceDetachFlags(
     driverName: *const c_char,
     flags: c_uint,
 ) -> c_int {
-    api("virNodeDeviceDetachFlags", DOMAIN, -1, |call| {
-        detach(call, dev, driverName, flags)
-    })
+    api("virNodeDeviceDetachFlags", DOMAIN, -1, |call| detach(call, dev, driverName, flags))
 }
 
 /// Same as virNodeDeviceReAttachFlags(dev, NULL, 0): give the device back to
 /// the driver it had before detach (none if it had none).
 #[no_mangle]
 pub unsafe extern "C" fn virNodeDeviceReAttach(dev: virNodeDevicePtr) -> c_int {
-    api("virNodeDeviceReAttach", DOMAIN, -1, |call| {
-        reattach(call, dev, ptr::null(), 0)
-    })
+    api("virNodeDeviceReAttach", DOMAIN, -1, |call| reattach(call, dev, ptr::null(), 0))
 }
 
 /// nodedev extension: give a detached device back to a host driver.
@@ -683,9 +615,7 @@ pub unsafe extern "C" fn virNodeDeviceReAttachFlags(
     driverName: *const c_char,
     flags: c_uint,
 ) -> c_int {
-    api("virNodeDeviceReAttachFlags", DOMAIN, -1, |call| {
-        reattach(call, dev, driverName, flags)
-    })
+    api("virNodeDeviceReAttachFlags", DOMAIN, -1, |call| reattach(call, dev, driverName, flags))
 }
 
 /// Reset the device (function-level, power-management or bus reset, as the
@@ -714,10 +644,7 @@ pub unsafe extern "C" fn virNodeDeviceReset(dev: virNodeDevicePtr) -> c_int {
         writable(call, &d.conn)?;
         d.conn.host.require(&d.addr)?;
         // No reset method: libvirt's virPCIDeviceReset says VIR_ERR_INTERNAL_ERROR.
-        d.conn
-            .host
-            .reset(&d.addr)
-            .map_err(|e| with_unsupported_as(e, virErrorNumber::VIR_ERR_INTERNAL_ERROR))?;
+        d.conn.host.reset(&d.addr).map_err(|e| with_unsupported_as(e, virErrorNumber::VIR_ERR_INTERNAL_ERROR))?;
         Ok(0)
     })
 }

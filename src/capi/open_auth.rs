@@ -64,9 +64,8 @@ pub type virConnectCredentialPtr = *mut virConnectCredential;
 
 /// An authentication callback: fills `cred[0..ncred]`; returns 0 when all
 /// were filled, -1 otherwise.
-pub type virConnectAuthCallbackPtr = Option<
-    unsafe extern "C" fn(cred: virConnectCredentialPtr, ncred: c_uint, cbdata: *mut c_void) -> c_int,
->;
+pub type virConnectAuthCallbackPtr =
+    Option<unsafe extern "C" fn(cred: virConnectCredentialPtr, ncred: c_uint, cbdata: *mut c_void) -> c_int>;
 
 /// Authentication data for virConnectOpenAuth (libvirt's layout).
 #[repr(C)]

@@ -173,9 +173,9 @@ impl Host {
             let blockers = g.blockers(except);
             if !blockers.is_empty() {
                 let hint = if managed { "; or add them to the devices to prepare" } else { "" };
-                return Err(g.not_viable_error(d, &blockers).context_after(format_args!(
-                    "the group cannot be used with vfio until then{hint}"
-                )));
+                return Err(g
+                    .not_viable_error(d, &blockers)
+                    .context_after(format_args!("the group cannot be used with vfio until then{hint}")));
             }
         }
         Ok(())
@@ -217,7 +217,11 @@ impl Host {
                             "{d} is assigned to {other}, not to {owner}: only {other} can release it"
                         )))
                     }
-                    _ => return Err(Error::OperationInvalid(format!("{d} is not assigned to {owner}: nothing to release"))),
+                    _ => {
+                        return Err(Error::OperationInvalid(format!(
+                            "{d} is not assigned to {owner}: nothing to release"
+                        )))
+                    }
                 }
             }
             out
@@ -234,7 +238,8 @@ impl Host {
 
         let _lock = self.state.lock()?;
         // A guest still holding a device: refuse before anything changes.
-        let managed: Vec<PciAddress> = targets.iter().zip(&records).filter(|(_, r)| r.managed).map(|(d, _)| *d).collect();
+        let managed: Vec<PciAddress> =
+            targets.iter().zip(&records).filter(|(_, r)| r.managed).map(|(d, _)| *d).collect();
         self.check_none_held(&managed, "release")?;
         // Each device on its own (a thread each): resets and probes overlap.
         let outcomes = self.each_at_once(&targets, |d| {
@@ -249,14 +254,13 @@ impl Host {
                     Err(e @ Error::Timeout(_)) => Err(e),
                     _ => self.reattach_locked(d, None),
                 };
-                gave_back.map_err(|e| {
+                gave_back.inspect_err(|_| {
                     // Still on its stub: no longer the guest's, for the admin to reattach.
                     if let Ok(Some(mut r)) = self.state.get(&d.to_string()) {
                         r.owner = None;
                         r.managed = false;
                         let _ = self.state.put(&r);
                     }
-                    e
                 })
             } else if rec.ownership_only {
                 self.state.remove(&d.to_string())

@@ -57,7 +57,9 @@ impl Host {
         let cdev = self.vfio_cdev(addr);
         let dev = VfioDevice { address: &name, group: self.group_number(addr), cdev: cdev.as_deref() };
         self.sysfs.vfio_holders(&dev).map_err(|e| {
-            Error::OperationFailed(format!("cannot tell whether a process holds {addr} through VFIO: reading /proc failed: {e}"))
+            Error::OperationFailed(format!(
+                "cannot tell whether a process holds {addr} through VFIO: reading /proc failed: {e}"
+            ))
         })
     }
 
@@ -77,8 +79,11 @@ impl Host {
         let name = addr.to_string();
         let cdev = self.vfio_cdev(addr);
         let dev = VfioDevice { address: &name, group: self.group_number(addr), cdev: cdev.as_deref() };
-        let how: Vec<String> =
-            scan.holders.iter().map(|h| format!("pid {} ({}) holds {}", h.pid, h.comm, h.kind.describe(&dev))).collect();
+        let how: Vec<String> = scan
+            .holders
+            .iter()
+            .map(|h| format!("pid {} ({}) holds {}", h.pid, h.comm, h.kind.describe(&dev)))
+            .collect();
         let why = if what == "reset" {
             "a reset would pull the device from under it"
         } else {
@@ -151,7 +156,13 @@ impl Host {
     }
 
     /// `write_bounded` keeping the kernel's errno: Err only on timeout.
-    pub(crate) fn write_bounded_raw(&self, addr: &PciAddress, path: &str, value: &str, doing: &str) -> Result<io::Result<()>> {
+    pub(crate) fn write_bounded_raw(
+        &self,
+        addr: &PciAddress,
+        path: &str,
+        value: &str,
+        doing: &str,
+    ) -> Result<io::Result<()>> {
         let limit = self.options.write_timeout;
         match self.sysfs.write_bounded(path, value, limit) {
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
@@ -181,7 +192,14 @@ impl Host {
     }
 
     /// A write about a device, bounded when `bounded` (see `may_wait`).
-    pub(crate) fn write_about(&self, addr: &PciAddress, path: &str, value: &str, doing: &str, bounded: bool) -> Result<()> {
+    pub(crate) fn write_about(
+        &self,
+        addr: &PciAddress,
+        path: &str,
+        value: &str,
+        doing: &str,
+        bounded: bool,
+    ) -> Result<()> {
         if bounded {
             self.write_bounded(addr, path, value, doing)
         } else {

@@ -131,7 +131,11 @@ impl Host {
             iommu_group,
             group_members,
             numa_node: optional("numa_node").and_then(|s| s.parse().ok()).filter(|n: &i32| *n >= 0),
-            physfn: if has("physfn") { link("physfn").and_then(|t| PciAddress::parse(link_basename(&t)).ok()) } else { None },
+            physfn: if has("physfn") {
+                link("physfn").and_then(|t| PciAddress::parse(link_basename(&t)).ok())
+            } else {
+                None
+            },
             virtfns: virtfns.into_iter().map(|(_, a)| a).collect(),
             sriov_totalvfs: optional("sriov_totalvfs").and_then(|s| s.parse().ok()).filter(|n| *n > 0),
             reset_methods: optional("reset_method")

@@ -131,8 +131,10 @@ impl Host {
         if blockers.is_empty() {
             return Ok(None);
         }
-        let list: Vec<String> =
-            blockers.iter().map(|m| format!("{} is still bound to {}", m.address, m.driver.as_deref().unwrap_or("-"))).collect();
+        let list: Vec<String> = blockers
+            .iter()
+            .map(|m| format!("{} is still bound to {}", m.address, m.driver.as_deref().unwrap_or("-")))
+            .collect();
         Ok(Some(format!(
             "IOMMU group {} is not usable by VFIO yet: {}; detach {} too, or detach with --group (VIR_NODE_DEVICE_DETACH_GROUP)",
             g.number,

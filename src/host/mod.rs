@@ -14,8 +14,8 @@ mod safety;
 mod sriov;
 mod xml;
 
-pub use device::{DeviceInfo, DeviceSummary};
 pub use assign::{check_owner_name, PrepareOptions};
+pub use device::{DeviceInfo, DeviceSummary};
 pub use group::{Group, GroupMember};
 pub use ops::DetachOptions;
 pub use persistent::Applied;
@@ -139,7 +139,14 @@ pub(crate) fn dev_path(addr: &PciAddress, attr: &str) -> String {
 impl Host {
     pub fn new(sysfs: Arc<dyn Sysfs>, state: StateStore, options: HostOptions) -> Host {
         let state = state.with_lock_wait(options.lock_wait);
-        Host { sysfs, state, options, authorizer: Mutex::new(None), reported_vanished: Mutex::default(), notes: Mutex::default() }
+        Host {
+            sysfs,
+            state,
+            options,
+            authorizer: Mutex::new(None),
+            reported_vanished: Mutex::default(),
+            notes: Mutex::default(),
+        }
     }
 
     /// Register (or with None remove) the callback asked before every change.
@@ -179,7 +186,8 @@ impl Host {
         if !p.has_device_rules() {
             return Ok(());
         }
-        let hex = |name: &str| self.attr(addr, name).and_then(|v| u32::from_str_radix(v.trim_start_matches("0x"), 16).ok());
+        let hex =
+            |name: &str| self.attr(addr, name).and_then(|v| u32::from_str_radix(v.trim_start_matches("0x"), 16).ok());
         let subject = Subject {
             address: *addr,
             vendor: hex("vendor").unwrap_or(0) as u16,
@@ -203,10 +211,8 @@ impl Host {
 
     /// Every PCI function the kernel lists, in address order.
     pub fn list(&self) -> Result<Vec<PciAddress>> {
-        let names = self
-            .sysfs
-            .list_dir("bus/pci/devices")
-            .map_err(|e| sysfs_error("listing", "bus/pci/devices", &e))?;
+        let names =
+            self.sysfs.list_dir("bus/pci/devices").map_err(|e| sysfs_error("listing", "bus/pci/devices", &e))?;
         let mut out: Vec<PciAddress> = names.iter().filter_map(|n| PciAddress::parse(n).ok()).collect();
         out.sort();
         Ok(out)

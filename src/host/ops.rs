@@ -86,7 +86,11 @@ impl Host {
         if names.contains(&crate::sysfs::modalias::normalize(driver)) {
             return Ok(());
         }
-        let claim = if names.is_empty() { "no module claims it".to_string() } else { format!("modules that claim it: {}", names.join(", ")) };
+        let claim = if names.is_empty() {
+            "no module claims it".to_string()
+        } else {
+            format!("modules that claim it: {}", names.join(", "))
+        };
         Err(Error::InvalidArg(format!(
             "cannot give {addr} to {driver}: no driver {driver} is loaded, and no module of that name claims the device ({modalias}; {claim}), so 'modprobe {driver}' would not give it a driver; nothing was loaded. Name a loaded driver, or load the right module first"
         )))
@@ -222,7 +226,12 @@ impl Host {
 
     /// Detach the devices at once (lock held); if any fails, the ones this
     /// call moved go back to their original drivers.
-    pub(crate) fn detach_all_locked(&self, targets: &[PciAddress], stub: Stub, owner: Option<(&str, bool)>) -> Result<()> {
+    pub(crate) fn detach_all_locked(
+        &self,
+        targets: &[PciAddress],
+        stub: Stub,
+        owner: Option<(&str, bool)>,
+    ) -> Result<()> {
         let results = self.each_at_once(targets, |t| self.detach_locked(t, stub, owner));
         let moved: Vec<PciAddress> =
             targets.iter().zip(&results).filter(|(_, r)| matches!(r, Ok(true))).map(|(t, _)| *t).collect();
@@ -407,7 +416,13 @@ impl Host {
         let added = match self.sysfs.write(&format!("bus/pci/drivers/{stub}/new_id"), &id) {
             Ok(()) => true,
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => false,
-            Err(e) => return Err(crate::error::sysfs_error(&format!("writing \"{id}\" to"), &format!("bus/pci/drivers/{stub}/new_id"), &e)),
+            Err(e) => {
+                return Err(crate::error::sysfs_error(
+                    &format!("writing \"{id}\" to"),
+                    &format!("bus/pci/drivers/{stub}/new_id"),
+                    &e,
+                ))
+            }
         };
         if self.driver(addr)?.is_none() {
             let _ = self.write(&format!("bus/pci/drivers/{stub}/bind"), &addr.to_string());
@@ -448,9 +463,8 @@ impl Host {
         }
         // Let the kernel choose first: it picks the original driver on a normal
         // host. If the probe fails, the explicit bind below still can work.
-        match self.probe(addr, bounded) {
-            Err(e @ Error::Timeout(_)) => return Err(e),
-            _ => {}
+        if let Err(e @ Error::Timeout(_)) = self.probe(addr, bounded) {
+            return Err(e);
         }
         let mut now = self.driver(addr)?;
         if now.as_deref() != Some(target) {
@@ -464,10 +478,7 @@ impl Host {
         if now.as_deref() == Some(target) {
             Ok(())
         } else {
-            Err(Error::OperationFailed(format!(
-                "binding {addr} to {target} failed: the device is {}",
-                describe(&now)
-            )))
+            Err(Error::OperationFailed(format!("binding {addr} to {target} failed: the device is {}", describe(&now))))
         }
     }
 
@@ -521,7 +532,13 @@ impl Host {
         // the device is already on the record's original host driver, so
         // finishing is removing the record (what recovery would do).
         let existing = match self.state.get(&addr.to_string())? {
-            Some(r) if current.as_deref().is_some_and(|c| !is_stub_driver(c) && r.original_driver.as_deref() == Some(c)) => Some(r),
+            Some(r)
+                if current
+                    .as_deref()
+                    .is_some_and(|c| !is_stub_driver(c) && r.original_driver.as_deref() == Some(c)) =>
+            {
+                Some(r)
+            }
             _ => self.settled_record(addr)?,
         };
         match (&current, &existing) {
@@ -529,7 +546,8 @@ impl Host {
             // success too). A record left by an interrupted reattach that got
             // this far is finished.
             (Some(cur), rec) if !is_stub_driver(cur) => {
-                let wanted = driver.map(str::to_string).or_else(|| rec.as_ref().and_then(|r| r.original_driver.clone()));
+                let wanted =
+                    driver.map(str::to_string).or_else(|| rec.as_ref().and_then(|r| r.original_driver.clone()));
                 if wanted.as_deref().is_none_or(|w| w == cur) {
                     return match rec {
                         Some(_) => self.state.remove(&addr.to_string()),
@@ -558,7 +576,9 @@ impl Host {
         let stub = current.clone().or_else(|| existing.as_ref().map(|r| r.stub.clone())).unwrap_or_default();
         let mut record = existing.unwrap_or_else(|| Record::new(&addr.to_string(), target.clone(), &stub));
         record.step = Step::Reattaching;
-        self.state.put(&record).map_err(|e| e.context_after(format_args!("nothing changed: {addr} stays on {stub}")))?;
+        self.state
+            .put(&record)
+            .map_err(|e| e.context_after(format_args!("nothing changed: {addr} stays on {stub}")))?;
 
         let result = if probe_anything {
             self.restore(addr, None).and_then(|()| self.probe(addr, true))
@@ -568,7 +588,8 @@ impl Host {
         match result {
             Ok(()) => {
                 // Bridge and bond ports go back where they were (safety.rs).
-                let lost = if self.driver(addr)?.is_some() { self.rejoin_ports(addr, &record.ports) } else { Vec::new() };
+                let lost =
+                    if self.driver(addr)?.is_some() { self.rejoin_ports(addr, &record.ports) } else { Vec::new() };
                 self.state.remove(&addr.to_string())?;
                 for sentence in lost {
                     self.note(addr, sentence);

@@ -61,9 +61,7 @@ impl Host {
     pub fn undefine(&self, addr: &PciAddress) -> Result<bool> {
         let defs = self.definitions()?;
         if self.options.read_only {
-            return Err(Error::Denied(format!(
-                "cannot change the definition of {addr}: the connection is read-only"
-            )));
+            return Err(Error::Denied(format!("cannot change the definition of {addr}: the connection is read-only")));
         }
         defs.remove(&addr.to_string())
     }

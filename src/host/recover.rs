@@ -103,7 +103,12 @@ impl Host {
                 Ok(Some(p)) => p,
                 Ok(None) => continue,
                 Err(e) => {
-                    done.push(Recovered { address: rec.address.clone(), step: Some(rec.step), outcome: format!("record kept: {e}"), resolved: false });
+                    done.push(Recovered {
+                        address: rec.address.clone(),
+                        step: Some(rec.step),
+                        outcome: format!("record kept: {e}"),
+                        resolved: false,
+                    });
                     continue;
                 }
             };
@@ -130,7 +135,9 @@ impl Host {
                     match self.plan(&addr, &now) {
                         Ok(Some(p)) if p == plan => self.carry_out(&addr, &now, &plan),
                         Ok(None) => continue,
-                        Ok(Some(p)) => (format!("the device changed meanwhile (now: {p}); record kept, run recover again"), false),
+                        Ok(Some(p)) => {
+                            (format!("the device changed meanwhile (now: {p}); record kept, run recover again"), false)
+                        }
                         Err(e) => (format!("record kept: {e}"), false),
                     }
                 }
@@ -198,7 +205,9 @@ impl Host {
                 .and_then(|()| self.restore(addr, original.as_deref()))
                 .and_then(|()| self.state.remove(&rec.address))
                 .map(|()| format!("rolled back to {}", original.as_deref().unwrap_or("no driver"))),
-            Plan::Drop(current) => self.state.remove(&rec.address).map(|()| format!("record dropped: the device is on {current} now")),
+            Plan::Drop(current) => {
+                self.state.remove(&rec.address).map(|()| format!("record dropped: the device is on {current} now"))
+            }
         };
         match result {
             Ok(m) => (m, true),

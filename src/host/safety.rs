@@ -222,10 +222,7 @@ impl Host {
         seen.push(iface.to_string());
         if self.link_up(iface) {
             if let Some(config) = self.net_config(iface) {
-                let remedy = remedy.map_or_else(
-                    || format!("ip address flush dev {iface}"),
-                    str::to_string,
-                );
+                let remedy = remedy.map_or_else(|| format!("ip address flush dev {iface}"), str::to_string);
                 out.push(HostUse { chain: format!("{chain}, which has {config}"), remedy });
             }
         }
@@ -382,7 +379,8 @@ impl Host {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let mut unused: Vec<String> = now.iter().filter(|n| !ports.iter().any(|p| p.interface == **n)).cloned().collect();
+        let mut unused: Vec<String> =
+            now.iter().filter(|n| !ports.iter().any(|p| p.interface == **n)).cloned().collect();
         let mut failures = Vec::new();
         for p in ports {
             let iface = if now.contains(&p.interface) {
@@ -407,7 +405,9 @@ impl Host {
                     Ok(())
                 };
                 down_first
-                    .and_then(|()| self.sysfs.set_master(&iface, Some(&p.master)).map_err(|e| format!("the kernel refused: {e}")))
+                    .and_then(|()| {
+                        self.sysfs.set_master(&iface, Some(&p.master)).map_err(|e| format!("the kernel refused: {e}"))
+                    })
                     .and_then(|()| {
                         // A bond brings its ports up itself; a bridge port comes back down.
                         if p.up && !self.link_up(&iface) {

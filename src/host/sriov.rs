@@ -36,7 +36,13 @@ impl Host {
     /// number, or on another driver) are removed first. Removing VFs is refused while
     /// one is assigned to a guest or was detached from a host driver (its
     /// record expects it back), unless `force`. Returns the VFs.
-    pub fn set_vf_count(&self, pf: &PciAddress, count: u16, stub: Option<Stub>, force: bool) -> Result<Vec<PciAddress>> {
+    pub fn set_vf_count(
+        &self,
+        pf: &PciAddress,
+        count: u16,
+        stub: Option<Stub>,
+        force: bool,
+    ) -> Result<Vec<PciAddress>> {
         self.require(pf)?;
         let total: u16 = self.attr(pf, "sriov_totalvfs").and_then(|t| t.parse().ok()).unwrap_or(0);
         if total == 0 {
@@ -100,9 +106,8 @@ impl Host {
         }
         // Removing a VF a process holds through VFIO waits for that process,
         // forced or not: refuse, and bound the write for holders not seen.
-        self.check_none_held(vfs, &format!("remove it with the other VFs of {pf}")).map_err(|e| {
-            e.context_after("forcing does not help: the kernel would wait for it")
-        })?;
+        self.check_none_held(vfs, &format!("remove it with the other VFs of {pf}"))
+            .map_err(|e| e.context_after("forcing does not help: the kernel would wait for it"))?;
         self.write_bounded(pf, &dev_path(pf, "sriov_numvfs"), "0", "removing its VFs")?;
         for vf in vfs {
             if !self.sysfs.exists(&dev_path(vf, "")) {
@@ -129,9 +134,10 @@ impl Host {
         let restore_autoprobe = |result: Result<Vec<PciAddress>>| -> Result<Vec<PciAddress>> {
             match (&autoprobe, self.write(&autoprobe_path, autoprobe.as_deref().unwrap_or("1"))) {
                 (None, _) | (Some(_), Ok(())) => result,
-                (Some(was), Err(e)) => Err(result.err().unwrap_or(e).context_after(format_args!(
-                    "sriov_drivers_autoprobe of {pf} could not be set back to {was}"
-                ))),
+                (Some(was), Err(e)) => Err(result
+                    .err()
+                    .unwrap_or(e)
+                    .context_after(format_args!("sriov_drivers_autoprobe of {pf} could not be set back to {was}"))),
             }
         };
         if let Err(e) = self.write(&dev_path(pf, "sriov_numvfs"), &count.to_string()) {
@@ -198,7 +204,10 @@ impl Host {
                 let note = if kept.is_empty() {
                     String::new()
                 } else {
-                    format!(" (stale records of {} remain: 'nodedev recover --clear ADDRESS' drops each)", kept.join(", "))
+                    format!(
+                        " (stale records of {} remain: 'nodedev recover --clear ADDRESS' drops each)",
+                        kept.join(", ")
+                    )
                 };
                 err.context_after(format_args!("the VFs were removed again, {pf} has none{note}"))
             }

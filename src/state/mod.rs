@@ -105,7 +105,10 @@ impl Record {
         match crate::address::PciAddress::parse(&self.address) {
             Ok(a) if a.to_string() == self.address && self.address == file_address => {}
             Ok(_) | Err(_) => {
-                return Err(format!("its address '{}' is not the one its file is named for", self.address.escape_debug()))
+                return Err(format!(
+                    "its address '{}' is not the one its file is named for",
+                    self.address.escape_debug()
+                ))
             }
         }
         if let Some(d) = &self.original_driver {
@@ -283,7 +286,9 @@ fn decode_file(bytes: &[u8]) -> std::result::Result<(Record, Option<(usize, u64)
             .map(|r| (r, None))
             .map_err(|_| "both of its copies fail their checksum (damaged, or not written by nodedev)".to_string());
     };
-    serde_json::from_slice(body).map(|r| (r, Some((i, seq)))).map_err(|e| format!("its newest copy is not a record: {e}"))
+    serde_json::from_slice(body)
+        .map(|r| (r, Some((i, seq))))
+        .map_err(|e| format!("its newest copy is not a record: {e}"))
 }
 
 /// A record file's bytes, read and validated as `entry` does (the fuzz
@@ -303,11 +308,19 @@ pub fn record_file_bytes(record: &Record) -> Result<Vec<u8>> {
 
 impl StateStore {
     pub fn dir(path: impl Into<PathBuf>) -> StateStore {
-        StateStore { backend: Backend::Dir(path.into(), Arc::default()), faults: Arc::default(), lock_wait: DEFAULT_LOCK_WAIT }
+        StateStore {
+            backend: Backend::Dir(path.into(), Arc::default()),
+            faults: Arc::default(),
+            lock_wait: DEFAULT_LOCK_WAIT,
+        }
     }
 
     pub fn memory() -> StateStore {
-        StateStore { backend: Backend::Memory(Arc::default(), Arc::default()), faults: Arc::default(), lock_wait: DEFAULT_LOCK_WAIT }
+        StateStore {
+            backend: Backend::Memory(Arc::default(), Arc::default()),
+            faults: Arc::default(),
+            lock_wait: DEFAULT_LOCK_WAIT,
+        }
     }
 
     /// The same store, whose `lock` gives up after `wait`.
@@ -494,7 +507,9 @@ impl StateStore {
             Backend::Dir(dir, _) => {
                 let Some(dir_uid) = existing_dir(dir)? else { return Ok(None) };
                 let path = Self::record_path(dir, address);
-                let corrupt = |why: String| Ok(Some(Entry::Corrupt(CorruptRecord { address: address.to_string(), file: path.clone(), why })));
+                let corrupt = |why: String| {
+                    Ok(Some(Entry::Corrupt(CorruptRecord { address: address.to_string(), file: path.clone(), why })))
+                };
                 let (_, bytes) = match open_record(&path, dir_uid, false) {
                     Ok(None) => return Ok(None),
                     Ok(Some(x)) => x,
@@ -539,14 +554,19 @@ impl StateStore {
                             self.injected("write", &record.address, false)?;
                             // decode_slot refuses implausible sequence numbers: no wrap.
                             let Some(next) = seq.checked_add(1) else {
-                                let why = "its sequence number is at the top of its range (not written by nodedev)".to_string();
-                                return Err(CorruptRecord { address: record.address.clone(), file: path, why }.refusal());
+                                let why = "its sequence number is at the top of its range (not written by nodedev)"
+                                    .to_string();
+                                return Err(
+                                    CorruptRecord { address: record.address.clone(), file: path, why }.refusal()
+                                );
                             };
                             return rewrite_slot(&file, 1 - slot, &record, next)
                                 .map_err(|e| sys_err("cannot write state record", &path, e));
                         }
                         Ok((_, None)) => {} // plain JSON: replaced by a slotted file
-                        Err(why) => return Err(CorruptRecord { address: record.address.clone(), file: path, why }.refusal()),
+                        Err(why) => {
+                            return Err(CorruptRecord { address: record.address.clone(), file: path, why }.refusal())
+                        }
                     }
                 }
                 self.injected("write", &record.address, true)?;
@@ -561,12 +581,7 @@ impl StateStore {
         let tmp = Self::temp_path(dir, &record.address);
         let text = record_file_bytes(record)?;
         let open = || {
-            fs::OpenOptions::new()
-                .create_new(true)
-                .write(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&tmp)
+            fs::OpenOptions::new().create_new(true).write(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&tmp)
         };
         let mut f = match open() {
             // Writers hold the lock: a temporary file then is a dead writer's.
@@ -645,7 +660,9 @@ impl StateStore {
                 }
                 let aside = PathBuf::from(format!("{}.cleared-{}", path.display(), now()));
                 fs::rename(&path, &aside).map_err(|e| sys_err("cannot clear state record", &path, e))?;
-                fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| sys_err("cannot sync state directory", dir, e))?;
+                fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| sys_err("cannot sync state directory", dir, e))?;
                 Ok(Some(aside.display().to_string()))
             }
         }
@@ -676,7 +693,8 @@ impl StateStore {
                     let name = name.to_string_lossy();
                     // Only ADDRESS.json files are records: anything else in the
                     // directory (a mistyped statedir=) is never touched.
-                    let record_name = name.strip_suffix(".json").filter(|a| crate::address::PciAddress::parse(a).is_ok());
+                    let record_name =
+                        name.strip_suffix(".json").filter(|a| crate::address::PciAddress::parse(a).is_ok());
                     if let Some(address) = record_name {
                         match self.entry(address)? {
                             Some(Entry::Valid(r)) => out.push(r),
@@ -734,7 +752,10 @@ fn open_record(path: &Path, dir_uid: u32, write: bool) -> std::result::Result<Op
         )));
     }
     if m.len() > MAX_RECORD_BYTES {
-        return Err(Refused::Untrusted(format!("it is {} bytes long, more than a record ever is ({MAX_RECORD_BYTES})", m.len())));
+        return Err(Refused::Untrusted(format!(
+            "it is {} bytes long, more than a record ever is ({MAX_RECORD_BYTES})",
+            m.len()
+        )));
     }
     let mut bytes = Vec::with_capacity(m.len() as usize);
     (&mut file).take(MAX_RECORD_BYTES + 1).read_to_end(&mut bytes).map_err(Refused::Io)?;
@@ -1023,7 +1044,11 @@ mod tests {
             fs::write(&file, &torn).unwrap();
             let got = store.get(A).unwrap().unwrap();
             // Only a slot written to its last byte is the new record.
-            let want = if torn[..SLOT_SIZE] == new[..] { (Step::Detached, Some("vm1".into())) } else { (Step::Reattaching, None) };
+            let want = if torn[..SLOT_SIZE] == new[..] {
+                (Step::Detached, Some("vm1".into()))
+            } else {
+                (Step::Reattaching, None)
+            };
             assert_eq!((got.step, got.owner), want, "cut at {cut}");
         }
         // Both slots damaged: kept, reported, never guessed.
@@ -1042,7 +1067,10 @@ mod tests {
         store.put(&Record::new(A, None, "pci-stub")).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
         for err in [store.get(A).unwrap_err(), store.lock().err().unwrap(), store.list().unwrap_err()] {
-            assert!(matches!(&err, Error::System(m) if m.contains("writable by other users") && m.contains("chmod 700")), "{err:?}");
+            assert!(
+                matches!(&err, Error::System(m) if m.contains("writable by other users") && m.contains("chmod 700")),
+                "{err:?}"
+            );
         }
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
         assert!(store.get(A).unwrap().is_some());

@@ -91,7 +91,9 @@ pub fn write(file: &File, value: &[u8], limit: Duration) -> io::Result<()> {
     // The middle process exits right after its fork: reap it now.
     let mut status = 0;
     // SAFETY: waiting for our own child.
-    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {}
+    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
+        && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+    {}
     wait_result(&rd, limit)
 }
 

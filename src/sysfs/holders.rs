@@ -235,7 +235,11 @@ mod tests {
         let got: Vec<(u32, &str, HoldKind)> = s.holders.iter().map(|h| (h.pid, h.comm.as_str(), h.kind)).collect();
         assert_eq!(
             got,
-            vec![(100, "qemu-system-x86", HoldKind::Group), (200, "dpdk", HoldKind::Cdev), (300, "cloud-hv", HoldKind::Device)]
+            vec![
+                (100, "qemu-system-x86", HoldKind::Group),
+                (200, "dpdk", HoldKind::Cdev),
+                (300, "cloud-hv", HoldKind::Device)
+            ]
         );
         assert_eq!(s.uninspected, 0);
         fs::remove_dir_all(&root).unwrap();
@@ -261,10 +265,8 @@ mod tests {
     fn nodes_are_matched_by_device_number_wherever_they_are() {
         // Character devices cannot be made here: /dev/null (1:3) and
         // /dev/zero (1:5) stand for the group's and another group's node.
-        let root = fake(
-            "rdev",
-            &[("100", "renamed", &[("3", "/dev/null", "")]), ("200", "other", &[("3", "/dev/zero", "")])],
-        );
+        let root =
+            fake("rdev", &[("100", "renamed", &[("3", "/dev/null", "")]), ("200", "other", &[("3", "/dev/zero", "")])]);
         let nodes = NodeNumbers { group: Some(libc::makedev(1, 3)), cdev: None };
         let s = scan_with(&root, &DEV, &nodes).unwrap();
         let got: Vec<(u32, HoldKind)> = s.holders.iter().map(|h| (h.pid, h.kind)).collect();

@@ -154,9 +154,7 @@ impl Sysfs for HostSysfs {
     }
 
     fn list_dir(&self, path: &str) -> io::Result<Vec<String>> {
-        fs::read_dir(self.path(path)?)?
-            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
-            .collect()
+        fs::read_dir(self.path(path)?)?.map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned())).collect()
     }
 
     fn exists(&self, path: &str) -> bool {

@@ -24,7 +24,11 @@ pub fn ipv4_routes(text: &str, iface: &str) -> Vec<String> {
         }
         // The kernel prints the big-endian word as a native integer.
         let len = mask.count_ones();
-        out.push(if len == 0 { "default".to_string() } else { format!("{}/{len}", Ipv4Addr::from(dest.to_ne_bytes())) });
+        out.push(if len == 0 {
+            "default".to_string()
+        } else {
+            format!("{}/{len}", Ipv4Addr::from(dest.to_ne_bytes()))
+        });
     }
     out.dedup();
     out
@@ -195,7 +199,7 @@ fn setlink(index: u32, flags: u32, change: u32, master: Option<u32>) -> io::Resu
     msg.extend_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16).to_ne_bytes());
     msg.extend_from_slice(&1u32.to_ne_bytes()); // seq
     msg.extend_from_slice(&0u32.to_ne_bytes()); // pid: the kernel
-    // struct ifinfomsg
+                                                // struct ifinfomsg
     msg.extend_from_slice(&[libc::AF_UNSPEC as u8, 0]);
     msg.extend_from_slice(&0u16.to_ne_bytes()); // type
     msg.extend_from_slice(&(index as i32).to_ne_bytes());

@@ -7,8 +7,8 @@
 mod bounded;
 pub mod holders;
 pub mod host;
-pub mod modalias;
 pub mod live;
+pub mod modalias;
 pub mod sim;
 pub mod trace;
 
@@ -110,7 +110,9 @@ impl HoldKind {
             (HoldKind::Cdev, _, Some(c)) => format!("/dev/vfio/devices/{c}"),
             (HoldKind::Cdev, _, None) => "its VFIO cdev".to_string(),
             (HoldKind::Device, ..) => "a VFIO device fd".to_string(),
-            (HoldKind::UnnamedDevice, ..) => "a VFIO device fd that the kernel does not name: it may be this device".to_string(),
+            (HoldKind::UnnamedDevice, ..) => {
+                "a VFIO device fd that the kernel does not name: it may be this device".to_string()
+            }
             (HoldKind::Group, None, _) => "its VFIO group".to_string(),
         }
     }

@@ -146,8 +146,14 @@ mod tests {
 
     #[test]
     fn globs_match_as_fnmatch_does() {
-        assert!(glob_match("pci:v00008086d000010D3sv*sd*bc*sc*i*", "pci:v00008086d000010D3sv00008086sd0000A01Fbc02sc00i00"));
-        assert!(!glob_match("pci:v00008086d000010D3sv*sd*bc*sc*i*", "pci:v00008086d000010D4sv00008086sd0000A01Fbc02sc00i00"));
+        assert!(glob_match(
+            "pci:v00008086d000010D3sv*sd*bc*sc*i*",
+            "pci:v00008086d000010D3sv00008086sd0000A01Fbc02sc00i00"
+        ));
+        assert!(!glob_match(
+            "pci:v00008086d000010D3sv*sd*bc*sc*i*",
+            "pci:v00008086d000010D4sv00008086sd0000A01Fbc02sc00i00"
+        ));
         assert!(glob_match("pci:v*d*sv*sd*bc0Csc03i30*", "pci:v00008086d00002934sv00001AF4sd00001100bc0Csc03i30"));
         assert!(glob_match("a?c", "abc") && !glob_match("a?c", "ac"));
         assert!(glob_match("x[0-9]y", "x5y") && !glob_match("x[!0-9]y", "x5y") && glob_match("x[!0-9]y", "xay"));

@@ -124,7 +124,10 @@ pub(super) fn build(spec: &HostSpec, devs: &std::collections::BTreeMap<Addr, sup
             u.blocks.push(disk(b, BlkOwner::Pci(a), number(259), 0));
             for (i, p) in b.partitions.iter().enumerate() {
                 if !p.partitions.is_empty() {
-                    return Err(format!("devices ({a}).block ({}): partition {} cannot have partitions", b.name, p.name));
+                    return Err(format!(
+                        "devices ({a}).block ({}): partition {} cannot have partitions",
+                        b.name, p.name
+                    ));
                 }
                 u.blocks.push(disk(p, BlkOwner::Partition(b.name.clone()), number(259), i as u32 + 1));
             }
@@ -132,7 +135,10 @@ pub(super) fn build(spec: &HostSpec, devs: &std::collections::BTreeMap<Addr, sup
         if let Some(fb) = &d.framebuffer {
             let ok = fb.strip_prefix("fb").is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()));
             if !ok || u.fbs.iter().any(|(f, _)| f == fb) {
-                return Err(format!("devices ({a}).framebuffer: '{}' is not a framebuffer name like \"fb0\" or is listed twice", fb.escape_debug()));
+                return Err(format!(
+                    "devices ({a}).framebuffer: '{}' is not a framebuffer name like \"fb0\" or is listed twice",
+                    fb.escape_debug()
+                ));
             }
             u.fbs.push((fb.clone(), a));
         }
@@ -144,7 +150,9 @@ pub(super) fn build(spec: &HostSpec, devs: &std::collections::BTreeMap<Addr, sup
         }
         let stacked_on = matches!(l.kind.as_str(), "vlan" | "macvlan" | "ipvlan");
         if stacked_on != l.lower.is_some() {
-            return Err(format!("{at}.lower: a vlan, macvlan or ipvlan needs its lower interface; other kinds have none"));
+            return Err(format!(
+                "{at}.lower: a vlan, macvlan or ipvlan needs its lower interface; other kinds have none"
+            ));
         }
         u.nets.push(NetDev {
             name: l.name.clone(),
@@ -188,7 +196,9 @@ pub(super) fn build(spec: &HostSpec, devs: &std::collections::BTreeMap<Addr, sup
         }
     }
     for (i, b) in u.blocks.iter().enumerate() {
-        let ok = !b.name.is_empty() && b.name.len() <= 64 && b.name.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c));
+        let ok = !b.name.is_empty()
+            && b.name.len() <= 64
+            && b.name.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c));
         if !ok || u.blocks[..i].iter().any(|o| o.name == b.name) {
             return Err(format!("block: '{}' is not a block device name or is listed twice", b.name.escape_debug()));
         }
@@ -530,7 +540,9 @@ impl Kernel {
             }
             ["graphics"] => Some(fbs().collect::<Vec<_>>()).filter(|v| !v.is_empty()).map(Entry::Dir),
             ["graphics", fb] => fbs().any(|f| f == *fb).then(|| Entry::Dir(vec!["device".into()])),
-            ["graphics", fb, "device"] => fbs().any(|f| f == *fb).then(|| Entry::Link(format!("{}{}", up(depth + 2), self.canonical(a)))),
+            ["graphics", fb, "device"] => {
+                fbs().any(|f| f == *fb).then(|| Entry::Link(format!("{}{}", up(depth + 2), self.canonical(a))))
+            }
             _ => None,
         }
     }
@@ -551,14 +563,19 @@ impl Kernel {
             ("net", [name]) => link(2, &self.net_dir(&self.uses.nets[self.net_index(name)?])),
             ("block", []) => dir(self.blocks_visible().map(|b| b.name.clone())),
             ("block", [name]) => link(2, &self.blk_dir(&self.uses.blocks[self.blk_index(name)?])),
-            ("graphics", []) => dir(self.fbs_visible().into_iter().map(|(f, _)| f.clone()).chain(["fbcon".to_string()])),
+            ("graphics", []) => {
+                dir(self.fbs_visible().into_iter().map(|(f, _)| f.clone()).chain(["fbcon".to_string()]))
+            }
             ("graphics", ["fbcon"]) => link(2, "devices/virtual/graphics/fbcon"),
             ("graphics", [fb]) => {
                 let (f, a) = self.fbs_visible().into_iter().find(|(f, _)| f == fb)?;
                 link(2, &format!("{}/graphics/{f}", self.canonical(*a)))
             }
             ("vtconsole", []) => dir(self.vtcons()),
-            ("vtconsole", [v]) => self.vtcons().contains(&v.to_string()).then(|| Entry::Link(format!("../../devices/virtual/vtconsole/{v}"))),
+            ("vtconsole", [v]) => self
+                .vtcons()
+                .contains(&v.to_string())
+                .then(|| Entry::Link(format!("../../devices/virtual/vtconsole/{v}"))),
             _ => None,
         }
     }
@@ -577,12 +594,16 @@ impl Kernel {
     pub(super) fn virtual_entry(&self, rest: &[&str]) -> Option<Entry> {
         match rest {
             [] => dir(["block", "graphics", "net", "nvme-subsystem", "vtconsole"]),
-            ["net"] => dir(self.nets_visible().filter(|n| matches!(n.owner, NetOwner::Link(_))).map(|n| n.name.clone())),
+            ["net"] => {
+                dir(self.nets_visible().filter(|n| matches!(n.owner, NetOwner::Link(_))).map(|n| n.name.clone()))
+            }
             ["net", name, more @ ..] => {
                 let i = self.net_index(name).filter(|&i| matches!(self.uses.nets[i].owner, NetOwner::Link(_)))?;
                 self.net_entry(i, more)
             }
-            ["block"] => dir(self.blocks_visible().filter(|b| matches!(b.owner, BlkOwner::Stacked(_))).map(|b| b.name.clone())),
+            ["block"] => {
+                dir(self.blocks_visible().filter(|b| matches!(b.owner, BlkOwner::Stacked(_))).map(|b| b.name.clone()))
+            }
             ["block", name, more @ ..] => {
                 let i = self.blk_index(name).filter(|&i| matches!(self.uses.blocks[i].owner, BlkOwner::Stacked(_)))?;
                 self.blk_entry(i, more)
@@ -598,7 +619,9 @@ impl Kernel {
             ["graphics"] => dir(["fbcon"]),
             ["graphics", "fbcon"] => dir(Vec::<String>::new()),
             ["vtconsole"] => dir(self.vtcons()),
-            ["vtconsole", v] => self.vtcons().contains(&v.to_string()).then(|| Entry::Dir(vec!["bind".into(), "name".into()])),
+            ["vtconsole", v] => {
+                self.vtcons().contains(&v.to_string()).then(|| Entry::Dir(vec!["bind".into(), "name".into()]))
+            }
             ["vtconsole", v, f @ ("bind" | "name")] => {
                 let n: u8 = v.strip_prefix("vtcon")?.parse().ok()?;
                 let f = if *f == "bind" { "bind" } else { "name" };
@@ -625,7 +648,11 @@ impl Kernel {
                     }
                     "slaves" => {
                         let ports: Vec<String> = self.lowers(n);
-                        if ports.is_empty() { "\n".into() } else { format!("{}\n", ports.join(" ")) }
+                        if ports.is_empty() {
+                            "\n".into()
+                        } else {
+                            format!("{}\n", ports.join(" "))
+                        }
                     }
                     _ => String::new(),
                 }
@@ -653,7 +680,10 @@ impl Kernel {
                 let (op, iface) = v.split_at(v.len().min(1));
                 match op {
                     "+" => self.set_master(iface, Some(&bond)),
-                    "-" if self.net_index(iface).is_some_and(|x| self.uses.nets[x].master.as_deref() == Some(bond.as_str())) => {
+                    "-" if self
+                        .net_index(iface)
+                        .is_some_and(|x| self.uses.nets[x].master.as_deref() == Some(bond.as_str())) =>
+                    {
                         self.set_master(iface, None)
                     }
                     "-" => Err(err(libc::ENODEV)),

@@ -247,9 +247,10 @@ impl Kernel {
     /// Consumes one use of the first fault matching this write, if any.
     fn injected_fault(&mut self, path: &str, value: &str) -> Option<i32> {
         let trimmed = value.trim_end_matches('\n');
-        let f = self.faults.iter_mut().find(|f| {
-            f.remaining > 0 && f.path == path && f.value.as_deref().is_none_or(|v| v == trimmed)
-        })?;
+        let f = self
+            .faults
+            .iter_mut()
+            .find(|f| f.remaining > 0 && f.path == path && f.value.as_deref().is_none_or(|v| v == trimmed))?;
         f.remaining -= 1;
         Some(f.errno)
     }
@@ -606,14 +607,7 @@ impl Kernel {
                     next_group += 1;
                     next_group - 1
                 });
-                Dev {
-                    addr: a,
-                    group,
-                    created: true,
-                    resets: 0,
-                    locked: false,
-                    ..template.clone()
-                }
+                Dev { addr: a, group, created: true, resets: 0, locked: false, ..template.clone() }
             });
             dev.enumerate();
         }

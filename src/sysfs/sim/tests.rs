@@ -152,7 +152,10 @@ fn a_device_directory_lists_what_exists() {
     let with = |extra: &[&str]| sorted(common.iter().chain(extra).map(|s| s.to_string()).collect());
     assert_eq!(sorted(k.list_dir(&dev(NIC, "")).unwrap()), with(&["driver", "net"]));
     assert_eq!(sorted(k.list_dir(&dev(EDU, "")).unwrap()), with(&["reset", "reset_method"]));
-    assert_eq!(sorted(k.list_dir(&dev(IGPU, "")).unwrap()), with(&["boot_vga", "driver", "graphics", "reset", "reset_method"]));
+    assert_eq!(
+        sorted(k.list_dir(&dev(IGPU, "")).unwrap()),
+        with(&["boot_vga", "driver", "graphics", "reset", "reset_method"])
+    );
     assert_eq!(sorted(k.list_dir(&dev(VF, "")).unwrap()), with(&["driver", "physfn", "reset", "reset_method"]));
     assert_eq!(
         sorted(k.list_dir(&dev(PF, "")).unwrap()),

@@ -223,9 +223,9 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
     kernel.roots = kernel.devs.values().filter(|d| !d.created).map(|d| kernel.root_of(d.addr)).collect();
     for (i, h) in spec.vfio_holders.iter().enumerate() {
         let at = format!("vfio_holders[{i}] (pid {})", h.pid);
-        let a = Addr::parse(&h.device).filter(|a| kernel.devs.contains_key(a)).ok_or_else(|| {
-            format!("{at}.device: '{}' is not a device of this host", h.device.escape_debug())
-        })?;
+        let a = Addr::parse(&h.device)
+            .filter(|a| kernel.devs.contains_key(a))
+            .ok_or_else(|| format!("{at}.device: '{}' is not a device of this host", h.device.escape_debug()))?;
         let dev = kernel.dev(a);
         if !dev.driver.is_some_and(|d| super::is_vfio_driver(&kernel.drivers[d].name)) || dev.group.is_none() {
             return Err(format!("{at}.device: {a} is not on a VFIO driver with an IOMMU group, so it cannot be held"));
