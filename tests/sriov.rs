@@ -126,46 +126,10 @@ fn a_vf_held_through_vfio_is_never_removed_even_forced() {
     assert!(host.state().list().unwrap().is_empty());
 }
 
-/// A PF whose one VF carries the host's address on its interface.
-const SRIOV_HOST: &str = r#"{
-  "drivers": [{"name": "igb", "ids": ["8086:10c9"]}, {"name": "igbvf", "ids": ["8086:10ca"]},
-              {"name": "vfio-pci", "module": "vfio_pci"}],
-  "devices": [
-    {"address": "0000:04:00.0", "vendor": "0x8086", "device": "0x10c9", "class": "0x020000",
-     "driver": "igb", "iommu_group": 7, "sriov_totalvfs": 7},
-    {"address": "0000:04:10.0", "vendor": "0x8086", "device": "0x10ca", "class": "0x020000",
-     "driver": "igbvf", "iommu_group": 8, "physfn": "0000:04:00.0",
-     "net": [{"name": "eth5", "up": true, "addresses": ["192.0.2.77/24"]}]}
-  ]
-}"#;
-
-#[test]
-fn removing_vfs_takes_them_from_the_host_under_the_rules_of_a_detach() {
-    // The host uses the VF: refused as a detach is, unless forced.
-    let sim = Arc::new(SimKernel::from_json(SRIOV_HOST).unwrap());
-    let h = Host::new(sim.clone(), StateStore::memory(), HostOptions::default());
-    let err = h.set_vf_count(&a(PF), 0, None, false).unwrap_err();
-    assert!(matches!(&err, Error::OperationInvalid(m) if m.contains("192.0.2.77")), "{err}");
-    assert_eq!(sim.driver_of("0000:04:10.0").as_deref(), Some("igbvf"));
-    h.set_vf_count(&a(PF), 0, None, true).unwrap();
-    // A deny rule for the PF keeps its VFs, forced or not.
-    let sim = Arc::new(SimKernel::from_json(SRIOV_HOST).unwrap());
-    let policy = Policy::parse("deny 0000:04:00.0", "host.conf").unwrap();
-    let h = Host::new(sim.clone(), StateStore::memory(), HostOptions { policy, ..HostOptions::default() });
-    assert!(matches!(h.set_vf_count(&a(PF), 0, None, true), Err(Error::Denied(_))));
-    assert!(sim.driver_of("0000:04:10.0").is_some());
-}
-
-#[test]
-fn a_failed_record_removal_after_the_vfs_went_says_they_went() {
-    let (_sim, host) = fresh();
-    host.detach(&a("0000:04:10.0"), Stub::Vfio).unwrap();
-    host.state().fail_writes(libc::EROFS, 0, 100);
-    let err = host.set_vf_count(&a(PF), 2, None, true).unwrap_err();
-    host.state().fail_writes(0, 0, 0);
-    assert!(host.virtual_functions(&a(PF)).unwrap().is_empty());
-    assert!(err.to_string().contains(&format!("the VFs of {PF} were removed ({PF} has none now)")), "{err}");
-}
+// Removing VFs under a detach's safety and policy rules, and the message
+// when a record cannot be dropped after the VFs went: tests/attack.rs
+// (removing_vfs_checks_what_the_host_uses_like_a_detach, a_denied_pf_keeps_its_vfs,
+// a_record_removal_failure_after_removing_vfs_says_the_vfs_are_gone).
 
 #[test]
 fn a_failure_half_way_removes_every_new_vf() {
