@@ -1,6 +1,8 @@
 //! IOMMU groups, guest assignment (prepare/release), ownership, policy,
 //! safety refusals and the authorization callback, on the simulated kernel.
 
+#[macro_use]
+mod common;
 use nodedev::state::StateStore;
 use nodedev::sysfs::sim::SimKernel;
 use nodedev::sysfs::Sysfs;
@@ -490,9 +492,6 @@ struct SlowProbe {
 }
 
 impl Sysfs for SlowProbe {
-    fn read(&self, p: &str) -> std::io::Result<String> {
-        self.sim.read(p)
-    }
     fn write(&self, p: &str, v: &str) -> std::io::Result<()> {
         if !(p.ends_with("drivers_probe") || p.ends_with("/reset")) {
             return self.sim.write(p, v);
@@ -502,24 +501,6 @@ impl Sysfs for SlowProbe {
         std::thread::sleep(std::time::Duration::from_millis(100));
         self.now.fetch_sub(1, Ordering::SeqCst);
         self.sim.write(p, v)
-    }
-    fn read_link(&self, p: &str) -> std::io::Result<String> {
-        self.sim.read_link(p)
-    }
-    fn list_dir(&self, p: &str) -> std::io::Result<Vec<String>> {
-        self.sim.list_dir(p)
-    }
-    fn exists(&self, p: &str) -> bool {
-        self.sim.exists(p)
-    }
-    fn load_module(&self, m: &str) -> std::io::Result<()> {
-        self.sim.load_module(m)
-    }
-    fn matching_aliases(&self, m: &str) -> std::io::Result<Vec<nodedev::sysfs::modalias::ModuleAlias>> {
-        self.sim.matching_aliases(m)
-    }
-    fn vfio_holders(&self, dev: &nodedev::sysfs::VfioDevice<'_>) -> std::io::Result<nodedev::sysfs::HolderScan> {
-        self.sim.vfio_holders(dev)
     }
     /// Slow like `write`, then bounded by the simulated kernel.
     fn write_bounded(&self, p: &str, v: &str, limit: std::time::Duration) -> std::io::Result<()> {
@@ -532,25 +513,7 @@ impl Sysfs for SlowProbe {
         self.now.fetch_sub(1, Ordering::SeqCst);
         self.sim.write_bounded(p, v, limit)
     }
-    // Host use
-    fn net_addresses(&self, i: &str) -> Vec<String> {
-        self.sim.net_addresses(i)
-    }
-    fn net_routes(&self, i: &str) -> Vec<String> {
-        self.sim.net_routes(i)
-    }
-    fn mounts(&self) -> Vec<(String, String)> {
-        self.sim.mounts()
-    }
-    fn swaps(&self) -> Vec<nodedev::sysfs::SwapArea> {
-        self.sim.swaps()
-    }
-    fn set_master(&self, i: &str, m: Option<&str>) -> std::io::Result<()> {
-        self.sim.set_master(i, m)
-    }
-    fn set_link_up(&self, i: &str, up: bool) -> std::io::Result<()> {
-        self.sim.set_link_up(i, up)
-    }
+    forward_sysfs!(sim; read, read_link, list_dir, exists, load_module, matching_aliases, vfio_holders, net_addresses, net_routes, mounts, swaps, set_master, set_link_up);
 }
 
 #[test]

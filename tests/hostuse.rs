@@ -4,6 +4,8 @@
 //! is refused with its chain named, FORCE overrides, and reattach puts a
 //! bridge or bond port back (or says why it cannot).
 
+#[macro_use]
+mod common;
 use nodedev::state::StateStore;
 use nodedev::sysfs::sim::SimKernel;
 use nodedev::sysfs::Sysfs;
@@ -394,9 +396,6 @@ impl Busy {
 }
 
 impl Sysfs for Busy {
-    fn read(&self, p: &str) -> std::io::Result<String> {
-        self.sim.read(p)
-    }
     fn write(&self, p: &str, v: &str) -> std::io::Result<()> {
         self.sim.write(p, v)?;
         self.bring_up();
@@ -407,38 +406,11 @@ impl Sysfs for Busy {
         self.bring_up();
         Ok(())
     }
-    fn vfio_holders(&self, dev: &nodedev::sysfs::VfioDevice<'_>) -> std::io::Result<nodedev::sysfs::HolderScan> {
-        self.sim.vfio_holders(dev)
-    }
-    fn read_link(&self, p: &str) -> std::io::Result<String> {
-        self.sim.read_link(p)
-    }
     fn list_dir(&self, p: &str) -> std::io::Result<Vec<String>> {
         if self.no_interfaces && p.ends_with("/net") {
             return Err(std::io::Error::from_raw_os_error(libc::ENOENT));
         }
         self.sim.list_dir(p)
-    }
-    fn exists(&self, p: &str) -> bool {
-        self.sim.exists(p)
-    }
-    fn load_module(&self, m: &str) -> std::io::Result<()> {
-        self.sim.load_module(m)
-    }
-    fn matching_aliases(&self, m: &str) -> std::io::Result<Vec<nodedev::sysfs::modalias::ModuleAlias>> {
-        self.sim.matching_aliases(m)
-    }
-    fn net_addresses(&self, i: &str) -> Vec<String> {
-        self.sim.net_addresses(i)
-    }
-    fn net_routes(&self, i: &str) -> Vec<String> {
-        self.sim.net_routes(i)
-    }
-    fn mounts(&self) -> Vec<(String, String)> {
-        self.sim.mounts()
-    }
-    fn swaps(&self) -> Vec<nodedev::sysfs::SwapArea> {
-        self.sim.swaps()
     }
     fn set_master(&self, i: &str, m: Option<&str>) -> std::io::Result<()> {
         if self.refuse_master {
@@ -446,9 +418,7 @@ impl Sysfs for Busy {
         }
         self.sim.set_master(i, m)
     }
-    fn set_link_up(&self, i: &str, up: bool) -> std::io::Result<()> {
-        self.sim.set_link_up(i, up)
-    }
+    forward_sysfs!(sim; read, vfio_holders, read_link, exists, load_module, matching_aliases, net_addresses, net_routes, mounts, swaps, set_link_up);
 }
 
 #[test]

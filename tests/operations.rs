@@ -1,5 +1,7 @@
 //! Every detach/reattach/reset rule, on the simulated kernel.
 
+#[macro_use]
+mod common;
 use nodedev::state::{StateStore, Step};
 use nodedev::sysfs::sim::SimKernel;
 use nodedev::sysfs::Sysfs;
@@ -379,32 +381,11 @@ impl Faulty {
 }
 
 impl Sysfs for Faulty {
-    fn read(&self, p: &str) -> io::Result<String> {
-        self.sim.read(p)
-    }
     fn write(&self, p: &str, v: &str) -> io::Result<()> {
         if let Some((_, errno)) = self.fail.lock().unwrap().iter().find(|(rule, _)| p.ends_with(rule.as_str())) {
             return Err(io::Error::from_raw_os_error(*errno));
         }
         self.sim.write(p, v)
-    }
-    fn read_link(&self, p: &str) -> io::Result<String> {
-        self.sim.read_link(p)
-    }
-    fn list_dir(&self, p: &str) -> io::Result<Vec<String>> {
-        self.sim.list_dir(p)
-    }
-    fn exists(&self, p: &str) -> bool {
-        self.sim.exists(p)
-    }
-    fn load_module(&self, m: &str) -> io::Result<()> {
-        self.sim.load_module(m)
-    }
-    fn matching_aliases(&self, m: &str) -> io::Result<Vec<nodedev::sysfs::modalias::ModuleAlias>> {
-        self.sim.matching_aliases(m)
-    }
-    fn vfio_holders(&self, dev: &nodedev::sysfs::VfioDevice<'_>) -> io::Result<nodedev::sysfs::HolderScan> {
-        self.sim.vfio_holders(dev)
     }
     fn write_bounded(&self, p: &str, v: &str, limit: std::time::Duration) -> io::Result<()> {
         if let Some((_, errno)) = self.fail.lock().unwrap().iter().find(|(rule, _)| p.ends_with(rule.as_str())) {
@@ -412,25 +393,7 @@ impl Sysfs for Faulty {
         }
         self.sim.write_bounded(p, v, limit)
     }
-    // Host use
-    fn net_addresses(&self, i: &str) -> Vec<String> {
-        self.sim.net_addresses(i)
-    }
-    fn net_routes(&self, i: &str) -> Vec<String> {
-        self.sim.net_routes(i)
-    }
-    fn mounts(&self) -> Vec<(String, String)> {
-        self.sim.mounts()
-    }
-    fn swaps(&self) -> Vec<nodedev::sysfs::SwapArea> {
-        self.sim.swaps()
-    }
-    fn set_master(&self, i: &str, m: Option<&str>) -> io::Result<()> {
-        self.sim.set_master(i, m)
-    }
-    fn set_link_up(&self, i: &str, up: bool) -> io::Result<()> {
-        self.sim.set_link_up(i, up)
-    }
+    forward_sysfs!(sim; read, read_link, list_dir, exists, load_module, matching_aliases, vfio_holders, net_addresses, net_routes, mounts, swaps, set_master, set_link_up);
 }
 
 #[test]
@@ -481,52 +444,7 @@ impl Sysfs for WithoutUevent {
         }
         self.0.read(p)
     }
-    fn write(&self, p: &str, v: &str) -> io::Result<()> {
-        self.0.write(p, v)
-    }
-    fn read_link(&self, p: &str) -> io::Result<String> {
-        self.0.read_link(p)
-    }
-    fn list_dir(&self, p: &str) -> io::Result<Vec<String>> {
-        self.0.list_dir(p)
-    }
-    fn exists(&self, p: &str) -> bool {
-        self.0.exists(p)
-    }
-    fn load_module(&self, m: &str) -> io::Result<()> {
-        self.0.load_module(m)
-    }
-    fn matching_aliases(&self, m: &str) -> io::Result<Vec<nodedev::sysfs::modalias::ModuleAlias>> {
-        self.0.matching_aliases(m)
-    }
-    // Host use
-    fn net_addresses(&self, i: &str) -> Vec<String> {
-        self.0.net_addresses(i)
-    }
-    fn net_routes(&self, i: &str) -> Vec<String> {
-        self.0.net_routes(i)
-    }
-    fn mounts(&self) -> Vec<(String, String)> {
-        self.0.mounts()
-    }
-    fn swaps(&self) -> Vec<nodedev::sysfs::SwapArea> {
-        self.0.swaps()
-    }
-    fn set_master(&self, i: &str, m: Option<&str>) -> io::Result<()> {
-        self.0.set_master(i, m)
-    }
-    fn set_link_up(&self, i: &str, up: bool) -> io::Result<()> {
-        self.0.set_link_up(i, up)
-    }
-    fn pci_names(&self, v: u16, d: u16) -> Option<(String, String)> {
-        self.0.pci_names(v, d)
-    }
-    fn vfio_holders(&self, dev: &nodedev::sysfs::VfioDevice<'_>) -> io::Result<nodedev::sysfs::HolderScan> {
-        self.0.vfio_holders(dev)
-    }
-    fn write_bounded(&self, p: &str, v: &str, limit: std::time::Duration) -> io::Result<()> {
-        self.0.write_bounded(p, v, limit)
-    }
+    forward_sysfs!(0; write, read_link, list_dir, exists, load_module, matching_aliases, net_addresses, net_routes, mounts, swaps, set_master, set_link_up, pci_names, vfio_holders, write_bounded);
 }
 
 #[test]

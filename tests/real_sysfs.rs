@@ -2,6 +2,8 @@
 //! device. A guard wrapper makes any write (or module load) fail the test
 //! before it reaches the kernel.
 
+#[macro_use]
+mod common;
 use nodedev::state::StateStore;
 use nodedev::sysfs::host::HostSysfs;
 use nodedev::sysfs::Sysfs;
@@ -33,32 +35,8 @@ impl Sysfs for NoWrites {
     fn write(&self, p: &str, _v: &str) -> io::Result<()> {
         panic!("test tried to write the real /sys/{p}");
     }
-    fn read_link(&self, p: &str) -> io::Result<String> {
-        self.0.read_link(p)
-    }
-    fn list_dir(&self, p: &str) -> io::Result<Vec<String>> {
-        self.0.list_dir(p)
-    }
-    fn exists(&self, p: &str) -> bool {
-        self.0.exists(p)
-    }
     fn load_module(&self, m: &str) -> io::Result<()> {
         panic!("test tried to load module {m}");
-    }
-    fn matching_aliases(&self, m: &str) -> io::Result<Vec<nodedev::sysfs::modalias::ModuleAlias>> {
-        self.0.matching_aliases(m)
-    }
-    fn net_addresses(&self, iface: &str) -> Vec<String> {
-        self.0.net_addresses(iface)
-    }
-    fn net_routes(&self, i: &str) -> Vec<String> {
-        self.0.net_routes(i)
-    }
-    fn mounts(&self) -> Vec<(String, String)> {
-        self.0.mounts()
-    }
-    fn swaps(&self) -> Vec<nodedev::sysfs::SwapArea> {
-        self.0.swaps()
     }
     fn set_master(&self, i: &str, _m: Option<&str>) -> io::Result<()> {
         panic!("test tried to change the real interface {i}");
@@ -66,12 +44,10 @@ impl Sysfs for NoWrites {
     fn set_link_up(&self, i: &str, _up: bool) -> io::Result<()> {
         panic!("test tried to change the real interface {i}");
     }
-    fn vfio_holders(&self, dev: &nodedev::sysfs::VfioDevice<'_>) -> io::Result<nodedev::sysfs::HolderScan> {
-        self.0.vfio_holders(dev)
-    }
     fn write_bounded(&self, p: &str, _v: &str, _l: std::time::Duration) -> io::Result<()> {
         panic!("test tried to write the real /sys/{p}");
     }
+    forward_sysfs!(0; read_link, list_dir, exists, matching_aliases, net_addresses, net_routes, mounts, swaps, vfio_holders);
 }
 
 /// The PCI function under the disk mounted on "/", found the kernel's way:
