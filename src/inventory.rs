@@ -195,6 +195,7 @@ fn device_entry(host: &Host, d: DeviceInfo, records: &Records, groups: &mut Grou
 }
 
 /// A device as the text `list` shows it: its summary and nodedev's record.
+#[doc(hidden)]
 pub struct Listed {
     pub summary: DeviceSummary,
     pub record: Option<Record>,
@@ -202,6 +203,7 @@ pub struct Listed {
 
 /// Every PCI function with only what the text `list` shows: a few syscalls
 /// per device (uevent, iommu_group) instead of the whole inventory.
+#[doc(hidden)]
 pub fn listing(host: &Host) -> Result<Vec<Listed>> {
     let mut records = Records::read(host)?;
     host.list()?
@@ -210,7 +212,23 @@ pub fn listing(host: &Host) -> Result<Vec<Listed>> {
         .collect()
 }
 
-/// Every PCI function of the host, in address order.
+/// Every PCI function of the host, in address order, with what the
+/// records of every caller on this host say of it (owner, original driver).
+///
+/// ```
+/// use nodedev::{Host, PrepareOptions, Stub};
+///
+/// let host = Host::open("test:///default")?;
+/// let vf = host.lookup("0000:04:10.0")?;
+/// host.prepare("vm-1", &[vf], Stub::Vfio, PrepareOptions { managed: true, force: false })?;
+/// let all = nodedev::inventory::devices(&host)?;
+/// let d = all.iter().find(|d| d.address == "0000:04:10.0").unwrap();
+/// assert_eq!(d.owner.as_deref(), Some("vm-1"));
+/// assert_eq!(d.original_driver.as_deref(), Some("igbvf"));
+/// assert_eq!(d.physical_function.as_deref(), Some("0000:04:00.0"));
+/// host.release("vm-1", None)?;
+/// # Ok::<(), nodedev::Error>(())
+/// ```
 pub fn devices(host: &Host) -> Result<Vec<Device>> {
     let records = Records::read(host)?;
     let infos = host.list()?.iter().map(|a| host.device_info(a)).collect::<Result<Vec<_>>>()?;
@@ -231,6 +249,7 @@ pub fn devices(host: &Host) -> Result<Vec<Device>> {
     infos.into_iter().map(|d| device_entry(host, d, &records, &mut groups)).collect()
 }
 
+/// One device, as [`devices`] lists it.
 pub fn device(host: &Host, addr: &PciAddress) -> Result<Device> {
     device_entry(host, host.device_info(addr)?, &Records::read(host)?, &mut GroupCache::new())
 }
@@ -257,6 +276,7 @@ pub fn group(host: &Host, addr: &PciAddress) -> Result<Option<GroupReport>> {
     }))
 }
 
+/// Every device and its driver, for `nodedev drivers --json`.
 pub fn drivers(host: &Host) -> Result<Vec<DriverEntry>> {
     host.list()?
         .into_iter()
@@ -272,6 +292,7 @@ pub fn drivers(host: &Host) -> Result<Vec<DriverEntry>> {
         .collect()
 }
 
+/// What [`Host::recover`] did, for `nodedev recover --json`.
 pub fn recovered(done: &[Recovered]) -> Vec<RecoveredEntry> {
     done.iter()
         .map(|r| RecoveredEntry {

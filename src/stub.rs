@@ -72,6 +72,22 @@ impl Stub {
     }
 }
 
+/// libvirt's driver names: `"vfio"`, `"kvm"`, `"xen"` (kernel module names
+/// such as `"vfio-pci"` are refused, with the accepted names).
+impl std::str::FromStr for Stub {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Stub> {
+        Stub::from_name(Some(name))
+    }
+}
+
+impl std::fmt::Display for Stub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Any stub's kernel driver, a VFIO variant driver (`mlx5_vfio_pci`) included.
 pub fn is_stub_driver(driver: &str) -> bool {
     STUB_DRIVERS.contains(&driver) || is_vfio_driver(driver)

@@ -48,7 +48,28 @@ fn dedup(devices: &[PciAddress]) -> Vec<PciAddress> {
 }
 
 impl Host {
-    /// Prepare `devices` for `owner` with `stub`. All or nothing.
+    /// Prepare `devices` for the guest `owner` with `stub`, all or nothing:
+    /// managed, move them to the stub (each one's original driver recorded)
+    /// and reset them; unmanaged, only check that they are on the stub
+    /// already. Either way the owner is recorded, so no other caller (C,
+    /// Rust or CLI, in any process) can prepare, detach or reattach them
+    /// until [`Host::release`]. With vfio every endpoint of each device's
+    /// IOMMU group must be on a stub or on no driver, and a group is never
+    /// split between two owners.
+    ///
+    /// ```
+    /// use nodedev::{Host, PrepareOptions, Stub};
+    ///
+    /// let host = Host::open("test:///default")?;
+    /// let vf = host.lookup("0000:04:10.4")?;
+    /// host.prepare("vm-7", &[vf], Stub::Vfio, PrepareOptions { managed: true, force: false })?;
+    /// assert_eq!(host.assignments()?, vec![(vf.to_string(), "vm-7".to_string())]);
+    /// // The record says who owns it: a detach or reattach by anyone else is refused.
+    /// assert!(host.reattach(&vf, None).is_err());
+    /// assert_eq!(host.release("vm-7", Some(&[vf]))?, 1);
+    /// assert_eq!(host.driver(&vf)?.as_deref(), Some("igbvf"));
+    /// # Ok::<(), nodedev::Error>(())
+    /// ```
     pub fn prepare(&self, owner: &str, devices: &[PciAddress], stub: Stub, opts: PrepareOptions) -> Result<()> {
         check_owner_name(owner)?;
         let devices = dedup(devices);
@@ -283,7 +304,8 @@ impl Host {
         }
     }
 
-    /// Devices assigned to guests, as (address, owner), in address order.
+    /// Devices assigned to guests, as (address, owner), in address order:
+    /// every caller's assignments on this host, the C ABI's and the CLI's too.
     pub fn assignments(&self) -> Result<Vec<(String, String)>> {
         Ok(self.state.list()?.into_iter().filter_map(|r| Some((r.address, r.owner?))).collect())
     }

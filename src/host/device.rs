@@ -91,6 +91,16 @@ impl Ids {
 }
 
 impl Host {
+    /// What the device is: ids, class, driver, IOMMU group, NUMA node, SR-IOV
+    /// relations, reset methods (what [`Host::xml`] renders).
+    ///
+    /// ```
+    /// let host = nodedev::Host::open("test:///default")?;
+    /// let pf = host.device_info(&host.lookup("0000:04:00.0")?)?;
+    /// assert_eq!((pf.vendor, pf.device), (0x8086, 0x10c9));
+    /// assert_eq!(pf.virtfns.len(), 3);
+    /// # Ok::<(), nodedev::Error>(())
+    /// ```
     pub fn device_info(&self, addr: &PciAddress) -> Result<DeviceInfo> {
         let ids = self.ids(addr)?; // also answers "no such device"
         let sysfs = self.sysfs.as_ref();

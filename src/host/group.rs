@@ -111,7 +111,8 @@ impl Host {
         addrs
     }
 
-    /// The device's IOMMU group with each member's driver; None without an IOMMU.
+    /// The device's IOMMU group with each member's driver; None without an
+    /// IOMMU. [`Group::viable`] says whether VFIO can use it now.
     pub fn group(&self, addr: &PciAddress) -> Result<Option<Group>> {
         let Some((number, addrs)) = self.group_addresses(addr)? else { return Ok(None) };
         let mut members = Vec::with_capacity(addrs.len());

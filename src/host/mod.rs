@@ -116,6 +116,13 @@ impl Default for HostOptions {
     }
 }
 
+/// One host: a kernel (this machine's, or a simulated one) and the records
+/// of what nodedev changed on it, opened from a connection URI.
+///
+/// Every method checks its arguments, takes the host's lock where it
+/// changes anything, and writes the device's record before it touches the
+/// kernel, so the C ABI, the CLI and other processes see the change (and a
+/// crash half way is finished or rolled back by [`Host::recover`]).
 pub struct Host {
     sysfs: Arc<dyn Sysfs>,
     state: StateStore,
@@ -137,6 +144,47 @@ pub(crate) fn dev_path(addr: &PciAddress, attr: &str) -> String {
 }
 
 impl Host {
+    /// Open the host a connection URI names, for reading and changing devices.
+    ///
+    /// - `nodedev:///system` (also libvirt's `qemu:///system`): this machine's
+    ///   /sys, records in /run/nodedev, shared with every other caller.
+    /// - `test:///default`: the built-in simulated host, one per process,
+    ///   shared by every `Host` opened on it.
+    /// - `test:///PATH.json`: a simulated host described in a file (what
+    ///   `nodedev dump-host` writes), new for each open.
+    ///
+    /// Parameters after `?` are README.md's ("Connection URIs"): `timeout=`,
+    /// `modprobe=0`, `lockdown=1`, `policy=`, and for test trees `root=`,
+    /// `statedir=`, `confdir=`. Opening changes nothing, not even after a
+    /// crash: call [`Host::recover`] once the authorization callback (if any)
+    /// is set.
+    ///
+    /// ```
+    /// let host = nodedev::Host::open("test:///default")?;
+    /// assert!(host.list()?.len() > 10);
+    /// assert!(nodedev::Host::open("http://example.com").is_err());
+    /// # Ok::<(), nodedev::Error>(())
+    /// ```
+    pub fn open(uri: &str) -> Result<Host> {
+        crate::uri::open(Some(uri), false).map(|(host, _)| host)
+    }
+
+    /// Open a host for reading only (virConnectOpenReadOnly): every change is
+    /// refused with [`Error::Denied`].
+    ///
+    /// ```
+    /// let host = nodedev::Host::open_read_only("test:///default")?;
+    /// let nic = host.lookup("0000:03:01.0")?;
+    /// let err = host.detach(&nic, nodedev::Stub::Vfio).unwrap_err();
+    /// assert!(matches!(err, nodedev::Error::Denied(_)), "{err}");
+    /// # Ok::<(), nodedev::Error>(())
+    /// ```
+    pub fn open_read_only(uri: &str) -> Result<Host> {
+        crate::uri::open(Some(uri), true).map(|(host, _)| host)
+    }
+
+    /// A host over any kernel backend and record store (tests, the C ABI).
+    #[doc(hidden)]
     pub fn new(sysfs: Arc<dyn Sysfs>, state: StateStore, options: HostOptions) -> Host {
         let state = state.with_lock_wait(options.lock_wait);
         Host {
@@ -149,7 +197,20 @@ impl Host {
         }
     }
 
-    /// Register (or with None remove) the callback asked before every change.
+    /// Register (or with None remove) the callback asked before every change
+    /// (a daemon's access control). It is called without any lock held, so it
+    /// may call back into the library.
+    ///
+    /// ```
+    /// use nodedev::{Host, Operation, Stub};
+    /// use std::sync::Arc;
+    ///
+    /// let host = Host::open("test:///default")?;
+    /// host.set_authorizer(Some(Arc::new(|req: &nodedev::AuthRequest<'_>| req.operation != Operation::Detach)));
+    /// let nic = host.lookup("0000:03:01.0")?;
+    /// assert!(matches!(host.detach(&nic, Stub::Vfio), Err(nodedev::Error::Denied(_))));
+    /// # Ok::<(), nodedev::Error>(())
+    /// ```
     pub fn set_authorizer(&self, auth: Option<Authorizer>) {
         *self.authorizer.lock().unwrap_or_else(|p| p.into_inner()) = auth;
     }
@@ -197,19 +258,32 @@ impl Host {
         p.check_take(what, &subject)
     }
 
+    #[doc(hidden)]
     pub fn sysfs(&self) -> &Arc<dyn Sysfs> {
         &self.sysfs
     }
 
+    #[doc(hidden)]
     pub fn state(&self) -> &StateStore {
         &self.state
     }
 
+    #[doc(hidden)]
     pub fn options(&self) -> &HostOptions {
         &self.options
     }
 
-    /// Every PCI function the kernel lists, in address order.
+    /// Every PCI function the kernel lists, in address order
+    /// (virConnectListAllNodeDevices).
+    ///
+    /// ```
+    /// let host = nodedev::Host::open("test:///default")?;
+    /// for addr in host.list()? {
+    ///     let info = host.device_info(&addr)?;
+    ///     println!("{addr} {:04x}:{:04x} {:?}", info.vendor, info.device, info.driver);
+    /// }
+    /// # Ok::<(), nodedev::Error>(())
+    /// ```
     pub fn list(&self) -> Result<Vec<PciAddress>> {
         let names =
             self.sysfs.list_dir("bus/pci/devices").map_err(|e| sysfs_error("listing", "bus/pci/devices", &e))?;
@@ -218,7 +292,17 @@ impl Host {
         Ok(out)
     }
 
-    /// Parse a device name (either spelling) and check that the device exists.
+    /// Parse a device name (either spelling: `0000:03:00.0` or libvirt's
+    /// `pci_0000_03_00_0`) and check that the device exists
+    /// (virNodeDeviceLookupByName).
+    ///
+    /// ```
+    /// let host = nodedev::Host::open("test:///default")?;
+    /// assert_eq!(host.lookup("pci_0000_03_01_0")?, host.lookup("0000:03:01.0")?);
+    /// assert!(matches!(host.lookup("0000:7f:00.0"), Err(nodedev::Error::NoDevice(_))));
+    /// assert!(matches!(host.lookup("eth0"), Err(nodedev::Error::InvalidArg(_))));
+    /// # Ok::<(), nodedev::Error>(())
+    /// ```
     pub fn lookup(&self, name: &str) -> Result<PciAddress> {
         let addr = PciAddress::parse(name)?;
         self.require(&addr)?;

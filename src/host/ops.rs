@@ -153,14 +153,51 @@ impl Host {
         })
     }
 
-    /// Detach a device from its host driver to a stub. A device already on
-    /// that stub is left as it is.
+    /// Detach a device from its host driver to a stub (virNodeDeviceDetachFlags).
+    /// A device already on that stub is left as it is. The original driver is
+    /// recorded, so [`Host::reattach`] (from any process, C or Rust) gives it
+    /// back. Refused while the host uses the device (a mounted disk, the
+    /// default route's NIC: [`Host::detach_with`] with `force`), while a
+    /// guest owns it, or while a process holds it.
+    ///
+    /// A caller with libvirt's driver name (`"vfio"`, `"kvm"`, `"xen"`)
+    /// parses it into a [`Stub`]:
+    ///
+    /// ```
+    /// use nodedev::{Host, Stub};
+    ///
+    /// let host = Host::open("test:///default")?;
+    /// let nic = host.lookup("0000:04:10.0")?;
+    /// let stub: Stub = "vfio".parse()?;
+    /// host.detach(&nic, stub)?;
+    /// assert_eq!(host.driver(&nic)?.as_deref(), Some("vfio-pci"));
+    /// host.reattach(&nic, None)?;
+    /// assert_eq!(host.driver(&nic)?.as_deref(), Some("igbvf"));
+    /// assert!("vfio-pci".parse::<Stub>().is_err()); // kernel names are refused
+    /// # Ok::<(), nodedev::Error>(())
+    /// ```
     pub fn detach(&self, addr: &PciAddress, stub: Stub) -> Result<()> {
         self.detach_with(addr, stub, DetachOptions::default())
     }
 
-    /// Detach with options: the whole IOMMU group (all or nothing), and/or
-    /// despite the host using the device.
+    /// Detach with options: the whole IOMMU group (all or nothing,
+    /// VIR_NODE_DEVICE_DETACH_GROUP), and/or despite the host using the device.
+    ///
+    /// ```
+    /// use nodedev::{DetachOptions, Host, Stub};
+    ///
+    /// let host = Host::open("test:///default")?;
+    /// // Two NICs behind one PCI bridge share an IOMMU group.
+    /// let nic = host.lookup("0000:03:01.0")?;
+    /// host.detach_with(&nic, Stub::Vfio, DetachOptions { group: true, ..Default::default() })?;
+    /// let group = host.group(&nic)?.expect("an IOMMU group");
+    /// assert!(group.viable());
+    /// for member in group.endpoints() {
+    ///     assert_eq!(member.driver.as_deref(), Some("vfio-pci"));
+    ///     host.reattach(&member.address, None)?;
+    /// }
+    /// # Ok::<(), nodedev::Error>(())
+    /// ```
     pub fn detach_with(&self, addr: &PciAddress, stub: Stub, opts: DetachOptions) -> Result<()> {
         self.check_writable(addr, "detach")?;
         let targets = if opts.group { self.group_endpoints(addr, stub)? } else { vec![*addr] };
@@ -203,6 +240,7 @@ impl Host {
 
     /// Every endpoint of the device's group (itself alone without an IOMMU,
     /// except for vfio, which needs one).
+    #[doc(hidden)]
     pub fn group_endpoints(&self, addr: &PciAddress, stub: Stub) -> Result<Vec<PciAddress>> {
         match self.group(addr)? {
             Some(g) => {
@@ -482,9 +520,24 @@ impl Host {
         }
     }
 
-    /// Give a detached device back: to `driver` if named, else to the driver
-    /// recorded at detach time (none: it stays driverless), else (no record)
-    /// to whatever the kernel probes.
+    /// Give a detached device back (virNodeDeviceReAttach): to `driver` if
+    /// named (a kernel driver name such as `"e1000e"`, never a stub's), else
+    /// to the driver recorded at detach time by whichever process detached
+    /// it (none: it stays driverless), else (no record) to whatever the
+    /// kernel probes. Refused while a guest owns the device
+    /// ([`Host::release`] it) or a process holds it.
+    ///
+    /// ```
+    /// use nodedev::{Host, Stub};
+    ///
+    /// let host = Host::open("test:///default")?;
+    /// let nic = host.lookup("0000:03:02.0")?;
+    /// host.detach(&nic, Stub::Kvm)?;
+    /// assert_eq!(host.driver(&nic)?.as_deref(), Some("pci-stub"));
+    /// host.reattach(&nic, None)?;
+    /// assert_eq!(host.driver(&nic)?.as_deref(), Some("e1000"));
+    /// # Ok::<(), nodedev::Error>(())
+    /// ```
     pub fn reattach(&self, addr: &PciAddress, driver: Option<&str>) -> Result<()> {
         if let Some(d) = driver {
             check_host_driver_name(d)?;
@@ -619,7 +672,20 @@ impl Host {
     }
 
     /// Function reset through the kernel. Refused while a host driver owns
-    /// the device: resetting it under the driver would break the driver.
+    /// the device: resetting it under the driver would break the driver
+    /// (virNodeDeviceReset).
+    ///
+    /// ```
+    /// use nodedev::{Host, Stub};
+    ///
+    /// let host = Host::open("test:///default")?;
+    /// let vf = host.lookup("0000:04:10.2")?;
+    /// assert!(host.reset(&vf).is_err()); // igbvf drives it
+    /// host.detach(&vf, Stub::Vfio)?;
+    /// host.reset(&vf)?;
+    /// host.reattach(&vf, None)?;
+    /// # Ok::<(), nodedev::Error>(())
+    /// ```
     pub fn reset(&self, addr: &PciAddress) -> Result<()> {
         self.check_writable(addr, "reset")?;
         self.check_policy("reset", addr)?;

@@ -63,6 +63,18 @@ impl Host {
     /// the others (left as they are, with why), every record that cannot be
     /// used (until an administrator clears it), and once per connection each
     /// record whose device is gone.
+    ///
+    /// A VMM calls it once at start, after [`Host::set_authorizer`] if it
+    /// uses one; what a crashed C daemon, CLI or Rust VMM left is finished
+    /// alike, since all write the same records.
+    ///
+    /// ```
+    /// let host = nodedev::Host::open("test:///default")?;
+    /// for r in host.recover()? {
+    ///     println!("{}: {}", r.address, r.outcome);
+    /// }
+    /// # Ok::<(), nodedev::Error>(())
+    /// ```
     pub fn recover(&self) -> Result<Vec<Recovered>> {
         // Reads only, without the lock: nothing is created when nothing is there.
         let (records, corrupt) = self.state.list_checked()?;

@@ -79,6 +79,14 @@ pub fn render(d: &DeviceInfo) -> String {
 }
 
 impl Host {
+    /// libvirt's node-device XML of the device (virNodeDeviceGetXMLDesc).
+    ///
+    /// ```
+    /// let host = nodedev::Host::open("test:///default")?;
+    /// let xml = host.xml(&host.lookup("0000:03:01.0")?)?;
+    /// assert!(xml.contains("<name>pci_0000_03_01_0</name>"), "{xml}");
+    /// # Ok::<(), nodedev::Error>(())
+    /// ```
     pub fn xml(&self, addr: &PciAddress) -> Result<String> {
         Ok(render(&self.device_info(addr)?))
     }
