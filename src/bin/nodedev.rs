@@ -17,6 +17,9 @@ const USAGE: &str = "usage: nodedev [-c URI] COMMAND [ARGS] [; COMMAND [ARGS] ..
 commands:
   list [--json]                   every PCI device, on stub drivers / on host drivers / no
                                   driver: driver, ids, class, IOMMU group, owner
+  list --format text|json|dra [--node NAME]
+                                  dra: the devices as Kubernetes resource.k8s.io/v1
+                                  ResourceSlices of pool NAME (default: the host name)
   show DEV [--json]               libvirt's node-device XML of DEV
   detach DEV [--driver vfio|kvm|xen] [--group] [--force] [--persistent]
                                   move DEV to a stub driver (default vfio); --group: every
@@ -81,6 +84,8 @@ fn split_commands(words: &[String]) -> Vec<Vec<String>> {
 /// One parsed command of the chain.
 enum Command {
     List { json: bool },
+    // `list --format dra` (Kubernetes ResourceSlices, src/dra.rs).
+    ListDra { node: Option<String> },
     Show { dev: String, json: bool },
     Group { dev: String, json: bool },
     Drivers { json: bool },
@@ -107,6 +112,9 @@ struct Args {
     managed: bool,
     json: bool,
     persistent: bool,
+    // `list --format F --node NAME`
+    format: Option<String>,
+    node: Option<String>,
 }
 
 /// Parse `args`, accepting the options in `accepted` (`--driver` takes a value).
@@ -129,6 +137,11 @@ fn parse_args(cmd: &str, args: &[String], accepted: &[&str]) -> Result<Args, Str
             "--driver" => {
                 let v = inline.map(str::to_string).or_else(|| it.next().cloned());
                 out.driver = Some(v.ok_or_else(|| format!("{cmd}: --driver needs a value"))?);
+            }
+            "--format" | "--node" => {
+                let v = inline.map(str::to_string).or_else(|| it.next().cloned());
+                let v = v.ok_or_else(|| format!("{cmd}: {opt} needs a value"))?;
+                if opt == "--format" { out.format = Some(v) } else { out.node = Some(v) }
             }
             "--clear" => {
                 let v = inline.map(str::to_string).or_else(|| it.next().cloned());
@@ -163,7 +176,22 @@ fn parse_command(words: &[String]) -> Result<Command, String> {
     let read = |n: usize| opts(&["--json"]).and_then(|a| exactly(cmd, a, n));
     let first = |a: &mut Args| a.positional.remove(0);
     Ok(match cmd {
-        "list" => Command::List { json: read(0)?.json },
+        "list" => {
+            let a = exactly(cmd, opts(&["--json", "--format", "--node"])?, 0)?;
+            let format = a.format.as_deref().unwrap_or(if a.json { "json" } else { "text" });
+            if a.json && format != "json" {
+                return Err(format!("list: --json and --format {format} contradict each other"));
+            }
+            if a.node.is_some() && format != "dra" {
+                return Err("list: --node applies to --format dra".to_string());
+            }
+            match format {
+                "text" => Command::List { json: false },
+                "json" => Command::List { json: true },
+                "dra" => Command::ListDra { node: a.node },
+                f => return Err(format!("list: unknown --format '{f}' (text, json or dra)")),
+            }
+        }
         "drivers" => Command::Drivers { json: read(0)?.json },
         "recover" => {
             let a = exactly(cmd, opts(&["--json", "--clear"])?, 0)?;
@@ -338,6 +366,16 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
     let lookup_all = |devs: &[String]| devs.iter().map(|d| host.lookup(d)).collect::<Result<Vec<_>, _>>();
     match cmd {
         Command::List { json } => list(host, *json),
+        Command::ListDra { node } => {
+            let node = match node {
+                Some(n) => n.clone(),
+                None => nodedev::dra::default_node_name()?,
+            };
+            for slice in nodedev::dra::resource_slices(host, &node)? {
+                println!("{slice}");
+            }
+            Ok(())
+        }
         Command::Show { dev, json } => {
             let addr = host.lookup(dev)?;
             if *json {
