@@ -1,7 +1,9 @@
 # nodedev: build, test and install.
 #
 #   make            build the libraries and the CLI (release)
-#   make check      every test: rustfmt and clippy (-D warnings), cargo's
+#   make check      every test: rustfmt and clippy (-D warnings), the Rust
+#                   API's docs (rustdoc -D warnings, doctests, the crate
+#                   without its C ABI), cargo's
 #                   suites (incl. the C programs), the
 #                   README's quick start in a fresh clone, a bounded
 #                   cargo-fuzz run and the real-kernel suite in a QEMU guest
@@ -32,7 +34,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 SONAME := libnodedev.so.0
 REL := target/release
 
-.PHONY: all check check-host check-vm check-fuzz check-readme check-lint install uninstall
+.PHONY: all check check-host check-vm check-fuzz check-readme check-lint check-doc install uninstall
 
 all:
 	$(CARGO) build --release
@@ -57,7 +59,14 @@ check-lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
 
-check: check-lint check-host check-readme check-fuzz check-vm
+# The Rust API: its documentation without a warning, its examples run as
+# doctests, and the crate built without the C ABI (feature capi off).
+check-doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
+	$(CARGO) test --release --doc
+	$(CARGO) check --lib --no-default-features
+
+check: check-lint check-doc check-host check-readme check-fuzz check-vm
 
 # No dependency on `all`: tests run `make install` from inside `cargo test`,
 # where a nested cargo would wait for the build lock forever.

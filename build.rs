@@ -27,14 +27,19 @@ fn main() {
     println!("cargo:rerun-if-changed=include/nodedev.h");
     println!("cargo:rerun-if-changed=capi-tests");
 
-    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+    // Without the C ABI (feature `capi` off: a Rust-only user) there are no
+    // symbols to version and no C programs to test.
+    let capi = env::var_os("CARGO_FEATURE_CAPI").is_some();
+    if capi && env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         let syms = root.join("src/capi/nodedev.syms");
         println!("cargo:rustc-cdylib-link-arg=-Wl,--version-script={}", syms.display());
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libnodedev.so.0");
     }
 
     uninstalled_pkg_config(&root, &out);
-    compile_c_tests(&root, &out);
+    if capi {
+        compile_c_tests(&root, &out);
+    }
 }
 
 /// OUT_DIR is TARGET/PROFILE/build/nodedev-HASH/out; the libraries land in TARGET/PROFILE.

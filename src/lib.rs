@@ -76,6 +76,7 @@
 
 #[doc(hidden)]
 pub mod address;
+#[cfg(feature = "capi")]
 #[doc(hidden)]
 pub mod capi;
 #[doc(hidden)]
@@ -101,12 +102,12 @@ pub mod uri;
 
 pub use address::PciAddress;
 pub use error::{Error, Result};
+#[doc(hidden)]
+pub use host::HostOptions;
 pub use host::{
     AuthRequest, Authorizer, DetachOptions, DeviceInfo, DeviceSummary, Group, GroupMember, Host, Operation,
     PrepareOptions, Recovered,
 };
-#[doc(hidden)]
-pub use host::HostOptions;
 #[doc(hidden)]
 pub use policy::Policy;
 pub use stub::Stub;

@@ -169,7 +169,10 @@ fn the_simulated_hosts_devices_are_a_valid_resourceslice_with_nodedevs_state() {
     assert_eq!(slice["kind"], "ResourceSlice");
     assert_eq!(slice["spec"]["nodeName"], "worker-1");
     assert_eq!(slice["spec"]["driver"], "nodedev.io");
-    assert_eq!(slice["spec"]["pool"], serde_json::json!({"name": "worker-1", "generation": 1, "resourceSliceCount": 1}));
+    assert_eq!(
+        slice["spec"]["pool"],
+        serde_json::json!({"name": "worker-1", "generation": 1, "resourceSliceCount": 1})
+    );
 
     // Every function but the bridges, each once.
     let devices = devices_of(slices);
@@ -228,15 +231,49 @@ fn the_checks_reject_what_a_resourceslice_forbids() {
     let bad: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
         ("an unknown device field", Box::new(|s| s["spec"]["devices"][0]["model"] = "x".into())),
         ("no driver", Box::new(|s| drop(s["spec"].as_object_mut().unwrap().remove("driver")))),
-        ("a pool without generation", Box::new(|s| drop(s["spec"]["pool"].as_object_mut().unwrap().remove("generation")))),
-        ("a string as int", Box::new(|s| s["spec"]["devices"][0]["attributes"]["nodedev.io/iommuGroup"] = serde_json::json!({"int": "3"}))),
-        ("an unknown value type", Box::new(|s| s["spec"]["devices"][0]["attributes"]["nodedev.io/driver"] = serde_json::json!({"text": "x"}))),
+        (
+            "a pool without generation",
+            Box::new(|s| drop(s["spec"]["pool"].as_object_mut().unwrap().remove("generation"))),
+        ),
+        (
+            "a string as int",
+            Box::new(|s| {
+                s["spec"]["devices"][0]["attributes"]["nodedev.io/iommuGroup"] = serde_json::json!({"int": "3"})
+            }),
+        ),
+        (
+            "an unknown value type",
+            Box::new(|s| s["spec"]["devices"][0]["attributes"]["nodedev.io/driver"] = serde_json::json!({"text": "x"})),
+        ),
         ("another kind", Box::new(|s| s["kind"] = "ResourceClaim".into())),
-        ("two values", Box::new(|s| s["spec"]["devices"][0]["attributes"]["nodedev.io/driver"] = serde_json::json!({"string": "x", "bool": true}))),
-        ("a long string", Box::new(|s| s["spec"]["devices"][0]["attributes"]["nodedev.io/owner"] = serde_json::json!({"string": "x".repeat(65)}))),
+        (
+            "two values",
+            Box::new(|s| {
+                s["spec"]["devices"][0]["attributes"]["nodedev.io/driver"] =
+                    serde_json::json!({"string": "x", "bool": true})
+            }),
+        ),
+        (
+            "a long string",
+            Box::new(|s| {
+                s["spec"]["devices"][0]["attributes"]["nodedev.io/owner"] =
+                    serde_json::json!({"string": "x".repeat(65)})
+            }),
+        ),
         ("an address as name", Box::new(|s| s["spec"]["devices"][0]["name"] = "0000:00:00.0".into())),
-        ("a duplicate name", Box::new(|s| { let n = s["spec"]["devices"][0]["name"].clone(); s["spec"]["devices"][1]["name"] = n; })),
-        ("a bad attribute name", Box::new(|s| s["spec"]["devices"][0]["attributes"]["nodedev.io/pci-bus"] = serde_json::json!({"bool": true}))),
+        (
+            "a duplicate name",
+            Box::new(|s| {
+                let n = s["spec"]["devices"][0]["name"].clone();
+                s["spec"]["devices"][1]["name"] = n;
+            }),
+        ),
+        (
+            "a bad attribute name",
+            Box::new(|s| {
+                s["spec"]["devices"][0]["attributes"]["nodedev.io/pci-bus"] = serde_json::json!({"bool": true})
+            }),
+        ),
         ("no placement", Box::new(|s| drop(s["spec"].as_object_mut().unwrap().remove("nodeName")))),
     ];
     for (what, change) in bad {

@@ -214,10 +214,7 @@ fn a_rust_vmm_and_the_cli_in_other_processes_see_each_others_assignments() {
     assert!(o.status.success(), "{}", text(&o));
     let mut seen = host.assignments().unwrap();
     seen.sort();
-    assert_eq!(
-        seen,
-        vec![(a.to_string(), "rust-vm".to_string()), (b.to_string(), "c-vm".to_string())]
-    );
+    assert_eq!(seen, vec![(a.to_string(), "rust-vm".to_string()), (b.to_string(), "c-vm".to_string())]);
     let err = host.prepare("rust-vm", &[b], Stub::Vfio, unmanaged).unwrap_err();
     assert!(err.to_string().contains("c-vm"), "{err}");
     assert_eq!(nodedev::inventory::device(&host, &b).unwrap().owner.as_deref(), Some("c-vm"));

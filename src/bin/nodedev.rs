@@ -141,7 +141,11 @@ fn parse_args(cmd: &str, args: &[String], accepted: &[&str]) -> Result<Args, Str
             "--format" | "--node" => {
                 let v = inline.map(str::to_string).or_else(|| it.next().cloned());
                 let v = v.ok_or_else(|| format!("{cmd}: {opt} needs a value"))?;
-                if opt == "--format" { out.format = Some(v) } else { out.node = Some(v) }
+                if opt == "--format" {
+                    out.format = Some(v)
+                } else {
+                    out.node = Some(v)
+                }
             }
             "--clear" => {
                 let v = inline.map(str::to_string).or_else(|| it.next().cloned());

@@ -6,7 +6,6 @@
 
 use serde_json::Value;
 
-
 /// `pattern`, for the expressions the schema uses: anchored (^...$)
 /// sequences of literals, `\.` and classes like `[0-9a-f]`, each optionally
 /// repeated `{n}` or `{n,m}`. Anything else fails the test.
