@@ -75,6 +75,9 @@ vmlinuz="$cache/kernel/boot/vmlinuz-$kver"
 vmtarget="$top/target/vm-build"
 (cd "$top" && cargo build --release --quiet --features crash-hooks --target-dir "$vmtarget" --bin nodedev) \
     || die "cargo build failed"
+# rustapi: a Rust VMM's calls through the Rust API (suite-rustapi.sh).
+(cd "$top" && cargo build --release --quiet --features crash-hooks --target-dir "$vmtarget" --example vmm_passthrough) \
+    || die "cargo build --example vmm_passthrough failed"
 gcc -static -O2 -o "$cache/vfio_group_status" "$here/vfio_group_status.c" || die "cannot build vfio_group_status"
 gcc -static -O2 -o "$cache/vfio_hold" "$here/vfio_hold.c" || die "cannot build vfio_hold"
 # libvirt fidelity checks: a program written against libvirt's headers,
@@ -115,6 +118,7 @@ done
 cp "$cache/kernel/$moddir"/modules.{order,builtin,builtin.modinfo} "$root/$moddir/" 2>/dev/null || true
 depmod -b "$root" "$kver"
 cp "$vmtarget/release/nodedev" "$cache/vfio_group_status" "$cache/vfio_hold" "$root/bin/"
+cp "$vmtarget/release/examples/vmm_passthrough" "$root/bin/"  # rustapi
 for lib in $(ldd "$vmtarget/release/nodedev" | grep -o '/[^ ]*'); do
     cp -L "$lib" "$root/lib/x86_64-linux-gnu/"
 done

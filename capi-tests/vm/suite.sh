@@ -342,4 +342,5 @@ done
 
 . /suite-attack.sh
 . /suite-records.sh
+. /suite-rustapi.sh
 . /suite-hostuse.sh

@@ -27,6 +27,7 @@ pub struct PrepareOptions {
 }
 
 /// An owner is a guest's name: printable, 1 to 256 bytes.
+#[doc(hidden)]
 pub fn check_owner_name(owner: &str) -> Result<()> {
     if owner.is_empty() || owner.len() > 256 || owner.chars().any(char::is_control) {
         return Err(Error::InvalidArg(format!(

@@ -11,6 +11,8 @@ use crate::stub::{Stub, STUB_DRIVERS};
 use crate::sysfs::sim::{DeviceSpec, DriverSpec, HostSpec, NetSpec};
 
 impl Host {
+    /// This host as a simulated-host description (`nodedev dump-host`).
+    #[doc(hidden)]
     pub fn describe(&self) -> Result<HostSpec> {
         let mut devices = Vec::new();
         let mut drivers: Vec<DriverSpec> = Vec::new();

@@ -80,7 +80,7 @@ impl Host {
         self.sysfs.list_dir("kernel/iommu_groups").is_ok_and(|g| !g.is_empty())
     }
 
-    pub fn group_number(&self, addr: &PciAddress) -> Option<u32> {
+    pub(crate) fn group_number(&self, addr: &PciAddress) -> Option<u32> {
         let target = self.sysfs.read_link(&dev_path(addr, "iommu_group")).ok()?;
         link_basename(&target).parse().ok()
     }

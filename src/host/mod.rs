@@ -96,6 +96,7 @@ pub struct HostOptions {
 /// The host-lock wait of a connection whose writes wait `write_timeout`:
 /// the holder may itself be waiting out a few such writes, and legitimate
 /// operations hold the lock for seconds under load, so never under 30 s.
+#[doc(hidden)]
 pub fn lock_wait_for(write_timeout: Duration) -> Duration {
     (write_timeout * 3).max(crate::state::DEFAULT_LOCK_WAIT)
 }

@@ -85,6 +85,7 @@ impl Host {
     /// What the udev rule sets on a device's `add` event: its stub's kernel
     /// driver for `driver_override`, and the module to load. None: no
     /// definition (or its device is someone else now: refused, see `apply`).
+    #[doc(hidden)]
     pub fn udev_override(&self, addr: &PciAddress) -> Result<Option<(String, &'static str)>> {
         let Some(def) = self.definitions()?.get(&addr.to_string())? else { return Ok(None) };
         self.applicable(&def)?;
@@ -97,6 +98,7 @@ impl Host {
     /// safety, policy and authorization checks of any detach), devices the
     /// udev rule already put on the stub get the record reattach needs.
     /// Definitions of absent devices are kept and reported.
+    #[doc(hidden)]
     pub fn apply(&self) -> Result<Vec<Applied>> {
         let (defs, problems) = self.definitions()?.list()?;
         let mut out: Vec<Applied> =

@@ -444,6 +444,7 @@ impl Host {
     }
 
     /// The notes about this device since the last call, taken out of the report.
+    #[doc(hidden)]
     pub fn take_notes(&self, addr: &PciAddress) -> Vec<String> {
         let mut all = self.notes.lock().unwrap_or_else(|p| p.into_inner());
         let (mine, rest): (Vec<Recovered>, Vec<Recovered>) = all.drain(..).partition(|r| r.address == addr.to_string());
