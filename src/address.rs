@@ -6,9 +6,13 @@ use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PciAddress {
+    /// PCI segment (domain), `0000` on most hosts.
     pub domain: u32,
+    /// Bus number.
     pub bus: u8,
+    /// Device (slot) number, 0 to 0x1f.
     pub slot: u8,
+    /// Function number, 0 to 7.
     pub function: u8,
 }
 
@@ -51,6 +55,7 @@ impl PciAddress {
     }
 }
 
+/// The kernel's spelling, `0000:03:00.1`.
 impl fmt::Display for PciAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:04x}:{:02x}:{:02x}.{:x}", self.domain, self.bus, self.slot, self.function)

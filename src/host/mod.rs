@@ -33,10 +33,15 @@ use std::time::Duration;
 /// What an operation does to a device, as an authorization callback sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
+    /// [`Host::detach`], [`Host::detach_with`].
     Detach,
+    /// [`Host::reattach`].
     Reattach,
+    /// [`Host::reset`].
     Reset,
+    /// [`Host::prepare`].
     Prepare,
+    /// [`Host::release`].
     Release,
     /// Create or remove the VFs of an SR-IOV physical function.
     Provision,
@@ -45,6 +50,7 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// The operation in a sentence ("detach", "provisioning of VFs").
     pub fn verb(self) -> &'static str {
         match self {
             Operation::Detach => "detach",
