@@ -344,3 +344,4 @@ done
 . /suite-records.sh
 . /suite-rustapi.sh
 . /suite-hostuse.sh
+. /suite-names.sh

@@ -29,6 +29,9 @@ pub struct virNodeDevice {
     pub(crate) addr: PciAddress,
     name: CString,
     parent: CString,
+    /// The `bus/pci/devices/ADDR` link's target, read when the handle was
+    /// made: the XML's path and parent come from it without another readlink.
+    placement: String,
 }
 
 /// Pointer to a device handle, as returned by virNodeDeviceLookupByName.
@@ -161,7 +164,8 @@ pub(crate) fn with_unsupported_as(e: crate::Error, unsupported: virErrorNumber) 
 }
 
 fn new_device(call: &Call, conn: &Arc<virConnect>, addr: PciAddress) -> Result<Arc<virNodeDevice>, Raised> {
-    let parent = conn.host.parent_name(&addr)?;
+    let placement = conn.host.placement_link(&addr)?;
+    let parent = crate::host::parent_name_of(&addr, &placement);
     let cstring = |s: String| CString::new(s).map_err(|_| call.invalid_arg("device name contains a NUL byte"));
     Ok(Arc::new(virNodeDevice {
         magic: DEV_MAGIC,
@@ -169,6 +173,7 @@ fn new_device(call: &Call, conn: &Arc<virConnect>, addr: PciAddress) -> Result<A
         addr,
         name: cstring(addr.node_name())?,
         parent: cstring(parent)?,
+        placement,
     }))
 }
 
@@ -325,7 +330,8 @@ pub unsafe extern "C" fn virNodeDeviceLookupByName(conn: virConnectPtr, name: *c
         let name = std::ffi::CStr::from_ptr(name).to_string_lossy();
         // libvirt: whatever its shape, a name that is no device is
         // VIR_ERR_NO_NODE_DEVICE (clients test for it to mean "not there").
-        let addr = c.host.lookup(&name).map_err(|e| match e {
+        // The handle's readlink (new_device) checks that the device exists.
+        let addr = crate::address::PciAddress::parse(&name).map_err(|e| match e {
             crate::Error::InvalidArg(m) => Raised::new(
                 virErrorNumber::VIR_ERR_NO_NODE_DEVICE,
                 call.domain,
@@ -377,7 +383,7 @@ pub unsafe extern "C" fn virNodeDeviceGetXMLDesc(dev: virNodeDevicePtr, flags: c
     api("virNodeDeviceGetXMLDesc", DOMAIN, ptr::null_mut(), |call| {
         let d = dev_arg(call, dev)?;
         call.check_flags(flags, 0)?;
-        let xml = d.conn.host.xml(&d.addr)?;
+        let xml = d.conn.host.xml_placed(&d.addr, &d.placement)?;
         call.dup(&xml)
     })
 }

@@ -15,7 +15,7 @@ mod sriov;
 mod xml;
 
 pub use assign::{check_owner_name, PrepareOptions};
-pub use device::{DeviceInfo, DeviceSummary};
+pub use device::{parent_name_of, DeviceInfo, DeviceSummary};
 pub use group::{Group, GroupMember};
 pub use ops::DetachOptions;
 pub use persistent::Applied;
