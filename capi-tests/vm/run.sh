@@ -131,7 +131,10 @@ for bin in ${NODEDEV_VM_BINS:-}; do
 done
 # Names (suite-names.sh): the PCI ID database nodedev reads, and pciutils'
 # lspci with its libraries to check nodedev's names against.
-ids=$(ls /usr/share/misc/pci.ids /usr/share/hwdata/pci.ids 2>/dev/null | head -n1)
+ids=
+for f in /usr/share/misc/pci.ids /usr/share/hwdata/pci.ids; do
+    [ -z "$ids" ] && [ -f "$f" ] && ids=$f
+done
 [ -n "$ids" ] || die "no pci.ids (Debian package pci.ids or hwdata)"
 mkdir -p "$root/usr/share/misc"
 cp -L "$ids" "$root/usr/share/misc/pci.ids"
