@@ -110,7 +110,10 @@ fn check_handles_and_xml<S: Sysfs + 'static>(what: &str, sysfs: Arc<Counting<S>>
             }
             None => HANDLE_AND_XML,
         };
-        assert!(spent <= allowed, "{what}: {d} took {spent} syscalls for its handle and XML (budget {allowed}):\n{xml}");
+        assert!(
+            spent <= allowed,
+            "{what}: {d} took {spent} syscalls for its handle and XML (budget {allowed}):\n{xml}"
+        );
         total += spent;
         budget += allowed;
     }

@@ -144,7 +144,8 @@ fn read_attribute(mut file: fs::File) -> io::Result<Vec<u8>> {
 fn list_directory(path: &std::path::Path) -> io::Result<Vec<String>> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let c =
+        std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: a NUL-terminated path; the fd is owned (closed) by `dir`.
     let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
     if fd < 0 {
@@ -157,7 +158,12 @@ fn list_directory(path: &std::path::Path) -> io::Result<Vec<String>> {
     loop {
         // SAFETY: getdents64 writes at most the buffer's size into it.
         let n = unsafe {
-            libc::syscall(libc::SYS_getdents64, dir.as_raw_fd(), buf.as_mut_ptr(), buf.len() * std::mem::size_of::<u64>())
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len() * std::mem::size_of::<u64>(),
+            )
         };
         if n < 0 {
             let e = io::Error::last_os_error();

@@ -51,7 +51,8 @@ impl Mapping {
         }
         // SAFETY: a private read-only mapping of an open file of `len` bytes;
         // the fd may be closed afterwards (the mapping keeps the file).
-        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, file.as_raw_fd(), 0) };
+        let ptr =
+            unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, file.as_raw_fd(), 0) };
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
@@ -370,7 +371,9 @@ C 02  Network controller
                     }
                     Err(_) => vendor = None,
                 }
-            } else if let (Some(v), Some((id, name))) = (vendor, line.strip_prefix('\t').and_then(|l| l.split_once("  "))) {
+            } else if let (Some(v), Some((id, name))) =
+                (vendor, line.strip_prefix('\t').and_then(|l| l.split_once("  ")))
+            {
                 if let Ok(d) = u16::from_str_radix(id, 16) {
                     devices.entry((v, d)).or_insert_with(|| name.trim().to_string());
                 }
