@@ -71,6 +71,11 @@ def main():
                  for c, n in zip(counts, sizes)]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
+    names = dict((name, slug) for slug, name in tools)
+    if "lspci -D -nn -k" in names:
+        print("\n`lspci -D -nn -k` / `nodedev list`, both showing names, CPU time (user + system): " + ", ".join(
+            f"N={n} {cpu_s(os.path.join(out, f'n{n}', names['lspci -D -nn -k'] + '.json')) / cpu_s(os.path.join(out, f'n{n}', tools[0][0] + '.json')):.1f}x"
+            for n in sizes) + ".")
     daemon_view(out, sizes, tools)
     lookups(out, sizes)
 
