@@ -55,6 +55,7 @@ fn placement(addr: &PciAddress, canonical: &str) -> (String, Option<PciAddress>)
     (sysfs_path, rel.rsplit('/').nth(1).and_then(|c| PciAddress::parse(c).ok()))
 }
 
+#[doc(hidden)]
 /// libvirt's name for the parent of the device whose link target is `link`.
 pub fn parent_name_of(addr: &PciAddress, link: &str) -> String {
     placement(addr, link).1.map(|p| p.node_name()).unwrap_or_else(|| "computer".to_string())
@@ -107,6 +108,7 @@ impl Host {
         self.device_info_placed(addr, None)
     }
 
+    #[doc(hidden)]
     /// `device_info` reading only what it shows, with the fewest syscalls:
     /// `uevent`, the `iommu_group` link and the group's listing, `numa_node`,
     /// and one probe each for `physfn` and `sriov_totalvfs` (absent on most
@@ -202,6 +204,7 @@ impl Host {
         Ok(parent_name_of(addr, &self.placement_link(addr)?))
     }
 
+    #[doc(hidden)]
     /// The `bus/pci/devices/ADDR` link's target, which places the device in
     /// the tree (path and parent); a handle reads it once, when made.
     pub fn placement_link(&self, addr: &PciAddress) -> Result<String> {
