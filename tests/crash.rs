@@ -95,6 +95,15 @@ impl Sysfs for DiesAt {
     fn pci_names(&self, v: u16, d: u16) -> nodedev::sysfs::PciNames {
         self.sim.pci_names(v, d)
     }
+    // libvirt's device tree
+    fn read_bytes(&self, p: &str, l: usize) -> io::Result<Vec<u8>> {
+        self.tick();
+        self.sim.read_bytes(p, l)
+    }
+    fn net_features(&self, i: &str) -> io::Result<Vec<String>> {
+        self.tick();
+        self.sim.net_features(i)
+    }
 }
 
 const NIC1: &str = "0000:03:01.0";

@@ -52,6 +52,8 @@ fn device(
         net: Vec::new(),
         block: Vec::new(),
         framebuffer: None,
+        pcie: None,
+        vpd: None,
     }
 }
 

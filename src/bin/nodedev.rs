@@ -20,7 +20,7 @@ commands:
   list --format text|json|dra [--node NAME]
                                   dra: the devices as Kubernetes resource.k8s.io/v1
                                   ResourceSlices of pool NAME (default: the host name)
-  show DEV [--json]               libvirt's node-device XML of DEV
+  show DEV [--json]               libvirt's node-device XML of DEV (also computer, net_*)
   detach DEV [--driver vfio|kvm|xen] [--group] [--force] [--persistent]
                                   move DEV to a stub driver (default vfio); --group: every
                                   endpoint of its IOMMU group, all or nothing; --force: even
@@ -54,6 +54,8 @@ commands:
                                   file is kept as ADDRESS.json.cleared-TIME
   drivers [--json]                one line per device: ADDRESS DRIVER (or none)
   dump-host                       this host as a test:///PATH.json description
+  nodes                           the names of libvirt's node devices: computer, pci_*, and
+                                  net_IFNAME_MAC for each interface of a PCI function
 
 DEV is 0000:03:00.1 or pci_0000_03_00_1. URI: nodedev:///system (default),
 test:///default (built-in simulated host), test:///PATH.json.
@@ -91,6 +93,8 @@ enum Command {
     Drivers { json: bool },
     Recover { json: bool, clear: Option<String> },
     DumpHost,
+    // libvirt's device tree (tree): every node device's name
+    Nodes,
     Detach { dev: String, driver: Option<String>, group: bool, force: bool, persistent: bool },
     Reattach { dev: String, driver: Option<String>, persistent: bool },
     Apply,
@@ -208,6 +212,10 @@ fn parse_command(words: &[String]) -> Result<Command, String> {
         "group" => {
             let mut a = read(1)?;
             Command::Group { dev: first(&mut a), json: a.json }
+        }
+        "nodes" => {
+            exactly(cmd, opts(&[])?, 0)?;
+            Command::Nodes
         }
         "dump-host" => {
             exactly(cmd, opts(&[])?, 0)?;
@@ -381,11 +389,17 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
             Ok(())
         }
         Command::Show { dev, json } => {
-            let addr = host.lookup(dev)?;
             if *json {
+                let addr = host.lookup(dev)?;
                 println!("{}", Report::Show { device: Box::new(inventory::device(host, &addr)?) }.to_json());
             } else {
-                print!("{}", host.xml(&addr)?);
+                print!("{}", host.node_xml(&host.lookup_node(dev)?)?);
+            }
+            Ok(())
+        }
+        Command::Nodes => {
+            for n in host.nodes()? {
+                println!("{}", n.name());
             }
             Ok(())
         }

@@ -33,9 +33,9 @@ unsafe fn devices_arg(
         let d = dev_arg(call, *devs.add(i))
             .map_err(|_| call.invalid_arg(format_args!("devs[{i}] is not a live device handle")))?;
         if !Arc::ptr_eq(&d.conn, conn) {
-            return Err(call.invalid_arg(format_args!("devs[{i}] ({}) belongs to another connection", d.addr)));
+            return Err(call.invalid_arg(format_args!("devs[{i}] ({}) belongs to another connection", d.node.name())));
         }
-        out.push(d.addr);
+        out.push(d.pci(call)?);
     }
     call.conn = Some(conn.clone());
     Ok(out)

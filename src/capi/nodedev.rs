@@ -4,14 +4,16 @@
 //! reference, virNodeDeviceFree drops one.
 //!
 //! Device names: lookups accept libvirt's `pci_0000_03_00_1` and the kernel's
-//! `0000:03:00.1`; handles are always named the libvirt way. Only PCI
-//! devices exist here: their one capability is "pci".
+//! `0000:03:00.1`; handles are always named the libvirt way. The tree is
+//! libvirt's: the root `computer` (capability "system"), the PCI functions
+//! ("pci", and "vpd" when they have Vital Product Data), and a
+//! `net_IFNAME_MAC` device ("net") for each interface of a PCI function.
 
 use super::boundary::{api, Call, Raised};
 use super::connect::{conn_arg, virConnect, virConnectPtr};
 use super::error::{virErrorDomain, virErrorNumber};
 use crate::address::PciAddress;
-use crate::host::DetachOptions;
+use crate::host::{DetachOptions, Node};
 use crate::stub::Stub;
 use std::ffi::{c_char, c_int, c_uint, CString};
 use std::mem::size_of;
@@ -21,17 +23,31 @@ use std::sync::Arc;
 const DEV_MAGIC: u64 = 0x6e6f_6465_6465_7669; // "nodedevi"
 const DOMAIN: virErrorDomain = virErrorDomain::VIR_FROM_NODEDEV;
 
-/// A host device (opaque), here always a PCI function. Thread-safe. Holds a
-/// reference to its connection.
+/// A host device (opaque): computer, a PCI function or a network interface.
+/// Thread-safe. Holds a reference to its connection.
 pub struct virNodeDevice {
     magic: u64,
     pub(crate) conn: Arc<virConnect>,
-    pub(crate) addr: PciAddress,
+    pub(crate) node: Node,
     name: CString,
-    parent: CString,
-    /// The `bus/pci/devices/ADDR` link's target, read when the handle was
-    /// made: the XML's path and parent come from it without another readlink.
+    /// None for computer, the root.
+    parent: Option<CString>,
+    /// A PCI function's `bus/pci/devices/ADDR` link target, read when the
+    /// handle was made: the XML's path and parent come from it without
+    /// another readlink. Empty for computer and interfaces.
     placement: String,
+}
+
+impl virNodeDevice {
+    /// The PCI function this handle names; VIR_ERR_INVALID_ARG for computer
+    /// and interfaces, as libvirt's hostdev calls refuse a device that is not
+    /// a PCI device.
+    pub(crate) fn pci(&self, call: &Call) -> Result<PciAddress, Raised> {
+        self.node
+            .pci()
+            .copied()
+            .ok_or_else(|| call.invalid_arg(format_args!("device '{}' is not a PCI device", self.node.name())))
+    }
 }
 
 /// Pointer to a device handle, as returned by virNodeDeviceLookupByName.
@@ -50,22 +66,21 @@ fn assert_thread_safe() {
 }
 
 /// Flags of virConnectListAllNodeDevices, libvirt's values. Capability bits
-/// select devices having any of the given capabilities (none: every device);
-/// nodedev's devices are all PCI devices, so only
-/// VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV selects any. Every device on the
-/// host is active.
+/// select devices having any of the given capabilities (none: every device):
+/// CAP_SYSTEM, CAP_PCI_DEV, CAP_NET and CAP_VPD select devices here, the
+/// others none. Every device on the host is active.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum virConnectListAllNodeDeviceFlags {
-    /// System capability: matches no nodedev device.
+    /// System capability: matches computer.
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_SYSTEM = 1,
-    /// PCI device: matches every nodedev device.
+    /// PCI device: matches every PCI function.
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV = 1 << 1,
     /// USB device: matches no nodedev device.
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_USB_DEV = 1 << 2,
     /// USB interface: matches no nodedev device.
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_USB_INTERFACE = 1 << 3,
-    /// Network interface: matches no nodedev device.
+    /// Network interface: matches the net_IFNAME_MAC devices.
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET = 1 << 4,
     /// SCSI host bus adapter: matches no nodedev device.
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI_HOST = 1 << 5,
@@ -99,7 +114,7 @@ pub enum virConnectListAllNodeDeviceFlags {
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_QUEUE = 1 << 19,
     /// s390 AP matrix: matches no nodedev device.
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_MATRIX = 1 << 20,
-    /// Device with VPD: matches no nodedev device.
+    /// Device with VPD: matches the PCI functions whose `vpd` parses.
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_VPD = 1 << 21,
     /// Inactive (defined but not present) devices: nodedev has none.
     VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE = 1 << 30,
@@ -163,26 +178,64 @@ pub(crate) fn with_unsupported_as(e: crate::Error, unsupported: virErrorNumber) 
     r
 }
 
-fn new_device(call: &Call, conn: &Arc<virConnect>, addr: PciAddress) -> Result<Arc<virNodeDevice>, Raised> {
-    let placement = conn.host.placement_link(&addr)?;
-    let parent = crate::host::parent_name_of(&addr, &placement);
+fn new_device(call: &Call, conn: &Arc<virConnect>, node: Node) -> Result<Arc<virNodeDevice>, Raised> {
+    let (parent, placement) = match &node {
+        Node::Pci(addr) => {
+            let placement = conn.host.placement_link(addr)?;
+            (Some(crate::host::parent_name_of(addr, &placement)), placement)
+        }
+        other => (conn.host.node_parent(other)?, String::new()),
+    };
     let cstring = |s: String| CString::new(s).map_err(|_| call.invalid_arg("device name contains a NUL byte"));
     Ok(Arc::new(virNodeDevice {
         magic: DEV_MAGIC,
         conn: conn.clone(),
-        addr,
-        name: cstring(addr.node_name())?,
-        parent: cstring(parent)?,
+        name: cstring(node.name())?,
+        parent: parent.map(cstring).transpose()?,
         placement,
+        node,
     }))
 }
 
-/// Devices having capability `cap` (None: any).
-fn devices_with_cap(conn: &virConnect, cap: Option<&str>) -> Result<Vec<PciAddress>, Raised> {
+/// Devices having capability `cap` (None: any), libvirt's capability names.
+fn devices_with_cap(conn: &virConnect, cap: Option<&str>) -> Result<Vec<Node>, Raised> {
     match cap {
-        None | Some("pci") => Ok(conn.host.list()?),
-        Some(_) => Ok(Vec::new()),
+        None => Ok(conn.host.nodes()?),
+        Some(c) => Ok(conn.host.nodes_with_cap(c)?),
     }
+}
+
+/// The capability each CAP_* bit selects (libvirt's virNodeDevCapType names).
+const CAP_FLAGS: [(virConnectListAllNodeDeviceFlags, &str); 4] = [
+    (F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_SYSTEM, "system"),
+    (F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV, "pci"),
+    (F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET, "net"),
+    (F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_VPD, "vpd"),
+];
+
+/// The devices having any capability `caps` names (0: every device), in
+/// the order of a full listing.
+fn devices_with_caps(conn: &virConnect, caps: c_uint) -> Result<Vec<Node>, Raised> {
+    if caps == 0 {
+        return devices_with_cap(conn, None);
+    }
+    let mut selected: Vec<Node> = Vec::new();
+    for (flag, cap) in CAP_FLAGS {
+        if caps & bit(flag) != 0 {
+            for n in conn.host.nodes_with_cap(cap)? {
+                if !selected.contains(&n) {
+                    selected.push(n);
+                }
+            }
+        }
+    }
+    let order = |n: &Node| match n {
+        Node::Computer => (0, None, String::new()),
+        Node::Pci(a) => (1, Some(*a), String::new()),
+        Node::Net(i) => (2, Some(i.parent), i.iface.clone()),
+    };
+    selected.sort_by_key(order);
+    Ok(selected)
 }
 
 pub(crate) fn no_memory(call: &Call) -> Raised {
@@ -209,8 +262,9 @@ unsafe fn fill_names(call: &Call, names: *mut *mut c_char, items: &[String]) -> 
 /// All devices of `conn` matching `flags`, as new handles.
 ///
 /// `flags`: 0 (every device), or capability bits of
-/// `virConnectListAllNodeDeviceFlags` (devices having any of them; only
-/// VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV matches anything here), possibly
+/// `virConnectListAllNodeDeviceFlags` (devices having any of them: CAP_SYSTEM
+/// computer, CAP_PCI_DEV the PCI functions, CAP_NET the interfaces of PCI
+/// functions, CAP_VPD the functions with VPD; the others none), possibly
 /// with VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE (every device) and/or
 /// VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE (alone: no device). Bits outside
 /// libvirt's defined set: VIR_ERR_INVALID_ARG.
@@ -239,14 +293,13 @@ pub unsafe extern "C" fn virConnectListAllNodeDevices(
         call.check_flags(flags, LIST_ALL_FLAGS)?;
         let caps = flags & CAP_BITS;
         let states = flags & (ACTIVE | INACTIVE);
-        let cap_match = caps == 0 || caps & bit(F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV) != 0;
         let state_match = states == 0 || states & ACTIVE != 0;
-        let addrs = if cap_match && state_match { c.host.list()? } else { Vec::new() };
-        let count = c_int::try_from(addrs.len()).map_err(|_| no_memory(call))?;
+        let nodes = if state_match { devices_with_caps(&c, caps)? } else { Vec::new() };
+        let count = c_int::try_from(nodes.len()).map_err(|_| no_memory(call))?;
         if devices.is_null() {
             return Ok(count);
         }
-        let handles = addrs.into_iter().map(|a| new_device(call, &c, a)).collect::<Result<Vec<_>, _>>()?;
+        let handles = nodes.into_iter().map(|n| new_device(call, &c, n)).collect::<Result<Vec<_>, _>>()?;
         let array = libc::calloc(handles.len() + 1, size_of::<virNodeDevicePtr>()) as *mut virNodeDevicePtr;
         if array.is_null() {
             return Err(no_memory(call));
@@ -259,8 +312,9 @@ pub unsafe extern "C" fn virConnectListAllNodeDevices(
     })
 }
 
-/// The number of devices having capability `cap` ("pci", or NULL for any;
-/// any other capability name gives 0).
+/// The number of devices having capability `cap` (libvirt's names: "system",
+/// "pci", "net", "vpd" select devices here; NULL: every device; any other
+/// name gives 0).
 ///
 /// `flags` must be 0. Returns the count, or -1 on error: VIR_ERR_INVALID_CONN,
 /// VIR_ERR_INVALID_ARG (non-zero flags), VIR_ERR_OPERATION_FAILED.
@@ -276,9 +330,10 @@ pub unsafe extern "C" fn virNodeNumOfDevices(conn: virConnectPtr, cap: *const c_
     })
 }
 
-/// The names (libvirt form, `pci_0000_03_00_1`) of the devices having
-/// capability `cap` ("pci", or NULL for any; other names: none), in address
-/// order, at most `maxnames` of them.
+/// The names (`computer`, `pci_0000_03_00_1`, `net_eth0_52_54_00_12_34_56`)
+/// of the devices having capability `cap` (as virNodeNumOfDevices; NULL:
+/// every device), computer first, PCI functions in address order, then the
+/// interfaces, at most `maxnames` of them.
 ///
 /// `names` is a caller-owned array of at least `maxnames` pointers; each
 /// name stored in it is allocated with malloc() and freed by the caller with
@@ -307,14 +362,14 @@ pub unsafe extern "C" fn virNodeListDevices(
             return Ok(0); // no capability has such a name
         };
         let items: Vec<String> =
-            devices_with_cap(&c, cap)?.into_iter().take(maxnames as usize).map(|a| a.node_name()).collect();
+            devices_with_cap(&c, cap)?.into_iter().take(maxnames as usize).map(|n| n.name()).collect();
         fill_names(call, names, &items)
     })
 }
 
-/// Look up a device by name: libvirt's `pci_0000_03_00_1` or the kernel's
-/// `0000:03:00.1` (either way the handle's name is libvirt's form). `name`
-/// is only read during the call.
+/// Look up a device by name: `computer`, `net_IFNAME_MAC`, libvirt's
+/// `pci_0000_03_00_1` or the kernel's `0000:03:00.1` (either way the
+/// handle's name is libvirt's form). `name` is only read during the call.
 ///
 /// Returns a new handle, freed by the caller with virNodeDeviceFree(), or
 /// NULL on error: VIR_ERR_INVALID_CONN, VIR_ERR_INVALID_ARG (`name` NULL),
@@ -330,8 +385,13 @@ pub unsafe extern "C" fn virNodeDeviceLookupByName(conn: virConnectPtr, name: *c
         let name = std::ffi::CStr::from_ptr(name).to_string_lossy();
         // libvirt: whatever its shape, a name that is no device is
         // VIR_ERR_NO_NODE_DEVICE (clients test for it to mean "not there").
-        // The handle's readlink (new_device) checks that the device exists.
-        let addr = crate::address::PciAddress::parse(&name).map_err(|e| match e {
+        // A PCI name: the handle's readlink (new_device) checks that the
+        // device exists; other names are looked up in the tree.
+        let node = match crate::address::PciAddress::parse(&name) {
+            Ok(addr) => Ok(Node::Pci(addr)),
+            Err(_) => c.host.lookup_node(&name),
+        };
+        let node = node.map_err(|e| match e {
             crate::Error::InvalidArg(m) => Raised::new(
                 virErrorNumber::VIR_ERR_NO_NODE_DEVICE,
                 call.domain,
@@ -339,7 +399,7 @@ pub unsafe extern "C" fn virNodeDeviceLookupByName(conn: virConnectPtr, name: *c
             ),
             e => Raised::from(e),
         })?;
-        Ok(Arc::into_raw(new_device(call, &c, addr)?) as virNodeDevicePtr)
+        Ok(Arc::into_raw(new_device(call, &c, node)?) as virNodeDevicePtr)
     })
 }
 
@@ -357,23 +417,36 @@ pub unsafe extern "C" fn virNodeDeviceGetName(dev: virNodeDevicePtr) -> *const c
 }
 
 /// The name of the device's parent: the upstream bridge
-/// (`pci_0000_00_1c_0`), or "computer" for a device on a root bus.
+/// (`pci_0000_00_1c_0`), "computer" for a device on a root bus, the PCI
+/// function for an interface.
 ///
 /// The string belongs to the handle: do not free it; it stays valid until
 /// the handle's last reference is released. NULL on error:
-/// VIR_ERR_INVALID_NODE_DEVICE.
+/// VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INTERNAL_ERROR for computer (it has
+/// no parent, as libvirt says).
 #[no_mangle]
 pub unsafe extern "C" fn virNodeDeviceGetParent(dev: virNodeDevicePtr) -> *const c_char {
     api("virNodeDeviceGetParent", DOMAIN, ptr::null(), |call| {
         dev_arg(call, dev)?;
-        Ok((*dev).parent.as_ptr())
+        match &(*dev).parent {
+            Some(p) => Ok(p.as_ptr()),
+            None => Err(Raised::new(
+                virErrorNumber::VIR_ERR_INTERNAL_ERROR,
+                call.domain,
+                format!("{}: no parent for this device (computer is the root)", call.func),
+            )),
+        }
     })
 }
 
-/// The device's description in libvirt's node-device XML: name, sysfs path,
-/// parent, the driver bound now (element absent when none), and
-/// `<capability type='pci'>` with class, address, ids, SR-IOV functions,
-/// `<iommuGroup>` and NUMA node.
+/// The device's description in libvirt's node-device XML (valid against
+/// libvirt's nodedev.rng). A PCI function: name, sysfs path, parent, the
+/// driver bound now (element absent when none), and `<capability
+/// type='pci'>` with class, address, ids, SR-IOV functions, bridge type,
+/// VPD, `<iommuGroup>`, NUMA node and `<pci-express>` link. computer:
+/// `<capability type='system'>` with the DMI strings readable (serial
+/// numbers and UUID need root). An interface: `<capability type='net'>`
+/// with its name, MAC, link state and speed, and offload features.
 ///
 /// `flags` must be 0. Returns a string the caller frees with free(), or NULL
 /// on error: VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INVALID_ARG (non-zero
@@ -383,23 +456,28 @@ pub unsafe extern "C" fn virNodeDeviceGetXMLDesc(dev: virNodeDevicePtr, flags: c
     api("virNodeDeviceGetXMLDesc", DOMAIN, ptr::null_mut(), |call| {
         let d = dev_arg(call, dev)?;
         call.check_flags(flags, 0)?;
-        let xml = d.conn.host.xml_placed(&d.addr, &d.placement)?;
+        let xml = match &d.node {
+            Node::Pci(a) => d.conn.host.xml_placed(a, &d.placement)?,
+            other => d.conn.host.node_xml(other)?,
+        };
         call.dup(&xml)
     })
 }
 
-/// The number of capabilities of the device: 1 ("pci"), or -1 with
-/// VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_NO_NODE_DEVICE (the device has gone).
+/// The number of capabilities of the device (as virNodeDeviceListCaps
+/// names them), or -1 with VIR_ERR_INVALID_NODE_DEVICE,
+/// VIR_ERR_NO_NODE_DEVICE (the device has gone).
 #[no_mangle]
 pub unsafe extern "C" fn virNodeDeviceNumOfCaps(dev: virNodeDevicePtr) -> c_int {
     api("virNodeDeviceNumOfCaps", DOMAIN, -1, |call| {
         let d = dev_arg(call, dev)?;
-        d.conn.host.require(&d.addr)?;
-        Ok(1)
+        Ok(d.conn.host.node_caps(&d.node)?.len() as c_int)
     })
 }
 
-/// The device's capability names ("pci"), at most `maxnames` of them.
+/// The device's capability names, at most `maxnames` of them: "system"
+/// (computer), "pci" then "vpd" when it has VPD (a PCI function), "net" (an
+/// interface).
 ///
 /// `names` is a caller-owned array of at least `maxnames` pointers; each
 /// name stored in it is allocated with malloc() and freed by the caller with
@@ -421,8 +499,8 @@ pub unsafe extern "C" fn virNodeDeviceListCaps(
         if maxnames < 0 {
             return Err(call.invalid_arg(format_args!("maxnames must not be negative ({maxnames})")));
         }
-        d.conn.host.require(&d.addr)?;
-        let caps: Vec<String> = ["pci"].iter().take(maxnames as usize).map(|s| s.to_string()).collect();
+        let caps: Vec<String> =
+            d.conn.host.node_caps(&d.node)?.into_iter().take(maxnames as usize).map(str::to_string).collect();
         fill_names(call, names, &caps)
     })
 }
@@ -497,7 +575,8 @@ fn detach(call: &mut Call, dev: virNodeDevicePtr, driver: *const c_char, flags: 
         flags,
         nflag(VIR_NODE_DEVICE_DETACH_GROUP) | nflag(VIR_NODE_DEVICE_FORCE) | nflag(VIR_NODE_DEVICE_PERSISTENT),
     )?;
-    d.conn.host.require(&d.addr)?;
+    d.conn.host.require_node(&d.node)?;
+    let addr = d.pci(call)?;
     let stub = unsafe { stub_arg(call, driver)? };
     let opts = DetachOptions {
         group: flags & nflag(VIR_NODE_DEVICE_DETACH_GROUP) != 0,
@@ -505,10 +584,10 @@ fn detach(call: &mut Call, dev: virNodeDevicePtr, driver: *const c_char, flags: 
     };
     let host = &d.conn.host;
     // No IOMMU for vfio: libvirt says VIR_ERR_ARGUMENT_UNSUPPORTED.
-    host.detach_with(&d.addr, stub, opts)
+    host.detach_with(&addr, stub, opts)
         .map_err(|e| with_unsupported_as(e, virErrorNumber::VIR_ERR_ARGUMENT_UNSUPPORTED))?;
     if flags & nflag(VIR_NODE_DEVICE_PERSISTENT) != 0 {
-        let moved = if opts.group { host.group_endpoints(&d.addr, stub)? } else { vec![d.addr] };
+        let moved = if opts.group { host.group_endpoints(&addr, stub)? } else { vec![addr] };
         moved.iter().try_for_each(|m| host.define(m))?;
     }
     Ok(0)
@@ -518,12 +597,13 @@ fn reattach(call: &mut Call, dev: virNodeDevicePtr, driver: *const c_char, flags
     let d = unsafe { dev_arg(call, dev)? };
     writable(call, &d.conn)?;
     call.check_flags(flags, nflag(virNodeDeviceNodedevFlags::VIR_NODE_DEVICE_PERSISTENT))?;
-    d.conn.host.require(&d.addr)?;
+    d.conn.host.require_node(&d.node)?;
+    let addr = d.pci(call)?;
     let driver = unsafe { call.opt_str("driverName", driver)? };
     if flags != 0 {
-        d.conn.host.undefine(&d.addr)?;
+        d.conn.host.undefine(&addr)?;
     }
-    d.conn.host.reattach(&d.addr, driver)?;
+    d.conn.host.reattach(&addr, driver)?;
     Ok(0)
 }
 
@@ -648,9 +728,10 @@ pub unsafe extern "C" fn virNodeDeviceReset(dev: virNodeDevicePtr) -> c_int {
     api("virNodeDeviceReset", DOMAIN, -1, |call| {
         let d = dev_arg(call, dev)?;
         writable(call, &d.conn)?;
-        d.conn.host.require(&d.addr)?;
+        d.conn.host.require_node(&d.node)?;
+        let addr = d.pci(call)?;
         // No reset method: libvirt's virPCIDeviceReset says VIR_ERR_INTERNAL_ERROR.
-        d.conn.host.reset(&d.addr).map_err(|e| with_unsupported_as(e, virErrorNumber::VIR_ERR_INTERNAL_ERROR))?;
+        d.conn.host.reset(&addr).map_err(|e| with_unsupported_as(e, virErrorNumber::VIR_ERR_INTERNAL_ERROR))?;
         Ok(0)
     })
 }

@@ -28,9 +28,9 @@ pub unsafe extern "C" fn virNodeDeviceSetAutostart(dev: virNodeDevicePtr, autost
         // libvirt-nodedev.c: read-only is refused right after the handle check.
         writable(call, &d.conn)?;
         if autostart != 0 {
-            d.conn.host.define(&d.addr)?;
+            d.conn.host.define(&d.pci(call)?)?;
         } else {
-            d.conn.host.undefine(&d.addr)?;
+            d.conn.host.undefine(&d.pci(call)?)?;
         }
         Ok(0)
     })
@@ -51,7 +51,7 @@ pub unsafe extern "C" fn virNodeDeviceGetAutostart(dev: virNodeDevicePtr, autost
         if autostart.is_null() {
             return Err(call.invalid_arg("autostart must not be NULL"));
         }
-        *autostart = c_int::from(d.conn.host.is_persistent(&d.addr)?);
+        *autostart = c_int::from(d.conn.host.is_persistent(&d.pci(call)?)?);
         Ok(0)
     })
 }

@@ -49,7 +49,7 @@ pub unsafe extern "C" fn virNodeDeviceSetVFs(
         let driver = call.opt_str("driverName", driverName)?;
         let stub = Stub::from_name_or_none(driver).map_err(|e| e.context(format_args!("{}: driverName", call.func)))?;
         let count = u16::try_from(nvfs).map_err(|_| call.invalid_arg(format!("nvfs {nvfs} is not a VF count")))?;
-        let vfs = d.conn.host.set_vf_count(&d.addr, count, stub, flags & force != 0)?;
+        let vfs = d.conn.host.set_vf_count(&d.pci(call)?, count, stub, flags & force != 0)?;
         Ok(c_int::try_from(vfs.len()).unwrap_or(c_int::MAX))
     })
 }

@@ -7,19 +7,25 @@ mod busy;
 mod describe;
 mod device;
 mod group;
+mod node;
 mod ops;
+mod pcie;
 mod persistent;
 mod recover;
 mod safety;
 mod sriov;
+mod vpd;
 mod xml;
 
 pub use assign::{check_owner_name, PrepareOptions};
 pub use device::{parent_name_of, DeviceInfo, DeviceSummary};
 pub use group::{Group, GroupMember};
+pub use node::{net_node_name, NetIface, NetInfo, Node, PciExtras, SystemInfo, CAP_NAMES};
 pub use ops::DetachOptions;
+pub use pcie::{Bridge, PcieInfo, PcieLink};
 pub use persistent::Applied;
 pub use recover::Recovered;
+pub use vpd::{parse as parse_vpd, Vpd, VpdFields};
 
 use crate::address::PciAddress;
 use crate::error::{sysfs_error, Error, Result};

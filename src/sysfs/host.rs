@@ -296,6 +296,21 @@ impl Sysfs for HostSysfs {
         hostuse::set_link_up(iface, up)
     }
 
+    // ---- libvirt's device tree (tree) ----
+    fn read_bytes(&self, path: &str, limit: usize) -> io::Result<Vec<u8>> {
+        use std::io::Read;
+        let mut out = Vec::with_capacity(limit.min(4096));
+        fs::File::open(self.path(path)?)?.take(limit as u64).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    fn net_features(&self, iface: &str) -> io::Result<Vec<String>> {
+        if !self.is_live() {
+            return Ok(Vec::new()); // a tree's interfaces are not this kernel's
+        }
+        super::ethtool::features(iface)
+    }
+
     fn load_module(&self, module: &str) -> io::Result<()> {
         if !self.is_live() {
             // modprobe acts on the running kernel, not on a tree under another root.

@@ -5,6 +5,7 @@
 //! so the real host and the simulated one fail the same way.
 
 mod bounded;
+mod ethtool;
 pub mod holders;
 pub mod host;
 pub mod live;
@@ -74,6 +75,20 @@ pub trait Sysfs: Send + Sync {
     fn set_master(&self, iface: &str, master: Option<&str>) -> io::Result<()>;
     /// Set an interface administratively up or down (`ip link set IF up`).
     fn set_link_up(&self, iface: &str, up: bool) -> io::Result<()>;
+
+    // ---- libvirt's device tree (issue 12 item 2, "tree"): binary
+    // attributes (a function's `config` space and `vpd`) and interface
+    // features that sysfs does not show. ----
+
+    /// The first `limit` bytes (fewer at the file's end) of a binary
+    /// attribute such as `config` or `vpd`. The kernel shows an unprivileged
+    /// reader only the first 64 bytes of `config`, and `vpd` not at all.
+    fn read_bytes(&self, path: &str, limit: usize) -> io::Result<Vec<u8>>;
+    /// Offload features of an interface that ethtool reports to any user,
+    /// by libvirt's names ("rx", "tx", "sg", "tso", "gso", "gro", "lro",
+    /// "rxvlan", "txvlan", "ntuple", "rxhash"), in that order. Empty for an
+    /// interface of a tree under another root (no such interface here).
+    fn net_features(&self, iface: &str) -> io::Result<Vec<String>>;
 }
 
 /// Names of a PCI vendor and device, as lspci and libvirt show them. A

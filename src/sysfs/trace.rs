@@ -143,4 +143,17 @@ impl Sysfs for Traced {
         }
         r
     }
+
+    // ---- libvirt's device tree (tree) ----
+    fn read_bytes(&self, path: &str, limit: usize) -> io::Result<Vec<u8>> {
+        let r = self.0.read_bytes(path, limit);
+        log(format_args!("sysfs read {path} (binary) -> {}", outcome(&r, |v| format!("{} bytes", v.len()))));
+        r
+    }
+
+    fn net_features(&self, iface: &str) -> io::Result<Vec<String>> {
+        let r = self.0.net_features(iface);
+        log(format_args!("ethtool features {iface} -> {}", outcome(&r, |v| v.join(" "))));
+        r
+    }
 }

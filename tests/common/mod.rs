@@ -49,6 +49,13 @@ macro_rules! forward_sysfs {
     (@one $f:tt set_master) => {
         fn set_master(&self, i: &str, m: Option<&str>) -> std::io::Result<()> { self.$f.set_master(i, m) }
     };
+    // libvirt's device tree (tree)
+    (@one $f:tt read_bytes) => {
+        fn read_bytes(&self, p: &str, l: usize) -> std::io::Result<Vec<u8>> { self.$f.read_bytes(p, l) }
+    };
+    (@one $f:tt net_features) => {
+        fn net_features(&self, i: &str) -> std::io::Result<Vec<String>> { self.$f.net_features(i) }
+    };
     (@one $f:tt set_link_up) => {
         fn set_link_up(&self, i: &str, up: bool) -> std::io::Result<()> { self.$f.set_link_up(i, up) }
     };

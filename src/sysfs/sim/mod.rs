@@ -8,11 +8,14 @@
 
 mod builtin;
 mod hostuse;
+mod identity;
 mod spec;
 mod tree;
 mod validate;
 
-pub use spec::{BlockSpec, DeviceSpec, DriverSpec, HolderSpec, HostSpec, LinkSpec, NetSpec, StackedSpec};
+pub use spec::{
+    BlockSpec, DeviceSpec, DmiSpec, DriverSpec, HolderSpec, HostSpec, LinkSpec, NetSpec, PcieSpec, StackedSpec, VpdSpec,
+};
 
 use crate::sysfs::modalias::{self, ModuleAlias};
 use crate::sysfs::{HoldKind, Holder, HolderScan, SwapArea, Sysfs, VfioDevice};
@@ -117,6 +120,10 @@ struct Dev {
     /// A writer waits in the kernel with the device lock held (an unbind or
     /// remove waiting for a VFIO holder): other writes about it wait too.
     locked: bool,
+    /// The PCI Express capability's link, for a PCIe function.
+    pcie: Option<spec::PcieSpec>,
+    /// The encoded contents of `vpd`, for a function that has VPD.
+    vpd: Option<Vec<u8>>,
 }
 
 impl Dev {
@@ -209,6 +216,10 @@ struct Kernel {
     uninspectable: usize,
     /// Interfaces, disks, framebuffers and what the host does with them.
     uses: hostuse::Uses,
+    /// DMI strings (`devices/virtual/dmi/id`); None: no DMI.
+    dmi: Option<spec::DmiSpec>,
+    /// Reads are answered as to a user without root (`identity.rs`).
+    unprivileged: bool,
 }
 
 /// A process holding a device through VFIO (see `SimKernel::hold_vfio`).
@@ -728,10 +739,17 @@ impl Kernel {
                     "sriov_numvfs" => dev.numvfs.to_string(),
                     "sriov_drivers_autoprobe" => u8::from(dev.sriov_autoprobe).to_string(),
                     "uevent" => return self.uevent(dev),
+                    "config" | "vpd" => {
+                        return String::from_utf8_lossy(&self.bytes(file).unwrap_or_default()).into_owned()
+                    }
+                    l if l.contains("_link_") => {
+                        dev.pcie.as_ref().map(|p| identity::link_file(p, l)).unwrap_or_default()
+                    }
                     _ => String::new(),
                 })
             }
             f @ (File::Net(..) | File::Blk(..) | File::Vt(..)) => self.show_use(f),
+            File::Dmi(name) => line(self.dmi_value(name).unwrap_or_default().to_string()),
             File::Bus("drivers_autoprobe") => line(u8::from(self.autoprobe).to_string()),
             File::Drv(..) | File::Bus(_) => String::new(),
         }
@@ -955,9 +973,32 @@ impl Sysfs for SimKernel {
         let k = self.lock();
         match k.resolve(path, true)? {
             Entry::Dir(_) => Err(err(libc::EISDIR)),
-            Entry::File(f) if f.readable() => Ok(k.show(f)),
+            Entry::File(f) if f.readable() => match k.read_error(f) {
+                Some(e) => Err(err(e)),
+                None => Ok(k.show(f)),
+            },
             _ => Err(err(libc::EACCES)),
         }
+    }
+
+    // ---- libvirt's device tree (tree) ----
+    fn read_bytes(&self, path: &str, limit: usize) -> io::Result<Vec<u8>> {
+        let k = self.lock();
+        match k.resolve(path, true)? {
+            Entry::Dir(_) => Err(err(libc::EISDIR)),
+            Entry::File(f) if f.readable() => {
+                let mut b = k.bytes(f)?;
+                b.truncate(limit);
+                Ok(b)
+            }
+            _ => Err(err(libc::EACCES)),
+        }
+    }
+
+    fn net_features(&self, iface: &str) -> io::Result<Vec<String>> {
+        let k = self.lock();
+        let i = k.net_index(iface).ok_or_else(|| err(libc::ENODEV))?;
+        Ok(k.uses.nets[i].features.clone())
     }
 
     fn write(&self, path: &str, value: &str) -> io::Result<()> {

@@ -72,7 +72,8 @@
 //!   last listed VF and continue its address stride.
 //! - `net`: network interfaces (`name`, `up` default false, `addresses` with
 //!   their prefix like "10.0.0.2/24", `routes` like "default" or
-//!   "10.1.0.0/16", `master`: a bridge or bond of `links`); they appear as
+//!   "10.1.0.0/16", `master`: a bridge or bond of `links`, `mac`, `speed`
+//!   in Mb/s, `features`: ethtool's by libvirt's names); they appear as
 //!   `devices/ADDR/net/NAME` and `class/net/NAME`.
 //! - `block`: disks (`name`, `mounts`, `swap`: the disk itself is active
 //!   swap, `swap_files`: paths of active swap files on its filesystem,
@@ -80,6 +81,13 @@
 //!   and `class/block/NAME`.
 //! - `framebuffer`: `"fb0"`: the driver registered this framebuffer
 //!   (`class/graphics/fb0`).
+//! - `pcie`: the function is PCI Express (`PcieSpec`: `integrated`, `port`,
+//!   `max_speed`, `max_width`, `speed`, `width`): its `config` space has a
+//!   PCIe capability and the `max_link_*`/`current_link_*` files exist.
+//!   Every function has a 256-byte `config` (ids, class, header type 1 for a
+//!   PCI bridge and 2 for a CardBus bridge).
+//! - `vpd`: Vital Product Data (`VpdSpec`: `name`, `readonly`, `readwrite`
+//!   as `["SN", "value"]` pairs), encoded into the `vpd` file.
 //!
 //! A device's interfaces, disks and framebuffer exist while it is bound to a
 //! host driver (not a stub). When it leaves that driver, its interfaces leave
@@ -95,6 +103,10 @@
 //!   `multipath: true` an NVMe multipath head (`nvme0n1` over the hidden path
 //!   device `nvme0c0n1` of the PCI function, as kernels with
 //!   CONFIG_NVME_MULTIPATH show every NVMe namespace).
+//! - `dmi`: the DMI strings of `devices/virtual/dmi/id` (`sys_vendor`,
+//!   `product_name`, `product_version`, `product_serial`, `product_uuid`,
+//!   `bios_vendor`, `bios_version`, `bios_date`); absent: no DMI.
+//! - `unprivileged` (default false): files answer as to a user without root.
 //! - `fbcon` (default false): the framebuffer console is bound
 //!   (`class/vtconsole/vtcon1`); it draws on the lowest-numbered framebuffer.
 //!
@@ -132,6 +144,70 @@ pub struct HostSpec {
     pub stacked: Vec<StackedSpec>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fbcon: bool,
+    /// The machine's DMI/SMBIOS strings (`devices/virtual/dmi/id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dmi: Option<DmiSpec>,
+    /// Files answer as to a user without root: `config` past its first 64
+    /// bytes, `vpd` and the DMI serial numbers and UUID are not readable.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unprivileged: bool,
+}
+
+/// DMI strings, each absent when the firmware gives none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DmiSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sys_vendor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_serial: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_uuid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bios_vendor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bios_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bios_date: Option<String>,
+}
+
+/// A PCI Express function's link, as its PCIe capability tells it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PcieSpec {
+    /// A root-complex integrated endpoint: PCI Express without a link.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub integrated: bool,
+    /// Port number (Link Capabilities bits 31:24).
+    #[serde(default)]
+    pub port: u8,
+    /// Link speeds in GT/s as libvirt writes them: "2.5", "5", "8", "16", "32", "64".
+    #[serde(default)]
+    pub max_speed: Option<String>,
+    #[serde(default)]
+    pub max_width: u8,
+    #[serde(default)]
+    pub speed: Option<String>,
+    #[serde(default)]
+    pub width: u8,
+}
+
+/// Vital Product Data: the identifier string and the keyword fields of the
+/// read-only (VPD-R) and read-write (VPD-W) sections, in order, as
+/// `["PN", "value"]` pairs. The simulated kernel encodes them with the
+/// checksum a card carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VpdSpec {
+    pub name: String,
+    #[serde(default)]
+    pub readonly: Vec<(String, String)>,
+    #[serde(default)]
+    pub readwrite: Vec<(String, String)>,
 }
 
 /// A process holding a device through VFIO.
@@ -199,6 +275,10 @@ pub struct DeviceSpec {
     pub block: Vec<BlockSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub framebuffer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcie: Option<PcieSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpd: Option<VpdSpec>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,6 +293,16 @@ pub struct NetSpec {
     pub routes: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub master: Option<String>,
+    /// MAC address (`address`); default 52:54:00 then the function's bus,
+    /// slot and function and the interface's index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// Link speed in Mb/s while up (`speed`); default 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<u32>,
+    /// ethtool offload features by libvirt's names (`rx`, `tso`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -276,6 +366,8 @@ impl Default for HostSpec {
             links: Vec::new(),
             stacked: Vec::new(),
             fbcon: false,
+            dmi: None,
+            unprivileged: false,
         }
     }
 }

@@ -122,6 +122,20 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
             return Err(format!("{at}.boot_vga: only VGA devices (class 0x0300xx) can be the boot VGA"));
         }
         let reset_supported = d.reset_method.clone();
+        if let Some(p) = &d.pcie {
+            for s in [&p.max_speed, &p.speed].into_iter().flatten() {
+                if super::identity::speed_code(s).is_none() {
+                    return Err(format!("{at}.pcie: speed '{}' is not one of 2.5, 5, 8, 16, 32, 64", s.escape_debug()));
+                }
+            }
+            if p.max_width > 32 || p.width > p.max_width {
+                return Err(format!("{at}.pcie: widths {} of {} are not a PCIe link's", p.width, p.max_width));
+            }
+        }
+        let vpd = match &d.vpd {
+            Some(v) => Some(super::identity::encode_vpd(v).map_err(|e| format!("{at}.{e}"))?),
+            None => None,
+        };
         devs.insert(
             addr,
             Dev {
@@ -149,6 +163,8 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
                 sriov_autoprobe: true,
                 resets: 0,
                 locked: false,
+                pcie: d.pcie.clone(),
+                vpd,
             },
         );
         places.insert(addr, at);
@@ -219,6 +235,8 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
         holders: Vec::new(),
         uninspectable: 0,
         uses,
+        dmi: spec.dmi.clone(),
+        unprivileged: spec.unprivileged,
     };
     kernel.roots = kernel.devs.values().filter(|d| !d.created).map(|d| kernel.root_of(d.addr)).collect();
     for (i, h) in spec.vfio_holders.iter().enumerate() {
