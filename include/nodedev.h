@@ -912,18 +912,17 @@ typedef enum virErrorDomain {
 
 /**
  * Flags of virConnectListAllNodeDevices, libvirt's values. Capability bits
- * select devices having any of the given capabilities (none: every device);
- * nodedev's devices are all PCI devices, so only
- * VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV selects any. Every device on the
- * host is active.
+ * select devices having any of the given capabilities (none: every device):
+ * CAP_SYSTEM, CAP_PCI_DEV, CAP_NET and CAP_VPD select devices here, the
+ * others none. Every device on the host is active.
  */
 typedef enum virConnectListAllNodeDeviceFlags {
     /**
-     * System capability: matches no nodedev device.
+     * System capability: matches computer.
      */
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_SYSTEM = 1,
     /**
-     * PCI device: matches every nodedev device.
+     * PCI device: matches every PCI function.
      */
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV = (1 << 1),
     /**
@@ -935,7 +934,7 @@ typedef enum virConnectListAllNodeDeviceFlags {
      */
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_USB_INTERFACE = (1 << 3),
     /**
-     * Network interface: matches no nodedev device.
+     * Network interface: matches the net_IFNAME_MAC devices.
      */
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET = (1 << 4),
     /**
@@ -1003,7 +1002,7 @@ typedef enum virConnectListAllNodeDeviceFlags {
      */
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_MATRIX = (1 << 20),
     /**
-     * Device with VPD: matches no nodedev device.
+     * Device with VPD: matches the PCI functions whose `vpd` parses.
      */
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_VPD = (1 << 21),
     /**
@@ -1071,8 +1070,8 @@ typedef struct virDomain virDomain;
 typedef struct virNetwork virNetwork;
 
 /**
- * A host device (opaque), here always a PCI function. Thread-safe. Holds a
- * reference to its connection.
+ * A host device (opaque): computer, a PCI function or a network interface.
+ * Thread-safe. Holds a reference to its connection.
  */
 typedef struct virNodeDevice virNodeDevice;
 
@@ -1624,8 +1623,9 @@ void virDefaultErrorFunc(virErrorPtr err);
  * All devices of `conn` matching `flags`, as new handles.
  *
  * `flags`: 0 (every device), or capability bits of
- * `virConnectListAllNodeDeviceFlags` (devices having any of them; only
- * VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV matches anything here), possibly
+ * `virConnectListAllNodeDeviceFlags` (devices having any of them: CAP_SYSTEM
+ * computer, CAP_PCI_DEV the PCI functions, CAP_NET the interfaces of PCI
+ * functions, CAP_VPD the functions with VPD; the others none), possibly
  * with VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE (every device) and/or
  * VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE (alone: no device). Bits outside
  * libvirt's defined set: VIR_ERR_INVALID_ARG.
@@ -1643,8 +1643,9 @@ void virDefaultErrorFunc(virErrorPtr err);
 int virConnectListAllNodeDevices(virConnectPtr conn, virNodeDevicePtr **devices, unsigned int flags);
 
 /**
- * The number of devices having capability `cap` ("pci", or NULL for any;
- * any other capability name gives 0).
+ * The number of devices having capability `cap` (libvirt's names: "system",
+ * "pci", "net", "vpd" select devices here; NULL: every device; any other
+ * name gives 0).
  *
  * `flags` must be 0. Returns the count, or -1 on error: VIR_ERR_INVALID_CONN,
  * VIR_ERR_INVALID_ARG (non-zero flags), VIR_ERR_OPERATION_FAILED.
@@ -1652,9 +1653,10 @@ int virConnectListAllNodeDevices(virConnectPtr conn, virNodeDevicePtr **devices,
 int virNodeNumOfDevices(virConnectPtr conn, const char *cap, unsigned int flags);
 
 /**
- * The names (libvirt form, `pci_0000_03_00_1`) of the devices having
- * capability `cap` ("pci", or NULL for any; other names: none), in address
- * order, at most `maxnames` of them.
+ * The names (`computer`, `pci_0000_03_00_1`, `net_eth0_52_54_00_12_34_56`)
+ * of the devices having capability `cap` (as virNodeNumOfDevices; NULL:
+ * every device), computer first, PCI functions in address order, then the
+ * interfaces, at most `maxnames` of them.
  *
  * `names` is a caller-owned array of at least `maxnames` pointers; each
  * name stored in it is allocated with malloc() and freed by the caller with
@@ -1666,9 +1668,9 @@ int virNodeNumOfDevices(virConnectPtr conn, const char *cap, unsigned int flags)
 int virNodeListDevices(virConnectPtr conn, const char *cap, char **names, int maxnames, unsigned int flags);
 
 /**
- * Look up a device by name: libvirt's `pci_0000_03_00_1` or the kernel's
- * `0000:03:00.1` (either way the handle's name is libvirt's form). `name`
- * is only read during the call.
+ * Look up a device by name: `computer`, `net_IFNAME_MAC`, libvirt's
+ * `pci_0000_03_00_1` or the kernel's `0000:03:00.1` (either way the
+ * handle's name is libvirt's form). `name` is only read during the call.
  *
  * Returns a new handle, freed by the caller with virNodeDeviceFree(), or
  * NULL on error: VIR_ERR_INVALID_CONN, VIR_ERR_INVALID_ARG (`name` NULL),
@@ -1688,19 +1690,25 @@ const char *virNodeDeviceGetName(virNodeDevicePtr dev);
 
 /**
  * The name of the device's parent: the upstream bridge
- * (`pci_0000_00_1c_0`), or "computer" for a device on a root bus.
+ * (`pci_0000_00_1c_0`), "computer" for a device on a root bus, the PCI
+ * function for an interface.
  *
  * The string belongs to the handle: do not free it; it stays valid until
  * the handle's last reference is released. NULL on error:
- * VIR_ERR_INVALID_NODE_DEVICE.
+ * VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INTERNAL_ERROR for computer (it has
+ * no parent, as libvirt says).
  */
 const char *virNodeDeviceGetParent(virNodeDevicePtr dev);
 
 /**
- * The device's description in libvirt's node-device XML: name, sysfs path,
- * parent, the driver bound now (element absent when none), and
- * `<capability type='pci'>` with class, address, ids, SR-IOV functions,
- * `<iommuGroup>` and NUMA node.
+ * The device's description in libvirt's node-device XML (valid against
+ * libvirt's nodedev.rng). A PCI function: name, sysfs path, parent, the
+ * driver bound now (element absent when none), and `<capability
+ * type='pci'>` with class, address, ids, SR-IOV functions, bridge type,
+ * VPD, `<iommuGroup>`, NUMA node and `<pci-express>` link. computer:
+ * `<capability type='system'>` with the DMI strings readable (serial
+ * numbers and UUID need root). An interface: `<capability type='net'>`
+ * with its name, MAC, link state and speed, and offload features.
  *
  * `flags` must be 0. Returns a string the caller frees with free(), or NULL
  * on error: VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INVALID_ARG (non-zero
@@ -1709,13 +1717,16 @@ const char *virNodeDeviceGetParent(virNodeDevicePtr dev);
 char *virNodeDeviceGetXMLDesc(virNodeDevicePtr dev, unsigned int flags);
 
 /**
- * The number of capabilities of the device: 1 ("pci"), or -1 with
- * VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_NO_NODE_DEVICE (the device has gone).
+ * The number of capabilities of the device (as virNodeDeviceListCaps
+ * names them), or -1 with VIR_ERR_INVALID_NODE_DEVICE,
+ * VIR_ERR_NO_NODE_DEVICE (the device has gone).
  */
 int virNodeDeviceNumOfCaps(virNodeDevicePtr dev);
 
 /**
- * The device's capability names ("pci"), at most `maxnames` of them.
+ * The device's capability names, at most `maxnames` of them: "system"
+ * (computer), "pci" then "vpd" when it has VPD (a PCI function), "net" (an
+ * interface).
  *
  * `names` is a caller-owned array of at least `maxnames` pointers; each
  * name stored in it is allocated with malloc() and freed by the caller with

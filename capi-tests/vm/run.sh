@@ -191,6 +191,50 @@ rc=$?
 set -e
 echo "vm: guest ran $(( $(date +%s) - start )) s (qemu exit $rc), serial log: $log"
 
+# ---- libvirt's device tree (suite-tree.sh): the guest printed every node's
+# XML before and after a detach, and its host description; validate them
+# against libvirt's nodedev.rng here (xmllint: libxml2-utils, the schema:
+# libvirt0; .ci/run installs both). Results go into the log as checks.
+rng=/usr/share/libvirt/schemas/nodedev.rng
+xmldir="$cache/guest-xml"
+rm -rf "$xmldir" && mkdir -p "$xmldir"
+tr -d '\r' < "$log" | awk -v dir="$xmldir" '
+    /^NODEDEV-XML-BEGIN / { f = dir "/" $2 "-" $3 ".xml"; next }
+    /^NODEDEV-XML-END/ { close(f); f = ""; next }
+    /^NODEDEV-HOST-BEGIN/ { f = dir "/guest-host.json"; next }
+    /^NODEDEV-HOST-END/ { close(f); f = ""; next }
+    f != "" { print > f }'
+if command -v xmllint >/dev/null && [ -f "$rng" ]; then
+    for tag in before-detach after-detach; do
+        n=$(ls "$xmldir" | grep -c "^$tag-" || true)
+        if [ "$n" -gt 0 ] && out=$(xmllint --noout --relaxng "$rng" "$xmldir/$tag"-*.xml 2>&1); then
+            echo "NODEDEV-TEST PASS tree-guest-xml-validates-$tag-$n-documents" >> "$log"
+        else
+            echo "NODEDEV-TEST FAIL tree-guest-xml-validates-$tag: $n documents: $(echo "$out" | grep -v validates | head -5 | tr '\n' ' ')" >> "$log"
+        fi
+    done
+    # The dumped guest host as a simulated host, every node's XML from it.
+    host_json="$xmldir/guest-host.json"
+    sim_cli="$vmtarget/release/nodedev"
+    if [ -s "$host_json" ] && names=$("$sim_cli" -c "test://$host_json" nodes 2>&1); then
+        bad=0
+        for n in $names; do
+            "$sim_cli" -c "test://$host_json" show "$n" > "$xmldir/dumped-$n.xml" || bad=1
+        done
+        if [ "$bad" = 0 ] && out=$(xmllint --noout --relaxng "$rng" "$xmldir"/dumped-*.xml 2>&1); then
+            echo "NODEDEV-TEST PASS tree-dumped-guest-host-xml-validates-$(echo $names | wc -w)-documents" >> "$log"
+        else
+            echo "NODEDEV-TEST FAIL tree-dumped-guest-host-xml-validates: $(echo "$out" | grep -v validates | head -5 | tr '\n' ' ')" >> "$log"
+        fi
+    else
+        echo "NODEDEV-TEST FAIL tree-dumped-guest-host: no description or it does not load: $(echo $names | head -c 300)" >> "$log"
+    fi
+elif [ -n "${NODEDEV_CI:-}" ]; then
+    echo "NODEDEV-TEST FAIL tree-guest-xml: xmllint or $rng missing (.ci/run installs libxml2-utils and libvirt0)" >> "$log"
+else
+    echo "vm: note: xmllint or $rng missing: the guest's XML is not validated"
+fi
+
 grep -a "^NODEDEV-" "$log" | tr -d '\r' | grep -v "^NODEDEV-SUITE" || true
 passed=$(grep -ac "^NODEDEV-TEST PASS" "$log" || true)
 failed=$(grep -ac "^NODEDEV-TEST FAIL" "$log" || true)

@@ -340,6 +340,7 @@ for k in 1 2 3; do
     crash_at $k reattach "$E"
 done
 
+. /suite-tree.sh
 . /suite-attack.sh
 . /suite-records.sh
 . /suite-rustapi.sh

@@ -22,7 +22,7 @@ pub use device::{parent_name_of, DeviceInfo, DeviceSummary};
 pub use group::{Group, GroupMember};
 pub use node::{net_node_name, NetIface, NetInfo, Node, PciExtras, SystemInfo, CAP_NAMES};
 pub use ops::DetachOptions;
-pub use pcie::{Bridge, PcieInfo, PcieLink};
+pub use pcie::{from_config as pcie_from_config, Bridge, PcieInfo, PcieLink};
 pub use persistent::Applied;
 pub use recover::Recovered;
 pub use vpd::{parse as parse_vpd, Vpd, VpdFields};

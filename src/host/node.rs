@@ -219,16 +219,23 @@ impl Host {
             return Ok(Node::Computer);
         }
         if let Ok(addr) = PciAddress::parse(name) {
-            self.require(&addr)?;
-            return Ok(Node::Pci(addr));
+            return match self.require(&addr) {
+                Ok(()) => Ok(Node::Pci(addr)),
+                // libvirt's words first (clients match them), then which function.
+                Err(Error::NoDevice(m)) => {
+                    Err(Error::NoDevice(format!("no node device with matching name '{name}': {m}")))
+                }
+                Err(e) => Err(e),
+            };
         }
         if name.starts_with("net_") {
             if let Some(n) = self.net_interfaces().into_iter().find(|n| n.name == name) {
                 return Ok(Node::Net(n));
             }
         }
+        // libvirt's words first: clients match them.
         Err(Error::NoDevice(format!(
-            "no node device named '{name}' on this host: 'nodedev nodes' lists them (computer, pci_*, net_*)"
+            "no node device with matching name '{name}' on this host: 'nodedev nodes' lists them (computer, pci_*, net_*)"
         )))
     }
 
