@@ -9,11 +9,19 @@ names=$(nodedev -c $U nodes)
 echo "$names" | grep -qx computer && pass tree-computer-listed || fail tree-computer-listed "$(echo $names)"
 x=$(nodedev -c $U show computer 2>&1)
 want_vendor=$(cat /sys/class/dmi/id/sys_vendor 2>/dev/null)
+# The UUID: product_uuid, unless it is no UUID (QEMU without -uuid gives all
+# zeros): then one made up, as libvirtd makes one.
+uuid=$(cat /sys/class/dmi/id/product_uuid)
+case "$uuid" in
+    ""|00000000-0000-0000-0000-000000000000) uuid_ok() { echo "$x" | grep -q "<uuid>[0-9a-f-]\{36\}</uuid>" && ! echo "$x" | grep -q "<uuid>$uuid</uuid>"; } ;;
+    *) uuid_ok() { echo "$x" | grep -q "<uuid>$uuid</uuid>"; } ;;
+esac
 if [ -n "$want_vendor" ] && echo "$x" | grep -q "<vendor>$want_vendor</vendor>" && echo "$x" | grep -q "<capability type='system'>" \
-    && echo "$x" | grep -q "<uuid>$(cat /sys/class/dmi/id/product_uuid)</uuid>"; then
+    && echo "$x" | grep -q "<version>$(cat /sys/class/dmi/id/product_version)</version>" \
+    && echo "$x" | grep -q "<release_date>$(cat /sys/class/dmi/id/bios_date)</release_date>" && uuid_ok; then
     pass tree-computer-dmi
 else
-    fail tree-computer-dmi "sys_vendor '$want_vendor': $(echo $x)"
+    fail tree-computer-dmi "sys_vendor '$want_vendor' uuid $uuid: $(echo $x)"
 fi
 
 ifc=$(ls "/sys/bus/pci/devices/$E/net" 2>/dev/null | head -n1)

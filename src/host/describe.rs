@@ -42,7 +42,13 @@ impl Host {
                 .unwrap_or_default()
                 .into_iter()
                 .map(|name| NetSpec {
-                    mac: self.sysfs.read(&format!("class/net/{name}/address")).ok().map(|m| m.trim_end().to_string()),
+                    // Ethernet's six bytes only: the description takes no other kind.
+                    mac: self
+                        .sysfs
+                        .read(&format!("class/net/{name}/address"))
+                        .ok()
+                        .map(|m| m.trim_end().to_string())
+                        .filter(|m| m.len() == 17 && m.split(':').count() == 6),
                     features: self.sysfs.net_features(&name).unwrap_or_default(),
                     name,
                     ..NetSpec::default()
