@@ -5,6 +5,8 @@
 //!
 //! Nothing is read for a device until its XML or a capability filter asks:
 //! a listing reads `class/net` once and, per interface, its link and address.
+//! The methods serve the C API and the CLI; they are outside the documented
+//! Rust API (`#[doc(hidden)]`) until that API takes the tree in.
 
 use super::pcie::{Bridge, PcieInfo};
 use super::vpd::{self, Vpd};
@@ -149,6 +151,7 @@ impl Host {
         (!clean.is_empty()).then_some(clean)
     }
 
+    #[doc(hidden)]
     pub fn system_info(&self) -> SystemInfo {
         SystemInfo {
             product: self.dmi("product_name"),
@@ -185,6 +188,7 @@ impl Host {
     }
 
     /// Every network interface of a PCI function, by parent then name.
+    #[doc(hidden)]
     pub fn net_interfaces(&self) -> Vec<NetIface> {
         let mut out: Vec<NetIface> =
             self.sysfs.list_dir("class/net").unwrap_or_default().iter().filter_map(|i| self.net_iface(i)).collect();
@@ -194,6 +198,7 @@ impl Host {
 
     /// Every node device: computer, the PCI functions in address order, the
     /// interfaces of PCI functions.
+    #[doc(hidden)]
     pub fn nodes(&self) -> Result<Vec<Node>> {
         let mut out = vec![Node::Computer];
         out.extend(self.list()?.into_iter().map(Node::Pci));
@@ -203,6 +208,7 @@ impl Host {
 
     /// Node devices having capability `cap` (libvirt's virNodeDeviceObjHasCap):
     /// "vpd" reads the VPD of every function that has a `vpd` file.
+    #[doc(hidden)]
     pub fn nodes_with_cap(&self, cap: &str) -> Result<Vec<Node>> {
         Ok(match cap {
             "system" => vec![Node::Computer],
@@ -214,6 +220,7 @@ impl Host {
     }
 
     /// A node device by libvirt's name (PCI functions also by the kernel's).
+    #[doc(hidden)]
     pub fn lookup_node(&self, name: &str) -> Result<Node> {
         if name == "computer" {
             return Ok(Node::Computer);
@@ -240,6 +247,7 @@ impl Host {
     }
 
     /// Whether the device is still there (an interface: same name, so same MAC).
+    #[doc(hidden)]
     pub fn require_node(&self, node: &Node) -> Result<()> {
         match node {
             Node::Computer => Ok(()),
@@ -255,6 +263,7 @@ impl Host {
     }
 
     /// libvirt's parent name; None for computer.
+    #[doc(hidden)]
     pub fn node_parent(&self, node: &Node) -> Result<Option<String>> {
         Ok(match node {
             Node::Computer => None,
@@ -264,6 +273,7 @@ impl Host {
     }
 
     /// The device's capability names, as virNodeDeviceListCaps gives them.
+    #[doc(hidden)]
     pub fn node_caps(&self, node: &Node) -> Result<Vec<&'static str>> {
         self.require_node(node)?;
         Ok(match node {
@@ -280,17 +290,20 @@ impl Host {
     }
 
     /// The function's VPD, when it has a `vpd` file that parses.
+    #[doc(hidden)]
     pub fn vpd(&self, addr: &PciAddress) -> Option<Vpd> {
         let data = self.sysfs.read_bytes(&dev_path(addr, "vpd"), vpd::MAX_LEN).ok()?;
         vpd::parse(&data)
     }
 
     /// Bridge type, PCI Express link and VPD of a function.
+    #[doc(hidden)]
     pub fn pci_extras(&self, addr: &PciAddress) -> PciExtras {
         let (bridge, pcie) = self.config_facts(addr);
         PciExtras { bridge, pcie, vpd: self.vpd(addr) }
     }
 
+    #[doc(hidden)]
     pub fn net_info(&self, n: &NetIface) -> Result<NetInfo> {
         self.require_node(&Node::Net(n.clone()))?;
         let file = |f: &str| self.sysfs.read(&format!("class/net/{}/{f}", n.iface));
@@ -316,6 +329,7 @@ impl Host {
     }
 
     /// A node device's XML, libvirt's format.
+    #[doc(hidden)]
     pub fn node_xml(&self, node: &Node) -> Result<String> {
         match node {
             Node::Computer => Ok(super::xml::render_system(&self.system_info())),
