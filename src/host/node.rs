@@ -226,14 +226,9 @@ impl Host {
             return Ok(Node::Computer);
         }
         if let Ok(addr) = PciAddress::parse(name) {
-            return match self.require(&addr) {
-                Ok(()) => Ok(Node::Pci(addr)),
-                // libvirt's words first (clients match them), then which function.
-                Err(Error::NoDevice(m)) => {
-                    Err(Error::NoDevice(format!("no node device with matching name '{name}': {m}")))
-                }
-                Err(e) => Err(e),
-            };
+            // The same message as the C API's lookup (the handle's readlink).
+            self.require(&addr)?;
+            return Ok(Node::Pci(addr));
         }
         if name.starts_with("net_") {
             if let Some(n) = self.net_interfaces().into_iter().find(|n| n.name == name) {
