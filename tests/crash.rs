@@ -59,6 +59,10 @@ impl Sysfs for DiesAt {
         self.tick();
         self.sim.matching_aliases(m)
     }
+    fn pci_names(&self, v: u16, d: u16) -> Option<(String, String)> {
+        self.tick();
+        self.sim.pci_names(v, d)
+    }
     fn vfio_holders(&self, dev: &nodedev::sysfs::VfioDevice<'_>) -> io::Result<nodedev::sysfs::HolderScan> {
         self.tick();
         self.sim.vfio_holders(dev)

@@ -34,10 +34,9 @@ pub trait Sysfs: Send + Sync {
     /// `modalias` (`pci:v...`), in file order: what modprobe of that alias
     /// would consider. Empty where no module could be loaded (a test tree).
     fn matching_aliases(&self, modalias: &str) -> io::Result<Vec<modalias::ModuleAlias>>;
-    /// Human names of a vendor and a device (`pci.ids`), where the backend knows them.
-    fn pci_names(&self, _vendor: u16, _device: u16) -> Option<(String, String)> {
-        None
-    }
+    /// Human names of a vendor and a device (`pci.ids`), where the backend
+    /// knows them; None when it does not know this pair.
+    fn pci_names(&self, vendor: u16, device: u16) -> Option<(String, String)>;
     // ---- Busy devices (issue 11, item 2): who holds a device through VFIO,
     // and writes that the kernel may keep waiting on such a holder.
 
