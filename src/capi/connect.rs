@@ -246,3 +246,26 @@ impl CloseCallback {
 }
 
 exports!(virConnectOpen, virConnectOpenReadOnly, virConnectClose, virConnectRef, virConnectGetURI);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capi::last_error;
+
+    #[test]
+    fn references_keep_a_connection_until_the_last_close() {
+        unsafe {
+            let conn = virConnectOpen(c"test:///default".as_ptr());
+            assert!(!conn.is_null());
+            assert_eq!(virConnectRef(conn), 0);
+            assert_eq!(virConnectClose(conn), 1);
+            let uri = virConnectGetURI(conn);
+            assert_eq!(std::ffi::CStr::from_ptr(uri).to_str(), Ok("test:///default"));
+            libc::free(uri.cast());
+            assert_eq!(virConnectClose(conn), 0);
+            assert_eq!(virConnectClose(ptr::null_mut()), -1);
+            let err = last_error::current().expect("an error for a NULL connection");
+            assert_eq!((*err).code, virErrorNumber::VIR_ERR_INVALID_CONN as c_int);
+        }
+    }
+}
