@@ -632,14 +632,14 @@ mod tests {
             assert!((*devs.add(n as usize)).is_null(), "the array ends with NULL");
             let mut names = vec![ptr::null_mut::<c_char>(); n as usize];
             assert_eq!(virNodeListDevices(conn, ptr::null(), names.as_mut_ptr(), n, 0), n);
-            for i in 0..n as usize {
+            for (i, name) in names.iter().enumerate() {
                 let dev = *devs.add(i);
-                assert_eq!(CStr::from_ptr(virNodeDeviceGetName(dev)), CStr::from_ptr(names[i]));
+                assert_eq!(CStr::from_ptr(virNodeDeviceGetName(dev)), CStr::from_ptr(*name));
                 let mut caps = [ptr::null_mut::<c_char>(); 2];
                 assert_eq!(virNodeDeviceListCaps(dev, caps.as_mut_ptr(), 2), 1);
                 assert_eq!(CStr::from_ptr(caps[0]).to_str(), Ok("pci"));
                 libc::free(caps[0].cast());
-                libc::free(names[i].cast());
+                libc::free(name.cast());
                 assert_eq!(virNodeDeviceRef(dev), 0);
                 assert_eq!(virNodeDeviceFree(dev), 0);
                 assert_eq!(virNodeDeviceFree(dev), 0);
