@@ -19,6 +19,15 @@ pub use super::virterror::{
 use std::ffi::{c_char, c_int, c_void};
 use std::ptr;
 
+/// Raise `r` on `conn` (kept where code has found it: see
+/// [`last_error::raise`](super::last_error::raise), which takes the
+/// connection's error state rather than the connection).
+#[allow(dead_code)]
+pub(crate) fn raise(conn: Option<&super::connect::virConnect>, r: &super::raised::Raised) {
+    use super::last_error::ErrorTarget;
+    super::last_error::raise(conn.map(|c| c.errors()), r)
+}
+
 /// The calling thread's last error.
 ///
 /// Returns NULL when the last public call on this thread succeeded (every
