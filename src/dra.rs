@@ -127,16 +127,42 @@ pub fn default_node_name() -> Result<String> {
     Ok(String::from_utf8_lossy(&buf[..end]).to_lowercase())
 }
 
+/// What `list --format dra` prints: the slices, and for the operator (on
+/// stderr) why a device is not in them.
+pub struct Slices {
+    pub slices: Vec<Value>,
+    /// One line per device left out.
+    pub withheld: Vec<String>,
+}
+
 /// The host's devices as ResourceSlices of the pool `node`, one per 128
-/// devices, in address order.
-pub fn resource_slices(host: &Host, node: &str) -> Result<Vec<Value>> {
+/// devices, in address order. A device whose record cannot be used is left
+/// out: nodedev refuses to move or assign it until an administrator clears
+/// the record, so it must not be offered to the scheduler as a free device.
+pub fn resource_slices(host: &Host, node: &str) -> Result<Slices> {
     if !is_dns_subdomain(node) {
         return Err(Error::InvalidArg(format!(
             "'{}' is not a Kubernetes node name (lower-case letters, digits, '-' and '.', at most 253): name the node with --node NAME",
             node.escape_debug()
         )));
     }
-    let devices: Vec<Device> = inventory::devices(host)?.into_iter().filter(|d| !is_bridge(d)).collect();
+    let (_, corrupt) = host.state().list_checked()?;
+    let withheld: Vec<String> = corrupt
+        .iter()
+        .map(|c| {
+            format!(
+                "{}: left out of the ResourceSlice: its record {} cannot be used ({}), so nodedev will not move or assign it; {}",
+                c.address,
+                c.file.display(),
+                c.why,
+                c.how_to_clear()
+            )
+        })
+        .collect();
+    let devices: Vec<Device> = inventory::devices(host)?
+        .into_iter()
+        .filter(|d| !is_bridge(d) && !corrupt.iter().any(|c| c.address == d.address))
+        .collect();
     let chunks: Vec<&[Device]> = devices.chunks(MAX_DEVICES_PER_SLICE).collect();
     let count = chunks.len().max(1);
     let mut slices = Vec::with_capacity(count);
@@ -164,7 +190,7 @@ pub fn resource_slices(host: &Host, node: &str) -> Result<Vec<Value>> {
             }
         }));
     }
-    Ok(slices)
+    Ok(Slices { slices, withheld })
 }
 
 #[cfg(test)]

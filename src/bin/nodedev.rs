@@ -375,7 +375,11 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
                 Some(n) => n.clone(),
                 None => nodedev::dra::default_node_name()?,
             };
-            for slice in nodedev::dra::resource_slices(host, &node)? {
+            let out = nodedev::dra::resource_slices(host, &node)?;
+            for line in &out.withheld {
+                eprintln!("nodedev: {line}");
+            }
+            for slice in out.slices {
                 println!("{slice}");
             }
             Ok(())
