@@ -6,7 +6,20 @@
 
 use std::io;
 
+/// A failure, by class. Releases may add classes (README.md, "Rust API
+/// policy"), so a caller's `match` needs a `_` arm; the compiler enforces it:
+///
+/// ```compile_fail,E0004
+/// fn class(e: &nodedev::Error) -> &'static str {
+///     use nodedev::Error::*;
+///     match e {
+///         InvalidArg(_) | NoDevice(_) | OperationInvalid(_) | OperationFailed(_) | Denied(_) => "caller",
+///         Unsupported(_) | NoConnect(_) | System(_) | Internal(_) | Timeout(_) => "host",
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A malformed or unacceptable argument (VIR_ERR_INVALID_ARG).
     #[error("{0}")]
@@ -75,6 +88,7 @@ impl Error {
 }
 
 /// A failed sysfs access, described for a person: which file, what errno.
+#[doc(hidden)]
 pub fn sysfs_error(op: &str, path: &str, err: &io::Error) -> Error {
     Error::OperationFailed(format!("{op} /sys/{path} failed: {err}"))
 }

@@ -21,8 +21,15 @@ use crate::state::{Record, Step};
 use crate::stub::is_stub_driver;
 use std::fmt;
 
-/// What recovery did with one record.
+/// What recovery did with one record. Reports like this one may gain
+/// fields in any release, so they cannot be built or matched field by field
+/// outside the crate:
+///
+/// ```compile_fail,E0639
+/// let r = nodedev::Recovered { address: String::new(), step: None, outcome: String::new(), resolved: true };
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Recovered {
     /// The device's address.
     pub address: String,

@@ -37,9 +37,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// How far an operation on the device got.
+/// How far an operation on the device got, as its record says (what
+/// [`Recovered::step`](crate::Recovered::step) reports). Releases may add steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Step {
     /// Intent written, kernel not yet (or not completely) changed.
     Detaching,
