@@ -314,8 +314,10 @@ fn rust_threads_and_other_processes_racing_for_one_device_never_both_win() {
             })
         })
         .collect();
-    let rust_wins: Vec<usize> = rust.into_iter().enumerate().map(|(i, t)| (i, t.join().unwrap())).filter(|(_, w)| *w).map(|(i, _)| i).collect();
-    let cli_wins: Vec<usize> = cli.into_iter().enumerate().map(|(i, t)| (i, t.join().unwrap())).filter(|(_, w)| *w).map(|(i, _)| i).collect();
+    let rust_wins: Vec<usize> =
+        rust.into_iter().enumerate().map(|(i, t)| (i, t.join().unwrap())).filter(|(_, w)| *w).map(|(i, _)| i).collect();
+    let cli_wins: Vec<usize> =
+        cli.into_iter().enumerate().map(|(i, t)| (i, t.join().unwrap())).filter(|(_, w)| *w).map(|(i, _)| i).collect();
     assert_eq!(rust_wins.len() + cli_wins.len(), 1, "rust {rust_wins:?}, cli {cli_wins:?}");
     let winner = match (rust_wins.first(), cli_wins.first()) {
         (Some(i), _) => format!("rust-{i}"),
@@ -344,7 +346,10 @@ fn a_read_only_host_refuses_every_change() {
         ("reattach", ro.reattach(&vf, None)),
         ("reset", ro.reset(&nic)),
         ("prepare managed", ro.prepare("vm-b", &[nic], Stub::Vfio, managed)),
-        ("prepare unmanaged", ro.prepare("vm-b", &[ro.lookup("0000:04:10.4").unwrap()], Stub::Vfio, PrepareOptions::default())),
+        (
+            "prepare unmanaged",
+            ro.prepare("vm-b", &[ro.lookup("0000:04:10.4").unwrap()], Stub::Vfio, PrepareOptions::default()),
+        ),
         ("release", ro.release("vm-a", None).map(drop)),
         ("set_vf_count", ro.set_vf_count(&pf, 1, None, true).map(drop)),
         ("clear_record", ro.clear_record(&vf).map(drop)),
