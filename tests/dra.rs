@@ -394,3 +394,37 @@ fn a_device_whose_record_is_corrupt_is_not_offered_as_free() {
     assert!(devices.iter().any(|(n, _)| n == "pci-0000-04-10-2"), "the other VFs are offered");
     assert!(stderr.contains("0000:04:10.0") && stderr.contains("recover --clear"), "{stderr}");
 }
+
+/// ResourceSlices are cluster-wide objects: two nodes must never publish
+/// slices of one name. A node name too long for "<node>-nodedev-<i>" is
+/// cut, and two long names that differ only at their end stay apart.
+#[test]
+fn long_node_names_give_distinct_slice_names() {
+    let stem = format!("{a}.{a}.{a}.{b}", a = "a".repeat(63), b = "a".repeat(58));
+    let mut names = Vec::new();
+    for node in [format!("{stem}-x1"), format!("{stem}-x2")] {
+        assert_eq!(node.len(), 253);
+        let slices = docs(&ok(nodedev(&["-c", "test:///default", "list", "--format", "dra", "--node", &node])));
+        assert_valid_slice(&slices[0]);
+        assert_eq!(slices[0]["spec"]["nodeName"], node.as_str());
+        names.push(slices[0]["metadata"]["name"].as_str().unwrap().to_string());
+    }
+    assert_ne!(names[0], names[1], "two nodes publish one slice name");
+}
+
+/// A publisher that updates the pool must raise its generation (the
+/// scheduler ignores slices of an older one, such as a slice left over
+/// when the pool shrank): `--generation N` sets it.
+#[test]
+fn the_pool_generation_is_the_operators() {
+    let slices =
+        docs(&ok(nodedev(&["-c", "test:///default", "list", "--format", "dra", "--node", "n1", "--generation", "7"])));
+    assert_valid_slice(&slices[0]);
+    assert_eq!(slices[0]["spec"]["pool"]["generation"], 7);
+    for bad in ["-1", "x", "", "9223372036854775808"] {
+        let o = nodedev(&["-c", "test:///default", "list", "--format", "dra", "--generation", bad]);
+        assert_eq!(o.status.code(), Some(2), "--generation {bad:?}");
+    }
+    let o = nodedev(&["-c", "test:///default", "list", "--json", "--generation", "2"]);
+    assert_eq!(o.status.code(), Some(2), "--generation applies to --format dra");
+}
