@@ -7,6 +7,7 @@ mod busy;
 mod describe;
 mod device;
 mod group;
+mod locking;
 mod ops;
 mod persistent;
 mod recover;
