@@ -110,4 +110,5 @@ pub use host::{
 };
 #[doc(hidden)]
 pub use policy::Policy;
+pub use state::Step;
 pub use stub::Stub;

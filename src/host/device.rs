@@ -6,6 +6,7 @@ use crate::error::Result;
 use crate::sysfs::link_basename;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeviceInfo {
     pub address: PciAddress,
     /// Canonical sysfs path, e.g. /sys/devices/pci0000:00/0000:00:1c.0/0000:03:00.0
@@ -31,6 +32,7 @@ pub struct DeviceInfo {
 
 /// The part of a device that `nodedev list` shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeviceSummary {
     pub address: PciAddress,
     pub driver: Option<String>,
