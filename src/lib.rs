@@ -111,4 +111,4 @@ pub use host::{
 #[doc(hidden)]
 pub use policy::Policy;
 pub use state::Step;
-pub use stub::Stub;
+pub use stub::{Stub, StubRequest};

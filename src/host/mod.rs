@@ -13,6 +13,7 @@ mod persistent;
 mod recover;
 mod safety;
 mod sriov;
+mod variant;
 mod xml;
 
 pub use assign::{check_owner_name, PrepareOptions};
@@ -21,6 +22,7 @@ pub use group::{Group, GroupMember};
 pub use ops::DetachOptions;
 pub use persistent::Applied;
 pub use recover::Recovered;
+pub use variant::{VfioCandidate, VfioChoice};
 
 use crate::address::PciAddress;
 use crate::error::{sysfs_error, Error, Result};

@@ -253,6 +253,21 @@ impl Sysfs for HostSysfs {
         Ok(kernel_aliases()?.iter().filter(|a| modalias::glob_match(&a.pattern, modalias)).cloned().collect())
     }
 
+    fn vfio_aliases(&self) -> io::Result<Vec<ModuleAlias>> {
+        if !self.is_live() {
+            return Ok(Vec::new()); // no module can be loaded for a tree under another root
+        }
+        // Filtered once too: a detach asks for them every time.
+        static VFIO: OnceLock<Vec<ModuleAlias>> = OnceLock::new();
+        if let Some(v) = VFIO.get() {
+            return Ok(v.clone());
+        }
+        let all = kernel_aliases()?;
+        Ok(VFIO
+            .get_or_init(|| all.iter().filter(|a| a.pattern.starts_with(modalias::VFIO_PREFIX)).cloned().collect())
+            .clone())
+    }
+
     fn vfio_holders(&self, dev: &VfioDevice<'_>) -> io::Result<HolderScan> {
         // A test tree's groups are not this kernel's: nobody can hold them.
         if !self.is_live() {
