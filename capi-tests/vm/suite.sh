@@ -346,3 +346,4 @@ done
 . /suite-rustapi.sh
 . /suite-hostuse.sh
 . /suite-names.sh
+. /suite-lifecycle.sh

@@ -80,13 +80,16 @@ impl Host {
     /// The VFIO driver for the device: `requested` (a "vfio:NAME" name,
     /// checked), else libvirt 10's choice. Nothing is loaded or changed.
     pub fn vfio_choice(&self, addr: &PciAddress, requested: Option<&str>) -> Result<VfioChoice> {
+        // Plain vfio-pci named: nothing to choose or check, modules.alias is not read.
+        if let Some(name) = requested.filter(|n| normalize(n) == PLAIN) {
+            let reason = format!("named by the caller (vfio:{name})");
+            let modalias = self.modalias(addr)?;
+            return Ok(VfioChoice { modalias, candidates: Vec::new(), module: PLAIN.into(), explicit: true, reason });
+        }
         let (modalias, candidates) = self.vfio_candidates(addr)?;
         if let Some(name) = requested {
             let module = normalize(name);
             let reason = format!("named by the caller (vfio:{name})");
-            if module == PLAIN {
-                return Ok(VfioChoice { modalias, candidates, module, explicit: true, reason });
-            }
             if !self.is_vfio_module(&module) {
                 return Err(Error::InvalidArg(format!(
                     "'vfio:{name}' names no VFIO driver: no 'alias vfio_pci:...' line of this kernel's modules.alias belongs to a module {module}. VFIO drivers for {addr} ({modalias}): {}; name one of them, or \"vfio\" to let nodedev choose",
