@@ -26,6 +26,13 @@ pub fn parse(text: &str) -> Vec<ModuleAlias> {
         .collect()
 }
 
+/// The aliases of a modules.alias text whose pattern starts with `prefix`
+/// (`vfio_pci:`), without parsing the other lines: a few of tens of thousands.
+pub fn parse_prefixed(text: &str, prefix: &str) -> Vec<ModuleAlias> {
+    let start = format!("alias {prefix}");
+    text.lines().filter(|l| l.starts_with(&start)).flat_map(|l| parse(l)).collect()
+}
+
 /// Module names compare with '-' and '_' as the same character.
 pub fn normalize(module: &str) -> String {
     module.replace('-', "_")
@@ -214,6 +221,10 @@ mod tests {
         let modalias = "pci:v00008086d000010D3sv00008086sd0000A01Fbc02sc00i00";
         assert_eq!(modules_matching(&a, modalias), vec!["e1000e".to_string()]);
         assert!(modules_matching(&a, "pci:v00001234d000011E8sv00001AF4sd00001100bcFFsc00i00").is_empty());
+        let text = format!("{text}alias vfio_pci:v*d*sv*sd*bc*sc*i* vfio_pci\nalias vfio_pci:v000015B3d0000101Esv*sd*bc*sc*i* mlx5-vfio-pci\n");
+        let vfio = parse_prefixed(&text, VFIO_PREFIX);
+        assert_eq!(vfio.iter().map(|a| a.module.as_str()).collect::<Vec<_>>(), ["vfio_pci", "mlx5_vfio_pci"]);
+        assert_eq!(vfio, parse(&text).into_iter().filter(|a| a.pattern.starts_with(VFIO_PREFIX)).collect::<Vec<_>>());
     }
 
     #[test]
