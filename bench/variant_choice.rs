@@ -97,7 +97,7 @@ fn per_detach(what: &str, vfio: Vec<String>, rounds: usize) {
     });
     let cycle = |req: StubRequest| {
         time(rounds, || {
-            host.detach(&nic, req.clone()).unwrap();
+            host.detach_request(&nic, &req, nodedev::DetachOptions::default()).unwrap();
             host.reattach(&nic, None).unwrap();
         })
     };

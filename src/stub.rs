@@ -125,6 +125,14 @@ impl Stub {
 
 /// libvirt's driver names: `"vfio"`, `"kvm"`, `"xen"` (kernel module names
 /// such as `"vfio-pci"` are refused, with the accepted names).
+impl std::str::FromStr for StubRequest {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<StubRequest> {
+        StubRequest::parse(Some(name))
+    }
+}
+
 impl std::str::FromStr for Stub {
     type Err = Error;
 
@@ -169,7 +177,10 @@ mod tests {
     #[test]
     fn explicit_vfio_drivers_are_parsed() {
         let r = StubRequest::parse(Some("vfio:mlx5_vfio_pci")).unwrap();
-        assert_eq!((r.stub, r.vfio_driver.as_deref(), r.name()), (Stub::Vfio, Some("mlx5_vfio_pci"), "vfio:mlx5_vfio_pci".into()));
+        assert_eq!(
+            (r.stub, r.vfio_driver.as_deref(), r.name()),
+            (Stub::Vfio, Some("mlx5_vfio_pci"), "vfio:mlx5_vfio_pci".into())
+        );
         assert_eq!(StubRequest::parse(None).unwrap(), StubRequest::from(Stub::Vfio));
         assert_eq!(StubRequest::parse(Some("kvm")).unwrap().name(), "kvm");
         assert_eq!(StubRequest::parse_or_none(Some("none")).unwrap(), None);

@@ -222,8 +222,7 @@ fn confdir(tag: &str) -> std::path::PathBuf {
 }
 
 fn with_definitions(sim: &Arc<SimKernel>, dir: &std::path::Path) -> Host {
-    let options =
-        HostOptions { definitions: Some(nodedev::persist::Definitions::new(dir)), ..HostOptions::default() };
+    let options = HostOptions { definitions: Some(nodedev::persist::Definitions::new(dir)), ..HostOptions::default() };
     Host::new(sim.clone(), StateStore::memory(), options)
 }
 
@@ -281,7 +280,7 @@ fn persistent_vf_counts_are_checked_and_wait_for_the_pf_driver() {
     // No PF driver yet (before the PF's bind event): not applied, kept.
     host.define_vfs(&a(PF), 2, None).unwrap();
     host.set_vf_count(&a(PF), 0, None, false).unwrap();
-    sim.write(&format!("bus/pci/drivers/igb/unbind"), PF).unwrap();
+    sim.write("bus/pci/drivers/igb/unbind", PF).unwrap();
     let applied = host.apply().unwrap();
     assert!(!applied[0].done && applied[0].outcome.contains("has no driver yet"), "{applied:?}");
     assert!(host.persistent_vfs(&a(PF)).unwrap().is_some());
@@ -291,7 +290,10 @@ fn persistent_vf_counts_are_checked_and_wait_for_the_pf_driver() {
     other.device = 0x1521;
     defs.put_vfs(&other).unwrap();
     let applied = host.apply().unwrap();
-    assert!(applied[0].outcome.contains("made for 8086:1521") && applied[0].outcome.contains("is 8086:10c9"), "{applied:?}");
+    assert!(
+        applied[0].outcome.contains("made for 8086:1521") && applied[0].outcome.contains("is 8086:10c9"),
+        "{applied:?}"
+    );
     // A driver name that is none is refused when written, and reported when read.
     other.driver = Some("vfio:".into());
     assert!(defs.put_vfs(&other).is_err());
@@ -340,7 +342,9 @@ fn the_cli_the_c_flag_and_the_udev_rule_for_persistent_vf_counts() {
     // The rule runs exactly `nodedev apply $kernel` on the PF's bind event.
     let rules = include_str!("../dist/40-nodedev.rules.in");
     assert!(
-        rules.contains(r#"ACTION=="bind", TEST=="/etc/nodedev/persistent/$kernel.vfs.json", RUN+="@BINDIR@/nodedev apply $kernel""#),
+        rules.contains(
+            r#"ACTION=="bind", TEST=="/etc/nodedev/persistent/$kernel.vfs.json", RUN+="@BINDIR@/nodedev apply $kernel""#
+        ),
         "{rules}"
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -10,7 +10,7 @@ use nodedev::persist::Definitions;
 use nodedev::state::StateStore;
 use nodedev::sysfs::sim::SimKernel;
 use nodedev::sysfs::Sysfs;
-use nodedev::{Error, Host, HostOptions, PciAddress, PrepareOptions, Stub, StubRequest};
+use nodedev::{DetachOptions, Error, Host, HostOptions, PciAddress, PrepareOptions, Stub, StubRequest};
 use std::ffi::{CStr, CString};
 use std::sync::Arc;
 
@@ -118,24 +118,29 @@ fn the_fewest_wildcards_win_and_the_first_wins_a_tie() {
 fn a_named_vfio_driver_is_used_when_it_is_one_for_the_device() {
     let (sim, host) = fresh(HostOptions::default());
     // The second of the tie, and plain vfio-pci in either spelling.
-    host.detach(&a(VF), vfio("vfio:twin_vfio_pci")).unwrap();
+    host.detach_request(&a(VF), &vfio("vfio:twin_vfio_pci"), DetachOptions::default()).unwrap();
     assert_eq!(sim.driver_of(VF).as_deref(), Some("twin_vfio_pci"));
     assert!(host.vfio_choice(&a(VF), Some("twin-vfio-pci")).unwrap().explicit);
-    host.detach(&a(GPU), vfio("vfio:vfio-pci")).unwrap();
+    host.detach_request(&a(GPU), &vfio("vfio:vfio-pci"), DetachOptions::default()).unwrap();
     assert_eq!(sim.driver_of(GPU).as_deref(), Some("vfio-pci"));
-    host.detach(&a(NIC), vfio("vfio:vfio_pci")).unwrap();
+    host.detach_request(&a(NIC), &vfio("vfio:vfio_pci"), DetachOptions::default()).unwrap();
     assert_eq!(sim.driver_of(NIC).as_deref(), Some("vfio-pci"));
     // Named again on the same driver: nothing to do; on another VFIO driver: refused.
-    host.detach(&a(VF), vfio("vfio:twin_vfio_pci")).unwrap();
-    let err = host.detach(&a(GPU), vfio("vfio:acme_gpu_vfio_pci")).unwrap_err();
+    host.detach_request(&a(VF), &vfio("vfio:twin_vfio_pci"), DetachOptions::default()).unwrap();
+    let err = host.detach_request(&a(GPU), &vfio("vfio:acme_gpu_vfio_pci"), DetachOptions::default()).unwrap_err();
     assert!(
         matches!(&err, Error::OperationInvalid(m) if m.contains("already detached to VFIO driver vfio-pci, not acme_gpu_vfio_pci") && m.contains("reattach it first")),
         "{err:?}"
     );
     // Prepare takes the same names.
     host.reattach(&a(GPU), None).unwrap();
-    host.prepare("vm1", &[a(GPU)], vfio("vfio:acme_gpu_vfio_pci"), PrepareOptions { managed: true, force: false })
-        .unwrap();
+    host.prepare_request(
+        "vm1",
+        &[a(GPU)],
+        &vfio("vfio:acme_gpu_vfio_pci"),
+        PrepareOptions { managed: true, force: false },
+    )
+    .unwrap();
     assert_eq!(sim.driver_of(GPU).as_deref(), Some("acme_gpu_vfio_pci"));
     assert!(host.group(&a(GPU)).unwrap().unwrap().viable(), "a variant driver is VFIO for the group rules");
     assert_eq!(host.release("vm1", None).unwrap(), 1);
@@ -147,22 +152,24 @@ fn names_that_are_no_vfio_driver_for_the_device_are_refused_before_anything_chan
     let (sim, host) = fresh(HostOptions::default());
     let writes = sim.writes().len();
     // No modules.alias vfio_pci: line of that module.
-    let err = host.detach(&a(VF), vfio("vfio:bogus_vfio_pci")).unwrap_err();
+    let err = host.detach_request(&a(VF), &vfio("vfio:bogus_vfio_pci"), DetachOptions::default()).unwrap_err();
     let m = err.to_string();
     assert!(matches!(err, Error::InvalidArg(_)), "{err:?}");
     assert!(m.contains("'vfio:bogus_vfio_pci' names no VFIO driver"), "{m}");
     assert!(m.contains("mlx5_vfio_pci (5 wildcards") && m.contains("twin_vfio_pci") && m.contains(VF), "{m}");
     // A host driver is no VFIO driver either.
-    assert!(matches!(host.detach(&a(VF), vfio("vfio:mlx5_core")), Err(Error::InvalidArg(m)) if m.contains("names no VFIO driver")));
+    assert!(
+        matches!(host.detach_request(&a(VF), &vfio("vfio:mlx5_core"), DetachOptions::default()), Err(Error::InvalidArg(m)) if m.contains("names no VFIO driver"))
+    );
     // A variant for other devices.
-    let err = host.detach(&a(NIC), vfio("vfio:mlx5_vfio_pci")).unwrap_err();
+    let err = host.detach_request(&a(NIC), &vfio("vfio:mlx5_vfio_pci"), DetachOptions::default()).unwrap_err();
     let m = err.to_string();
     assert!(m.contains("'vfio:mlx5_vfio_pci' is a VFIO variant driver for other devices"), "{m}");
     assert!(m.contains("pci:v00008086d000010D3") && m.contains("vfio_pci (7 wildcards"), "{m}");
     // Malformed names never reach the host.
     assert!(matches!(StubRequest::parse(Some("vfio:")), Err(Error::InvalidArg(_))));
     // A group detach checks every member's name first.
-    assert!(host.detach_with(&a(VF), vfio("vfio:bogus"), nodedev::DetachOptions { group: true, force: false }).is_err());
+    assert!(host.detach_request(&a(VF), &vfio("vfio:bogus"), DetachOptions { group: true, force: false }).is_err());
     assert_eq!(sim.writes().len(), writes, "nothing was written");
     assert!(!sim.module_loaded("mlx5_vfio_pci") && !sim.module_loaded("bogus_vfio_pci"));
     assert_eq!(sim.driver_of(VF).as_deref(), Some("mlx5_core"));
@@ -181,7 +188,7 @@ fn without_module_loading_a_variant_must_be_loaded_already() {
     assert!(host.state().list().unwrap().is_empty());
     assert!(sim.writes().is_empty());
     // Plain vfio-pci is not loaded either: the same refusal as ever.
-    let err = host.detach(&a(VF), vfio("vfio:vfio-pci")).unwrap_err();
+    let err = host.detach_request(&a(VF), &vfio("vfio:vfio-pci"), DetachOptions::default()).unwrap_err();
     assert!(err.to_string().contains("run 'modprobe vfio-pci' as root first"), "{err}");
     // Loaded by the admin: used without loading anything.
     sim.load_module("mlx5_vfio_pci").unwrap();
@@ -213,7 +220,10 @@ fn provisioned_vfs_get_their_variant_driver_and_never_the_host_vf_driver() {
     assert!(again.iter().all(|v| sim.driver_of(&v.to_string()).as_deref() == Some("twin_vfio_pci")));
     let writes = sim.writes().len();
     let err = host.provision_vfs(&a(PF), 4, Some(&vfio("vfio:nope")), false).unwrap_err();
-    assert!(matches!(&err, Error::InvalidArg(m) if m.contains("VFIO drivers this kernel has: vfio_pci, mlx5_vfio_pci")), "{err:?}");
+    assert!(
+        matches!(&err, Error::InvalidArg(m) if m.contains("VFIO drivers this kernel has: vfio_pci, mlx5_vfio_pci")),
+        "{err:?}"
+    );
     assert_eq!(sim.writes().len(), writes);
     assert!(host.provision_vfs(&a(PF), 0, None, false).unwrap().is_empty());
     assert!(host.state().list().unwrap().is_empty());
@@ -271,7 +281,8 @@ fn the_cli_and_the_c_call_take_vfio_names() {
     let uri = format!("test://{}", file.display());
     let bin = env!("CARGO_BIN_EXE_nodedev");
     let run = |script: &str| std::process::Command::new(bin).args(["-c", &uri, script]).output().unwrap();
-    let o = run(&format!("detach {VF}; detach {GPU} --driver vfio:acme_gpu_vfio_pci; detach {NIC} --driver vfio:vfio-pci"));
+    let o =
+        run(&format!("detach {VF}; detach {GPU} --driver vfio:acme_gpu_vfio_pci; detach {NIC} --driver vfio:vfio-pci"));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{out} {}", String::from_utf8_lossy(&o.stderr));
     assert!(out.contains(&format!("{VF} detached to mlx5_vfio_pci")), "{out}");

@@ -459,7 +459,7 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
             let addr = host.lookup(dev)?;
             let req = StubRequest::parse(driver.as_deref())?;
             let stub = req.stub;
-            host.detach_with(&addr, req, DetachOptions { group: *group, force: *force })?;
+            host.detach_request(&addr, &req, DetachOptions { group: *group, force: *force })?;
             let moved = if *group { host.group_endpoints(&addr, stub)? } else { vec![addr] };
             for m in moved {
                 println!("{m} detached to {}", host.driver(&m)?.as_deref().unwrap_or("no driver"));
@@ -528,7 +528,7 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
         Command::Prepare { owner, devs, driver, managed, force, persistent } => {
             let addrs = lookup_all(devs)?;
             let req = StubRequest::parse(driver.as_deref())?;
-            host.prepare(owner, &addrs, req, PrepareOptions { managed: *managed, force: *force })?;
+            host.prepare_request(owner, &addrs, &req, PrepareOptions { managed: *managed, force: *force })?;
             for d in &addrs {
                 println!("{d} prepared for {owner} on {}", host.driver(d)?.as_deref().unwrap_or("no driver"));
                 if *persistent {

@@ -448,7 +448,7 @@ fn detach(call: &mut Call, dev: virNodeDevicePtr, driver: *const c_char, flags: 
     };
     let host = &d.conn.host;
     // No IOMMU for vfio: libvirt says VIR_ERR_ARGUMENT_UNSUPPORTED.
-    host.detach_with(&d.addr, req, opts)
+    host.detach_request(&d.addr, &req, opts)
         .map_err(|e| with_unsupported_as(e, virErrorNumber::VIR_ERR_ARGUMENT_UNSUPPORTED))?;
     if flags & nflag(VIR_NODE_DEVICE_PERSISTENT) != 0 {
         let moved = if opts.group { host.group_endpoints(&d.addr, stub)? } else { vec![d.addr] };

@@ -71,15 +71,19 @@ impl Host {
     /// assert_eq!(host.driver(&vf)?.as_deref(), Some("igbvf"));
     /// # Ok::<(), nodedev::Error>(())
     /// ```
-    /// `stub`: a `Stub`, or a `StubRequest` naming the VFIO driver.
-    pub fn prepare(
+    pub fn prepare(&self, owner: &str, devices: &[PciAddress], stub: Stub, opts: PrepareOptions) -> Result<()> {
+        self.prepare_request(owner, devices, &stub.into(), opts)
+    }
+
+    /// [`Host::prepare`] for a driver name as a caller gives it
+    /// (`"vfio:mlx5_vfio_pci"`, see [`StubRequest`]).
+    pub fn prepare_request(
         &self,
         owner: &str,
         devices: &[PciAddress],
-        stub: impl Into<StubRequest>,
+        req: &StubRequest,
         opts: PrepareOptions,
     ) -> Result<()> {
-        let req: StubRequest = stub.into();
         let stub = req.stub;
         check_owner_name(owner)?;
         let devices = dedup(devices);
@@ -94,7 +98,7 @@ impl Host {
                 self.check_records_writable(d, "prepare")?;
             }
             self.check_policy("prepare", d)?;
-            let stub_driver = if opts.managed { Some(self.planned_stub_driver(d, &req)?) } else { None };
+            let stub_driver = if opts.managed { Some(self.planned_stub_driver(d, req)?) } else { None };
             self.authorize_driver(Operation::Prepare, d, Some(owner), stub_driver.as_deref())?;
             if opts.managed && !self.on_stub(d, stub)? {
                 self.check_safe("prepare", d, opts.force)?;
@@ -130,7 +134,7 @@ impl Host {
                 }
             }
             // All or nothing: a failure puts back what this call moved.
-            self.detach_all_locked(&to_move, &req, Some((owner, true)))?;
+            self.detach_all_locked(&to_move, req, Some((owner, true)))?;
             moved = to_move;
             // A guest gets the devices clean, as libvirt does; a device the
             // kernel cannot reset is used as it is.

@@ -213,10 +213,10 @@ impl Host {
     /// # Ok::<(), nodedev::Error>(())
     /// ```
     ///
-    /// `stub`: a [`Stub`], or a [`StubRequest`] naming the VFIO driver
-    /// (`"vfio:mlx5_vfio_pci"`); with [`Stub::Vfio`] the device's VFIO
-    /// variant driver is chosen as libvirt 10 does ([`Host::vfio_choice`]).
-    pub fn detach(&self, addr: &PciAddress, stub: impl Into<StubRequest>) -> Result<()> {
+    /// With [`Stub::Vfio`] the device's VFIO variant driver is chosen as
+    /// libvirt 10 does ([`Host::vfio_choice`]); [`Host::detach_request`]
+    /// takes a named one (`"vfio:mlx5_vfio_pci"`).
+    pub fn detach(&self, addr: &PciAddress, stub: Stub) -> Result<()> {
         self.detach_with(addr, stub, DetachOptions::default())
     }
 
@@ -238,15 +238,36 @@ impl Host {
     /// }
     /// # Ok::<(), nodedev::Error>(())
     /// ```
-    pub fn detach_with(&self, addr: &PciAddress, stub: impl Into<StubRequest>, opts: DetachOptions) -> Result<()> {
-        let req: StubRequest = stub.into();
+    pub fn detach_with(&self, addr: &PciAddress, stub: Stub, opts: DetachOptions) -> Result<()> {
+        self.detach_request(addr, &stub.into(), opts)
+    }
+
+    /// [`Host::detach_with`] for a driver name as a caller gives it
+    /// (`"vfio:mlx5_vfio_pci"`: that VFIO driver, checked against
+    /// modules.alias before anything changes; see [`StubRequest`]).
+    ///
+    /// ```
+    /// use nodedev::{DetachOptions, Host, StubRequest};
+    ///
+    /// let host = Host::open("test:///default")?;
+    /// let vf = host.lookup("0000:04:10.0")?;
+    /// let plain: StubRequest = "vfio:vfio-pci".parse()?;
+    /// host.detach_request(&vf, &plain, DetachOptions::default())?;
+    /// assert_eq!(host.driver(&vf)?.as_deref(), Some("vfio-pci"));
+    /// host.reattach(&vf, None)?;
+    /// // Not a VFIO driver of this kernel: refused, nothing changed.
+    /// let bogus: StubRequest = "vfio:e1000e".parse()?;
+    /// assert!(host.detach_request(&vf, &bogus, DetachOptions::default()).is_err());
+    /// # Ok::<(), nodedev::Error>(())
+    /// ```
+    pub fn detach_request(&self, addr: &PciAddress, req: &StubRequest, opts: DetachOptions) -> Result<()> {
         let stub = req.stub;
         self.check_writable(addr, "detach")?;
         let targets = if opts.group { self.group_endpoints(addr, stub)? } else { vec![*addr] };
         for t in &targets {
             self.check_policy("detach", t)?;
             // Also checks a "vfio:NAME" before anything changes.
-            let driver = self.planned_stub_driver(t, &req)?;
+            let driver = self.planned_stub_driver(t, req)?;
             self.authorize_driver(Operation::Detach, t, None, Some(&driver))?;
             if !self.on_stub(t, stub)? {
                 self.check_safe("detach", t, opts.force)?;
@@ -274,7 +295,7 @@ impl Host {
                 }
             }
         }
-        self.detach_all_locked(&targets, &req, None)
+        self.detach_all_locked(&targets, req, None)
     }
 
     /// Whether the device is bound to one of the stub's kernel drivers now.

@@ -120,7 +120,10 @@ impl Host {
                 let tied = candidates.iter().filter(|c| c.wildcards == b.wildcards).count();
                 let tie = if tied > 1 { format!(", the first of {tied} with as many") } else { String::new() };
                 let what = if b.module == PLAIN { "plain vfio-pci: its own entry" } else { "the variant driver" };
-                (b.module.clone(), format!("{what} {} matches with the fewest wildcards ({}{tie})", b.alias, b.wildcards))
+                (
+                    b.module.clone(),
+                    format!("{what} {} matches with the fewest wildcards ({}{tie})", b.alias, b.wildcards),
+                )
             }
         };
         Ok(VfioChoice { modalias, candidates, module, explicit: false, reason })
@@ -177,7 +180,9 @@ impl Host {
             )));
         }
         self.sysfs.load_module(m).map_err(|e| {
-            Error::OperationFailed(format!("cannot detach {addr} to VFIO variant driver {m}: loading module {m} failed: {e}"))
+            Error::OperationFailed(format!(
+                "cannot detach {addr} to VFIO variant driver {m}: loading module {m} failed: {e}"
+            ))
         })?;
         self.module_driver(m).ok_or_else(|| {
             Error::OperationFailed(format!(

@@ -30,7 +30,7 @@ pub fn parse(text: &str) -> Vec<ModuleAlias> {
 /// (`vfio_pci:`), without parsing the other lines: a few of tens of thousands.
 pub fn parse_prefixed(text: &str, prefix: &str) -> Vec<ModuleAlias> {
     let start = format!("alias {prefix}");
-    text.lines().filter(|l| l.starts_with(&start)).flat_map(|l| parse(l)).collect()
+    text.lines().filter(|l| l.starts_with(&start)).flat_map(parse).collect()
 }
 
 /// Module names compare with '-' and '_' as the same character.
