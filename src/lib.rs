@@ -106,7 +106,7 @@ pub use error::{Error, Result};
 pub use host::HostOptions;
 pub use host::{
     AuthRequest, Authorizer, DetachOptions, DeviceInfo, DeviceSummary, Group, GroupMember, Host, Operation,
-    PrepareOptions, Recovered,
+    PrepareOptions, Recovered, VfioCandidate, VfioChoice,
 };
 #[doc(hidden)]
 pub use policy::Policy;
