@@ -62,7 +62,7 @@ impl<S: Sysfs> Sysfs for Counting<S> {
         self.names.fetch_add(1, Relaxed);
         self.inner.pci_names(v, d)
     }
-    forward_sysfs!(inner; write, load_module, matching_aliases, net_addresses, net_routes, mounts, swaps,
+    forward_sysfs!(inner; write, load_module, matching_aliases, vfio_aliases, net_addresses, net_routes, mounts, swaps,
         set_master, set_link_up, vfio_holders, write_bounded);
 }
 
