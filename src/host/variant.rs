@@ -179,6 +179,12 @@ impl Host {
                 "cannot detach {addr} to VFIO variant driver {m} ({why}): it is not loaded and this connection may not load modules; run 'modprobe {m}' as root first, or ask for plain vfio-pci with driver name \"vfio:vfio-pci\""
             )));
         }
+        // Loading a module is shared by every group: one caller at a time
+        // (the host step), and the others find it loaded.
+        let _step = self.state.host_step()?;
+        if let Some(d) = self.module_driver(m) {
+            return Ok(d);
+        }
         self.sysfs.load_module(m).map_err(|e| {
             Error::OperationFailed(format!(
                 "cannot detach {addr} to VFIO variant driver {m}: loading module {m} failed: {e}"
