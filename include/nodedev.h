@@ -1773,12 +1773,27 @@ int virNodeDeviceDettach(virNodeDevicePtr dev);
 /**
  * Detach the device from its host driver and bind it to a stub driver.
  *
- * `driverName` is libvirt's abstract name: NULL or "vfio" (vfio-pci), "kvm"
+ * `driverName` is libvirt's abstract name: NULL or "vfio", "kvm"
  * (pci-stub), "xen" (xen-pciback); kernel module names such as "vfio-pci"
- * are refused. The stub's module is loaded when needed (unless the URI
- * says modprobe=0). The original driver (or none) is recorded for
- * reattach. A device already on that stub is left as it is (success).
- * `driverName` is only read during the call.
+ * are refused. "vfio" picks the device's VFIO driver as libvirt 10 does:
+ * the device's modalias is matched field by field against every
+ * `alias vfio_pci:...` line of the kernel's modules.alias (a field matches
+ * when it is `*` or equal); the matching line with the fewest `*` wins
+ * (the first on a tie) and its module's driver is used, a VFIO variant
+ * driver such as mlx5_vfio_pci (needed for live migration), else vfio-pci.
+ * nodedev extension: "vfio:NAME" names the VFIO driver (a module name,
+ * '-' and '_' alike: "vfio:mlx5_vfio_pci", "vfio:vfio-pci" for plain
+ * vfio-pci whatever modules.alias says); NAME must be vfio-pci or a module
+ * with modules.alias `vfio_pci:` entries that match the device, otherwise
+ * VIR_ERR_INVALID_ARG names what was given and the device's candidates,
+ * before anything changes. `nodedev show DEV --json` shows the candidates
+ * and the choice. The driver's module is loaded when needed (unless the
+ * URI says modprobe=0: then a variant driver that is not loaded is
+ * VIR_ERR_OPERATION_FAILED, naming it and "vfio:vfio-pci"). The original
+ * driver (or none) and the VFIO driver used are recorded for reattach. A
+ * device already on that stub (for "vfio": on any VFIO driver; for
+ * "vfio:NAME": on that one, another VFIO driver is VIR_ERR_OPERATION_INVALID)
+ * is left as it is (success). `driverName` is only read during the call.
  *
  * `flags`: 0 or a combination of VIR_NODE_DEVICE_DETACH_GROUP (every
  * endpoint of the IOMMU group, all or nothing; without it a vfio detach of
@@ -1975,9 +1990,20 @@ int virNodeDeviceRecover(virConnectPtr conn, char ***report, unsigned int flags)
  * back after), with a record per VF; `nvfs` 0 removes them. All or nothing:
  * on any failure the VFs are removed again.
  *
- * `driverName`: NULL or "vfio" (vfio-pci), "kvm" (pci-stub), "xen"
+ * `driverName`: NULL or "vfio" (each VF's best VFIO driver: its VFIO
+ * variant driver when modules.alias has one for it, else vfio-pci; see
+ * virNodeDeviceDetachFlags), "vfio:NAME" (that VFIO driver for every VF,
+ * e.g. "vfio:mlx5_vfio_pci"; a name that is no VFIO driver of this kernel
+ * is VIR_ERR_INVALID_ARG before anything changes), "kvm" (pci-stub), "xen"
  * (xen-pciback), or "none" (the VFs stay without a driver); only read
- * during the call. A PF that already has `nvfs` VFs, all on that driver,
+ * during the call.
+ *
+ * `flags`: VIR_NODE_DEVICE_FORCE (below) and VIR_NODE_DEVICE_PERSISTENT:
+ * after the VFs are made, also store the count and `driverName` in the
+ * definitions directory (/etc/nodedev/persistent/PF.vfs.json on
+ * nodedev:///system), so that `nodedev apply` and nodedev's udev rule (when
+ * the PF's driver binds) make them again at boot; `nvfs` 0 with it removes
+ * that definition. A PF that already has `nvfs` VFs, all on that driver,
  * is left as it is (success); with another number of VFs they are removed
  * first. Removing VFs is refused while one is assigned to a guest or was
  * detached from a host driver (its record expects it back), unless `flags`
@@ -1991,7 +2017,8 @@ int virNodeDeviceRecover(virConnectPtr conn, char ***report, unsigned int flags)
  * Returns the number of VFs the PF has now, or -1 on error:
  * VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INVALID_ARG (unknown `driverName`,
  * `nvfs` above the PF's sriov_totalvfs, unknown flags),
- * VIR_ERR_OPERATION_UNSUPPORTED (not an SR-IOV PF),
+ * VIR_ERR_OPERATION_UNSUPPORTED (not an SR-IOV PF; VIR_NODE_DEVICE_PERSISTENT
+ * on a connection that keeps no definitions),
  * VIR_ERR_OPERATION_DENIED (read-only connection, lockdown, policy, the
  * authorization callback), VIR_ERR_OPERATION_INVALID (VFs in use; VFs on
  * another driver), VIR_ERR_OPERATION_FAILED (the kernel refused),

@@ -106,9 +106,9 @@ pub use error::{Error, Result};
 pub use host::HostOptions;
 pub use host::{
     AuthRequest, Authorizer, DetachOptions, DeviceInfo, DeviceSummary, Group, GroupMember, Host, Operation,
-    PrepareOptions, Recovered,
+    PrepareOptions, Recovered, VfioCandidate, VfioChoice,
 };
 #[doc(hidden)]
 pub use policy::Policy;
 pub use state::Step;
-pub use stub::Stub;
+pub use stub::{Stub, StubRequest};

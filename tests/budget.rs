@@ -66,7 +66,7 @@ impl<S: Sysfs> Sysfs for Counting<S> {
     fn read_bytes(&self, p: &str, l: usize) -> io::Result<Vec<u8>> {
         self.count(self.inner.read_bytes(p, l), 3)
     }
-    forward_sysfs!(inner; net_features, write, load_module, matching_aliases, net_addresses, net_routes, mounts, swaps,
+    forward_sysfs!(inner; net_features, write, load_module, matching_aliases, vfio_aliases, net_addresses, net_routes, mounts, swaps,
         set_master, set_link_up, vfio_holders, write_bounded);
 }
 

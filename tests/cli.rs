@@ -91,6 +91,46 @@ fn device<'a>(list: &'a Value, addr: &str) -> &'a Value {
 
 // ---- --json ----
 
+// ---- VFIO variant drivers (issue 13, item 3): show --json explains the choice ----
+
+#[test]
+fn show_json_explains_the_vfio_driver_choice_and_matches_the_schema() {
+    let host = r#"{"drivers": [
+        {"name": "mlx5_core", "ids": ["15b3:101e"]},
+        {"name": "vfio-pci", "loaded": false, "vfio_aliases": ["vfio_pci:v*d*sv*sd*bc*sc*i*"]},
+        {"name": "mlx5_vfio_pci", "loaded": false, "vfio_aliases": ["vfio_pci:v000015B3d0000101Esv*sd*bc*sc*i*"]}],
+      "devices": [
+        {"address": "0000:01:00.0", "vendor": "0x15b3", "device": "0x101e", "class": "0x020000",
+         "driver": "mlx5_core", "iommu_group": 1},
+        {"address": "0000:02:00.0", "vendor": "0x1234", "device": "0x11e8", "class": "0x00ff00", "iommu_group": 2}]}"#;
+    let file = std::env::temp_dir().join(format!("nodedev-cli-variant-{}.json", std::process::id()));
+    std::fs::write(&file, host).unwrap();
+    let uri = format!("test://{}", file.display());
+    let out = ok(nodedev_env(&["-c", &uri, "show 0000:01:00.0 --json; show 0000:02:00.0 --json"], &[]));
+    let docs = json_docs(&out);
+    docs.iter().for_each(assert_valid);
+    let v = &docs[0]["vfio_driver"];
+    assert_eq!(v["modalias"], "pci:v000015B3d0000101Esv00000000sd00000000bc02sc00i00");
+    assert_eq!(v["module"], "mlx5_vfio_pci");
+    assert_eq!(v["explicit"], false);
+    let cands: Vec<(&str, i64)> = v["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["module"].as_str().unwrap(), c["wildcards"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(cands, [("vfio_pci", 7), ("mlx5_vfio_pci", 5)]);
+    assert!(v["reason"].as_str().unwrap().contains("fewest wildcards (5)"), "{v}");
+    let plain = &docs[1]["vfio_driver"];
+    assert_eq!(plain["module"], "vfio_pci");
+    assert!(plain["reason"].as_str().unwrap().contains("plain vfio-pci"), "{plain}");
+    // A schema that did not describe the field would fail on it.
+    let mut bad = docs[0].clone();
+    bad["vfio_driver"]["candidates"][0]["extra"] = serde_json::json!(1);
+    assert!(!validate(&bad).is_empty());
+    std::fs::remove_file(&file).unwrap();
+}
+
 #[test]
 fn json_of_every_read_command_matches_the_schema_before_and_after_a_detach_and_a_prepare() {
     let out = ok(script(

@@ -59,6 +59,10 @@ impl Sysfs for DiesAt {
         self.tick();
         self.sim.matching_aliases(m)
     }
+    fn vfio_aliases(&self) -> io::Result<Vec<nodedev::sysfs::modalias::ModuleAlias>> {
+        self.tick();
+        self.sim.vfio_aliases()
+    }
     fn vfio_holders(&self, dev: &nodedev::sysfs::VfioDevice<'_>) -> io::Result<nodedev::sysfs::HolderScan> {
         self.tick();
         self.sim.vfio_holders(dev)

@@ -347,3 +347,4 @@ done
 . /suite-rustapi.sh
 . /suite-hostuse.sh
 . /suite-names.sh
+. /suite-lifecycle.sh

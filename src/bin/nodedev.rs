@@ -9,7 +9,7 @@
 
 use nodedev::inventory::{self, Listed, Report};
 use nodedev::stub::is_stub_driver;
-use nodedev::{uri, DetachOptions, Error, Host, PrepareOptions, Stub};
+use nodedev::{uri, DetachOptions, Error, Host, PrepareOptions, Stub, StubRequest};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: nodedev [-c URI] COMMAND [ARGS] [; COMMAND [ARGS] ...]
@@ -22,8 +22,11 @@ commands:
                                   ResourceSlices of pool NAME (default: the host name),
                                   generation N (default 1; raise it on each update)
   show DEV [--json]               libvirt's node-device XML of DEV (also computer, net_*)
-  detach DEV [--driver vfio|kvm|xen] [--group] [--force] [--persistent]
-                                  move DEV to a stub driver (default vfio); --group: every
+  detach DEV [--driver vfio|vfio:NAME|kvm|xen] [--group] [--force] [--persistent]
+                                  move DEV to a stub driver (default vfio: its VFIO variant
+                                  driver if modules.alias has one for it, else vfio-pci;
+                                  vfio:NAME: that VFIO driver, e.g. vfio:mlx5_vfio_pci or
+                                  vfio:vfio-pci; show DEV --json explains the choice); --group: every
                                   endpoint of its IOMMU group, all or nothing; --force: even
                                   if the host uses it (boot VGA, mounted disk, interface up);
                                   --persistent: keep it on the stub from boot on
@@ -32,17 +35,19 @@ commands:
                                   --persistent: also drop its persistent definition
   reset DEV                       reset DEV (it must be on a stub or on no driver)
   group DEV [--json]              DEV's IOMMU group: members, drivers, owners, vfio viability
-  prepare OWNER DEV... [--driver vfio|kvm|xen] [--managed] [--force] [--persistent]
+  prepare OWNER DEV... [--driver vfio|vfio:NAME|kvm|xen] [--managed] [--force] [--persistent]
                                   assign devices to a guest: --managed moves them to the stub
                                   (all or nothing) and resets them; otherwise only verifies
   release OWNER [DEV...]          end the assignment (no DEV: all of OWNER's devices); managed
                                   devices go back to their original drivers
-  sriov PF COUNT [--driver vfio|kvm|xen|none] [--force]
+  sriov PF COUNT [--driver vfio|vfio:NAME|kvm|xen|none] [--force] [--persistent]
                                   give the SR-IOV PF COUNT VFs, each on the stub (default
-                                  vfio; none: no driver) from the start, no host VF driver
-                                  ever binding them; 0 removes them (--force: even VFs
-                                  assigned or detached from a host driver)
-  apply                           put every persistently defined device on its stub (boot)
+                                  vfio, each VF's best VFIO driver; none: no driver) from the
+                                  start, no host VF driver ever binding them; 0 removes them
+                                  (--force: even VFs assigned or detached from a host driver);
+                                  --persistent: the PF gets them again at boot (0: forget it)
+  apply [DEV]                     put every persistently defined device on its stub and give
+                                  every persistent PF its VFs (boot); DEV: only DEV's
   udev DEV                        for the udev rule: DEV's driver_override as KEY=value lines
   recover [--json]                finish or roll back operations a dead process left half done,
                                   each as the policy and lockdown allow (opening a connection
@@ -98,12 +103,12 @@ enum Command {
     Nodes,
     Detach { dev: String, driver: Option<String>, group: bool, force: bool, persistent: bool },
     Reattach { dev: String, driver: Option<String>, persistent: bool },
-    Apply,
+    Apply { dev: Option<String> },
     Udev { dev: String },
     Reset { dev: String },
     Prepare { owner: String, devs: Vec<String>, driver: Option<String>, managed: bool, force: bool, persistent: bool },
     Release { owner: String, devs: Vec<String> },
-    Sriov { pf: String, count: u16, driver: Option<String>, force: bool },
+    Sriov { pf: String, count: u16, driver: Option<String>, force: bool, persistent: bool },
 }
 
 /// A command's words: positional arguments and the options it accepts.
@@ -244,8 +249,11 @@ fn parse_command(words: &[String]) -> Result<Command, String> {
             Command::Reattach { dev: first(&mut a), driver: a.driver, persistent: a.persistent }
         }
         "apply" => {
-            exactly(cmd, opts(&[])?, 0)?;
-            Command::Apply
+            let mut a = opts(&[])?;
+            if a.positional.len() > 1 {
+                return Err("apply: at most one device (e.g. apply 0000:04:00.0)".into());
+            }
+            Command::Apply { dev: a.positional.pop() }
         }
         "udev" => Command::Udev { dev: first(&mut exactly(cmd, opts(&[])?, 1)?) },
         "reset" => Command::Reset { dev: first(&mut exactly(cmd, opts(&[])?, 1)?) },
@@ -272,14 +280,14 @@ fn parse_command(words: &[String]) -> Result<Command, String> {
             Command::Release { owner: first(&mut a), devs: a.positional }
         }
         "sriov" => {
-            let mut a = opts(&["--driver", "--force"])?;
+            let mut a = opts(&["--driver", "--force", "--persistent"])?;
             if a.positional.len() != 2 {
                 return Err("sriov: PF COUNT (e.g. sriov 0000:04:00.0 4)".into());
             }
             let pf = first(&mut a);
             let count =
                 a.positional[0].parse().map_err(|_| format!("sriov: '{}' is not a VF count", a.positional[0]))?;
-            Command::Sriov { pf, count, driver: a.driver, force: a.force }
+            Command::Sriov { pf, count, driver: a.driver, force: a.force, persistent: a.persistent }
         }
         other => return Err(format!("unknown command '{other}'")),
     })
@@ -403,7 +411,10 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
         Command::Show { dev, json } => {
             if *json {
                 let addr = host.lookup(dev)?;
-                println!("{}", Report::Show { device: Box::new(inventory::device(host, &addr)?) }.to_json());
+                let device = Box::new(inventory::device(host, &addr)?);
+                // A choice that cannot be made (modules.alias unreadable) is null, not an error.
+                let vfio_driver = host.vfio_choice(&addr, None).ok();
+                println!("{}", Report::Show { device, vfio_driver }.to_json());
             } else {
                 print!("{}", host.node_xml(&host.lookup_node(dev)?)?);
             }
@@ -460,8 +471,9 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
         }
         Command::Detach { dev, driver, group, force, persistent } => {
             let addr = host.lookup(dev)?;
-            let stub = Stub::from_name(driver.as_deref())?;
-            host.detach_with(&addr, stub, DetachOptions { group: *group, force: *force })?;
+            let req = StubRequest::parse(driver.as_deref())?;
+            let stub = req.stub;
+            host.detach_request(&addr, &req, DetachOptions { group: *group, force: *force })?;
             let moved = if *group { host.group_endpoints(&addr, stub)? } else { vec![addr] };
             for m in moved {
                 println!("{m} detached to {}", host.driver(&m)?.as_deref().unwrap_or("no driver"));
@@ -493,8 +505,11 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
             }
             Ok(())
         }
-        Command::Apply => {
-            let applied = host.apply()?;
+        Command::Apply { dev } => {
+            let applied = match dev {
+                Some(d) => host.apply_device(&nodedev::PciAddress::parse(d)?)?,
+                None => host.apply()?,
+            };
             for a in &applied {
                 println!("{}: {}", a.address, a.outcome);
             }
@@ -526,8 +541,8 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
         }
         Command::Prepare { owner, devs, driver, managed, force, persistent } => {
             let addrs = lookup_all(devs)?;
-            let stub = Stub::from_name(driver.as_deref())?;
-            host.prepare(owner, &addrs, stub, PrepareOptions { managed: *managed, force: *force })?;
+            let req = StubRequest::parse(driver.as_deref())?;
+            host.prepare_request(owner, &addrs, &req, PrepareOptions { managed: *managed, force: *force })?;
             for d in &addrs {
                 println!("{d} prepared for {owner} on {}", host.driver(d)?.as_deref().unwrap_or("no driver"));
                 if *persistent {
@@ -548,13 +563,20 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
             }
             Ok(())
         }
-        Command::Sriov { pf, count, driver, force } => {
+        Command::Sriov { pf, count, driver, force, persistent } => {
             let addr = host.lookup(pf)?;
-            let stub = Stub::from_name_or_none(driver.as_deref())?;
-            let vfs = host.set_vf_count(&addr, *count, stub, *force)?;
+            let req = StubRequest::parse_or_none(driver.as_deref())?;
+            let vfs = host.provision_vfs(&addr, *count, req.as_ref(), *force)?;
             println!("{addr} has {} VF(s)", vfs.len());
             for vf in vfs {
                 println!("{vf} on {}", host.driver(&vf)?.as_deref().unwrap_or("no driver"));
+            }
+            if *persistent {
+                host.define_vfs(&addr, *count, req.as_ref())?;
+                match count {
+                    0 => println!("{addr}: no VFs at boot (persistent VF count removed)"),
+                    n => println!("{addr} gets {n} VF(s) again at boot (persistent)"),
+                }
             }
             Ok(())
         }

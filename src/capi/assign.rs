@@ -101,7 +101,7 @@ pub unsafe extern "C" fn virNodeDevicePrepare(
         let stub = stub_arg(call, driverName)?;
         let opts = PrepareOptions { managed: flags & managed != 0, force: flags & force != 0 };
         c.host
-            .prepare(owner, &addrs, stub, opts)
+            .prepare_request(owner, &addrs, &stub, opts)
             .map_err(|e| with_unsupported_as(e, virErrorNumber::VIR_ERR_ARGUMENT_UNSUPPORTED))?;
         if flags & persistent != 0 {
             addrs.iter().try_for_each(|a| c.host.define(a))?;

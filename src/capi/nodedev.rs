@@ -18,7 +18,7 @@ pub(crate) use super::raised::with_unsupported_as;
 use super::virterror::{virErrorDomain, virErrorNumber};
 use crate::address::PciAddress;
 use crate::host::{DetachOptions, Node};
-use crate::stub::Stub;
+use crate::stub::StubRequest;
 use std::ffi::{c_char, c_int, c_uint, CString};
 use std::ptr;
 use std::sync::Arc;
@@ -502,9 +502,9 @@ pub(crate) const fn nflag(f: virNodeDeviceNodedevFlags) -> c_uint {
 }
 
 /// The stub for a `driverName` argument, errors prefixed with the function name.
-pub(crate) unsafe fn stub_arg(call: &Call, driver: *const c_char) -> Result<Stub, Raised> {
+pub(crate) unsafe fn stub_arg(call: &Call, driver: *const c_char) -> Result<StubRequest, Raised> {
     let driver = call.opt_str("driverName", driver)?;
-    Ok(Stub::from_name(driver).map_err(|e| e.context(format_args!("{}: driverName", call.func)))?)
+    Ok(StubRequest::parse(driver).map_err(|e| e.context(format_args!("{}: driverName", call.func)))?)
 }
 
 fn detach(call: &mut Call, dev: virNodeDevicePtr, driver: *const c_char, flags: c_uint) -> Result<c_int, Raised> {
@@ -518,14 +518,15 @@ fn detach(call: &mut Call, dev: virNodeDevicePtr, driver: *const c_char, flags: 
     )?;
     d.conn.host.require_node(&d.node)?;
     let addr = d.pci(call)?;
-    let stub = unsafe { stub_arg(call, driver)? };
+    let req = unsafe { stub_arg(call, driver)? };
+    let stub = req.stub;
     let opts = DetachOptions {
         group: flags & nflag(VIR_NODE_DEVICE_DETACH_GROUP) != 0,
         force: flags & nflag(VIR_NODE_DEVICE_FORCE) != 0,
     };
     let host = &d.conn.host;
     // No IOMMU for vfio: libvirt says VIR_ERR_ARGUMENT_UNSUPPORTED.
-    host.detach_with(&addr, stub, opts)
+    host.detach_request(&addr, &req, opts)
         .map_err(|e| with_unsupported_as(e, virErrorNumber::VIR_ERR_ARGUMENT_UNSUPPORTED))?;
     if flags & nflag(VIR_NODE_DEVICE_PERSISTENT) != 0 {
         let moved = if opts.group { host.group_endpoints(&addr, stub)? } else { vec![addr] };
@@ -558,12 +559,27 @@ pub unsafe extern "C" fn virNodeDeviceDettach(dev: virNodeDevicePtr) -> c_int {
 
 /// Detach the device from its host driver and bind it to a stub driver.
 ///
-/// `driverName` is libvirt's abstract name: NULL or "vfio" (vfio-pci), "kvm"
+/// `driverName` is libvirt's abstract name: NULL or "vfio", "kvm"
 /// (pci-stub), "xen" (xen-pciback); kernel module names such as "vfio-pci"
-/// are refused. The stub's module is loaded when needed (unless the URI
-/// says modprobe=0). The original driver (or none) is recorded for
-/// reattach. A device already on that stub is left as it is (success).
-/// `driverName` is only read during the call.
+/// are refused. "vfio" picks the device's VFIO driver as libvirt 10 does:
+/// the device's modalias is matched field by field against every
+/// `alias vfio_pci:...` line of the kernel's modules.alias (a field matches
+/// when it is `*` or equal); the matching line with the fewest `*` wins
+/// (the first on a tie) and its module's driver is used, a VFIO variant
+/// driver such as mlx5_vfio_pci (needed for live migration), else vfio-pci.
+/// nodedev extension: "vfio:NAME" names the VFIO driver (a module name,
+/// '-' and '_' alike: "vfio:mlx5_vfio_pci", "vfio:vfio-pci" for plain
+/// vfio-pci whatever modules.alias says); NAME must be vfio-pci or a module
+/// with modules.alias `vfio_pci:` entries that match the device, otherwise
+/// VIR_ERR_INVALID_ARG names what was given and the device's candidates,
+/// before anything changes. `nodedev show DEV --json` shows the candidates
+/// and the choice. The driver's module is loaded when needed (unless the
+/// URI says modprobe=0: then a variant driver that is not loaded is
+/// VIR_ERR_OPERATION_FAILED, naming it and "vfio:vfio-pci"). The original
+/// driver (or none) and the VFIO driver used are recorded for reattach. A
+/// device already on that stub (for "vfio": on any VFIO driver; for
+/// "vfio:NAME": on that one, another VFIO driver is VIR_ERR_OPERATION_INVALID)
+/// is left as it is (success). `driverName` is only read during the call.
 ///
 /// `flags`: 0 or a combination of VIR_NODE_DEVICE_DETACH_GROUP (every
 /// endpoint of the IOMMU group, all or nothing; without it a vfio detach of

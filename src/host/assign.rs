@@ -16,7 +16,7 @@ use super::{Host, Operation};
 use crate::address::PciAddress;
 use crate::error::{Error, Result};
 use crate::state::{Record, Step};
-use crate::stub::Stub;
+use crate::stub::{Stub, StubRequest};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PrepareOptions {
@@ -72,6 +72,19 @@ impl Host {
     /// # Ok::<(), nodedev::Error>(())
     /// ```
     pub fn prepare(&self, owner: &str, devices: &[PciAddress], stub: Stub, opts: PrepareOptions) -> Result<()> {
+        self.prepare_request(owner, devices, &stub.into(), opts)
+    }
+
+    /// [`Host::prepare`] for a driver name as a caller gives it
+    /// (`"vfio:mlx5_vfio_pci"`, see [`StubRequest`]).
+    pub fn prepare_request(
+        &self,
+        owner: &str,
+        devices: &[PciAddress],
+        req: &StubRequest,
+        opts: PrepareOptions,
+    ) -> Result<()> {
+        let stub = req.stub;
         check_owner_name(owner)?;
         let devices = dedup(devices);
         if devices.is_empty() {
@@ -85,8 +98,8 @@ impl Host {
                 self.check_records_writable(d, "prepare")?;
             }
             self.check_policy("prepare", d)?;
-            let stub_driver = opts.managed.then(|| self.stub_kernel_name(stub));
-            self.authorize_driver(Operation::Prepare, d, Some(owner), stub_driver)?;
+            let stub_driver = if opts.managed { Some(self.planned_stub_driver(d, req)?) } else { None };
+            self.authorize_driver(Operation::Prepare, d, Some(owner), stub_driver.as_deref())?;
             if opts.managed && !self.on_stub(d, stub)? {
                 self.check_safe("prepare", d, opts.force)?;
             }
@@ -121,7 +134,7 @@ impl Host {
                 }
             }
             // All or nothing: a failure puts back what this call moved.
-            self.detach_all_locked(&to_move, stub, Some((owner, true)))?;
+            self.detach_all_locked(&to_move, req, Some((owner, true)))?;
             moved = to_move;
             // A guest gets the devices clean, as libvirt does; a device the
             // kernel cannot reset is used as it is.

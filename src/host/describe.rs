@@ -23,6 +23,7 @@ impl Host {
                 available: true,
                 ids: Vec::new(),
                 classes: Vec::new(),
+                vfio_aliases: Vec::new(),
                 name,
             });
         }
@@ -95,8 +96,30 @@ impl Host {
                     available: stub != Stub::Xen || under_xen,
                     ids: Vec::new(),
                     classes: Vec::new(),
+                    vfio_aliases: Vec::new(),
                 });
             }
+        }
+        // modules.alias's vfio_pci: lines, with their modules: a variant
+        // driver not loaded here is described unloaded, named as its module.
+        for alias in self.sysfs.vfio_aliases().unwrap_or_default() {
+            let module_of = |d: &DriverSpec| d.module.clone().unwrap_or_else(|| d.name.replace('-', "_"));
+            let i = match drivers.iter().position(|d| module_of(d) == alias.module) {
+                Some(i) => i,
+                None => {
+                    drivers.push(DriverSpec {
+                        name: alias.module.clone(),
+                        module: None,
+                        loaded: false,
+                        available: true,
+                        ids: Vec::new(),
+                        classes: Vec::new(),
+                        vfio_aliases: Vec::new(),
+                    });
+                    drivers.len() - 1
+                }
+            };
+            drivers[i].vfio_aliases.push(alias.pattern);
         }
         let iommu = self.sysfs.list_dir("kernel/iommu_groups").map(|g| !g.is_empty()).unwrap_or(false);
         let dmi = DmiSpec {

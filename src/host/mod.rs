@@ -16,6 +16,7 @@ mod recover;
 mod safety;
 mod sriov;
 mod vpd;
+mod variant;
 mod xml;
 
 pub use assign::{check_owner_name, PrepareOptions};
@@ -27,6 +28,7 @@ pub use pcie::{from_config as pcie_from_config, Bridge, PcieInfo, PcieLink};
 pub use persistent::Applied;
 pub use recover::Recovered;
 pub use vpd::{parse as parse_vpd, Vpd, VpdFields};
+pub use variant::{VfioCandidate, VfioChoice};
 
 use crate::address::PciAddress;
 use crate::error::{sysfs_error, Error, Result};

@@ -9,7 +9,7 @@ use super::{dev_path, Host, Operation};
 use crate::address::PciAddress;
 use crate::error::{Error, Result};
 use crate::state::{Record, Step};
-use crate::stub::{is_stub_driver, Stub};
+use crate::stub::{is_stub_driver, Stub, StubRequest};
 
 /// Options of a detach beyond the stub.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -63,7 +63,7 @@ impl Host {
     }
 
     /// The device's MODALIAS (`pci:v00008086d000010D3sv...`), from its uevent.
-    fn modalias(&self, addr: &PciAddress) -> Result<String> {
+    pub(crate) fn modalias(&self, addr: &PciAddress) -> Result<String> {
         let path = dev_path(addr, "uevent");
         let text = self.sysfs.read(&path).map_err(|e| crate::error::sysfs_error("reading", &path, &e))?;
         text.lines()
@@ -128,8 +128,33 @@ impl Host {
         self.write_about(addr, "bus/pci/drivers_probe", &addr.to_string(), "probing a driver for it", bounded)
     }
 
-    /// The stub's kernel driver, loading its module when allowed.
-    pub(crate) fn stub_driver(&self, addr: &PciAddress, stub: Stub) -> Result<&'static str> {
+    /// The kernel driver a request binds the device to now, for the
+    /// authorization callback and "already as asked" checks: for vfio the
+    /// chosen VFIO driver (its module's name while it is not loaded).
+    pub(crate) fn planned_stub_driver(&self, addr: &PciAddress, req: &StubRequest) -> Result<String> {
+        if req.stub == Stub::Vfio {
+            let choice = self.vfio_choice(addr, req.vfio_driver.as_deref())?;
+            if !choice.is_plain() {
+                return Ok(self.module_driver(&choice.module).unwrap_or(choice.module));
+            }
+        }
+        Ok(self.stub_kernel_name(req.stub).to_string())
+    }
+
+    /// The request's kernel driver for this device, loading its module when
+    /// allowed: for vfio, the named or chosen VFIO driver (`variant.rs`).
+    pub(crate) fn stub_driver(&self, addr: &PciAddress, req: &StubRequest) -> Result<String> {
+        if req.stub == Stub::Vfio {
+            let choice = self.vfio_choice(addr, req.vfio_driver.as_deref())?;
+            if !choice.is_plain() {
+                return self.variant_driver(addr, &choice);
+            }
+        }
+        self.plain_stub_driver(addr, req.stub).map(str::to_string)
+    }
+
+    /// The stub's own kernel driver, loading its module when allowed.
+    fn plain_stub_driver(&self, addr: &PciAddress, stub: Stub) -> Result<&'static str> {
         let present = || stub.kernel_drivers().iter().copied().find(|d| self.driver_loaded(d));
         if let Some(d) = present() {
             return Ok(d);
@@ -187,6 +212,10 @@ impl Host {
     /// assert!("vfio-pci".parse::<Stub>().is_err()); // kernel names are refused
     /// # Ok::<(), nodedev::Error>(())
     /// ```
+    ///
+    /// With [`Stub::Vfio`] the device's VFIO variant driver is chosen as
+    /// libvirt 10 does ([`Host::vfio_choice`]); [`Host::detach_request`]
+    /// takes a named one (`"vfio:mlx5_vfio_pci"`).
     pub fn detach(&self, addr: &PciAddress, stub: Stub) -> Result<()> {
         self.detach_with(addr, stub, DetachOptions::default())
     }
@@ -210,11 +239,36 @@ impl Host {
     /// # Ok::<(), nodedev::Error>(())
     /// ```
     pub fn detach_with(&self, addr: &PciAddress, stub: Stub, opts: DetachOptions) -> Result<()> {
+        self.detach_request(addr, &stub.into(), opts)
+    }
+
+    /// [`Host::detach_with`] for a driver name as a caller gives it
+    /// (`"vfio:mlx5_vfio_pci"`: that VFIO driver, checked against
+    /// modules.alias before anything changes; see [`StubRequest`]).
+    ///
+    /// ```
+    /// use nodedev::{DetachOptions, Host, StubRequest};
+    ///
+    /// let host = Host::open("test:///default")?;
+    /// let vf = host.lookup("0000:04:10.0")?;
+    /// let plain: StubRequest = "vfio:vfio-pci".parse()?;
+    /// host.detach_request(&vf, &plain, DetachOptions::default())?;
+    /// assert_eq!(host.driver(&vf)?.as_deref(), Some("vfio-pci"));
+    /// host.reattach(&vf, None)?;
+    /// // Not a VFIO driver of this kernel: refused, nothing changed.
+    /// let bogus: StubRequest = "vfio:e1000e".parse()?;
+    /// assert!(host.detach_request(&vf, &bogus, DetachOptions::default()).is_err());
+    /// # Ok::<(), nodedev::Error>(())
+    /// ```
+    pub fn detach_request(&self, addr: &PciAddress, req: &StubRequest, opts: DetachOptions) -> Result<()> {
+        let stub = req.stub;
         self.check_writable(addr, "detach")?;
         let targets = if opts.group { self.group_endpoints(addr, stub)? } else { vec![*addr] };
         for t in &targets {
             self.check_policy("detach", t)?;
-            self.authorize_driver(Operation::Detach, t, None, Some(self.stub_kernel_name(stub)))?;
+            // Also checks a "vfio:NAME" before anything changes.
+            let driver = self.planned_stub_driver(t, req)?;
+            self.authorize_driver(Operation::Detach, t, None, Some(&driver))?;
             if !self.on_stub(t, stub)? {
                 self.check_safe("detach", t, opts.force)?;
             }
@@ -241,7 +295,7 @@ impl Host {
                 }
             }
         }
-        self.detach_all_locked(&targets, stub, None)
+        self.detach_all_locked(&targets, req, None)
     }
 
     /// Whether the device is bound to one of the stub's kernel drivers now.
@@ -278,7 +332,7 @@ impl Host {
     pub(crate) fn detach_all_locked(
         &self,
         targets: &[PciAddress],
-        stub: Stub,
+        stub: &StubRequest,
         owner: Option<(&str, bool)>,
     ) -> Result<()> {
         let results = self.each_at_once(targets, |t| self.detach_locked(t, stub, owner));
@@ -358,11 +412,21 @@ impl Host {
     }
 
     /// One detach, lock held. Ok(false): already on that stub, nothing done.
-    fn detach_locked(&self, addr: &PciAddress, stub: Stub, owner: Option<(&str, bool)>) -> Result<bool> {
+    fn detach_locked(&self, addr: &PciAddress, req: &StubRequest, owner: Option<(&str, bool)>) -> Result<bool> {
+        let stub = req.stub;
         let current = self.driver(addr)?;
         if let Some(cur) = &current {
-            // On that stub already (for vfio: vfio-pci or a variant of it).
+            // On that stub already (for vfio: vfio-pci or a variant of it,
+            // unless the caller named another VFIO driver).
             if Stub::of_driver(cur) == Some(stub) {
+                if let Some(named) = req.vfio_driver.as_deref() {
+                    let wanted = self.module_driver(named).unwrap_or_else(|| named.to_string());
+                    if crate::sysfs::modalias::normalize(cur) != crate::sysfs::modalias::normalize(&wanted) {
+                        return Err(Error::OperationInvalid(format!(
+                            "{addr} is already detached to VFIO driver {cur}, not {named}: reattach it first, then detach it to 'vfio:{named}'"
+                        )));
+                    }
+                }
                 return Ok(false);
             }
             if let Some(other) = Stub::of_driver(cur) {
@@ -384,7 +448,8 @@ impl Host {
                 )));
             }
         }
-        let stub_driver = self.stub_driver(addr, stub)?;
+        let stub_driver = self.stub_driver(addr, req)?;
+        let stub_driver = stub_driver.as_str();
 
         // A record left by an interrupted operation knows the original driver
         // better than the device's current (driverless) state does.

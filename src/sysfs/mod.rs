@@ -36,6 +36,13 @@ pub trait Sysfs: Send + Sync {
     /// `modalias` (`pci:v...`), in file order: what modprobe of that alias
     /// would consider. Empty where no module could be loaded (a test tree).
     fn matching_aliases(&self, modalias: &str) -> io::Result<Vec<modalias::ModuleAlias>>;
+    // ---- VFIO variant drivers (issue 13, item 3) ----
+
+    /// Every `alias vfio_pci:...` line of the running kernel's modules.alias
+    /// (VFIO variant drivers' id tables, and vfio-pci's catch-all), in file
+    /// order, pattern with its `vfio_pci:` prefix. Read once per process.
+    /// Empty where no module could be loaded (a test tree).
+    fn vfio_aliases(&self) -> io::Result<Vec<modalias::ModuleAlias>>;
     // ---- Names (issue 12, item 2): pci.ids on the real host.
     /// Human names of a vendor and of a device, each where the database
     /// knows it (`pci.ids`; the description on a simulated host).

@@ -80,6 +80,12 @@ impl Sysfs for Traced {
         r
     }
 
+    fn vfio_aliases(&self) -> io::Result<Vec<super::modalias::ModuleAlias>> {
+        let r = self.0.vfio_aliases();
+        log(format_args!("modules.alias vfio_pci: -> {}", outcome(&r, |v| format!("{} entries", v.len()))));
+        r
+    }
+
     // Not sysfs: passed through untraced, but passed through, so that the
     // names and the safety checks are the same with the trace on.
     fn pci_names(&self, vendor: u16, device: u16) -> super::PciNames {

@@ -29,6 +29,11 @@ macro_rules! forward_sysfs {
             self.$f.matching_aliases(m)
         }
     };
+    (@one $f:tt vfio_aliases) => {
+        fn vfio_aliases(&self) -> std::io::Result<Vec<nodedev::sysfs::modalias::ModuleAlias>> {
+            self.$f.vfio_aliases()
+        }
+    };
     (@one $f:tt pci_names) => {
         fn pci_names(&self, v: u16, d: u16) -> nodedev::sysfs::PciNames { self.$f.pci_names(v, d) }
     };

@@ -29,7 +29,8 @@ pub(super) const HOST: &str = r#"{
     {"name": "lpc_ich", "ids": ["8086:2918"]},
     {"name": "i801_smbus", "module": "i2c_i801", "ids": ["8086:2930"]},
     {"name": "pci-stub", "module": "pci_stub"},
-    {"name": "vfio-pci", "module": "vfio_pci", "loaded": false},
+    {"name": "vfio-pci", "module": "vfio_pci", "loaded": false,
+     "vfio_aliases": ["vfio_pci:v*d*sv*sd*bc*sc*i*"]},
     {"name": "xen-pciback", "module": "xen_pciback", "loaded": false}
   ],
   "devices": [

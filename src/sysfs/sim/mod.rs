@@ -162,6 +162,8 @@ struct Drv {
     ids: Vec<(u16, u16)>,
     /// Class prefixes as (value, mask).
     classes: Vec<(u32, u32)>,
+    /// modules.alias `vfio_pci:` patterns of its module (spec.rs).
+    vfio_aliases: Vec<String>,
     dynids: Vec<DynId>,
 }
 
@@ -371,11 +373,11 @@ impl Kernel {
         dev.driver_override.is_some() || drv.claims(&id)
     }
 
-    /// The driver's probe routine. vfio-pci refuses non-endpoint headers and
-    /// devices without an IOMMU group, with EINVAL.
+    /// The driver's probe routine. vfio-pci and its variants (vfio_pci_core)
+    /// refuse non-endpoint headers and devices without an IOMMU group, with EINVAL.
     fn probe(&mut self, d: usize, a: Addr) -> Result<(), i32> {
         let dev = self.dev(a);
-        if self.drivers[d].name == "vfio-pci" && (dev.is_bridge() || !self.iommu || dev.group.is_none()) {
+        if is_vfio_driver(&self.drivers[d].name) && (dev.is_bridge() || !self.iommu || dev.group.is_none()) {
             return Err(libc::EINVAL);
         }
         // pci_device_can_probe: a VF whose PF turned sriov_drivers_autoprobe
@@ -1087,6 +1089,18 @@ impl Sysfs for SimKernel {
                 if modalias::glob_match(&pattern, modalias) {
                     out.push(ModuleAlias { pattern, module: drv.module.clone() });
                 }
+            }
+        }
+        Ok(out)
+    }
+
+    /// depmod's `vfio_pci:` aliases of every module on "disk" (available).
+    fn vfio_aliases(&self) -> io::Result<Vec<ModuleAlias>> {
+        let k = self.lock();
+        let mut out = Vec::new();
+        for drv in k.drivers.iter().filter(|d| d.available) {
+            for pattern in &drv.vfio_aliases {
+                out.push(ModuleAlias { pattern: pattern.clone(), module: drv.module.clone() });
             }
         }
         Ok(out)

@@ -51,6 +51,12 @@
 //! - `ids`: `"vvvv:dddd"` (lower-case hex, no 0x) the driver claims.
 //! - `classes`: class prefixes it claims, `"0xCC"`, `"0xCCSS"` or `"0xCCSSPP"`
 //!   (`"0x0604"` matches class 0x060400). Stub drivers have neither.
+//! - `vfio_aliases`: for vfio-pci and its variant drivers, the
+//!   `alias vfio_pci:...` patterns of modules.alias (id table entries marked
+//!   PCI_DRIVER_OVERRIDE_DEVICE_VFIO), e.g.
+//!   `"vfio_pci:v000015B3d0000101Esv*sd*bc*sc*i*"`: what `vfio_aliases`
+//!   answers, in driver then list order. Such entries never bind a device
+//!   by themselves (the kernel needs a driver_override naming the driver).
 //!
 //! A device:
 //! - `address` (required): `DDDD:BB:SS.F` as the kernel spells it (lower-case).
@@ -236,6 +242,10 @@ pub struct DriverSpec {
     pub ids: Vec<String>,
     #[serde(default)]
     pub classes: Vec<String>,
+    /// The `alias vfio_pci:...` lines depmod writes for the driver's module
+    /// (a VFIO variant driver's id table, vfio-pci's catch-all), as modules.alias spells them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vfio_aliases: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

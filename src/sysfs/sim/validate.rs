@@ -51,7 +51,17 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
                 })
             })
             .collect::<Result<_, _>>()?;
+        let alias_ok = |a: &str| {
+            a.strip_prefix(crate::sysfs::modalias::VFIO_PREFIX).and_then(crate::sysfs::modalias::pci_fields).is_some()
+        };
+        if let Some(bad) = d.vfio_aliases.iter().find(|a| !alias_ok(a)) {
+            return Err(format!(
+                "{at}.vfio_aliases: '{}' is not a modules.alias pattern like \"vfio_pci:v000015B3d0000101Esv*sd*bc*sc*i*\"",
+                bad.escape_debug()
+            ));
+        }
         drivers.push(Drv {
+            vfio_aliases: d.vfio_aliases.clone(),
             name: d.name.clone(),
             module,
             loaded: d.loaded,
