@@ -11,6 +11,7 @@ pub mod live;
 pub mod modalias;
 pub mod sim;
 pub mod trace;
+pub mod uevent;
 
 use std::io;
 use std::time::Duration;
@@ -73,6 +74,14 @@ pub trait Sysfs: Send + Sync {
     fn set_master(&self, iface: &str, master: Option<&str>) -> io::Result<()>;
     /// Set an interface administratively up or down (`ip link set IF up`).
     fn set_link_up(&self, iface: &str, up: bool) -> io::Result<()>;
+
+    // ---- Events (issue 12, item 5): the kernel's uevents.
+
+    /// A new listener on the kernel's uevents (netlink KOBJECT_UEVENT, the
+    /// kernel's group): it receives every uevent sent from now on, for as
+    /// long as it lives. A test tree under another root has no kernel to
+    /// hear from: Unsupported.
+    fn uevents(&self) -> io::Result<Box<dyn uevent::UeventSource>>;
 }
 
 /// The VFIO files that stand for one device.

@@ -10,6 +10,7 @@ mod builtin;
 mod hostuse;
 mod spec;
 mod tree;
+mod uevent;
 mod validate;
 
 pub use spec::{BlockSpec, DeviceSpec, DriverSpec, HolderSpec, HostSpec, LinkSpec, NetSpec, StackedSpec};
@@ -209,6 +210,9 @@ struct Kernel {
     uninspectable: usize,
     /// Interfaces, disks, framebuffers and what the host does with them.
     uses: hostuse::Uses,
+    /// Who hears the uevents (`uevent.rs`), and the last SEQNUM sent.
+    listeners: Vec<std::sync::Weak<uevent::Listener>>,
+    seqnum: u64,
 }
 
 /// A process holding a device through VFIO (see `SimKernel::hold_vfio`).
@@ -374,6 +378,7 @@ impl Kernel {
         }
         self.dev_mut(a).driver = Some(d);
         self.binds.push((a, self.drivers[d].name.clone()));
+        self.emit("bind", a);
         Ok(())
     }
 
@@ -417,6 +422,7 @@ impl Kernel {
             Some(a) if self.dev(a).driver == Some(d) => {
                 self.host_driver_gone(a);
                 self.dev_mut(a).driver = None;
+                self.emit("unbind", a);
                 Ok(())
             }
             _ => Err(err(libc::ENODEV)),
@@ -434,6 +440,7 @@ impl Kernel {
                 if let Some(d) = self.loaded_driver(&name) {
                     self.dev_mut(a).driver = Some(d);
                     self.binds.push((a, name));
+                    self.emit("bind", a);
                 }
             }
             return Ok(());
@@ -521,9 +528,13 @@ impl Kernel {
             }
         }
         self.host_driver_gone(a);
+        if self.dev(a).driver.is_some() {
+            self.dev_mut(a).driver = None;
+            self.emit("unbind", a);
+        }
+        self.emit("remove", a);
         let dev = self.dev_mut(a);
         dev.present = false;
-        dev.driver = None;
         dev.numvfs = 0;
         if dev.created {
             self.devs.remove(&a);
@@ -538,6 +549,7 @@ impl Kernel {
             self.devs.values().filter(|v| !v.present && v.physfn.is_none()).map(|v| v.addr).collect();
         for &a in &found {
             self.dev_mut(a).enumerate();
+            self.emit("add", a);
         }
         // pci_bus_add_device calls device_attach itself: the bus's
         // drivers_autoprobe does not hold back a device the scan finds
@@ -610,6 +622,7 @@ impl Kernel {
                 Dev { addr: a, group, created: true, resets: 0, locked: false, ..template.clone() }
             });
             dev.enumerate();
+            self.emit("add", a);
         }
         self.dev_mut(pf).numvfs = n as u16;
         // As for a rescan, device_attach directly: only the PF's
@@ -984,6 +997,7 @@ impl Sysfs for SimKernel {
                 let dev = k.dev_mut(a);
                 dev.driver = None;
                 dev.locked = true;
+                k.emit("unbind", a);
                 while k.device_open(a) {
                     k = self.wait(k);
                 }
@@ -1123,6 +1137,13 @@ impl Sysfs for SimKernel {
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(io::Error::other("the simulated write panicked")),
         }
+    }
+
+    // ---- Events: a listener on this kernel's uevents (`uevent.rs`).
+    fn uevents(&self) -> io::Result<Box<dyn crate::sysfs::uevent::UeventSource>> {
+        let (source, listener) = uevent::SimUevents::new()?;
+        self.lock().listeners.push(listener);
+        Ok(Box::new(source))
     }
 
     fn pci_names(&self, vendor: u16, device: u16) -> Option<(String, String)> {

@@ -219,6 +219,8 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
         holders: Vec::new(),
         uninspectable: 0,
         uses,
+        listeners: Vec::new(),
+        seqnum: 0,
     };
     kernel.roots = kernel.devs.values().filter(|d| !d.created).map(|d| kernel.root_of(d.addr)).collect();
     for (i, h) in spec.vfio_holders.iter().enumerate() {
