@@ -5,6 +5,7 @@
 
 use super::boundary::{api, Call, Raised};
 use super::close_callback::CloseCallback;
+use super::node_device_events::ConnEvents;
 use super::error::{virErrorDomain, virErrorNumber, ConnLastError, Handler};
 use crate::host::Host;
 use crate::uri;
@@ -28,6 +29,8 @@ pub struct virConnect {
     pub(crate) close: Mutex<Option<CloseCallback>>,
     /// The last error raised on this connection (virConnGetLastError).
     pub(crate) last_error: ConnLastError,
+    /// Node-device event callbacks and their feed (node_device_events.rs).
+    pub(crate) events: Arc<ConnEvents>,
 }
 
 /// Pointer to a connection, as returned by virConnectOpen.
@@ -52,6 +55,8 @@ impl Drop for virConnect {
         // Dead before the callback runs: calls it makes with `conn` fail
         // with VIR_ERR_INVALID_CONN instead of reviving the connection.
         self.magic = 0;
+        // Event callbacks go first (their freecb), then the close callback.
+        self.events.close();
         let close = self.close.get_mut().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(cb) = close {
             cb.fire(self as *mut virConnect);
@@ -103,7 +108,7 @@ pub(crate) unsafe fn open(call: &mut Call, name: *const c_char, read_only: bool)
     let name = call.opt_str("name", name)?.filter(|n| !n.is_empty());
     let (host, uri) = uri::open(name, read_only)?;
     let uri = CString::new(uri).map_err(|_| call.invalid_arg("name contains a NUL byte"))?;
-    let conn = virConnect {
+    let conn = Arc::new_cyclic(|me| virConnect {
         magic: CONN_MAGIC,
         host,
         uri,
@@ -111,8 +116,9 @@ pub(crate) unsafe fn open(call: &mut Call, name: *const c_char, read_only: bool)
         handler: Mutex::new(None),
         close: Mutex::new(None),
         last_error: ConnLastError::new(),
-    };
-    Ok(Arc::into_raw(Arc::new(conn)) as virConnectPtr)
+        events: ConnEvents::new(me.clone()),
+    });
+    Ok(Arc::into_raw(conn) as virConnectPtr)
 }
 
 /// Open a connection to a host, able to detach, reattach and reset devices.

@@ -23,6 +23,9 @@
 //! - [`recover`]: the report of interrupted operations finished or rolled back.
 //! - [`persistent`]: persistent assignments (libvirt's autostart calls).
 //! - [`sriov`]: SR-IOV provisioning (VFs straight onto a stub).
+//! - [`event_loop`]: libvirt's event loop API and its default loop.
+//! - [`node_device_events`]: node-device event callbacks, and the
+//!   descriptor + dispatch extension for a daemon's own loop.
 //!
 //! Exports: each module ends with `exports!(names...)`, the list of the
 //! functions it exports; [`exported`] is their union. For each name the
@@ -79,6 +82,8 @@ pub mod close_callback;
 pub mod connect;
 pub mod connect_info;
 pub mod error;
+pub mod event_loop;
+pub mod node_device_events;
 pub mod nodedev;
 pub mod open_auth;
 pub mod persistent;
@@ -113,5 +118,7 @@ const MODULES: &[(&[&str], &[&str])] = &[
     (recover::EXPORTS, recover::EXPORTED_DATA),
     (persistent::EXPORTS, persistent::EXPORTED_DATA),
     (sriov::EXPORTS, sriov::EXPORTED_DATA),
+    (event_loop::EXPORTS, event_loop::EXPORTED_DATA),
+    (node_device_events::EXPORTS, node_device_events::EXPORTED_DATA),
     (error::EXPORTS, error::EXPORTED_DATA),
 ];

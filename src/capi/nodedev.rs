@@ -172,6 +172,28 @@ fn new_device(call: &Call, conn: &Arc<virConnect>, addr: PciAddress) -> Result<A
     }))
 }
 
+// ---- Events (issue 12, item 5): the handle an event callback gets.
+
+impl virNodeDevice {
+    /// libvirt's name of the device (`pci_0000_03_00_0`).
+    pub(crate) fn name(&self) -> &str {
+        self.name.to_str().unwrap_or("")
+    }
+}
+
+/// A handle for the device of an event, named from the event itself: the
+/// device may be gone already (DELETED), so nothing is looked up.
+pub(crate) fn event_device(conn: &Arc<virConnect>, address: &str, parent: &str) -> Option<Arc<virNodeDevice>> {
+    let addr = PciAddress::parse(address).ok()?;
+    Some(Arc::new(virNodeDevice {
+        magic: DEV_MAGIC,
+        conn: conn.clone(),
+        addr,
+        name: CString::new(addr.node_name()).ok()?,
+        parent: CString::new(parent).ok()?,
+    }))
+}
+
 /// Devices having capability `cap` (None: any).
 fn devices_with_cap(conn: &virConnect, cap: Option<&str>) -> Result<Vec<PciAddress>, Raised> {
     match cap {
