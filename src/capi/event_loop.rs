@@ -251,10 +251,14 @@ struct Loop {
     next_timer: c_int,
     /// Written to wake a poll in progress; read back by the loop.
     wake: Option<OwnedFd>,
+    /// A thread sleeps in poll with the sets taken under this lock: a
+    /// change must wake it. Otherwise the next iteration sees the change
+    /// anyway, and waking would only cost an empty iteration.
+    polling: bool,
 }
 
 static LOOP: Mutex<Loop> =
-    Mutex::new(Loop { watches: Vec::new(), timers: Vec::new(), next_watch: 1, next_timer: 1, wake: None });
+    Mutex::new(Loop { watches: Vec::new(), timers: Vec::new(), next_watch: 1, next_timer: 1, wake: None, polling: false });
 static DEFAULT_REGISTERED: AtomicBool = AtomicBool::new(false);
 
 fn lock() -> MutexGuard<'static, Loop> {
@@ -263,6 +267,9 @@ fn lock() -> MutexGuard<'static, Loop> {
 
 impl Loop {
     fn wake(&self) {
+        if !self.polling {
+            return;
+        }
         if let Some(fd) = &self.wake {
             let one: u64 = 1;
             // SAFETY: an 8-byte write to our non-blocking eventfd.
@@ -422,11 +429,15 @@ fn run_once() -> Result<(), Raised> {
             let left = due.saturating_duration_since(now);
             left.as_micros().div_ceil(1000).min(c_int::MAX as u128) as c_int
         });
+        l.polling = true;
         (pfds, ids, timeout, frees)
     };
+    // Free functions may change the sets (add, remove): they run before
+    // poll, and `polling` makes those changes wake it.
     call_frees(frees);
     // SAFETY: pfds is a valid array of pollfd of this length.
     let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout) };
+    lock().polling = false;
     if n < 0 {
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EINTR) {
