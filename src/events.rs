@@ -30,8 +30,10 @@ pub enum EventKind {
 /// One event about one device.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DeviceEvent {
+    #[serde(rename = "event")]
     pub kind: EventKind,
     /// libvirt's name: `pci_0000_03_00_0`.
+    #[serde(rename = "device")]
     pub name: String,
     /// The kernel's name: `0000:03:00.0`.
     pub address: String,

@@ -114,6 +114,8 @@ pub enum Report {
     Group { address: String, group: Option<GroupReport> },
     Drivers { devices: Vec<DriverEntry> },
     Recover { recovered: Vec<RecoveredEntry> },
+    // ---- Events (issue 12, item 5): `watch --json`, one document per event.
+    Watch { event: crate::events::DeviceEvent },
 }
 
 #[derive(Serialize)]
