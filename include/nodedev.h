@@ -27,8 +27,9 @@
 
 
 /* Cast a node-device event callback (lifecycle or update) to the type
- * virConnectNodeDeviceEventRegisterAny takes, as with libvirt. */
-#define VIR_NODE_DEVICE_EVENT_CALLBACK(cb) ((virConnectNodeDeviceEventGenericCallback)(cb))
+ * virConnectNodeDeviceEventRegisterAny takes, as with libvirt; through
+ * void (*)(void), so that -Wextra's -Wcast-function-type accepts it. */
+#define VIR_NODE_DEVICE_EVENT_CALLBACK(cb) ((virConnectNodeDeviceEventGenericCallback)(void (*)(void))(cb))
 
 /**
  * What an operation is about to do, as the authorization callback is told.
