@@ -192,6 +192,11 @@ mod tests {
         let created: Vec<&str> = got.iter().filter(|e| e.kind == EventKind::Created).map(|e| e.name.as_str()).collect();
         assert_eq!(created.len(), 5, "{got:?}");
         assert!(created.iter().all(|n| n.starts_with("pci_0000_04_1")), "{created:?}");
+        // As pci_iov_add_virtfn does, VF by VF: its add, then its bind.
+        let order: Vec<(&str, &str)> = got.iter().map(|e| (e.action.as_str(), e.name.as_str())).collect();
+        for pair in order.chunks(2) {
+            assert!(matches!(pair, [("add", a), ("bind", b)] if a == b), "{order:?}");
+        }
         // Sequence numbers grow.
         let seqs: Vec<u64> = got.iter().filter_map(|e| e.seqnum).collect();
         assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");

@@ -622,12 +622,13 @@ impl Kernel {
                 Dev { addr: a, group, created: true, resets: 0, locked: false, ..template.clone() }
             });
             dev.enumerate();
-            self.emit("add", a);
         }
         self.dev_mut(pf).numvfs = n as u16;
         // As for a rescan, device_attach directly: only the PF's
         // sriov_drivers_autoprobe (in `probe`) holds new VFs back.
+        // pci_iov_add_virtfn, VF by VF: its add uevent, then its probe.
         for &a in &slots[..n] {
+            self.emit("add", a);
             self.attach(a);
         }
         Ok(())
