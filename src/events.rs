@@ -106,10 +106,8 @@ impl Watcher {
     /// Every event waiting now, oldest first; empty when none (never blocks).
     pub fn ready(&self) -> Result<Vec<DeviceEvent>> {
         let mut out = Vec::new();
-        while let Some(msg) = self
-            .source
-            .recv()
-            .map_err(|e| Error::System(format!("cannot read the kernel's uevents: {e}")))?
+        while let Some(msg) =
+            self.source.recv().map_err(|e| Error::System(format!("cannot read the kernel's uevents: {e}")))?
         {
             if let Some(ev) = Uevent::parse(&msg).as_ref().and_then(DeviceEvent::from_uevent) {
                 out.push(ev);
@@ -159,12 +157,18 @@ mod tests {
     #[test]
     fn kernel_actions_map_to_libvirt_events() {
         let e = ev("add@/devices/pci0000:00/0000:00:1c.0/0000:04:10.2|ACTION=add|DEVPATH=/devices/pci0000:00/0000:00:1c.0/0000:04:10.2|SUBSYSTEM=pci|SEQNUM=12|").unwrap();
-        assert_eq!((e.kind, e.name.as_str(), e.parent.as_str()), (EventKind::Created, "pci_0000_04_10_2", "pci_0000_00_1c_0"));
+        assert_eq!(
+            (e.kind, e.name.as_str(), e.parent.as_str()),
+            (EventKind::Created, "pci_0000_04_10_2", "pci_0000_00_1c_0")
+        );
         assert_eq!(e.seqnum, Some(12));
         let e = ev("unbind@/devices/pci0000:00/0000:00:02.0|SUBSYSTEM=pci|").unwrap();
         assert_eq!((e.kind, e.parent.as_str()), (EventKind::Updated, "computer"));
         assert_eq!(ev("remove@/devices/pci0000:00/0000:00:02.0|SUBSYSTEM=pci|").unwrap().kind, EventKind::Deleted);
-        assert_eq!(ev("bind@/devices/pci0000:00/0000:00:02.0|SUBSYSTEM=pci|DRIVER=e1000e|").unwrap().driver.as_deref(), Some("e1000e"));
+        assert_eq!(
+            ev("bind@/devices/pci0000:00/0000:00:02.0|SUBSYSTEM=pci|DRIVER=e1000e|").unwrap().driver.as_deref(),
+            Some("e1000e")
+        );
         // Not a PCI function: no node-device event.
         assert_eq!(ev("add@/devices/virtual/net/lo|SUBSYSTEM=net|"), None);
         assert_eq!(ev("add@/devices/pci0000:00|SUBSYSTEM=pci|"), None);
@@ -179,7 +183,10 @@ mod tests {
         sim.write("bus/pci/devices/0000:03:01.0/driver/unbind", "0000:03:01.0").unwrap();
         let got = w.ready().unwrap();
         assert_eq!(got.len(), 1, "{got:?}");
-        assert_eq!((got[0].kind, got[0].name.as_str(), got[0].action.as_str()), (EventKind::Updated, "pci_0000_03_01_0", "unbind"));
+        assert_eq!(
+            (got[0].kind, got[0].name.as_str(), got[0].action.as_str()),
+            (EventKind::Updated, "pci_0000_03_01_0", "unbind")
+        );
         sim.write("bus/pci/drivers_probe", "0000:03:01.0").unwrap();
         let got = w.ready().unwrap();
         assert_eq!((got.len(), got[0].action.as_str(), got[0].driver.as_deref()), (1, "bind", Some("e1000")));

@@ -560,12 +560,16 @@ fn watch_json_documents_of_every_kind_of_event_match_the_schema() {
         let doc: Value = serde_json::from_str(&Report::Watch { event: ev }.to_json()).unwrap();
         assert_valid(&doc);
         assert_eq!(doc["command"], "watch");
-        kinds.insert((doc["event"]["event"].as_str().unwrap().to_string(), doc["event"]["action"].as_str().unwrap().to_string()));
+        kinds.insert((
+            doc["event"]["event"].as_str().unwrap().to_string(),
+            doc["event"]["action"].as_str().unwrap().to_string(),
+        ));
     }
-    let want: Vec<(String, String)> = [("created", "add"), ("deleted", "remove"), ("updated", "bind"), ("updated", "unbind")]
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
+    let want: Vec<(String, String)> =
+        [("created", "add"), ("deleted", "remove"), ("updated", "bind"), ("updated", "unbind")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
     assert_eq!(kinds.into_iter().collect::<Vec<_>>(), want);
     // What the schema refuses.
     let bad: Value = serde_json::json!({"schema_version": 1, "command": "watch", "event": {"event": "changed", "device": "pci_0000_03_01_0", "address": "0000:03:01.0", "parent": "computer", "action": "bind", "driver": null, "seqnum": 1}});
@@ -578,7 +582,9 @@ fn watch_waits_quietly_until_its_timeout_and_refuses_bad_options_and_test_trees(
     let o = ok(nodedev_env(&["-c", "test:///default", "watch", "--json", "--timeout", "0.3"], &[]));
     assert!(t.elapsed() >= std::time::Duration::from_millis(300));
     assert_eq!(stdout(&o), "", "no event happened");
-    for bad in [&["watch", "--count", "0"][..], &["watch", "--timeout", "soon"], &["watch", "now"], &["watch", "--jsonx"]] {
+    for bad in
+        [&["watch", "--count", "0"][..], &["watch", "--timeout", "soon"], &["watch", "now"], &["watch", "--jsonx"]]
+    {
         let mut args = vec!["-c", "test:///default"];
         args.extend_from_slice(bad);
         assert_eq!(nodedev_env(&args, &[]).status.code(), Some(2), "{bad:?}");

@@ -8,7 +8,9 @@
 use nodedev::capi::connect::{virConnectClose, virConnectOpen, virConnectPtr};
 use nodedev::capi::error::{virGetLastError, virGetLastErrorCode};
 use nodedev::capi::node_device_events::*;
-use nodedev::capi::nodedev::{virNodeDeviceFree, virNodeDeviceGetName, virNodeDeviceGetParent, virNodeDeviceLookupByName, virNodeDevicePtr};
+use nodedev::capi::nodedev::{
+    virNodeDeviceFree, virNodeDeviceGetName, virNodeDeviceGetParent, virNodeDeviceLookupByName, virNodeDevicePtr,
+};
 use nodedev::capi::sriov::virNodeDeviceSetVFs;
 use std::ffi::{c_int, c_void, CStr, CString};
 use std::sync::Mutex;
@@ -64,7 +66,13 @@ fn take() -> Seen {
     SEEN.lock().unwrap().take().unwrap_or_default()
 }
 
-unsafe extern "C" fn on_lifecycle(_c: virConnectPtr, dev: virNodeDevicePtr, event: c_int, detail: c_int, _o: *mut c_void) {
+unsafe extern "C" fn on_lifecycle(
+    _c: virConnectPtr,
+    dev: virNodeDevicePtr,
+    event: c_int,
+    detail: c_int,
+    _o: *mut c_void,
+) {
     assert_eq!(detail, 0);
     record("lifecycle", dev, event);
 }
@@ -111,7 +119,14 @@ fn registering_checks_arguments_in_libvirts_order_and_needs_an_event_loop() {
     let name = CString::new(NIC).unwrap();
     let dev_other = unsafe { virNodeDeviceLookupByName(other, name.as_ptr()) };
     unsafe {
-        let r = virConnectNodeDeviceEventRegisterAny(std::ptr::null_mut(), std::ptr::null_mut(), UPDATE, Some(on_update), std::ptr::null_mut(), None);
+        let r = virConnectNodeDeviceEventRegisterAny(
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            UPDATE,
+            Some(on_update),
+            std::ptr::null_mut(),
+            None,
+        );
         assert_eq!((r, virGetLastErrorCode()), (-1, INVALID_CONN));
         // A device of another connection, before cb and eventID are looked at.
         let r = virConnectNodeDeviceEventRegisterAny(c, dev_other, -5, None, std::ptr::null_mut(), None);
@@ -123,13 +138,27 @@ fn registering_checks_arguments_in_libvirts_order_and_needs_an_event_loop() {
         assert_eq!((r, code), (-1, INVALID_ARG));
         assert!(msg.contains("cb"), "NULL cb is checked before eventID: {msg}");
         for bad in [-1, 2, 100] {
-            let r = virConnectNodeDeviceEventRegisterAny(c, std::ptr::null_mut(), bad, Some(on_update), std::ptr::null_mut(), None);
+            let r = virConnectNodeDeviceEventRegisterAny(
+                c,
+                std::ptr::null_mut(),
+                bad,
+                Some(on_update),
+                std::ptr::null_mut(),
+                None,
+            );
             assert_eq!((r, last_error().0, last_error().1), (-1, INVALID_ARG, FROM_NODEDEV), "eventID {bad}");
         }
         // No event loop registered in this process, no descriptor taken:
         // libvirt's error (its event timer cannot be added), freecb not called.
         let tag = CString::new("never").unwrap();
-        let r = virConnectNodeDeviceEventRegisterAny(c, std::ptr::null_mut(), UPDATE, Some(on_update), tag.as_ptr() as *mut c_void, Some(free_opaque));
+        let r = virConnectNodeDeviceEventRegisterAny(
+            c,
+            std::ptr::null_mut(),
+            UPDATE,
+            Some(on_update),
+            tag.as_ptr() as *mut c_void,
+            Some(free_opaque),
+        );
         let (code, dom, msg) = last_error();
         assert_eq!((r, code, dom), (-1, INTERNAL_ERROR, FROM_NONE), "{msg}");
         assert!(msg.contains("virEventRegisterDefaultImpl"), "{msg}");
@@ -160,7 +189,8 @@ fn registering_checks_arguments_in_libvirts_order_and_needs_an_event_loop() {
 fn a_test_tree_under_another_root_has_no_events() {
     let dir = std::env::temp_dir().join(format!("nodedev-events-fd-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("sys/bus/pci/devices")).unwrap();
-    let uri = CString::new(format!("nodedev:///system?root={}&statedir={}/state", dir.display(), dir.display())).unwrap();
+    let uri =
+        CString::new(format!("nodedev:///system?root={}&statedir={}/state", dir.display(), dir.display())).unwrap();
     unsafe {
         let c = virConnectOpen(uri.as_ptr());
         assert!(!c.is_null(), "{:?}", last_error());
@@ -188,13 +218,44 @@ fn the_descriptor_wakes_only_for_kernel_events_and_dispatch_calls_the_callbacks(
         let t_life = CString::new("lifecycle").unwrap();
         let t_upd = CString::new("update").unwrap();
         let t_nic = CString::new("update-nic").unwrap();
-        let life = virConnectNodeDeviceEventRegisterAny(c, std::ptr::null_mut(), LIFECYCLE, lifecycle(), t_life.as_ptr() as *mut c_void, Some(free_opaque));
-        let upd = virConnectNodeDeviceEventRegisterAny(c, std::ptr::null_mut(), UPDATE, Some(on_update), t_upd.as_ptr() as *mut c_void, Some(free_opaque));
+        let life = virConnectNodeDeviceEventRegisterAny(
+            c,
+            std::ptr::null_mut(),
+            LIFECYCLE,
+            lifecycle(),
+            t_life.as_ptr() as *mut c_void,
+            Some(free_opaque),
+        );
+        let upd = virConnectNodeDeviceEventRegisterAny(
+            c,
+            std::ptr::null_mut(),
+            UPDATE,
+            Some(on_update),
+            t_upd.as_ptr() as *mut c_void,
+            Some(free_opaque),
+        );
         let nic = virNodeDeviceLookupByName(c, nic_name.as_ptr());
-        let filtered = virConnectNodeDeviceEventRegisterAny(c, nic, UPDATE, Some(on_update_nic), t_nic.as_ptr() as *mut c_void, Some(free_opaque));
+        let filtered = virConnectNodeDeviceEventRegisterAny(
+            c,
+            nic,
+            UPDATE,
+            Some(on_update_nic),
+            t_nic.as_ptr() as *mut c_void,
+            Some(free_opaque),
+        );
         assert_eq!((life, upd, filtered), (0, 1, 2), "libvirt's ids count from 0 per connection");
         // The same callback for the same event and device again.
-        assert_eq!(virConnectNodeDeviceEventRegisterAny(c, std::ptr::null_mut(), UPDATE, Some(on_update), std::ptr::null_mut(), None), -1);
+        assert_eq!(
+            virConnectNodeDeviceEventRegisterAny(
+                c,
+                std::ptr::null_mut(),
+                UPDATE,
+                Some(on_update),
+                std::ptr::null_mut(),
+                None
+            ),
+            -1
+        );
         let (code, dom, msg) = last_error();
         assert_eq!((code, dom), (INVALID_ARG, FROM_NONE));
         assert!(msg.contains("already tracked"), "{msg}");
@@ -210,7 +271,8 @@ fn the_descriptor_wakes_only_for_kernel_events_and_dispatch_calls_the_callbacks(
         assert_eq!(virConnectNodeDeviceEventDispatch(c, 0), 1);
         assert!(!readable(fd, 0), "drained");
         let seen = take();
-        let names: Vec<(&str, &str, &str)> = seen.events.iter().map(|(w, n, p, _)| (*w, n.as_str(), p.as_str())).collect();
+        let names: Vec<(&str, &str, &str)> =
+            seen.events.iter().map(|(w, n, p, _)| (*w, n.as_str(), p.as_str())).collect();
         // The parent as a lookup names it (from the uevent's DEVPATH).
         let parent = CStr::from_ptr(virNodeDeviceGetParent(nic)).to_str().unwrap();
         assert_eq!(names, [("update", "pci_0000_03_01_0", parent), ("update-nic", "pci_0000_03_01_0", parent)]);
@@ -226,14 +288,16 @@ fn the_descriptor_wakes_only_for_kernel_events_and_dispatch_calls_the_callbacks(
         assert!(readable(fd, 1000));
         assert!(virConnectNodeDeviceEventDispatch(c, 0) >= 3);
         let seen = take();
-        let deleted: Vec<&str> = seen.events.iter().filter(|e| e.0 == "lifecycle" && e.3 == DELETED).map(|e| e.1.as_str()).collect();
+        let deleted: Vec<&str> =
+            seen.events.iter().filter(|e| e.0 == "lifecycle" && e.3 == DELETED).map(|e| e.1.as_str()).collect();
         assert_eq!(deleted, ["pci_0000_04_10_0", "pci_0000_04_10_2", "pci_0000_04_10_4"], "{seen:?}");
         assert!(seen.events.iter().all(|e| e.0 != "update-nic"));
         let vfio = CString::new("vfio").unwrap();
         assert_eq!(virNodeDeviceSetVFs(pf, 5, vfio.as_ptr(), 0), 5, "{:?}", last_error());
         virConnectNodeDeviceEventDispatch(c, 0);
         let seen = take();
-        let created: Vec<&str> = seen.events.iter().filter(|e| e.0 == "lifecycle" && e.3 == CREATED).map(|e| e.1.as_str()).collect();
+        let created: Vec<&str> =
+            seen.events.iter().filter(|e| e.0 == "lifecycle" && e.3 == CREATED).map(|e| e.1.as_str()).collect();
         assert_eq!(created.len(), 5, "{seen:?}");
         // Each VF is bound to vfio-pci once made: UPDATEs after its CREATED.
         assert!(seen.events.iter().filter(|e| e.0 == "update").count() >= 5, "{seen:?}");
@@ -294,7 +358,14 @@ fn a_callback_may_deregister_itself_during_a_dispatch() {
     let c = open();
     unsafe {
         assert!(virConnectNodeDeviceEventGetFD(c, 0) >= 0);
-        let id = virConnectNodeDeviceEventRegisterAny(c, std::ptr::null_mut(), UPDATE, Some(once), std::ptr::null_mut(), Some(once_freed));
+        let id = virConnectNodeDeviceEventRegisterAny(
+            c,
+            std::ptr::null_mut(),
+            UPDATE,
+            Some(once),
+            std::ptr::null_mut(),
+            Some(once_freed),
+        );
         SELF_ID.lock().unwrap().0 = id;
         // Two UPDATEs in one dispatch.
         foreign_write(&format!("bus/pci/devices/{NIC}/driver/unbind"), NIC);

@@ -54,7 +54,13 @@ unsafe extern "C" fn freed(o: *mut c_void) {
     log(format!("free {}", o as usize));
 }
 
-unsafe extern "C" fn dummy_add(_: c_int, _: c_int, _: virEventHandleCallback, _: *mut c_void, _: nodedev::capi::virFreeCallback) -> c_int {
+unsafe extern "C" fn dummy_add(
+    _: c_int,
+    _: c_int,
+    _: virEventHandleCallback,
+    _: *mut c_void,
+    _: nodedev::capi::virFreeCallback,
+) -> c_int {
     -7
 }
 
@@ -149,10 +155,13 @@ fn the_default_loop_and_node_device_events_on_it() {
         libc::close(w);
         run();
         let got = take();
-        assert!(got.iter().any(|l| l.starts_with(&format!("fd watch={watch} events=")) && {
-            let e: c_int = l.rsplit('=').next().unwrap().parse().unwrap();
-            e & 8 != 0
-        }), "{got:?}");
+        assert!(
+            got.iter().any(|l| l.starts_with(&format!("fd watch={watch} events=")) && {
+                let e: c_int = l.rsplit('=').next().unwrap().parse().unwrap();
+                e & 8 != 0
+            }),
+            "{got:?}"
+        );
         // Removal: the free function runs from the loop, after.
         assert_eq!(virEventRemoveHandle(watch), 0);
         assert_eq!(virEventRemoveTimeout(t), 0);
@@ -211,8 +220,16 @@ fn the_default_loop_and_node_device_events_on_it() {
             unsafe extern "C" fn(virConnectPtr, virNodeDevicePtr, c_int, c_int, *mut c_void),
             unsafe extern "C" fn(virConnectPtr, virNodeDevicePtr, *mut c_void),
         >(on_lifecycle));
-        let l = virConnectNodeDeviceEventRegisterAny(c, std::ptr::null_mut(), 0, lifecycle, 31 as *mut c_void, Some(freed));
-        let u = virConnectNodeDeviceEventRegisterAny(c, std::ptr::null_mut(), 1, Some(on_update), 32 as *mut c_void, Some(freed));
+        let l =
+            virConnectNodeDeviceEventRegisterAny(c, std::ptr::null_mut(), 0, lifecycle, 31 as *mut c_void, Some(freed));
+        let u = virConnectNodeDeviceEventRegisterAny(
+            c,
+            std::ptr::null_mut(),
+            1,
+            Some(on_update),
+            32 as *mut c_void,
+            Some(freed),
+        );
         assert_eq!((l, u), (0, 1));
         // Idle: with callbacks registered and no kernel event, an iteration
         // ends only by the guard timer, with nothing dispatched.
@@ -262,7 +279,14 @@ fn the_default_loop_and_node_device_events_on_it() {
         run_quiet();
         assert!(EVENTS.lock().unwrap().is_empty(), "no callback after deregistration");
         // Registered again, then the connection closed: freecb runs.
-        let u = virConnectNodeDeviceEventRegisterAny(c, std::ptr::null_mut(), 1, Some(on_update), 33 as *mut c_void, Some(freed));
+        let u = virConnectNodeDeviceEventRegisterAny(
+            c,
+            std::ptr::null_mut(),
+            1,
+            Some(on_update),
+            33 as *mut c_void,
+            Some(freed),
+        );
         assert_eq!(u, 2, "ids are not reused");
         assert_eq!(virConnectClose(c), 0);
         assert_eq!(take(), ["free 33"]);

@@ -121,11 +121,20 @@ fn parse_watch(args: &[String]) -> Result<Command, String> {
             "--json" if inline.is_none() => json = true,
             "--count" => {
                 let v = value()?;
-                count = Some(v.parse().ok().filter(|n| *n > 0).ok_or(format!("watch: --count '{v}' is not a positive number"))?);
+                count = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or(format!("watch: --count '{v}' is not a positive number"))?,
+                );
             }
             "--timeout" => {
                 let v = value()?;
-                let secs: f64 = v.parse().ok().filter(|s: &f64| s.is_finite() && *s >= 0.0).ok_or(format!("watch: --timeout '{v}' is not a number of seconds"))?;
+                let secs: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                    .ok_or(format!("watch: --timeout '{v}' is not a number of seconds"))?;
                 timeout = Some(std::time::Duration::from_secs_f64(secs));
             }
             _ if opt.starts_with('-') => return Err(format!("watch: unknown option {a}")),
@@ -151,7 +160,8 @@ fn watch(host: &Host, json: bool, count: Option<u64>, timeout: Option<std::time:
                 println!("{}", Report::Watch { event: ev }.to_json());
             } else {
                 let driver = ev.driver.as_deref().map(|d| format!(" {d}")).unwrap_or_default();
-                let kind = serde_json::to_value(ev.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                let kind =
+                    serde_json::to_value(ev.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
                 println!("{kind} {} {} {}{driver}", ev.name, ev.address, ev.action);
             }
             seen += 1;

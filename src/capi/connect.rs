@@ -5,8 +5,8 @@
 
 use super::boundary::{api, Call, Raised};
 use super::close_callback::CloseCallback;
-use super::node_device_events::ConnEvents;
 use super::error::{virErrorDomain, virErrorNumber, ConnLastError, Handler};
+use super::node_device_events::ConnEvents;
 use crate::host::Host;
 use crate::uri;
 use std::ffi::{c_char, c_int, CString};

@@ -64,7 +64,12 @@ pub type virEventRemoveHandleFunc = Option<unsafe extern "C" fn(watch: c_int) ->
 pub type virEventTimeoutCallback = Option<unsafe extern "C" fn(timer: c_int, opaque: *mut c_void)>;
 /// An implementation's "add a timer": returns the timer id (> 0) or -1.
 pub type virEventAddTimeoutFunc = Option<
-    unsafe extern "C" fn(timeout: c_int, cb: virEventTimeoutCallback, opaque: *mut c_void, ff: virFreeCallback) -> c_int,
+    unsafe extern "C" fn(
+        timeout: c_int,
+        cb: virEventTimeoutCallback,
+        opaque: *mut c_void,
+        ff: virFreeCallback,
+    ) -> c_int,
 >;
 /// An implementation's "change the period of a timer".
 pub type virEventUpdateTimeoutFunc = Option<unsafe extern "C" fn(timer: c_int, timeout: c_int)>;
@@ -119,7 +124,9 @@ pub unsafe extern "C" fn virEventRegisterImpl(
                 remove_timeout: removeTimeout,
             });
         } else {
-            crate::debug::log(format_args!("virEventRegisterImpl: ignoring attempt to replace the registered event loop"));
+            crate::debug::log(format_args!(
+                "virEventRegisterImpl: ignoring attempt to replace the registered event loop"
+            ));
         }
         Ok(())
     })
@@ -257,8 +264,14 @@ struct Loop {
     polling: bool,
 }
 
-static LOOP: Mutex<Loop> =
-    Mutex::new(Loop { watches: Vec::new(), timers: Vec::new(), next_watch: 1, next_timer: 1, wake: None, polling: false });
+static LOOP: Mutex<Loop> = Mutex::new(Loop {
+    watches: Vec::new(),
+    timers: Vec::new(),
+    next_watch: 1,
+    next_timer: 1,
+    wake: None,
+    polling: false,
+});
 static DEFAULT_REGISTERED: AtomicBool = AtomicBool::new(false);
 
 fn lock() -> MutexGuard<'static, Loop> {
@@ -467,7 +480,8 @@ fn run_once() -> Result<(), Raised> {
     };
     for id in due {
         // Another callback of this iteration may have removed or disabled it.
-        let found = lock().timers.iter().find(|t| t.id == id && !t.removed && t.frequency >= 0).map(|t| (t.cb, t.opaque));
+        let found =
+            lock().timers.iter().find(|t| t.id == id && !t.removed && t.frequency >= 0).map(|t| (t.cb, t.opaque));
         if let Some((cb, opaque)) = found {
             // SAFETY: the application registered `cb` for `opaque`.
             unsafe { cb(id, opaque as *mut c_void) };
@@ -477,11 +491,8 @@ fn run_once() -> Result<(), Raised> {
         if p.revents == 0 {
             continue;
         }
-        let found = lock()
-            .watches
-            .iter()
-            .find(|w| w.id == id && !w.removed && w.events != 0)
-            .map(|w| (w.cb, w.fd, w.opaque));
+        let found =
+            lock().watches.iter().find(|w| w.id == id && !w.removed && w.events != 0).map(|w| (w.cb, w.fd, w.opaque));
         if let Some((cb, fd, opaque)) = found {
             // SAFETY: as above.
             unsafe { cb(id, fd, vir_events(p.revents), opaque as *mut c_void) };
@@ -510,7 +521,10 @@ pub unsafe extern "C" fn virEventRegisterDefaultImpl() -> c_int {
                     return Err(Raised::new(
                         virErrorNumber::VIR_ERR_SYSTEM_ERROR,
                         virErrorDomain::VIR_FROM_EVENT,
-                        format!("virEventRegisterDefaultImpl: cannot create an eventfd: {}", std::io::Error::last_os_error()),
+                        format!(
+                            "virEventRegisterDefaultImpl: cannot create an eventfd: {}",
+                            std::io::Error::last_os_error()
+                        ),
                     ));
                 }
                 // SAFETY: fd is a fresh, valid descriptor.
@@ -544,7 +558,10 @@ pub unsafe extern "C" fn virEventRunDefaultImpl() -> c_int {
             return Err(Raised::new(
                 virErrorNumber::VIR_ERR_INTERNAL_ERROR,
                 call.domain,
-                format!("{}: the default event loop is not registered: call virEventRegisterDefaultImpl first", call.func),
+                format!(
+                    "{}: the default event loop is not registered: call virEventRegisterDefaultImpl first",
+                    call.func
+                ),
             ));
         }
         run_once()?;

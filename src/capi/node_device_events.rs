@@ -134,10 +134,7 @@ struct WatchData {
 
 impl ConnEvents {
     pub(crate) fn new(conn: Weak<virConnect>) -> Arc<ConnEvents> {
-        Arc::new(ConnEvents {
-            conn,
-            state: Mutex::new(State { callbacks: Vec::new(), next_id: 0, feed: Feed::Idle }),
-        })
+        Arc::new(ConnEvents { conn, state: Mutex::new(State { callbacks: Vec::new(), next_id: 0, feed: Feed::Idle }) })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -339,10 +336,8 @@ pub unsafe extern "C" fn virConnectNodeDeviceEventRegisterAny(
             return Err(call.invalid_arg(format_args!("eventID in {} must be less than {last}", call.func)));
         }
         let mut s = c.events.lock();
-        let duplicate = s
-            .callbacks
-            .iter()
-            .any(|r| r.event_id == eventID && r.key == key && r.cb as usize == cb as usize);
+        let duplicate =
+            s.callbacks.iter().any(|r| r.event_id == eventID && r.key == key && r.cb as usize == cb as usize);
         if duplicate {
             return Err(Raised::new(
                 virErrorNumber::VIR_ERR_INVALID_ARG,
@@ -467,7 +462,10 @@ pub unsafe extern "C" fn virConnectNodeDeviceEventDispatch(conn: virConnectPtr, 
                 return Err(Raised::new(
                     virErrorNumber::VIR_ERR_OPERATION_INVALID,
                     DOMAIN,
-                    format!("{}: no event descriptor on this connection: call virConnectNodeDeviceEventGetFD first", call.func),
+                    format!(
+                        "{}: no event descriptor on this connection: call virConnectNodeDeviceEventGetFD first",
+                        call.func
+                    ),
                 ))
             }
         };
