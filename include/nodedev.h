@@ -9,6 +9,17 @@
  * `char *` are malloc'ed and freed by the caller with free(); strings
  * returned as `const char *` belong to the library or the handle.
  *
+ * Handle checks: every call checks its handle arguments and fails with
+ * VIR_ERR_INVALID_CONN / VIR_ERR_INVALID_NODE_DEVICE for NULL, and for a
+ * pointer that does not hold a live handle's tag (e.g. a device handle passed
+ * as a connection). A handle whose last reference was released has its tag
+ * overwritten before its memory is freed, so passing it again is refused
+ * only while that memory is not reused: reading it is undefined behaviour
+ * that the check cannot make defined (valgrind and AddressSanitizer report
+ * it), a new handle of the same kind at the same address is taken for the
+ * old one, and memory given back to the system faults. Do not rely on the
+ * check: it reports a caller's bug, it does not make using a freed handle safe.
+ *
  * Errors: a failing call returns -1 or NULL and sets the calling thread's
  * last error (virGetLastError); every call except the virGetLastError
  * family resets it first. Set NODEDEV_DEBUG in the environment to have

@@ -39,6 +39,10 @@ pub struct DeviceEvent {
     pub address: String,
     /// libvirt's name of its parent (the upstream bridge, or "computer").
     pub parent: String,
+    /// The kernel's path of the device under /sys (`/devices/pci0000:00/...`),
+    /// as the uevent gives it. Not part of the JSON: `parent` says where it is.
+    #[serde(skip)]
+    pub devpath: String,
     /// The uevent it comes from: add, remove, bind, unbind, change, move.
     pub action: String,
     /// The driver the kernel names in the uevent (a bind's), if any.
@@ -74,6 +78,7 @@ impl DeviceEvent {
             name: addr.node_name(),
             address: addr.to_string(),
             parent,
+            devpath: u.devpath.clone(),
             action: u.action.clone(),
             driver: u.var("DRIVER").map(str::to_string),
             seqnum: u.var("SEQNUM").and_then(|s| s.parse().ok()),

@@ -112,4 +112,5 @@ pub use host::{
 };
 #[doc(hidden)]
 pub use policy::Policy;
+pub use state::Step;
 pub use stub::Stub;

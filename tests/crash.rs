@@ -92,6 +92,9 @@ impl Sysfs for DiesAt {
         self.tick();
         self.sim.set_link_up(i, up)
     }
+    fn pci_names(&self, v: u16, d: u16) -> nodedev::sysfs::PciNames {
+        self.sim.pci_names(v, d)
+    }
     // A listener changes nothing: no crash point.
     fn uevents(&self) -> io::Result<Box<dyn nodedev::sysfs::uevent::UeventSource>> {
         self.sim.uevents()

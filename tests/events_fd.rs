@@ -9,7 +9,8 @@ use nodedev::capi::connect::{virConnectClose, virConnectOpen, virConnectPtr};
 use nodedev::capi::error::{virGetLastError, virGetLastErrorCode};
 use nodedev::capi::node_device_events::*;
 use nodedev::capi::nodedev::{
-    virNodeDeviceFree, virNodeDeviceGetName, virNodeDeviceGetParent, virNodeDeviceLookupByName, virNodeDevicePtr,
+    virNodeDeviceFree, virNodeDeviceGetName, virNodeDeviceGetParent, virNodeDeviceGetXMLDesc,
+    virNodeDeviceLookupByName, virNodeDevicePtr,
 };
 use nodedev::capi::sriov::virNodeDeviceSetVFs;
 use std::ffi::{c_int, c_void, CStr, CString};
@@ -81,8 +82,22 @@ unsafe extern "C" fn on_update(_c: virConnectPtr, dev: virNodeDevicePtr, _o: *mu
     record("update", dev, -1);
 }
 
+/// The XML of the device handle the NIC's filtered callback got last.
+static NIC_XML: Mutex<Option<String>> = Mutex::new(None);
+
+fn xml_of(dev: virNodeDevicePtr) -> String {
+    let p = unsafe { virNodeDeviceGetXMLDesc(dev, 0) };
+    if p.is_null() {
+        return format!("no XML: {:?}", last_error());
+    }
+    let xml = unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned();
+    unsafe { libc::free(p.cast()) };
+    xml
+}
+
 unsafe extern "C" fn on_update_nic(_c: virConnectPtr, dev: virNodeDevicePtr, _o: *mut c_void) {
     record("update-nic", dev, -1);
+    *NIC_XML.lock().unwrap() = Some(xml_of(dev));
 }
 
 unsafe extern "C" fn free_opaque(o: *mut c_void) {
@@ -276,6 +291,11 @@ fn the_descriptor_wakes_only_for_kernel_events_and_dispatch_calls_the_callbacks(
         // The parent as a lookup names it (from the uevent's DEVPATH).
         let parent = CStr::from_ptr(virNodeDeviceGetParent(nic)).to_str().unwrap();
         assert_eq!(names, [("update", "pci_0000_03_01_0", parent), ("update-nic", "pci_0000_03_01_0", parent)]);
+        // The event's handle is placed from the uevent's DEVPATH: its XML
+        // (path, parent) is the XML of a handle looked up by name.
+        let event_xml = NIC_XML.lock().unwrap().take().expect("the NIC's callback ran");
+        assert_eq!(event_xml, xml_of(nic));
+        assert!(event_xml.contains(&format!("/{NIC}</path>")), "{event_xml}");
         foreign_write("bus/pci/drivers_probe", NIC);
         assert_eq!(virConnectNodeDeviceEventDispatch(c, 0), 1);
         assert_eq!(take().events.len(), 2);

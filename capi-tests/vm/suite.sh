@@ -192,6 +192,7 @@ expect_driver race-second-back "$B2" e1000
 
 . /suite-busy.sh
 . /suite-fidelity.sh
+. /suite-grouplock.sh
 . /suite-events.sh
 
 left=$(ls /run/nodedev/*.json 2>/dev/null | wc -l)
@@ -345,3 +346,4 @@ done
 . /suite-records.sh
 . /suite-rustapi.sh
 . /suite-hostuse.sh
+. /suite-names.sh

@@ -15,9 +15,9 @@
 //! change from another thread (a handle added, a timer updated) wakes it
 //! through an eventfd, so the next poll sees it.
 
-use super::assign::virFreeCallback;
 use super::boundary::{api, api_keep_error, Raised};
-use super::error::{virErrorDomain, virErrorNumber};
+use super::callback::virFreeCallback;
+use super::virterror::{virErrorDomain, virErrorNumber};
 use std::ffi::{c_int, c_void};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -20,14 +20,20 @@
 //! (its last reference released), its callbacks are removed and their
 //! freecb called, so a daemon that closes without deregistering neither
 //! leaks the connection nor gets events for it.
+//!
+//! The connection (a layer below, which cannot name this module) holds a
+//! connection's `ConnEvents` as a `ConnAttachment`, made at the first
+//! event call, and closes it when it goes.
 
-use super::assign::virFreeCallback;
 use super::boundary::{api, Call, Raised};
-use super::connect::{conn_arg, virConnect, virConnectPtr};
-use super::error::{virErrorDomain, virErrorNumber};
+use super::callback::{virFreeCallback, CallerData};
+use super::connect::{conn_arg, virConnect, virConnectPtr, ConnAttachment};
 use super::event_loop::{self, virEventHandleType};
+use super::handle;
 use super::nodedev::{dev_arg, event_device, virNodeDevice, virNodeDevicePtr};
+use super::virterror::{virErrorDomain, virErrorNumber};
 use crate::events::{DeviceEvent, EventKind, Watcher};
+use std::any::Any;
 use std::ffi::{c_int, c_uint, c_void};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,26 +86,17 @@ pub type virConnectNodeDeviceEventLifecycleCallback = Option<
 type GenericFn = unsafe extern "C" fn(virConnectPtr, virNodeDevicePtr, *mut c_void);
 type LifecycleFn = unsafe extern "C" fn(virConnectPtr, virNodeDevicePtr, c_int, c_int, *mut c_void);
 
-/// One registered callback. Its freecb runs when the last holder lets go:
-/// the registry on deregistration, or a dispatch in progress after it.
+/// One registered callback. Its freecb runs (as `data` goes) when the last
+/// holder lets go: the registry on deregistration, or a dispatch in
+/// progress after it.
 struct Registration {
     id: c_int,
     event_id: c_int,
     /// The device name it is filtered on (None: every device).
     key: Option<String>,
     cb: GenericFn,
-    opaque: usize,
-    freecb: virFreeCallback,
+    data: CallerData,
     active: AtomicBool,
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        if let Some(f) = self.freecb {
-            // SAFETY: the application registered `f` for `opaque`.
-            unsafe { f(self.opaque as *mut c_void) };
-        }
-    }
 }
 
 /// How the events of a connection reach the application.
@@ -133,29 +130,20 @@ struct WatchData {
 }
 
 impl ConnEvents {
-    pub(crate) fn new(conn: Weak<virConnect>) -> Arc<ConnEvents> {
-        Arc::new(ConnEvents { conn, state: Mutex::new(State { callbacks: Vec::new(), next_id: 0, feed: Feed::Idle }) })
+    /// The events of `conn`, made at the first call that needs them.
+    fn of(conn: &Arc<virConnect>) -> Arc<ConnEvents> {
+        let attached = conn.events.get_or_init(|| -> Arc<dyn ConnAttachment> {
+            Arc::new(ConnEvents {
+                conn: Arc::downgrade(conn),
+                state: Mutex::new(State { callbacks: Vec::new(), next_id: 0, feed: Feed::Idle }),
+            })
+        });
+        // Only this module fills the slot, always with a ConnEvents.
+        attached.clone().into_any().downcast().unwrap_or_else(|_| unreachable!("a connection's events are ConnEvents"))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The connection is going: forget every callback (their freecb runs,
-    /// with no lock held) and stop listening.
-    pub(crate) fn close(&self) {
-        let (callbacks, feed) = {
-            let mut s = self.lock();
-            (std::mem::take(&mut s.callbacks), std::mem::replace(&mut s.feed, Feed::Idle))
-        };
-        for r in &callbacks {
-            r.active.store(false, Ordering::SeqCst);
-        }
-        if let Feed::Loop { watch } = feed {
-            // SAFETY: a watch this connection added.
-            unsafe { event_loop::virEventRemoveHandle(watch) };
-        }
-        drop(callbacks);
     }
 
     /// Read what the kernel sent and call the matching callbacks, in order.
@@ -180,6 +168,29 @@ impl ConnEvents {
     }
 }
 
+impl ConnAttachment for ConnEvents {
+    /// The connection is going: forget every callback (their freecb runs,
+    /// with no lock held) and stop listening.
+    fn close(&self) {
+        let (callbacks, feed) = {
+            let mut s = self.lock();
+            (std::mem::take(&mut s.callbacks), std::mem::replace(&mut s.feed, Feed::Idle))
+        };
+        for r in &callbacks {
+            r.active.store(false, Ordering::SeqCst);
+        }
+        if let Feed::Loop { watch } = feed {
+            // SAFETY: a watch this connection added.
+            unsafe { event_loop::virEventRemoveHandle(watch) };
+        }
+        drop(callbacks);
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
 fn wants(r: &Registration, ev: &DeviceEvent) -> bool {
     let id_matches = match ev.kind {
         EventKind::Created | EventKind::Deleted => {
@@ -191,14 +202,14 @@ fn wants(r: &Registration, ev: &DeviceEvent) -> bool {
 }
 
 fn deliver(conn: &Arc<virConnect>, r: &Registration, ev: &DeviceEvent) {
-    let Some(dev) = event_device(conn, &ev.address, &ev.parent) else { return };
-    let dev = Arc::into_raw(dev) as virNodeDevicePtr;
+    let Some(dev) = event_device(conn, &ev.address, &ev.parent, &ev.devpath) else { return };
+    let dev = handle::into_raw(dev);
     let conn_ptr = Arc::as_ptr(conn) as virConnectPtr;
     // SAFETY: the callback was registered with the signature of its event
     // id (libvirt's contract, the cast done by VIR_NODE_DEVICE_EVENT_CALLBACK).
     unsafe {
         match ev.kind {
-            EventKind::Updated => (r.cb)(conn_ptr, dev, r.opaque as *mut c_void),
+            EventKind::Updated => (r.cb)(conn_ptr, dev, r.data.ptr()),
             EventKind::Created | EventKind::Deleted => {
                 let lifecycle: LifecycleFn = std::mem::transmute::<GenericFn, LifecycleFn>(r.cb);
                 let event = if ev.kind == EventKind::Created {
@@ -206,7 +217,7 @@ fn deliver(conn: &Arc<virConnect>, r: &Registration, ev: &DeviceEvent) {
                 } else {
                     virNodeDeviceEventLifecycleType::VIR_NODE_DEVICE_EVENT_DELETED
                 };
-                lifecycle(conn_ptr, dev, event as c_int, 0, r.opaque as *mut c_void);
+                lifecycle(conn_ptr, dev, event as c_int, 0, r.data.ptr());
             }
         }
         // The library's reference; the callback took its own if it keeps the device.
@@ -245,7 +256,7 @@ fn no_loop(call: &Call) -> Raised {
 }
 
 /// With the state locked: make sure events are fed, for a new callback.
-fn start_feed(call: &Call, conn: &virConnect, s: &mut State) -> Result<(), Raised> {
+fn start_feed(call: &Call, conn: &virConnect, events: &Arc<ConnEvents>, s: &mut State) -> Result<(), Raised> {
     if !matches!(s.feed, Feed::Idle) {
         return Ok(());
     }
@@ -258,7 +269,7 @@ fn start_feed(call: &Call, conn: &virConnect, s: &mut State) -> Result<(), Raise
         r
     })?;
     let fd = watcher.fd();
-    let data = Box::into_raw(Box::new(WatchData { events: conn.events.clone(), watcher }));
+    let data = Box::into_raw(Box::new(WatchData { events: events.clone(), watcher }));
     // SAFETY: `data` lives until the loop calls `free_watch`.
     let watch = unsafe {
         event_loop::virEventAddHandle(
@@ -335,7 +346,8 @@ pub unsafe extern "C" fn virConnectNodeDeviceEventRegisterAny(
         if eventID >= last {
             return Err(call.invalid_arg(format_args!("eventID in {} must be less than {last}", call.func)));
         }
-        let mut s = c.events.lock();
+        let events = ConnEvents::of(&c);
+        let mut s = events.lock();
         let duplicate =
             s.callbacks.iter().any(|r| r.event_id == eventID && r.key == key && r.cb as usize == cb as usize);
         if duplicate {
@@ -345,7 +357,7 @@ pub unsafe extern "C" fn virConnectNodeDeviceEventRegisterAny(
                 format!("{}: event callback already tracked", call.func),
             ));
         }
-        start_feed(call, &c, &mut s)?;
+        start_feed(call, &c, &events, &mut s)?;
         let id = s.next_id;
         s.next_id = s.next_id.checked_add(1).unwrap_or(0);
         s.callbacks.push(Arc::new(Registration {
@@ -353,8 +365,7 @@ pub unsafe extern "C" fn virConnectNodeDeviceEventRegisterAny(
             event_id: eventID,
             key,
             cb,
-            opaque: opaque as usize,
-            freecb,
+            data: CallerData::new(opaque, freecb),
             active: AtomicBool::new(true),
         }));
         Ok(id)
@@ -377,7 +388,8 @@ pub unsafe extern "C" fn virConnectNodeDeviceEventDeregisterAny(conn: virConnect
             return Err(call.invalid_arg(format_args!("callbackID must be non-negative (got {callbackID})")));
         }
         let (removed, stop) = {
-            let mut s = c.events.lock();
+            let events = ConnEvents::of(&c);
+            let mut s = events.lock();
             let Some(pos) = s.callbacks.iter().position(|r| r.id == callbackID) else {
                 return Err(Raised::new(
                     virErrorNumber::VIR_ERR_INVALID_ARG,
@@ -424,7 +436,8 @@ pub unsafe extern "C" fn virConnectNodeDeviceEventGetFD(conn: virConnectPtr, fla
         let c = conn_arg(call, conn)?;
         call.check_flags(flags, 0)?;
         let (fd, stop) = {
-            let mut s = c.events.lock();
+            let events = ConnEvents::of(&c);
+            let mut s = events.lock();
             if let Feed::Fd(w) = &s.feed {
                 return Ok(w.fd());
             }
@@ -456,7 +469,8 @@ pub unsafe extern "C" fn virConnectNodeDeviceEventDispatch(conn: virConnectPtr, 
     api("virConnectNodeDeviceEventDispatch", DOMAIN, -1, |call| {
         let c = conn_arg(call, conn)?;
         call.check_flags(flags, 0)?;
-        let watcher = match &c.events.lock().feed {
+        let events = ConnEvents::of(&c);
+        let watcher = match &events.lock().feed {
             Feed::Fd(w) => w.clone(),
             _ => {
                 return Err(Raised::new(
@@ -469,7 +483,6 @@ pub unsafe extern "C" fn virConnectNodeDeviceEventDispatch(conn: virConnectPtr, 
                 ))
             }
         };
-        let events = c.events.clone();
         drop(c);
         call.conn = None;
         let n = events.dispatch(&watcher)?;

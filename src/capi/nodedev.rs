@@ -8,13 +8,16 @@
 //! devices exist here: their one capability is "pci".
 
 use super::boundary::{api, Call, Raised};
+pub(crate) use super::connect::writable;
 use super::connect::{conn_arg, virConnect, virConnectPtr};
-use super::error::{virErrorDomain, virErrorNumber};
+use super::handle::{self, Handle, Tag};
+use super::last_error::ErrorTarget;
+pub(crate) use super::raised::with_unsupported_as;
+use super::virterror::{virErrorDomain, virErrorNumber};
 use crate::address::PciAddress;
 use crate::host::DetachOptions;
 use crate::stub::Stub;
 use std::ffi::{c_char, c_int, c_uint, CString};
-use std::mem::size_of;
 use std::ptr;
 use std::sync::Arc;
 
@@ -24,19 +27,31 @@ const DOMAIN: virErrorDomain = virErrorDomain::VIR_FROM_NODEDEV;
 /// A host device (opaque), here always a PCI function. Thread-safe. Holds a
 /// reference to its connection.
 pub struct virNodeDevice {
-    magic: u64,
+    magic: Tag,
     pub(crate) conn: Arc<virConnect>,
     pub(crate) addr: PciAddress,
     name: CString,
     parent: CString,
+    /// The `bus/pci/devices/ADDR` link's target, read when the handle was
+    /// made: the XML's path and parent come from it without another readlink.
+    placement: String,
 }
 
 /// Pointer to a device handle, as returned by virNodeDeviceLookupByName.
 pub type virNodeDevicePtr = *mut virNodeDevice;
 
-impl Drop for virNodeDevice {
-    fn drop(&mut self) {
-        self.magic = 0;
+impl Handle for virNodeDevice {
+    const LIVE: u64 = DEV_MAGIC;
+    const INVALID: virErrorNumber = virErrorNumber::VIR_ERR_INVALID_NODE_DEVICE;
+    const ARG: &'static str = "node device pointer dev";
+    const NOT_LIVE: &'static str = "not a live device handle";
+
+    unsafe fn tag_of(p: *const Self) -> *const Tag {
+        ptr::addr_of!((*p).magic)
+    }
+
+    fn error_target(this: &Arc<Self>) -> Arc<dyn ErrorTarget> {
+        this.conn.clone()
     }
 }
 
@@ -119,56 +134,25 @@ const LIST_ALL_FLAGS: c_uint = CAP_BITS | ACTIVE | INACTIVE;
 /// Check a device argument: VIR_ERR_INVALID_NODE_DEVICE when NULL or not a
 /// live handle. Returns a new reference; the device's connection's error
 /// callback applies to this call.
+///
+/// # Safety
+/// `p` is NULL or a pointer C got from this library (see [`handle`] on what
+/// the check can tell of a freed one).
 pub(crate) unsafe fn dev_arg(call: &mut Call, p: virNodeDevicePtr) -> Result<Arc<virNodeDevice>, Raised> {
-    if p.is_null() || (*p).magic != DEV_MAGIC {
-        let what = if p.is_null() { "NULL" } else { "not a live device handle" };
-        return Err(Raised::new(
-            virErrorNumber::VIR_ERR_INVALID_NODE_DEVICE,
-            call.domain,
-            format!("{}: invalid node device pointer dev ({what})", call.func),
-        ));
-    }
-    Arc::increment_strong_count(p as *const virNodeDevice);
-    let dev = Arc::from_raw(p as *const virNodeDevice);
-    call.conn = Some(dev.conn.clone());
-    Ok(dev)
-}
-
-/// libvirt's read-only check (virCheckReadOnlyGoto), made right after the
-/// handle check and before any other argument: VIR_ERR_OPERATION_DENIED.
-pub(crate) fn writable(call: &Call, conn: &virConnect) -> Result<(), Raised> {
-    if conn.is_read_only() {
-        return Err(Raised::new(
-            virErrorNumber::VIR_ERR_OPERATION_DENIED,
-            call.domain,
-            format!(
-                "{}: read only access prevents this operation: the connection is read-only; open it with virConnectOpen to change devices",
-                call.func
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// A core error as libvirt's code for the same condition, where the core's
-/// class differs: `unsupported` replaces VIR_ERR_OPERATION_UNSUPPORTED.
-pub(crate) fn with_unsupported_as(e: crate::Error, unsupported: virErrorNumber) -> Raised {
-    let mut r = Raised::from(e.clone());
-    if matches!(e, crate::Error::Unsupported(_)) {
-        r.code = unsupported as c_int;
-    }
-    r
+    handle::arg(call, p)
 }
 
 fn new_device(call: &Call, conn: &Arc<virConnect>, addr: PciAddress) -> Result<Arc<virNodeDevice>, Raised> {
-    let parent = conn.host.parent_name(&addr)?;
+    let placement = conn.host.placement_link(&addr)?;
+    let parent = crate::host::parent_name_of(&addr, &placement);
     let cstring = |s: String| CString::new(s).map_err(|_| call.invalid_arg("device name contains a NUL byte"));
     Ok(Arc::new(virNodeDevice {
-        magic: DEV_MAGIC,
+        magic: Tag::new(DEV_MAGIC),
         conn: conn.clone(),
         addr,
         name: cstring(addr.node_name())?,
         parent: cstring(parent)?,
+        placement,
     }))
 }
 
@@ -181,16 +165,24 @@ impl virNodeDevice {
     }
 }
 
-/// A handle for the device of an event, named from the event itself: the
+/// A handle for the device of an event, named and placed from the event
+/// itself (`devpath`: the kernel's `/devices/...` path of the uevent): the
 /// device may be gone already (DELETED), so nothing is looked up.
-pub(crate) fn event_device(conn: &Arc<virConnect>, address: &str, parent: &str) -> Option<Arc<virNodeDevice>> {
+pub(crate) fn event_device(
+    conn: &Arc<virConnect>,
+    address: &str,
+    parent: &str,
+    devpath: &str,
+) -> Option<Arc<virNodeDevice>> {
     let addr = PciAddress::parse(address).ok()?;
     Some(Arc::new(virNodeDevice {
-        magic: DEV_MAGIC,
+        magic: Tag::new(DEV_MAGIC),
         conn: conn.clone(),
         addr,
         name: CString::new(addr.node_name()).ok()?,
         parent: CString::new(parent).ok()?,
+        // What bus/pci/devices/ADDR links to: the same place, from /sys/bus/pci/devices.
+        placement: format!("../../..{devpath}"),
     }))
 }
 
@@ -202,25 +194,10 @@ fn devices_with_cap(conn: &virConnect, cap: Option<&str>) -> Result<Vec<PciAddre
     }
 }
 
+/// VIR_ERR_NO_MEMORY for `call` (kept where code has found it: see [`Call::no_memory`]).
+#[allow(dead_code)]
 pub(crate) fn no_memory(call: &Call) -> Raised {
-    Raised::new(virErrorNumber::VIR_ERR_NO_MEMORY, call.domain, format!("{}: out of memory", call.func))
-}
-
-/// Fill `names[0..n]` with malloc'ed copies of `items`, all or nothing.
-unsafe fn fill_names(call: &Call, names: *mut *mut c_char, items: &[String]) -> Result<c_int, Raised> {
-    for (i, item) in items.iter().enumerate() {
-        match call.dup(item) {
-            Ok(p) => *names.add(i) = p,
-            Err(e) => {
-                for j in 0..i {
-                    libc::free((*names.add(j)).cast());
-                    *names.add(j) = ptr::null_mut();
-                }
-                return Err(e);
-            }
-        }
-    }
-    Ok(items.len() as c_int)
+    call.no_memory()
 }
 
 /// All devices of `conn` matching `flags`, as new handles.
@@ -259,17 +236,15 @@ pub unsafe extern "C" fn virConnectListAllNodeDevices(
         let cap_match = caps == 0 || caps & bit(F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV) != 0;
         let state_match = states == 0 || states & ACTIVE != 0;
         let addrs = if cap_match && state_match { c.host.list()? } else { Vec::new() };
-        let count = c_int::try_from(addrs.len()).map_err(|_| no_memory(call))?;
+        let count = c_int::try_from(addrs.len()).map_err(|_| call.no_memory())?;
         if devices.is_null() {
             return Ok(count);
         }
         let handles = addrs.into_iter().map(|a| new_device(call, &c, a)).collect::<Result<Vec<_>, _>>()?;
-        let array = libc::calloc(handles.len() + 1, size_of::<virNodeDevicePtr>()) as *mut virNodeDevicePtr;
-        if array.is_null() {
-            return Err(no_memory(call));
-        }
+        // The array first: once it exists, filling it cannot fail.
+        let array = call.terminated_array::<virNodeDevicePtr>(handles.len())?;
         for (i, h) in handles.into_iter().enumerate() {
-            *array.add(i) = Arc::into_raw(h) as virNodeDevicePtr;
+            *array.add(i) = handle::into_raw(h);
         }
         *devices = array;
         Ok(count)
@@ -313,19 +288,13 @@ pub unsafe extern "C" fn virNodeListDevices(
 ) -> c_int {
     api("virNodeListDevices", DOMAIN, -1, |call| {
         let c = conn_arg(call, conn)?;
-        if names.is_null() {
-            return Err(call.invalid_arg("names must not be NULL"));
-        }
-        if maxnames < 0 {
-            return Err(call.invalid_arg(format_args!("maxnames must not be negative ({maxnames})")));
-        }
+        let max = call.names_arg(names, maxnames)?;
         call.check_flags(flags, 0)?;
         let Ok(cap) = call.opt_str("cap", cap) else {
             return Ok(0); // no capability has such a name
         };
-        let items: Vec<String> =
-            devices_with_cap(&c, cap)?.into_iter().take(maxnames as usize).map(|a| a.node_name()).collect();
-        fill_names(call, names, &items)
+        let items: Vec<String> = devices_with_cap(&c, cap)?.into_iter().take(max).map(|a| a.node_name()).collect();
+        call.store_names(names, &items)
     })
 }
 
@@ -347,7 +316,8 @@ pub unsafe extern "C" fn virNodeDeviceLookupByName(conn: virConnectPtr, name: *c
         let name = std::ffi::CStr::from_ptr(name).to_string_lossy();
         // libvirt: whatever its shape, a name that is no device is
         // VIR_ERR_NO_NODE_DEVICE (clients test for it to mean "not there").
-        let addr = c.host.lookup(&name).map_err(|e| match e {
+        // The handle's readlink (new_device) checks that the device exists.
+        let addr = crate::address::PciAddress::parse(&name).map_err(|e| match e {
             crate::Error::InvalidArg(m) => Raised::new(
                 virErrorNumber::VIR_ERR_NO_NODE_DEVICE,
                 call.domain,
@@ -355,7 +325,7 @@ pub unsafe extern "C" fn virNodeDeviceLookupByName(conn: virConnectPtr, name: *c
             ),
             e => Raised::from(e),
         })?;
-        Ok(Arc::into_raw(new_device(call, &c, addr)?) as virNodeDevicePtr)
+        Ok(handle::into_raw(new_device(call, &c, addr)?))
     })
 }
 
@@ -399,7 +369,7 @@ pub unsafe extern "C" fn virNodeDeviceGetXMLDesc(dev: virNodeDevicePtr, flags: c
     api("virNodeDeviceGetXMLDesc", DOMAIN, ptr::null_mut(), |call| {
         let d = dev_arg(call, dev)?;
         call.check_flags(flags, 0)?;
-        let xml = d.conn.host.xml(&d.addr)?;
+        let xml = d.conn.host.xml_placed(&d.addr, &d.placement)?;
         call.dup(&xml)
     })
 }
@@ -431,15 +401,10 @@ pub unsafe extern "C" fn virNodeDeviceListCaps(
 ) -> c_int {
     api("virNodeDeviceListCaps", DOMAIN, -1, |call| {
         let d = dev_arg(call, dev)?;
-        if names.is_null() {
-            return Err(call.invalid_arg("names must not be NULL"));
-        }
-        if maxnames < 0 {
-            return Err(call.invalid_arg(format_args!("maxnames must not be negative ({maxnames})")));
-        }
+        let max = call.names_arg(names, maxnames)?;
         d.conn.host.require(&d.addr)?;
-        let caps: Vec<String> = ["pci"].iter().take(maxnames as usize).map(|s| s.to_string()).collect();
-        fill_names(call, names, &caps)
+        let caps: Vec<&str> = ["pci"].into_iter().take(max).collect();
+        call.store_names(names, &caps)
     })
 }
 
@@ -447,11 +412,7 @@ pub unsafe extern "C" fn virNodeDeviceListCaps(
 /// Returns 0, or -1 with VIR_ERR_INVALID_NODE_DEVICE.
 #[no_mangle]
 pub unsafe extern "C" fn virNodeDeviceRef(dev: virNodeDevicePtr) -> c_int {
-    api("virNodeDeviceRef", DOMAIN, -1, |call| {
-        dev_arg(call, dev)?;
-        Arc::increment_strong_count(dev as *const virNodeDevice);
-        Ok(0)
-    })
+    api("virNodeDeviceRef", DOMAIN, -1, |call| handle::add_ref(call, dev))
 }
 
 /// Release one reference to `dev` (from a lookup, a list or
@@ -461,12 +422,7 @@ pub unsafe extern "C" fn virNodeDeviceRef(dev: virNodeDevicePtr) -> c_int {
 /// VIR_ERR_INVALID_NODE_DEVICE.
 #[no_mangle]
 pub unsafe extern "C" fn virNodeDeviceFree(dev: virNodeDevicePtr) -> c_int {
-    api("virNodeDeviceFree", DOMAIN, -1, |call| {
-        drop(dev_arg(call, dev)?);
-        call.conn = None;
-        drop(Arc::from_raw(dev as *const virNodeDevice));
-        Ok(0)
-    })
+    api("virNodeDeviceFree", DOMAIN, -1, |call| handle::release(call, dev).map(|_| 0))
 }
 
 /// nodedev's own flags for virNodeDeviceDetachFlags and virNodeDevicePrepare.
@@ -689,3 +645,75 @@ exports!(
     virNodeDeviceReAttachFlags,
     virNodeDeviceReset,
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capi::connect::{virConnectClose, virConnectOpen};
+    use std::ffi::CStr;
+
+    unsafe fn open() -> virConnectPtr {
+        let conn = virConnectOpen(c"test:///default".as_ptr());
+        assert!(!conn.is_null());
+        conn
+    }
+
+    #[test]
+    fn listed_handles_and_names_are_released_by_their_owner() {
+        unsafe {
+            let conn = open();
+            let mut devs: *mut virNodeDevicePtr = ptr::null_mut();
+            let n = virConnectListAllNodeDevices(conn, &mut devs, 0);
+            assert!(n > 0);
+            assert!((*devs.add(n as usize)).is_null(), "the array ends with NULL");
+            let mut names = vec![ptr::null_mut::<c_char>(); n as usize];
+            assert_eq!(virNodeListDevices(conn, ptr::null(), names.as_mut_ptr(), n, 0), n);
+            for (i, name) in names.iter().enumerate() {
+                let dev = *devs.add(i);
+                assert_eq!(CStr::from_ptr(virNodeDeviceGetName(dev)), CStr::from_ptr(*name));
+                let mut caps = [ptr::null_mut::<c_char>(); 2];
+                assert_eq!(virNodeDeviceListCaps(dev, caps.as_mut_ptr(), 2), 1);
+                assert_eq!(CStr::from_ptr(caps[0]).to_str(), Ok("pci"));
+                libc::free(caps[0].cast());
+                libc::free(name.cast());
+                assert_eq!(virNodeDeviceRef(dev), 0);
+                assert_eq!(virNodeDeviceFree(dev), 0);
+                assert_eq!(virNodeDeviceFree(dev), 0);
+            }
+            libc::free(devs.cast());
+            // Every device handle has gone: this is the last reference.
+            assert_eq!(virConnectClose(conn), 0);
+        }
+    }
+
+    #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "a detach stamps its state record with the wall clock (clock_gettime REALTIME), which Miri's isolation refuses"
+    )]
+    fn a_detach_and_reattach_round_trip() {
+        let driver = |dev: virNodeDevicePtr| unsafe {
+            let xml = virNodeDeviceGetXMLDesc(dev, 0);
+            assert!(!xml.is_null());
+            let text = CStr::from_ptr(xml).to_string_lossy().into_owned();
+            libc::free(xml.cast());
+            text.split("<driver>")
+                .nth(1)
+                .and_then(|d| d.split("<name>").nth(1))
+                .map(|d| d.split('<').next().unwrap().to_string())
+        };
+        unsafe {
+            let conn = open();
+            // No other test of this process moves 03:02.0 on the shared simulated host.
+            let dev = virNodeDeviceLookupByName(conn, c"pci_0000_03_02_0".as_ptr());
+            assert!(!dev.is_null());
+            let before = driver(dev);
+            assert_eq!(virNodeDeviceDetachFlags(dev, c"kvm".as_ptr(), 0), 0);
+            assert_eq!(driver(dev).as_deref(), Some("pci-stub"));
+            assert_eq!(virNodeDeviceReAttach(dev), 0);
+            assert_eq!(driver(dev), before);
+            assert_eq!(virNodeDeviceFree(dev), 0);
+            assert_eq!(virConnectClose(conn), 0);
+        }
+    }
+}
