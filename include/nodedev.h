@@ -37,6 +37,11 @@
 
 
 
+/* Cast a node-device event callback (lifecycle or update) to the type
+ * virConnectNodeDeviceEventRegisterAny takes, as with libvirt; through
+ * void (*)(void), so that -Wextra's -Wcast-function-type accepts it. */
+#define VIR_NODE_DEVICE_EVENT_CALLBACK(cb) ((virConnectNodeDeviceEventGenericCallback)(void (*)(void))(cb))
+
 /**
  * What an operation is about to do, as the authorization callback is told.
  */
@@ -1062,6 +1067,64 @@ typedef enum virNodeDeviceNodedevFlags {
 } virNodeDeviceNodedevFlags;
 
 /**
+ * What a watch waits for and what it got (libvirt's values).
+ */
+typedef enum virEventHandleType {
+    /**
+     * Data to read (POLLIN).
+     */
+    VIR_EVENT_HANDLE_READABLE = 1,
+    /**
+     * Room to write (POLLOUT).
+     */
+    VIR_EVENT_HANDLE_WRITABLE = 2,
+    /**
+     * An error condition (POLLERR, POLLNVAL): reported, never asked for.
+     */
+    VIR_EVENT_HANDLE_ERROR = 4,
+    /**
+     * The peer hung up (POLLHUP): reported, never asked for.
+     */
+    VIR_EVENT_HANDLE_HANGUP = 8,
+} virEventHandleType;
+
+/**
+ * The event a callback is registered for (libvirt's values).
+ */
+typedef enum virNodeDeviceEventID {
+    /**
+     * virConnectNodeDeviceEventLifecycleCallback: CREATED, DELETED.
+     */
+    VIR_NODE_DEVICE_EVENT_ID_LIFECYCLE = 0,
+    /**
+     * virConnectNodeDeviceEventGenericCallback: the device changed (its driver).
+     */
+    VIR_NODE_DEVICE_EVENT_ID_UPDATE = 1,
+} virNodeDeviceEventID;
+
+/**
+ * The `event` argument of a lifecycle callback (libvirt's values).
+ */
+typedef enum virNodeDeviceEventLifecycleType {
+    /**
+     * The device appeared (a hot-plug, a VF created through sriov_numvfs).
+     */
+    VIR_NODE_DEVICE_EVENT_CREATED = 0,
+    /**
+     * The device went away (hot-unplug, removal, a VF removed).
+     */
+    VIR_NODE_DEVICE_EVENT_DELETED = 1,
+    /**
+     * A persistent definition was made: libvirt's mediated devices; never for PCI functions.
+     */
+    VIR_NODE_DEVICE_EVENT_DEFINED = 2,
+    /**
+     * A persistent definition was removed: as DEFINED.
+     */
+    VIR_NODE_DEVICE_EVENT_UNDEFINED = 3,
+} virNodeDeviceEventLifecycleType;
+
+/**
  * A connection to a host (opaque). Thread-safe: one connection may be used
  * from several threads at once; operations on a host are serialised by the
  * library where they must be.
@@ -1213,6 +1276,55 @@ typedef struct virError *virErrorPtr;
 typedef void (*virErrorFunc)(void *userData, virErrorPtr error);
 
 /**
+ * Called when file descriptor `fd` of watch `watch` has `events` (virEventHandleType bits).
+ */
+typedef void (*virEventHandleCallback)(int watch, int fd, int events, void *opaque);
+
+/**
+ * An implementation's "add a watch": returns the watch id (> 0) or -1.
+ */
+typedef int (*virEventAddHandleFunc)(int fd, int event, virEventHandleCallback cb, void *opaque, virFreeCallback ff);
+
+/**
+ * An implementation's "change the events of a watch".
+ */
+typedef void (*virEventUpdateHandleFunc)(int watch, int event);
+
+/**
+ * An implementation's "remove a watch": 0, or -1 when there is no such watch.
+ */
+typedef int (*virEventRemoveHandleFunc)(int watch);
+
+/**
+ * Called when timer `timer` is due.
+ */
+typedef void (*virEventTimeoutCallback)(int timer, void *opaque);
+
+/**
+ * An implementation's "add a timer": returns the timer id (> 0) or -1.
+ */
+typedef int (*virEventAddTimeoutFunc)(int timeout, virEventTimeoutCallback cb, void *opaque, virFreeCallback ff);
+
+/**
+ * An implementation's "change the period of a timer".
+ */
+typedef void (*virEventUpdateTimeoutFunc)(int timer, int timeout);
+
+/**
+ * An implementation's "remove a timer": 0, or -1 when there is no such timer.
+ */
+typedef int (*virEventRemoveTimeoutFunc)(int timer);
+
+/**
+ * The callback type of virConnectNodeDeviceEventRegisterAny; also the
+ * UPDATE callback. Cast a lifecycle callback to it with
+ * VIR_NODE_DEVICE_EVENT_CALLBACK(). `dev` is valid during the call only
+ * (virNodeDeviceRef keeps it); for a DELETED device it only has a name
+ * and parent.
+ */
+typedef void (*virConnectNodeDeviceEventGenericCallback)(virConnectPtr conn, virNodeDevicePtr dev, void *opaque);
+
+/**
  * One credential asked of an authentication callback (libvirt's layout).
  */
 typedef struct virConnectCredential {
@@ -1279,6 +1391,12 @@ typedef struct virConnectAuth {
  * Pointer to authentication data.
  */
 typedef struct virConnectAuth *virConnectAuthPtr;
+
+/**
+ * The LIFECYCLE callback: `event` is a virNodeDeviceEventLifecycleType,
+ * `detail` is 0 (no detail is defined for node devices).
+ */
+typedef void (*virConnectNodeDeviceEventLifecycleCallback)(virConnectPtr conn, virNodeDevicePtr dev, int event, int detail, void *opaque);
 
 #ifdef __cplusplus
 extern "C" {
@@ -1629,6 +1747,151 @@ void virConnSetErrorFunc(virConnectPtr conn, void *userData, virErrorFunc handle
  * says). NULL or an empty error prints nothing. Usable as a callback body.
  */
 void virDefaultErrorFunc(virErrorPtr err);
+
+/**
+ * Register the application's own event loop: the library then adds and
+ * removes its watches and timers through these functions. The first
+ * registration (this or virEventRegisterDefaultImpl) stays for the life of
+ * the process; later ones are ignored, as libvirt does. Must be called
+ * before any connection registers event callbacks.
+ */
+void virEventRegisterImpl(virEventAddHandleFunc addHandle, virEventUpdateHandleFunc updateHandle, virEventRemoveHandleFunc removeHandle, virEventAddTimeoutFunc addTimeout, virEventUpdateTimeoutFunc updateTimeout, virEventRemoveTimeoutFunc removeTimeout);
+
+/**
+ * Watch `fd` for `events` (virEventHandleType bits; 0: not yet) through
+ * the registered loop; `cb` is called from the loop with `opaque`; `ff`
+ * (may be NULL) frees `opaque` once the watch is removed.
+ *
+ * Returns the watch id (> 0), or -1 when no loop is registered or the
+ * loop refuses it (no error is set, as in libvirt).
+ */
+int virEventAddHandle(int fd, int events, virEventHandleCallback cb, void *opaque, virFreeCallback ff);
+
+/**
+ * Change the events watch `watch` waits for (0: none, until changed again).
+ * Does nothing without a registered loop or for an unknown watch.
+ */
+void virEventUpdateHandle(int watch, int events);
+
+/**
+ * Remove watch `watch`: its callback is not called any more (even later
+ * in the current iteration); its `ff` is called from the loop afterwards.
+ *
+ * Returns 0, or -1 for an unknown watch or without a registered loop.
+ */
+int virEventRemoveHandle(int watch);
+
+/**
+ * Add a timer firing every `frequency` ms (0: on every loop iteration;
+ * -1: disabled until updated); `cb` is called from the loop with `opaque`;
+ * `ff` (may be NULL) frees `opaque` once the timer is removed.
+ *
+ * Returns the timer id (> 0), or -1 without a registered loop.
+ */
+int virEventAddTimeout(int frequency, virEventTimeoutCallback cb, void *opaque, virFreeCallback ff);
+
+/**
+ * Change timer `timer`'s period (ms; 0: every iteration; -1: disabled);
+ * the next firing is `frequency` ms from now.
+ */
+void virEventUpdateTimeout(int timer, int frequency);
+
+/**
+ * Remove timer `timer` (as virEventRemoveHandle for watches).
+ *
+ * Returns 0, or -1 for an unknown timer or without a registered loop.
+ */
+int virEventRemoveTimeout(int timer);
+
+/**
+ * Register libvirt's default event loop implementation (unless a loop is
+ * registered already: then that one stays and this does nothing more).
+ * The application then runs it with virEventRunDefaultImpl, usually in a
+ * thread of its own, in an endless loop.
+ *
+ * Returns 0, or -1 on error (VIR_ERR_SYSTEM_ERROR: no eventfd).
+ */
+int virEventRegisterDefaultImpl(void);
+
+/**
+ * Run one iteration of the default event loop: wait (without waking up
+ * while nothing happens) until a watch is ready or a timer is due, and
+ * call their callbacks on this thread.
+ *
+ * Returns 0, or -1 on error: VIR_ERR_INTERNAL_ERROR when
+ * virEventRegisterDefaultImpl was not called, VIR_ERR_SYSTEM_ERROR when
+ * poll fails.
+ */
+int virEventRunDefaultImpl(void);
+
+/**
+ * Register `cb` for event `eventID` (virNodeDeviceEventID) of device `dev`
+ * (NULL: of every device) on `conn`. Cast `cb` with
+ * VIR_NODE_DEVICE_EVENT_CALLBACK(); a LIFECYCLE callback has the
+ * virConnectNodeDeviceEventLifecycleCallback signature. Callbacks run on
+ * the thread running the registered event loop (virEventRunDefaultImpl),
+ * or in virConnectNodeDeviceEventDispatch. `opaque` is passed to `cb`;
+ * `freecb` (may be NULL) is called with it when the callback is
+ * deregistered or the connection goes (its last reference released).
+ *
+ * Requires an event loop registered with virEventRegisterDefaultImpl or
+ * virEventRegisterImpl, or virConnectNodeDeviceEventGetFD called on `conn`
+ * before. Events come from the kernel's uevents: CREATED when a PCI
+ * function appears (a VF created through sriov_numvfs, a hot-plug),
+ * DELETED when it goes, UPDATE when it is bound to or unbound from a
+ * driver (by nodedev or by any other tool) or the kernel reports another
+ * change.
+ *
+ * Returns the callback id (>= 0, for virConnectNodeDeviceEventDeregisterAny),
+ * or -1 on error: VIR_ERR_INVALID_CONN; VIR_ERR_INVALID_NODE_DEVICE (`dev`
+ * not a live handle); VIR_ERR_INVALID_ARG (`dev` of another connection,
+ * `cb` NULL, `eventID` negative or >= VIR_NODE_DEVICE_EVENT_ID_LAST; domain
+ * VIR_FROM_NONE: this `cb` is already registered for this event and device);
+ * VIR_ERR_INTERNAL_ERROR (domain VIR_FROM_NONE: no event loop registered);
+ * VIR_ERR_OPERATION_UNSUPPORTED (a test tree under `root=`: no kernel events).
+ */
+int virConnectNodeDeviceEventRegisterAny(virConnectPtr conn, virNodeDevicePtr dev, int eventID, virConnectNodeDeviceEventGenericCallback cb, void *opaque, virFreeCallback freecb);
+
+/**
+ * Deregister callback `callbackID` (from virConnectNodeDeviceEventRegisterAny).
+ * It is not called any more once this returns (also when a dispatch is in
+ * progress); its freecb runs now, or right after the dispatch in progress.
+ * The last callback gone, a connection fed by the event loop stops
+ * listening to the kernel (its watch is removed).
+ *
+ * Returns 0, or -1 on error: VIR_ERR_INVALID_CONN; VIR_ERR_INVALID_ARG
+ * (`callbackID` negative; domain VIR_FROM_NONE: no such callback).
+ */
+int virConnectNodeDeviceEventDeregisterAny(virConnectPtr conn, int callbackID);
+
+/**
+ * nodedev's extension for a daemon with its own poll/epoll loop: the file
+ * descriptor of `conn`'s kernel event listener. It polls readable (POLLIN /
+ * EPOLLIN) when events wait; then call virConnectNodeDeviceEventDispatch
+ * on the loop's thread. The descriptor belongs to the connection: do not
+ * read, close or change it; it stays valid until the connection goes.
+ * Listening starts with the first call (events before it are not seen);
+ * from then on the connection's callbacks are dispatched only by
+ * virConnectNodeDeviceEventDispatch (a watch an event loop had is removed),
+ * and registering them needs no event loop. `flags`: 0.
+ *
+ * Returns the descriptor (>= 0), or -1 on error: VIR_ERR_INVALID_CONN,
+ * VIR_ERR_INVALID_ARG (unknown flags), VIR_ERR_OPERATION_UNSUPPORTED (a test
+ * tree under `root=`: no kernel events), VIR_ERR_SYSTEM_ERROR (no netlink socket).
+ */
+int virConnectNodeDeviceEventGetFD(virConnectPtr conn, unsigned int flags);
+
+/**
+ * nodedev's extension: read the events waiting on `conn`'s listener (see
+ * virConnectNodeDeviceEventGetFD) and call the registered callbacks, on
+ * this thread, in the kernel's order. Never blocks. `flags`: 0.
+ *
+ * Returns the number of events read (0: none was waiting), or -1 on error:
+ * VIR_ERR_INVALID_CONN, VIR_ERR_INVALID_ARG (unknown flags),
+ * VIR_ERR_OPERATION_INVALID (virConnectNodeDeviceEventGetFD was not called
+ * on `conn`), VIR_ERR_SYSTEM_ERROR (reading the listener failed).
+ */
+int virConnectNodeDeviceEventDispatch(virConnectPtr conn, unsigned int flags);
 
 /**
  * All devices of `conn` matching `flags`, as new handles.

@@ -133,6 +133,10 @@ pub enum Report {
     Recover {
         recovered: Vec<RecoveredEntry>,
     },
+    // ---- Events (issue 12, item 5): `watch --json`, one document per event.
+    Watch {
+        event: crate::events::DeviceEvent,
+    },
 }
 
 #[derive(Serialize)]

@@ -85,6 +85,8 @@ pub mod debug;
 pub mod dra;
 pub mod error;
 #[doc(hidden)]
+pub mod events;
+#[doc(hidden)]
 pub mod host;
 pub mod inventory;
 #[doc(hidden)]

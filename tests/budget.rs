@@ -67,7 +67,7 @@ impl<S: Sysfs> Sysfs for Counting<S> {
         self.count(self.inner.read_bytes(p, l), 3)
     }
     forward_sysfs!(inner; net_features, write, load_module, matching_aliases, vfio_aliases, net_addresses, net_routes, mounts, swaps,
-        set_master, set_link_up, vfio_holders, write_bounded);
+        set_master, set_link_up, vfio_holders, write_bounded, uevents);
 }
 
 /// Per-device budgets, in syscalls of the real backend.

@@ -580,3 +580,60 @@ fn nodedev_debug_traces_failed_writes_and_changes_nothing_else() {
     let i = lines.iter().position(|l| *l == write).unwrap_or_else(|| panic!("{log}"));
     assert!(lines[i + 1].starts_with(&format!("{write} failed: ")), "{}", lines[i + 1]);
 }
+
+// ---- watch (issue 12, item 5) ----
+
+#[test]
+fn watch_json_documents_of_every_kind_of_event_match_the_schema() {
+    use nodedev::events::Watcher;
+    use nodedev::inventory::Report;
+    use nodedev::sysfs::Sysfs;
+    let sim = nodedev::sysfs::sim::SimKernel::builtin();
+    let w = Watcher::new(&sim).unwrap();
+    sim.write("bus/pci/devices/0000:03:01.0/driver/unbind", "0000:03:01.0").unwrap();
+    sim.write("bus/pci/drivers_probe", "0000:03:01.0").unwrap();
+    sim.write("bus/pci/devices/0000:04:00.0/sriov_numvfs", "0").unwrap();
+    sim.write("bus/pci/devices/0000:04:00.0/sriov_numvfs", "2").unwrap();
+    let events = w.ready().unwrap();
+    let mut kinds = std::collections::BTreeSet::new();
+    for ev in events {
+        let doc: Value = serde_json::from_str(&Report::Watch { event: ev }.to_json()).unwrap();
+        assert_valid(&doc);
+        assert_eq!(doc["command"], "watch");
+        kinds.insert((
+            doc["event"]["event"].as_str().unwrap().to_string(),
+            doc["event"]["action"].as_str().unwrap().to_string(),
+        ));
+    }
+    let want: Vec<(String, String)> =
+        [("created", "add"), ("deleted", "remove"), ("updated", "bind"), ("updated", "unbind")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+    assert_eq!(kinds.into_iter().collect::<Vec<_>>(), want);
+    // What the schema refuses.
+    let bad: Value = serde_json::json!({"schema_version": 1, "command": "watch", "event": {"event": "changed", "device": "pci_0000_03_01_0", "address": "0000:03:01.0", "parent": "computer", "action": "bind", "driver": null, "seqnum": 1}});
+    assert!(!validate(&bad).is_empty());
+}
+
+#[test]
+fn watch_waits_quietly_until_its_timeout_and_refuses_bad_options_and_test_trees() {
+    let t = std::time::Instant::now();
+    let o = ok(nodedev_env(&["-c", "test:///default", "watch", "--json", "--timeout", "0.3"], &[]));
+    assert!(t.elapsed() >= std::time::Duration::from_millis(300));
+    assert_eq!(stdout(&o), "", "no event happened");
+    for bad in
+        [&["watch", "--count", "0"][..], &["watch", "--timeout", "soon"], &["watch", "now"], &["watch", "--jsonx"]]
+    {
+        let mut args = vec!["-c", "test:///default"];
+        args.extend_from_slice(bad);
+        assert_eq!(nodedev_env(&args, &[]).status.code(), Some(2), "{bad:?}");
+    }
+    let dir = std::env::temp_dir().join(format!("nodedev-cli-watch-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sys/bus/pci/devices")).unwrap();
+    let uri = format!("nodedev:///system?root={}&statedir={}/state", dir.display(), dir.display());
+    let o = nodedev_env(&["-c", &uri, "watch", "--timeout", "1"], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no kernel events"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}

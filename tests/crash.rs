@@ -108,6 +108,10 @@ impl Sysfs for DiesAt {
         self.tick();
         self.sim.net_features(i)
     }
+    // A listener changes nothing: no crash point.
+    fn uevents(&self) -> io::Result<Box<dyn nodedev::sysfs::uevent::UeventSource>> {
+        self.sim.uevents()
+    }
 }
 
 const NIC1: &str = "0000:03:01.0";

@@ -47,7 +47,7 @@ impl Sysfs for NoWrites {
     fn write_bounded(&self, p: &str, _v: &str, _l: std::time::Duration) -> io::Result<()> {
         panic!("test tried to write the real /sys/{p}");
     }
-    forward_sysfs!(0; read_bytes, net_features, read_link, list_dir, exists, matching_aliases, vfio_aliases, net_addresses, net_routes, mounts, swaps, vfio_holders, pci_names);
+    forward_sysfs!(0; read_bytes, net_features, read_link, list_dir, exists, matching_aliases, vfio_aliases, net_addresses, net_routes, mounts, swaps, vfio_holders, pci_names, uevents);
 }
 
 /// The PCI function under the disk mounted on "/", found the kernel's way:

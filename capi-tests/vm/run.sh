@@ -92,6 +92,15 @@ if [ -f /usr/include/libvirt/libvirt.h ]; then
 elif [ -n "${NODEDEV_CI:-}" ]; then
     die "libvirt-dev is missing: .ci/run installs it"
 fi
+# Events (issue 12, item 5): a libvirt client on the default event loop.
+rm -f "$cache/libvirt_events"
+if [ -f /usr/include/libvirt/libvirt.h ]; then
+    gcc -static -O2 -Wall -Werror -Wno-deprecated-declarations -o "$cache/libvirt_events" \
+        "$here/libvirt_events.c" "$top/target/release/libnodedev.a" -lpthread -ldl -lm \
+        || die "cannot build libvirt_events"
+elif [ -n "${NODEDEV_CI:-}" ]; then
+    die "libvirt-dev is missing: .ci/run installs it"
+fi
 
 # initramfs: busybox, the modules we need with their dependencies, the CLI
 # with its shared libraries, the suite.
@@ -151,6 +160,7 @@ cp "$guest_script" "$root/suite.sh"
 # Topic sections that suite.sh sources (suite-<topic>.sh).
 cp "$here"/suite-*.sh "$root/"
 [ -f "$cache/libvirt_fidelity" ] && cp "$cache/libvirt_fidelity" "$root/bin/"
+[ -f "$cache/libvirt_events" ] && cp "$cache/libvirt_events" "$root/bin/"
 # init mounts the share when this marker is there.
 [ "$share_usr" = 1 ] && touch "$root/share-usr"
 chmod +x "$root/init"

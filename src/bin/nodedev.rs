@@ -62,6 +62,10 @@ commands:
   dump-host                       this host as a test:///PATH.json description
   nodes                           the names of libvirt's node devices: computer, pci_*, and
                                   net_IFNAME_MAC for each interface of a PCI function
+  watch [--json] [--count N] [--timeout SECONDS]
+                                  print node-device events as they happen (the kernel's
+                                  uevents: created, deleted, updated), one per line, until
+                                  N events or SECONDS passed (default: until interrupted)
 
 DEV is 0000:03:00.1 or pci_0000_03_00_1. URI: nodedev:///system (default),
 test:///default (built-in simulated host), test:///PATH.json.
@@ -109,6 +113,73 @@ enum Command {
     Prepare { owner: String, devs: Vec<String>, driver: Option<String>, managed: bool, force: bool, persistent: bool },
     Release { owner: String, devs: Vec<String> },
     Sriov { pf: String, count: u16, driver: Option<String>, force: bool, persistent: bool },
+    // ---- Events (issue 12, item 5)
+    Watch { json: bool, count: Option<u64>, timeout: Option<std::time::Duration> },
+}
+
+/// `watch [--json] [--count N] [--timeout SECONDS]`.
+fn parse_watch(args: &[String]) -> Result<Command, String> {
+    let (mut json, mut count, mut timeout) = (false, None, None);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let (opt, inline) = match a.split_once('=') {
+            Some((o, v)) if o.starts_with("--") => (o, Some(v.to_string())),
+            _ => (a.as_str(), None),
+        };
+        let mut value = || inline.clone().or_else(|| it.next().cloned()).ok_or(format!("watch: {opt} needs a value"));
+        match opt {
+            "--json" if inline.is_none() => json = true,
+            "--count" => {
+                let v = value()?;
+                count = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or(format!("watch: --count '{v}' is not a positive number"))?,
+                );
+            }
+            "--timeout" => {
+                let v = value()?;
+                let secs: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                    .ok_or(format!("watch: --timeout '{v}' is not a number of seconds"))?;
+                timeout = Some(std::time::Duration::from_secs_f64(secs));
+            }
+            _ if opt.starts_with('-') => return Err(format!("watch: unknown option {a}")),
+            _ => return Err("watch: takes no arguments".into()),
+        }
+    }
+    Ok(Command::Watch { json, count, timeout })
+}
+
+/// Print events until `count` of them or `timeout`: sleeps in poll between
+/// kernel events (no periodic wake-up).
+fn watch(host: &Host, json: bool, count: Option<u64>, timeout: Option<std::time::Duration>) -> Result<(), Error> {
+    let watcher = nodedev::events::Watcher::new(host.sysfs().as_ref())?;
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    let mut seen = 0u64;
+    loop {
+        let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        if left.is_some_and(|l| l.is_zero()) {
+            return Ok(());
+        }
+        for ev in watcher.wait(left)? {
+            if json {
+                println!("{}", Report::Watch { event: ev }.to_json());
+            } else {
+                let driver = ev.driver.as_deref().map(|d| format!(" {d}")).unwrap_or_default();
+                let kind =
+                    serde_json::to_value(ev.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                println!("{kind} {} {} {}{driver}", ev.name, ev.address, ev.action);
+            }
+            seen += 1;
+            if count.is_some_and(|n| seen >= n) {
+                return Ok(());
+            }
+        }
+    }
 }
 
 /// A command's words: positional arguments and the options it accepts.
@@ -289,6 +360,7 @@ fn parse_command(words: &[String]) -> Result<Command, String> {
                 a.positional[0].parse().map_err(|_| format!("sriov: '{}' is not a VF count", a.positional[0]))?;
             Command::Sriov { pf, count, driver: a.driver, force: a.force, persistent: a.persistent }
         }
+        "watch" => parse_watch(args)?,
         other => return Err(format!("unknown command '{other}'")),
     })
 }
@@ -563,6 +635,7 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
             }
             Ok(())
         }
+        Command::Watch { json, count, timeout } => watch(host, *json, *count, *timeout),
         Command::Sriov { pf, count, driver, force, persistent } => {
             let addr = host.lookup(pf)?;
             let req = StubRequest::parse_or_none(driver.as_deref())?;

@@ -30,12 +30,17 @@
 //!    `virGetLastError` family; [`open_auth`]: `virConnectOpenAuth`,
 //!    `virConnectAuthPtrDefault`, `virInitialize`; [`connect_info`]: what a
 //!    connection tells about itself; [`close_callback`]:
-//!    `virConnectRegisterCloseCallback` and its unregistering.
-//! 7. The calls on devices (any module not in [`LAYERS`] is taken to be
+//!    `virConnectRegisterCloseCallback` and its unregistering;
+//!    [`event_loop`]: libvirt's event loop API and its default loop.
+//! 7. [`node_device_events`]: node-device event callbacks (on the loop of
+//!    `event_loop`, with handles of `nodedev`), and the descriptor +
+//!    dispatch extension for a daemon's own loop; the connection keeps
+//!    their state as a `connect::ConnAttachment` and closes it.
+//! 8. The calls on devices (any module not in [`LAYERS`] is taken to be
 //!    here): [`assign`] (prepare, release, the authorization callback),
 //!    [`recover`], [`persistent`] (libvirt's autostart calls), [`sriov`].
 //!
-//! //! Exports: each module ends with `exports!(names...)`, the list of the
+//! Exports: each module ends with `exports!(names...)`, the list of the
 //! functions it exports; [`exported`] is their union. For each name the
 //! macro binds the symbol to version node `NODEDEV_0.1.0` with a `.symver`
 //! directive (rustc hands the linker its own anonymous version script for a
@@ -92,8 +97,10 @@ pub mod cmem;
 pub mod connect;
 pub mod connect_info;
 pub mod error;
+pub mod event_loop;
 pub mod handle;
 pub mod last_error;
+pub mod node_device_events;
 pub mod nodedev;
 pub mod open_auth;
 pub mod persistent;
@@ -112,7 +119,8 @@ pub const LAYERS: &[&[&str]] = &[
     &["boundary"],
     &["handle"],
     &["connect"],
-    &["nodedev", "error", "open_auth", "connect_info", "close_callback"],
+    &["nodedev", "error", "open_auth", "connect_info", "close_callback", "event_loop"],
+    &["node_device_events"],
 ];
 
 pub use assign::{virFreeCallback, virNodeDeviceAuthCallback, virNodeDeviceOperation};
@@ -144,5 +152,7 @@ const MODULES: &[(&[&str], &[&str])] = &[
     (recover::EXPORTS, recover::EXPORTED_DATA),
     (persistent::EXPORTS, persistent::EXPORTED_DATA),
     (sriov::EXPORTS, sriov::EXPORTED_DATA),
+    (event_loop::EXPORTS, event_loop::EXPORTED_DATA),
+    (node_device_events::EXPORTS, node_device_events::EXPORTED_DATA),
     (error::EXPORTS, error::EXPORTED_DATA),
 ];

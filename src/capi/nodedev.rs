@@ -176,6 +176,36 @@ fn new_device(call: &Call, conn: &Arc<virConnect>, node: Node) -> Result<Arc<vir
     }))
 }
 
+// ---- Events (issue 12, item 5): the handle an event callback gets.
+
+impl virNodeDevice {
+    /// libvirt's name of the device (`pci_0000_03_00_0`).
+    pub(crate) fn name(&self) -> &str {
+        self.name.to_str().unwrap_or("")
+    }
+}
+
+/// A handle for the device of an event, named and placed from the event
+/// itself (`devpath`: the kernel's `/devices/...` path of the uevent): the
+/// device may be gone already (DELETED), so nothing is looked up.
+pub(crate) fn event_device(
+    conn: &Arc<virConnect>,
+    address: &str,
+    parent: &str,
+    devpath: &str,
+) -> Option<Arc<virNodeDevice>> {
+    let addr = PciAddress::parse(address).ok()?;
+    Some(Arc::new(virNodeDevice {
+        magic: Tag::new(DEV_MAGIC),
+        conn: conn.clone(),
+        node: Node::Pci(addr),
+        name: CString::new(addr.node_name()).ok()?,
+        parent: Some(CString::new(parent).ok()?),
+        // What bus/pci/devices/ADDR links to: the same place, from /sys/bus/pci/devices.
+        placement: format!("../../..{devpath}"),
+    }))
+}
+
 /// Devices having capability `cap` (None: any), libvirt's capability names.
 fn devices_with_cap(conn: &virConnect, cap: Option<&str>) -> Result<Vec<Node>, Raised> {
     match cap {

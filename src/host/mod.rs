@@ -15,8 +15,8 @@ mod persistent;
 mod recover;
 mod safety;
 mod sriov;
-mod vpd;
 mod variant;
+mod vpd;
 mod xml;
 
 pub use assign::{check_owner_name, PrepareOptions};
@@ -27,8 +27,8 @@ pub use ops::DetachOptions;
 pub use pcie::{from_config as pcie_from_config, Bridge, PcieInfo, PcieLink};
 pub use persistent::Applied;
 pub use recover::Recovered;
-pub use vpd::{parse as parse_vpd, Vpd, VpdFields};
 pub use variant::{VfioCandidate, VfioChoice};
+pub use vpd::{parse as parse_vpd, Vpd, VpdFields};
 
 use crate::address::PciAddress;
 use crate::error::{sysfs_error, Error, Result};

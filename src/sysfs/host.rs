@@ -333,6 +333,20 @@ impl Sysfs for HostSysfs {
         super::ethtool::features(iface)
     }
 
+    // ---- Events: the kernel's uevents, only for the live kernel's sysfs.
+    fn uevents(&self) -> io::Result<Box<dyn super::uevent::UeventSource>> {
+        if !self.is_live() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "no kernel events for the sysfs tree under {}: only the running kernel's /sys sends them",
+                    self.root.display()
+                ),
+            ));
+        }
+        Ok(Box::new(super::uevent::NetlinkUevents::open()?))
+    }
+
     fn load_module(&self, module: &str) -> io::Result<()> {
         if !self.is_live() {
             // modprobe acts on the running kernel, not on a tree under another root.

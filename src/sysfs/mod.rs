@@ -13,6 +13,7 @@ pub mod modalias;
 pub mod pciids;
 pub mod sim;
 pub mod trace;
+pub mod uevent;
 
 use std::io;
 use std::time::Duration;
@@ -96,6 +97,13 @@ pub trait Sysfs: Send + Sync {
     /// "rxvlan", "txvlan", "ntuple", "rxhash"), in that order. Empty for an
     /// interface of a tree under another root (no such interface here).
     fn net_features(&self, iface: &str) -> io::Result<Vec<String>>;
+    // ---- Events (issue 12, item 5): the kernel's uevents.
+
+    /// A new listener on the kernel's uevents (netlink KOBJECT_UEVENT, the
+    /// kernel's group): it receives every uevent sent from now on, for as
+    /// long as it lives. A test tree under another root has no kernel to
+    /// hear from: Unsupported.
+    fn uevents(&self) -> io::Result<Box<dyn uevent::UeventSource>>;
 }
 
 /// Names of a PCI vendor and device, as lspci and libvirt show them. A

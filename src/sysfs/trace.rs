@@ -162,4 +162,12 @@ impl Sysfs for Traced {
         log(format_args!("ethtool features {iface} -> {}", outcome(&r, |v| v.join(" "))));
         r
     }
+
+    // ---- Events: the listener is traced once, its messages are not (the
+    // watch prints them).
+    fn uevents(&self) -> io::Result<Box<dyn super::uevent::UeventSource>> {
+        let r = self.0.uevents();
+        log(format_args!("uevent listener -> {}", outcome(&r, |s| format!("fd {}", s.fd()))));
+        r
+    }
 }

@@ -64,6 +64,9 @@ macro_rules! forward_sysfs {
     (@one $f:tt set_link_up) => {
         fn set_link_up(&self, i: &str, up: bool) -> std::io::Result<()> { self.$f.set_link_up(i, up) }
     };
+    (@one $f:tt uevents) => {
+        fn uevents(&self) -> std::io::Result<Box<dyn nodedev::sysfs::uevent::UeventSource>> { self.$f.uevents() }
+    };
 }
 
 // ---- libvirt's device tree (tree): nodedev.rng validation ----

@@ -11,6 +11,7 @@ mod hostuse;
 mod identity;
 mod spec;
 mod tree;
+mod uevent;
 mod validate;
 
 pub use spec::{
@@ -222,6 +223,9 @@ struct Kernel {
     dmi: Option<spec::DmiSpec>,
     /// Reads are answered as to a user without root (`identity.rs`).
     unprivileged: bool,
+    /// Who hears the uevents (`uevent.rs`), and the last SEQNUM sent.
+    listeners: Vec<std::sync::Weak<uevent::Listener>>,
+    seqnum: u64,
 }
 
 /// A process holding a device through VFIO (see `SimKernel::hold_vfio`).
@@ -387,6 +391,7 @@ impl Kernel {
         }
         self.dev_mut(a).driver = Some(d);
         self.binds.push((a, self.drivers[d].name.clone()));
+        self.emit("bind", a);
         Ok(())
     }
 
@@ -430,6 +435,7 @@ impl Kernel {
             Some(a) if self.dev(a).driver == Some(d) => {
                 self.host_driver_gone(a);
                 self.dev_mut(a).driver = None;
+                self.emit("unbind", a);
                 Ok(())
             }
             _ => Err(err(libc::ENODEV)),
@@ -447,6 +453,7 @@ impl Kernel {
                 if let Some(d) = self.loaded_driver(&name) {
                     self.dev_mut(a).driver = Some(d);
                     self.binds.push((a, name));
+                    self.emit("bind", a);
                 }
             }
             return Ok(());
@@ -534,9 +541,13 @@ impl Kernel {
             }
         }
         self.host_driver_gone(a);
+        if self.dev(a).driver.is_some() {
+            self.dev_mut(a).driver = None;
+            self.emit("unbind", a);
+        }
+        self.emit("remove", a);
         let dev = self.dev_mut(a);
         dev.present = false;
-        dev.driver = None;
         dev.numvfs = 0;
         if dev.created {
             self.devs.remove(&a);
@@ -551,6 +562,7 @@ impl Kernel {
             self.devs.values().filter(|v| !v.present && v.physfn.is_none()).map(|v| v.addr).collect();
         for &a in &found {
             self.dev_mut(a).enumerate();
+            self.emit("add", a);
         }
         // pci_bus_add_device calls device_attach itself: the bus's
         // drivers_autoprobe does not hold back a device the scan finds
@@ -627,7 +639,9 @@ impl Kernel {
         self.dev_mut(pf).numvfs = n as u16;
         // As for a rescan, device_attach directly: only the PF's
         // sriov_drivers_autoprobe (in `probe`) holds new VFs back.
+        // pci_iov_add_virtfn, VF by VF: its add uevent, then its probe.
         for &a in &slots[..n] {
+            self.emit("add", a);
             self.attach(a);
         }
         Ok(())
@@ -1027,6 +1041,7 @@ impl Sysfs for SimKernel {
                 let dev = k.dev_mut(a);
                 dev.driver = None;
                 dev.locked = true;
+                k.emit("unbind", a);
                 while k.device_open(a) {
                     k = self.wait(k);
                 }
@@ -1192,6 +1207,13 @@ impl Sysfs for SimKernel {
                 .filter(|d| d.vendor == vendor && d.device == device)
                 .find_map(|d| d.product_name.clone()),
         }
+    }
+
+    // ---- Events: a listener on this kernel's uevents (`uevent.rs`).
+    fn uevents(&self) -> io::Result<Box<dyn crate::sysfs::uevent::UeventSource>> {
+        let (source, listener) = uevent::SimUevents::new()?;
+        self.lock().listeners.push(listener);
+        Ok(Box::new(source))
     }
 }
 

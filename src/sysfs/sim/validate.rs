@@ -247,6 +247,8 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
         uses,
         dmi: spec.dmi.clone(),
         unprivileged: spec.unprivileged,
+        listeners: Vec::new(),
+        seqnum: 0,
     };
     kernel.roots = kernel.devs.values().filter(|d| !d.created).map(|d| kernel.root_of(d.addr)).collect();
     for (i, h) in spec.vfio_holders.iter().enumerate() {
