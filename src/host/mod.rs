@@ -6,6 +6,7 @@ mod assign;
 mod busy;
 mod describe;
 mod device;
+mod failed;
 mod group;
 mod locking;
 mod node;

@@ -5,6 +5,7 @@
 //! verify the driver link, update the record. A failure after the device has
 //! left its driver puts it back and reports both errors.
 
+use super::failed::{Failed, Left};
 use super::{dev_path, Host, Operation};
 use crate::address::PciAddress;
 use crate::error::{Error, Result};
@@ -18,6 +19,16 @@ pub struct DetachOptions {
     pub group: bool,
     /// Even when the host uses the device (see `safety.rs`).
     pub force: bool,
+}
+
+/// A detach decided on, nothing touched yet.
+struct DetachPlan {
+    /// The device's driver now.
+    current: Option<String>,
+    /// The stub's kernel driver, loaded.
+    stub_driver: String,
+    /// The driver to record as the one to give it back to.
+    original: Option<String>,
 }
 
 fn describe(driver: &Option<String>) -> String {
@@ -295,7 +306,7 @@ impl Host {
                 }
             }
         }
-        self.detach_all_locked(&targets, req, None)
+        Ok(self.detach_all_locked(&targets, req, None)?)
     }
 
     /// Whether the device is bound to one of the stub's kernel drivers now.
@@ -334,12 +345,19 @@ impl Host {
         targets: &[PciAddress],
         stub: &StubRequest,
         owner: Option<(&str, bool)>,
-    ) -> Result<()> {
+    ) -> std::result::Result<(), Failed> {
         let results = self.each_at_once(targets, |t| self.detach_locked(t, stub, owner));
-        let moved: Vec<PciAddress> =
-            targets.iter().zip(&results).filter(|(_, r)| matches!(r, Ok(true))).map(|(t, _)| *t).collect();
-        match results.into_iter().find_map(Result::err) {
-            Some(err) => Err(self.undo_detaches(&moved, err)),
+        let mut moved = Vec::new();
+        let mut failures = Vec::new();
+        for (t, r) in targets.iter().zip(results) {
+            match r {
+                Ok(true) => moved.push(*t),
+                Ok(false) => {}
+                Err(f) => failures.push(f),
+            }
+        }
+        match Failed::merge(failures) {
+            Some(failed) => Err(self.undo_detaches(&moved, failed)),
             None => Ok(()),
         }
     }
@@ -362,12 +380,13 @@ impl Host {
         })
     }
 
-    /// Put back devices a failed transaction moved; the error says what
-    /// happened to each, and claims "nothing changed" only when it is so.
+    /// Put back devices a failed transaction moved, adding to what the
+    /// failure left: each device that goes back is one more clause of
+    /// "nothing changed"; one that cannot is left changed, record kept.
     /// Reattach rewrites records in place, so this works on a full disk.
-    pub(crate) fn undo_detaches(&self, moved: &[PciAddress], err: Error) -> Error {
+    pub(crate) fn undo_detaches(&self, moved: &[PciAddress], mut failed: Failed) -> Failed {
         if moved.is_empty() {
-            return err;
+            return failed;
         }
         let mut all_back = true;
         let notes: Vec<String> = moved
@@ -385,34 +404,84 @@ impl Host {
                 }
             })
             .collect();
+        failed.undone.extend(notes);
         if all_back {
-            err.context_after(format_args!("nothing changed: {}", notes.join(", ")))
+            failed.left = failed.left.max(Left::PutBack);
+            failed
         } else {
-            err.context_after(format_args!("not everything could be undone: {}", notes.join(", ")))
+            let error = failed
+                .error
+                .context_after(format_args!("not everything could be undone: {}", failed.undone.join(", ")));
+            Failed { error, left: Left::Changed, undone: Vec::new() }
         }
     }
 
     /// A detach that changed the kernel but cannot stand (the stub did not
     /// take it, or its record cannot be completed): back to the original
     /// driver and no record, before the call returns.
-    fn undo_one_detach(&self, addr: &PciAddress, original: Option<&str>, err: Error) -> Error {
+    fn undo_one_detach(&self, addr: &PciAddress, original: Option<&str>, err: Error) -> Failed {
         let to = original.unwrap_or("no driver");
         match self.restore(addr, original) {
             Ok(()) => match self.state.remove(&addr.to_string()) {
-                Ok(()) => err.context_after(format_args!("{addr} went back to {to}: nothing changed")),
-                Err(e) => err.context_after(format_args!(
+                Ok(()) => Failed::put_back(err, format!("{addr} went back to {to}")),
+                // The record (an intent, with its owner) would refuse the device to others.
+                Err(e) => Failed::changed(err.context_after(format_args!(
                     "{addr} went back to {to}, but its record could not be removed ({e}); 'nodedev recover' removes it"
-                )),
+                ))),
             },
-            Err(undo) => Error::OperationFailed(format!(
-                "{err}; putting {addr} back on {to} also failed: {undo}; the record in {} keeps its original driver ('nodedev recover' retries)",
-                self.state.location()
-            )),
+            Err(undo) => {
+                let now = match self.driver(addr) {
+                    Ok(d) => describe(&d),
+                    Err(_) => "in a state nodedev could not read".to_string(),
+                };
+                Failed::changed(Error::OperationFailed(format!(
+                    "{err}; putting {addr} back on {to} also failed: {undo}; {addr} is left {now}, and the record in {} keeps its original driver ('nodedev recover' retries)",
+                    self.state.location()
+                )))
+            }
         }
     }
 
     /// One detach, lock held. Ok(false): already on that stub, nothing done.
-    fn detach_locked(&self, addr: &PciAddress, req: &StubRequest, owner: Option<(&str, bool)>) -> Result<bool> {
+    fn detach_locked(
+        &self,
+        addr: &PciAddress,
+        req: &StubRequest,
+        owner: Option<(&str, bool)>,
+    ) -> std::result::Result<bool, Failed> {
+        let Some(DetachPlan { current, stub_driver, original }) =
+            self.detach_plan(addr, req).map_err(Failed::untouched)?
+        else {
+            return Ok(false);
+        };
+        let mut record = Record::new(&addr.to_string(), original.clone(), &stub_driver);
+        record.ports = self.port_memberships(addr);
+        if let Some((owner, managed)) = owner {
+            record.owner = Some(owner.to_string());
+            record.managed = managed;
+        }
+        if let Err(e) = self.state.put(&record) {
+            return Err(Failed::put_back(e, format!("{addr} stays {}", describe(&current))));
+        }
+
+        match self.bind_to_stub(addr, current.as_deref(), &stub_driver) {
+            Ok(()) => {
+                record.step = Step::Detached;
+                match self.state.put(&record) {
+                    Ok(()) => Ok(true),
+                    // Never on the stub without a complete record.
+                    Err(err) => Err(self.undo_one_detach(addr, original.as_deref(), err)),
+                }
+            }
+            // The kernel still works on it: the record (mid-detach) is for recover.
+            Err(err @ Error::Timeout(_)) => Err(Failed::changed(err)),
+            Err(err) => Err(self.undo_one_detach(addr, original.as_deref(), err)),
+        }
+    }
+
+    /// What a detach of the device would do, checked before anything is
+    /// touched. None: already on that stub.
+    fn detach_plan(&self, addr: &PciAddress, req: &StubRequest) -> Result<Option<DetachPlan>> {
         let stub = req.stub;
         let current = self.driver(addr)?;
         if let Some(cur) = &current {
@@ -427,7 +496,7 @@ impl Host {
                         )));
                     }
                 }
-                return Ok(false);
+                return Ok(None);
             }
             if let Some(other) = Stub::of_driver(cur) {
                 return Err(Error::OperationInvalid(format!(
@@ -449,7 +518,6 @@ impl Host {
             }
         }
         let stub_driver = self.stub_driver(addr, req)?;
-        let stub_driver = stub_driver.as_str();
 
         // A record left by an interrupted operation knows the original driver
         // better than the device's current (driverless) state does.
@@ -457,29 +525,7 @@ impl Host {
             (None, Some(rec)) => rec.original_driver,
             _ => current.clone(),
         };
-        let mut record = Record::new(&addr.to_string(), original.clone(), stub_driver);
-        record.ports = self.port_memberships(addr);
-        if let Some((owner, managed)) = owner {
-            record.owner = Some(owner.to_string());
-            record.managed = managed;
-        }
-        if let Err(e) = self.state.put(&record) {
-            return Err(e.context_after(format_args!("nothing changed: {addr} stays {}", describe(&current))));
-        }
-
-        match self.bind_to_stub(addr, current.as_deref(), stub_driver) {
-            Ok(()) => {
-                record.step = Step::Detached;
-                match self.state.put(&record) {
-                    Ok(()) => Ok(true),
-                    // Never on the stub without a complete record.
-                    Err(err) => Err(self.undo_one_detach(addr, original.as_deref(), err)),
-                }
-            }
-            // The kernel still works on it: the record (mid-detach) is for recover.
-            Err(err @ Error::Timeout(_)) => Err(err),
-            Err(err) => Err(self.undo_one_detach(addr, original.as_deref(), err)),
-        }
+        Ok(Some(DetachPlan { current, stub_driver, original }))
     }
 
     fn bind_to_stub(&self, addr: &PciAddress, current: Option<&str>, stub: &str) -> Result<()> {
