@@ -165,15 +165,7 @@ impl Host {
             return defs.remove_vfs(&pf.to_string()).map(drop);
         }
         let ids = self.ids(pf)?;
-        let total: u16 = self.attr(pf, "sriov_totalvfs").and_then(|t| t.parse().ok()).unwrap_or(0);
-        if total == 0 {
-            return Err(Error::Unsupported(format!(
-                "{pf} is not an SR-IOV physical function (no sriov_totalvfs): it cannot have VFs"
-            )));
-        }
-        if count > total {
-            return Err(Error::InvalidArg(format!("{pf} supports at most {total} VFs, not {count}")));
-        }
+        self.check_vf_count(pf, count)?;
         self.authorize_driver(Operation::Provision, pf, None, driver.and_then(|d| d.vfio_driver.as_deref()))?;
         defs.put_vfs(&VfDefinition {
             address: pf.to_string(),

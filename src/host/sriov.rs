@@ -15,6 +15,21 @@ use crate::stub::{is_stub_driver, Stub, StubRequest};
 use crate::sysfs::link_basename;
 
 impl Host {
+    /// A PF that can have `count` VFs: Unsupported for a function without
+    /// SR-IOV, InvalidArg beyond its `sriov_totalvfs`.
+    pub(crate) fn check_vf_count(&self, pf: &PciAddress, count: u16) -> Result<()> {
+        let total: u16 = self.attr(pf, "sriov_totalvfs").and_then(|t| t.parse().ok()).unwrap_or(0);
+        if total == 0 {
+            return Err(Error::Unsupported(format!(
+                "{pf} is not an SR-IOV physical function (no sriov_totalvfs): it cannot have VFs"
+            )));
+        }
+        if count > total {
+            return Err(Error::InvalidArg(format!("{pf} supports at most {total} VFs, not {count}")));
+        }
+        Ok(())
+    }
+
     /// The PF's VFs now, in virtfn order.
     pub fn virtual_functions(&self, pf: &PciAddress) -> Result<Vec<PciAddress>> {
         self.require(pf)?;
@@ -57,15 +72,7 @@ impl Host {
         force: bool,
     ) -> Result<Vec<PciAddress>> {
         self.require(pf)?;
-        let total: u16 = self.attr(pf, "sriov_totalvfs").and_then(|t| t.parse().ok()).unwrap_or(0);
-        if total == 0 {
-            return Err(Error::Unsupported(format!(
-                "{pf} is not an SR-IOV physical function (no sriov_totalvfs): it cannot have VFs"
-            )));
-        }
-        if count > total {
-            return Err(Error::InvalidArg(format!("{pf} supports at most {total} VFs, not {count}")));
-        }
+        self.check_vf_count(pf, count)?;
         self.check_writable(pf, "change the VFs of")?;
         if let Some(name) = stub.and_then(|s| s.vfio_driver.as_deref()) {
             self.check_vfio_name(name)?;
