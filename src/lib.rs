@@ -88,6 +88,8 @@ pub mod error;
 pub mod host;
 pub mod inventory;
 #[doc(hidden)]
+pub mod mdevctl;
+#[doc(hidden)]
 pub mod persist;
 #[doc(hidden)]
 pub mod policy;

@@ -63,6 +63,7 @@ impl Host {
                 net,
                 block: Vec::new(),
                 framebuffer: None,
+                mdev: None,
             });
         }
         // Stub drivers come last in probe order: they match only by override.

@@ -30,6 +30,8 @@ pub struct DeviceInfo {
     /// Methods the kernel lists in reset_method; empty when it has none (or an old kernel).
     pub reset_methods: Vec<String>,
     pub can_reset: bool,
+    /// The mediated-device types it offers as an mdev parent (empty: none).
+    pub mdev_types: Vec<super::MdevType>,
 }
 
 /// The part of a device that `nodedev list` shows.
@@ -152,6 +154,7 @@ impl Host {
                 .map(|s| s.split_whitespace().map(str::to_string).collect())
                 .unwrap_or_default(),
             can_reset: has("reset"),
+            mdev_types: if has("mdev_supported_types") { self.mdev_types(addr)? } else { Vec::new() },
         })
     }
 

@@ -7,6 +7,8 @@ mod busy;
 mod describe;
 mod device;
 mod group;
+mod mdev;
+mod mdev_xml;
 mod ops;
 mod persistent;
 mod recover;
@@ -17,6 +19,8 @@ mod xml;
 pub use assign::{check_owner_name, PrepareOptions};
 pub use device::{DeviceInfo, DeviceSummary};
 pub use group::{Group, GroupMember};
+pub use mdev::{MdevConfig, MdevId, MdevInfo, MdevType};
+pub use mdev_xml::{parse_mdev_xml, MdevXmlProblem};
 pub use ops::DetachOptions;
 pub use persistent::Applied;
 pub use recover::Recovered;
@@ -89,6 +93,9 @@ pub struct HostOptions {
     pub policy: Policy,
     /// Where persistent assignments live (None: this host keeps none).
     pub definitions: Option<crate::persist::Definitions>,
+    /// Where persistent mediated devices live, in mdevctl's layout (None:
+    /// this host keeps none): /etc/mdevctl.d, or DIR/mdevctl.d with confdir=DIR.
+    pub mdev_definitions: Option<crate::mdevctl::MdevDefinitions>,
     /// How long a caller waits for a sysfs write the kernel may hold up (an
     /// unbind, remove or reset of a device a process holds through VFIO)
     /// before getting `Error::Timeout` (URI parameter `timeout=SECONDS`).
@@ -117,6 +124,7 @@ impl Default for HostOptions {
             allow_modprobe: true,
             policy: Policy::default(),
             definitions: None,
+            mdev_definitions: None,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             lock_wait: crate::state::DEFAULT_LOCK_WAIT,
         }

@@ -63,6 +63,7 @@ pub fn render(d: &DeviceInfo) -> String {
         }
         let _ = writeln!(x, "    </capability>");
     }
+    x.push_str(&super::mdev_xml::render_mdev_types(&d.mdev_types));
     if let Some(g) = d.iommu_group {
         let _ = writeln!(x, "    <iommuGroup number='{g}'>");
         for m in &d.group_members {

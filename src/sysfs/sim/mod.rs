@@ -8,11 +8,14 @@
 
 mod builtin;
 mod hostuse;
+mod mdev;
 mod spec;
 mod tree;
 mod validate;
 
-pub use spec::{BlockSpec, DeviceSpec, DriverSpec, HolderSpec, HostSpec, LinkSpec, NetSpec, StackedSpec};
+pub use spec::{
+    BlockSpec, DeviceSpec, DriverSpec, HolderSpec, HostSpec, LinkSpec, MdevParentSpec, MdevTypeSpec, NetSpec, StackedSpec,
+};
 
 use crate::sysfs::modalias::{self, ModuleAlias};
 use crate::sysfs::{HoldKind, Holder, HolderScan, SwapArea, Sysfs, VfioDevice};
@@ -209,6 +212,11 @@ struct Kernel {
     uninspectable: usize,
     /// Interfaces, disks, framebuffers and what the host does with them.
     uses: hostuse::Uses,
+    // ---- Mediated devices (mdev.rs)
+    /// Functions whose driver can register them with the mdev core.
+    mdev_parents: BTreeMap<Addr, mdev::MdevParent>,
+    /// Live mdevs, in creation order.
+    mdevs: Vec<mdev::Mdev>,
 }
 
 /// A process holding a device through VFIO (see `SimKernel::hold_vfio`).
@@ -221,6 +229,8 @@ struct SimHolder {
     /// Not in the process table (another pid namespace, say): only the
     /// kernel's waiting shows it.
     hidden: bool,
+    /// The mdev (by UUID) whose group is held; `addr` is then its parent.
+    mdev: Option<u128>,
 }
 
 use crate::stub::is_vfio_driver;
@@ -299,6 +309,14 @@ fn name_arg(value: &str) -> &str {
 }
 
 impl Kernel {
+    /// The IOMMU group a holder has open (an mdev's own, or its device's).
+    fn holder_group(&self, h: &SimHolder) -> Option<u32> {
+        match h.mdev {
+            Some(u) => self.mdevs.iter().find(|m| m.uuid == u).map(|m| m.group),
+            None => self.dev(h.addr).group,
+        }
+    }
+
     /// The device a write is about, whose device lock the kernel takes for it.
     fn locked_by_write(&self, file: File, value: &str) -> Option<Addr> {
         match file {
@@ -416,6 +434,7 @@ impl Kernel {
         match self.present(name_arg(value)) {
             Some(a) if self.dev(a).driver == Some(d) => {
                 self.host_driver_gone(a);
+                self.mdev_parent_gone(a);
                 self.dev_mut(a).driver = None;
                 Ok(())
             }
@@ -521,6 +540,7 @@ impl Kernel {
             }
         }
         self.host_driver_gone(a);
+        self.mdev_parent_gone(a);
         let dev = self.dev_mut(a);
         dev.present = false;
         dev.driver = None;
@@ -702,6 +722,7 @@ impl Kernel {
                 Ok(())
             }
             f @ (File::Net(..) | File::Blk(..) | File::Vt(..)) => self.store_use(f, value),
+            f @ (File::MdevType(..) | File::Mdev(..)) => self.store_mdev(f, value),
             _ => Err(err(libc::EACCES)),
         }
     }
@@ -732,6 +753,7 @@ impl Kernel {
                 })
             }
             f @ (File::Net(..) | File::Blk(..) | File::Vt(..)) => self.show_use(f),
+            f @ (File::MdevType(..) | File::Mdev(..)) => self.show_mdev(f),
             File::Bus("drivers_autoprobe") => line(u8::from(self.autoprobe).to_string()),
             File::Drv(..) | File::Bus(_) => String::new(),
         }
@@ -912,7 +934,24 @@ impl SimKernel {
         if !dev.driver.is_some_and(|d| is_vfio_driver(&k.drivers[d].name)) || dev.group.is_none() {
             return Err(format!("{addr} is not on a VFIO driver with an IOMMU group: nothing to open"));
         }
-        k.holders.push(SimHolder { pid, comm: comm.to_string(), addr: a, kind, hidden });
+        k.holders.push(SimHolder { pid, comm: comm.to_string(), addr: a, kind, hidden, mdev: None });
+        Ok(())
+    }
+
+    /// A process `pid` named `comm` opens the group of the mdev `uuid`
+    /// (/dev/vfio/N of its own group, as QEMU does for a mediated device).
+    pub fn hold_vfio_mdev(&self, uuid: &str, pid: u32, comm: &str) -> Result<(), String> {
+        let mut k = self.lock();
+        let m = k.mdev_by_name(uuid).ok_or_else(|| format!("no mdev {uuid}"))?;
+        let (addr, u) = (m.parent, m.uuid);
+        k.holders.push(SimHolder {
+            pid,
+            comm: comm.to_string(),
+            addr,
+            kind: HoldKind::Group,
+            hidden: false,
+            mdev: Some(u),
+        });
         Ok(())
     }
 
@@ -1086,7 +1125,7 @@ impl Sysfs for SimKernel {
         let mut seen: Vec<(u32, String, Vec<HoldKind>)> = Vec::new();
         for h in k.holders.iter().filter(|h| !h.hidden) {
             let holds = match h.kind {
-                HoldKind::Group => dev.group.is_some() && k.dev(h.addr).group == dev.group,
+                HoldKind::Group => dev.group.is_some() && k.holder_group(h) == dev.group,
                 // Before Linux 6.18 a device fd does not say whose it is.
                 HoldKind::UnnamedDevice => true,
                 _ => Some(h.addr) == a,

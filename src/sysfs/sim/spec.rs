@@ -80,6 +80,12 @@
 //!   and `class/block/NAME`.
 //! - `framebuffer`: `"fb0"`: the driver registered this framebuffer
 //!   (`class/graphics/fb0`).
+//! - `mdev`: the device is a mediated-device parent while bound to
+//!   `driver` (default: its `driver` here): `{"capacity": 8, "types":
+//!   [{"id": "i915-GVTg_V5_4", "name": "GVTg_V5_4", "description": "...",
+//!   "device_api": "vfio-pci", "cost": 2}]}`; each instance of a type takes
+//!   `cost` (default 1) units of the `capacity` the types share (see
+//!   `sim/mdev.rs` for the kernel's rules).
 //!
 //! A device's interfaces, disks and framebuffer exist while it is bound to a
 //! host driver (not a stub). When it leaves that driver, its interfaces leave
@@ -199,6 +205,44 @@ pub struct DeviceSpec {
     pub block: Vec<BlockSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub framebuffer: Option<String>,
+    /// The device can be a mediated-device parent (`mdev_supported_types`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mdev: Option<MdevParentSpec>,
+}
+
+/// A mediated-device parent: its driver registers it with the mdev core.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MdevParentSpec {
+    /// The registering driver (default: the device's driver in the description).
+    #[serde(default)]
+    pub driver: Option<String>,
+    /// Units of the resource pool the types share.
+    pub capacity: u32,
+    pub types: Vec<MdevTypeSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MdevTypeSpec {
+    /// Directory name under `mdev_supported_types` (`i915-GVTg_V5_4`).
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "vfio_pci_api")]
+    pub device_api: String,
+    /// Pool units one instance takes (default 1).
+    #[serde(default = "one")]
+    pub cost: u32,
+}
+
+fn vfio_pci_api() -> String {
+    "vfio-pci".to_string()
+}
+
+fn one() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
