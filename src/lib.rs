@@ -110,6 +110,9 @@ pub use host::{
     AuthRequest, Authorizer, DetachOptions, DeviceInfo, DeviceSummary, Group, GroupMember, Host, Operation,
     PrepareOptions, Recovered,
 };
+// Mediated devices (issue 13 item 4): not part of the documented Rust API yet.
+#[doc(hidden)]
+pub use host::{MdevConfig, MdevId, MdevInfo, MdevType};
 #[doc(hidden)]
 pub use policy::Policy;
 pub use stub::Stub;

@@ -35,6 +35,7 @@ unsafe fn devices_arg(
         if !Arc::ptr_eq(&d.conn, conn) {
             return Err(call.invalid_arg(format_args!("devs[{i}] ({}) belongs to another connection", d.addr)));
         }
+        super::nodedev::pci_only(call, &d)?;
         out.push(d.addr);
     }
     call.conn = Some(conn.clone());

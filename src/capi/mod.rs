@@ -23,6 +23,8 @@
 //! - [`recover`]: the report of interrupted operations finished or rolled back.
 //! - [`persistent`]: persistent assignments (libvirt's autostart calls).
 //! - [`sriov`]: SR-IOV provisioning (VFs straight onto a stub).
+//! - [`mdev`]: mediated devices through libvirt's lifecycle calls (create,
+//!   define, start, destroy, undefine, active, persistent).
 //!
 //! Exports: each module ends with `exports!(names...)`, the list of the
 //! functions it exports; [`exported`] is their union. For each name the
@@ -79,6 +81,7 @@ pub mod close_callback;
 pub mod connect;
 pub mod connect_info;
 pub mod error;
+pub mod mdev;
 pub mod nodedev;
 pub mod open_auth;
 pub mod persistent;
@@ -113,5 +116,6 @@ const MODULES: &[(&[&str], &[&str])] = &[
     (recover::EXPORTS, recover::EXPORTED_DATA),
     (persistent::EXPORTS, persistent::EXPORTED_DATA),
     (sriov::EXPORTS, sriov::EXPORTED_DATA),
+    (mdev::EXPORTS, mdev::EXPORTED_DATA),
     (error::EXPORTS, error::EXPORTED_DATA),
 ];

@@ -26,7 +26,10 @@ const DOMAIN: virErrorDomain = virErrorDomain::VIR_FROM_NODEDEV;
 pub struct virNodeDevice {
     magic: u64,
     pub(crate) conn: Arc<virConnect>,
+    /// The PCI function, or for a mediated device its parent.
     pub(crate) addr: PciAddress,
+    /// A mediated device (see capi/mdev.rs); None: the PCI function `addr`.
+    pub(crate) mdev: Option<crate::host::MdevId>,
     name: CString,
     parent: CString,
 }
@@ -80,9 +83,9 @@ pub enum virConnectListAllNodeDeviceFlags {
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI_GENERIC = 1 << 11,
     /// DRM device: matches no nodedev device.
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_DRM = 1 << 12,
-    /// Capable of mediated devices: matches no nodedev device.
+    /// Capable of mediated devices: PCI functions that are mdev parents now.
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV_TYPES = 1 << 13,
-    /// Mediated device: matches no nodedev device.
+    /// Mediated device: live and defined mediated devices.
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV = 1 << 14,
     /// s390 CCW device: matches no nodedev device.
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_CCW_DEV = 1 << 15,
@@ -98,9 +101,9 @@ pub enum virConnectListAllNodeDeviceFlags {
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_MATRIX = 1 << 20,
     /// Device with VPD: matches no nodedev device.
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_VPD = 1 << 21,
-    /// Inactive (defined but not present) devices: nodedev has none.
+    /// Inactive devices: mediated devices that are defined but not live.
     VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE = 1 << 30,
-    /// Active devices: every device on the host. libvirt's value 1U << 31,
+    /// Active devices: every PCI function and live mediated device. libvirt's value 1U << 31,
     /// written as INT_MIN so that the enumeration stays ISO C; it converts to
     /// 0x80000000 in the `unsigned int flags` argument.
     VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE = -2147483648,
@@ -167,15 +170,50 @@ fn new_device(call: &Call, conn: &Arc<virConnect>, addr: PciAddress) -> Result<A
         magic: DEV_MAGIC,
         conn: conn.clone(),
         addr,
+        mdev: None,
         name: cstring(addr.node_name())?,
         parent: cstring(parent)?,
     }))
 }
 
-/// Devices having capability `cap` (None: any).
-fn devices_with_cap(conn: &virConnect, cap: Option<&str>) -> Result<Vec<PciAddress>, Raised> {
+/// A handle for a mediated device (live or defined).
+pub(crate) fn new_mdev_device(
+    call: &Call,
+    conn: &Arc<virConnect>,
+    id: crate::host::MdevId,
+) -> Result<Arc<virNodeDevice>, Raised> {
+    let cstring = |s: String| CString::new(s).map_err(|_| call.invalid_arg("device name contains a NUL byte"));
+    Ok(Arc::new(virNodeDevice {
+        magic: DEV_MAGIC,
+        conn: conn.clone(),
+        addr: id.parent,
+        name: cstring(id.node_name())?,
+        parent: cstring(id.parent.node_name())?,
+        mdev: Some(id),
+    }))
+}
+
+/// Refuse a PCI-only call on a mediated device's handle, as libvirt does
+/// for a device without a PCI capability: VIR_ERR_INVALID_ARG.
+pub(crate) fn pci_only(call: &Call, d: &virNodeDevice) -> Result<(), Raised> {
+    match &d.mdev {
+        Some(id) => Err(call.invalid_arg(format_args!("device {} is not a PCI device", id.node_name()))),
+        None => Ok(()),
+    }
+}
+
+/// Names of the devices having capability `cap` (None: any), PCI
+/// functions in address order then mediated devices (live and defined, as
+/// libvirt counts them).
+fn devices_with_cap(conn: &virConnect, cap: Option<&str>) -> Result<Vec<String>, Raised> {
+    let host = &conn.host;
+    let pci = || -> Result<Vec<String>, Raised> { Ok(host.list()?.iter().map(PciAddress::node_name).collect()) };
+    let mdevs = || -> Result<Vec<String>, Raised> { Ok(host.mdevs()?.iter().map(|m| m.id.node_name()).collect()) };
     match cap {
-        None | Some("pci") => Ok(conn.host.list()?),
+        None => Ok([pci()?, mdevs()?].concat()),
+        Some("pci") => pci(),
+        Some("mdev") => mdevs(),
+        Some("mdev_types") => Ok(host.mdev_parents().iter().map(PciAddress::node_name).collect()),
         Some(_) => Ok(Vec::new()),
     }
 }
@@ -232,16 +270,34 @@ pub unsafe extern "C" fn virConnectListAllNodeDevices(
         }
         let c = conn_arg(call, conn)?;
         call.check_flags(flags, LIST_ALL_FLAGS)?;
+        // libvirt's filter: any of the capability bits given, then active
+        // and/or inactive as asked. PCI functions are all active; mdevs
+        // are active when live, inactive when only defined.
         let caps = flags & CAP_BITS;
         let states = flags & (ACTIVE | INACTIVE);
-        let cap_match = caps == 0 || caps & bit(F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV) != 0;
-        let state_match = states == 0 || states & ACTIVE != 0;
-        let addrs = if cap_match && state_match { c.host.list()? } else { Vec::new() };
-        let count = c_int::try_from(addrs.len()).map_err(|_| no_memory(call))?;
+        let cap = |f: F| caps & bit(f) != 0;
+        let state_ok = |active: bool| states == 0 || (states & ACTIVE != 0 && active) || (states & INACTIVE != 0 && !active);
+        let mut addrs = Vec::new();
+        if state_ok(true) {
+            let all_pci = caps == 0 || cap(F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV);
+            if all_pci {
+                addrs = c.host.list()?;
+            } else if cap(F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV_TYPES) {
+                addrs = c.host.mdev_parents();
+            }
+        }
+        let mut mdevs = Vec::new();
+        if caps == 0 || cap(F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV) {
+            mdevs = c.host.mdevs()?.into_iter().filter(|m| state_ok(m.active)).map(|m| m.id).collect();
+        }
+        let count = c_int::try_from(addrs.len() + mdevs.len()).map_err(|_| no_memory(call))?;
         if devices.is_null() {
             return Ok(count);
         }
-        let handles = addrs.into_iter().map(|a| new_device(call, &c, a)).collect::<Result<Vec<_>, _>>()?;
+        let mut handles = addrs.into_iter().map(|a| new_device(call, &c, a)).collect::<Result<Vec<_>, _>>()?;
+        for id in mdevs {
+            handles.push(new_mdev_device(call, &c, id)?);
+        }
         let array = libc::calloc(handles.len() + 1, size_of::<virNodeDevicePtr>()) as *mut virNodeDevicePtr;
         if array.is_null() {
             return Err(no_memory(call));
@@ -301,8 +357,7 @@ pub unsafe extern "C" fn virNodeListDevices(
         let Ok(cap) = call.opt_str("cap", cap) else {
             return Ok(0); // no capability has such a name
         };
-        let items: Vec<String> =
-            devices_with_cap(&c, cap)?.into_iter().take(maxnames as usize).map(|a| a.node_name()).collect();
+        let items: Vec<String> = devices_with_cap(&c, cap)?.into_iter().take(maxnames as usize).collect();
         fill_names(call, names, &items)
     })
 }
@@ -323,6 +378,10 @@ pub unsafe extern "C" fn virNodeDeviceLookupByName(conn: virConnectPtr, name: *c
             return Err(call.invalid_arg("name must not be NULL"));
         }
         let name = std::ffi::CStr::from_ptr(name).to_string_lossy();
+        if let Some(id) = crate::host::MdevId::from_node_name(&name) {
+            c.host.mdev(&id)?;
+            return Ok(Arc::into_raw(new_mdev_device(call, &c, id)?) as virNodeDevicePtr);
+        }
         // libvirt: whatever its shape, a name that is no device is
         // VIR_ERR_NO_NODE_DEVICE (clients test for it to mean "not there").
         let addr = c.host.lookup(&name).map_err(|e| match e {
@@ -377,7 +436,10 @@ pub unsafe extern "C" fn virNodeDeviceGetXMLDesc(dev: virNodeDevicePtr, flags: c
     api("virNodeDeviceGetXMLDesc", DOMAIN, ptr::null_mut(), |call| {
         let d = dev_arg(call, dev)?;
         call.check_flags(flags, 0)?;
-        let xml = d.conn.host.xml(&d.addr)?;
+        let xml = match &d.mdev {
+            Some(id) => d.conn.host.mdev_xml(id)?,
+            None => d.conn.host.xml(&d.addr)?,
+        };
         call.dup(&xml)
     })
 }
@@ -388,8 +450,7 @@ pub unsafe extern "C" fn virNodeDeviceGetXMLDesc(dev: virNodeDevicePtr, flags: c
 pub unsafe extern "C" fn virNodeDeviceNumOfCaps(dev: virNodeDevicePtr) -> c_int {
     api("virNodeDeviceNumOfCaps", DOMAIN, -1, |call| {
         let d = dev_arg(call, dev)?;
-        d.conn.host.require(&d.addr)?;
-        Ok(1)
+        Ok(device_caps(&d)?.len() as c_int)
     })
 }
 
@@ -415,10 +476,24 @@ pub unsafe extern "C" fn virNodeDeviceListCaps(
         if maxnames < 0 {
             return Err(call.invalid_arg(format_args!("maxnames must not be negative ({maxnames})")));
         }
-        d.conn.host.require(&d.addr)?;
-        let caps: Vec<String> = ["pci"].iter().take(maxnames as usize).map(|s| s.to_string()).collect();
+        let caps: Vec<String> = device_caps(&d)?.into_iter().take(maxnames as usize).collect();
         fill_names(call, names, &caps)
     })
+}
+
+/// The device's capability names: "pci" (and "mdev_types" for an mdev
+/// parent), or "mdev".
+fn device_caps(d: &virNodeDevice) -> Result<Vec<String>, Raised> {
+    if let Some(id) = &d.mdev {
+        d.conn.host.mdev(id)?;
+        return Ok(vec!["mdev".into()]);
+    }
+    d.conn.host.require(&d.addr)?;
+    let mut caps = vec!["pci".to_string()];
+    if d.conn.host.sysfs().exists(&format!("bus/pci/devices/{}/mdev_supported_types", d.addr)) {
+        caps.push("mdev_types".into());
+    }
+    Ok(caps)
 }
 
 /// Add a reference to `dev`, released by one more virNodeDeviceFree().
@@ -487,6 +562,7 @@ fn detach(call: &mut Call, dev: virNodeDevicePtr, driver: *const c_char, flags: 
     // libvirt's order: handle, read-only, flags, the device, the driver name.
     let d = unsafe { dev_arg(call, dev)? };
     writable(call, &d.conn)?;
+    pci_only(call, &d)?;
     call.check_flags(
         flags,
         nflag(VIR_NODE_DEVICE_DETACH_GROUP) | nflag(VIR_NODE_DEVICE_FORCE) | nflag(VIR_NODE_DEVICE_PERSISTENT),
@@ -511,6 +587,7 @@ fn detach(call: &mut Call, dev: virNodeDevicePtr, driver: *const c_char, flags: 
 fn reattach(call: &mut Call, dev: virNodeDevicePtr, driver: *const c_char, flags: c_uint) -> Result<c_int, Raised> {
     let d = unsafe { dev_arg(call, dev)? };
     writable(call, &d.conn)?;
+    pci_only(call, &d)?;
     call.check_flags(flags, nflag(virNodeDeviceNodedevFlags::VIR_NODE_DEVICE_PERSISTENT))?;
     d.conn.host.require(&d.addr)?;
     let driver = unsafe { call.opt_str("driverName", driver)? };
@@ -642,6 +719,7 @@ pub unsafe extern "C" fn virNodeDeviceReset(dev: virNodeDevicePtr) -> c_int {
     api("virNodeDeviceReset", DOMAIN, -1, |call| {
         let d = dev_arg(call, dev)?;
         writable(call, &d.conn)?;
+        pci_only(call, &d)?;
         d.conn.host.require(&d.addr)?;
         // No reset method: libvirt's virPCIDeviceReset says VIR_ERR_INTERNAL_ERROR.
         d.conn.host.reset(&d.addr).map_err(|e| with_unsupported_as(e, virErrorNumber::VIR_ERR_INTERNAL_ERROR))?;

@@ -44,6 +44,7 @@ pub unsafe extern "C" fn virNodeDeviceSetVFs(
     api("virNodeDeviceSetVFs", virErrorDomain::VIR_FROM_NODEDEV, -1, |call| {
         let d = dev_arg(call, dev)?;
         writable(call, &d.conn)?;
+        super::nodedev::pci_only(call, &d)?;
         let force = nflag(virNodeDeviceNodedevFlags::VIR_NODE_DEVICE_FORCE);
         call.check_flags(flags, force)?;
         let driver = call.opt_str("driverName", driverName)?;

@@ -58,7 +58,7 @@ impl MdevId {
             uuid.replace_range(i..=i, "-");
         }
         let uuid = canonical_uuid(&uuid).filter(|c| *c == uuid)?;
-        let parent = PciAddress::parse(p).ok()?;
+        let parent = PciAddress::parse(&format!("pci_{p}")).ok()?;
         let id = MdevId { parent, uuid };
         (id.node_name() == name).then_some(id)
     }

@@ -154,7 +154,7 @@ fn a_device_directory_lists_what_exists() {
     assert_eq!(sorted(k.list_dir(&dev(EDU, "")).unwrap()), with(&["reset", "reset_method"]));
     assert_eq!(
         sorted(k.list_dir(&dev(IGPU, "")).unwrap()),
-        with(&["boot_vga", "driver", "graphics", "reset", "reset_method"])
+        with(&["boot_vga", "driver", "graphics", "mdev_supported_types", "reset", "reset_method"])
     );
     assert_eq!(sorted(k.list_dir(&dev(VF, "")).unwrap()), with(&["driver", "physfn", "reset", "reset_method"]));
     assert_eq!(
