@@ -508,3 +508,34 @@ fn the_real_backend_reads_mdev_parents_types_and_devices() {
     assert_eq!(real.mdev_types(&igpu()).unwrap()[0].description.as_deref().map(|d| d.lines().count()), Some(5));
     fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn the_cli_runs_the_whole_cycle_and_explains_refusals() {
+    let dir = tempdir("cli");
+    let uri = format!("test:///default?confdir={}", dir.display());
+    let run = |script: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_nodedev")).args(["-c", &uri, script]).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, out, err) = run(&format!(
+        "mdev types; mdev create {IGPU} {V4} --uuid {U1} --attr=x=1; mdev list"
+    ));
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(out.contains("i915-GVTg_V5_4       GVTg_V5_4    vfio-pci  available 4"), "{out}");
+    assert!(err.contains("removed again"), "the attribute it lacks: {err}");
+    let (code, out, err) = run(&format!(
+        "mdev define pci_0000_00_02_0 {V8} --uuid {U2} --auto; mdev list; apply; mdev show {U2}; mdev remove {U2}; mdev list --json"
+    ));
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains(&format!("{U2} {IGPU} {V8} (inactive, defined, autostart)")), "{out}");
+    assert!(out.contains("started (i915-GVTg_V5_8)"), "{out}");
+    assert!(out.contains("<type id='i915-GVTg_V5_8'/>"), "{out}");
+    let last_line: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(last_line[0]["active"], false);
+    assert_eq!(last_line[0]["autostart"], true);
+    // Usage errors before anything runs: exit 2.
+    assert_eq!(run("mdev create 0000:00:02.0").0, Some(2));
+    assert_eq!(run("mdev frob").0, Some(2));
+    assert_eq!(run("mdev list --uuid x").0, Some(2));
+    fs::remove_dir_all(&dir).unwrap();
+}
