@@ -47,7 +47,9 @@ pub fn canonical_uuid(s: &str) -> Option<String> {
 
 /// A vendor attribute name: a sysfs file name directly in the mdev's directory.
 pub fn attr_name_ok(n: &str) -> bool {
-    !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !n.is_empty()
+        && n.len() <= 64
+        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         && !matches!(n, "remove" | "uevent" | "driver" | "iommu_group" | "mdev_type" | "subsystem" | "power")
 }
 

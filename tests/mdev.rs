@@ -177,7 +177,9 @@ fn the_host_lists_types_creates_describes_and_removes() {
     let e = h.mdev_create(&cfg("i915-GVTg_V5_1", Some(U2))).unwrap_err();
     assert!(matches!(&e, Error::OperationFailed(m) if m.contains(V4) && m.contains(V8)), "lists the types: {e:?}");
     let nic = MdevConfig { parent: PciAddress::parse("0000:03:01.0").unwrap(), ..cfg(V8, Some(U2)) };
-    assert!(matches!(h.mdev_create(&nic), Err(Error::OperationFailed(m)) if m.contains("not a mediated-device parent")));
+    assert!(
+        matches!(h.mdev_create(&nic), Err(Error::OperationFailed(m)) if m.contains("not a mediated-device parent"))
+    );
     assert!(matches!(h.mdev_create(&cfg(V8, Some("83b8f4f2"))), Err(Error::InvalidArg(_))));
     let mut bad_attr = cfg(V8, Some(U2));
     bad_attr.attrs = vec![("../x".into(), "1".into())];
@@ -437,11 +439,26 @@ fn libvirts_calls_xml_and_list_flags() {
         };
         assert_eq!(bad("<device>"), VIR_ERR_XML_ERROR);
         assert_eq!(bad("<device><capability type='mdev'><type id='x'/></capability></device>"), VIR_ERR_XML_ERROR);
-        assert_eq!(bad("<device><parent>pci_0000_00_02_0</parent><capability type='scsi_host'/></device>"), VIR_ERR_CONFIG_UNSUPPORTED);
-        assert_eq!(bad(&format!("<device><parent>pci_0000_99_00_0</parent>{}</device>", mdev_cap(V8, U2))), VIR_ERR_NO_NODE_DEVICE);
-        assert_eq!(bad(&format!("<device><parent>computer</parent>{}</device>", mdev_cap(V8, U2))), VIR_ERR_NO_NODE_DEVICE);
-        assert_eq!(bad(&format!("<device><parent>pci_0000_00_02_0</parent>{}</device>", mdev_cap("nope", U2))), VIR_ERR_OPERATION_FAILED);
-        assert_eq!(bad(&format!("<device><parent>pci_0000_00_02_0</parent>{}</device>", mdev_cap(V8, U1))), VIR_ERR_OPERATION_INVALID);
+        assert_eq!(
+            bad("<device><parent>pci_0000_00_02_0</parent><capability type='scsi_host'/></device>"),
+            VIR_ERR_CONFIG_UNSUPPORTED
+        );
+        assert_eq!(
+            bad(&format!("<device><parent>pci_0000_99_00_0</parent>{}</device>", mdev_cap(V8, U2))),
+            VIR_ERR_NO_NODE_DEVICE
+        );
+        assert_eq!(
+            bad(&format!("<device><parent>computer</parent>{}</device>", mdev_cap(V8, U2))),
+            VIR_ERR_NO_NODE_DEVICE
+        );
+        assert_eq!(
+            bad(&format!("<device><parent>pci_0000_00_02_0</parent>{}</device>", mdev_cap("nope", U2))),
+            VIR_ERR_OPERATION_FAILED
+        );
+        assert_eq!(
+            bad(&format!("<device><parent>pci_0000_00_02_0</parent>{}</device>", mdev_cap(V8, U1))),
+            VIR_ERR_OPERATION_INVALID
+        );
         assert!(virNodeDeviceCreateXML(conn, ptr::null(), 0).is_null());
         assert_eq!(last().0, VIR_ERR_INVALID_ARG);
         assert!(virNodeDeviceCreateXML(conn, doc("pci_0000_00_02_0", &mdev_cap(V8, U2)).as_ptr(), 2).is_null());
@@ -503,7 +520,8 @@ fn the_real_backend_reads_mdev_parents_types_and_devices() {
     assert_eq!(real.mdevs().unwrap(), h.mdevs().unwrap());
     assert_eq!(real.mdev_xml(&id).unwrap(), h.mdev_xml(&id).unwrap());
     // (Names from pci.ids aside: a test tree has none.)
-    let types_block = |x: String| x[x.find("<capability type='mdev_types'>").unwrap()..x.find("<iommuGroup").unwrap()].to_string();
+    let types_block =
+        |x: String| x[x.find("<capability type='mdev_types'>").unwrap()..x.find("<iommuGroup").unwrap()].to_string();
     assert_eq!(types_block(real.xml(&igpu()).unwrap()), types_block(h.xml(&igpu()).unwrap()));
     assert_eq!(real.mdev_types(&igpu()).unwrap()[0].description.as_deref().map(|d| d.lines().count()), Some(5));
     fs::remove_dir_all(&root).unwrap();
@@ -514,12 +532,15 @@ fn the_cli_runs_the_whole_cycle_and_explains_refusals() {
     let dir = tempdir("cli");
     let uri = format!("test:///default?confdir={}", dir.display());
     let run = |script: &str| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_nodedev")).args(["-c", &uri, script]).output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        let out =
+            std::process::Command::new(env!("CARGO_BIN_EXE_nodedev")).args(["-c", &uri, script]).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
-    let (code, out, err) = run(&format!(
-        "mdev types; mdev create {IGPU} {V4} --uuid {U1} --attr=x=1; mdev list"
-    ));
+    let (code, out, err) = run(&format!("mdev types; mdev create {IGPU} {V4} --uuid {U1} --attr=x=1; mdev list"));
     assert_eq!(code, Some(1), "{out}{err}");
     assert!(out.contains("i915-GVTg_V5_4       GVTg_V5_4    vfio-pci  available 4"), "{out}");
     assert!(err.contains("removed again"), "the attribute it lacks: {err}");

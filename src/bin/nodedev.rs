@@ -131,15 +131,19 @@ enum MdevCommand {
 }
 
 fn parse_mdev(args: &[String]) -> Result<MdevCommand, String> {
-    let (sub, rest) = args.split_first().ok_or("mdev: which? types, list, show, create, remove, define, start, autostart, undefine")?;
-    let (mut pos, mut uuid, mut attrs, mut json, mut auto, mut disable) = (Vec::new(), None, Vec::new(), false, false, false);
+    let (sub, rest) = args
+        .split_first()
+        .ok_or("mdev: which? types, list, show, create, remove, define, start, autostart, undefine")?;
+    let (mut pos, mut uuid, mut attrs, mut json, mut auto, mut disable) =
+        (Vec::new(), None, Vec::new(), false, false, false);
     let mut it = rest.iter();
     while let Some(a) = it.next() {
         let (opt, inline) = match a.split_once('=') {
             Some((o, v)) if o.starts_with("--") => (o, Some(v.to_string())),
             _ => (a.as_str(), None),
         };
-        let mut value = |what: &str| inline.clone().or_else(|| it.next().cloned()).ok_or(format!("mdev {sub}: {opt} needs {what}"));
+        let mut value =
+            |what: &str| inline.clone().or_else(|| it.next().cloned()).ok_or(format!("mdev {sub}: {opt} needs {what}"));
         let allowed = match sub.as_str() {
             "types" | "list" => &["--json"][..],
             "create" => &["--uuid", "--attr"][..],
@@ -287,7 +291,13 @@ fn run_mdev(host: &Host, cmd: &MdevCommand) -> Result<(), Error> {
         }
         MdevCommand::Define { parent, type_id, uuid, attrs, auto } => {
             let id = host.mdev_define(&config(parent, type_id, uuid, attrs)?, Some(*auto))?;
-            println!("{} defined on {} ({type_id}{}): {}", id.uuid, id.parent, if *auto { ", autostart" } else { "" }, id.node_name());
+            println!(
+                "{} defined on {} ({type_id}{}): {}",
+                id.uuid,
+                id.parent,
+                if *auto { ", autostart" } else { "" },
+                id.node_name()
+            );
             Ok(())
         }
         MdevCommand::Remove { mdev } => {
@@ -697,7 +707,9 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
             }
             let failed = applied
                 .iter()
-                .filter(|a| a.outcome.starts_with("not applied") || a.outcome.starts_with("not started") || a.address == "-")
+                .filter(|a| {
+                    a.outcome.starts_with("not applied") || a.outcome.starts_with("not started") || a.address == "-"
+                })
                 .count();
             println!(
                 "{} definition(s), {} applied, {failed} not applied",

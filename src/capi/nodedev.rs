@@ -276,7 +276,8 @@ pub unsafe extern "C" fn virConnectListAllNodeDevices(
         let caps = flags & CAP_BITS;
         let states = flags & (ACTIVE | INACTIVE);
         let cap = |f: F| caps & bit(f) != 0;
-        let state_ok = |active: bool| states == 0 || (states & ACTIVE != 0 && active) || (states & INACTIVE != 0 && !active);
+        let state_ok =
+            |active: bool| states == 0 || (states & ACTIVE != 0 && active) || (states & INACTIVE != 0 && !active);
         let mut addrs = Vec::new();
         if state_ok(true) {
             let all_pci = caps == 0 || cap(F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV);

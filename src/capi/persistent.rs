@@ -38,7 +38,11 @@ pub unsafe extern "C" fn virNodeDeviceSetAutostart(dev: virNodeDevicePtr, autost
                 return Err(super::boundary::Raised::new(
                     super::error::virErrorNumber::VIR_ERR_INTERNAL_ERROR,
                     call.domain,
-                    format!("{}: cannot set autostart for transient device {}: define it first", call.func, id.node_name()),
+                    format!(
+                        "{}: cannot set autostart for transient device {}: define it first",
+                        call.func,
+                        id.node_name()
+                    ),
                 ));
             }
             d.conn.host.mdev_set_autostart(id, autostart != 0)?;

@@ -247,15 +247,9 @@ impl Host {
             None => None,
         };
         match self.live_mdev(&id.uuid).filter(|l| l.0 == *id) {
-            Some((id, type_id, driver, iommu_group, path)) => Ok(MdevInfo {
-                id,
-                type_id,
-                active: true,
-                sysfs_path: Some(path),
-                driver,
-                iommu_group,
-                definition,
-            }),
+            Some((id, type_id, driver, iommu_group, path)) => {
+                Ok(MdevInfo { id, type_id, active: true, sysfs_path: Some(path), driver, iommu_group, definition })
+            }
             None => {
                 let d = definition.ok_or_else(|| Self::no_mdev(id))?;
                 Ok(MdevInfo {
@@ -345,7 +339,10 @@ impl Host {
             return Err(Error::OperationInvalid(if live == *id {
                 format!("mediated device {} is already active", id.uuid)
             } else {
-                format!("UUID {} is taken by a live mediated device on {}: a UUID is unique on a host", id.uuid, live.parent)
+                format!(
+                    "UUID {} is taken by a live mediated device on {}: a UUID is unique on a host",
+                    id.uuid, live.parent
+                )
             }));
         }
         let types = self.mdev_types(parent)?;

@@ -103,10 +103,8 @@ impl Reader<'_> {
     }
 
     fn name(&mut self) -> Result<String, MdevXmlProblem> {
-        let n = self
-            .rest()
-            .find(|c: char| !(c.is_ascii_alphanumeric() || "_-.:".contains(c)))
-            .unwrap_or(self.rest().len());
+        let n =
+            self.rest().find(|c: char| !(c.is_ascii_alphanumeric() || "_-.:".contains(c))).unwrap_or(self.rest().len());
         if n == 0 {
             return Err(bad(format!("a name was expected at byte {}", self.at)));
         }
@@ -197,7 +195,9 @@ fn unescape(s: &str) -> Result<String, MdevXmlProblem> {
                 } else {
                     None
                 };
-                n.and_then(char::from_u32).filter(|c| *c != '\0').ok_or_else(|| bad(format!("unknown entity &{ent};")))?
+                n.and_then(char::from_u32)
+                    .filter(|c| *c != '\0')
+                    .ok_or_else(|| bad(format!("unknown entity &{ent};")))?
             }
         };
         out.push(c);
@@ -355,7 +355,9 @@ mod tests {
             Err(MdevXmlProblem::Unsupported(_))
         ));
         // An unknown parent name is the caller's "no such device".
-        let r = parse_mdev_xml("<device><parent>usb_1</parent><capability type='mdev'><type id='t'/></capability></device>");
+        let r = parse_mdev_xml(
+            "<device><parent>usb_1</parent><capability type='mdev'><type id='t'/></capability></device>",
+        );
         assert_eq!(r.unwrap(), Err("usb_1".to_string()));
     }
 }

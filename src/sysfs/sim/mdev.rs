@@ -246,9 +246,7 @@ impl Kernel {
                     ["driver"] => Some(Entry::Link(format!("{up}bus/mdev/drivers/{MDEV_DRIVER}"))),
                     ["iommu_group"] => Some(Entry::Link(format!("{up}kernel/iommu_groups/{}", m.group))),
                     ["subsystem"] => Some(Entry::Link(format!("{up}bus/mdev"))),
-                    ["mdev_type"] => {
-                        Some(Entry::Link(format!("../mdev_supported_types/{}", p.types[m.type_index].id)))
-                    }
+                    ["mdev_type"] => Some(Entry::Link(format!("../mdev_supported_types/{}", p.types[m.type_index].id))),
                     [f] => MDEV_FILES.iter().copied().find(|n| n == f).map(|f| Entry::File(File::Mdev(m.uuid, f))),
                     _ => None,
                 }

@@ -14,7 +14,8 @@ mod tree;
 mod validate;
 
 pub use spec::{
-    BlockSpec, DeviceSpec, DriverSpec, HolderSpec, HostSpec, LinkSpec, MdevParentSpec, MdevTypeSpec, NetSpec, StackedSpec,
+    BlockSpec, DeviceSpec, DriverSpec, HolderSpec, HostSpec, LinkSpec, MdevParentSpec, MdevTypeSpec, NetSpec,
+    StackedSpec,
 };
 
 use crate::sysfs::modalias::{self, ModuleAlias};

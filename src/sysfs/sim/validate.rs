@@ -249,10 +249,7 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
 }
 
 /// The mdev parents of the description: `devices[i].mdev`.
-fn mdev_parents(
-    spec: &HostSpec,
-    kernel: &Kernel,
-) -> Result<BTreeMap<Addr, super::mdev::MdevParent>, String> {
+fn mdev_parents(spec: &HostSpec, kernel: &Kernel) -> Result<BTreeMap<Addr, super::mdev::MdevParent>, String> {
     let mut out = BTreeMap::new();
     for (i, d) in spec.devices.iter().enumerate() {
         let Some(m) = &d.mdev else { continue };
