@@ -405,8 +405,8 @@ fn libvirts_calls_xml_and_list_flags() {
         let def_name = name(def);
         assert_eq!(list(conn, mdev_flag), [mdev_name.to_string(), def_name.clone()]);
         assert_eq!(list(conn, mdev_flag | active), [mdev_name]);
-        assert_eq!(list(conn, mdev_flag | inactive), [def_name.clone()]);
-        assert_eq!(list(conn, inactive), [def_name.clone()]);
+        assert_eq!(list(conn, mdev_flag | inactive), std::slice::from_ref(&def_name));
+        assert_eq!(list(conn, inactive), std::slice::from_ref(&def_name));
         assert_eq!(list(conn, active).len(), pci_count + 1);
         assert_eq!(list(conn, types_flag), ["pci_0000_00_02_0"]);
         assert_eq!(list(conn, types_flag | inactive), Vec::<String>::new());
