@@ -197,6 +197,12 @@ fn the_host_lists_types_creates_describes_and_removes() {
     h.mdev_create(&cfg(V8, None)).unwrap(); // 2 + 1 + 2 * 2 + 1 = 8 units
     assert!(matches!(h.mdev_create(&cfg(V8, None)), Err(Error::OperationFailed(m)) if m.contains("no instance")));
 
+    // Its parent is not taken from its driver while mdevs live on it.
+    let e =
+        h.detach_with(&igpu(), nodedev::Stub::Vfio, nodedev::DetachOptions { group: false, force: true }).unwrap_err();
+    assert!(matches!(&e, Error::OperationInvalid(m) if m.contains("live mediated device") && m.contains(U1)), "{e:?}");
+    assert_eq!(sim.driver_of(IGPU).as_deref(), Some("i915"));
+
     h.mdev_destroy(&id).unwrap();
     assert!(matches!(h.mdev(&id), Err(Error::NoDevice(_))));
     assert!(matches!(h.mdev_destroy(&id), Err(Error::NoDevice(_))));

@@ -289,6 +289,28 @@ impl Host {
         }
     }
 
+    /// Refuse `what` (an unbind) of a parent that has live mediated
+    /// devices: the kernel would remove them with it, and wait for any a
+    /// guest holds.
+    pub(crate) fn check_no_live_mdevs(&self, parent: &PciAddress, what: &str) -> Result<()> {
+        if !self.sysfs.exists(&dev_path(parent, "mdev_supported_types")) {
+            return Ok(());
+        }
+        let live: Vec<String> = self
+            .live_uuids()
+            .into_iter()
+            .filter(|u| self.live_mdev(u).is_some_and(|l| l.0.parent == *parent))
+            .collect();
+        if live.is_empty() {
+            return Ok(());
+        }
+        Err(Error::OperationInvalid(format!(
+            "cannot {what} {parent}: it is the parent of {} live mediated device(s) ({}), which leaving its driver would destroy; remove them first ('nodedev mdev remove UUID', virNodeDeviceDestroy)",
+            live.len(),
+            live.join(", ")
+        )))
+    }
+
     /// Refuse a change on a read-only connection or a locked-down host.
     fn check_mdev_writable(&self, parent: &PciAddress, what: &str) -> Result<()> {
         self.check_writable(parent, what)

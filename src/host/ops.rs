@@ -270,6 +270,13 @@ impl Host {
         stub: Stub,
         owner: Option<(&str, bool)>,
     ) -> Result<()> {
+        // ---- mdev: a parent leaving its driver takes its mediated devices
+        // with it (and waits for any a guest holds): refused, nothing changed.
+        for t in targets {
+            if !self.on_stub(t, stub)? {
+                self.check_no_live_mdevs(t, "detach")?;
+            }
+        }
         let results = self.each_at_once(targets, |t| self.detach_locked(t, stub, owner));
         let moved: Vec<PciAddress> =
             targets.iter().zip(&results).filter(|(_, r)| matches!(r, Ok(true))).map(|(t, _)| *t).collect();
