@@ -106,13 +106,15 @@ pub use address::PciAddress;
 pub use error::{Error, Result};
 #[doc(hidden)]
 pub use host::HostOptions;
+/// The mediated-device types a parent offers (`DeviceInfo::mdev_types`).
+pub use host::MdevType;
 pub use host::{
     AuthRequest, Authorizer, DetachOptions, DeviceInfo, DeviceSummary, Group, GroupMember, Host, Operation,
     PrepareOptions, Recovered,
 };
-// Mediated devices (issue 13 item 4): not part of the documented Rust API yet.
+// Mediated devices' operations (issue 13 item 4): not part of the documented Rust API yet.
 #[doc(hidden)]
-pub use host::{MdevConfig, MdevId, MdevInfo, MdevType};
+pub use host::{MdevConfig, MdevId, MdevInfo};
 #[doc(hidden)]
 pub use policy::Policy;
 pub use stub::Stub;

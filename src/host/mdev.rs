@@ -38,12 +38,14 @@ pub struct MdevId {
 
 impl MdevId {
     /// libvirt's node-device name.
+    #[doc(hidden)]
     pub fn node_name(&self) -> String {
         let flat = |s: &str| s.replace(['-', ':', '.'], "_");
         format!("mdev_{}_{}", flat(&self.uuid), flat(&self.parent.to_string()))
     }
 
     /// The inverse of `node_name`; None for any other shape.
+    #[doc(hidden)]
     pub fn from_node_name(name: &str) -> Option<MdevId> {
         let rest = name.strip_prefix("mdev_")?;
         let (u, p) = (rest.get(..36)?, rest.get(37..)?);
@@ -132,6 +134,7 @@ impl Host {
     }
 
     /// The types the device offers as an mdev parent (empty: it is none).
+    #[doc(hidden)]
     pub fn mdev_types(&self, addr: &PciAddress) -> Result<Vec<MdevType>> {
         let base = dev_path(addr, "mdev_supported_types");
         let ids = match self.sysfs.list_dir(&base) {
@@ -160,6 +163,7 @@ impl Host {
     }
 
     /// Every mdev parent now registered (`class/mdev_bus`), in address order.
+    #[doc(hidden)]
     pub fn mdev_parents(&self) -> Vec<PciAddress> {
         let mut out: Vec<PciAddress> = self
             .sysfs
@@ -196,6 +200,7 @@ impl Host {
 
     /// Every mdev, live or defined, by parent then UUID. Unusable definition
     /// files are left out here (`nodedev apply` reports them).
+    #[doc(hidden)]
     pub fn mdevs(&self) -> Result<Vec<MdevInfo>> {
         let mut out: Vec<MdevInfo> = Vec::new();
         for u in self.live_uuids() {
@@ -241,6 +246,7 @@ impl Host {
     }
 
     /// One mdev, live or defined.
+    #[doc(hidden)]
     pub fn mdev(&self, id: &MdevId) -> Result<MdevInfo> {
         let definition = match &self.options.mdev_definitions {
             Some(defs) => defs.get(&id.parent, &id.uuid)?,
@@ -266,6 +272,7 @@ impl Host {
     }
 
     /// An mdev by libvirt's name, or by its UUID alone when that is unambiguous.
+    #[doc(hidden)]
     pub fn mdev_lookup(&self, name: &str) -> Result<MdevId> {
         if let Some(id) = MdevId::from_node_name(name) {
             self.mdev(&id)?;
@@ -341,6 +348,7 @@ impl Host {
 
     /// Create a live mdev (not persistent). The parent must offer the type
     /// with an instance left, and no live mdev may have the UUID.
+    #[doc(hidden)]
     pub fn mdev_create(&self, cfg: &MdevConfig) -> Result<MdevId> {
         self.check_mdev_writable(&cfg.parent, "create a mediated device on")?;
         self.check_config(cfg)?;
@@ -408,6 +416,7 @@ impl Host {
 
     /// Stop (remove) a live mdev. Refused while a process holds its IOMMU
     /// group through VFIO (a guest uses it): the kernel would wait for it.
+    #[doc(hidden)]
     pub fn mdev_destroy(&self, id: &MdevId) -> Result<()> {
         self.check_mdev_writable(&id.parent, "remove a mediated device of")?;
         let _lock = self.state.lock()?;
@@ -449,6 +458,7 @@ impl Host {
     /// Write a persistent definition (mdevctl's file). An existing
     /// definition of the same UUID under the parent is replaced; its
     /// autostart is kept unless `autostart` says otherwise.
+    #[doc(hidden)]
     pub fn mdev_define(&self, cfg: &MdevConfig, autostart: Option<bool>) -> Result<MdevId> {
         let defs = self.mdev_definitions()?;
         self.check_mdev_writable(&cfg.parent, "define a mediated device on")?;
@@ -481,6 +491,7 @@ impl Host {
     }
 
     /// Remove the definition (a live device stays, now transient).
+    #[doc(hidden)]
     pub fn mdev_undefine(&self, id: &MdevId) -> Result<()> {
         let defs = self.mdev_definitions()?;
         self.check_mdev_writable(&id.parent, "undefine a mediated device of")?;
@@ -492,6 +503,7 @@ impl Host {
     }
 
     /// Start a defined, inactive mdev from its definition.
+    #[doc(hidden)]
     pub fn mdev_start(&self, id: &MdevId) -> Result<()> {
         self.check_mdev_writable(&id.parent, "start a mediated device on")?;
         let _lock = self.state.lock()?;
@@ -504,6 +516,7 @@ impl Host {
     }
 
     /// Set whether a defined mdev starts at boot.
+    #[doc(hidden)]
     pub fn mdev_set_autostart(&self, id: &MdevId, autostart: bool) -> Result<()> {
         let defs = self.mdev_definitions()?;
         self.check_mdev_writable(&id.parent, "change the autostart of a mediated device of")?;
@@ -524,6 +537,7 @@ impl Host {
 
     /// Start every autostart definition not yet live (a boot unit runs
     /// this, as mdevctl's does). Unusable files are reported.
+    #[doc(hidden)]
     pub fn apply_mdevs(&self) -> Result<Vec<super::Applied>> {
         let Some(defs) = &self.options.mdev_definitions else { return Ok(Vec::new()) };
         let (list, problems) = defs.list()?;
