@@ -26,6 +26,9 @@ use std::path::{Path, PathBuf};
 use std::ptr;
 use std::sync::Arc;
 
+#[path = "common/json_schema.rs"]
+mod json_schema;
+
 const IGPU: &str = "0000:00:02.0"; // i915, the GVT-g parent of test:///default
 const V4: &str = "i915-GVTg_V5_4"; // 2 units of 8
 const V8: &str = "i915-GVTg_V5_8"; // 1 unit of 8
@@ -558,8 +561,22 @@ fn the_cli_runs_the_whole_cycle_and_explains_refusals() {
     assert!(out.contains("started (i915-GVTg_V5_8)"), "{out}");
     assert!(out.contains("<type id='i915-GVTg_V5_8'/>"), "{out}");
     let last_line: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
-    assert_eq!(last_line[0]["active"], false);
-    assert_eq!(last_line[0]["autostart"], true);
+    assert_eq!(last_line["mdevs"][0]["active"], false);
+    assert_eq!(last_line["mdevs"][0]["autostart"], true);
+    // Both JSON documents match doc/nodedev-json.schema.json.
+    let (code, out, err) = run(&format!("mdev types --json; mdev start {U2}; mdev list --json"));
+    assert_eq!(code, Some(0), "{out}{err}");
+    let schema: serde_json::Value = serde_json::from_str(include_str!("../doc/nodedev-json.schema.json")).unwrap();
+    let docs: Vec<serde_json::Value> =
+        out.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(docs.len(), 2);
+    assert_eq!(docs[0]["parents"][0]["types"][1]["available_instances"], 8);
+    assert_eq!(docs[1]["mdevs"][0]["active"], true);
+    for d in &docs {
+        let mut errs = Vec::new();
+        json_schema::schema_errors(&schema, &schema, d, "", &mut errs);
+        assert!(errs.is_empty(), "{errs:?}\n{d}");
+    }
     // Usage errors before anything runs: exit 2.
     assert_eq!(run("mdev create 0000:00:02.0").0, Some(2));
     assert_eq!(run("mdev frob").0, Some(2));

@@ -231,7 +231,7 @@ fn run_mdev(host: &Host, cmd: &MdevCommand) -> Result<(), Error> {
                                 "device_api": t.device_api, "available_instances": t.available_instances})
                         })
                         .collect();
-                    doc.push(serde_json::json!({"parent": p.to_string(), "types": t}));
+                    doc.push(serde_json::json!({"address": p.to_string(), "name": p.node_name(), "types": t}));
                     continue;
                 }
                 println!("{p} ({}):", p.node_name());
@@ -249,7 +249,8 @@ fn run_mdev(host: &Host, cmd: &MdevCommand) -> Result<(), Error> {
                 }
             }
             if *json {
-                println!("{}", serde_json::Value::Array(doc));
+                // doc/nodedev-json.schema.json, $defs/mdev_types.
+                println!("{}", serde_json::json!({"schema_version": 1, "command": "mdev types", "parents": doc}));
             }
             Ok(())
         }
@@ -264,7 +265,8 @@ fn run_mdev(host: &Host, cmd: &MdevCommand) -> Result<(), Error> {
                             "autostart": m.autostart(), "iommu_group": m.iommu_group})
                     })
                     .collect();
-                println!("{}", serde_json::Value::Array(v));
+                // doc/nodedev-json.schema.json, $defs/mdev_list.
+                println!("{}", serde_json::json!({"schema_version": 1, "command": "mdev list", "mdevs": v}));
                 return Ok(());
             }
             for m in &all {
