@@ -4,7 +4,8 @@
 #   make check      every test: rustfmt and clippy (-D warnings), the Rust
 #                   API's docs (rustdoc -D warnings, doctests, the crate
 #                   without its C ABI), cargo's
-#                   suites (incl. the C programs), the
+#                   suites (incl. the C programs), Miri over the C
+#                   boundary's unit tests (nightly toolchain), the
 #                   README's quick start in a fresh clone, a bounded
 #                   cargo-fuzz run and the real-kernel suite in a QEMU guest
 #   make install    after `make`; PREFIX=/usr/local LIBDIR=$(PREFIX)/lib
@@ -34,7 +35,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 SONAME := libnodedev.so.0
 REL := target/release
 
-.PHONY: all check check-host check-vm check-fuzz check-readme check-lint check-doc install uninstall
+.PHONY: all check check-host check-vm check-fuzz check-readme check-lint check-doc check-miri install uninstall
 
 all:
 	$(CARGO) build --release
@@ -66,7 +67,11 @@ check-doc:
 	$(CARGO) test --release --doc
 	$(CARGO) check --lib --no-default-features
 
-check: check-lint check-doc check-host check-readme check-fuzz check-vm
+# Miri over the C boundary's unit tests (src/capi): see tests/miri.sh.
+check-miri:
+	bash tests/miri.sh
+
+check: check-lint check-doc check-host check-miri check-readme check-fuzz check-vm
 
 # No dependency on `all`: tests run `make install` from inside `cargo test`,
 # where a nested cargo would wait for the build lock forever.

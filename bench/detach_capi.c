@@ -10,6 +10,12 @@
  *       the library's own bulk path: one virNodeDevicePrepare (managed,
  *       owner "bench": detach and reset, a thread per device inside the
  *       library) or one virNodeDeviceRelease
+ *   detach_capi [-j] prepare-each|release-each DEV...
+ *       a process per device (fork; each opens its own connection) calling
+ *       virNodeDevicePrepare (managed, owner "benchN" for the N-th device)
+ *       or virNodeDeviceRelease for that device alone, as separate daemons
+ *       starting separate guests do; -j: all processes at once, else one
+ *       after the other
  *   detach_capi loop N DEV                    N round trips in this process
  *
  * DEV is a PCI address (0000:01:00.0). `loop` does one untimed round trip
@@ -19,6 +25,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -122,6 +129,56 @@ wrong:
     return 1;
 }
 
+/* One process's part of prepare-each / release-each: its own connection,
+ * its own guest ("benchN"), its one device. Returns the exit status. */
+static int one_device(int prepare, int index, const char *addr)
+{
+    char owner[32];
+    virConnectPtr conn = virConnectOpen("nodedev:///system");
+    virNodeDevicePtr dev;
+    int rc;
+
+    if (conn == NULL) {
+        fprintf(stderr, "open: %s\n", virGetLastErrorMessage());
+        return 1;
+    }
+    dev = lookup(conn, addr);
+    if (dev == NULL)
+        return 1;
+    snprintf(owner, sizeof owner, "bench%d", index);
+    rc = prepare ? virNodeDevicePrepare(conn, owner, &dev, 1, "vfio", VIR_NODE_DEVICE_PREPARE_MANAGED) < 0
+                 : virNodeDeviceRelease(conn, owner, &dev, 1, 0) < 0;
+    if (rc)
+        fprintf(stderr, "%s %s: %s\n", prepare ? "prepare" : "release", addr, virGetLastErrorMessage());
+    virNodeDeviceFree(dev);
+    virConnectClose(conn);
+    return rc;
+}
+
+/* A process per device: all at once (parallel) or one after the other. */
+static int each_in_a_process(int prepare, int parallel, int n, char **addrs)
+{
+    pid_t *pids = calloc(n, sizeof *pids);
+    int i, status, rc = 0;
+
+    for (i = 0; i < n; i++) {
+        pids[i] = fork();
+        if (pids[i] < 0)
+            return 1;
+        if (pids[i] == 0)
+            _exit(one_device(prepare, i, addrs[i]));
+        if (!parallel) {
+            if (waitpid(pids[i], &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                rc = 1;
+        }
+    }
+    for (i = 0; parallel && i < n; i++)
+        if (waitpid(pids[i], &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            rc = 1;
+    free(pids);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     int parallel = 0, reset = 0, n, i, rc = 0;
@@ -138,12 +195,17 @@ int main(int argc, char **argv)
     op = argc > 1 ? argv[1] : "";
     if (argc < 3 || (strcmp(op, "loop") == 0 && argc != 4)
         || (strcmp(op, "loop") != 0 && strcmp(op, "detach") != 0 && strcmp(op, "reattach") != 0
-            && strcmp(op, "prepare") != 0 && strcmp(op, "release") != 0)) {
+            && strcmp(op, "prepare") != 0 && strcmp(op, "release") != 0 && strcmp(op, "prepare-each") != 0
+            && strcmp(op, "release-each") != 0)) {
         fprintf(stderr, "usage: detach_capi [-j] [-r] detach|reattach DEV...\n"
                         "       detach_capi prepare|release DEV...\n"
+                        "       detach_capi [-j] prepare-each|release-each DEV...\n"
                         "       detach_capi loop N DEV\n");
         return 2;
     }
+    /* Before any connection: the children open their own. */
+    if (strcmp(op, "prepare-each") == 0 || strcmp(op, "release-each") == 0)
+        return each_in_a_process(strcmp(op, "prepare-each") == 0, parallel, argc - 2, argv + 2);
     conn = virConnectOpen("nodedev:///system");
     if (conn == NULL) {
         fprintf(stderr, "open: %s\n", virGetLastErrorMessage());

@@ -1,5 +1,6 @@
 /* What a daemon does at start: list every device and read its XML.
- * usage: list_xml [URI]   prints the number of devices and XML bytes. */
+ * usage: list_xml [-p] [URI]   prints the number of devices and XML bytes,
+ * or with -p the XML itself (bench/compare_xml.py). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +9,8 @@
 
 int main(int argc, char **argv)
 {
-    virConnectPtr conn = virConnectOpenReadOnly(argc > 1 ? argv[1] : NULL);
+    int print = argc > 1 && strcmp(argv[1], "-p") == 0;
+    virConnectPtr conn = virConnectOpenReadOnly(argc > 1 + print ? argv[1 + print] : NULL);
     virNodeDevicePtr *devs = NULL;
     size_t bytes = 0;
     int n, i;
@@ -29,11 +31,14 @@ int main(int argc, char **argv)
             return 1;
         }
         bytes += strlen(xml);
+        if (print)
+            fputs(xml, stdout);
         free(xml);
         virNodeDeviceFree(devs[i]);
     }
     free(devs);
     virConnectClose(conn);
-    printf("%d devices, %zu bytes of XML\n", n, bytes);
+    if (!print)
+        printf("%d devices, %zu bytes of XML\n", n, bytes);
     return 0;
 }

@@ -29,16 +29,42 @@ if [ "$(ls /sys/bus/pci/devices | wc -l)" != "$n" ] || touch /sys/.nodedev-bench
 fi
 
 nd="$PWD/target/release/nodedev"
-xml="$PWD/target/bench/list_xml"
+b="$PWD/target/bench"
+# libudev refuses a device directory that is not on sysfs: the shim makes
+# the tree's filesystem read as sysfs (bench/sysfs_magic.c).
+udev="env LD_PRELOAD=$b/sysfs_magic.so $b/list_udev"
 # name|command; the first is the reference the ratios are taken against.
 tools=(
     "nodedev list|$nd list"
     "nodedev list --json|$nd list --json"
-    "C API: list + XML of each|$xml"
+    "C API: list + XML of each|$b/list_xml"
+    "libudev: same fields|$udev"
+    "libpci: same fields|$b/list_pci"
     "lspci -D -nn -k|lspci -D -nn -k"
-    "driverctl list-devices|driverctl list-devices"
-    "dpdk-devbind.py --status|dpdk-devbind.py --status"
 )
+# driverctl and dpdk-devbind take minutes at 10,000 functions.
+if [ -z "${NODEDEV_BENCH_QUICK:-}" ]; then
+    tools+=("driverctl list-devices|driverctl list-devices" "dpdk-devbind.py --status|dpdk-devbind.py --status")
+fi
+
+# The three list + XML programs must report the same fields (names
+# included) before their times mean anything.
+$b/list_xml -p > "$dir/xml.nodedev"
+$udev -p > "$dir/xml.udev"
+$b/list_pci -p > "$dir/xml.pci"
+python3 bench/compare_xml.py "$dir/xml.nodedev" "$dir/xml.udev" "$dir/xml.pci" > "$dir/compare.txt" \
+    || { cat "$dir/compare.txt" >&2; echo "measure.sh: the peers' XML differs from nodedev's" >&2; exit 1; }
+rm -f "$dir"/xml.*
+
+# One device by name against the raw reads its XML needs (in-process,
+# alternating batches): an endpoint and an SR-IOV PF with its VFs.
+pf=$(basename "$(dirname "$(find /sys/devices -name sriov_totalvfs -print -quit)")")
+endpoint=$(grep -l "DRIVER=nvme" /sys/bus/pci/devices/*/uevent | awk -F/ 'NR == 1 { print $(NF - 1) }')
+: > "$dir/lookup.txt"
+for dev in $endpoint $pf; do
+    echo "N=$n: lookup $dev" >&2
+    $b/lookup_one "$dev" >> "$dir/lookup.txt"
+done
 
 : > "$dir/tools"
 for t in "${tools[@]}"; do

@@ -18,6 +18,14 @@ def median_s(path):
         return json.load(f)["results"][0]["median"]
 
 
+def cpu_s(path):
+    """Mean user + system CPU time: on a shared machine the wall time also
+    counts the time other processes held the CPU."""
+    with open(path) as f:
+        r = json.load(f)["results"][0]
+    return r["user"] + r["system"]
+
+
 def syscalls(path):
     """Total calls from `strace -c` output (its last line), or None."""
     if not os.path.exists(path):
@@ -63,8 +71,58 @@ def main():
                  for c, n in zip(counts, sizes)]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
+    names = dict((name, slug) for slug, name in tools)
+    if "lspci -D -nn -k" in names:
+        print("\n`lspci -D -nn -k` / `nodedev list`, both showing names, CPU time (user + system): " + ", ".join(
+            f"N={n} {cpu_s(os.path.join(out, f'n{n}', names['lspci -D -nn -k'] + '.json')) / cpu_s(os.path.join(out, f'n{n}', tools[0][0] + '.json')):.1f}x"
+            for n in sizes) + ".")
+    daemon_view(out, sizes, tools)
+    lookups(out, sizes)
+
     print("\nLines of output at the largest N (every tool saw the same tree): " + ", ".join(
         f"{name} {sum(1 for _ in open(os.path.join(out, f'n{sizes[-1]}', slug + '.out')))}" for slug, name in tools) + ".")
+
+
+def daemon_view(out, sizes, tools):
+    """The C API's list + XML against the peers reading the same fields."""
+    names = dict((name, slug) for slug, name in tools)
+    ours = names.get("C API: list + XML of each")
+    peers = [n for n in ("libudev: same fields", "libpci: same fields") if n in names]
+    if not ours or not peers:
+        return
+    print("\nList + XML of every device (what a daemon does at start), against the same fields read with "
+          "libudev (as libvirt's node-device driver does) and with libpci; bench/compare_xml.py checked that "
+          "the three report the same fields, names included. Peer time / C API time (higher: nodedev faster), "
+          "wall and CPU (user + system):\n")
+    print("| N | C API wall | " + " | ".join(f"{p} wall (ratio)" for p in peers) + " | "
+          + " | ".join(f"{p} CPU ratio" for p in peers) + " |")
+    print("|---|---|" + "---|" * (2 * len(peers)))
+    for n in sizes:
+        f = lambda name: os.path.join(out, f"n{n}", names[name] + ".json")
+        w, c = median_s(f("C API: list + XML of each")), cpu_s(f("C API: list + XML of each"))
+        cells = [f"{median_s(f(p)) * 1000:.1f} ms ({median_s(f(p)) / w:.2f}x)" for p in peers]
+        cells += [f"{cpu_s(f(p)) / c:.2f}x" for p in peers]
+        print(f"| {n} | {w * 1000:.1f} ms | " + " | ".join(cells) + " |")
+
+
+def lookups(out, sizes):
+    rows = []
+    for n in sizes:
+        path = os.path.join(out, f"n{n}", "lookup.txt")
+        if not os.path.exists(path):
+            continue
+        for line in open(path):
+            addr, *kv = line.split()
+            d = dict(x.split("=", 1) for x in kv)
+            rows.append(f"| {n} | {addr} | {d['lookup+xml-us']} | {d['raw-reads-us']} | {d['ratio']}x | {d['first-call-us']} |")
+    if not rows:
+        return
+    print("\nOne device by name: virNodeDeviceLookupByName + virNodeDeviceGetXMLDesc + virNodeDeviceFree "
+          "against the raw reads its XML needs (bench/lookup_one.c, in one process, alternating batches of "
+          "200, median of 21 rounds; the first call of the process, which opens pci.ids, apart):\n")
+    print("| N | device | lookup + XML (us) | raw reads (us) | ratio | first call (us) |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(rows))
 
 
 main()

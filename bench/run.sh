@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Enumeration benchmark: nodedev against the tools admins use (lspci,
-# driverctl, dpdk-devbind), all reading the same generated sysfs tree.
+# driverctl, dpdk-devbind) and against the libraries a daemon would use
+# (libudev as libvirt's node-device driver, libpci), all reading the same
+# generated sysfs tree.
 #
 #   bash bench/run.sh [N ...]        (default: 100 1000 10000; as root)
+#   NODEDEV_BENCH_QUICK=1 leaves out driverctl and dpdk-devbind (minutes each).
 #
 # For each N, nodedev-gen-sysfs writes a tree of N PCI functions (cached in
 # target/bench/tree-N). Each tool then runs in a private mount namespace
@@ -22,6 +25,11 @@ need=()
 for pair in lspci:pciutils driverctl:driverctl dpdk-devbind.py:dpdk strace:strace hyperfine:hyperfine cc:gcc; do
     command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
+# The enumeration peers (bench/list_udev.c, bench/list_pci.c) and the names
+# database every tool reads.
+for p in libudev-dev libpci-dev libpciaccess-dev pci.ids; do
+    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
 if [ ${#need[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
@@ -31,8 +39,13 @@ fi
 cargo build --release --quiet
 out=target/bench
 mkdir -p "$out"
-cc -O2 -Wall -Iinclude bench/list_xml.c -Ltarget/release -lnodedev \
-    -Wl,-rpath,"$PWD/target/release" -o "$out/list_xml"
+for prog in list_xml lookup_one; do
+    cc -O2 -Wall -Iinclude "bench/$prog.c" -Ltarget/release -lnodedev \
+        -Wl,-rpath,"$PWD/target/release" -o "$out/$prog"
+done
+cc -O2 -Wall bench/list_udev.c -o "$out/list_udev" -ludev -lpciaccess
+cc -O2 -Wall bench/list_pci.c -o "$out/list_pci" -lpci
+cc -O2 -Wall -shared -fPIC bench/sysfs_magic.c -o "$out/sysfs_magic.so" -ldl
 
 for n in $sizes; do
     tree=$out/tree-$n

@@ -9,6 +9,17 @@
  * `char *` are malloc'ed and freed by the caller with free(); strings
  * returned as `const char *` belong to the library or the handle.
  *
+ * Handle checks: every call checks its handle arguments and fails with
+ * VIR_ERR_INVALID_CONN / VIR_ERR_INVALID_NODE_DEVICE for NULL, and for a
+ * pointer that does not hold a live handle's tag (e.g. a device handle passed
+ * as a connection). A handle whose last reference was released has its tag
+ * overwritten before its memory is freed, so passing it again is refused
+ * only while that memory is not reused: reading it is undefined behaviour
+ * that the check cannot make defined (valgrind and AddressSanitizer report
+ * it), a new handle of the same kind at the same address is taken for the
+ * old one, and memory given back to the system faults. Do not rely on the
+ * check: it reports a caller's bug, it does not make using a freed handle safe.
+ *
  * Errors: a failing call returns -1 or NULL and sets the calling thread's
  * last error (virGetLastError); every call except the virGetLastError
  * family resets it first. Set NODEDEV_DEBUG in the environment to have
@@ -913,9 +924,10 @@ typedef enum virErrorDomain {
 /**
  * Flags of virConnectListAllNodeDevices, libvirt's values. Capability bits
  * select devices having any of the given capabilities (none: every device);
- * nodedev's devices are all PCI devices, so only
- * VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV selects any. Every device on the
- * host is active.
+ * nodedev's devices are PCI functions and mediated devices, so only
+ * VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV, _CAP_MDEV_TYPES and _CAP_MDEV
+ * select any. PCI functions and live mediated devices are active, defined
+ * ones not started are inactive.
  */
 typedef enum virConnectListAllNodeDeviceFlags {
     /**
@@ -923,7 +935,7 @@ typedef enum virConnectListAllNodeDeviceFlags {
      */
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_SYSTEM = 1,
     /**
-     * PCI device: matches every nodedev device.
+     * PCI device: matches every PCI function.
      */
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV = (1 << 1),
     /**
@@ -1071,7 +1083,7 @@ typedef struct virDomain virDomain;
 typedef struct virNetwork virNetwork;
 
 /**
- * A host device (opaque), here always a PCI function. Thread-safe. Holds a
+ * A host device (opaque): a PCI function or a mediated device. Thread-safe. Holds a
  * reference to its connection.
  */
 typedef struct virNodeDevice virNodeDevice;
@@ -1713,10 +1725,11 @@ int virNodeDeviceIsPersistent(virNodeDevicePtr dev);
  *
  * `flags`: 0 (every device), or capability bits of
  * `virConnectListAllNodeDeviceFlags` (devices having any of them; only
- * VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV matches anything here), possibly
- * with VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE (every device) and/or
- * VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE (alone: no device). Bits outside
- * libvirt's defined set: VIR_ERR_INVALID_ARG.
+ * _CAP_PCI_DEV, _CAP_MDEV_TYPES and _CAP_MDEV match anything here), possibly
+ * with VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE (PCI functions and live mediated
+ * devices) and/or VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE (mediated devices
+ * defined but not live). PCI functions come first, in address order, then
+ * mediated devices. Bits outside libvirt's defined set: VIR_ERR_INVALID_ARG.
  *
  * `devices` may be NULL to only count. Otherwise `*devices` receives an
  * array allocated with malloc() of the returned number of handles followed

@@ -127,16 +127,61 @@ pub fn default_node_name() -> Result<String> {
     Ok(String::from_utf8_lossy(&buf[..end]).to_lowercase())
 }
 
+/// What `list --format dra` prints: the slices, and for the operator (on
+/// stderr) why a device is not in them.
+pub struct Slices {
+    pub slices: Vec<Value>,
+    /// One line per device left out.
+    pub withheld: Vec<String>,
+}
+
+/// The name of slice `index` of `node`'s pool: `<node>-nodedev-<i>`. Slice
+/// names are cluster-wide, so a node name too long for that is cut and
+/// followed by a hash of the whole name: two nodes never share a name.
+pub fn slice_name(node: &str, index: usize) -> String {
+    let suffix = format!("-nodedev-{index}");
+    if node.len() + suffix.len() <= 253 {
+        return format!("{node}{suffix}");
+    }
+    // FNV-1a (64 bits): stable across releases and platforms.
+    let hash = node.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let tail = format!("-{hash:016x}{suffix}");
+    let mut base = node[..253 - tail.len()].trim_end_matches(['-', '.']).to_string();
+    if base.is_empty() {
+        base = "node".to_string();
+    }
+    format!("{base}{tail}")
+}
+
 /// The host's devices as ResourceSlices of the pool `node`, one per 128
-/// devices, in address order.
-pub fn resource_slices(host: &Host, node: &str) -> Result<Vec<Value>> {
+/// devices, in address order, with the pool's `generation` (which a
+/// publisher raises whenever it updates the pool). A device whose record cannot be used is left
+/// out: nodedev refuses to move or assign it until an administrator clears
+/// the record, so it must not be offered to the scheduler as a free device.
+pub fn resource_slices(host: &Host, node: &str, generation: i64) -> Result<Slices> {
     if !is_dns_subdomain(node) {
         return Err(Error::InvalidArg(format!(
             "'{}' is not a Kubernetes node name (lower-case letters, digits, '-' and '.', at most 253): name the node with --node NAME",
             node.escape_debug()
         )));
     }
-    let devices: Vec<Device> = inventory::devices(host)?.into_iter().filter(|d| !is_bridge(d)).collect();
+    let (_, corrupt) = host.state().list_checked()?;
+    let withheld: Vec<String> = corrupt
+        .iter()
+        .map(|c| {
+            format!(
+                "{}: left out of the ResourceSlice: its record {} cannot be used ({}), so nodedev will not move or assign it; {}",
+                c.address,
+                c.file.display(),
+                c.why,
+                c.how_to_clear()
+            )
+        })
+        .collect();
+    let devices: Vec<Device> = inventory::devices(host)?
+        .into_iter()
+        .filter(|d| !is_bridge(d) && !corrupt.iter().any(|c| c.address == d.address))
+        .collect();
     let chunks: Vec<&[Device]> = devices.chunks(MAX_DEVICES_PER_SLICE).collect();
     let count = chunks.len().max(1);
     let mut slices = Vec::with_capacity(count);
@@ -146,25 +191,19 @@ pub fn resource_slices(host: &Host, node: &str) -> Result<Vec<Value>> {
             .iter()
             .map(|d| json!({ "name": device_name(&d.address), "attributes": attributes(host, d) }))
             .collect();
-        // "<node>-nodedev-<i>" stays a DNS subdomain: cut the node part if need be.
-        let suffix = format!("-nodedev-{i}");
-        let mut base = node[..node.len().min(253 - suffix.len())].trim_end_matches(['-', '.']).to_string();
-        if base.is_empty() {
-            base = "node".to_string();
-        }
         slices.push(json!({
             "apiVersion": "resource.k8s.io/v1",
             "kind": "ResourceSlice",
-            "metadata": { "name": format!("{base}{suffix}") },
+            "metadata": { "name": slice_name(node, i) },
             "spec": {
                 "driver": DOMAIN,
                 "nodeName": node,
-                "pool": { "name": node, "generation": 1, "resourceSliceCount": count },
+                "pool": { "name": node, "generation": generation, "resourceSliceCount": count },
                 "devices": devices,
             }
         }));
     }
-    Ok(slices)
+    Ok(Slices { slices, withheld })
 }
 
 #[cfg(test)]
@@ -180,6 +219,10 @@ mod tests {
         assert_eq!(pcie_root(""), None);
         assert!(!is_dns_label("Pci-0") && !is_dns_label("-a") && !is_dns_label(""));
         assert!(is_dns_subdomain("worker-1.example.com") && !is_dns_subdomain("worker_1"));
+        assert_eq!(slice_name("worker-1", 2), "worker-1-nodedev-2");
+        let long = format!("{}b", "a.".repeat(125));
+        assert!(is_dns_subdomain(&long) && is_dns_subdomain(&slice_name(&long, 3)), "{}", slice_name(&long, 3));
+        assert_ne!(slice_name(&long, 0), slice_name(&format!("{}c", "a.".repeat(125)), 0));
         let long = "é".repeat(100);
         let cut = string(&long)["string"].as_str().unwrap().to_string();
         assert!(cut.len() <= MAX_STRING && cut.ends_with("..."), "{cut}");

@@ -1,10 +1,25 @@
-//! The core's one error type. Each variant is a libvirt error class; the C
-//! layer maps it to libvirt's numeric code, so callers compiled against
-//! libvirt's virterror.h read our errors correctly.
+//! The core's one error type: each variant is a class of failure a caller
+//! acts on differently. The core knows nothing of libvirt's numbers; the C
+//! edge maps each class to libvirt's code and domain
+//! (`capi::raised::LibvirtError`), so callers compiled against libvirt's
+//! virterror.h read our errors correctly.
 
 use std::io;
 
+/// A failure, by class. Releases may add classes (README.md, "Rust API
+/// policy"), so a caller's `match` needs a `_` arm; the compiler enforces it:
+///
+/// ```compile_fail,E0004
+/// fn class(e: &nodedev::Error) -> &'static str {
+///     use nodedev::Error::*;
+///     match e {
+///         InvalidArg(_) | NoDevice(_) | OperationInvalid(_) | OperationFailed(_) | Denied(_) => "caller",
+///         Unsupported(_) | NoConnect(_) | System(_) | Internal(_) | Timeout(_) => "host",
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A malformed or unacceptable argument (VIR_ERR_INVALID_ARG).
     #[error("{0}")]
@@ -42,30 +57,6 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
-    /// libvirt's virErrorNumber for this error.
-    pub fn code(&self) -> i32 {
-        match self {
-            Error::Internal(_) => 1,
-            Error::NoConnect(_) => 5,
-            Error::InvalidArg(_) => 8,
-            Error::OperationFailed(_) => 9,
-            Error::Denied(_) => 29,
-            Error::System(_) => 38,
-            Error::NoDevice(_) => 53,
-            Error::OperationInvalid(_) => 55,
-            Error::Unsupported(_) => 84,
-            Error::Timeout(_) => 68,
-        }
-    }
-
-    /// libvirt's virErrorDomain: VIR_FROM_NODEDEV, or VIR_FROM_NONE for connection errors.
-    pub fn domain(&self) -> i32 {
-        match self {
-            Error::NoConnect(_) => 0,
-            _ => 22,
-        }
-    }
-
     pub fn message(&self) -> String {
         self.to_string()
     }
@@ -97,6 +88,7 @@ impl Error {
 }
 
 /// A failed sysfs access, described for a person: which file, what errno.
+#[doc(hidden)]
 pub fn sysfs_error(op: &str, path: &str, err: &io::Error) -> Error {
     Error::OperationFailed(format!("{op} /sys/{path} failed: {err}"))
 }

@@ -23,6 +23,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// One PCI function, with what nodedev knows about it.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Device {
     pub address: String,
     /// libvirt's node-device name, `pci_0000_03_00_0`.
@@ -55,6 +56,7 @@ pub struct Device {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct IommuGroup {
     pub number: u32,
     /// Every function of the group, this one included, in address order.
@@ -65,6 +67,7 @@ pub struct IommuGroup {
 
 /// A member of an IOMMU group, for `group`.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct GroupMember {
     pub address: String,
     pub name: String,
@@ -78,6 +81,7 @@ pub struct GroupMember {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct GroupReport {
     pub number: u32,
     pub vfio_viable: bool,
@@ -86,6 +90,7 @@ pub struct GroupReport {
 
 /// A device and its driver, for `drivers`.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct DriverEntry {
     pub address: String,
     pub name: String,
@@ -95,6 +100,7 @@ pub struct DriverEntry {
 
 /// What recovery did with one record, for `recover`.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct RecoveredEntry {
     /// The device's address.
     pub address: String,

@@ -117,4 +117,5 @@ pub use host::{
 pub use host::{MdevConfig, MdevId, MdevInfo};
 #[doc(hidden)]
 pub use policy::Policy;
+pub use state::Step;
 pub use stub::Stub;

@@ -8,6 +8,7 @@
 //!   connection's bound with Error::Timeout, the host lock is free again, and
 //!   `recover` finishes once the holder is gone.
 
+use nodedev::capi::LibvirtError;
 use nodedev::host::{DetachOptions, PrepareOptions};
 use nodedev::state::{StateStore, Step};
 use nodedev::sysfs::sim::SimKernel;

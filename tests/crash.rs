@@ -92,6 +92,9 @@ impl Sysfs for DiesAt {
         self.tick();
         self.sim.set_link_up(i, up)
     }
+    fn pci_names(&self, v: u16, d: u16) -> nodedev::sysfs::PciNames {
+        self.sim.pci_names(v, d)
+    }
 }
 
 const NIC1: &str = "0000:03:01.0";

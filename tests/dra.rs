@@ -360,3 +360,71 @@ fn this_machines_devices_are_a_valid_resourceslice() {
         assert!(real.to_string_lossy().contains(&format!("/{root}/")), "{bus_id}: {root} not in {}", real.display());
     }
 }
+
+/// A record nodedev cannot read protects its device (prepare and detach are
+/// refused until an administrator clears it): the slice must not offer that
+/// device to the scheduler as a free one, and the operator is told why.
+#[test]
+fn a_device_whose_record_is_corrupt_is_not_offered_as_free() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/tmp/dra-corrupt");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("state")).unwrap();
+    // A host whose VF is on vfio-pci from the start (each process simulates its own kernel).
+    let o = ok(nodedev(&["-c", "test:///default", "detach 0000:04:10.0; dump-host"]));
+    std::fs::write(dir.join("host.json"), &o[o.find('{').unwrap()..]).unwrap();
+    let uri = format!("test://{}/host.json?statedir={}/state", dir.display(), dir.display());
+    // A guest's VF whose record was then damaged (a disk error, a bad edit).
+    ok(nodedev(&["-c", &uri, "prepare vm-a 0000:04:10.0"]));
+    std::fs::write(dir.join("state/0000:04:10.0.json"), "{not json").unwrap();
+    let refused = nodedev(&["-c", &uri, "prepare vm-b 0000:04:10.0"]);
+    assert_eq!(refused.status.code(), Some(1), "the device is protected");
+
+    let o = nodedev(&["-c", &uri, "list", "--format", "dra", "--node", "n1"]);
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    let slices = docs(&ok(o));
+    for s in &slices {
+        assert_valid_slice(s);
+    }
+    let devices = devices_of(&slices);
+    assert!(
+        devices.iter().all(|(n, _)| n != "pci-0000-04-10-0"),
+        "a device with a corrupt record is offered: {:?}",
+        devices.iter().find(|(n, _)| n == "pci-0000-04-10-0")
+    );
+    assert!(devices.iter().any(|(n, _)| n == "pci-0000-04-10-2"), "the other VFs are offered");
+    assert!(stderr.contains("0000:04:10.0") && stderr.contains("recover --clear"), "{stderr}");
+}
+
+/// ResourceSlices are cluster-wide objects: two nodes must never publish
+/// slices of one name. A node name too long for "<node>-nodedev-<i>" is
+/// cut, and two long names that differ only at their end stay apart.
+#[test]
+fn long_node_names_give_distinct_slice_names() {
+    let stem = format!("{a}.{a}.{a}.{b}", a = "a".repeat(63), b = "a".repeat(58));
+    let mut names = Vec::new();
+    for node in [format!("{stem}-x1"), format!("{stem}-x2")] {
+        assert_eq!(node.len(), 253);
+        let slices = docs(&ok(nodedev(&["-c", "test:///default", "list", "--format", "dra", "--node", &node])));
+        assert_valid_slice(&slices[0]);
+        assert_eq!(slices[0]["spec"]["nodeName"], node.as_str());
+        names.push(slices[0]["metadata"]["name"].as_str().unwrap().to_string());
+    }
+    assert_ne!(names[0], names[1], "two nodes publish one slice name");
+}
+
+/// A publisher that updates the pool must raise its generation (the
+/// scheduler ignores slices of an older one, such as a slice left over
+/// when the pool shrank): `--generation N` sets it.
+#[test]
+fn the_pool_generation_is_the_operators() {
+    let slices =
+        docs(&ok(nodedev(&["-c", "test:///default", "list", "--format", "dra", "--node", "n1", "--generation", "7"])));
+    assert_valid_slice(&slices[0]);
+    assert_eq!(slices[0]["spec"]["pool"]["generation"], 7);
+    for bad in ["-1", "x", "", "9223372036854775808"] {
+        let o = nodedev(&["-c", "test:///default", "list", "--format", "dra", "--generation", bad]);
+        assert_eq!(o.status.code(), Some(2), "--generation {bad:?}");
+    }
+    let o = nodedev(&["-c", "test:///default", "list", "--json", "--generation", "2"]);
+    assert_eq!(o.status.code(), Some(2), "--generation applies to --format dra");
+}

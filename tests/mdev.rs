@@ -232,6 +232,56 @@ fn an_mdev_in_use_is_not_removed() {
     assert!(!sim.exists(&format!("bus/mdev/devices/{U1}")));
 }
 
+/// An mdev operation locks its parent's IOMMU group (what a detach of the
+/// parent locks), not the whole host: one on another group goes on.
+#[test]
+fn mdev_operations_lock_the_parents_group_only() {
+    use nodedev::state::LockKey;
+    let sim = Arc::new(SimKernel::builtin());
+    let state = StateStore::memory();
+    let defs = tempdir("lock");
+    let options = HostOptions {
+        mdev_definitions: Some(MdevDefinitions::new(&defs)),
+        lock_wait: std::time::Duration::from_millis(300),
+        ..HostOptions::default()
+    };
+    let h = Arc::new(Host::new(sim.clone(), state.clone(), options));
+    let parent_group = h.lock_key(&igpu());
+    assert_eq!(parent_group, LockKey::Group(3));
+
+    // Another group held: create, define, start, autostart, stop, undefine go on.
+    let other = state.lock_keys(&[LockKey::Group(8)], &[]).unwrap();
+    let id = h.mdev_create(&cfg(V4, Some(U1))).unwrap();
+    h.mdev_destroy(&id).unwrap();
+    let id = h.mdev_define(&cfg(V4, Some(U2)), Some(false)).unwrap();
+    h.mdev_start(&id).unwrap();
+    h.mdev_set_autostart(&id, true).unwrap();
+    h.mdev_destroy(&id).unwrap();
+    drop(other);
+
+    // The parent's group held (by another thread): each waits, then names it.
+    let held = state.lock_keys(&[parent_group], &[]).unwrap();
+    let h2 = h.clone();
+    let id2 = id.clone();
+    let errors = std::thread::spawn(move || {
+        vec![
+            h2.mdev_create(&cfg(V4, Some(U1))).unwrap_err(),
+            h2.mdev_start(&id2).unwrap_err(),
+            h2.mdev_set_autostart(&id2, false).unwrap_err(),
+            h2.mdev_undefine(&id2).unwrap_err(),
+        ]
+    })
+    .join()
+    .unwrap();
+    for e in errors {
+        assert!(matches!(&e, Error::Timeout(m) if m.contains("IOMMU group 3")), "{e}");
+    }
+    assert!(!sim.exists(&format!("bus/mdev/devices/{U1}")), "nothing created while the group was held");
+    drop(held);
+    h.mdev_undefine(&id).unwrap();
+    fs::remove_dir_all(&defs).unwrap();
+}
+
 #[test]
 fn definitions_are_mdevctls_files_and_autostart_ones_start_at_apply() {
     let dir = tempdir("defs");

@@ -393,7 +393,7 @@ impl Sysfs for Faulty {
         }
         self.sim.write_bounded(p, v, limit)
     }
-    forward_sysfs!(sim; read, read_link, list_dir, exists, load_module, matching_aliases, vfio_holders, net_addresses, net_routes, mounts, swaps, set_master, set_link_up);
+    forward_sysfs!(sim; read, read_link, list_dir, exists, load_module, matching_aliases, vfio_holders, net_addresses, net_routes, mounts, swaps, set_master, set_link_up, pci_names);
 }
 
 #[test]

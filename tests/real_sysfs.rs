@@ -47,7 +47,7 @@ impl Sysfs for NoWrites {
     fn write_bounded(&self, p: &str, _v: &str, _l: std::time::Duration) -> io::Result<()> {
         panic!("test tried to write the real /sys/{p}");
     }
-    forward_sysfs!(0; read_link, list_dir, exists, matching_aliases, net_addresses, net_routes, mounts, swaps, vfio_holders);
+    forward_sysfs!(0; read_link, list_dir, exists, matching_aliases, net_addresses, net_routes, mounts, swaps, vfio_holders, pci_names);
 }
 
 /// The PCI function under the disk mounted on "/", found the kernel's way:
@@ -243,4 +243,52 @@ fn facts_outside_sysfs_are_read_from_this_machine() {
     let tree = HostSysfs::new("/nonexistent-root");
     assert!(tree.mounts().is_empty() && tree.swaps().is_empty() && tree.net_routes("lo").is_empty());
     assert_eq!(tree.set_master("lo", None).unwrap_err().kind(), io::ErrorKind::Unsupported);
+}
+
+/// Names on this machine (issue 12): nodedev's vendor and product names are
+/// lspci's, both read from the installed pci.ids; where lspci has no name
+/// ("Device [0d57]") nodedev has none either.
+#[test]
+fn names_on_this_host_are_lspcis() {
+    let Ok(out) = std::process::Command::new("lspci").args(["-vmm", "-nn", "-D"]).output() else {
+        common::ci_installs("lspci (pciutils)", false);
+        return;
+    };
+    if !common::ci_installs("pci.ids", nodedev::sysfs::pciids::locate(std::path::Path::new("/")).is_some()) {
+        return;
+    }
+    let host = Host::new(
+        real(Uevent::Shown),
+        StateStore::memory(),
+        HostOptions { read_only: true, allow_modprobe: false, ..HostOptions::default() },
+    );
+    // lspci's "Vendor:\tIntel Corporation [8086]", without the id; its
+    // placeholder ("Vendor"/"Device") where pci.ids has no name.
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut named = 0;
+    for record in text.split("\n\n").filter(|r| !r.trim().is_empty()) {
+        let field = |name: &str| {
+            record.lines().find_map(|l| l.strip_prefix(&format!("{name}:\t"))).map(|v| {
+                let v = v.rsplit_once(" [").map_or(v, |(n, _)| n);
+                (v != name).then(|| v.to_string())
+            })
+        };
+        let addr = PciAddress::parse(&field("Slot").flatten().unwrap()).unwrap();
+        let s = host.summary(&addr).unwrap();
+        assert_eq!(s.vendor_name, field("Vendor").flatten(), "{addr} vendor");
+        assert_eq!(s.product_name, field("Device").flatten(), "{addr} product");
+        let xml = host.xml(&addr).unwrap();
+        if let Some(v) = &s.vendor_name {
+            assert!(xml.contains(&format!("<vendor id='0x{:04x}'>", s.vendor)), "{xml}");
+            let escaped = v
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('\'', "&apos;")
+                .replace('"', "&quot;");
+            assert!(xml.contains(&format!(">{escaped}</vendor>")), "{xml}");
+            named += 1;
+        }
+    }
+    println!("{named} real devices named as lspci names them");
 }

@@ -247,3 +247,147 @@ fn a_host_is_shared_between_threads() {
         assert!(t.join().unwrap().contains("<device>"));
     }
 }
+
+/// What `recover` reports is all in the documented API: how far the
+/// interrupted operation got is a type a VMM can name and match, not one
+/// from a hidden module that may change in any release.
+#[test]
+fn what_recover_reports_is_in_the_documented_api() {
+    fn step_of(r: &nodedev::Recovered) -> Option<nodedev::Step> {
+        r.step
+    }
+    // A record that cannot be used is reported with no step, a usable one with its step.
+    let uri = shared_host("rustapi-recover-step");
+    let host = Host::open(&uri).unwrap();
+    let vf = host.lookup("0000:04:10.0").unwrap();
+    host.prepare("vm-a", &[vf], Stub::Vfio, PrepareOptions::default()).unwrap();
+    let state = PathBuf::from(uri.split("statedir=").nth(1).unwrap());
+    std::fs::write(state.join("0000:04:10.0.json"), "{not json").unwrap();
+    let reported = host.recover().unwrap();
+    assert!(reported.iter().any(|r| r.address == "0000:04:10.0" && r.step.is_none()), "{reported:?}");
+    for r in reported {
+        match step_of(&r) {
+            Some(nodedev::Step::Detaching | nodedev::Step::Detached | nodedev::Step::Reattaching) | None => {}
+            Some(_) => {}
+        }
+    }
+}
+
+/// A host description whose three VFs start on vfio-pci, and a record
+/// directory, in `target/tmp/NAME`: the URI of a host that several
+/// processes (and several `Host`s of one process) share through its records.
+fn shared_host(name: &str) -> String {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/tmp").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = nodedev("test:///default", "detach 0000:04:10.0; detach 0000:04:10.2; detach 0000:04:10.4; dump-host");
+    assert!(o.status.success(), "{}", text(&o));
+    let json = String::from_utf8_lossy(&o.stdout);
+    std::fs::write(dir.join("host.json"), &json[json.find('{').unwrap()..]).unwrap();
+    format!("test://{}/host.json?statedir={}/state", dir.display(), dir.display())
+}
+
+/// Rust threads (one `Host` each, as VMM workers would) and CLI processes
+/// race to assign one device to different guests: exactly one wins, and the
+/// record names that one.
+#[test]
+fn rust_threads_and_other_processes_racing_for_one_device_never_both_win() {
+    let uri = shared_host("rustapi-race");
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(4 + 3));
+    let rust: Vec<_> = (0..4)
+        .map(|i| {
+            let (uri, barrier) = (uri.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let host = Host::open(&uri).unwrap();
+                let vf = host.lookup("0000:04:10.0").unwrap();
+                barrier.wait();
+                host.prepare(&format!("rust-{i}"), &[vf], Stub::Vfio, PrepareOptions::default()).is_ok()
+            })
+        })
+        .collect();
+    let cli: Vec<_> = (0..3)
+        .map(|i| {
+            let (uri, barrier) = (uri.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                nodedev(&uri, &format!("prepare c-{i} 0000:04:10.0")).status.success()
+            })
+        })
+        .collect();
+    let rust_wins: Vec<usize> =
+        rust.into_iter().enumerate().map(|(i, t)| (i, t.join().unwrap())).filter(|(_, w)| *w).map(|(i, _)| i).collect();
+    let cli_wins: Vec<usize> =
+        cli.into_iter().enumerate().map(|(i, t)| (i, t.join().unwrap())).filter(|(_, w)| *w).map(|(i, _)| i).collect();
+    assert_eq!(rust_wins.len() + cli_wins.len(), 1, "rust {rust_wins:?}, cli {cli_wins:?}");
+    let winner = match (rust_wins.first(), cli_wins.first()) {
+        (Some(i), _) => format!("rust-{i}"),
+        (_, Some(i)) => format!("c-{i}"),
+        _ => unreachable!(),
+    };
+    let host = Host::open(&uri).unwrap();
+    assert_eq!(host.assignments().unwrap(), vec![("0000:04:10.0".to_string(), winner.clone())]);
+    assert_eq!(host.release(&winner, None).unwrap(), 1);
+}
+
+/// A read-only host refuses every change, each with Error::Denied, and
+/// changes nothing.
+#[test]
+fn a_read_only_host_refuses_every_change() {
+    let uri = shared_host("rustapi-read-only");
+    let ro = Host::open_read_only(&uri).unwrap();
+    let rw = Host::open(&uri).unwrap();
+    let (nic, vf, pf) =
+        (ro.lookup("0000:03:01.0").unwrap(), ro.lookup("0000:04:10.2").unwrap(), ro.lookup("0000:04:00.0").unwrap());
+    rw.prepare("vm-a", &[vf], Stub::Vfio, PrepareOptions::default()).unwrap();
+    let managed = PrepareOptions { managed: true, force: false };
+    let attempts: Vec<(&str, nodedev::Result<()>)> = vec![
+        ("detach", ro.detach(&nic, Stub::Vfio)),
+        ("detach group", ro.detach_with(&nic, Stub::Vfio, DetachOptions { group: true, ..Default::default() })),
+        ("reattach", ro.reattach(&vf, None)),
+        ("reset", ro.reset(&nic)),
+        ("prepare managed", ro.prepare("vm-b", &[nic], Stub::Vfio, managed)),
+        (
+            "prepare unmanaged",
+            ro.prepare("vm-b", &[ro.lookup("0000:04:10.4").unwrap()], Stub::Vfio, PrepareOptions::default()),
+        ),
+        ("release", ro.release("vm-a", None).map(drop)),
+        ("set_vf_count", ro.set_vf_count(&pf, 1, None, true).map(drop)),
+        ("clear_record", ro.clear_record(&vf).map(drop)),
+    ];
+    for (what, r) in attempts {
+        assert!(matches!(r, Err(Error::Denied(_))), "{what}: {r:?}");
+    }
+    assert_eq!(ro.assignments().unwrap(), vec![(vf.to_string(), "vm-a".to_string())]);
+    assert_eq!(rw.release("vm-a", None).unwrap(), 1);
+}
+
+/// An authorization callback that panics unwinds to the caller of the
+/// Rust API (never into C) before anything changed: no lock is left held,
+/// no record written, and the host serves the next call. One that calls
+/// back into the library does not deadlock.
+#[test]
+fn a_panicking_or_reentrant_authorizer_leaves_the_host_usable() {
+    let uri = shared_host("rustapi-authorizer");
+    let host = std::sync::Arc::new(Host::open(&uri).unwrap());
+    let vf = host.lookup("0000:04:10.0").unwrap();
+    host.set_authorizer(Some(std::sync::Arc::new(|_: &nodedev::AuthRequest<'_>| panic!("policy bug"))));
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        host.prepare("vm-a", &[vf], Stub::Vfio, PrepareOptions::default())
+    }));
+    assert!(unwound.is_err(), "the panic reaches the Rust caller");
+    assert!(host.assignments().unwrap().is_empty());
+    // Another process takes the host lock at once.
+    let o = nodedev(&uri, "prepare c-vm 0000:04:10.0; release c-vm");
+    assert!(o.status.success(), "{}", text(&o));
+
+    let weak = std::sync::Arc::downgrade(&host);
+    host.set_authorizer(Some(std::sync::Arc::new(move |req: &nodedev::AuthRequest<'_>| {
+        let h = weak.upgrade().expect("the host");
+        // Reads through the same Host, from inside the callback.
+        h.driver(req.address).is_ok() && h.assignments().is_ok() && h.xml(req.address).is_ok()
+    })));
+    let start = std::time::Instant::now();
+    host.prepare("vm-a", &[vf], Stub::Vfio, PrepareOptions::default()).unwrap();
+    assert_eq!(host.release("vm-a", None).unwrap(), 1);
+    assert!(start.elapsed() < std::time::Duration::from_secs(5), "{:?}", start.elapsed());
+}

@@ -30,7 +30,8 @@ die() { echo "vm: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
 if [ "$install" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive
     need=""
-    for p in qemu-system-x86 busybox-static kmod cpio gcc libc6-dev; do
+    # pciutils and pci.ids: names in the guest, checked against lspci (suite-names.sh).
+    for p in qemu-system-x86 busybox-static kmod cpio gcc libc6-dev pciutils pci.ids; do
         dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
     done
     if [ -n "$need" ]; then
@@ -127,6 +128,22 @@ for bin in ${NODEDEV_VM_BINS:-}; do
     for lib in $(ldd "$bin" 2>/dev/null | grep -o '/[^ ]*'); do
         cp -L "$lib" "$root/lib/x86_64-linux-gnu/"
     done
+done
+# Names (suite-names.sh): the PCI ID database nodedev reads, and pciutils'
+# lspci with its libraries to check nodedev's names against.
+ids=
+for f in /usr/share/misc/pci.ids /usr/share/hwdata/pci.ids; do
+    [ -z "$ids" ] && [ -f "$f" ] && ids=$f
+done
+[ -n "$ids" ] || die "no pci.ids (Debian package pci.ids or hwdata)"
+mkdir -p "$root/usr/share/misc"
+cp -L "$ids" "$root/usr/share/misc/pci.ids"
+lspci_bin=$(command -v lspci || echo /usr/bin/lspci)
+[ -x "$lspci_bin" ] || die "no lspci (Debian package pciutils)"
+rm -f "$root/bin/lspci" # busybox's applet shows no names
+cp "$lspci_bin" "$root/bin/lspci"
+for lib in $(ldd "$lspci_bin" | grep -o '/[^ ]*'); do
+    cp -L "$lib" "$root/lib/x86_64-linux-gnu/"
 done
 cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"
 cp "$here/init" "$root/init"

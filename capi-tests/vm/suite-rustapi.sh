@@ -47,4 +47,15 @@ if out=$(nodedev -c $U list --format dra --node guest 2>&1); then
 else
     fail rustapi-dra-real "$out"
 fi
+# A device whose record cannot be used is not offered to the scheduler
+# (nodedev refuses it until the record is cleared); stderr says so.
+name="pci-$(echo "$E" | tr ':.' '--')"
+mkdir -p /run/nodedev && echo '{not json' > "/run/nodedev/$E.json"
+out=$(nodedev -c $U list --format dra --node guest 2>/tmp/dra-err)
+if echo "$out" | grep -q '"kind":"ResourceSlice"' && ! echo "$out" | grep -q "\"name\":\"$name\"" && grep -q "$E.*recover --clear" /tmp/dra-err; then
+    pass rustapi-dra-corrupt-record-withheld
+else
+    fail rustapi-dra-corrupt-record-withheld "$(cat /tmp/dra-err) $(echo "$out" | head -c 200)"
+fi
+rm -f "/run/nodedev/$E.json" /tmp/dra-err
 ls /run/nodedev/*.json >/dev/null 2>&1 && fail rustapi-no-records-left "$(ls /run/nodedev)" || pass rustapi-no-records-left

@@ -192,6 +192,7 @@ expect_driver race-second-back "$B2" e1000
 
 . /suite-busy.sh
 . /suite-fidelity.sh
+. /suite-grouplock.sh
 
 left=$(ls /run/nodedev/*.json 2>/dev/null | wc -l)
 [ "$left" = 0 ] && pass no-records-left || fail no-records-left "$left records left"
@@ -344,3 +345,4 @@ done
 . /suite-records.sh
 . /suite-rustapi.sh
 . /suite-hostuse.sh
+. /suite-names.sh

@@ -17,9 +17,10 @@ const USAGE: &str = "usage: nodedev [-c URI] COMMAND [ARGS] [; COMMAND [ARGS] ..
 commands:
   list [--json]                   every PCI device, on stub drivers / on host drivers / no
                                   driver: driver, ids, class, IOMMU group, owner
-  list --format text|json|dra [--node NAME]
+  list --format text|json|dra [--node NAME] [--generation N]
                                   dra: the devices as Kubernetes resource.k8s.io/v1
-                                  ResourceSlices of pool NAME (default: the host name)
+                                  ResourceSlices of pool NAME (default: the host name),
+                                  generation N (default 1; raise it on each update)
   show DEV [--json]               libvirt's node-device XML of DEV
   detach DEV [--driver vfio|kvm|xen] [--group] [--force] [--persistent]
                                   move DEV to a stub driver (default vfio); --group: every
@@ -99,7 +100,7 @@ fn split_commands(words: &[String]) -> Vec<Vec<String>> {
 enum Command {
     List { json: bool },
     // `list --format dra` (Kubernetes ResourceSlices, src/dra.rs).
-    ListDra { node: Option<String> },
+    ListDra { node: Option<String>, generation: i64 },
     Show { dev: String, json: bool },
     Group { dev: String, json: bool },
     Drivers { json: bool },
@@ -343,6 +344,7 @@ struct Args {
     // `list --format F --node NAME`
     format: Option<String>,
     node: Option<String>,
+    generation: Option<String>,
 }
 
 /// Parse `args`, accepting the options in `accepted` (`--driver` takes a value).
@@ -366,13 +368,13 @@ fn parse_args(cmd: &str, args: &[String], accepted: &[&str]) -> Result<Args, Str
                 let v = inline.map(str::to_string).or_else(|| it.next().cloned());
                 out.driver = Some(v.ok_or_else(|| format!("{cmd}: --driver needs a value"))?);
             }
-            "--format" | "--node" => {
+            "--format" | "--node" | "--generation" => {
                 let v = inline.map(str::to_string).or_else(|| it.next().cloned());
                 let v = v.ok_or_else(|| format!("{cmd}: {opt} needs a value"))?;
-                if opt == "--format" {
-                    out.format = Some(v)
-                } else {
-                    out.node = Some(v)
+                match opt {
+                    "--format" => out.format = Some(v),
+                    "--node" => out.node = Some(v),
+                    _ => out.generation = Some(v),
                 }
             }
             "--clear" => {
@@ -409,18 +411,24 @@ fn parse_command(words: &[String]) -> Result<Command, String> {
     let first = |a: &mut Args| a.positional.remove(0);
     Ok(match cmd {
         "list" => {
-            let a = exactly(cmd, opts(&["--json", "--format", "--node"])?, 0)?;
+            let a = exactly(cmd, opts(&["--json", "--format", "--node", "--generation"])?, 0)?;
             let format = a.format.as_deref().unwrap_or(if a.json { "json" } else { "text" });
             if a.json && format != "json" {
                 return Err(format!("list: --json and --format {format} contradict each other"));
             }
-            if a.node.is_some() && format != "dra" {
-                return Err("list: --node applies to --format dra".to_string());
+            if (a.node.is_some() || a.generation.is_some()) && format != "dra" {
+                return Err("list: --node and --generation apply to --format dra".to_string());
             }
+            let generation = match a.generation.as_deref() {
+                None => 1,
+                Some(g) => g.parse::<i64>().ok().filter(|g| *g >= 0).ok_or_else(|| {
+                    format!("list: --generation must be a whole number from 0 to {} (the pool's generation)", i64::MAX)
+                })?,
+            };
             match format {
                 "text" => Command::List { json: false },
                 "json" => Command::List { json: true },
-                "dra" => Command::ListDra { node: a.node },
+                "dra" => Command::ListDra { node: a.node, generation },
                 f => return Err(format!("list: unknown --format '{f}' (text, json or dra)")),
             }
         }
@@ -599,12 +607,16 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
     let lookup_all = |devs: &[String]| devs.iter().map(|d| host.lookup(d)).collect::<Result<Vec<_>, _>>();
     match cmd {
         Command::List { json } => list(host, *json),
-        Command::ListDra { node } => {
+        Command::ListDra { node, generation } => {
             let node = match node {
                 Some(n) => n.clone(),
                 None => nodedev::dra::default_node_name()?,
             };
-            for slice in nodedev::dra::resource_slices(host, &node)? {
+            let out = nodedev::dra::resource_slices(host, &node, *generation)?;
+            for line in &out.withheld {
+                eprintln!("nodedev: {line}");
+            }
+            for slice in out.slices {
                 println!("{slice}");
             }
             Ok(())

@@ -3,12 +3,13 @@
 //! daemon registers to decide who may change what.
 
 use super::boundary::{api, Call, Raised};
+pub use super::callback::virFreeCallback;
+use super::callback::CallerData;
 use super::connect::{conn_arg, virConnect, virConnectPtr};
-use super::error::virErrorDomain;
-use super::error::virErrorNumber;
 use super::nodedev::{
     dev_arg, nflag, stub_arg, virNodeDeviceNodedevFlags, virNodeDevicePtr, with_unsupported_as, writable,
 };
+use super::virterror::{virErrorDomain, virErrorNumber};
 use crate::address::PciAddress;
 use crate::host::{AuthRequest, Operation, PrepareOptions};
 use std::ffi::{c_char, c_int, c_uint, c_void, CString};
@@ -169,9 +170,6 @@ pub enum virNodeDeviceOperation {
     VIR_NODE_DEVICE_OP_PROVISION = 7,
 }
 
-/// Frees a callback's opaque data (libvirt's virFreeCallback).
-pub type virFreeCallback = Option<unsafe extern "C" fn(opaque: *mut c_void)>;
-
 /// The authorization callback: asked before every change to every device,
 /// on the calling thread, while the library holds none of its locks (it may
 /// call nodedev functions, but not change devices of the same connection
@@ -209,17 +207,7 @@ struct AuthCallback {
         *mut c_void,
     ) -> c_int,
     conn: usize,
-    opaque: usize,
-    free: virFreeCallback,
-}
-
-impl Drop for AuthCallback {
-    fn drop(&mut self) {
-        if let Some(free) = self.free {
-            // SAFETY: the caller gave `free` for this `opaque` at registration.
-            unsafe { free(self.opaque as *mut c_void) };
-        }
-    }
+    data: CallerData,
 }
 
 impl AuthCallback {
@@ -243,14 +231,7 @@ impl AuthCallback {
         let ptr_of = |s: &Option<CString>| s.as_ref().map_or(ptr::null(), |s| s.as_ptr());
         // SAFETY: the connection outlives its host and so this callback.
         let answer = unsafe {
-            (self.func)(
-                self.conn as virConnectPtr,
-                op,
-                name.as_ptr(),
-                ptr_of(&owner),
-                ptr_of(&driver),
-                self.opaque as *mut c_void,
-            )
+            (self.func)(self.conn as virConnectPtr, op, name.as_ptr(), ptr_of(&owner), ptr_of(&driver), self.data.ptr())
         };
         answer == 1
     }
@@ -274,7 +255,7 @@ pub unsafe extern "C" fn virConnectSetNodeDeviceAuthCallback(
     api("virConnectSetNodeDeviceAuthCallback", virErrorDomain::VIR_FROM_NONE, -1, |call| {
         let c = conn_arg(call, conn)?;
         let auth = cb.map(|func| {
-            let cb = AuthCallback { func, conn: conn as usize, opaque: opaque as usize, free: freecb };
+            let cb = AuthCallback { func, conn: conn as usize, data: CallerData::new(opaque, freecb) };
             Arc::new(move |req: &AuthRequest<'_>| cb.ask(req)) as crate::host::Authorizer
         });
         c.host.set_authorizer(auth);

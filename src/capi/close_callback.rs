@@ -4,62 +4,12 @@
 //! handle), with reason VIR_CONNECT_CLOSE_REASON_CLIENT. A local connection
 //! has no server that could drop it, so no other reason ever occurs.
 
-use super::assign::virFreeCallback;
 use super::boundary::{api, Raised};
-use super::connect::{conn_arg, virConnectPtr};
-use super::error::{virErrorDomain, virErrorNumber};
+pub use super::callback::virFreeCallback;
+use super::connect::{conn_arg, virConnectPtr, CloseCallback};
+pub use super::connect::{virConnectCloseFunc, virConnectCloseReason};
+use super::virterror::{virErrorDomain, virErrorNumber};
 use std::ffi::{c_int, c_void};
-
-/// Why a connection was closed (libvirt's values).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum virConnectCloseReason {
-    /// Miscellaneous I/O error: never for nodedev's local connections.
-    VIR_CONNECT_CLOSE_REASON_ERROR = 0,
-    /// End of file from the server: never for nodedev's local connections.
-    VIR_CONNECT_CLOSE_REASON_EOF = 1,
-    /// Keepalive timeout: never for nodedev's local connections.
-    VIR_CONNECT_CLOSE_REASON_KEEPALIVE = 2,
-    /// The client closed the connection: the reason nodedev always gives.
-    VIR_CONNECT_CLOSE_REASON_CLIENT = 3,
-}
-
-/// A close callback: `conn` is the connection being closed, `reason` one of
-/// virConnectCloseReason, `opaque` the data given at registration.
-pub type virConnectCloseFunc = Option<unsafe extern "C" fn(conn: virConnectPtr, reason: c_int, opaque: *mut c_void)>;
-
-type CloseFn = unsafe extern "C" fn(virConnectPtr, c_int, *mut c_void);
-
-/// The registered callback of a connection (pointers kept as integers: the
-/// caller vouches for them being usable from any thread, as libvirt requires).
-pub(crate) struct CloseCallback {
-    func: CloseFn,
-    opaque: usize,
-    free: virFreeCallback,
-}
-
-impl CloseCallback {
-    /// Call the callback for connection `conn`, then its `freecb`.
-    pub(crate) fn fire(self, conn: virConnectPtr) {
-        // SAFETY: the caller registered `func` and `free` for `opaque`.
-        unsafe {
-            (self.func)(
-                conn,
-                virConnectCloseReason::VIR_CONNECT_CLOSE_REASON_CLIENT as c_int,
-                self.opaque as *mut c_void,
-            );
-        }
-        self.release();
-    }
-
-    /// Call `freecb` without the callback (unregistered).
-    fn release(self) {
-        if let Some(free) = self.free {
-            // SAFETY: as above.
-            unsafe { free(self.opaque as *mut c_void) };
-        }
-    }
-}
 
 /// libvirt reports the state errors of close callbacks from its remote
 /// driver (every local connection to libvirtd or virtnodedevd goes through
@@ -95,7 +45,7 @@ pub unsafe extern "C" fn virConnectRegisterCloseCallback(
         if slot.is_some() {
             return Err(state_error(call.func, "a close callback is already registered"));
         }
-        *slot = Some(CloseCallback { func, opaque: opaque as usize, free: freecb });
+        *slot = Some(CloseCallback::new(func, opaque, freecb));
         Ok(0)
     })
 }
@@ -123,7 +73,7 @@ pub unsafe extern "C" fn virConnectUnregisterCloseCallback(conn: virConnectPtr, 
         };
         match taken {
             Some(registered) => {
-                registered.release();
+                drop(registered); // its freecb runs now, without the callback
                 Ok(0)
             }
             None => Err(state_error(call.func, "a different callback was requested (this one is not registered)")),

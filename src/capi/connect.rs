@@ -1,14 +1,18 @@
 //! Connection handles: `virConnect`, an `Arc` of the opened host, handed to
-//! C with `Arc::into_raw`; virConnectRef adds a reference, virConnectClose
-//! drops one. Every device handle also holds one, so a connection lives until
-//! it is closed and all of its devices are freed.
+//! C as a [`handle`](super::handle); virConnectRef adds a reference,
+//! virConnectClose drops one. Every device handle also holds one, so a
+//! connection lives until it is closed and all of its devices are freed.
+//! Also the connection's close callback, fired when it goes. Above the call
+//! boundary and the handle helpers; below the device handles and the calls.
 
 use super::boundary::{api, Call, Raised};
-use super::close_callback::CloseCallback;
-use super::error::{virErrorDomain, virErrorNumber, ConnLastError, Handler};
+use super::callback::{virFreeCallback, CallerData};
+use super::handle::{self, Handle, Tag};
+use super::last_error::{ConnErrors, ErrorTarget};
+use super::virterror::{virErrorDomain, virErrorNumber};
 use crate::host::Host;
 use crate::uri;
-use std::ffi::{c_char, c_int, CString};
+use std::ffi::{c_char, c_int, c_void, CString};
 use std::ptr;
 use std::sync::{Arc, Mutex};
 
@@ -19,15 +23,15 @@ const DOMAIN: virErrorDomain = virErrorDomain::VIR_FROM_NONE;
 /// from several threads at once; operations on a host are serialised by the
 /// library where they must be.
 pub struct virConnect {
-    magic: u64,
+    magic: Tag,
     pub(crate) host: Host,
     uri: CString,
     read_only: bool,
-    pub(crate) handler: Mutex<Option<Handler>>,
+    /// The error callback (virConnSetErrorFunc) and the last error raised
+    /// on this connection (virConnGetLastError).
+    pub(crate) errors: ConnErrors,
     /// The close callback (virConnectRegisterCloseCallback), fired on drop.
     pub(crate) close: Mutex<Option<CloseCallback>>,
-    /// The last error raised on this connection (virConnGetLastError).
-    pub(crate) last_error: ConnLastError,
 }
 
 /// Pointer to a connection, as returned by virConnectOpen.
@@ -47,11 +51,48 @@ impl virConnect {
     }
 }
 
+impl Handle for virConnect {
+    const LIVE: u64 = CONN_MAGIC;
+    const INVALID: virErrorNumber = virErrorNumber::VIR_ERR_INVALID_CONN;
+    const ARG: &'static str = "connection pointer conn";
+    const NOT_LIVE: &'static str = "not an open connection";
+
+    unsafe fn tag_of(p: *const Self) -> *const Tag {
+        ptr::addr_of!((*p).magic)
+    }
+
+    fn error_target(this: &Arc<Self>) -> Arc<dyn ErrorTarget> {
+        this.clone()
+    }
+}
+
+impl ErrorTarget for virConnect {
+    fn errors(&self) -> &ConnErrors {
+        &self.errors
+    }
+}
+
+/// libvirt's read-only check (virCheckReadOnlyGoto), made right after the
+/// handle check and before any other argument: VIR_ERR_OPERATION_DENIED.
+pub(crate) fn writable(call: &Call, conn: &virConnect) -> Result<(), Raised> {
+    if conn.is_read_only() {
+        return Err(Raised::new(
+            virErrorNumber::VIR_ERR_OPERATION_DENIED,
+            call.domain,
+            format!(
+                "{}: read only access prevents this operation: the connection is read-only; open it with virConnectOpen to change devices",
+                call.func
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl Drop for virConnect {
     fn drop(&mut self) {
         // Dead before the callback runs: calls it makes with `conn` fail
         // with VIR_ERR_INVALID_CONN instead of reviving the connection.
-        self.magic = 0;
+        self.magic.poison();
         let close = self.close.get_mut().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(cb) = close {
             cb.fire(self as *mut virConnect);
@@ -68,13 +109,10 @@ fn assert_thread_safe() {
 /// `p` as a live connection, without raising any error (for the error family).
 ///
 /// # Safety
-/// `p` is NULL or a pointer returned by virConnectOpen and not yet closed.
+/// `p` is NULL or a pointer returned by virConnectOpen (see [`handle`] on
+/// what the check can tell of a closed one).
 pub(crate) unsafe fn conn_from_ptr<'a>(p: virConnectPtr) -> Option<&'a virConnect> {
-    if p.is_null() || (*p).magic != CONN_MAGIC {
-        None
-    } else {
-        Some(&*p)
-    }
+    handle::peek(p)
 }
 
 /// Check a connection argument: VIR_ERR_INVALID_CONN when NULL or not a live
@@ -84,18 +122,7 @@ pub(crate) unsafe fn conn_from_ptr<'a>(p: virConnectPtr) -> Option<&'a virConnec
 /// # Safety
 /// As for [`conn_from_ptr`].
 pub(crate) unsafe fn conn_arg(call: &mut Call, p: virConnectPtr) -> Result<Arc<virConnect>, Raised> {
-    if conn_from_ptr(p).is_none() {
-        let what = if p.is_null() { "NULL" } else { "not an open connection" };
-        return Err(Raised::new(
-            virErrorNumber::VIR_ERR_INVALID_CONN,
-            call.domain,
-            format!("{}: invalid connection pointer conn ({what})", call.func),
-        ));
-    }
-    Arc::increment_strong_count(p as *const virConnect);
-    let conn = Arc::from_raw(p as *const virConnect);
-    call.conn = Some(conn.clone());
-    Ok(conn)
+    handle::arg(call, p)
 }
 
 pub(crate) unsafe fn open(call: &mut Call, name: *const c_char, read_only: bool) -> Result<virConnectPtr, Raised> {
@@ -104,15 +131,14 @@ pub(crate) unsafe fn open(call: &mut Call, name: *const c_char, read_only: bool)
     let (host, uri) = uri::open(name, read_only)?;
     let uri = CString::new(uri).map_err(|_| call.invalid_arg("name contains a NUL byte"))?;
     let conn = virConnect {
-        magic: CONN_MAGIC,
+        magic: Tag::new(CONN_MAGIC),
         host,
         uri,
         read_only,
-        handler: Mutex::new(None),
+        errors: ConnErrors::new(),
         close: Mutex::new(None),
-        last_error: ConnLastError::new(),
     };
-    Ok(Arc::into_raw(Arc::new(conn)) as virConnectPtr)
+    Ok(handle::into_raw(Arc::new(conn)))
 }
 
 /// Open a connection to a host, able to detach, reattach and reset devices.
@@ -150,11 +176,7 @@ pub unsafe extern "C" fn virConnectOpenReadOnly(name: *const c_char) -> virConne
 #[no_mangle]
 pub unsafe extern "C" fn virConnectClose(conn: virConnectPtr) -> c_int {
     api("virConnectClose", DOMAIN, -1, |call| {
-        drop(conn_arg(call, conn)?);
-        call.conn = None;
-        let handle = Arc::from_raw(conn as *const virConnect);
-        let remaining = Arc::strong_count(&handle) - 1;
-        drop(handle);
+        let remaining = handle::release(call, conn)?;
         Ok(c_int::try_from(remaining).unwrap_or(c_int::MAX))
     })
 }
@@ -166,11 +188,7 @@ pub unsafe extern "C" fn virConnectClose(conn: virConnectPtr) -> c_int {
 /// live connection.
 #[no_mangle]
 pub unsafe extern "C" fn virConnectRef(conn: virConnectPtr) -> c_int {
-    api("virConnectRef", DOMAIN, -1, |call| {
-        conn_arg(call, conn)?;
-        Arc::increment_strong_count(conn as *const virConnect);
-        Ok(0)
-    })
+    api("virConnectRef", DOMAIN, -1, |call| handle::add_ref(call, conn))
 }
 
 /// The URI `conn` was opened with ("nodedev:///system" when it was opened
@@ -186,4 +204,68 @@ pub unsafe extern "C" fn virConnectGetURI(conn: virConnectPtr) -> *mut c_char {
     })
 }
 
+/// Why a connection was closed (libvirt's values).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum virConnectCloseReason {
+    /// Miscellaneous I/O error: never for nodedev's local connections.
+    VIR_CONNECT_CLOSE_REASON_ERROR = 0,
+    /// End of file from the server: never for nodedev's local connections.
+    VIR_CONNECT_CLOSE_REASON_EOF = 1,
+    /// Keepalive timeout: never for nodedev's local connections.
+    VIR_CONNECT_CLOSE_REASON_KEEPALIVE = 2,
+    /// The client closed the connection: the reason nodedev always gives.
+    VIR_CONNECT_CLOSE_REASON_CLIENT = 3,
+}
+
+/// A close callback: `conn` is the connection being closed, `reason` one of
+/// virConnectCloseReason, `opaque` the data given at registration.
+pub type virConnectCloseFunc = Option<unsafe extern "C" fn(conn: virConnectPtr, reason: c_int, opaque: *mut c_void)>;
+
+type CloseFn = unsafe extern "C" fn(virConnectPtr, c_int, *mut c_void);
+
+/// The registered close callback of a connection (virConnectRegisterCloseCallback).
+pub(crate) struct CloseCallback {
+    pub(crate) func: CloseFn,
+    data: CallerData,
+}
+
+impl CloseCallback {
+    pub(crate) fn new(func: CloseFn, opaque: *mut c_void, free: virFreeCallback) -> CloseCallback {
+        CloseCallback { func, data: CallerData::new(opaque, free) }
+    }
+
+    /// Call the callback for connection `conn`, then its `freecb`.
+    pub(crate) fn fire(self, conn: virConnectPtr) {
+        // SAFETY: the caller registered `func` for this data.
+        unsafe {
+            (self.func)(conn, virConnectCloseReason::VIR_CONNECT_CLOSE_REASON_CLIENT as c_int, self.data.ptr());
+        }
+        // `freecb` runs as `self.data` goes.
+    }
+}
+
 exports!(virConnectOpen, virConnectOpenReadOnly, virConnectClose, virConnectRef, virConnectGetURI);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capi::last_error;
+
+    #[test]
+    fn references_keep_a_connection_until_the_last_close() {
+        unsafe {
+            let conn = virConnectOpen(c"test:///default".as_ptr());
+            assert!(!conn.is_null());
+            assert_eq!(virConnectRef(conn), 0);
+            assert_eq!(virConnectClose(conn), 1);
+            let uri = virConnectGetURI(conn);
+            assert_eq!(std::ffi::CStr::from_ptr(uri).to_str(), Ok("test:///default"));
+            libc::free(uri.cast());
+            assert_eq!(virConnectClose(conn), 0);
+            assert_eq!(virConnectClose(ptr::null_mut()), -1);
+            let err = last_error::current().expect("an error for a NULL connection");
+            assert_eq!((*err).code, virErrorNumber::VIR_ERR_INVALID_CONN as c_int);
+        }
+    }
+}

@@ -4,7 +4,7 @@
 
 use super::boundary::{api, Call, Raised};
 use super::connect::{conn_arg, virConnectPtr};
-use super::error::{virErrorDomain, virErrorNumber};
+use super::virterror::{virErrorDomain, virErrorNumber};
 use std::ffi::{c_char, c_int, c_ulong, CStr};
 use std::ptr;
 

@@ -8,8 +8,8 @@
 
 use super::boundary::{api, Call, Raised};
 use super::connect::{conn_arg, virConnectPtr};
-use super::error::{virErrorDomain, virErrorNumber};
 use super::nodedev::{dev_arg, new_mdev_device, virNodeDevice, virNodeDevicePtr, writable};
+use super::virterror::{virErrorDomain, virErrorNumber};
 use crate::host::{parse_mdev_xml, MdevConfig, MdevXmlProblem};
 use std::ffi::{c_char, c_int, c_uint};
 use std::ptr;

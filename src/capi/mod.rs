@@ -7,24 +7,36 @@
 //! checks NULLs and flags, calls the core (`crate::host`, `crate::uri`) and
 //! maps errors; it holds no device logic.
 //!
-//! - [`boundary`]: the one panic boundary every exported body runs in, and
-//!   the argument helpers (C strings in, malloc'ed strings out, flags).
-//! - [`error`]: `virError`, libvirt's error enums, the thread-local last error,
-//!   error callbacks and the `virGetLastError` family.
-//! - [`connect`]: `virConnect` handles (`virConnectOpen`, `virConnectClose`...).
-//! - [`open_auth`]: `virConnectOpenAuth`, `virConnectAuthPtrDefault`, `virInitialize`.
-//! - [`connect_info`]: what a connection tells about itself (versions, type,
-//!   hostname, alive/secure/encrypted).
-//! - [`close_callback`]: `virConnectRegisterCloseCallback` and its unregistering.
-//! - [`nodedev`]: `virNodeDevice` handles and the device calls (enumerate,
-//!   look up, XML, detach, reattach, reset).
-//! - [`assign`]: guest assignment (prepare, release) and the authorization
-//!   callback.
-//! - [`recover`]: the report of interrupted operations finished or rolled back.
-//! - [`persistent`]: persistent assignments (libvirt's autostart calls).
-//! - [`sriov`]: SR-IOV provisioning (VFs straight onto a stub).
-//! - [`mdev`]: mediated devices through libvirt's lifecycle calls (create,
-//!   define, start, destroy, undefine, active, persistent).
+//! The modules form a stack: each imports only modules of its own layer or
+//! below, never one above, and no two import each other
+//! (`tests/structure.rs` checks this from the `use` lines, against
+//! [`LAYERS`]). From the bottom:
+//!
+//! 0. [`virterror`]: libvirt's error enums and the `virError` layout;
+//!    [`cmem`]: malloc'ed strings and arrays for C (failures as NULL);
+//!    [`callback`]: a caller's `opaque` data and its virFreeCallback.
+//! 1. [`raised`]: an error on its way to C, and the mapping of the core's
+//!    errors (`crate::Error`) to libvirt's numbers.
+//! 2. [`last_error`]: the thread's and connections' last errors, raising
+//!    and the error callbacks.
+//! 3. [`boundary`]: the one panic boundary every exported body runs in, and
+//!    the argument helpers (C strings in, malloc'ed strings and string
+//!    arrays out, out of memory, flags).
+//! 4. [`handle`]: handle argument checks, Ref and Free for every kind of handle.
+//! 5. [`connect`]: `virConnect` handles (`virConnectOpen`, `virConnectClose`...)
+//!    and their close callbacks.
+//! 6. [`nodedev`]: `virNodeDevice` handles and the device calls (enumerate,
+//!    look up, XML, detach, reattach, reset); [`error`]: the
+//!    `virGetLastError` family; [`open_auth`]: `virConnectOpenAuth`,
+//!    `virConnectAuthPtrDefault`, `virInitialize`; [`connect_info`]: what a
+//!    connection tells about itself; [`close_callback`]:
+//!    `virConnectRegisterCloseCallback` and its unregistering.
+//! 7. The calls on devices (any module not in [`LAYERS`] is taken to be
+//!    here): [`assign`] (prepare, release, the authorization callback),
+//!    [`recover`], [`persistent`] (libvirt's autostart calls, for PCI
+//!    functions and mdevs), [`sriov`], [`mdev`] (mediated devices through
+//!    libvirt's lifecycle calls: create, define, start, destroy, undefine,
+//!    active, persistent).
 //!
 //! Exports: each module ends with `exports!(names...)`, the list of the
 //! functions it exports; [`exported`] is their union. For each name the
@@ -77,21 +89,41 @@ macro_rules! exports {
 
 pub mod assign;
 pub mod boundary;
+pub mod callback;
 pub mod close_callback;
+pub mod cmem;
 pub mod connect;
 pub mod connect_info;
 pub mod error;
+pub mod handle;
+pub mod last_error;
 pub mod mdev;
 pub mod nodedev;
 pub mod open_auth;
 pub mod persistent;
+pub mod raised;
 pub mod recover;
 pub mod sriov;
+pub mod virterror;
+
+/// The layers of `capi/`, bottom first (see the module documentation): a
+/// module may import modules of its own layer or below. A module not listed
+/// is taken to be in the top layer, above all of these.
+pub const LAYERS: &[&[&str]] = &[
+    &["virterror", "cmem", "callback"],
+    &["raised"],
+    &["last_error"],
+    &["boundary"],
+    &["handle"],
+    &["connect"],
+    &["nodedev", "error", "open_auth", "connect_info", "close_callback"],
+];
 
 pub use assign::{virFreeCallback, virNodeDeviceAuthCallback, virNodeDeviceOperation};
 pub use connect::{virConnect, virConnectPtr};
-pub use error::{virError, virErrorDomain, virErrorFunc, virErrorLevel, virErrorNumber, virErrorPtr};
 pub use nodedev::{virConnectListAllNodeDeviceFlags, virNodeDevice, virNodeDeviceNodedevFlags, virNodeDevicePtr};
+pub use raised::LibvirtError;
+pub use virterror::{virError, virErrorDomain, virErrorFunc, virErrorLevel, virErrorNumber, virErrorPtr};
 
 /// Every symbol the shared library exports: the union of the modules'
 /// `exports!` lists. Adding a function means adding its name to its

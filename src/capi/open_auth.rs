@@ -4,7 +4,7 @@
 
 use super::boundary::api;
 use super::connect::{open, virConnectPtr};
-use super::error::virErrorDomain;
+use super::virterror::virErrorDomain;
 use std::ffi::{c_char, c_int, c_uint, c_void};
 use std::ptr::{self, addr_of_mut};
 

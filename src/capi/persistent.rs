@@ -1,8 +1,8 @@
 //! Persistent assignments seen from C: libvirt's autostart calls.
 
 use super::boundary::api;
-use super::error::virErrorDomain;
 use super::nodedev::{dev_arg, virNodeDevicePtr, writable};
+use super::virterror::virErrorDomain;
 use std::ffi::c_int;
 
 /// For a mediated device (libvirt's meaning): whether its definition

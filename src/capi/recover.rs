@@ -2,10 +2,8 @@
 
 use super::boundary::api;
 use super::connect::{conn_arg, virConnectPtr};
-use super::error::virErrorDomain;
-use super::nodedev::no_memory;
+use super::virterror::virErrorDomain;
 use std::ffi::{c_char, c_int, c_uint};
-use std::mem::size_of;
 
 /// Finish or roll back every operation a process that died left half done
 /// (a record in the state directory mid-detach or mid-reattach): each
@@ -56,23 +54,7 @@ pub unsafe extern "C" fn virNodeDeviceRecover(
         let done = c.host.recover()?;
         if !report.is_null() {
             let lines: Vec<String> = done.iter().map(|r| format!("{}: {}", r.address, r.outcome)).collect();
-            let array = libc::calloc(lines.len() + 1, size_of::<*mut c_char>()) as *mut *mut c_char;
-            if array.is_null() {
-                return Err(no_memory(call));
-            }
-            for (i, line) in lines.iter().enumerate() {
-                match call.dup(line) {
-                    Ok(p) => *array.add(i) = p,
-                    Err(e) => {
-                        for j in 0..i {
-                            libc::free((*array.add(j)).cast());
-                        }
-                        libc::free(array.cast());
-                        return Err(e);
-                    }
-                }
-            }
-            *report = array;
+            *report = call.string_array(&lines)?;
         }
         Ok(c_int::try_from(done.len()).unwrap_or(c_int::MAX))
     })

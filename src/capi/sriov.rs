@@ -1,8 +1,8 @@
 //! SR-IOV provisioning seen from C: VFs created straight onto a stub.
 
 use super::boundary::api;
-use super::error::virErrorDomain;
 use super::nodedev::{dev_arg, nflag, virNodeDeviceNodedevFlags, virNodeDevicePtr, writable};
+use super::virterror::virErrorDomain;
 use crate::stub::Stub;
 use std::ffi::{c_char, c_int, c_uint};
 

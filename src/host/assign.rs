@@ -91,7 +91,7 @@ impl Host {
                 self.check_safe("prepare", d, opts.force)?;
             }
         }
-        let _lock = self.state.lock()?;
+        let _lock = self.lock_devices(&devices)?;
         for d in &devices {
             self.check_assignable(d, owner)?;
             if !opts.managed && !self.on_stub(d, stub)? {
@@ -229,7 +229,7 @@ impl Host {
                 .collect(),
         };
         let records: Vec<Record> = {
-            let _lock = self.state.lock()?;
+            let _lock = self.lock_devices(&targets)?;
             let mut out = Vec::new();
             for d in &targets {
                 match self.settled_record(d)? {
@@ -258,7 +258,7 @@ impl Host {
             self.authorize_driver(Operation::Release, d, Some(owner), back_to)?;
         }
 
-        let _lock = self.state.lock()?;
+        let _lock = self.lock_devices(&targets)?;
         // A guest still holding a device: refuse before anything changes.
         let managed: Vec<PciAddress> =
             targets.iter().zip(&records).filter(|(_, r)| r.managed).map(|(d, _)| *d).collect();

@@ -94,7 +94,10 @@ impl Host {
                 iommu_group: d.iommu_group,
                 parent: d.parent.map(|p| p.to_string()),
                 numa_node: d.numa_node.unwrap_or(-1),
-                reset_method: d.reset_methods,
+                reset_method: self
+                    .attr(&addr, "reset_method")
+                    .map(|s| s.split_whitespace().map(str::to_string).collect())
+                    .unwrap_or_default(),
                 boot_vga: self.attr(&addr, "boot_vga").map(|v| v == "1"),
                 physfn: d.physfn.map(|p| p.to_string()),
                 sriov_totalvfs: d.sriov_totalvfs.unwrap_or(0) as u16,

@@ -6,6 +6,7 @@ use crate::error::Result;
 use crate::sysfs::link_basename;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeviceInfo {
     pub address: PciAddress,
     /// Canonical sysfs path, e.g. /sys/devices/pci0000:00/0000:00:1c.0/0000:03:00.0
@@ -27,15 +28,13 @@ pub struct DeviceInfo {
     pub physfn: Option<PciAddress>,
     pub virtfns: Vec<PciAddress>,
     pub sriov_totalvfs: Option<u32>,
-    /// Methods the kernel lists in reset_method; empty when it has none (or an old kernel).
-    pub reset_methods: Vec<String>,
-    pub can_reset: bool,
     /// The mediated-device types it offers as an mdev parent (empty: none).
     pub mdev_types: Vec<super::MdevType>,
 }
 
 /// The part of a device that `nodedev list` shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeviceSummary {
     pub address: PciAddress,
     pub driver: Option<String>,
@@ -58,6 +57,12 @@ fn placement(addr: &PciAddress, canonical: &str) -> (String, Option<PciAddress>)
     let rel = canonical.trim_start_matches("../").trim_start_matches("./");
     let sysfs_path = if rel.is_empty() { format!("/sys/bus/pci/devices/{addr}") } else { format!("/sys/{rel}") };
     (sysfs_path, rel.rsplit('/').nth(1).and_then(|c| PciAddress::parse(c).ok()))
+}
+
+#[doc(hidden)]
+/// libvirt's name for the parent of the device whose link target is `link`.
+pub fn parent_name_of(addr: &PciAddress, link: &str) -> String {
+    placement(addr, link).1.map(|p| p.node_name()).unwrap_or_else(|| "computer".to_string())
 }
 
 /// Who drives a device and what it is.
@@ -104,30 +109,44 @@ impl Host {
     /// # Ok::<(), nodedev::Error>(())
     /// ```
     pub fn device_info(&self, addr: &PciAddress) -> Result<DeviceInfo> {
+        self.device_info_placed(addr, None)
+    }
+
+    #[doc(hidden)]
+    /// `device_info` reading only what it shows, with the fewest syscalls:
+    /// `uevent`, the `iommu_group` link and the group's listing, `numa_node`,
+    /// and one probe each for `physfn`, `sriov_totalvfs` and
+    /// `mdev_supported_types` (absent on most
+    /// functions; an absent file costs one failed lookup, where listing the
+    /// device's directory would cost four calls). `link`: the
+    /// `bus/pci/devices/ADDR` link's target when the caller read it already
+    /// (a device handle keeps it), else it is read here.
+    pub fn device_info_placed(&self, addr: &PciAddress, link: Option<&str>) -> Result<DeviceInfo> {
         let ids = self.ids(addr)?; // also answers "no such device"
         let sysfs = self.sysfs.as_ref();
-        let link = |name: &str| sysfs.read_link(&dev_path(addr, name)).ok();
+        let read_link = |name: &str| sysfs.read_link(&dev_path(addr, name)).ok();
+        let address_of = |name: &str| read_link(name).and_then(|t| PciAddress::parse(link_basename(&t)).ok());
 
-        let (sysfs_path, parent) = placement(addr, &link("").unwrap_or_default());
+        let canonical = match link {
+            Some(l) => l.to_string(),
+            None => read_link("").unwrap_or_default(),
+        };
+        let (sysfs_path, parent) = placement(addr, &canonical);
 
         let iommu_group = self.group_number(addr);
         let group_members = iommu_group.map(|g| self.group_members(g)).unwrap_or_default();
 
-        // One listing says which optional files exist, so absent ones cost nothing.
-        let entries = sysfs.list_dir(&dev_path(addr, "")).unwrap_or_default();
-        let has = |name: &str| entries.iter().any(|e| e == name);
-        let optional = |name: &str| if has(name) { self.attr(addr, name) } else { None };
-        let mut virtfns: Vec<(u32, PciAddress)> = entries
-            .iter()
-            .filter_map(|e| {
-                let n: u32 = e.strip_prefix("virtfn")?.parse().ok()?;
-                let a = PciAddress::parse(link_basename(&link(e)?)).ok()?;
-                Some((n, a))
-            })
-            .collect();
-        virtfns.sort();
+        let sriov_totalvfs = self.attr(addr, "sriov_totalvfs").and_then(|s| s.parse().ok()).filter(|n| *n > 0);
+        // A PF's VFs are virtfn0..virtfnN-1 for its sriov_numvfs = N.
+        let virtfns = match sriov_totalvfs {
+            Some(_) => {
+                let numvfs: u32 = self.attr(addr, "sriov_numvfs").and_then(|s| s.parse().ok()).unwrap_or(0);
+                (0..numvfs).filter_map(|i| address_of(&format!("virtfn{i}"))).collect()
+            }
+            None => Vec::new(),
+        };
 
-        let (vendor_name, product_name) = sysfs.pci_names(ids.vendor, ids.device).unzip();
+        let names = sysfs.pci_names(ids.vendor, ids.device);
         Ok(DeviceInfo {
             address: *addr,
             sysfs_path,
@@ -138,23 +157,15 @@ impl Host {
             subsystem_vendor: ids.subsystem.map(|s| s.0),
             subsystem_device: ids.subsystem.map(|s| s.1),
             class: ids.class,
-            vendor_name,
-            product_name,
+            vendor_name: names.vendor,
+            product_name: names.product,
             iommu_group,
             group_members,
-            numa_node: optional("numa_node").and_then(|s| s.parse().ok()).filter(|n: &i32| *n >= 0),
-            physfn: if has("physfn") {
-                link("physfn").and_then(|t| PciAddress::parse(link_basename(&t)).ok())
-            } else {
-                None
-            },
-            virtfns: virtfns.into_iter().map(|(_, a)| a).collect(),
-            sriov_totalvfs: optional("sriov_totalvfs").and_then(|s| s.parse().ok()).filter(|n| *n > 0),
-            reset_methods: optional("reset_method")
-                .map(|s| s.split_whitespace().map(str::to_string).collect())
-                .unwrap_or_default(),
-            can_reset: has("reset"),
-            mdev_types: if has("mdev_supported_types") { self.mdev_types(addr)? } else { Vec::new() },
+            numa_node: self.attr(addr, "numa_node").and_then(|s| s.parse().ok()).filter(|n: &i32| *n >= 0),
+            physfn: address_of("physfn"),
+            virtfns,
+            sriov_totalvfs,
+            mdev_types: self.mdev_types_if_parent(addr)?,
         })
     }
 
@@ -162,15 +173,15 @@ impl Host {
     /// the kernel allows: its `uevent` and its `iommu_group` link.
     pub fn summary(&self, addr: &PciAddress) -> Result<DeviceSummary> {
         let ids = self.ids(addr)?;
-        let (vendor_name, product_name) = self.sysfs.pci_names(ids.vendor, ids.device).unzip();
+        let names = self.sysfs.pci_names(ids.vendor, ids.device);
         Ok(DeviceSummary {
             address: *addr,
             driver: ids.driver,
             vendor: ids.vendor,
             device: ids.device,
             class: ids.class,
-            vendor_name,
-            product_name,
+            vendor_name: names.vendor,
+            product_name: names.product,
             iommu_group: self.group_number(addr),
         })
     }
@@ -196,10 +207,17 @@ impl Host {
     /// libvirt's name for the parent: the upstream bridge, or "computer".
     /// One readlink: handles are made for every device a listing returns.
     pub fn parent_name(&self, addr: &PciAddress) -> Result<String> {
+        Ok(parent_name_of(addr, &self.placement_link(addr)?))
+    }
+
+    #[doc(hidden)]
+    /// The `bus/pci/devices/ADDR` link's target, which places the device in
+    /// the tree (path and parent); a handle reads it once, when made.
+    pub fn placement_link(&self, addr: &PciAddress) -> Result<String> {
         let canonical = self.sysfs.read_link(&dev_path(addr, "")).unwrap_or_default();
         if canonical.is_empty() {
             self.require(addr)?;
         }
-        Ok(placement(addr, &canonical).1.map(|p| p.node_name()).unwrap_or_else(|| "computer".to_string()))
+        Ok(canonical)
     }
 }

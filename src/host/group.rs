@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::sysfs::link_basename;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GroupMember {
     pub address: PciAddress,
     pub driver: Option<String>,
@@ -34,6 +35,7 @@ impl GroupMember {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Group {
     pub number: u32,
     /// Every function of the group, in address order.

@@ -136,13 +136,20 @@ impl Host {
     /// The types the device offers as an mdev parent (empty: it is none).
     #[doc(hidden)]
     pub fn mdev_types(&self, addr: &PciAddress) -> Result<Vec<MdevType>> {
+        let types = self.mdev_types_if_parent(addr)?;
+        if types.is_empty() {
+            self.require(addr)?;
+        }
+        Ok(types)
+    }
+
+    /// `mdev_types` of a device known to exist: one failed lookup when it
+    /// is no parent (what `device_info_placed` pays for every device).
+    pub(crate) fn mdev_types_if_parent(&self, addr: &PciAddress) -> Result<Vec<MdevType>> {
         let base = dev_path(addr, "mdev_supported_types");
         let ids = match self.sysfs.list_dir(&base) {
             Ok(ids) => ids,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.require(addr)?;
-                return Ok(Vec::new());
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(sysfs_error("listing", &base, &e)),
         };
         let mut out = Vec::new();
@@ -318,6 +325,19 @@ impl Host {
         )))
     }
 
+    /// The lock an mdev operation takes: its parent's IOMMU group (see
+    /// `locking.rs`). What an mdev races with is its parent changing driver
+    /// (detach, reattach, reset run under that group's lock and refuse a
+    /// parent with live mdevs), and another mdev operation on that parent;
+    /// the mdev's own IOMMU group is new and no PCI device's, so no other
+    /// operation's lock set changes, and the kernel itself refuses a UUID
+    /// taken on another parent (EEXIST). Operations on other groups go on
+    /// meanwhile, where the store lock would stop the whole host for as long
+    /// as a removal waits (up to the write timeout).
+    fn lock_mdev_parent(&self, parent: &PciAddress) -> Result<crate::state::StateLock> {
+        self.lock_devices(&[*parent])
+    }
+
     /// Refuse a change on a read-only connection or a locked-down host.
     fn check_mdev_writable(&self, parent: &PciAddress, what: &str) -> Result<()> {
         self.check_writable(parent, what)
@@ -357,7 +377,7 @@ impl Host {
             None => random_uuid()?,
         };
         let id = MdevId { parent: cfg.parent, uuid };
-        let _lock = self.state.lock()?;
+        let _lock = self.lock_mdev_parent(&id.parent)?;
         self.start_locked(&id, &cfg.type_id, &cfg.attrs)?;
         Ok(id)
     }
@@ -419,7 +439,7 @@ impl Host {
     #[doc(hidden)]
     pub fn mdev_destroy(&self, id: &MdevId) -> Result<()> {
         self.check_mdev_writable(&id.parent, "remove a mediated device of")?;
-        let _lock = self.state.lock()?;
+        let _lock = self.lock_mdev_parent(&id.parent)?;
         let info = self.mdev(id)?;
         if !info.active {
             return Err(Error::OperationInvalid(format!(
@@ -468,7 +488,7 @@ impl Host {
             None => random_uuid()?,
         };
         let id = MdevId { parent: cfg.parent, uuid };
-        let _lock = self.state.lock()?;
+        let _lock = self.lock_mdev_parent(&id.parent)?;
         let old = defs.get(&id.parent, &id.uuid)?;
         if let Some((live, type_id, ..)) = self.live_mdev(&id.uuid) {
             if live == id && type_id != cfg.type_id {
@@ -495,7 +515,7 @@ impl Host {
     pub fn mdev_undefine(&self, id: &MdevId) -> Result<()> {
         let defs = self.mdev_definitions()?;
         self.check_mdev_writable(&id.parent, "undefine a mediated device of")?;
-        let _lock = self.state.lock()?;
+        let _lock = self.lock_mdev_parent(&id.parent)?;
         if !defs.remove(&id.parent, &id.uuid)? {
             return Err(Error::OperationInvalid(format!("mediated device {} is not defined", id.uuid)));
         }
@@ -506,7 +526,7 @@ impl Host {
     #[doc(hidden)]
     pub fn mdev_start(&self, id: &MdevId) -> Result<()> {
         self.check_mdev_writable(&id.parent, "start a mediated device on")?;
-        let _lock = self.state.lock()?;
+        let _lock = self.lock_mdev_parent(&id.parent)?;
         let info = self.mdev(id)?;
         if info.active {
             return Err(Error::OperationInvalid(format!("mediated device {} is already active", id.uuid)));
@@ -520,7 +540,7 @@ impl Host {
     pub fn mdev_set_autostart(&self, id: &MdevId, autostart: bool) -> Result<()> {
         let defs = self.mdev_definitions()?;
         self.check_mdev_writable(&id.parent, "change the autostart of a mediated device of")?;
-        let _lock = self.state.lock()?;
+        let _lock = self.lock_mdev_parent(&id.parent)?;
         let Some(mut def) = defs.get(&id.parent, &id.uuid)? else {
             self.mdev(id)?; // no such mdev at all: say that
             return Err(Error::OperationInvalid(format!(

@@ -7,6 +7,7 @@ mod busy;
 mod describe;
 mod device;
 mod group;
+mod locking;
 mod mdev;
 mod mdev_xml;
 mod ops;
@@ -17,7 +18,7 @@ mod sriov;
 mod xml;
 
 pub use assign::{check_owner_name, PrepareOptions};
-pub use device::{DeviceInfo, DeviceSummary};
+pub use device::{parent_name_of, DeviceInfo, DeviceSummary};
 pub use group::{Group, GroupMember};
 pub use mdev::{MdevConfig, MdevId, MdevInfo, MdevType};
 pub use mdev_xml::{parse_mdev_xml, MdevXmlProblem};
@@ -35,7 +36,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// What an operation does to a device, as an authorization callback sees it.
+/// Releases may add operations, so a callback's `match` needs a `_` arm:
+///
+/// ```compile_fail,E0004
+/// fn allowed(op: nodedev::Operation) -> bool {
+///     use nodedev::Operation::*;
+///     match op {
+///         Detach | Reattach | Reset | Prepare | Release | Provision | Recover => true,
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Operation {
     /// [`Host::detach`], [`Host::detach_with`].
     Detach,
@@ -70,6 +82,7 @@ impl Operation {
 
 /// One question to a daemon's access control: may `operation` change this device?
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AuthRequest<'a> {
     pub operation: Operation,
     pub address: &'a PciAddress,

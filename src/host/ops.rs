@@ -47,7 +47,7 @@ fn check_host_driver_name(name: &str) -> Result<()> {
 }
 
 impl Host {
-    fn has_override(&self, addr: &PciAddress) -> bool {
+    pub(crate) fn has_override(&self, addr: &PciAddress) -> bool {
         self.sysfs.exists(&dev_path(addr, "driver_override"))
     }
 
@@ -105,6 +105,11 @@ impl Host {
             )));
         }
         self.check_loadable(addr, driver)?;
+        // Shared by every group, as in `stub_driver`.
+        let _step = self.state.host_step()?;
+        if self.driver_loaded(driver) {
+            return Ok(());
+        }
         self.sysfs.load_module(driver).map_err(|e| {
             Error::OperationFailed(format!("cannot give {addr} to {driver}: loading module {driver} failed: {e}"))
         })
@@ -138,6 +143,12 @@ impl Host {
             )));
         }
         let hint = if stub == Stub::Xen { " (xen-pciback works only in a Xen dom0)" } else { "" };
+        // Loading a module is shared by every group: one caller at a time,
+        // and the others find it loaded.
+        let _step = self.state.host_step()?;
+        if let Some(d) = present() {
+            return Ok(d);
+        }
         self.sysfs.load_module(module).map_err(|e| {
             Error::OperationFailed(format!(
                 "cannot detach {addr} to '{}': loading module {module} failed: {e}{hint}",
@@ -208,7 +219,7 @@ impl Host {
                 self.check_safe("detach", t, opts.force)?;
             }
         }
-        let _lock = self.state.lock()?;
+        let _lock = self.lock_devices(&targets)?;
         // Nothing is changed while a process holds what would be unbound; a
         // device already on the stub is not touched (a guest may hold it).
         let mut moving = Vec::new();
@@ -559,7 +570,7 @@ impl Host {
         // recorded original (None: the kernel chooses, or no driver).
         let recorded = self.state.get(&addr.to_string()).ok().flatten().and_then(|r| r.original_driver);
         self.authorize_driver(Operation::Reattach, addr, None, driver.or(recorded.as_deref()))?;
-        let _lock = self.state.lock()?;
+        let _lock = self.lock_devices(&[*addr])?;
         self.check_not_assigned("give back", addr)?;
         self.reattach_locked(addr, driver)
     }
@@ -697,7 +708,7 @@ impl Host {
         self.check_writable(addr, "reset")?;
         self.check_policy("reset", addr)?;
         self.authorize(Operation::Reset, addr, None)?;
-        let _lock = self.state.lock()?;
+        let _lock = self.lock_devices(&[*addr])?;
         if let Some(owner) = self.owner_of(addr)? {
             return Err(Error::OperationInvalid(format!(
                 "cannot reset {addr}: it is assigned to {owner}, which may be using it; release it from {owner} first"

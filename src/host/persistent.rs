@@ -129,7 +129,7 @@ impl Host {
         if current.as_deref().is_some_and(|c| Stub::of_driver(c).is_none()) {
             self.check_safe("detach", &addr, false)?;
         }
-        let _lock = self.state.lock()?;
+        let _lock = self.lock_devices(&[addr])?;
         if self.state.get(&addr.to_string())?.is_none() {
             // The host driver never had it this boot (or it is on the stub
             // through the udev rule): the definition knows the original.

@@ -21,8 +21,15 @@ use crate::state::{Record, Step};
 use crate::stub::is_stub_driver;
 use std::fmt;
 
-/// What recovery did with one record.
+/// What recovery did with one record. Reports like this one may gain
+/// fields in any release, so they cannot be built or matched field by field
+/// outside the crate:
+///
+/// ```compile_fail,E0639
+/// let r = nodedev::Recovered { address: String::new(), step: None, outcome: String::new(), resolved: true };
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Recovered {
     /// The device's address.
     pub address: String,
@@ -138,7 +145,8 @@ impl Host {
         if todo.is_empty() {
             return Ok(done);
         }
-        let _lock = self.state.lock()?;
+        // Records of any group, and dead writers' temporary files: the whole host.
+        let _lock = self.lock_host()?;
         self.state.clean_temporaries()?;
         for (addr, rec, plan) in todo {
             // Again under the lock: another process may have recovered it meanwhile.
@@ -237,7 +245,7 @@ impl Host {
                 "cannot clear the record of {addr}: the connection is read-only; open it with virConnectOpen to change records"
             )));
         }
-        let _lock = self.state.lock()?;
+        let _lock = self.lock_host()?;
         match self.state.entry(&addr.to_string())? {
             None => return Err(Error::OperationInvalid(format!("{addr} has no record in {}: nothing to clear", self.state.location()))),
             Some(crate::state::Entry::Valid(r)) if self.require(addr).is_ok() => {

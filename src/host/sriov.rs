@@ -57,7 +57,8 @@ impl Host {
         let stub_driver = stub.map(|s| self.stub_kernel_name(s));
         self.authorize_driver(Operation::Provision, pf, None, stub_driver)?;
 
-        let _lock = self.state.lock()?;
+        // VFs, and their IOMMU groups, come and go: the whole host.
+        let _lock = self.lock_host()?;
         let current = self.virtual_functions(pf)?;
         let as_asked = |vf: &PciAddress| self.driver(vf).is_ok_and(|d| d.as_deref() == stub_driver);
         if current.len() == usize::from(count) && current.iter().all(as_asked) {

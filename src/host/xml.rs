@@ -91,4 +91,10 @@ impl Host {
     pub fn xml(&self, addr: &PciAddress) -> Result<String> {
         Ok(render(&self.device_info(addr)?))
     }
+
+    #[doc(hidden)]
+    /// `xml` of a device whose `placement_link` the caller has (a handle).
+    pub fn xml_placed(&self, addr: &PciAddress, link: &str) -> Result<String> {
+        Ok(render(&self.device_info_placed(addr, Some(link))?))
+    }
 }

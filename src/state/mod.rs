@@ -2,10 +2,11 @@
 //! next one) knows which driver to give back.
 //!
 //! On disk: one file per device in the state directory, changed only while
-//! holding the host-wide lock file. One lock for the host keeps it simple:
-//! operations take milliseconds, and a group operation touches several
-//! devices at once. flock is released by the kernel when its holder dies, so
-//! a crashed process never blocks the next one.
+//! holding a lock that covers the device: its IOMMU group's (or its own,
+//! without a group), or the whole store's (see `lock.rs` for which
+//! operation takes which, and why no two callers deadlock). flock is
+//! released by the kernel when its holder dies, so a crashed process never
+//! blocks the next one.
 //!
 //! A record file is two fixed-size copies ("slots") of the record, each JSON
 //! padded with spaces and ended by a line with a sequence number and a
@@ -26,20 +27,25 @@
 //! refused, and `recover` reports it until an administrator clears it
 //! (`nodedev recover --clear ADDRESS`, or by deleting the file).
 
+mod lock;
+
+pub use lock::{flock_holders, LockKey, StateLock};
+
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// How far an operation on the device got.
+/// How far an operation on the device got, as its record says (what
+/// [`Recovered::step`](crate::Recovered::step) reports). Releases may add steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Step {
     /// Intent written, kernel not yet (or not completely) changed.
     Detaching,
@@ -178,6 +184,8 @@ pub enum Entry {
 pub struct StateStore {
     backend: Backend,
     faults: Arc<Mutex<Option<WriteFault>>>,
+    /// What this process's threads hold (lock.rs).
+    table: Arc<lock::Table>,
     /// How long `lock` waits for another holder (thread or process) before
     /// `Error::Timeout`: a holder that never lets go must not hang everyone.
     lock_wait: std::time::Duration,
@@ -212,21 +220,14 @@ struct WriteFault {
 
 #[derive(Clone)]
 enum Backend {
-    /// Records in files under this directory; the process-wide mutex orders
-    /// threads, the flock orders processes.
-    Dir(PathBuf, Arc<Mutex<()>>),
+    /// Records in files under this directory, lock files next to them.
+    Dir(PathBuf),
     /// Records in memory (the built-in simulated host: its kernel is in memory
     /// too). A record is rewritten in place when it exists, as on disk.
-    Memory(Arc<Mutex<BTreeMap<String, Record>>>, Arc<Mutex<()>>),
+    Memory(Arc<Mutex<BTreeMap<String, Record>>>),
 }
 
-/// Held for the duration of one operation.
-pub struct StateLock<'a> {
-    _thread: MutexGuard<'a, ()>,
-    _file: Option<fs::File>,
-}
-
-fn sys_err(what: &str, path: &Path, e: std::io::Error) -> Error {
+pub(super) fn sys_err(what: &str, path: &Path, e: std::io::Error) -> Error {
     Error::System(format!("{what} {}: {e}", path.display()))
 }
 
@@ -309,16 +310,18 @@ pub fn record_file_bytes(record: &Record) -> Result<Vec<u8>> {
 impl StateStore {
     pub fn dir(path: impl Into<PathBuf>) -> StateStore {
         StateStore {
-            backend: Backend::Dir(path.into(), Arc::default()),
+            backend: Backend::Dir(path.into()),
             faults: Arc::default(),
+            table: Arc::default(),
             lock_wait: DEFAULT_LOCK_WAIT,
         }
     }
 
     pub fn memory() -> StateStore {
         StateStore {
-            backend: Backend::Memory(Arc::default(), Arc::default()),
+            backend: Backend::Memory(Arc::default()),
             faults: Arc::default(),
+            table: Arc::default(),
             lock_wait: DEFAULT_LOCK_WAIT,
         }
     }
@@ -380,89 +383,8 @@ impl StateStore {
     /// Where records live, for messages and the CLI.
     pub fn location(&self) -> String {
         match &self.backend {
-            Backend::Dir(p, _) => p.display().to_string(),
-            Backend::Memory(..) => "(memory)".to_string(),
-        }
-    }
-
-    /// Exclusive lock over the whole store, across threads and processes.
-    /// Waits at most `lock_wait` (threads of this process and other
-    /// processes alike), then `Error::Timeout` naming the holder: a holder
-    /// that does not come back (a CLI stopped with ^Z) must not hang every
-    /// caller.
-    pub fn lock(&self) -> Result<StateLock<'_>> {
-        let deadline = std::time::Instant::now() + self.lock_wait;
-        match &self.backend {
-            Backend::Memory(_, m) => Ok(StateLock { _thread: self.thread_lock(m, deadline)?, _file: None }),
-            Backend::Dir(dir, m) => {
-                let thread = self.thread_lock(m, deadline)?;
-                self.ensure_dir(dir)?;
-                let path = dir.join("lock");
-                let file = fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&path)
-                    .map_err(|e| sys_err("cannot open lock file", &path, e))?;
-                let mut pause = std::time::Duration::from_millis(1);
-                loop {
-                    // SAFETY: flock on a descriptor we own; never blocks (LOCK_NB).
-                    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                        break;
-                    }
-                    let e = std::io::Error::last_os_error();
-                    if e.raw_os_error() != Some(libc::EWOULDBLOCK) && e.kind() != std::io::ErrorKind::Interrupted {
-                        return Err(sys_err("cannot lock", &path, e));
-                    }
-                    if std::time::Instant::now() >= deadline {
-                        return Err(Error::Timeout(format!(
-                            "the host lock {} is held by {} for more than {:.1} s (another nodedev call is still running, or is stopped); wait for it to finish, or stop that process, and retry",
-                            path.display(),
-                            lock_holder(&path),
-                            self.lock_wait.as_secs_f64()
-                        )));
-                    }
-                    std::thread::sleep(pause.min(deadline.saturating_duration_since(std::time::Instant::now())));
-                    pause = (pause * 2).min(std::time::Duration::from_millis(50));
-                }
-                // Who holds it, for the message of a caller that gives up waiting.
-                let pid = format!("{}\n", std::process::id());
-                let _ = file.set_len(0).and_then(|()| file.write_all_at(pid.as_bytes(), 0));
-                Ok(StateLock { _thread: thread, _file: Some(file) })
-            }
-        }
-    }
-
-    /// The process-wide mutex (threads of this process), waited for until `deadline`.
-    fn thread_lock<'a>(&self, m: &'a Mutex<()>, deadline: std::time::Instant) -> Result<MutexGuard<'a, ()>> {
-        let mut pause = std::time::Duration::from_millis(1);
-        loop {
-            match m.try_lock() {
-                Ok(g) => return Ok(g),
-                // A panic in another thread must not wedge every later operation.
-                Err(std::sync::TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) => {}
-            }
-            if std::time::Instant::now() >= deadline {
-                return Err(Error::Timeout(format!(
-                    "the host lock of {} is held by another thread of this process (pid {}) for more than {:.1} s; retry once its operation has finished",
-                    self.location(),
-                    std::process::id(),
-                    self.lock_wait.as_secs_f64()
-                )));
-            }
-            std::thread::sleep(pause.min(deadline.saturating_duration_since(std::time::Instant::now())));
-            pause = (pause * 2).min(std::time::Duration::from_millis(50));
-        }
-    }
-
-    /// Whether a thread of this process holds `lock` now: writers do, so a
-    /// temporary file found then was left by a process that died.
-    fn locked_here(&self) -> bool {
-        match &self.backend {
-            Backend::Dir(_, m) | Backend::Memory(_, m) => m.try_lock().is_err(),
+            Backend::Dir(p) => p.display().to_string(),
+            Backend::Memory(_) => "(memory)".to_string(),
         }
     }
 
@@ -503,8 +425,8 @@ impl StateStore {
     /// created, renamed or removed, with or without the lock.
     pub fn entry(&self, address: &str) -> Result<Option<Entry>> {
         match &self.backend {
-            Backend::Memory(map, _) => Ok(lock_ignoring_poison(map).get(address).cloned().map(Entry::Valid)),
-            Backend::Dir(dir, _) => {
+            Backend::Memory(map) => Ok(lock_ignoring_poison(map).get(address).cloned().map(Entry::Valid)),
+            Backend::Dir(dir) => {
                 let Some(dir_uid) = existing_dir(dir)? else { return Ok(None) };
                 let path = Self::record_path(dir, address);
                 let corrupt = |why: String| {
@@ -531,13 +453,13 @@ impl StateStore {
         let mut record = record.clone();
         record.updated = now();
         match &self.backend {
-            Backend::Memory(map, _) => {
+            Backend::Memory(map) => {
                 let exists = lock_ignoring_poison(map).contains_key(&record.address);
                 self.injected("write", &record.address, !exists)?;
                 lock_ignoring_poison(map).insert(record.address.clone(), record);
                 Ok(())
             }
-            Backend::Dir(dir, _) => {
+            Backend::Dir(dir) => {
                 self.ensure_dir(dir)?;
                 let dir_uid = existing_dir(dir)?.unwrap_or(0);
                 let path = Self::record_path(dir, &record.address);
@@ -584,8 +506,8 @@ impl StateStore {
             fs::OpenOptions::new().create_new(true).write(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&tmp)
         };
         let mut f = match open() {
-            // Writers hold the lock: a temporary file then is a dead writer's.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && self.locked_here() => {
+            // Writers hold a lock covering the record: a temporary file then is a dead writer's.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && self.covers(&record.address) => {
                 fs::remove_file(&tmp).map_err(|e| sys_err("cannot remove leftover temporary file", &tmp, e))?;
                 open()
             }
@@ -605,10 +527,11 @@ impl StateStore {
         })
     }
 
-    /// Remove temporary files dead writers left. Only with the lock held.
+    /// Remove temporary files dead writers left. Only with the whole store
+    /// locked (`lock`): any writer of any record would hold a lock too.
     pub fn clean_temporaries(&self) -> Result<()> {
-        let Backend::Dir(dir, _) = &self.backend else { return Ok(()) };
-        if existing_dir(dir)?.is_none() || !self.locked_here() {
+        let Backend::Dir(dir) = &self.backend else { return Ok(()) };
+        if existing_dir(dir)?.is_none() || !self.exclusive_here() {
             return Ok(());
         }
         for entry in fs::read_dir(dir).map_err(|e| sys_err("cannot list state directory", dir, e))? {
@@ -626,11 +549,11 @@ impl StateStore {
     pub fn remove(&self, address: &str) -> Result<()> {
         self.injected("remove", address, false)?;
         match &self.backend {
-            Backend::Memory(map, _) => {
+            Backend::Memory(map) => {
                 lock_ignoring_poison(map).remove(address);
                 Ok(())
             }
-            Backend::Dir(dir, _) => {
+            Backend::Dir(dir) => {
                 let path = Self::record_path(dir, address);
                 match fs::remove_file(&path) {
                     Ok(()) => fs::File::open(dir)
@@ -649,8 +572,8 @@ impl StateStore {
     /// held. Returns where it went; None: there was no record.
     pub fn clear(&self, address: &str) -> Result<Option<String>> {
         match &self.backend {
-            Backend::Memory(map, _) => Ok(lock_ignoring_poison(map).remove(address).map(|_| "(memory)".to_string())),
-            Backend::Dir(dir, _) => {
+            Backend::Memory(map) => Ok(lock_ignoring_poison(map).remove(address).map(|_| "(memory)".to_string())),
+            Backend::Dir(dir) => {
                 if existing_dir(dir)?.is_none() {
                     return Ok(None);
                 }
@@ -676,8 +599,8 @@ impl StateStore {
     /// place, see `entry`). Reads only.
     pub fn list_checked(&self) -> Result<(Vec<Record>, Vec<CorruptRecord>)> {
         match &self.backend {
-            Backend::Memory(map, _) => Ok((lock_ignoring_poison(map).values().cloned().collect(), Vec::new())),
-            Backend::Dir(dir, _) => {
+            Backend::Memory(map) => Ok((lock_ignoring_poison(map).values().cloned().collect(), Vec::new())),
+            Backend::Dir(dir) => {
                 if existing_dir(dir)?.is_none() {
                     return Ok((Vec::new(), Vec::new()));
                 }
@@ -774,7 +697,7 @@ fn rewrite_slot(file: &fs::File, slot: usize, record: &Record, seq: u64) -> std:
 
 /// Records decide which driver a device gets back: refuse a directory another
 /// user could have planted or can write into.
-fn check_trusted(dir: &Path, m: &fs::Metadata) -> Result<()> {
+pub(super) fn check_trusted(dir: &Path, m: &fs::Metadata) -> Result<()> {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     if m.uid() != euid {
@@ -806,21 +729,8 @@ fn existing_dir(dir: &Path) -> Result<Option<u32>> {
     }
 }
 
-/// "pid N (comm)" of the process that last took the lock file at `path`
-/// (it writes its pid there), or "another process" when it cannot be told.
-fn lock_holder(path: &Path) -> String {
-    let pid = fs::read_to_string(path).ok().and_then(|s| s.trim().parse::<u32>().ok());
-    match pid {
-        Some(pid) => match fs::read_to_string(format!("/proc/{pid}/comm")) {
-            Ok(comm) => format!("pid {pid} ({})", comm.trim_end()),
-            Err(_) => format!("pid {pid} (as it wrote; not visible here)"),
-        },
-        None => "another process".to_string(),
-    }
-}
-
 /// A panic in another thread must not wedge every later operation.
-fn lock_ignoring_poison<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock_ignoring_poison<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -1016,7 +926,7 @@ mod tests {
             assert!(matches!(&err, Error::System(m) if m.contains("No space left")), "{err:?}");
             assert!(store.get(A).unwrap().is_none());
             store.fail_writes(0, 0, 0);
-            if let Backend::Dir(d, _) = &store.backend {
+            if let Backend::Dir(d) = &store.backend {
                 fs::remove_dir_all(d).unwrap();
             }
         }

@@ -2,7 +2,8 @@
 
 use super::live as hostuse;
 use super::modalias::{self, ModuleAlias};
-use super::{HolderScan, SwapArea, Sysfs, VfioDevice};
+use super::pciids::{self, PciIds};
+use super::{HolderScan, PciNames, SwapArea, Sysfs, VfioDevice};
 use std::fs;
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -14,6 +15,8 @@ pub struct HostSysfs {
     root: PathBuf,
     sys: PathBuf,
     live: bool,
+    /// The root's pci.ids, opened at the first name asked (None: there is none).
+    pci_ids: OnceLock<Option<PciIds>>,
 }
 
 /// Whether `root/sys` is the running kernel's sysfs, however it is reached:
@@ -53,7 +56,7 @@ impl HostSysfs {
         let root = fs::canonicalize(&root).unwrap_or(root);
         let sys = root.join("sys");
         let live = is_live_root(&root);
-        HostSysfs { root, sys, live }
+        HostSysfs { root, sys, live, pci_ids: OnceLock::new() }
     }
 
     /// The file a sysfs-relative path names: always inside the sysfs root.
@@ -134,6 +137,63 @@ fn read_attribute(mut file: fs::File) -> io::Result<Vec<u8>> {
     }
 }
 
+/// A directory's names (no "." or "..") in open, getdents64 until it
+/// returns nothing, close: `fs::read_dir` (glibc's opendir) adds an fstat,
+/// a fifth of the cost of listing a small directory such as an IOMMU
+/// group's, which the XML of every device lists.
+fn list_directory(path: &std::path::Path) -> io::Result<Vec<String>> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    let c =
+        std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: a NUL-terminated path; the fd is owned (closed) by `dir`.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let dir = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut names = Vec::new();
+    // u64 elements: linux_dirent64 records are 8-byte aligned.
+    let mut buf = vec![0u64; 4096];
+    loop {
+        // SAFETY: getdents64 writes at most the buffer's size into it.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len() * std::mem::size_of::<u64>(),
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Ok(names);
+        }
+        // SAFETY: the kernel filled `n` bytes of the buffer.
+        let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n as usize) };
+        let mut off = 0;
+        // struct linux_dirent64 { u64 d_ino; i64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
+        while off + 19 <= bytes.len() {
+            let reclen = u16::from_ne_bytes([bytes[off + 16], bytes[off + 17]]) as usize;
+            if reclen == 0 || off + reclen > bytes.len() {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "getdents64 returned a malformed record"));
+            }
+            let name = &bytes[off + 19..off + reclen];
+            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+            if name != b"." && name != b".." {
+                names.push(String::from_utf8_lossy(name).into_owned());
+            }
+            off += reclen;
+        }
+    }
+}
+
 impl Sysfs for HostSysfs {
     fn read(&self, path: &str) -> io::Result<String> {
         let bytes = read_attribute(fs::File::open(self.path(path)?)?)?;
@@ -154,11 +214,17 @@ impl Sysfs for HostSysfs {
     }
 
     fn list_dir(&self, path: &str) -> io::Result<Vec<String>> {
-        fs::read_dir(self.path(path)?)?.map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned())).collect()
+        list_directory(&self.path(path)?)
     }
 
     fn exists(&self, path: &str) -> bool {
         self.path(path).map(|p| fs::symlink_metadata(p).is_ok()).unwrap_or(false)
+    }
+
+    // --- Names (issue 12): the pci.ids of this root, as lspci reads it ---
+    fn pci_names(&self, vendor: u16, device: u16) -> PciNames {
+        let ids = self.pci_ids.get_or_init(|| pciids::locate(&self.root).and_then(|p| PciIds::open(&p).ok()));
+        ids.as_ref().map(|ids| ids.names(vendor, device)).unwrap_or_default()
     }
 
     // --- Host use (facts from /proc and getifaddrs; see live.rs) ---

@@ -9,6 +9,7 @@ pub mod holders;
 pub mod host;
 pub mod live;
 pub mod modalias;
+pub mod pciids;
 pub mod sim;
 pub mod trace;
 
@@ -34,10 +35,10 @@ pub trait Sysfs: Send + Sync {
     /// `modalias` (`pci:v...`), in file order: what modprobe of that alias
     /// would consider. Empty where no module could be loaded (a test tree).
     fn matching_aliases(&self, modalias: &str) -> io::Result<Vec<modalias::ModuleAlias>>;
-    /// Human names of a vendor and a device (`pci.ids`), where the backend knows them.
-    fn pci_names(&self, _vendor: u16, _device: u16) -> Option<(String, String)> {
-        None
-    }
+    // ---- Names (issue 12, item 2): pci.ids on the real host.
+    /// Human names of a vendor and of a device, each where the database
+    /// knows it (`pci.ids`; the description on a simulated host).
+    fn pci_names(&self, vendor: u16, device: u16) -> PciNames;
     // ---- Busy devices (issue 11, item 2): who holds a device through VFIO,
     // and writes that the kernel may keep waiting on such a holder.
 
@@ -73,6 +74,14 @@ pub trait Sysfs: Send + Sync {
     fn set_master(&self, iface: &str, master: Option<&str>) -> io::Result<()>;
     /// Set an interface administratively up or down (`ip link set IF up`).
     fn set_link_up(&self, iface: &str, up: bool) -> io::Result<()>;
+}
+
+/// Names of a PCI vendor and device, as lspci and libvirt show them. A
+/// vendor may be known without the device (a model newer than the database).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PciNames {
+    pub vendor: Option<String>,
+    pub product: Option<String>,
 }
 
 /// The VFIO files that stand for one device.

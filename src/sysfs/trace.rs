@@ -82,7 +82,7 @@ impl Sysfs for Traced {
 
     // Not sysfs: passed through untraced, but passed through, so that the
     // names and the safety checks are the same with the trace on.
-    fn pci_names(&self, vendor: u16, device: u16) -> Option<(String, String)> {
+    fn pci_names(&self, vendor: u16, device: u16) -> super::PciNames {
         self.0.pci_names(vendor, device)
     }
 

@@ -30,7 +30,7 @@ macro_rules! forward_sysfs {
         }
     };
     (@one $f:tt pci_names) => {
-        fn pci_names(&self, v: u16, d: u16) -> Option<(String, String)> { self.$f.pci_names(v, d) }
+        fn pci_names(&self, v: u16, d: u16) -> nodedev::sysfs::PciNames { self.$f.pci_names(v, d) }
     };
     (@one $f:tt vfio_holders) => {
         fn vfio_holders(&self, dev: &nodedev::sysfs::VfioDevice<'_>) -> std::io::Result<nodedev::sysfs::HolderScan> {

@@ -1165,11 +1165,18 @@ impl Sysfs for SimKernel {
         }
     }
 
-    fn pci_names(&self, vendor: u16, device: u16) -> Option<(String, String)> {
+    fn pci_names(&self, vendor: u16, device: u16) -> super::PciNames {
+        // The description names ids as pci.ids would: a vendor by any of
+        // its devices, a model by any device of that vendor and device id.
         let k = self.lock();
-        let named = k.devs.values().find(|d| d.vendor == vendor && d.device == device && d.product_name.is_some())?;
-        let vendor_name = k.devs.values().filter(|d| d.vendor == vendor).find_map(|d| d.vendor_name.clone())?;
-        Some((vendor_name, named.product_name.clone()?))
+        super::PciNames {
+            vendor: k.devs.values().filter(|d| d.vendor == vendor).find_map(|d| d.vendor_name.clone()),
+            product: k
+                .devs
+                .values()
+                .filter(|d| d.vendor == vendor && d.device == device)
+                .find_map(|d| d.product_name.clone()),
+        }
     }
 }
 

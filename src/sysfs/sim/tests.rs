@@ -541,11 +541,17 @@ fn the_write_log_holds_successful_writes_in_order() {
 #[test]
 fn pci_names_come_from_the_description() {
     let k = SimKernel::builtin();
+    let names = |v, d| {
+        let n = k.pci_names(v, d);
+        (n.vendor, n.product)
+    };
     assert_eq!(
-        k.pci_names(0x8086, 0x100e),
-        Some(("Intel Corporation".to_string(), "82540EM Gigabit Ethernet Controller".to_string()))
+        names(0x8086, 0x100e),
+        (Some("Intel Corporation".to_string()), Some("82540EM Gigabit Ethernet Controller".to_string()))
     );
-    assert_eq!(k.pci_names(0x8086, 0xffff), None);
+    // A known vendor's unknown model: the vendor's name alone, as pci.ids answers.
+    assert_eq!(names(0x8086, 0xffff), (Some("Intel Corporation".to_string()), None));
+    assert_eq!(names(0xfffe, 0x100e), (None, None));
 }
 
 #[test]
