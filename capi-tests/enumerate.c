@@ -13,7 +13,7 @@ static void list_all(virConnectPtr conn)
 {
     virNodeDevicePtr *devs = NULL;
     int n = virConnectListAllNodeDevices(conn, &devs, 0);
-    int i;
+    int i, npci = 0, nnet = 0;
 
     CHECK(n > 10, "expected more than 10 devices, got %d", n);
     CHECK_NO_ERROR("list all");
@@ -23,19 +23,26 @@ static void list_all(virConnectPtr conn)
     for (i = 0; i < n; i++) {
         const char *name = virNodeDeviceGetName(devs[i]);
         virNodeDevicePtr again;
-        CHECK(name != NULL && strncmp(name, "pci_", 4) == 0 && strlen(name) == 16,
+        /* computer first, the PCI functions in address order, then the interfaces. */
+        int pci = name != NULL && strncmp(name, "pci_", 4) == 0 && strlen(name) == 16;
+        int net = name != NULL && strncmp(name, "net_", 4) == 0;
+        CHECK(i == 0 ? name != NULL && strcmp(name, "computer") == 0 : pci || net,
               "device %d is named libvirt's way: %s", i, name ? name : "(null)");
         if (name == NULL)
             continue;
+        npci += pci;
+        nnet += net;
+        CHECK(!pci || nnet == 0, "%s: PCI functions before interfaces", name);
         again = virNodeDeviceLookupByName(conn, name);
         CHECK(again != NULL, "%s looks up", name);
         if (again != NULL) {
+            const char *p1 = virNodeDeviceGetParent(again), *p2 = virNodeDeviceGetParent(devs[i]);
             CHECK(strcmp(virNodeDeviceGetName(again), name) == 0, "%s: same name back", name);
-            CHECK(strcmp(virNodeDeviceGetParent(again), virNodeDeviceGetParent(devs[i])) == 0,
-                  "%s: same parent", name);
+            CHECK(i == 0 ? p1 == NULL && p2 == NULL : p1 && p2 && strcmp(p1, p2) == 0, "%s: same parent", name);
+            virResetLastError();
             CHECK(virNodeDeviceFree(again) == 0, "free %s", name);
         }
-        if (i > 0)
+        if (pci && npci > 1)
             CHECK(strcmp(virNodeDeviceGetName(devs[i - 1]), name) < 0, "address order at %s", name);
     }
     for (i = 0; i < n; i++)
@@ -44,19 +51,20 @@ static void list_all(virConnectPtr conn)
 
     /* Counting only, and every flag combination. */
     CHECK(virConnectListAllNodeDevices(conn, NULL, 0) == n, "count with devices == NULL");
-    CHECK(virConnectListAllNodeDevices(conn, NULL, PCI) == n, "CAP_PCI_DEV: every device");
+    CHECK(n == 1 + npci + nnet && npci == 21 && nnet == 3, "computer, 21 functions, 3 interfaces: %d", n);
+    CHECK(virConnectListAllNodeDevices(conn, NULL, PCI) == npci, "CAP_PCI_DEV: every PCI function");
     CHECK(virConnectListAllNodeDevices(conn, NULL, ACTIVE) == n, "ACTIVE: every device");
-    CHECK(virConnectListAllNodeDevices(conn, NULL, PCI | ACTIVE) == n, "CAP_PCI_DEV|ACTIVE");
+    CHECK(virConnectListAllNodeDevices(conn, NULL, PCI | ACTIVE) == npci, "CAP_PCI_DEV|ACTIVE");
     CHECK(virConnectListAllNodeDevices(conn, NULL, ACTIVE | INACTIVE) == n, "ACTIVE|INACTIVE");
     CHECK(virConnectListAllNodeDevices(conn, NULL, INACTIVE) == 0, "INACTIVE: none");
     CHECK(virConnectListAllNodeDevices(conn, NULL, PCI | INACTIVE) == 0, "PCI|INACTIVE: none");
-    CHECK(virConnectListAllNodeDevices(conn, NULL, VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET) == 0,
-          "CAP_NET: none");
+    CHECK(virConnectListAllNodeDevices(conn, NULL, VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET) == nnet,
+          "CAP_NET: the interfaces");
     CHECK(virConnectListAllNodeDevices(conn, NULL, VIR_CONNECT_LIST_NODE_DEVICES_CAP_USB_DEV |
-                                                       VIR_CONNECT_LIST_NODE_DEVICES_CAP_VPD) == 0,
-          "USB|VPD: none");
-    CHECK(virConnectListAllNodeDevices(conn, NULL, PCI | VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET) == n,
-          "PCI|NET: every device (any of the capabilities)");
+                                                       VIR_CONNECT_LIST_NODE_DEVICES_CAP_VPD) == 1,
+          "USB|VPD: the igb PF's VPD");
+    CHECK(virConnectListAllNodeDevices(conn, NULL, PCI | VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET) == npci + nnet,
+          "PCI|NET: any of the capabilities");
     CHECK_NO_ERROR("flag combinations");
 
     /* An empty selection still gives a valid, NULL-terminated array. */
@@ -67,23 +75,23 @@ static void list_all(virConnectPtr conn)
 
     /* The older calls agree. */
     CHECK(virNodeNumOfDevices(conn, NULL, 0) == n, "virNodeNumOfDevices(NULL)");
-    CHECK(virNodeNumOfDevices(conn, "pci", 0) == n, "virNodeNumOfDevices(\"pci\")");
+    CHECK(virNodeNumOfDevices(conn, "pci", 0) == npci, "virNodeNumOfDevices(\"pci\")");
     CHECK(virNodeNumOfDevices(conn, "usb_device", 0) == 0, "virNodeNumOfDevices(\"usb_device\")");
     {
         char **names = calloc((size_t)n + 1, sizeof(char *));
         int got = virNodeListDevices(conn, "pci", names, n + 1, 0);
-        CHECK(got == n, "virNodeListDevices: %d of %d", got, n);
+        CHECK(got == npci, "virNodeListDevices: %d of %d", got, npci);
         for (i = 0; i < got; i++) {
             CHECK(strncmp(names[i], "pci_", 4) == 0, "listed name %s", names[i]);
             free(names[i]);
         }
-        CHECK(names[n] == NULL, "nothing written past the count");
+        CHECK(names[npci] == NULL, "nothing written past the count");
         got = virNodeListDevices(conn, NULL, names, 3, 0);
         CHECK(got == 3, "maxnames limits the list: %d", got);
         for (i = 0; i < got; i++)
             free(names[i]);
         CHECK(virNodeListDevices(conn, NULL, names, 0, 0) == 0, "maxnames 0");
-        CHECK(virNodeListDevices(conn, "net", names, n, 0) == 0, "other capability: none");
+        CHECK(virNodeListDevices(conn, "usb_device", names, n, 0) == 0, "other capability: none");
         free(names);
     }
 }

@@ -110,7 +110,7 @@ static void bad_arguments(virConnectPtr conn)
     {
         static const char *const malformed[] = {
             "", "pci_", "eth0", "0000:03:01", "0000:03:01.8", "0000:03:20.0", "pci_0000_03_01",
-            "../../../etc/passwd", "0000:03:01.0\n", "pci_0000_03_01_0 ", "computer",
+            "../../../etc/passwd", "0000:03:01.0\n", "pci_0000_03_01_0 ", "computer ", "net_eth0",
         };
         size_t i;
         for (i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {

@@ -166,6 +166,33 @@ pub fn capi(data: &[u8]) {
     }
 }
 
+/// Vital Product Data (a card's `vpd` file) and configuration space: the
+/// parsers never panic, and what they accept is what libvirt's format and
+/// nodedev.rng can carry (printable text of at most 255 bytes, known link
+/// speeds and widths).
+pub fn vpd(data: &[u8]) {
+    if let Some(v) = nodedev::host::parse_vpd(data) {
+        let ok = |s: &str| s.len() <= 255 && s.bytes().all(|b| (0x20..0x7f).contains(&b));
+        assert!(v.name.as_deref().is_none_or(ok), "{data:?}");
+        for f in [&v.readonly, &v.readwrite].into_iter().flatten() {
+            let named = [&f.change_level, &f.manufacture_id, &f.part_number, &f.serial_number, &f.asset_tag];
+            for s in named.into_iter().flatten() {
+                assert!(ok(s), "{data:?}: {s:?}");
+            }
+            for (i, s) in f.vendor.iter().chain(&f.system) {
+                assert!(i.is_ascii_uppercase() || i.is_ascii_digit(), "{data:?}: index {i:?}");
+                assert!(ok(s), "{data:?}: {s:?}");
+            }
+            assert!(f.system.iter().all(|(i, _)| *i != 'A'), "YA is the asset tag");
+        }
+    }
+    if let Some(Some(p)) = nodedev::host::pcie_from_config(data) {
+        if let Some((cap, sta)) = p.link {
+            assert!(cap.width < 64 && sta.width < 64 && sta.port.is_none(), "{data:?}");
+        }
+    }
+}
+
 /// Every target, by name (the names of fuzz/fuzz_targets/*.rs and fuzz/corpus/*).
 /// libvirt's mediated-device XML (virNodeDeviceCreateXML/DefineXML): never
 /// a panic; what is accepted names a PCI parent that prints back the same.
@@ -185,4 +212,5 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("capi", capi),
     ("state_record", state_record),
     ("mdev_xml", mdev_xml),
+    ("vpd", vpd),
 ];

@@ -37,6 +37,11 @@
 
 
 
+/* Cast a node-device event callback (lifecycle or update) to the type
+ * virConnectNodeDeviceEventRegisterAny takes, as with libvirt; through
+ * void (*)(void), so that -Wextra's -Wcast-function-type accepts it. */
+#define VIR_NODE_DEVICE_EVENT_CALLBACK(cb) ((virConnectNodeDeviceEventGenericCallback)(void (*)(void))(cb))
+
 /**
  * What an operation is about to do, as the authorization callback is told.
  */
@@ -923,15 +928,14 @@ typedef enum virErrorDomain {
 
 /**
  * Flags of virConnectListAllNodeDevices, libvirt's values. Capability bits
- * select devices having any of the given capabilities (none: every device);
- * nodedev's devices are PCI functions and mediated devices, so only
- * VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV, _CAP_MDEV_TYPES and _CAP_MDEV
- * select any. PCI functions and live mediated devices are active, defined
- * ones not started are inactive.
+ * select devices having any of the given capabilities (none: every device):
+ * CAP_SYSTEM, CAP_PCI_DEV, CAP_NET, CAP_VPD, CAP_MDEV_TYPES and CAP_MDEV
+ * select devices here, the others none. Every device is active but a
+ * mediated device defined and not started, which is inactive.
  */
 typedef enum virConnectListAllNodeDeviceFlags {
     /**
-     * System capability: matches no nodedev device.
+     * System capability: matches computer.
      */
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_SYSTEM = 1,
     /**
@@ -947,7 +951,7 @@ typedef enum virConnectListAllNodeDeviceFlags {
      */
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_USB_INTERFACE = (1 << 3),
     /**
-     * Network interface: matches no nodedev device.
+     * Network interface: matches the net_IFNAME_MAC devices.
      */
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET = (1 << 4),
     /**
@@ -1015,7 +1019,7 @@ typedef enum virConnectListAllNodeDeviceFlags {
      */
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_MATRIX = (1 << 20),
     /**
-     * Device with VPD: matches no nodedev device.
+     * Device with VPD: matches the PCI functions whose `vpd` parses.
      */
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_VPD = (1 << 21),
     /**
@@ -1064,6 +1068,64 @@ typedef enum virNodeDeviceNodedevFlags {
 } virNodeDeviceNodedevFlags;
 
 /**
+ * What a watch waits for and what it got (libvirt's values).
+ */
+typedef enum virEventHandleType {
+    /**
+     * Data to read (POLLIN).
+     */
+    VIR_EVENT_HANDLE_READABLE = 1,
+    /**
+     * Room to write (POLLOUT).
+     */
+    VIR_EVENT_HANDLE_WRITABLE = 2,
+    /**
+     * An error condition (POLLERR, POLLNVAL): reported, never asked for.
+     */
+    VIR_EVENT_HANDLE_ERROR = 4,
+    /**
+     * The peer hung up (POLLHUP): reported, never asked for.
+     */
+    VIR_EVENT_HANDLE_HANGUP = 8,
+} virEventHandleType;
+
+/**
+ * The event a callback is registered for (libvirt's values).
+ */
+typedef enum virNodeDeviceEventID {
+    /**
+     * virConnectNodeDeviceEventLifecycleCallback: CREATED, DELETED.
+     */
+    VIR_NODE_DEVICE_EVENT_ID_LIFECYCLE = 0,
+    /**
+     * virConnectNodeDeviceEventGenericCallback: the device changed (its driver).
+     */
+    VIR_NODE_DEVICE_EVENT_ID_UPDATE = 1,
+} virNodeDeviceEventID;
+
+/**
+ * The `event` argument of a lifecycle callback (libvirt's values).
+ */
+typedef enum virNodeDeviceEventLifecycleType {
+    /**
+     * The device appeared (a hot-plug, a VF created through sriov_numvfs).
+     */
+    VIR_NODE_DEVICE_EVENT_CREATED = 0,
+    /**
+     * The device went away (hot-unplug, removal, a VF removed).
+     */
+    VIR_NODE_DEVICE_EVENT_DELETED = 1,
+    /**
+     * A persistent definition was made: libvirt's mediated devices; never for PCI functions.
+     */
+    VIR_NODE_DEVICE_EVENT_DEFINED = 2,
+    /**
+     * A persistent definition was removed: as DEFINED.
+     */
+    VIR_NODE_DEVICE_EVENT_UNDEFINED = 3,
+} virNodeDeviceEventLifecycleType;
+
+/**
  * A connection to a host (opaque). Thread-safe: one connection may be used
  * from several threads at once; operations on a host are serialised by the
  * library where they must be.
@@ -1083,8 +1145,8 @@ typedef struct virDomain virDomain;
 typedef struct virNetwork virNetwork;
 
 /**
- * A host device (opaque): a PCI function or a mediated device. Thread-safe. Holds a
- * reference to its connection.
+ * A host device (opaque): computer, a PCI function, a network interface
+ * or a mediated device. Thread-safe. Holds a reference to its connection.
  */
 typedef struct virNodeDevice virNodeDevice;
 
@@ -1215,6 +1277,55 @@ typedef struct virError *virErrorPtr;
 typedef void (*virErrorFunc)(void *userData, virErrorPtr error);
 
 /**
+ * Called when file descriptor `fd` of watch `watch` has `events` (virEventHandleType bits).
+ */
+typedef void (*virEventHandleCallback)(int watch, int fd, int events, void *opaque);
+
+/**
+ * An implementation's "add a watch": returns the watch id (> 0) or -1.
+ */
+typedef int (*virEventAddHandleFunc)(int fd, int event, virEventHandleCallback cb, void *opaque, virFreeCallback ff);
+
+/**
+ * An implementation's "change the events of a watch".
+ */
+typedef void (*virEventUpdateHandleFunc)(int watch, int event);
+
+/**
+ * An implementation's "remove a watch": 0, or -1 when there is no such watch.
+ */
+typedef int (*virEventRemoveHandleFunc)(int watch);
+
+/**
+ * Called when timer `timer` is due.
+ */
+typedef void (*virEventTimeoutCallback)(int timer, void *opaque);
+
+/**
+ * An implementation's "add a timer": returns the timer id (> 0) or -1.
+ */
+typedef int (*virEventAddTimeoutFunc)(int timeout, virEventTimeoutCallback cb, void *opaque, virFreeCallback ff);
+
+/**
+ * An implementation's "change the period of a timer".
+ */
+typedef void (*virEventUpdateTimeoutFunc)(int timer, int timeout);
+
+/**
+ * An implementation's "remove a timer": 0, or -1 when there is no such timer.
+ */
+typedef int (*virEventRemoveTimeoutFunc)(int timer);
+
+/**
+ * The callback type of virConnectNodeDeviceEventRegisterAny; also the
+ * UPDATE callback. Cast a lifecycle callback to it with
+ * VIR_NODE_DEVICE_EVENT_CALLBACK(). `dev` is valid during the call only
+ * (virNodeDeviceRef keeps it); for a DELETED device it only has a name
+ * and parent.
+ */
+typedef void (*virConnectNodeDeviceEventGenericCallback)(virConnectPtr conn, virNodeDevicePtr dev, void *opaque);
+
+/**
  * One credential asked of an authentication callback (libvirt's layout).
  */
 typedef struct virConnectCredential {
@@ -1281,6 +1392,12 @@ typedef struct virConnectAuth {
  * Pointer to authentication data.
  */
 typedef struct virConnectAuth *virConnectAuthPtr;
+
+/**
+ * The LIFECYCLE callback: `event` is a virNodeDeviceEventLifecycleType,
+ * `detail` is 0 (no detail is defined for node devices).
+ */
+typedef void (*virConnectNodeDeviceEventLifecycleCallback)(virConnectPtr conn, virNodeDevicePtr dev, int event, int detail, void *opaque);
 
 #ifdef __cplusplus
 extern "C" {
@@ -1633,6 +1750,82 @@ void virConnSetErrorFunc(virConnectPtr conn, void *userData, virErrorFunc handle
 void virDefaultErrorFunc(virErrorPtr err);
 
 /**
+ * Register the application's own event loop: the library then adds and
+ * removes its watches and timers through these functions. The first
+ * registration (this or virEventRegisterDefaultImpl) stays for the life of
+ * the process; later ones are ignored, as libvirt does. Must be called
+ * before any connection registers event callbacks.
+ */
+void virEventRegisterImpl(virEventAddHandleFunc addHandle, virEventUpdateHandleFunc updateHandle, virEventRemoveHandleFunc removeHandle, virEventAddTimeoutFunc addTimeout, virEventUpdateTimeoutFunc updateTimeout, virEventRemoveTimeoutFunc removeTimeout);
+
+/**
+ * Watch `fd` for `events` (virEventHandleType bits; 0: not yet) through
+ * the registered loop; `cb` is called from the loop with `opaque`; `ff`
+ * (may be NULL) frees `opaque` once the watch is removed.
+ *
+ * Returns the watch id (> 0), or -1 when no loop is registered or the
+ * loop refuses it (no error is set, as in libvirt).
+ */
+int virEventAddHandle(int fd, int events, virEventHandleCallback cb, void *opaque, virFreeCallback ff);
+
+/**
+ * Change the events watch `watch` waits for (0: none, until changed again).
+ * Does nothing without a registered loop or for an unknown watch.
+ */
+void virEventUpdateHandle(int watch, int events);
+
+/**
+ * Remove watch `watch`: its callback is not called any more (even later
+ * in the current iteration); its `ff` is called from the loop afterwards.
+ *
+ * Returns 0, or -1 for an unknown watch or without a registered loop.
+ */
+int virEventRemoveHandle(int watch);
+
+/**
+ * Add a timer firing every `frequency` ms (0: on every loop iteration;
+ * -1: disabled until updated); `cb` is called from the loop with `opaque`;
+ * `ff` (may be NULL) frees `opaque` once the timer is removed.
+ *
+ * Returns the timer id (> 0), or -1 without a registered loop.
+ */
+int virEventAddTimeout(int frequency, virEventTimeoutCallback cb, void *opaque, virFreeCallback ff);
+
+/**
+ * Change timer `timer`'s period (ms; 0: every iteration; -1: disabled);
+ * the next firing is `frequency` ms from now.
+ */
+void virEventUpdateTimeout(int timer, int frequency);
+
+/**
+ * Remove timer `timer` (as virEventRemoveHandle for watches).
+ *
+ * Returns 0, or -1 for an unknown timer or without a registered loop.
+ */
+int virEventRemoveTimeout(int timer);
+
+/**
+ * Register libvirt's default event loop implementation (unless a loop is
+ * registered already: then that one stays and this does nothing more).
+ * The application then runs it with virEventRunDefaultImpl, usually in a
+ * thread of its own, in an endless loop.
+ *
+ * Returns 0, or -1 on error (VIR_ERR_SYSTEM_ERROR: no eventfd).
+ */
+int virEventRegisterDefaultImpl(void);
+
+/**
+ * Run one iteration of the default event loop: wait (without waking up
+ * while nothing happens) until a watch is ready or a timer is due, and
+ * call their callbacks on this thread.
+ *
+ * Returns 0, or -1 on error: VIR_ERR_INTERNAL_ERROR when
+ * virEventRegisterDefaultImpl was not called, VIR_ERR_SYSTEM_ERROR when
+ * poll fails.
+ */
+int virEventRunDefaultImpl(void);
+
+/**
  * Create a transient mediated device from libvirt's XML (`<device>` with
  * `<parent>` naming a PCI mdev parent and `<capability type='mdev'>` with
  * `<type id='...'/>`, optional `<uuid>` (a new random UUID without) and
@@ -1721,15 +1914,85 @@ int virNodeDeviceIsActive(virNodeDevicePtr dev);
 int virNodeDeviceIsPersistent(virNodeDevicePtr dev);
 
 /**
+ * Register `cb` for event `eventID` (virNodeDeviceEventID) of device `dev`
+ * (NULL: of every device) on `conn`. Cast `cb` with
+ * VIR_NODE_DEVICE_EVENT_CALLBACK(); a LIFECYCLE callback has the
+ * virConnectNodeDeviceEventLifecycleCallback signature. Callbacks run on
+ * the thread running the registered event loop (virEventRunDefaultImpl),
+ * or in virConnectNodeDeviceEventDispatch. `opaque` is passed to `cb`;
+ * `freecb` (may be NULL) is called with it when the callback is
+ * deregistered or the connection goes (its last reference released).
+ *
+ * Requires an event loop registered with virEventRegisterDefaultImpl or
+ * virEventRegisterImpl, or virConnectNodeDeviceEventGetFD called on `conn`
+ * before. Events come from the kernel's uevents: CREATED when a PCI
+ * function appears (a VF created through sriov_numvfs, a hot-plug),
+ * DELETED when it goes, UPDATE when it is bound to or unbound from a
+ * driver (by nodedev or by any other tool) or the kernel reports another
+ * change.
+ *
+ * Returns the callback id (>= 0, for virConnectNodeDeviceEventDeregisterAny),
+ * or -1 on error: VIR_ERR_INVALID_CONN; VIR_ERR_INVALID_NODE_DEVICE (`dev`
+ * not a live handle); VIR_ERR_INVALID_ARG (`dev` of another connection,
+ * `cb` NULL, `eventID` negative or >= VIR_NODE_DEVICE_EVENT_ID_LAST; domain
+ * VIR_FROM_NONE: this `cb` is already registered for this event and device);
+ * VIR_ERR_INTERNAL_ERROR (domain VIR_FROM_NONE: no event loop registered);
+ * VIR_ERR_OPERATION_UNSUPPORTED (a test tree under `root=`: no kernel events).
+ */
+int virConnectNodeDeviceEventRegisterAny(virConnectPtr conn, virNodeDevicePtr dev, int eventID, virConnectNodeDeviceEventGenericCallback cb, void *opaque, virFreeCallback freecb);
+
+/**
+ * Deregister callback `callbackID` (from virConnectNodeDeviceEventRegisterAny).
+ * It is not called any more once this returns (also when a dispatch is in
+ * progress); its freecb runs now, or right after the dispatch in progress.
+ * The last callback gone, a connection fed by the event loop stops
+ * listening to the kernel (its watch is removed).
+ *
+ * Returns 0, or -1 on error: VIR_ERR_INVALID_CONN; VIR_ERR_INVALID_ARG
+ * (`callbackID` negative; domain VIR_FROM_NONE: no such callback).
+ */
+int virConnectNodeDeviceEventDeregisterAny(virConnectPtr conn, int callbackID);
+
+/**
+ * nodedev's extension for a daemon with its own poll/epoll loop: the file
+ * descriptor of `conn`'s kernel event listener. It polls readable (POLLIN /
+ * EPOLLIN) when events wait; then call virConnectNodeDeviceEventDispatch
+ * on the loop's thread. The descriptor belongs to the connection: do not
+ * read, close or change it; it stays valid until the connection goes.
+ * Listening starts with the first call (events before it are not seen);
+ * from then on the connection's callbacks are dispatched only by
+ * virConnectNodeDeviceEventDispatch (a watch an event loop had is removed),
+ * and registering them needs no event loop. `flags`: 0.
+ *
+ * Returns the descriptor (>= 0), or -1 on error: VIR_ERR_INVALID_CONN,
+ * VIR_ERR_INVALID_ARG (unknown flags), VIR_ERR_OPERATION_UNSUPPORTED (a test
+ * tree under `root=`: no kernel events), VIR_ERR_SYSTEM_ERROR (no netlink socket).
+ */
+int virConnectNodeDeviceEventGetFD(virConnectPtr conn, unsigned int flags);
+
+/**
+ * nodedev's extension: read the events waiting on `conn`'s listener (see
+ * virConnectNodeDeviceEventGetFD) and call the registered callbacks, on
+ * this thread, in the kernel's order. Never blocks. `flags`: 0.
+ *
+ * Returns the number of events read (0: none was waiting), or -1 on error:
+ * VIR_ERR_INVALID_CONN, VIR_ERR_INVALID_ARG (unknown flags),
+ * VIR_ERR_OPERATION_INVALID (virConnectNodeDeviceEventGetFD was not called
+ * on `conn`), VIR_ERR_SYSTEM_ERROR (reading the listener failed).
+ */
+int virConnectNodeDeviceEventDispatch(virConnectPtr conn, unsigned int flags);
+
+/**
  * All devices of `conn` matching `flags`, as new handles.
  *
  * `flags`: 0 (every device), or capability bits of
- * `virConnectListAllNodeDeviceFlags` (devices having any of them; only
- * _CAP_PCI_DEV, _CAP_MDEV_TYPES and _CAP_MDEV match anything here), possibly
- * with VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE (PCI functions and live mediated
- * devices) and/or VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE (mediated devices
- * defined but not live). PCI functions come first, in address order, then
- * mediated devices. Bits outside libvirt's defined set: VIR_ERR_INVALID_ARG.
+ * `virConnectListAllNodeDeviceFlags` (devices having any of them: CAP_SYSTEM
+ * computer, CAP_PCI_DEV the PCI functions, CAP_NET the interfaces of PCI
+ * functions, CAP_VPD the functions with VPD, CAP_MDEV_TYPES the mdev
+ * parents, CAP_MDEV the mediated devices; the others none), possibly with
+ * VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE (every device but mediated devices
+ * defined and not started) and/or VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE
+ * (those). Bits outside libvirt's defined set: VIR_ERR_INVALID_ARG.
  *
  * `devices` may be NULL to only count. Otherwise `*devices` receives an
  * array allocated with malloc() of the returned number of handles followed
@@ -1744,8 +2007,9 @@ int virNodeDeviceIsPersistent(virNodeDevicePtr dev);
 int virConnectListAllNodeDevices(virConnectPtr conn, virNodeDevicePtr **devices, unsigned int flags);
 
 /**
- * The number of devices having capability `cap` ("pci", or NULL for any;
- * any other capability name gives 0).
+ * The number of devices having capability `cap` (libvirt's names: "system",
+ * "pci", "net", "vpd" select devices here; NULL: every device; any other
+ * name gives 0).
  *
  * `flags` must be 0. Returns the count, or -1 on error: VIR_ERR_INVALID_CONN,
  * VIR_ERR_INVALID_ARG (non-zero flags), VIR_ERR_OPERATION_FAILED.
@@ -1753,9 +2017,10 @@ int virConnectListAllNodeDevices(virConnectPtr conn, virNodeDevicePtr **devices,
 int virNodeNumOfDevices(virConnectPtr conn, const char *cap, unsigned int flags);
 
 /**
- * The names (libvirt form, `pci_0000_03_00_1`) of the devices having
- * capability `cap` ("pci", or NULL for any; other names: none), in address
- * order, at most `maxnames` of them.
+ * The names (`computer`, `pci_0000_03_00_1`, `net_eth0_52_54_00_12_34_56`)
+ * of the devices having capability `cap` (as virNodeNumOfDevices; NULL:
+ * every device), computer first, PCI functions in address order, then the
+ * interfaces, at most `maxnames` of them.
  *
  * `names` is a caller-owned array of at least `maxnames` pointers; each
  * name stored in it is allocated with malloc() and freed by the caller with
@@ -1767,9 +2032,9 @@ int virNodeNumOfDevices(virConnectPtr conn, const char *cap, unsigned int flags)
 int virNodeListDevices(virConnectPtr conn, const char *cap, char **names, int maxnames, unsigned int flags);
 
 /**
- * Look up a device by name: libvirt's `pci_0000_03_00_1` or the kernel's
- * `0000:03:00.1` (either way the handle's name is libvirt's form). `name`
- * is only read during the call.
+ * Look up a device by name: `computer`, `net_IFNAME_MAC`, `mdev_UUID_PARENT`, libvirt's
+ * `pci_0000_03_00_1` or the kernel's `0000:03:00.1` (either way the
+ * handle's name is libvirt's form). `name` is only read during the call.
  *
  * Returns a new handle, freed by the caller with virNodeDeviceFree(), or
  * NULL on error: VIR_ERR_INVALID_CONN, VIR_ERR_INVALID_ARG (`name` NULL),
@@ -1789,19 +2054,25 @@ const char *virNodeDeviceGetName(virNodeDevicePtr dev);
 
 /**
  * The name of the device's parent: the upstream bridge
- * (`pci_0000_00_1c_0`), or "computer" for a device on a root bus.
+ * (`pci_0000_00_1c_0`), "computer" for a device on a root bus, the PCI
+ * function for an interface.
  *
  * The string belongs to the handle: do not free it; it stays valid until
  * the handle's last reference is released. NULL on error:
- * VIR_ERR_INVALID_NODE_DEVICE.
+ * VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INTERNAL_ERROR for computer (it has
+ * no parent, as libvirt says).
  */
 const char *virNodeDeviceGetParent(virNodeDevicePtr dev);
 
 /**
- * The device's description in libvirt's node-device XML: name, sysfs path,
- * parent, the driver bound now (element absent when none), and
- * `<capability type='pci'>` with class, address, ids, SR-IOV functions,
- * `<iommuGroup>` and NUMA node.
+ * The device's description in libvirt's node-device XML (valid against
+ * libvirt's nodedev.rng). A PCI function: name, sysfs path, parent, the
+ * driver bound now (element absent when none), and `<capability
+ * type='pci'>` with class, address, ids, SR-IOV functions, bridge type,
+ * VPD, `<iommuGroup>`, NUMA node and `<pci-express>` link. computer:
+ * `<capability type='system'>` with the DMI strings readable (serial
+ * numbers and UUID need root). An interface: `<capability type='net'>`
+ * with its name, MAC, link state and speed, and offload features.
  *
  * `flags` must be 0. Returns a string the caller frees with free(), or NULL
  * on error: VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INVALID_ARG (non-zero
@@ -1810,13 +2081,16 @@ const char *virNodeDeviceGetParent(virNodeDevicePtr dev);
 char *virNodeDeviceGetXMLDesc(virNodeDevicePtr dev, unsigned int flags);
 
 /**
- * The number of capabilities of the device: 1 ("pci"), or -1 with
- * VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_NO_NODE_DEVICE (the device has gone).
+ * The number of capabilities of the device (as virNodeDeviceListCaps
+ * names them), or -1 with VIR_ERR_INVALID_NODE_DEVICE,
+ * VIR_ERR_NO_NODE_DEVICE (the device has gone).
  */
 int virNodeDeviceNumOfCaps(virNodeDevicePtr dev);
 
 /**
- * The device's capability names ("pci"), at most `maxnames` of them.
+ * The device's capability names, at most `maxnames` of them: "system"
+ * (computer), "pci" then "vpd" when it has VPD (a PCI function), "net" (an
+ * interface).
  *
  * `names` is a caller-owned array of at least `maxnames` pointers; each
  * name stored in it is allocated with malloc() and freed by the caller with
@@ -1852,12 +2126,27 @@ int virNodeDeviceDettach(virNodeDevicePtr dev);
 /**
  * Detach the device from its host driver and bind it to a stub driver.
  *
- * `driverName` is libvirt's abstract name: NULL or "vfio" (vfio-pci), "kvm"
+ * `driverName` is libvirt's abstract name: NULL or "vfio", "kvm"
  * (pci-stub), "xen" (xen-pciback); kernel module names such as "vfio-pci"
- * are refused. The stub's module is loaded when needed (unless the URI
- * says modprobe=0). The original driver (or none) is recorded for
- * reattach. A device already on that stub is left as it is (success).
- * `driverName` is only read during the call.
+ * are refused. "vfio" picks the device's VFIO driver as libvirt 10 does:
+ * the device's modalias is matched field by field against every
+ * `alias vfio_pci:...` line of the kernel's modules.alias (a field matches
+ * when it is `*` or equal); the matching line with the fewest `*` wins
+ * (the first on a tie) and its module's driver is used, a VFIO variant
+ * driver such as mlx5_vfio_pci (needed for live migration), else vfio-pci.
+ * nodedev extension: "vfio:NAME" names the VFIO driver (a module name,
+ * '-' and '_' alike: "vfio:mlx5_vfio_pci", "vfio:vfio-pci" for plain
+ * vfio-pci whatever modules.alias says); NAME must be vfio-pci or a module
+ * with modules.alias `vfio_pci:` entries that match the device, otherwise
+ * VIR_ERR_INVALID_ARG names what was given and the device's candidates,
+ * before anything changes. `nodedev show DEV --json` shows the candidates
+ * and the choice. The driver's module is loaded when needed (unless the
+ * URI says modprobe=0: then a variant driver that is not loaded is
+ * VIR_ERR_OPERATION_FAILED, naming it and "vfio:vfio-pci"). The original
+ * driver (or none) and the VFIO driver used are recorded for reattach. A
+ * device already on that stub (for "vfio": on any VFIO driver; for
+ * "vfio:NAME": on that one, another VFIO driver is VIR_ERR_OPERATION_INVALID)
+ * is left as it is (success). `driverName` is only read during the call.
  *
  * `flags`: 0 or a combination of VIR_NODE_DEVICE_DETACH_GROUP (every
  * endpoint of the IOMMU group, all or nothing; without it a vfio detach of
@@ -2059,9 +2348,20 @@ int virNodeDeviceRecover(virConnectPtr conn, char ***report, unsigned int flags)
  * back after), with a record per VF; `nvfs` 0 removes them. All or nothing:
  * on any failure the VFs are removed again.
  *
- * `driverName`: NULL or "vfio" (vfio-pci), "kvm" (pci-stub), "xen"
+ * `driverName`: NULL or "vfio" (each VF's best VFIO driver: its VFIO
+ * variant driver when modules.alias has one for it, else vfio-pci; see
+ * virNodeDeviceDetachFlags), "vfio:NAME" (that VFIO driver for every VF,
+ * e.g. "vfio:mlx5_vfio_pci"; a name that is no VFIO driver of this kernel
+ * is VIR_ERR_INVALID_ARG before anything changes), "kvm" (pci-stub), "xen"
  * (xen-pciback), or "none" (the VFs stay without a driver); only read
- * during the call. A PF that already has `nvfs` VFs, all on that driver,
+ * during the call.
+ *
+ * `flags`: VIR_NODE_DEVICE_FORCE (below) and VIR_NODE_DEVICE_PERSISTENT:
+ * after the VFs are made, also store the count and `driverName` in the
+ * definitions directory (/etc/nodedev/persistent/PF.vfs.json on
+ * nodedev:///system), so that `nodedev apply` and nodedev's udev rule (when
+ * the PF's driver binds) make them again at boot; `nvfs` 0 with it removes
+ * that definition. A PF that already has `nvfs` VFs, all on that driver,
  * is left as it is (success); with another number of VFs they are removed
  * first. Removing VFs is refused while one is assigned to a guest or was
  * detached from a host driver (its record expects it back), unless `flags`
@@ -2075,7 +2375,8 @@ int virNodeDeviceRecover(virConnectPtr conn, char ***report, unsigned int flags)
  * Returns the number of VFs the PF has now, or -1 on error:
  * VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INVALID_ARG (unknown `driverName`,
  * `nvfs` above the PF's sriov_totalvfs, unknown flags),
- * VIR_ERR_OPERATION_UNSUPPORTED (not an SR-IOV PF),
+ * VIR_ERR_OPERATION_UNSUPPORTED (not an SR-IOV PF; VIR_NODE_DEVICE_PERSISTENT
+ * on a connection that keeps no definitions),
  * VIR_ERR_OPERATION_DENIED (read-only connection, lockdown, policy, the
  * authorization callback), VIR_ERR_OPERATION_INVALID (VFs in use; VFs on
  * another driver), VIR_ERR_OPERATION_FAILED (the kernel refused),

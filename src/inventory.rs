@@ -115,11 +115,28 @@ pub struct RecoveredEntry {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "command", rename_all = "lowercase")]
 pub enum Report {
-    List { devices: Vec<Device> },
-    Show { device: Box<Device> },
-    Group { address: String, group: Option<GroupReport> },
-    Drivers { devices: Vec<DriverEntry> },
-    Recover { recovered: Vec<RecoveredEntry> },
+    List {
+        devices: Vec<Device>,
+    },
+    /// `vfio_driver`: what driver name "vfio" would give the device, and why.
+    Show {
+        device: Box<Device>,
+        vfio_driver: Option<crate::host::VfioChoice>,
+    },
+    Group {
+        address: String,
+        group: Option<GroupReport>,
+    },
+    Drivers {
+        devices: Vec<DriverEntry>,
+    },
+    Recover {
+        recovered: Vec<RecoveredEntry>,
+    },
+    // ---- Events (issue 12, item 5): `watch --json`, one document per event.
+    Watch {
+        event: crate::events::DeviceEvent,
+    },
 }
 
 #[derive(Serialize)]

@@ -85,6 +85,8 @@ pub mod debug;
 pub mod dra;
 pub mod error;
 #[doc(hidden)]
+pub mod events;
+#[doc(hidden)]
 pub mod host;
 pub mod inventory;
 #[doc(hidden)]
@@ -110,7 +112,7 @@ pub use host::HostOptions;
 pub use host::MdevType;
 pub use host::{
     AuthRequest, Authorizer, DetachOptions, DeviceInfo, DeviceSummary, Group, GroupMember, Host, Operation,
-    PrepareOptions, Recovered,
+    PrepareOptions, Recovered, VfioCandidate, VfioChoice,
 };
 // Mediated devices' operations (issue 13 item 4): not part of the documented Rust API yet.
 #[doc(hidden)]
@@ -118,4 +120,4 @@ pub use host::{MdevConfig, MdevId, MdevInfo};
 #[doc(hidden)]
 pub use policy::Policy;
 pub use state::Step;
-pub use stub::Stub;
+pub use stub::{Stub, StubRequest};

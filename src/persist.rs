@@ -54,6 +54,34 @@ impl Definition {
     }
 }
 
+/// A persistent VF count: "this SR-IOV PF has COUNT VFs on DRIVER from
+/// boot on" (`nodedev sriov PF COUNT --persistent`), in `ADDRESS.vfs.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VfDefinition {
+    /// The PF.
+    pub address: String,
+    /// The PF's identity when defined: another device there later is refused.
+    pub vendor: u16,
+    pub device: u16,
+    pub count: u16,
+    /// As a caller names it: "vfio", "vfio:NAME", "kvm", "xen"; None: the VFs get no driver.
+    pub driver: Option<String>,
+}
+
+impl VfDefinition {
+    fn check(&self, file_stem: &str) -> std::result::Result<(), String> {
+        let addr = PciAddress::parse(&self.address).map_err(|e| e.to_string())?;
+        if addr.to_string() != file_stem {
+            return Err(format!("it names {} but is the file of {file_stem}", self.address));
+        }
+        if let Some(d) = &self.driver {
+            crate::stub::StubRequest::parse(Some(d)).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
 /// The definitions directory.
 #[derive(Debug, Clone)]
 pub struct Definitions {
@@ -81,6 +109,18 @@ impl Definitions {
     /// rename, fsync of the directory.
     pub fn put(&self, def: &Definition) -> Result<()> {
         def.check(&def.address).map_err(|e| Error::InvalidArg(format!("definition of {}: {e}", def.address)))?;
+        let text = serde_json::to_vec_pretty(def).map_err(|e| Error::Internal(e.to_string()))?;
+        self.write_file(&format!("{}.json", def.address), &text)
+    }
+
+    /// Write (or replace) a PF's persistent VF count, as `put`.
+    pub fn put_vfs(&self, def: &VfDefinition) -> Result<()> {
+        def.check(&def.address).map_err(|e| Error::InvalidArg(format!("VF definition of {}: {e}", def.address)))?;
+        let text = serde_json::to_vec_pretty(def).map_err(|e| Error::Internal(e.to_string()))?;
+        self.write_file(&format!("{}{VFS_SUFFIX}", def.address), &text)
+    }
+
+    fn write_file(&self, name: &str, text: &[u8]) -> Result<()> {
         match fs::symlink_metadata(&self.dir) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
@@ -95,13 +135,12 @@ impl Definitions {
                 .create(&self.dir)
                 .map_err(|e| sys_err("cannot create the definitions directory", &self.dir, e))?,
         }
-        let path = self.path(&def.address);
-        let tmp = self.dir.join(format!(".{}.json.tmp", def.address));
-        let text = serde_json::to_vec_pretty(def).map_err(|e| Error::Internal(e.to_string()))?;
+        let path = self.dir.join(name);
+        let tmp = self.dir.join(format!(".{name}.tmp"));
         let _ = fs::remove_file(&tmp); // a leftover of a crash
         let write = || -> std::io::Result<()> {
             let mut f = fs::OpenOptions::new().create_new(true).write(true).mode(0o644).open(&tmp)?;
-            f.write_all(&text)?;
+            f.write_all(text)?;
             f.sync_all()?;
             fs::rename(&tmp, &path)?;
             fs::File::open(&self.dir)?.sync_all()
@@ -114,7 +153,15 @@ impl Definitions {
 
     /// Remove a definition; Ok(false) when there was none.
     pub fn remove(&self, address: &str) -> Result<bool> {
-        let path = self.path(address);
+        self.remove_file(self.path(address))
+    }
+
+    /// Remove a PF's persistent VF count; Ok(false) when there was none.
+    pub fn remove_vfs(&self, address: &str) -> Result<bool> {
+        self.remove_file(self.dir.join(format!("{address}{VFS_SUFFIX}")))
+    }
+
+    fn remove_file(&self, path: PathBuf) -> Result<bool> {
         match fs::remove_file(&path) {
             Ok(()) => {
                 let _ = fs::File::open(&self.dir).and_then(|d| d.sync_all());
@@ -126,14 +173,26 @@ impl Definitions {
     }
 
     pub fn get(&self, address: &str) -> Result<Option<Definition>> {
-        let path = self.path(address);
+        let Some((def, path)) = self.read_file::<Definition>(self.path(address))? else { return Ok(None) };
+        def.check(address).map_err(|e| unusable(&path, e))?;
+        Ok(Some(def))
+    }
+
+    /// A PF's persistent VF count, if defined.
+    pub fn get_vfs(&self, address: &str) -> Result<Option<VfDefinition>> {
+        let path = self.dir.join(format!("{address}{VFS_SUFFIX}"));
+        let Some((def, path)) = self.read_file::<VfDefinition>(path)? else { return Ok(None) };
+        def.check(address).map_err(|e| unusable(&path, e))?;
+        Ok(Some(def))
+    }
+
+    fn read_file<T: serde::de::DeserializeOwned>(&self, path: PathBuf) -> Result<Option<(T, PathBuf)>> {
         let file = match fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(sys_err("cannot read the definition", &path, e)),
         };
-        let bad =
-            |why: String| Error::System(format!("definition {} is unusable: {why}; fix or remove it", path.display()));
+        let bad = |why: String| unusable(&path, why);
         let meta = file.metadata().map_err(|e| sys_err("cannot read the definition", &path, e))?;
         if meta.len() > MAX_SIZE {
             return Err(bad(format!("{} bytes, more than a definition can be", meta.len())));
@@ -141,9 +200,8 @@ impl Definitions {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_SIZE), &mut text)
             .map_err(|e| sys_err("cannot read the definition", &path, e))?;
-        let def: Definition = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        def.check(address).map_err(bad)?;
-        Ok(Some(def))
+        let def: T = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        Ok(Some((def, path)))
     }
 
     /// Every definition, in address order; unusable files are reported, not skipped silently.
@@ -169,6 +227,37 @@ impl Definitions {
         }
         Ok((defs, problems))
     }
+
+    /// Every persistent VF count, in address order, and the unusable files.
+    pub fn list_vfs(&self) -> Result<(Vec<VfDefinition>, Vec<String>)> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
+            Err(e) => return Err(sys_err("cannot list the definitions directory", &self.dir, e)),
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter_map(|n| n.strip_suffix(VFS_SUFFIX).filter(|a| PciAddress::parse(a).is_ok()).map(str::to_string))
+            .collect();
+        names.sort();
+        let (mut defs, mut problems) = (Vec::new(), Vec::new());
+        for n in names {
+            match self.get_vfs(&n) {
+                Ok(Some(d)) => defs.push(d),
+                Ok(None) => {}
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        Ok((defs, problems))
+    }
+}
+
+/// The file name of a PF's VF count after its address.
+pub const VFS_SUFFIX: &str = ".vfs.json";
+
+fn unusable(path: &Path, why: impl std::fmt::Display) -> Error {
+    Error::System(format!("definition {} is unusable: {why}; fix or remove it", path.display()))
 }
 
 #[cfg(test)]

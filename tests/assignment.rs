@@ -513,7 +513,7 @@ impl Sysfs for SlowProbe {
         self.now.fetch_sub(1, Ordering::SeqCst);
         self.sim.write_bounded(p, v, limit)
     }
-    forward_sysfs!(sim; read, read_link, list_dir, exists, load_module, matching_aliases, vfio_holders, net_addresses, net_routes, mounts, swaps, set_master, set_link_up, pci_names);
+    forward_sysfs!(sim; read_bytes, net_features, read, read_link, list_dir, exists, load_module, matching_aliases, vfio_aliases, vfio_holders, net_addresses, net_routes, mounts, swaps, set_master, set_link_up, pci_names, uevents);
 }
 
 #[test]

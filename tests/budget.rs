@@ -62,16 +62,22 @@ impl<S: Sysfs> Sysfs for Counting<S> {
         self.names.fetch_add(1, Relaxed);
         self.inner.pci_names(v, d)
     }
-    forward_sysfs!(inner; write, load_module, matching_aliases, net_addresses, net_routes, mounts, swaps,
-        set_master, set_link_up, vfio_holders, write_bounded);
+    // libvirt's device tree: `config` (and `vpd`) read whole like an attribute.
+    fn read_bytes(&self, p: &str, l: usize) -> io::Result<Vec<u8>> {
+        self.count(self.inner.read_bytes(p, l), 3)
+    }
+    forward_sysfs!(inner; net_features, write, load_module, matching_aliases, vfio_aliases, net_addresses, net_routes, mounts, swaps,
+        set_master, set_link_up, vfio_holders, write_bounded, uevents);
 }
 
 /// Per-device budgets, in syscalls of the real backend.
 /// Handle + XML: the placement readlink (handle), uevent (3), the
 /// iommu_group link (1) and the group's listing (4), numa_node (3), a
 /// failed lookup each of physfn, sriov_totalvfs and mdev_supported_types
-/// (3; the last tells an mdev parent, whose XML lists its types).
-const HANDLE_AND_XML: usize = 15;
+/// (3; the last tells an mdev parent, whose XML lists its types); libvirt's
+/// tree adds `config` (3: bridge type and PCIe link) and a failed `vpd`
+/// open (1).
+const HANDLE_AND_XML: usize = 19;
 /// A PF's XML also reads sriov_totalvfs (2 more) and sriov_numvfs (3),
 /// plus one readlink per VF.
 const PF_EXTRA: usize = 5;

@@ -33,6 +33,7 @@ const EXPECTED: &[&str] = &[
     "dlopen",
     "enumerate",
     "errors",
+    "events",
     "lasterror",
     "lookup_xml",
     "recover",

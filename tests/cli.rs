@@ -91,6 +91,46 @@ fn device<'a>(list: &'a Value, addr: &str) -> &'a Value {
 
 // ---- --json ----
 
+// ---- VFIO variant drivers (issue 13, item 3): show --json explains the choice ----
+
+#[test]
+fn show_json_explains_the_vfio_driver_choice_and_matches_the_schema() {
+    let host = r#"{"drivers": [
+        {"name": "mlx5_core", "ids": ["15b3:101e"]},
+        {"name": "vfio-pci", "loaded": false, "vfio_aliases": ["vfio_pci:v*d*sv*sd*bc*sc*i*"]},
+        {"name": "mlx5_vfio_pci", "loaded": false, "vfio_aliases": ["vfio_pci:v000015B3d0000101Esv*sd*bc*sc*i*"]}],
+      "devices": [
+        {"address": "0000:01:00.0", "vendor": "0x15b3", "device": "0x101e", "class": "0x020000",
+         "driver": "mlx5_core", "iommu_group": 1},
+        {"address": "0000:02:00.0", "vendor": "0x1234", "device": "0x11e8", "class": "0x00ff00", "iommu_group": 2}]}"#;
+    let file = std::env::temp_dir().join(format!("nodedev-cli-variant-{}.json", std::process::id()));
+    std::fs::write(&file, host).unwrap();
+    let uri = format!("test://{}", file.display());
+    let out = ok(nodedev_env(&["-c", &uri, "show 0000:01:00.0 --json; show 0000:02:00.0 --json"], &[]));
+    let docs = json_docs(&out);
+    docs.iter().for_each(assert_valid);
+    let v = &docs[0]["vfio_driver"];
+    assert_eq!(v["modalias"], "pci:v000015B3d0000101Esv00000000sd00000000bc02sc00i00");
+    assert_eq!(v["module"], "mlx5_vfio_pci");
+    assert_eq!(v["explicit"], false);
+    let cands: Vec<(&str, i64)> = v["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["module"].as_str().unwrap(), c["wildcards"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(cands, [("vfio_pci", 7), ("mlx5_vfio_pci", 5)]);
+    assert!(v["reason"].as_str().unwrap().contains("fewest wildcards (5)"), "{v}");
+    let plain = &docs[1]["vfio_driver"];
+    assert_eq!(plain["module"], "vfio_pci");
+    assert!(plain["reason"].as_str().unwrap().contains("plain vfio-pci"), "{plain}");
+    // A schema that did not describe the field would fail on it.
+    let mut bad = docs[0].clone();
+    bad["vfio_driver"]["candidates"][0]["extra"] = serde_json::json!(1);
+    assert!(!validate(&bad).is_empty());
+    std::fs::remove_file(&file).unwrap();
+}
+
 #[test]
 fn json_of_every_read_command_matches_the_schema_before_and_after_a_detach_and_a_prepare() {
     let out = ok(script(
@@ -539,4 +579,61 @@ fn nodedev_debug_traces_failed_writes_and_changes_nothing_else() {
     let lines: Vec<&str> = log.lines().collect();
     let i = lines.iter().position(|l| *l == write).unwrap_or_else(|| panic!("{log}"));
     assert!(lines[i + 1].starts_with(&format!("{write} failed: ")), "{}", lines[i + 1]);
+}
+
+// ---- watch (issue 12, item 5) ----
+
+#[test]
+fn watch_json_documents_of_every_kind_of_event_match_the_schema() {
+    use nodedev::events::Watcher;
+    use nodedev::inventory::Report;
+    use nodedev::sysfs::Sysfs;
+    let sim = nodedev::sysfs::sim::SimKernel::builtin();
+    let w = Watcher::new(&sim).unwrap();
+    sim.write("bus/pci/devices/0000:03:01.0/driver/unbind", "0000:03:01.0").unwrap();
+    sim.write("bus/pci/drivers_probe", "0000:03:01.0").unwrap();
+    sim.write("bus/pci/devices/0000:04:00.0/sriov_numvfs", "0").unwrap();
+    sim.write("bus/pci/devices/0000:04:00.0/sriov_numvfs", "2").unwrap();
+    let events = w.ready().unwrap();
+    let mut kinds = std::collections::BTreeSet::new();
+    for ev in events {
+        let doc: Value = serde_json::from_str(&Report::Watch { event: ev }.to_json()).unwrap();
+        assert_valid(&doc);
+        assert_eq!(doc["command"], "watch");
+        kinds.insert((
+            doc["event"]["event"].as_str().unwrap().to_string(),
+            doc["event"]["action"].as_str().unwrap().to_string(),
+        ));
+    }
+    let want: Vec<(String, String)> =
+        [("created", "add"), ("deleted", "remove"), ("updated", "bind"), ("updated", "unbind")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+    assert_eq!(kinds.into_iter().collect::<Vec<_>>(), want);
+    // What the schema refuses.
+    let bad: Value = serde_json::json!({"schema_version": 1, "command": "watch", "event": {"event": "changed", "device": "pci_0000_03_01_0", "address": "0000:03:01.0", "parent": "computer", "action": "bind", "driver": null, "seqnum": 1}});
+    assert!(!validate(&bad).is_empty());
+}
+
+#[test]
+fn watch_waits_quietly_until_its_timeout_and_refuses_bad_options_and_test_trees() {
+    let t = std::time::Instant::now();
+    let o = ok(nodedev_env(&["-c", "test:///default", "watch", "--json", "--timeout", "0.3"], &[]));
+    assert!(t.elapsed() >= std::time::Duration::from_millis(300));
+    assert_eq!(stdout(&o), "", "no event happened");
+    for bad in
+        [&["watch", "--count", "0"][..], &["watch", "--timeout", "soon"], &["watch", "now"], &["watch", "--jsonx"]]
+    {
+        let mut args = vec!["-c", "test:///default"];
+        args.extend_from_slice(bad);
+        assert_eq!(nodedev_env(&args, &[]).status.code(), Some(2), "{bad:?}");
+    }
+    let dir = std::env::temp_dir().join(format!("nodedev-cli-watch-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sys/bus/pci/devices")).unwrap();
+    let uri = format!("nodedev:///system?root={}&statedir={}/state", dir.display(), dir.display());
+    let o = nodedev_env(&["-c", &uri, "watch", "--timeout", "1"], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no kernel events"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -59,6 +59,10 @@ impl Sysfs for DiesAt {
         self.tick();
         self.sim.matching_aliases(m)
     }
+    fn vfio_aliases(&self) -> io::Result<Vec<nodedev::sysfs::modalias::ModuleAlias>> {
+        self.tick();
+        self.sim.vfio_aliases()
+    }
     fn vfio_holders(&self, dev: &nodedev::sysfs::VfioDevice<'_>) -> io::Result<nodedev::sysfs::HolderScan> {
         self.tick();
         self.sim.vfio_holders(dev)
@@ -94,6 +98,19 @@ impl Sysfs for DiesAt {
     }
     fn pci_names(&self, v: u16, d: u16) -> nodedev::sysfs::PciNames {
         self.sim.pci_names(v, d)
+    }
+    // libvirt's device tree
+    fn read_bytes(&self, p: &str, l: usize) -> io::Result<Vec<u8>> {
+        self.tick();
+        self.sim.read_bytes(p, l)
+    }
+    fn net_features(&self, i: &str) -> io::Result<Vec<String>> {
+        self.tick();
+        self.sim.net_features(i)
+    }
+    // A listener changes nothing: no crash point.
+    fn uevents(&self) -> io::Result<Box<dyn nodedev::sysfs::uevent::UeventSource>> {
+        self.sim.uevents()
     }
 }
 

@@ -115,7 +115,8 @@ fn install_lays_out_the_files_and_a_pkg_config_consumer_builds_and_runs() {
     let ldd = text(&run(Command::new("ldd").arg(&exe).env("LD_LIBRARY_PATH", &lib)));
     assert!(ldd.contains(&format!("libnodedev.so.0 => {}", lib.join("libnodedev.so.0").display())), "{ldd}");
     let out = run(Command::new(&exe).env("LD_LIBRARY_PATH", &lib));
-    assert_eq!(text(&out).trim(), "devices 21");
+    // test:///default: computer, 21 PCI functions, 3 interfaces.
+    assert_eq!(text(&out).trim(), "devices 25");
 
     // The installed CLI and its man page.
     let out = run(Command::new(prefix.join("bin/nodedev")).args(["-c", "test:///default", "drivers"]));

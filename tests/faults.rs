@@ -197,3 +197,60 @@ fn every_fault_in_every_operation_ends_consistent() {
     println!("fault matrix: {cases} cases ({failed_ops} ended in an error), all consistent");
     assert_eq!(cases, ops().len() * faults().len());
 }
+
+/// The stub refuses `dev` (its probe binds nothing); with `restore_fails`,
+/// putting it back on its original driver fails too (probe and bind).
+fn stub_refuses(sim: &SimKernel, dev: &str, original: &str, restore_fails: bool) {
+    if restore_fails {
+        sim.misprobe(dev, None, 4);
+        sim.fail_writes(&format!("bus/pci/drivers/{original}/bind"), Some(dev), libc::EIO, 4);
+    } else {
+        sim.misprobe(dev, None, 1);
+    }
+}
+
+#[test]
+fn managed_prepare_whose_restore_fails_does_not_claim_nothing_changed() {
+    // One device: the stub refuses it and it cannot go back to igbvf.
+    let sim = Arc::new(SimKernel::builtin());
+    let host = Host::new(sim.clone(), StateStore::memory(), HostOptions::default());
+    stub_refuses(&sim, VF, "igbvf", true);
+    let m = host.prepare("vm1", &[a(VF)], Stub::Vfio, MANAGED).unwrap_err().to_string();
+    assert!(!m.contains("nothing changed"), "{m}");
+    for want in [VF, "igbvf", "bound to no driver", "nodedev recover"] {
+        assert!(m.contains(want), "{want} missing: {m}");
+    }
+    assert_eq!(sim.driver_of(VF), None);
+    assert_eq!(host.state().get(VF).unwrap().unwrap().original_driver.as_deref(), Some("igbvf"));
+
+    // Two devices: the GPU moves and goes back, its audio function is left
+    // driverless. The message says so and claims nothing of the whole.
+    let sim = Arc::new(SimKernel::builtin());
+    let host = Host::new(sim.clone(), StateStore::memory(), HostOptions::default());
+    stub_refuses(&sim, AUDIO, "snd_hda_intel", true);
+    let m = host.prepare("vm1", &[a(GPU), a(AUDIO)], Stub::Vfio, MANAGED).unwrap_err().to_string();
+    assert!(!m.contains("nothing changed"), "{m}");
+    for want in [AUDIO, "bound to no driver", "nodedev recover", &format!("{GPU} went back to nouveau")] {
+        assert!(m.contains(want), "{want} missing: {m}");
+    }
+    assert_eq!(sim.driver_of(GPU).as_deref(), Some("nouveau"));
+    assert_eq!(sim.driver_of(AUDIO), None);
+}
+
+#[test]
+fn managed_prepare_the_stub_refuses_says_nothing_changed_once() {
+    for devices in [&[VF][..], &[GPU, AUDIO][..]] {
+        let sim = Arc::new(SimKernel::builtin());
+        let host = Host::new(sim.clone(), StateStore::memory(), HostOptions::default());
+        let before: Vec<Option<String>> = devices.iter().map(|d| sim.driver_of(d)).collect();
+        let last = devices[devices.len() - 1];
+        let original = before[before.len() - 1].clone().unwrap();
+        stub_refuses(&sim, last, &original, false);
+        let addrs: Vec<PciAddress> = devices.iter().map(|d| a(d)).collect();
+        let m = host.prepare("vm1", &addrs, Stub::Vfio, MANAGED).unwrap_err().to_string();
+        assert_eq!(m.matches("nothing changed").count(), 1, "{m}");
+        assert!(m.contains(last) && m.contains(&format!("went back to {original}")), "{m}");
+        assert_eq!(devices.iter().map(|d| sim.driver_of(d)).collect::<Vec<_>>(), before, "{m}");
+        assert_eq!(host.state().list().unwrap(), [], "{m}");
+    }
+}

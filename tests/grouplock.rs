@@ -287,7 +287,7 @@ impl Sysfs for Regrouped {
             self.sim.read_link(p)
         }
     }
-    forward_sysfs!(sim; read, write, list_dir, load_module, matching_aliases, pci_names, vfio_holders, write_bounded, net_addresses, net_routes, mounts, swaps, set_master, set_link_up);
+    forward_sysfs!(sim; read_bytes, net_features, read, write, list_dir, load_module, matching_aliases, vfio_aliases, pci_names, vfio_holders, write_bounded, net_addresses, net_routes, mounts, swaps, set_master, set_link_up, uevents);
 }
 
 /// A device's group changes between reading it and locking it: the

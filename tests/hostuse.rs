@@ -418,7 +418,7 @@ impl Sysfs for Busy {
         }
         self.sim.set_master(i, m)
     }
-    forward_sysfs!(sim; read, vfio_holders, read_link, exists, load_module, matching_aliases, net_addresses, net_routes, mounts, swaps, set_link_up, pci_names);
+    forward_sysfs!(sim; read_bytes, net_features, read, vfio_holders, read_link, exists, load_module, matching_aliases, vfio_aliases, net_addresses, net_routes, mounts, swaps, set_link_up, pci_names, uevents);
 }
 
 #[test]

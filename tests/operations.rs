@@ -393,7 +393,7 @@ impl Sysfs for Faulty {
         }
         self.sim.write_bounded(p, v, limit)
     }
-    forward_sysfs!(sim; read, read_link, list_dir, exists, load_module, matching_aliases, vfio_holders, net_addresses, net_routes, mounts, swaps, set_master, set_link_up, pci_names);
+    forward_sysfs!(sim; read_bytes, net_features, read, read_link, list_dir, exists, load_module, matching_aliases, vfio_aliases, vfio_holders, net_addresses, net_routes, mounts, swaps, set_master, set_link_up, pci_names, uevents);
 }
 
 #[test]
@@ -444,7 +444,7 @@ impl Sysfs for WithoutUevent {
         }
         self.0.read(p)
     }
-    forward_sysfs!(0; write, read_link, list_dir, exists, load_module, matching_aliases, net_addresses, net_routes, mounts, swaps, set_master, set_link_up, pci_names, vfio_holders, write_bounded);
+    forward_sysfs!(0; read_bytes, net_features, write, read_link, list_dir, exists, load_module, matching_aliases, vfio_aliases, net_addresses, net_routes, mounts, swaps, set_master, set_link_up, pci_names, vfio_holders, write_bounded, uevents);
 }
 
 #[test]

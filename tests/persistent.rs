@@ -53,7 +53,7 @@ fn rebooted(h: &Host, addr: &str, host_driver: &str) -> Arc<SimKernel> {
 fn boot_add_event(sim: &SimKernel, h: &Host, addr: &str, host_module: &str) {
     if let Some((driver, module)) = h.udev_override(&a(addr)).unwrap() {
         sim.write(&format!("bus/pci/devices/{addr}/driver_override"), &driver).unwrap();
-        sim.load_module(module).unwrap();
+        sim.load_module(&module).unwrap();
         sim.write("bus/pci/drivers_probe", addr).unwrap();
     }
     sim.load_module(host_module).unwrap();

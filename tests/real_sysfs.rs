@@ -47,7 +47,7 @@ impl Sysfs for NoWrites {
     fn write_bounded(&self, p: &str, _v: &str, _l: std::time::Duration) -> io::Result<()> {
         panic!("test tried to write the real /sys/{p}");
     }
-    forward_sysfs!(0; read_link, list_dir, exists, matching_aliases, net_addresses, net_routes, mounts, swaps, vfio_holders, pci_names);
+    forward_sysfs!(0; read_bytes, net_features, read_link, list_dir, exists, matching_aliases, vfio_aliases, net_addresses, net_routes, mounts, swaps, vfio_holders, pci_names, uevents);
 }
 
 /// The PCI function under the disk mounted on "/", found the kernel's way:
@@ -291,4 +291,35 @@ fn names_on_this_host_are_lspcis() {
         }
     }
     println!("{named} real devices named as lspci names them");
+}
+
+// ---- libvirt's device tree (tree), read-only on this machine ----
+
+/// computer and a net device per interface of a PCI function appear, as
+/// /sys/class/net tells them, and every node's XML validates against
+/// libvirt's nodedev.rng.
+#[test]
+fn this_hosts_tree_has_computer_and_its_interfaces() {
+    let host = Host::new(real(Uevent::Shown), StateStore::memory(), HostOptions::default());
+    let nodes = host.nodes().unwrap();
+    assert_eq!(nodes[0].name(), "computer");
+    // Interfaces of PCI functions, found the kernel's way: the real path of class/net/IF.
+    let mut want = Vec::new();
+    for e in std::fs::read_dir("/sys/class/net").unwrap() {
+        let iface = e.unwrap().file_name().to_string_lossy().into_owned();
+        let path = std::fs::canonicalize(format!("/sys/class/net/{iface}")).unwrap();
+        if path.iter().any(|c| PciAddress::parse(&c.to_string_lossy()).is_ok() && c.to_string_lossy().contains(':')) {
+            let mac = std::fs::read_to_string(format!("/sys/class/net/{iface}/address")).unwrap_or_default();
+            want.push(nodedev::host::net_node_name(&iface, Some(mac.trim()).filter(|m| !m.is_empty())));
+        }
+    }
+    want.sort();
+    let mut got: Vec<String> = nodes.iter().map(|n| n.name()).filter(|n| n.starts_with("net_")).collect();
+    got.sort();
+    assert_eq!(got, want);
+    println!("{} nodes here: computer, {} PCI functions, interfaces {got:?}", nodes.len(), host.list().unwrap().len());
+    let docs: Vec<(String, String)> = nodes.iter().map(|n| (n.name(), host.node_xml(n).unwrap())).collect();
+    if let Some(r) = common::validate_nodedev_xml(&docs) {
+        r.unwrap();
+    }
 }

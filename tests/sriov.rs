@@ -212,3 +212,140 @@ fn the_c_call_checks_its_arguments() {
         virConnectClose(conn);
     }
 }
+
+// ---- Persistent VF counts (issue 13, item 2) ----
+
+fn confdir(tag: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("nodedev-sriov-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    p
+}
+
+fn with_definitions(sim: &Arc<SimKernel>, dir: &std::path::Path) -> Host {
+    let options = HostOptions { definitions: Some(nodedev::persist::Definitions::new(dir)), ..HostOptions::default() };
+    Host::new(sim.clone(), StateStore::memory(), options)
+}
+
+#[test]
+fn a_persistent_vf_count_is_made_again_at_boot_straight_onto_the_stub() {
+    let dir = confdir("boot");
+    let sim = Arc::new(SimKernel::builtin());
+    let host = with_definitions(&sim, &dir);
+    let req = nodedev::StubRequest::from(Stub::Vfio);
+    host.provision_vfs(&a(PF), 4, Some(&req), false).unwrap();
+    host.define_vfs(&a(PF), 4, Some(&req)).unwrap();
+    let def = host.persistent_vfs(&a(PF)).unwrap().unwrap();
+    assert_eq!((def.count, def.driver.as_deref(), def.vendor, def.device), (4, Some("vfio"), 0x8086, 0x10c9));
+    assert!(dir.join(format!("{PF}.vfs.json")).exists());
+    // The device definitions do not mistake it for one of theirs.
+    assert_eq!(nodedev::persist::Definitions::new(&dir).list().unwrap(), (Vec::new(), Vec::new()));
+
+    // "Reboot": the PF comes up without VFs, igb bound (the rule runs on its bind event).
+    let sim = Arc::new(SimKernel::builtin());
+    sim.write(&format!("bus/pci/devices/{PF}/sriov_numvfs"), "0").unwrap();
+    let history_before = sim.bind_history("0000:04:10.6");
+    let host = with_definitions(&sim, &dir);
+    let applied = host.apply_device(&a(PF)).unwrap();
+    assert_eq!(applied.len(), 1);
+    assert!(applied[0].done && applied[0].outcome == "4 VF(s) on vfio", "{applied:?}");
+    let vfs = host.virtual_functions(&a(PF)).unwrap();
+    assert_eq!(vfs.len(), 4);
+    for vf in &vfs {
+        let vf = vf.to_string();
+        assert_eq!(sim.driver_of(&vf).as_deref(), Some("vfio-pci"), "{vf}");
+    }
+    assert_eq!(sim.bind_history("0000:04:10.6")[history_before.len()..], ["vfio-pci"], "igbvf never bound it");
+    assert_eq!(autoprobe(&sim), "1");
+    // apply (the boot unit) finds it done; another device's apply leaves it alone.
+    let writes = sim.writes().len();
+    assert!(host.apply().unwrap().iter().all(|x| x.done));
+    assert!(host.apply_device(&a(NIC)).unwrap().is_empty());
+    assert_eq!(sim.writes().len(), writes);
+    // Count 0 removes the definition; the VFs stay until asked.
+    host.define_vfs(&a(PF), 0, None).unwrap();
+    assert!(host.persistent_vfs(&a(PF)).unwrap().is_none());
+    assert_eq!(host.virtual_functions(&a(PF)).unwrap().len(), 4);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn persistent_vf_counts_are_checked_and_wait_for_the_pf_driver() {
+    let dir = confdir("checks");
+    let sim = Arc::new(SimKernel::builtin());
+    let host = with_definitions(&sim, &dir);
+    assert!(matches!(host.define_vfs(&a(NIC), 2, None), Err(Error::Unsupported(_))));
+    assert!(matches!(host.define_vfs(&a(PF), 8, None), Err(Error::InvalidArg(m)) if m.contains("at most 7")));
+    let bare = Host::new(sim.clone(), StateStore::memory(), HostOptions::default());
+    assert!(matches!(bare.define_vfs(&a(PF), 2, None), Err(Error::Unsupported(m)) if m.contains("confdir=")));
+    // No PF driver yet (before the PF's bind event): not applied, kept.
+    host.define_vfs(&a(PF), 2, None).unwrap();
+    host.set_vf_count(&a(PF), 0, None, false).unwrap();
+    sim.write("bus/pci/drivers/igb/unbind", PF).unwrap();
+    let applied = host.apply().unwrap();
+    assert!(!applied[0].done && applied[0].outcome.contains("has no driver yet"), "{applied:?}");
+    assert!(host.persistent_vfs(&a(PF)).unwrap().is_some());
+    // Another device at the address: refused with both ids.
+    let defs = nodedev::persist::Definitions::new(&dir);
+    let mut other = defs.get_vfs(PF).unwrap().unwrap();
+    other.device = 0x1521;
+    defs.put_vfs(&other).unwrap();
+    let applied = host.apply().unwrap();
+    assert!(
+        applied[0].outcome.contains("made for 8086:1521") && applied[0].outcome.contains("is 8086:10c9"),
+        "{applied:?}"
+    );
+    // A driver name that is none is refused when written, and reported when read.
+    other.driver = Some("vfio:".into());
+    assert!(defs.put_vfs(&other).is_err());
+    std::fs::write(dir.join(format!("{PF}.vfs.json")), serde_json::to_vec(&other).unwrap()).unwrap();
+    let applied = host.apply().unwrap();
+    assert!(applied[0].address == "-" && applied[0].outcome.contains("unusable"), "{applied:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_cli_the_c_flag_and_the_udev_rule_for_persistent_vf_counts() {
+    let dir = confdir("cli");
+    let uri = format!("test:///default?confdir={}", dir.display());
+    let bin = env!("CARGO_BIN_EXE_nodedev");
+    let run = |script: &str| std::process::Command::new(bin).args(["-c", &uri, script]).output().unwrap();
+    let o = run(&format!("sriov {PF} 2 --driver kvm --persistent; sriov {PF} 0; apply {PF}; apply"));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out} {}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.contains(&"0000:04:00.0 gets 2 VF(s) again at boot (persistent)"), "{out}");
+    assert!(lines.contains(&"0000:04:00.0: 2 VF(s) on kvm"), "{out}");
+    assert_eq!(lines.iter().filter(|l| l.ends_with(" on pci-stub")).count(), 2, "{out}");
+    assert_eq!(lines.last(), Some(&"1 definition(s), 1 applied, 0 not applied"), "{out}");
+    let o = run(&format!("sriov {PF} 0 --persistent"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("no VFs at boot (persistent VF count removed)"));
+    assert!(!dir.join(format!("{PF}.vfs.json")).exists());
+
+    // The C flag.
+    let cstr = |s: &str| CString::new(s).unwrap();
+    unsafe {
+        let conn = virConnectOpen(cstr(&uri).as_ptr());
+        let dev = virNodeDeviceLookupByName(conn, cstr("pci_0000_04_00_0").as_ptr());
+        let msg = || CStr::from_ptr(virGetLastErrorMessage()).to_string_lossy().into_owned();
+        assert_eq!(virNodeDeviceSetVFs(dev, 3, cstr("vfio").as_ptr(), 1 << 19), 3, "{}", msg());
+        let def: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(format!("{PF}.vfs.json"))).unwrap()).unwrap();
+        assert_eq!((def["count"].as_u64(), def["driver"].as_str()), (Some(3), Some("vfio")));
+        assert_eq!(virNodeDeviceSetVFs(dev, 0, std::ptr::null(), 1 << 19), 0, "{}", msg());
+        assert!(!dir.join(format!("{PF}.vfs.json")).exists());
+        assert_eq!(virNodeDeviceSetVFs(dev, 1, cstr("vfio:nope").as_ptr(), 1 << 19), -1);
+        assert_eq!((*virGetLastError()).code, 8, "{}", msg());
+        assert!(!dir.join(format!("{PF}.vfs.json")).exists());
+        virNodeDeviceFree(dev);
+        virConnectClose(conn);
+    }
+    // The rule runs exactly `nodedev apply $kernel` on the PF's bind event.
+    let rules = include_str!("../dist/40-nodedev.rules.in");
+    assert!(
+        rules.contains(
+            r#"ACTION=="bind", TEST=="/etc/nodedev/persistent/$kernel.vfs.json", RUN+="@BINDIR@/nodedev apply $kernel""#
+        ),
+        "{rules}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

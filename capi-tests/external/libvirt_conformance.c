@@ -8,7 +8,10 @@
  * function whose code gives the expected answer (read for facts only).
  *
  * Devices of test:///default used: pci_0000_03_01_0 (e1000, no reset
- * method), pci_0000_05_00_0 (edu, no driver), pci_0000_04_10_2 (igbvf).
+ * method), pci_0000_05_00_0 (edu, no driver), pci_0000_04_10_2 (igbvf),
+ * computer, pci_0000_04_00_0 (igb PF with VPD) and its interface eth0
+ * (net_eth0_52_54_00_04_00_00), and the tree's 21 PCI functions and 3
+ * interfaces of PCI functions.
  * A second simulated host without an IOMMU is written to a temporary file.
  *
  * Prints "libvirt_conformance: N passed, M failed" and the number of
@@ -268,7 +271,7 @@ static void lookup_calls(virConnectPtr conn)
     /* node_device_driver.c nodeDeviceLookupByName: any name not found is
      * VIR_ERR_NO_NODE_DEVICE, whatever its shape. */
     static const char *const unknown[] = {
-        "computer", "net_eth0_00_11_22_33_44_55", "pci_9999_99_99_9", "", "pci_0000_0f_00_0",
+        "computer_", "net_eth0_00_11_22_33_44_55", "pci_9999_99_99_9", "", "pci_0000_0f_00_0",
         "0000:03:01.8", "../../etc/passwd", "\xff\xfe",
     };
     size_t i;
@@ -370,6 +373,140 @@ static void changing_calls(virConnectPtr conn, virConnectPtr ro)
     virNodeDeviceFree(nic);
 }
 
+/* ---- libvirt's device tree: computer, net devices, capability filters ---- */
+
+/* The number of devices a capability filter lists, each name having `prefix`. */
+static int listed(virConnectPtr conn, unsigned int flags, const char *prefix)
+{
+    virNodeDevicePtr *devs = NULL;
+    int n = virConnectListAllNodeDevices(conn, &devs, flags);
+    int i, all = 1;
+
+    for (i = 0; i < n; i++) {
+        all &= strncmp(virNodeDeviceGetName(devs[i]), prefix, strlen(prefix)) == 0;
+        virNodeDeviceFree(devs[i]);
+    }
+    free(devs);
+    return n >= 0 && all ? n : -1;
+}
+
+/* A device's capability names joined by ','. */
+static void caps_of(virNodeDevicePtr dev, char *out, size_t size)
+{
+    char *names[8] = {NULL};
+    int n = virNodeDeviceListCaps(dev, names, 8), i;
+
+    out[0] = 0;
+    for (i = 0; i < n; i++) {
+        if (i)
+            strncat(out, ",", size - strlen(out) - 1);
+        strncat(out, names[i], size - strlen(out) - 1);
+        free(names[i]);
+    }
+}
+
+static void tree_calls(virConnectPtr conn)
+{
+    virNodeDevicePtr computer = virNodeDeviceLookupByName(conn, "computer");
+    virNodeDevicePtr net = virNodeDeviceLookupByName(conn, "net_eth0_52_54_00_04_00_00");
+    virNodeDevicePtr pf = virNodeDeviceLookupByName(conn, "pci_0000_04_00_0");
+    char caps[64], *xml, *names[4] = {NULL};
+    int n;
+
+    /* node_device_udev.c udevSetupSystemDev: the root device "computer". */
+    EXPECT_OK(computer != NULL, "LookupByName computer");
+    /* node_device_udev.c udevProcessNetworkInterface + nodeDeviceGenerateName:
+     * net_IFNAME_MAC, non-alphanumerics as '_'. */
+    EXPECT_OK(net != NULL, "LookupByName net_eth0_52_54_00_04_00_00");
+    CHECK(pf != NULL, "lookup pci_0000_04_00_0");
+    if (!computer || !net || !pf)
+        return;
+    /* node_device_driver.c nodeDeviceGetParent: no parent -> VIR_ERR_INTERNAL_ERROR. */
+    EXPECT(virNodeDeviceGetParent(computer) == NULL, VIR_ERR_INTERNAL_ERROR, NODEDEV, "GetParent computer");
+    /* node_device_udev.c udevSetParent: the closest known ancestor. */
+    EXPECT_OK(strcmp(virNodeDeviceGetParent(net) ?: "", "pci_0000_04_00_0") == 0, "GetParent of eth0: its PF");
+    xml = virNodeDeviceGetXMLDesc(computer, 0);
+    /* node_device_conf.c virNodeDeviceCapSystemDefFormat: hardware, uuid, firmware. */
+    EXPECT_OK(xml && strstr(xml, "<capability type='system'>") && strstr(xml, "<vendor>QEMU</vendor>") &&
+                  strstr(xml, "<uuid>6e6f6465-6465-4076-8000-000000000042</uuid>") &&
+                  strstr(xml, "<release_date>04/01/2014</release_date>") && !strstr(xml, "<parent>"),
+              "computer XML: DMI hardware and firmware, no parent");
+    free(xml);
+    xml = virNodeDeviceGetXMLDesc(net, 0);
+    /* node_device_conf.c virNodeDeviceCapNetDefFormat, virInterfaceLinkFormat. */
+    EXPECT_OK(xml && strstr(xml, "<interface>eth0</interface>") && strstr(xml, "<address>52:54:00:04:00:00</address>") &&
+                  strstr(xml, "<link speed='1000' state='up'/>") && strstr(xml, "<feature name='rxhash'/>") &&
+                  strstr(xml, "<capability type='80203'/>") && strstr(xml, "<parent>pci_0000_04_00_0</parent>"),
+              "net XML: interface, address, link, features, 80203");
+    free(xml);
+    xml = virNodeDeviceGetXMLDesc(pf, 0);
+    /* node_device_conf.c virNodeDeviceCapVPDFormat, virPCIEDeviceInfoFormat. */
+    EXPECT_OK(xml && strstr(xml, "<serial_number>A0B1C2D3E4F5</serial_number>") &&
+                  strstr(xml, "<asset_tag>rack-7 slot-2</asset_tag>") &&
+                  strstr(xml, "<link validity='cap' port='0' speed='2.5' width='4'/>"),
+              "PF XML: VPD fields and PCIe link");
+    free(xml);
+    xml = virNodeDeviceGetXMLDesc(virNodeDeviceLookupByName(conn, "pci_0000_00_1d_0"), 0);
+    /* node_device_conf.c virNodeDeviceCapPCIDefFormat: hdrType as a capability. */
+    CHECK(xml && strstr(xml, "<capability type='pci-bridge'/>"), "root port XML: pci-bridge");
+    free(xml);
+
+    /* node_device_conf.c virNodeDeviceCapsListExport: the PCI capability
+     * then vpd when the function has VPD. */
+    caps_of(computer, caps, sizeof caps);
+    EXPECT_OK(strcmp(caps, "system") == 0 && virNodeDeviceNumOfCaps(computer) == 1, "computer caps: system");
+    caps_of(net, caps, sizeof caps);
+    EXPECT_OK(strcmp(caps, "net") == 0 && virNodeDeviceNumOfCaps(net) == 1, "net caps: net");
+    caps_of(pf, caps, sizeof caps);
+    EXPECT_OK(strcmp(caps, "pci,vpd") == 0 && virNodeDeviceNumOfCaps(pf) == 2, "PF caps: pci,vpd");
+
+    /* virnodedeviceobj.c virNodeDeviceObjMatch / virNodeDeviceObjHasCap: a
+     * capability bit selects the devices having it (VPD through the PCI
+     * capability's flag). */
+    EXPECT_OK(listed(conn, VIR_CONNECT_LIST_NODE_DEVICES_CAP_SYSTEM, "computer") == 1, "CAP_SYSTEM: computer");
+    EXPECT_OK(listed(conn, VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV, "pci_") == 21, "CAP_PCI_DEV: 21 functions");
+    EXPECT_OK(listed(conn, VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET, "net_") == 3, "CAP_NET: 3 interfaces");
+    EXPECT_OK(listed(conn, VIR_CONNECT_LIST_NODE_DEVICES_CAP_VPD, "pci_0000_04_00_0") == 1, "CAP_VPD: the PF");
+    EXPECT_OK(listed(conn, VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET | VIR_CONNECT_LIST_NODE_DEVICES_CAP_SYSTEM, "") == 4,
+              "CAP_NET|CAP_SYSTEM: either");
+    EXPECT_OK(listed(conn, VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV | VIR_CONNECT_LIST_NODE_DEVICES_CAP_VPD, "pci_") ==
+                  21,
+              "CAP_PCI_DEV|CAP_VPD: each device once");
+    EXPECT_OK(listed(conn, 0, "") == 25, "no filter: computer, 21 functions, 3 interfaces");
+    {
+        static const unsigned int none[] = {
+            VIR_CONNECT_LIST_NODE_DEVICES_CAP_USB_DEV,      VIR_CONNECT_LIST_NODE_DEVICES_CAP_USB_INTERFACE,
+            VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI_HOST,    VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI_TARGET,
+            VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI,         VIR_CONNECT_LIST_NODE_DEVICES_CAP_STORAGE,
+            VIR_CONNECT_LIST_NODE_DEVICES_CAP_FC_HOST,      VIR_CONNECT_LIST_NODE_DEVICES_CAP_VPORTS,
+            VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI_GENERIC, VIR_CONNECT_LIST_NODE_DEVICES_CAP_DRM,
+            VIR_CONNECT_LIST_NODE_DEVICES_CAP_CCW_DEV,      VIR_CONNECT_LIST_NODE_DEVICES_CAP_CSS_DEV,
+            VIR_CONNECT_LIST_NODE_DEVICES_CAP_VDPA,         VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_CARD,
+            VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_QUEUE,     VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_MATRIX,
+        };
+        size_t i;
+        for (i = 0; i < sizeof none / sizeof none[0]; i++) {
+            char what[64];
+            snprintf(what, sizeof what, "capability bit 0x%x: no device has it here", none[i]);
+            EXPECT_OK(listed(conn, none[i], "") == 0, what);
+        }
+    }
+    /* virnodedeviceobj.c virNodeDeviceObjListNumOfDevices: virNodeDeviceObjHasCapStr. */
+    EXPECT_OK(virNodeNumOfDevices(conn, "system", 0) == 1 && virNodeNumOfDevices(conn, "net", 0) == 3 &&
+                  virNodeNumOfDevices(conn, "vpd", 0) == 1 && virNodeNumOfDevices(conn, "pci", 0) == 21,
+              "virNodeNumOfDevices by capability");
+    n = virNodeListDevices(conn, "system", names, 4, 0);
+    EXPECT_OK(n == 1 && strcmp(names[0], "computer") == 0, "virNodeListDevices system: computer");
+    if (n > 0)
+        free(names[0]);
+    /* domain_driver.c virDomainDriverNodeDeviceGetPCIInfo: not a PCI device -> VIR_ERR_INVALID_ARG. */
+    EXPECT(virNodeDeviceDetachFlags(net, NULL, 0) == -1, VIR_ERR_INVALID_ARG, NODEDEV, "DetachFlags of an interface");
+    EXPECT(virNodeDeviceDettach(computer) == -1, VIR_ERR_INVALID_ARG, NODEDEV, "Dettach of computer");
+    virNodeDeviceFree(computer);
+    virNodeDeviceFree(net);
+    virNodeDeviceFree(pf);
+}
+
 /* ---- the error family: src/util/virerror.c ---- */
 
 static void error_family(virConnectPtr conn)
@@ -383,7 +520,7 @@ static void error_family(virConnectPtr conn)
     /* virerror.c virConnCopyLastError: NULL connection -> -1. */
     CONFORM(virConnCopyLastError(NULL, &copy) == -1, "virConnCopyLastError(NULL)");
     /* virerror.c virDispatchError: the error is copied to the connection. */
-    EXPECT(virNodeDeviceLookupByName(conn, "computer") == NULL, VIR_ERR_NO_NODE_DEVICE, NODEDEV,
+    EXPECT(virNodeDeviceLookupByName(conn, "no-such-device") == NULL, VIR_ERR_NO_NODE_DEVICE, NODEDEV,
            "an error on the connection");
     cerr = virConnGetLastError(conn);
     CONFORM(cerr != NULL && cerr->code == VIR_ERR_NO_NODE_DEVICE && cerr->domain == NODEDEV,
@@ -454,6 +591,7 @@ int main(void)
     if (conn != NULL && ro != NULL) {
         listing_calls(conn);
         lookup_calls(conn);
+        tree_calls(conn);
         device_handle_calls(conn);
         changing_calls(conn, ro);
         error_family(conn);

@@ -59,9 +59,18 @@ int main(int argc, char **argv)
                                                 virConnectIsAlive(conn) == 1 && virConnectIsSecure(conn) == 1 &&
                                                 virConnectIsEncrypted(conn) == 0);
 
+    /* The root of libvirt's tree is a device (node_device_udev.c
+     * udevSetupSystemDev), without a parent. */
+    {
+        virNodeDevicePtr computer = virNodeDeviceLookupByName(conn, "computer");
+        result("computer-is-the-root", computer != NULL && virNodeDeviceGetParent(computer) == NULL &&
+                                           virGetLastErrorCode() == VIR_ERR_INTERNAL_ERROR);
+        if (computer != NULL)
+            virNodeDeviceFree(computer);
+    }
     /* Names that are no device, whatever their shape. */
-    result("computer-no-node-device",
-           virNodeDeviceLookupByName(conn, "computer") == NULL && virGetLastErrorCode() == VIR_ERR_NO_NODE_DEVICE);
+    result("computer-typo-no-node-device",
+           virNodeDeviceLookupByName(conn, "computer_") == NULL && virGetLastErrorCode() == VIR_ERR_NO_NODE_DEVICE);
     result("net-name-no-node-device", virNodeDeviceLookupByName(conn, "net_eth0_00_11_22_33_44_55") == NULL &&
                                           virGetLastErrorCode() == VIR_ERR_NO_NODE_DEVICE);
 

@@ -92,6 +92,15 @@ if [ -f /usr/include/libvirt/libvirt.h ]; then
 elif [ -n "${NODEDEV_CI:-}" ]; then
     die "libvirt-dev is missing: .ci/run installs it"
 fi
+# Events (issue 12, item 5): a libvirt client on the default event loop.
+rm -f "$cache/libvirt_events"
+if [ -f /usr/include/libvirt/libvirt.h ]; then
+    gcc -static -O2 -Wall -Werror -Wno-deprecated-declarations -o "$cache/libvirt_events" \
+        "$here/libvirt_events.c" "$top/target/release/libnodedev.a" -lpthread -ldl -lm \
+        || die "cannot build libvirt_events"
+elif [ -n "${NODEDEV_CI:-}" ]; then
+    die "libvirt-dev is missing: .ci/run installs it"
+fi
 
 # initramfs: busybox, the modules we need with their dependencies, the CLI
 # with its shared libraries, the suite.
@@ -151,6 +160,7 @@ cp "$guest_script" "$root/suite.sh"
 # Topic sections that suite.sh sources (suite-<topic>.sh).
 cp "$here"/suite-*.sh "$root/"
 [ -f "$cache/libvirt_fidelity" ] && cp "$cache/libvirt_fidelity" "$root/bin/"
+[ -f "$cache/libvirt_events" ] && cp "$cache/libvirt_events" "$root/bin/"
 # init mounts the share when this marker is there.
 [ "$share_usr" = 1 ] && touch "$root/share-usr"
 chmod +x "$root/init"
@@ -190,6 +200,50 @@ timeout "$timeout_s" qemu-system-x86_64 \
 rc=$?
 set -e
 echo "vm: guest ran $(( $(date +%s) - start )) s (qemu exit $rc), serial log: $log"
+
+# ---- libvirt's device tree (suite-tree.sh): the guest printed every node's
+# XML before and after a detach, and its host description; validate them
+# against libvirt's nodedev.rng here (xmllint: libxml2-utils, the schema:
+# libvirt0; .ci/run installs both). Results go into the log as checks.
+rng=/usr/share/libvirt/schemas/nodedev.rng
+xmldir="$cache/guest-xml"
+rm -rf "$xmldir" && mkdir -p "$xmldir"
+tr -d '\r' < "$log" | awk -v dir="$xmldir" '
+    /^NODEDEV-XML-BEGIN / { f = dir "/" $2 "-" $3 ".xml"; next }
+    /^NODEDEV-XML-END/ { close(f); f = ""; next }
+    /^NODEDEV-HOST-BEGIN/ { f = dir "/guest-host.json"; next }
+    /^NODEDEV-HOST-END/ { close(f); f = ""; next }
+    f != "" { print > f }'
+if command -v xmllint >/dev/null && [ -f "$rng" ]; then
+    for tag in before-detach after-detach; do
+        n=$(ls "$xmldir" | grep -c "^$tag-" || true)
+        if [ "$n" -gt 0 ] && out=$(xmllint --noout --relaxng "$rng" "$xmldir/$tag"-*.xml 2>&1); then
+            echo "NODEDEV-TEST PASS tree-guest-xml-validates-$tag-$n-documents" >> "$log"
+        else
+            echo "NODEDEV-TEST FAIL tree-guest-xml-validates-$tag: $n documents: $(echo "$out" | grep -v validates | head -5 | tr '\n' ' ')" >> "$log"
+        fi
+    done
+    # The dumped guest host as a simulated host, every node's XML from it.
+    host_json="$xmldir/guest-host.json"
+    sim_cli="$vmtarget/release/nodedev"
+    if [ -s "$host_json" ] && names=$("$sim_cli" -c "test://$host_json" nodes 2>&1); then
+        bad=0
+        for n in $names; do
+            "$sim_cli" -c "test://$host_json" show "$n" > "$xmldir/dumped-$n.xml" || bad=1
+        done
+        if [ "$bad" = 0 ] && out=$(xmllint --noout --relaxng "$rng" "$xmldir"/dumped-*.xml 2>&1); then
+            echo "NODEDEV-TEST PASS tree-dumped-guest-host-xml-validates-$(echo $names | wc -w)-documents" >> "$log"
+        else
+            echo "NODEDEV-TEST FAIL tree-dumped-guest-host-xml-validates: $(echo "$out" | grep -v validates | head -5 | tr '\n' ' ')" >> "$log"
+        fi
+    else
+        echo "NODEDEV-TEST FAIL tree-dumped-guest-host: no description or it does not load: $(echo $names | head -c 300)" >> "$log"
+    fi
+elif [ -n "${NODEDEV_CI:-}" ]; then
+    echo "NODEDEV-TEST FAIL tree-guest-xml: xmllint or $rng missing (.ci/run installs libxml2-utils and libvirt0)" >> "$log"
+else
+    echo "vm: note: xmllint or $rng missing: the guest's XML is not validated"
+fi
 
 grep -a "^NODEDEV-" "$log" | tr -d '\r' | grep -v "^NODEDEV-SUITE" || true
 passed=$(grep -ac "^NODEDEV-TEST PASS" "$log" || true)

@@ -193,6 +193,7 @@ expect_driver race-second-back "$B2" e1000
 . /suite-busy.sh
 . /suite-fidelity.sh
 . /suite-grouplock.sh
+. /suite-events.sh
 
 left=$(ls /run/nodedev/*.json 2>/dev/null | wc -l)
 [ "$left" = 0 ] && pass no-records-left || fail no-records-left "$left records left"
@@ -341,8 +342,10 @@ for k in 1 2 3; do
     crash_at $k reattach "$E"
 done
 
+. /suite-tree.sh
 . /suite-attack.sh
 . /suite-records.sh
 . /suite-rustapi.sh
 . /suite-hostuse.sh
 . /suite-names.sh
+. /suite-lifecycle.sh

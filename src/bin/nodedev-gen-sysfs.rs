@@ -53,6 +53,8 @@ fn device(
         block: Vec::new(),
         framebuffer: None,
         mdev: None,
+        pcie: None,
+        vpd: None,
     }
 }
 
@@ -64,6 +66,7 @@ fn drivers() -> Vec<DriverSpec> {
         available: true,
         ids: ids.iter().map(|s| s.to_string()).collect(),
         classes: classes.iter().map(|s| s.to_string()).collect(),
+        vfio_aliases: Vec::new(),
     };
     vec![
         d("pcieport", &["8086:a110", "8086:244e"], &[]),

@@ -9,7 +9,7 @@
 
 use nodedev::inventory::{self, Listed, Report};
 use nodedev::stub::is_stub_driver;
-use nodedev::{uri, DetachOptions, Error, Host, PrepareOptions, Stub};
+use nodedev::{uri, DetachOptions, Error, Host, PrepareOptions, Stub, StubRequest};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: nodedev [-c URI] COMMAND [ARGS] [; COMMAND [ARGS] ...]
@@ -21,9 +21,12 @@ commands:
                                   dra: the devices as Kubernetes resource.k8s.io/v1
                                   ResourceSlices of pool NAME (default: the host name),
                                   generation N (default 1; raise it on each update)
-  show DEV [--json]               libvirt's node-device XML of DEV
-  detach DEV [--driver vfio|kvm|xen] [--group] [--force] [--persistent]
-                                  move DEV to a stub driver (default vfio); --group: every
+  show DEV [--json]               libvirt's node-device XML of DEV (also computer, net_*)
+  detach DEV [--driver vfio|vfio:NAME|kvm|xen] [--group] [--force] [--persistent]
+                                  move DEV to a stub driver (default vfio: its VFIO variant
+                                  driver if modules.alias has one for it, else vfio-pci;
+                                  vfio:NAME: that VFIO driver, e.g. vfio:mlx5_vfio_pci or
+                                  vfio:vfio-pci; show DEV --json explains the choice); --group: every
                                   endpoint of its IOMMU group, all or nothing; --force: even
                                   if the host uses it (boot VGA, mounted disk, interface up);
                                   --persistent: keep it on the stub from boot on
@@ -32,24 +35,28 @@ commands:
                                   --persistent: also drop its persistent definition
   reset DEV                       reset DEV (it must be on a stub or on no driver)
   group DEV [--json]              DEV's IOMMU group: members, drivers, owners, vfio viability
-  prepare OWNER DEV... [--driver vfio|kvm|xen] [--managed] [--force] [--persistent]
+  prepare OWNER DEV... [--driver vfio|vfio:NAME|kvm|xen] [--managed] [--force] [--persistent]
                                   assign devices to a guest: --managed moves them to the stub
                                   (all or nothing) and resets them; otherwise only verifies
   release OWNER [DEV...]          end the assignment (no DEV: all of OWNER's devices); managed
                                   devices go back to their original drivers
-  sriov PF COUNT [--driver vfio|kvm|xen|none] [--force]
+  sriov PF COUNT [--driver vfio|vfio:NAME|kvm|xen|none] [--force] [--persistent]
                                   give the SR-IOV PF COUNT VFs, each on the stub (default
-                                  vfio; none: no driver) from the start, no host VF driver
-                                  ever binding them; 0 removes them (--force: even VFs
-                                  assigned or detached from a host driver)
-  apply                           put every persistently defined device on its stub and start
-                                  every autostart mediated device (boot)
+                                  vfio, each VF's best VFIO driver; none: no driver) from the
+                                  start, no host VF driver ever binding them; 0 removes them
+                                  (--force: even VFs assigned or detached from a host driver);
+                                  --persistent: the PF gets them again at boot (0: forget it)
+  apply [DEV]                     put every persistently defined device on its stub and give
+                                  every persistent PF its VFs (boot); DEV: only DEV's
+                                  definitions; without DEV, then every autostart mediated
+                                  device
   mdev types [PARENT] [--json]    mediated-device parents and their types: name, device API,
                                   instances available
   mdev list [--json]              every mediated device, live or defined (mdevctl's files)
   mdev show MDEV                  libvirt's node-device XML of MDEV
   mdev create PARENT TYPE [--uuid UUID] [--attr NAME=VALUE]...
                                   create a (transient) mediated device; a random UUID without
+                                  --uuid
   mdev remove MDEV                remove (stop) a live one; refused while a process holds it
   mdev define PARENT TYPE [--uuid UUID] [--attr NAME=VALUE]... [--auto]
                                   define a persistent one (not started); --auto: start at boot
@@ -68,6 +75,12 @@ commands:
                                   file is kept as ADDRESS.json.cleared-TIME
   drivers [--json]                one line per device: ADDRESS DRIVER (or none)
   dump-host                       this host as a test:///PATH.json description
+  nodes                           the names of libvirt's node devices: computer, pci_*, and
+                                  net_IFNAME_MAC for each interface of a PCI function
+  watch [--json] [--count N] [--timeout SECONDS]
+                                  print node-device events as they happen (the kernel's
+                                  uevents: created, deleted, updated), one per line, until
+                                  N events or SECONDS passed (default: until interrupted)
 
 DEV is 0000:03:00.1 or pci_0000_03_00_1; MDEV a UUID or libvirt's
 mdev_UUID_PARENT name (mdev_83b8f4f2_..._0000_00_02_0). URI: nodedev:///system (default),
@@ -106,14 +119,18 @@ enum Command {
     Drivers { json: bool },
     Recover { json: bool, clear: Option<String> },
     DumpHost,
+    // libvirt's device tree (tree): every node device's name
+    Nodes,
     Detach { dev: String, driver: Option<String>, group: bool, force: bool, persistent: bool },
     Reattach { dev: String, driver: Option<String>, persistent: bool },
-    Apply,
+    Apply { dev: Option<String> },
     Udev { dev: String },
     Reset { dev: String },
     Prepare { owner: String, devs: Vec<String>, driver: Option<String>, managed: bool, force: bool, persistent: bool },
     Release { owner: String, devs: Vec<String> },
-    Sriov { pf: String, count: u16, driver: Option<String>, force: bool },
+    Sriov { pf: String, count: u16, driver: Option<String>, force: bool, persistent: bool },
+    // ---- Events (issue 12, item 5)
+    Watch { json: bool, count: Option<u64>, timeout: Option<std::time::Duration> },
     Mdev(MdevCommand),
 }
 
@@ -330,6 +347,71 @@ fn run_mdev(host: &Host, cmd: &MdevCommand) -> Result<(), Error> {
     }
 }
 
+/// `watch [--json] [--count N] [--timeout SECONDS]`.
+fn parse_watch(args: &[String]) -> Result<Command, String> {
+    let (mut json, mut count, mut timeout) = (false, None, None);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let (opt, inline) = match a.split_once('=') {
+            Some((o, v)) if o.starts_with("--") => (o, Some(v.to_string())),
+            _ => (a.as_str(), None),
+        };
+        let mut value = || inline.clone().or_else(|| it.next().cloned()).ok_or(format!("watch: {opt} needs a value"));
+        match opt {
+            "--json" if inline.is_none() => json = true,
+            "--count" => {
+                let v = value()?;
+                count = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or(format!("watch: --count '{v}' is not a positive number"))?,
+                );
+            }
+            "--timeout" => {
+                let v = value()?;
+                let secs: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                    .ok_or(format!("watch: --timeout '{v}' is not a number of seconds"))?;
+                timeout = Some(std::time::Duration::from_secs_f64(secs));
+            }
+            _ if opt.starts_with('-') => return Err(format!("watch: unknown option {a}")),
+            _ => return Err("watch: takes no arguments".into()),
+        }
+    }
+    Ok(Command::Watch { json, count, timeout })
+}
+
+/// Print events until `count` of them or `timeout`: sleeps in poll between
+/// kernel events (no periodic wake-up).
+fn watch(host: &Host, json: bool, count: Option<u64>, timeout: Option<std::time::Duration>) -> Result<(), Error> {
+    let watcher = nodedev::events::Watcher::new(host.sysfs().as_ref())?;
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    let mut seen = 0u64;
+    loop {
+        let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        if left.is_some_and(|l| l.is_zero()) {
+            return Ok(());
+        }
+        for ev in watcher.wait(left)? {
+            if json {
+                println!("{}", Report::Watch { event: ev }.to_json());
+            } else {
+                let driver = ev.driver.as_deref().map(|d| format!(" {d}")).unwrap_or_default();
+                let kind =
+                    serde_json::to_value(ev.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                println!("{kind} {} {} {}{driver}", ev.name, ev.address, ev.action);
+            }
+            seen += 1;
+            if count.is_some_and(|n| seen >= n) {
+                return Ok(());
+            }
+        }
+    }
+}
+
 /// A command's words: positional arguments and the options it accepts.
 #[derive(Default)]
 struct Args {
@@ -445,6 +527,10 @@ fn parse_command(words: &[String]) -> Result<Command, String> {
             let mut a = read(1)?;
             Command::Group { dev: first(&mut a), json: a.json }
         }
+        "nodes" => {
+            exactly(cmd, opts(&[])?, 0)?;
+            Command::Nodes
+        }
         "dump-host" => {
             exactly(cmd, opts(&[])?, 0)?;
             Command::DumpHost
@@ -464,8 +550,11 @@ fn parse_command(words: &[String]) -> Result<Command, String> {
             Command::Reattach { dev: first(&mut a), driver: a.driver, persistent: a.persistent }
         }
         "apply" => {
-            exactly(cmd, opts(&[])?, 0)?;
-            Command::Apply
+            let mut a = opts(&[])?;
+            if a.positional.len() > 1 {
+                return Err("apply: at most one device (e.g. apply 0000:04:00.0)".into());
+            }
+            Command::Apply { dev: a.positional.pop() }
         }
         "udev" => Command::Udev { dev: first(&mut exactly(cmd, opts(&[])?, 1)?) },
         "reset" => Command::Reset { dev: first(&mut exactly(cmd, opts(&[])?, 1)?) },
@@ -492,16 +581,17 @@ fn parse_command(words: &[String]) -> Result<Command, String> {
             Command::Release { owner: first(&mut a), devs: a.positional }
         }
         "sriov" => {
-            let mut a = opts(&["--driver", "--force"])?;
+            let mut a = opts(&["--driver", "--force", "--persistent"])?;
             if a.positional.len() != 2 {
                 return Err("sriov: PF COUNT (e.g. sriov 0000:04:00.0 4)".into());
             }
             let pf = first(&mut a);
             let count =
                 a.positional[0].parse().map_err(|_| format!("sriov: '{}' is not a VF count", a.positional[0]))?;
-            Command::Sriov { pf, count, driver: a.driver, force: a.force }
+            Command::Sriov { pf, count, driver: a.driver, force: a.force, persistent: a.persistent }
         }
         "mdev" => Command::Mdev(parse_mdev(args)?),
+        "watch" => parse_watch(args)?,
         other => return Err(format!("unknown command '{other}'")),
     })
 }
@@ -622,11 +712,20 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
             Ok(())
         }
         Command::Show { dev, json } => {
-            let addr = host.lookup(dev)?;
             if *json {
-                println!("{}", Report::Show { device: Box::new(inventory::device(host, &addr)?) }.to_json());
+                let addr = host.lookup(dev)?;
+                let device = Box::new(inventory::device(host, &addr)?);
+                // A choice that cannot be made (modules.alias unreadable) is null, not an error.
+                let vfio_driver = host.vfio_choice(&addr, None).ok();
+                println!("{}", Report::Show { device, vfio_driver }.to_json());
             } else {
-                print!("{}", host.xml(&addr)?);
+                print!("{}", host.node_xml(&host.lookup_node(dev)?)?);
+            }
+            Ok(())
+        }
+        Command::Nodes => {
+            for n in host.nodes()? {
+                println!("{}", n.name());
             }
             Ok(())
         }
@@ -675,8 +774,9 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
         }
         Command::Detach { dev, driver, group, force, persistent } => {
             let addr = host.lookup(dev)?;
-            let stub = Stub::from_name(driver.as_deref())?;
-            host.detach_with(&addr, stub, DetachOptions { group: *group, force: *force })?;
+            let req = StubRequest::parse(driver.as_deref())?;
+            let stub = req.stub;
+            host.detach_request(&addr, &req, DetachOptions { group: *group, force: *force })?;
             let moved = if *group { host.group_endpoints(&addr, stub)? } else { vec![addr] };
             for m in moved {
                 println!("{m} detached to {}", host.driver(&m)?.as_deref().unwrap_or("no driver"));
@@ -709,13 +809,18 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
             Ok(())
         }
         Command::Mdev(m) => run_mdev(host, m),
-        Command::Apply => {
+        Command::Apply { dev } => {
             // PCI definitions (none kept: only the mediated devices), then mdevs.
-            let mut applied = match host.apply() {
-                Err(Error::Unsupported(_)) if host.options().mdev_definitions.is_some() => Vec::new(),
-                other => other?,
+            let mut applied = match dev {
+                Some(d) => host.apply_device(&nodedev::PciAddress::parse(d)?)?,
+                None => match host.apply() {
+                    Err(Error::Unsupported(_)) if host.options().mdev_definitions.is_some() => Vec::new(),
+                    other => other?,
+                },
             };
-            applied.extend(host.apply_mdevs()?);
+            if dev.is_none() {
+                applied.extend(host.apply_mdevs()?);
+            }
             for a in &applied {
                 println!("{}: {}", a.address, a.outcome);
             }
@@ -752,8 +857,8 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
         }
         Command::Prepare { owner, devs, driver, managed, force, persistent } => {
             let addrs = lookup_all(devs)?;
-            let stub = Stub::from_name(driver.as_deref())?;
-            host.prepare(owner, &addrs, stub, PrepareOptions { managed: *managed, force: *force })?;
+            let req = StubRequest::parse(driver.as_deref())?;
+            host.prepare_request(owner, &addrs, &req, PrepareOptions { managed: *managed, force: *force })?;
             for d in &addrs {
                 println!("{d} prepared for {owner} on {}", host.driver(d)?.as_deref().unwrap_or("no driver"));
                 if *persistent {
@@ -774,13 +879,21 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
             }
             Ok(())
         }
-        Command::Sriov { pf, count, driver, force } => {
+        Command::Watch { json, count, timeout } => watch(host, *json, *count, *timeout),
+        Command::Sriov { pf, count, driver, force, persistent } => {
             let addr = host.lookup(pf)?;
-            let stub = Stub::from_name_or_none(driver.as_deref())?;
-            let vfs = host.set_vf_count(&addr, *count, stub, *force)?;
+            let req = StubRequest::parse_or_none(driver.as_deref())?;
+            let vfs = host.provision_vfs(&addr, *count, req.as_ref(), *force)?;
             println!("{addr} has {} VF(s)", vfs.len());
             for vf in vfs {
                 println!("{vf} on {}", host.driver(&vf)?.as_deref().unwrap_or("no driver"));
+            }
+            if *persistent {
+                host.define_vfs(&addr, *count, req.as_ref())?;
+                match count {
+                    0 => println!("{addr}: no VFs at boot (persistent VF count removed)"),
+                    n => println!("{addr} gets {n} VF(s) again at boot (persistent)"),
+                }
             }
             Ok(())
         }

@@ -34,10 +34,9 @@ unsafe fn devices_arg(
         let d = dev_arg(call, *devs.add(i))
             .map_err(|_| call.invalid_arg(format_args!("devs[{i}] is not a live device handle")))?;
         if !Arc::ptr_eq(&d.conn, conn) {
-            return Err(call.invalid_arg(format_args!("devs[{i}] ({}) belongs to another connection", d.addr)));
+            return Err(call.invalid_arg(format_args!("devs[{i}] ({}) belongs to another connection", d.node.name())));
         }
-        super::nodedev::pci_only(call, &d)?;
-        out.push(d.addr);
+        out.push(d.pci(call)?);
     }
     call.conn = Some(conn.clone());
     Ok(out)
@@ -102,7 +101,7 @@ pub unsafe extern "C" fn virNodeDevicePrepare(
         let stub = stub_arg(call, driverName)?;
         let opts = PrepareOptions { managed: flags & managed != 0, force: flags & force != 0 };
         c.host
-            .prepare(owner, &addrs, stub, opts)
+            .prepare_request(owner, &addrs, &stub, opts)
             .map_err(|e| with_unsupported_as(e, virErrorNumber::VIR_ERR_ARGUMENT_UNSUPPORTED))?;
         if flags & persistent != 0 {
             addrs.iter().try_for_each(|a| c.host.define(a))?;

@@ -2,8 +2,10 @@
 //! C as a [`handle`](super::handle); virConnectRef adds a reference,
 //! virConnectClose drops one. Every device handle also holds one, so a
 //! connection lives until it is closed and all of its devices are freed.
-//! Also the connection's close callback, fired when it goes. Above the call
-//! boundary and the handle helpers; below the device handles and the calls.
+//! Also the connection's close callback, fired when it goes, and the slot
+//! for its node-device events (kept by a layer above, ended when it goes).
+//! Above the call boundary and the handle helpers; below the device handles
+//! and the calls.
 
 use super::boundary::{api, Call, Raised};
 use super::callback::{virFreeCallback, CallerData};
@@ -12,9 +14,10 @@ use super::last_error::{ConnErrors, ErrorTarget};
 use super::virterror::{virErrorDomain, virErrorNumber};
 use crate::host::Host;
 use crate::uri;
+use std::any::Any;
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::ptr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 const CONN_MAGIC: u64 = 0x6e6f_6465_636f_6e6e; // "nodeconn"
 const DOMAIN: virErrorDomain = virErrorDomain::VIR_FROM_NONE;
@@ -32,6 +35,21 @@ pub struct virConnect {
     pub(crate) errors: ConnErrors,
     /// The close callback (virConnectRegisterCloseCallback), fired on drop.
     pub(crate) close: Mutex<Option<CloseCallback>>,
+    /// Node-device event callbacks and their feed (`node_device_events`),
+    /// made at the first event call, closed on drop.
+    pub(crate) events: OnceLock<Arc<dyn ConnAttachment>>,
+}
+
+/// Per-connection state of a layer above this one (node-device events: the
+/// application's callbacks, a watch on its event loop) that must end when
+/// the connection goes. The connection holds it without knowing its type:
+/// it cannot import the modules that define it.
+pub(crate) trait ConnAttachment: Send + Sync {
+    /// The connection is going (its last reference released): let go of
+    /// the application's callbacks (their freecb runs) and stop listening.
+    fn close(&self);
+    /// The state as its own type again, for the layer that made it.
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
 
 /// Pointer to a connection, as returned by virConnectOpen.
@@ -93,6 +111,10 @@ impl Drop for virConnect {
         // Dead before the callback runs: calls it makes with `conn` fail
         // with VIR_ERR_INVALID_CONN instead of reviving the connection.
         self.magic.poison();
+        // Event callbacks go first (their freecb), then the close callback.
+        if let Some(events) = self.events.get() {
+            events.close();
+        }
         let close = self.close.get_mut().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(cb) = close {
             cb.fire(self as *mut virConnect);
@@ -137,6 +159,7 @@ pub(crate) unsafe fn open(call: &mut Call, name: *const c_char, read_only: bool)
         read_only,
         errors: ConnErrors::new(),
         close: Mutex::new(None),
+        events: OnceLock::new(),
     };
     Ok(handle::into_raw(Arc::new(conn)))
 }

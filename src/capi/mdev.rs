@@ -8,9 +8,9 @@
 
 use super::boundary::{api, Call, Raised};
 use super::connect::{conn_arg, virConnectPtr};
-use super::nodedev::{dev_arg, new_mdev_device, virNodeDevice, virNodeDevicePtr, writable};
+use super::nodedev::{dev_arg, new_device, virNodeDevice, virNodeDevicePtr, writable};
 use super::virterror::{virErrorDomain, virErrorNumber};
-use crate::host::{parse_mdev_xml, MdevConfig, MdevXmlProblem};
+use crate::host::{parse_mdev_xml, MdevConfig, MdevXmlProblem, Node};
 use std::ffi::{c_char, c_int, c_uint};
 use std::ptr;
 use std::sync::Arc;
@@ -59,9 +59,9 @@ fn unsupported_type(call: &Call, d: &virNodeDevice) -> Raised {
         virErrorNumber::VIR_ERR_CONFIG_UNSUPPORTED,
         call.domain,
         format!(
-            "{}: unsupported device type: {} is a PCI device; only mediated devices are created, destroyed and defined",
+            "{}: unsupported device type: {} is not a mediated device; only mediated devices are created, destroyed and defined",
             call.func,
-            d.addr.node_name()
+            d.node.name()
         ),
     )
 }
@@ -93,7 +93,7 @@ pub unsafe extern "C" fn virNodeDeviceCreateXML(
         let cfg = config_arg(call, xmlDesc)?;
         call.check_flags(flags, virNodeDeviceCreateXMLFlags::VIR_NODE_DEVICE_CREATE_XML_VALIDATE as c_uint)?;
         let id = c.host.mdev_create(&cfg)?;
-        Ok(Arc::into_raw(new_mdev_device(call, &c, id)?) as virNodeDevicePtr)
+        Ok(Arc::into_raw(new_device(call, &c, Node::Mdev(id))?) as virNodeDevicePtr)
     })
 }
 
@@ -120,7 +120,7 @@ pub unsafe extern "C" fn virNodeDeviceDefineXML(
         call.check_flags(flags, virNodeDeviceDefineXMLFlags::VIR_NODE_DEVICE_DEFINE_XML_VALIDATE as c_uint)?;
         c.host.require(&cfg.parent)?;
         let id = c.host.mdev_define(&cfg, None)?;
-        Ok(Arc::into_raw(new_mdev_device(call, &c, id)?) as virNodeDevicePtr)
+        Ok(Arc::into_raw(new_device(call, &c, Node::Mdev(id))?) as virNodeDevicePtr)
     })
 }
 
@@ -137,12 +137,12 @@ pub unsafe extern "C" fn virNodeDeviceCreate(dev: virNodeDevicePtr, flags: c_uin
         let d = dev_arg(call, dev)?;
         writable(call, &d.conn)?;
         call.check_flags(flags, 0)?;
-        let Some(id) = &d.mdev else {
-            d.conn.host.require(&d.addr)?;
+        let Some(id) = d.node.mdev() else {
+            d.conn.host.require_node(&d.node)?;
             return Err(Raised::new(
                 virErrorNumber::VIR_ERR_OPERATION_INVALID,
                 call.domain,
-                format!("{}: device {} is already active", call.func, d.addr.node_name()),
+                format!("{}: device {} is already active", call.func, d.node.name()),
             ));
         };
         d.conn.host.mdev_start(id)?;
@@ -165,8 +165,8 @@ pub unsafe extern "C" fn virNodeDeviceDestroy(dev: virNodeDevicePtr) -> c_int {
     api("virNodeDeviceDestroy", DOMAIN, -1, |call| {
         let d = dev_arg(call, dev)?;
         writable(call, &d.conn)?;
-        let Some(id) = &d.mdev else {
-            d.conn.host.require(&d.addr)?;
+        let Some(id) = d.node.mdev() else {
+            d.conn.host.require_node(&d.node)?;
             return Err(unsupported_type(call, &d));
         };
         d.conn.host.mdev_destroy(id)?;
@@ -190,8 +190,8 @@ pub unsafe extern "C" fn virNodeDeviceUndefine(dev: virNodeDevicePtr, flags: c_u
         let d = dev_arg(call, dev)?;
         writable(call, &d.conn)?;
         call.check_flags(flags, 0)?;
-        let Some(id) = &d.mdev else {
-            d.conn.host.require(&d.addr)?;
+        let Some(id) = d.node.mdev() else {
+            d.conn.host.require_node(&d.node)?;
             return Err(unsupported_type(call, &d));
         };
         d.conn.host.mdev(id)?;
@@ -207,10 +207,10 @@ pub unsafe extern "C" fn virNodeDeviceUndefine(dev: virNodeDevicePtr, flags: c_u
 pub unsafe extern "C" fn virNodeDeviceIsActive(dev: virNodeDevicePtr) -> c_int {
     api("virNodeDeviceIsActive", DOMAIN, -1, |call| {
         let d = dev_arg(call, dev)?;
-        match &d.mdev {
+        match d.node.mdev() {
             Some(id) => Ok(c_int::from(d.conn.host.mdev(id)?.active)),
             None => {
-                d.conn.host.require(&d.addr)?;
+                d.conn.host.require_node(&d.node)?;
                 Ok(1)
             }
         }
@@ -226,15 +226,19 @@ pub unsafe extern "C" fn virNodeDeviceIsActive(dev: virNodeDevicePtr) -> c_int {
 pub unsafe extern "C" fn virNodeDeviceIsPersistent(dev: virNodeDevicePtr) -> c_int {
     api("virNodeDeviceIsPersistent", DOMAIN, -1, |call| {
         let d = dev_arg(call, dev)?;
-        match &d.mdev {
-            Some(id) => Ok(c_int::from(d.conn.host.mdev(id)?.persistent())),
-            None => {
-                d.conn.host.require(&d.addr)?;
-                match d.conn.host.is_persistent(&d.addr) {
+        match &d.node {
+            Node::Mdev(id) => Ok(c_int::from(d.conn.host.mdev(id)?.persistent())),
+            Node::Pci(a) => {
+                d.conn.host.require(a)?;
+                match d.conn.host.is_persistent(a) {
                     Ok(p) => Ok(c_int::from(p)),
                     Err(crate::Error::Unsupported(_)) => Ok(0),
                     Err(e) => Err(e.into()),
                 }
+            }
+            other => {
+                d.conn.host.require_node(other)?;
+                Ok(0)
             }
         }
     })

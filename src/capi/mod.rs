@@ -30,8 +30,13 @@
 //!    `virGetLastError` family; [`open_auth`]: `virConnectOpenAuth`,
 //!    `virConnectAuthPtrDefault`, `virInitialize`; [`connect_info`]: what a
 //!    connection tells about itself; [`close_callback`]:
-//!    `virConnectRegisterCloseCallback` and its unregistering.
-//! 7. The calls on devices (any module not in [`LAYERS`] is taken to be
+//!    `virConnectRegisterCloseCallback` and its unregistering;
+//!    [`event_loop`]: libvirt's event loop API and its default loop.
+//! 7. [`node_device_events`]: node-device event callbacks (on the loop of
+//!    `event_loop`, with handles of `nodedev`), and the descriptor +
+//!    dispatch extension for a daemon's own loop; the connection keeps
+//!    their state as a `connect::ConnAttachment` and closes it.
+//! 8. The calls on devices (any module not in [`LAYERS`] is taken to be
 //!    here): [`assign`] (prepare, release, the authorization callback),
 //!    [`recover`], [`persistent`] (libvirt's autostart calls, for PCI
 //!    functions and mdevs), [`sriov`], [`mdev`] (mediated devices through
@@ -95,9 +100,11 @@ pub mod cmem;
 pub mod connect;
 pub mod connect_info;
 pub mod error;
+pub mod event_loop;
 pub mod handle;
 pub mod last_error;
 pub mod mdev;
+pub mod node_device_events;
 pub mod nodedev;
 pub mod open_auth;
 pub mod persistent;
@@ -116,7 +123,8 @@ pub const LAYERS: &[&[&str]] = &[
     &["boundary"],
     &["handle"],
     &["connect"],
-    &["nodedev", "error", "open_auth", "connect_info", "close_callback"],
+    &["nodedev", "error", "open_auth", "connect_info", "close_callback", "event_loop"],
+    &["node_device_events"],
 ];
 
 pub use assign::{virFreeCallback, virNodeDeviceAuthCallback, virNodeDeviceOperation};
@@ -149,5 +157,7 @@ const MODULES: &[(&[&str], &[&str])] = &[
     (persistent::EXPORTS, persistent::EXPORTED_DATA),
     (sriov::EXPORTS, sriov::EXPORTED_DATA),
     (mdev::EXPORTS, mdev::EXPORTED_DATA),
+    (event_loop::EXPORTS, event_loop::EXPORTED_DATA),
+    (node_device_events::EXPORTS, node_device_events::EXPORTED_DATA),
     (error::EXPORTS, error::EXPORTED_DATA),
 ];

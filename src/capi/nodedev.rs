@@ -4,9 +4,11 @@
 //! reference, virNodeDeviceFree drops one.
 //!
 //! Device names: lookups accept libvirt's `pci_0000_03_00_1` and the kernel's
-//! `0000:03:00.1`; handles are always named the libvirt way. A handle is a
-//! PCI function (capability "pci", and "mdev_types" for an mdev parent) or
-//! a mediated device (`mdev_UUID_PARENT`, capability "mdev"; see
+//! `0000:03:00.1`; handles are always named the libvirt way. The tree is
+//! libvirt's: the root `computer` (capability "system"), the PCI functions
+//! ("pci", "vpd" when they have Vital Product Data, "mdev_types" for an
+//! mdev parent), a `net_IFNAME_MAC` device ("net") for each interface of a
+//! PCI function, and the mediated devices (`mdev_UUID_PARENT`, "mdev"; see
 //! capi/mdev.rs), which the PCI-only calls refuse.
 
 use super::boundary::{api, Call, Raised};
@@ -17,8 +19,8 @@ use super::last_error::ErrorTarget;
 pub(crate) use super::raised::with_unsupported_as;
 use super::virterror::{virErrorDomain, virErrorNumber};
 use crate::address::PciAddress;
-use crate::host::DetachOptions;
-use crate::stub::Stub;
+use crate::host::{DetachOptions, Node};
+use crate::stub::StubRequest;
 use std::ffi::{c_char, c_int, c_uint, CString};
 use std::ptr;
 use std::sync::Arc;
@@ -26,20 +28,31 @@ use std::sync::Arc;
 const DEV_MAGIC: u64 = 0x6e6f_6465_6465_7669; // "nodedevi"
 const DOMAIN: virErrorDomain = virErrorDomain::VIR_FROM_NODEDEV;
 
-/// A host device (opaque): a PCI function or a mediated device. Thread-safe. Holds a
-/// reference to its connection.
+/// A host device (opaque): computer, a PCI function, a network interface
+/// or a mediated device. Thread-safe. Holds a reference to its connection.
 pub struct virNodeDevice {
     magic: Tag,
     pub(crate) conn: Arc<virConnect>,
-    /// The PCI function, or for a mediated device its parent.
-    pub(crate) addr: PciAddress,
-    /// A mediated device (see capi/mdev.rs); None: the PCI function `addr`.
-    pub(crate) mdev: Option<crate::host::MdevId>,
+    pub(crate) node: Node,
     name: CString,
-    parent: CString,
-    /// The `bus/pci/devices/ADDR` link's target, read when the handle was
-    /// made: the XML's path and parent come from it without another readlink.
+    /// None for computer, the root.
+    parent: Option<CString>,
+    /// A PCI function's `bus/pci/devices/ADDR` link target, read when the
+    /// handle was made: the XML's path and parent come from it without
+    /// another readlink. Empty for computer and interfaces.
     placement: String,
+}
+
+impl virNodeDevice {
+    /// The PCI function this handle names; VIR_ERR_INVALID_ARG for computer
+    /// and interfaces, as libvirt's hostdev calls refuse a device that is not
+    /// a PCI device.
+    pub(crate) fn pci(&self, call: &Call) -> Result<PciAddress, Raised> {
+        self.node
+            .pci()
+            .copied()
+            .ok_or_else(|| call.invalid_arg(format_args!("device '{}' is not a PCI device", self.node.name())))
+    }
 }
 
 /// Pointer to a device handle, as returned by virNodeDeviceLookupByName.
@@ -67,15 +80,14 @@ fn assert_thread_safe() {
 }
 
 /// Flags of virConnectListAllNodeDevices, libvirt's values. Capability bits
-/// select devices having any of the given capabilities (none: every device);
-/// nodedev's devices are PCI functions and mediated devices, so only
-/// VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV, _CAP_MDEV_TYPES and _CAP_MDEV
-/// select any. PCI functions and live mediated devices are active, defined
-/// ones not started are inactive.
+/// select devices having any of the given capabilities (none: every device):
+/// CAP_SYSTEM, CAP_PCI_DEV, CAP_NET, CAP_VPD, CAP_MDEV_TYPES and CAP_MDEV
+/// select devices here, the others none. Every device is active but a
+/// mediated device defined and not started, which is inactive.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum virConnectListAllNodeDeviceFlags {
-    /// System capability: matches no nodedev device.
+    /// System capability: matches computer.
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_SYSTEM = 1,
     /// PCI device: matches every PCI function.
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV = 1 << 1,
@@ -83,7 +95,7 @@ pub enum virConnectListAllNodeDeviceFlags {
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_USB_DEV = 1 << 2,
     /// USB interface: matches no nodedev device.
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_USB_INTERFACE = 1 << 3,
-    /// Network interface: matches no nodedev device.
+    /// Network interface: matches the net_IFNAME_MAC devices.
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET = 1 << 4,
     /// SCSI host bus adapter: matches no nodedev device.
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI_HOST = 1 << 5,
@@ -117,7 +129,7 @@ pub enum virConnectListAllNodeDeviceFlags {
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_QUEUE = 1 << 19,
     /// s390 AP matrix: matches no nodedev device.
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_MATRIX = 1 << 20,
-    /// Device with VPD: matches no nodedev device.
+    /// Device with VPD: matches the PCI functions whose `vpd` parses.
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_VPD = 1 << 21,
     /// Inactive devices: mediated devices that are defined but not live.
     VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE = 1 << 30,
@@ -148,63 +160,97 @@ pub(crate) unsafe fn dev_arg(call: &mut Call, p: virNodeDevicePtr) -> Result<Arc
     handle::arg(call, p)
 }
 
-fn new_device(call: &Call, conn: &Arc<virConnect>, addr: PciAddress) -> Result<Arc<virNodeDevice>, Raised> {
-    let placement = conn.host.placement_link(&addr)?;
-    let parent = crate::host::parent_name_of(&addr, &placement);
+pub(crate) fn new_device(call: &Call, conn: &Arc<virConnect>, node: Node) -> Result<Arc<virNodeDevice>, Raised> {
+    let (parent, placement) = match &node {
+        Node::Pci(addr) => {
+            let placement = conn.host.placement_link(addr)?;
+            (Some(crate::host::parent_name_of(addr, &placement)), placement)
+        }
+        other => (conn.host.node_parent(other)?, String::new()),
+    };
     let cstring = |s: String| CString::new(s).map_err(|_| call.invalid_arg("device name contains a NUL byte"));
     Ok(Arc::new(virNodeDevice {
         magic: Tag::new(DEV_MAGIC),
         conn: conn.clone(),
-        addr,
-        mdev: None,
-        name: cstring(addr.node_name())?,
-        parent: cstring(parent)?,
+        name: cstring(node.name())?,
+        parent: parent.map(cstring).transpose()?,
         placement,
+        node,
     }))
 }
 
-/// A handle for a mediated device (live or defined).
-pub(crate) fn new_mdev_device(
-    call: &Call,
+// ---- Events (issue 12, item 5): the handle an event callback gets.
+
+impl virNodeDevice {
+    /// libvirt's name of the device (`pci_0000_03_00_0`).
+    pub(crate) fn name(&self) -> &str {
+        self.name.to_str().unwrap_or("")
+    }
+}
+
+/// A handle for the device of an event, named and placed from the event
+/// itself (`devpath`: the kernel's `/devices/...` path of the uevent): the
+/// device may be gone already (DELETED), so nothing is looked up.
+pub(crate) fn event_device(
     conn: &Arc<virConnect>,
-    id: crate::host::MdevId,
-) -> Result<Arc<virNodeDevice>, Raised> {
-    let cstring = |s: String| CString::new(s).map_err(|_| call.invalid_arg("device name contains a NUL byte"));
-    Ok(Arc::new(virNodeDevice {
+    address: &str,
+    parent: &str,
+    devpath: &str,
+) -> Option<Arc<virNodeDevice>> {
+    let addr = PciAddress::parse(address).ok()?;
+    Some(Arc::new(virNodeDevice {
         magic: Tag::new(DEV_MAGIC),
         conn: conn.clone(),
-        addr: id.parent,
-        name: cstring(id.node_name())?,
-        parent: cstring(id.parent.node_name())?,
-        mdev: Some(id),
-        // No PCI placement: an mdev's XML is made from its own sysfs entry.
-        placement: String::new(),
+        node: Node::Pci(addr),
+        name: CString::new(addr.node_name()).ok()?,
+        parent: Some(CString::new(parent).ok()?),
+        // What bus/pci/devices/ADDR links to: the same place, from /sys/bus/pci/devices.
+        placement: format!("../../..{devpath}"),
     }))
 }
 
-/// Refuse a PCI-only call on a mediated device's handle, as libvirt does
-/// for a device without a PCI capability: VIR_ERR_INVALID_ARG.
-pub(crate) fn pci_only(call: &Call, d: &virNodeDevice) -> Result<(), Raised> {
-    match &d.mdev {
-        Some(id) => Err(call.invalid_arg(format_args!("device {} is not a PCI device", id.node_name()))),
-        None => Ok(()),
+/// Devices having capability `cap` (None: any), libvirt's capability names.
+fn devices_with_cap(conn: &virConnect, cap: Option<&str>) -> Result<Vec<Node>, Raised> {
+    match cap {
+        None => Ok(conn.host.nodes()?),
+        Some(c) => Ok(conn.host.nodes_with_cap(c)?),
     }
 }
 
-/// Names of the devices having capability `cap` (None: any), PCI
-/// functions in address order then mediated devices (live and defined, as
-/// libvirt counts them).
-fn devices_with_cap(conn: &virConnect, cap: Option<&str>) -> Result<Vec<String>, Raised> {
-    let host = &conn.host;
-    let pci = || -> Result<Vec<String>, Raised> { Ok(host.list()?.iter().map(PciAddress::node_name).collect()) };
-    let mdevs = || -> Result<Vec<String>, Raised> { Ok(host.mdevs()?.iter().map(|m| m.id.node_name()).collect()) };
-    match cap {
-        None => Ok([pci()?, mdevs()?].concat()),
-        Some("pci") => pci(),
-        Some("mdev") => mdevs(),
-        Some("mdev_types") => Ok(host.mdev_parents().iter().map(PciAddress::node_name).collect()),
-        Some(_) => Ok(Vec::new()),
+/// The capability each CAP_* bit selects (libvirt's virNodeDevCapType names).
+const CAP_FLAGS: [(virConnectListAllNodeDeviceFlags, &str); 6] = [
+    (F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_SYSTEM, "system"),
+    (F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV, "pci"),
+    (F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET, "net"),
+    (F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_VPD, "vpd"),
+    (F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV_TYPES, "mdev_types"),
+    (F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV, "mdev"),
+];
+
+/// The devices having any capability `caps` names (0: every device), in
+/// the order of a full listing.
+fn devices_with_caps(conn: &virConnect, caps: c_uint) -> Result<Vec<Node>, Raised> {
+    if caps == 0 {
+        return devices_with_cap(conn, None);
     }
+    let mut selected: Vec<Node> = Vec::new();
+    for (flag, cap) in CAP_FLAGS {
+        if caps & bit(flag) != 0 {
+            for n in conn.host.nodes_with_cap(cap)? {
+                if !selected.contains(&n) {
+                    selected.push(n);
+                }
+            }
+        }
+    }
+    let order = |n: &Node| match n {
+        Node::Computer => (0, None, String::new()),
+        Node::Pci(a) => (1, Some(*a), String::new()),
+        Node::Net(i) => (2, Some(i.parent), i.iface.clone()),
+        Node::Mdev(id) => (3, Some(id.parent), id.uuid.clone()),
+    };
+    selected.sort_by_key(order);
+    Ok(selected)
 }
 
 /// VIR_ERR_NO_MEMORY for `call` (kept where code has found it: see [`Call::no_memory`]).
@@ -216,12 +262,13 @@ pub(crate) fn no_memory(call: &Call) -> Raised {
 /// All devices of `conn` matching `flags`, as new handles.
 ///
 /// `flags`: 0 (every device), or capability bits of
-/// `virConnectListAllNodeDeviceFlags` (devices having any of them; only
-/// _CAP_PCI_DEV, _CAP_MDEV_TYPES and _CAP_MDEV match anything here), possibly
-/// with VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE (PCI functions and live mediated
-/// devices) and/or VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE (mediated devices
-/// defined but not live). PCI functions come first, in address order, then
-/// mediated devices. Bits outside libvirt's defined set: VIR_ERR_INVALID_ARG.
+/// `virConnectListAllNodeDeviceFlags` (devices having any of them: CAP_SYSTEM
+/// computer, CAP_PCI_DEV the PCI functions, CAP_NET the interfaces of PCI
+/// functions, CAP_VPD the functions with VPD, CAP_MDEV_TYPES the mdev
+/// parents, CAP_MDEV the mediated devices; the others none), possibly with
+/// VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE (every device but mediated devices
+/// defined and not started) and/or VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE
+/// (those). Bits outside libvirt's defined set: VIR_ERR_INVALID_ARG.
 ///
 /// `devices` may be NULL to only count. Otherwise `*devices` receives an
 /// array allocated with malloc() of the returned number of handles followed
@@ -250,30 +297,22 @@ pub unsafe extern "C" fn virConnectListAllNodeDevices(
         // are active when live, inactive when only defined.
         let caps = flags & CAP_BITS;
         let states = flags & (ACTIVE | INACTIVE);
-        let cap = |f: F| caps & bit(f) != 0;
-        let state_ok =
-            |active: bool| states == 0 || (states & ACTIVE != 0 && active) || (states & INACTIVE != 0 && !active);
-        let mut addrs = Vec::new();
-        if state_ok(true) {
-            let all_pci = caps == 0 || cap(F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV);
-            if all_pci {
-                addrs = c.host.list()?;
-            } else if cap(F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV_TYPES) {
-                addrs = c.host.mdev_parents();
-            }
-        }
-        let mut mdevs = Vec::new();
-        if caps == 0 || cap(F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV) {
-            mdevs = c.host.mdevs()?.into_iter().filter(|m| state_ok(m.active)).map(|m| m.id).collect();
-        }
-        let count = c_int::try_from(addrs.len() + mdevs.len()).map_err(|_| call.no_memory())?;
+        // Only mediated devices can be inactive (defined, not started).
+        let inactive: Vec<crate::host::MdevId> = if states != 0 && states != ACTIVE | INACTIVE {
+            c.host.mdevs()?.into_iter().filter(|m| !m.active).map(|m| m.id).collect()
+        } else {
+            Vec::new()
+        };
+        let state_ok = |n: &Node| {
+            let active = !n.mdev().is_some_and(|id| inactive.contains(id));
+            states == 0 || (states & ACTIVE != 0 && active) || (states & INACTIVE != 0 && !active)
+        };
+        let nodes: Vec<Node> = devices_with_caps(&c, caps)?.into_iter().filter(|n| state_ok(n)).collect();
+        let count = c_int::try_from(nodes.len()).map_err(|_| call.no_memory())?;
         if devices.is_null() {
             return Ok(count);
         }
-        let mut handles = addrs.into_iter().map(|a| new_device(call, &c, a)).collect::<Result<Vec<_>, _>>()?;
-        for id in mdevs {
-            handles.push(new_mdev_device(call, &c, id)?);
-        }
+        let handles = nodes.into_iter().map(|n| new_device(call, &c, n)).collect::<Result<Vec<_>, _>>()?;
         // The array first: once it exists, filling it cannot fail.
         let array = call.terminated_array::<virNodeDevicePtr>(handles.len())?;
         for (i, h) in handles.into_iter().enumerate() {
@@ -284,8 +323,9 @@ pub unsafe extern "C" fn virConnectListAllNodeDevices(
     })
 }
 
-/// The number of devices having capability `cap` ("pci", or NULL for any;
-/// any other capability name gives 0).
+/// The number of devices having capability `cap` (libvirt's names: "system",
+/// "pci", "net", "vpd" select devices here; NULL: every device; any other
+/// name gives 0).
 ///
 /// `flags` must be 0. Returns the count, or -1 on error: VIR_ERR_INVALID_CONN,
 /// VIR_ERR_INVALID_ARG (non-zero flags), VIR_ERR_OPERATION_FAILED.
@@ -301,9 +341,10 @@ pub unsafe extern "C" fn virNodeNumOfDevices(conn: virConnectPtr, cap: *const c_
     })
 }
 
-/// The names (libvirt form, `pci_0000_03_00_1`) of the devices having
-/// capability `cap` ("pci", or NULL for any; other names: none), in address
-/// order, at most `maxnames` of them.
+/// The names (`computer`, `pci_0000_03_00_1`, `net_eth0_52_54_00_12_34_56`)
+/// of the devices having capability `cap` (as virNodeNumOfDevices; NULL:
+/// every device), computer first, PCI functions in address order, then the
+/// interfaces, at most `maxnames` of them.
 ///
 /// `names` is a caller-owned array of at least `maxnames` pointers; each
 /// name stored in it is allocated with malloc() and freed by the caller with
@@ -326,14 +367,14 @@ pub unsafe extern "C" fn virNodeListDevices(
         let Ok(cap) = call.opt_str("cap", cap) else {
             return Ok(0); // no capability has such a name
         };
-        let items: Vec<String> = devices_with_cap(&c, cap)?.into_iter().take(max).collect();
+        let items: Vec<String> = devices_with_cap(&c, cap)?.into_iter().take(max).map(|n| n.name()).collect();
         call.store_names(names, &items)
     })
 }
 
-/// Look up a device by name: libvirt's `pci_0000_03_00_1` or the kernel's
-/// `0000:03:00.1` (either way the handle's name is libvirt's form). `name`
-/// is only read during the call.
+/// Look up a device by name: `computer`, `net_IFNAME_MAC`, `mdev_UUID_PARENT`, libvirt's
+/// `pci_0000_03_00_1` or the kernel's `0000:03:00.1` (either way the
+/// handle's name is libvirt's form). `name` is only read during the call.
 ///
 /// Returns a new handle, freed by the caller with virNodeDeviceFree(), or
 /// NULL on error: VIR_ERR_INVALID_CONN, VIR_ERR_INVALID_ARG (`name` NULL),
@@ -347,14 +388,15 @@ pub unsafe extern "C" fn virNodeDeviceLookupByName(conn: virConnectPtr, name: *c
             return Err(call.invalid_arg("name must not be NULL"));
         }
         let name = std::ffi::CStr::from_ptr(name).to_string_lossy();
-        if let Some(id) = crate::host::MdevId::from_node_name(&name) {
-            c.host.mdev(&id)?;
-            return Ok(handle::into_raw(new_mdev_device(call, &c, id)?));
-        }
         // libvirt: whatever its shape, a name that is no device is
         // VIR_ERR_NO_NODE_DEVICE (clients test for it to mean "not there").
-        // The handle's readlink (new_device) checks that the device exists.
-        let addr = crate::address::PciAddress::parse(&name).map_err(|e| match e {
+        // A PCI name: the handle's readlink (new_device) checks that the
+        // device exists; other names are looked up in the tree.
+        let node = match crate::address::PciAddress::parse(&name) {
+            Ok(addr) => Ok(Node::Pci(addr)),
+            Err(_) => c.host.lookup_node(&name),
+        };
+        let node = node.map_err(|e| match e {
             crate::Error::InvalidArg(m) => Raised::new(
                 virErrorNumber::VIR_ERR_NO_NODE_DEVICE,
                 call.domain,
@@ -362,7 +404,7 @@ pub unsafe extern "C" fn virNodeDeviceLookupByName(conn: virConnectPtr, name: *c
             ),
             e => Raised::from(e),
         })?;
-        Ok(handle::into_raw(new_device(call, &c, addr)?))
+        Ok(handle::into_raw(new_device(call, &c, node)?))
     })
 }
 
@@ -380,23 +422,36 @@ pub unsafe extern "C" fn virNodeDeviceGetName(dev: virNodeDevicePtr) -> *const c
 }
 
 /// The name of the device's parent: the upstream bridge
-/// (`pci_0000_00_1c_0`), or "computer" for a device on a root bus.
+/// (`pci_0000_00_1c_0`), "computer" for a device on a root bus, the PCI
+/// function for an interface.
 ///
 /// The string belongs to the handle: do not free it; it stays valid until
 /// the handle's last reference is released. NULL on error:
-/// VIR_ERR_INVALID_NODE_DEVICE.
+/// VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INTERNAL_ERROR for computer (it has
+/// no parent, as libvirt says).
 #[no_mangle]
 pub unsafe extern "C" fn virNodeDeviceGetParent(dev: virNodeDevicePtr) -> *const c_char {
     api("virNodeDeviceGetParent", DOMAIN, ptr::null(), |call| {
         dev_arg(call, dev)?;
-        Ok((*dev).parent.as_ptr())
+        match &(*dev).parent {
+            Some(p) => Ok(p.as_ptr()),
+            None => Err(Raised::new(
+                virErrorNumber::VIR_ERR_INTERNAL_ERROR,
+                call.domain,
+                format!("{}: no parent for this device (computer is the root)", call.func),
+            )),
+        }
     })
 }
 
-/// The device's description in libvirt's node-device XML: name, sysfs path,
-/// parent, the driver bound now (element absent when none), and
-/// `<capability type='pci'>` with class, address, ids, SR-IOV functions,
-/// `<iommuGroup>` and NUMA node.
+/// The device's description in libvirt's node-device XML (valid against
+/// libvirt's nodedev.rng). A PCI function: name, sysfs path, parent, the
+/// driver bound now (element absent when none), and `<capability
+/// type='pci'>` with class, address, ids, SR-IOV functions, bridge type,
+/// VPD, `<iommuGroup>`, NUMA node and `<pci-express>` link. computer:
+/// `<capability type='system'>` with the DMI strings readable (serial
+/// numbers and UUID need root). An interface: `<capability type='net'>`
+/// with its name, MAC, link state and speed, and offload features.
 ///
 /// `flags` must be 0. Returns a string the caller frees with free(), or NULL
 /// on error: VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INVALID_ARG (non-zero
@@ -406,25 +461,28 @@ pub unsafe extern "C" fn virNodeDeviceGetXMLDesc(dev: virNodeDevicePtr, flags: c
     api("virNodeDeviceGetXMLDesc", DOMAIN, ptr::null_mut(), |call| {
         let d = dev_arg(call, dev)?;
         call.check_flags(flags, 0)?;
-        let xml = match &d.mdev {
-            Some(id) => d.conn.host.mdev_xml(id)?,
-            None => d.conn.host.xml_placed(&d.addr, &d.placement)?,
+        let xml = match &d.node {
+            Node::Pci(a) => d.conn.host.xml_placed(a, &d.placement)?,
+            other => d.conn.host.node_xml(other)?,
         };
         call.dup(&xml)
     })
 }
 
-/// The number of capabilities of the device: 1 ("pci"), or -1 with
-/// VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_NO_NODE_DEVICE (the device has gone).
+/// The number of capabilities of the device (as virNodeDeviceListCaps
+/// names them), or -1 with VIR_ERR_INVALID_NODE_DEVICE,
+/// VIR_ERR_NO_NODE_DEVICE (the device has gone).
 #[no_mangle]
 pub unsafe extern "C" fn virNodeDeviceNumOfCaps(dev: virNodeDevicePtr) -> c_int {
     api("virNodeDeviceNumOfCaps", DOMAIN, -1, |call| {
         let d = dev_arg(call, dev)?;
-        Ok(device_caps(&d)?.len() as c_int)
+        Ok(d.conn.host.node_caps(&d.node)?.len() as c_int)
     })
 }
 
-/// The device's capability names ("pci"), at most `maxnames` of them.
+/// The device's capability names, at most `maxnames` of them: "system"
+/// (computer), "pci" then "vpd" when it has VPD (a PCI function), "net" (an
+/// interface).
 ///
 /// `names` is a caller-owned array of at least `maxnames` pointers; each
 /// name stored in it is allocated with malloc() and freed by the caller with
@@ -441,24 +499,9 @@ pub unsafe extern "C" fn virNodeDeviceListCaps(
     api("virNodeDeviceListCaps", DOMAIN, -1, |call| {
         let d = dev_arg(call, dev)?;
         let max = call.names_arg(names, maxnames)?;
-        let caps: Vec<String> = device_caps(&d)?.into_iter().take(max).collect();
+        let caps: Vec<&str> = d.conn.host.node_caps(&d.node)?.into_iter().take(max).collect();
         call.store_names(names, &caps)
     })
-}
-
-/// The device's capability names: "pci" (and "mdev_types" for an mdev
-/// parent), or "mdev".
-fn device_caps(d: &virNodeDevice) -> Result<Vec<String>, Raised> {
-    if let Some(id) = &d.mdev {
-        d.conn.host.mdev(id)?;
-        return Ok(vec!["mdev".into()]);
-    }
-    d.conn.host.require(&d.addr)?;
-    let mut caps = vec!["pci".to_string()];
-    if d.conn.host.sysfs().exists(&format!("bus/pci/devices/{}/mdev_supported_types", d.addr)) {
-        caps.push("mdev_types".into());
-    }
-    Ok(caps)
 }
 
 /// Add a reference to `dev`, released by one more virNodeDeviceFree().
@@ -508,9 +551,9 @@ pub(crate) const fn nflag(f: virNodeDeviceNodedevFlags) -> c_uint {
 }
 
 /// The stub for a `driverName` argument, errors prefixed with the function name.
-pub(crate) unsafe fn stub_arg(call: &Call, driver: *const c_char) -> Result<Stub, Raised> {
+pub(crate) unsafe fn stub_arg(call: &Call, driver: *const c_char) -> Result<StubRequest, Raised> {
     let driver = call.opt_str("driverName", driver)?;
-    Ok(Stub::from_name(driver).map_err(|e| e.context(format_args!("{}: driverName", call.func)))?)
+    Ok(StubRequest::parse(driver).map_err(|e| e.context(format_args!("{}: driverName", call.func)))?)
 }
 
 fn detach(call: &mut Call, dev: virNodeDevicePtr, driver: *const c_char, flags: c_uint) -> Result<c_int, Raised> {
@@ -518,23 +561,24 @@ fn detach(call: &mut Call, dev: virNodeDevicePtr, driver: *const c_char, flags: 
     // libvirt's order: handle, read-only, flags, the device, the driver name.
     let d = unsafe { dev_arg(call, dev)? };
     writable(call, &d.conn)?;
-    pci_only(call, &d)?;
     call.check_flags(
         flags,
         nflag(VIR_NODE_DEVICE_DETACH_GROUP) | nflag(VIR_NODE_DEVICE_FORCE) | nflag(VIR_NODE_DEVICE_PERSISTENT),
     )?;
-    d.conn.host.require(&d.addr)?;
-    let stub = unsafe { stub_arg(call, driver)? };
+    d.conn.host.require_node(&d.node)?;
+    let addr = d.pci(call)?;
+    let req = unsafe { stub_arg(call, driver)? };
+    let stub = req.stub;
     let opts = DetachOptions {
         group: flags & nflag(VIR_NODE_DEVICE_DETACH_GROUP) != 0,
         force: flags & nflag(VIR_NODE_DEVICE_FORCE) != 0,
     };
     let host = &d.conn.host;
     // No IOMMU for vfio: libvirt says VIR_ERR_ARGUMENT_UNSUPPORTED.
-    host.detach_with(&d.addr, stub, opts)
+    host.detach_request(&addr, &req, opts)
         .map_err(|e| with_unsupported_as(e, virErrorNumber::VIR_ERR_ARGUMENT_UNSUPPORTED))?;
     if flags & nflag(VIR_NODE_DEVICE_PERSISTENT) != 0 {
-        let moved = if opts.group { host.group_endpoints(&d.addr, stub)? } else { vec![d.addr] };
+        let moved = if opts.group { host.group_endpoints(&addr, stub)? } else { vec![addr] };
         moved.iter().try_for_each(|m| host.define(m))?;
     }
     Ok(0)
@@ -543,14 +587,14 @@ fn detach(call: &mut Call, dev: virNodeDevicePtr, driver: *const c_char, flags: 
 fn reattach(call: &mut Call, dev: virNodeDevicePtr, driver: *const c_char, flags: c_uint) -> Result<c_int, Raised> {
     let d = unsafe { dev_arg(call, dev)? };
     writable(call, &d.conn)?;
-    pci_only(call, &d)?;
     call.check_flags(flags, nflag(virNodeDeviceNodedevFlags::VIR_NODE_DEVICE_PERSISTENT))?;
-    d.conn.host.require(&d.addr)?;
+    d.conn.host.require_node(&d.node)?;
+    let addr = d.pci(call)?;
     let driver = unsafe { call.opt_str("driverName", driver)? };
     if flags != 0 {
-        d.conn.host.undefine(&d.addr)?;
+        d.conn.host.undefine(&addr)?;
     }
-    d.conn.host.reattach(&d.addr, driver)?;
+    d.conn.host.reattach(&addr, driver)?;
     Ok(0)
 }
 
@@ -564,12 +608,27 @@ pub unsafe extern "C" fn virNodeDeviceDettach(dev: virNodeDevicePtr) -> c_int {
 
 /// Detach the device from its host driver and bind it to a stub driver.
 ///
-/// `driverName` is libvirt's abstract name: NULL or "vfio" (vfio-pci), "kvm"
+/// `driverName` is libvirt's abstract name: NULL or "vfio", "kvm"
 /// (pci-stub), "xen" (xen-pciback); kernel module names such as "vfio-pci"
-/// are refused. The stub's module is loaded when needed (unless the URI
-/// says modprobe=0). The original driver (or none) is recorded for
-/// reattach. A device already on that stub is left as it is (success).
-/// `driverName` is only read during the call.
+/// are refused. "vfio" picks the device's VFIO driver as libvirt 10 does:
+/// the device's modalias is matched field by field against every
+/// `alias vfio_pci:...` line of the kernel's modules.alias (a field matches
+/// when it is `*` or equal); the matching line with the fewest `*` wins
+/// (the first on a tie) and its module's driver is used, a VFIO variant
+/// driver such as mlx5_vfio_pci (needed for live migration), else vfio-pci.
+/// nodedev extension: "vfio:NAME" names the VFIO driver (a module name,
+/// '-' and '_' alike: "vfio:mlx5_vfio_pci", "vfio:vfio-pci" for plain
+/// vfio-pci whatever modules.alias says); NAME must be vfio-pci or a module
+/// with modules.alias `vfio_pci:` entries that match the device, otherwise
+/// VIR_ERR_INVALID_ARG names what was given and the device's candidates,
+/// before anything changes. `nodedev show DEV --json` shows the candidates
+/// and the choice. The driver's module is loaded when needed (unless the
+/// URI says modprobe=0: then a variant driver that is not loaded is
+/// VIR_ERR_OPERATION_FAILED, naming it and "vfio:vfio-pci"). The original
+/// driver (or none) and the VFIO driver used are recorded for reattach. A
+/// device already on that stub (for "vfio": on any VFIO driver; for
+/// "vfio:NAME": on that one, another VFIO driver is VIR_ERR_OPERATION_INVALID)
+/// is left as it is (success). `driverName` is only read during the call.
 ///
 /// `flags`: 0 or a combination of VIR_NODE_DEVICE_DETACH_GROUP (every
 /// endpoint of the IOMMU group, all or nothing; without it a vfio detach of
@@ -675,10 +734,10 @@ pub unsafe extern "C" fn virNodeDeviceReset(dev: virNodeDevicePtr) -> c_int {
     api("virNodeDeviceReset", DOMAIN, -1, |call| {
         let d = dev_arg(call, dev)?;
         writable(call, &d.conn)?;
-        pci_only(call, &d)?;
-        d.conn.host.require(&d.addr)?;
+        d.conn.host.require_node(&d.node)?;
+        let addr = d.pci(call)?;
         // No reset method: libvirt's virPCIDeviceReset says VIR_ERR_INTERNAL_ERROR.
-        d.conn.host.reset(&d.addr).map_err(|e| with_unsupported_as(e, virErrorNumber::VIR_ERR_INTERNAL_ERROR))?;
+        d.conn.host.reset(&addr).map_err(|e| with_unsupported_as(e, virErrorNumber::VIR_ERR_INTERNAL_ERROR))?;
         Ok(0)
     })
 }
@@ -727,17 +786,19 @@ mod tests {
             for (i, name) in names.iter().enumerate() {
                 let dev = *devs.add(i);
                 assert_eq!(CStr::from_ptr(virNodeDeviceGetName(dev)), CStr::from_ptr(*name));
-                // "pci", and "mdev_types" for an mdev parent (the iGPU).
+                // The tree's first capability by the kind of device; a PCI
+                // function may have "vpd" as well.
+                let kind = match CStr::from_ptr(*name).to_str().unwrap() {
+                    "computer" => "system",
+                    n if n.starts_with("net_") => "net",
+                    _ => "pci",
+                };
                 let mut caps = [ptr::null_mut::<c_char>(); 3];
-                let ncaps = virNodeDeviceListCaps(dev, caps.as_mut_ptr(), 3);
-                let parent = (*dev).addr.to_string() == "0000:00:02.0";
-                assert_eq!(ncaps, if parent { 2 } else { 1 });
-                assert_eq!(CStr::from_ptr(caps[0]).to_str(), Ok("pci"));
-                if parent {
-                    assert_eq!(CStr::from_ptr(caps[1]).to_str(), Ok("mdev_types"));
-                }
-                for c in &caps[..ncaps as usize] {
-                    libc::free(c.cast());
+                let k = virNodeDeviceListCaps(dev, caps.as_mut_ptr(), 3);
+                assert!(k == 1 || (kind == "pci" && k == 2), "{kind}: {k} capabilities");
+                assert_eq!(CStr::from_ptr(caps[0]).to_str(), Ok(kind));
+                for cap in &caps[..k as usize] {
+                    libc::free(cap.cast());
                 }
                 libc::free(name.cast());
                 assert_eq!(virNodeDeviceRef(dev), 0);

@@ -32,7 +32,7 @@ pub unsafe extern "C" fn virNodeDeviceSetAutostart(dev: virNodeDevicePtr, autost
         let d = dev_arg(call, dev)?;
         // libvirt-nodedev.c: read-only is refused right after the handle check.
         writable(call, &d.conn)?;
-        if let Some(id) = &d.mdev {
+        if let Some(id) = d.node.mdev() {
             if !d.conn.host.mdev(id)?.persistent() {
                 // node_device_driver.c: a transient device has no autostart.
                 return Err(super::boundary::Raised::new(
@@ -49,9 +49,9 @@ pub unsafe extern "C" fn virNodeDeviceSetAutostart(dev: virNodeDevicePtr, autost
             return Ok(0);
         }
         if autostart != 0 {
-            d.conn.host.define(&d.addr)?;
+            d.conn.host.define(&d.pci(call)?)?;
         } else {
-            d.conn.host.undefine(&d.addr)?;
+            d.conn.host.undefine(&d.pci(call)?)?;
         }
         Ok(0)
     })
@@ -72,9 +72,9 @@ pub unsafe extern "C" fn virNodeDeviceGetAutostart(dev: virNodeDevicePtr, autost
         if autostart.is_null() {
             return Err(call.invalid_arg("autostart must not be NULL"));
         }
-        *autostart = c_int::from(match &d.mdev {
+        *autostart = c_int::from(match d.node.mdev() {
             Some(id) => d.conn.host.mdev(id)?.autostart(),
-            None => d.conn.host.is_persistent(&d.addr)?,
+            None => d.conn.host.is_persistent(&d.pci(call)?)?,
         });
         Ok(0)
     })

@@ -3,7 +3,7 @@
 use super::boundary::api;
 use super::nodedev::{dev_arg, nflag, virNodeDeviceNodedevFlags, virNodeDevicePtr, writable};
 use super::virterror::virErrorDomain;
-use crate::stub::Stub;
+use crate::stub::StubRequest;
 use std::ffi::{c_char, c_int, c_uint};
 
 /// nodedev extension: give the SR-IOV physical function `dev` exactly
@@ -13,9 +13,20 @@ use std::ffi::{c_char, c_int, c_uint};
 /// back after), with a record per VF; `nvfs` 0 removes them. All or nothing:
 /// on any failure the VFs are removed again.
 ///
-/// `driverName`: NULL or "vfio" (vfio-pci), "kvm" (pci-stub), "xen"
+/// `driverName`: NULL or "vfio" (each VF's best VFIO driver: its VFIO
+/// variant driver when modules.alias has one for it, else vfio-pci; see
+/// virNodeDeviceDetachFlags), "vfio:NAME" (that VFIO driver for every VF,
+/// e.g. "vfio:mlx5_vfio_pci"; a name that is no VFIO driver of this kernel
+/// is VIR_ERR_INVALID_ARG before anything changes), "kvm" (pci-stub), "xen"
 /// (xen-pciback), or "none" (the VFs stay without a driver); only read
-/// during the call. A PF that already has `nvfs` VFs, all on that driver,
+/// during the call.
+///
+/// `flags`: VIR_NODE_DEVICE_FORCE (below) and VIR_NODE_DEVICE_PERSISTENT:
+/// after the VFs are made, also store the count and `driverName` in the
+/// definitions directory (/etc/nodedev/persistent/PF.vfs.json on
+/// nodedev:///system), so that `nodedev apply` and nodedev's udev rule (when
+/// the PF's driver binds) make them again at boot; `nvfs` 0 with it removes
+/// that definition. A PF that already has `nvfs` VFs, all on that driver,
 /// is left as it is (success); with another number of VFs they are removed
 /// first. Removing VFs is refused while one is assigned to a guest or was
 /// detached from a host driver (its record expects it back), unless `flags`
@@ -29,7 +40,8 @@ use std::ffi::{c_char, c_int, c_uint};
 /// Returns the number of VFs the PF has now, or -1 on error:
 /// VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_INVALID_ARG (unknown `driverName`,
 /// `nvfs` above the PF's sriov_totalvfs, unknown flags),
-/// VIR_ERR_OPERATION_UNSUPPORTED (not an SR-IOV PF),
+/// VIR_ERR_OPERATION_UNSUPPORTED (not an SR-IOV PF; VIR_NODE_DEVICE_PERSISTENT
+/// on a connection that keeps no definitions),
 /// VIR_ERR_OPERATION_DENIED (read-only connection, lockdown, policy, the
 /// authorization callback), VIR_ERR_OPERATION_INVALID (VFs in use; VFs on
 /// another driver), VIR_ERR_OPERATION_FAILED (the kernel refused),
@@ -44,13 +56,19 @@ pub unsafe extern "C" fn virNodeDeviceSetVFs(
     api("virNodeDeviceSetVFs", virErrorDomain::VIR_FROM_NODEDEV, -1, |call| {
         let d = dev_arg(call, dev)?;
         writable(call, &d.conn)?;
-        super::nodedev::pci_only(call, &d)?;
         let force = nflag(virNodeDeviceNodedevFlags::VIR_NODE_DEVICE_FORCE);
-        call.check_flags(flags, force)?;
+        let persistent = nflag(virNodeDeviceNodedevFlags::VIR_NODE_DEVICE_PERSISTENT);
+        call.check_flags(flags, force | persistent)?;
         let driver = call.opt_str("driverName", driverName)?;
-        let stub = Stub::from_name_or_none(driver).map_err(|e| e.context(format_args!("{}: driverName", call.func)))?;
+        let stub =
+            StubRequest::parse_or_none(driver).map_err(|e| e.context(format_args!("{}: driverName", call.func)))?;
         let count = u16::try_from(nvfs).map_err(|_| call.invalid_arg(format!("nvfs {nvfs} is not a VF count")))?;
-        let vfs = d.conn.host.set_vf_count(&d.addr, count, stub, flags & force != 0)?;
+        let host = &d.conn.host;
+        let addr = d.pci(call)?;
+        let vfs = host.provision_vfs(&addr, count, stub.as_ref(), flags & force != 0)?;
+        if flags & persistent != 0 {
+            host.define_vfs(&addr, count, stub.as_ref())?;
+        }
         Ok(c_int::try_from(vfs.len()).unwrap_or(c_int::MAX))
     })
 }

@@ -12,11 +12,12 @@
 //! vfio-pci, on pci-stub or on no driver, and no device of a group can belong to two
 //! owners, so a guest's group is never shared with the host or another guest.
 
+use super::failed::{Failed, Left};
 use super::{Host, Operation};
 use crate::address::PciAddress;
 use crate::error::{Error, Result};
 use crate::state::{Record, Step};
-use crate::stub::Stub;
+use crate::stub::{Stub, StubRequest};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PrepareOptions {
@@ -72,6 +73,19 @@ impl Host {
     /// # Ok::<(), nodedev::Error>(())
     /// ```
     pub fn prepare(&self, owner: &str, devices: &[PciAddress], stub: Stub, opts: PrepareOptions) -> Result<()> {
+        self.prepare_request(owner, devices, &stub.into(), opts)
+    }
+
+    /// [`Host::prepare`] for a driver name as a caller gives it
+    /// (`"vfio:mlx5_vfio_pci"`, see [`StubRequest`]).
+    pub fn prepare_request(
+        &self,
+        owner: &str,
+        devices: &[PciAddress],
+        req: &StubRequest,
+        opts: PrepareOptions,
+    ) -> Result<()> {
+        let stub = req.stub;
         check_owner_name(owner)?;
         let devices = dedup(devices);
         if devices.is_empty() {
@@ -85,8 +99,8 @@ impl Host {
                 self.check_records_writable(d, "prepare")?;
             }
             self.check_policy("prepare", d)?;
-            let stub_driver = opts.managed.then(|| self.stub_kernel_name(stub));
-            self.authorize_driver(Operation::Prepare, d, Some(owner), stub_driver)?;
+            let stub_driver = if opts.managed { Some(self.planned_stub_driver(d, req)?) } else { None };
+            self.authorize_driver(Operation::Prepare, d, Some(owner), stub_driver.as_deref())?;
             if opts.managed && !self.on_stub(d, stub)? {
                 self.check_safe("prepare", d, opts.force)?;
             }
@@ -110,24 +124,27 @@ impl Host {
         let mut moved = Vec::new();
         // Devices only marked as owned, with the record each had before.
         let mut marked: Vec<(PciAddress, Option<Record>)> = Vec::new();
-        let result = (|| -> Result<()> {
+        let result = (|| -> std::result::Result<(), Failed> {
             let mut to_move = Vec::new();
             for d in &devices {
-                if opts.managed && !self.on_stub(d, stub)? {
+                if opts.managed && !self.on_stub(d, stub).map_err(Failed::untouched)? {
                     to_move.push(*d);
                 } else {
-                    marked.push((*d, self.settled_record(d)?));
-                    self.set_owner(d, owner)?;
+                    marked.push((*d, self.settled_record(d).map_err(Failed::untouched)?));
+                    self.set_owner(d, owner).map_err(Failed::untouched)?;
                 }
             }
             // All or nothing: a failure puts back what this call moved.
-            self.detach_all_locked(&to_move, stub, Some((owner, true)))?;
+            self.detach_all_locked(&to_move, req, Some((owner, true)))?;
             moved = to_move;
             // A guest gets the devices clean, as libvirt does; a device the
             // kernel cannot reset is used as it is.
-            self.each_at_once(&moved, |d| self.reset_if_possible(d)).into_iter().try_for_each(|r| r.map(drop))
+            self.each_at_once(&moved, |d| self.reset_if_possible(d))
+                .into_iter()
+                .try_for_each(|r| r.map(drop))
+                .map_err(Failed::untouched)
         })();
-        result.map_err(|err| {
+        result.map_err(|failed| {
             // Ownership marks go back as they were: an in-place rewrite or a
             // removal, which a full disk allows.
             let unmarked: Vec<String> = marked
@@ -140,10 +157,13 @@ impl Host {
                     r.err().map(|e| format!("{d} could not be unmarked ({e})"))
                 })
                 .collect();
-            let err = self.undo_detaches(&moved, err.context(format_args!("preparing devices for {owner}")));
+            let failed = self.undo_detaches(&moved, failed.context(format_args!("preparing devices for {owner}")));
+            let left = failed.left;
+            let err = failed.into_error();
             if !unmarked.is_empty() {
                 err.context_after(format_args!("not everything could be undone: {}", unmarked.join(", ")))
-            } else if moved.is_empty() && !err.message().contains("nothing changed") {
+            } else if left == Left::Untouched {
+                // Marks undone, no device touched: say it, as the others do.
                 err.context_after("nothing changed")
             } else {
                 err

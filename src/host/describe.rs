@@ -8,7 +8,8 @@
 use super::Host;
 use crate::error::Result;
 use crate::stub::{Stub, STUB_DRIVERS};
-use crate::sysfs::sim::{DeviceSpec, DriverSpec, HostSpec, MdevParentSpec, MdevTypeSpec, NetSpec};
+use crate::sysfs::sim::{DeviceSpec, DmiSpec, DriverSpec, HostSpec, NetSpec, PcieSpec, VpdSpec};
+use crate::sysfs::sim::{MdevParentSpec, MdevTypeSpec};
 
 /// An mdev parent as the simulation models it: one pool the types share,
 /// sized so each type has the instances it shows now (the least common
@@ -60,6 +61,7 @@ impl Host {
                 available: true,
                 ids: Vec::new(),
                 classes: Vec::new(),
+                vfio_aliases: Vec::new(),
                 name,
             });
         }
@@ -79,8 +81,20 @@ impl Host {
                 .list_dir(&super::dev_path(&addr, "net"))
                 .unwrap_or_default()
                 .into_iter()
-                .map(|name| NetSpec { name, ..NetSpec::default() })
+                .map(|name| NetSpec {
+                    // Ethernet's six bytes only: the description takes no other kind.
+                    mac: self
+                        .sysfs
+                        .read(&format!("class/net/{name}/address"))
+                        .ok()
+                        .map(|m| m.trim_end().to_string())
+                        .filter(|m| m.len() == 17 && m.split(':').count() == 6),
+                    features: self.sysfs.net_features(&name).unwrap_or_default(),
+                    name,
+                    ..NetSpec::default()
+                })
                 .collect();
+            let extras = self.pci_extras(&addr);
             devices.push(DeviceSpec {
                 address: addr.to_string(),
                 vendor: format!("0x{:04x}", d.vendor),
@@ -105,6 +119,8 @@ impl Host {
                 block: Vec::new(),
                 framebuffer: None,
                 mdev,
+                pcie: extras.pcie.map(pcie_spec),
+                vpd: extras.vpd.map(vpd_spec),
             });
         }
         // Stub drivers come last in probe order: they match only by override.
@@ -120,10 +136,80 @@ impl Host {
                     available: stub != Stub::Xen || under_xen,
                     ids: Vec::new(),
                     classes: Vec::new(),
+                    vfio_aliases: Vec::new(),
                 });
             }
         }
+        // modules.alias's vfio_pci: lines, with their modules: a variant
+        // driver not loaded here is described unloaded, named as its module.
+        for alias in self.sysfs.vfio_aliases().unwrap_or_default() {
+            let module_of = |d: &DriverSpec| d.module.clone().unwrap_or_else(|| d.name.replace('-', "_"));
+            let i = match drivers.iter().position(|d| module_of(d) == alias.module) {
+                Some(i) => i,
+                None => {
+                    drivers.push(DriverSpec {
+                        name: alias.module.clone(),
+                        module: None,
+                        loaded: false,
+                        available: true,
+                        ids: Vec::new(),
+                        classes: Vec::new(),
+                        vfio_aliases: Vec::new(),
+                    });
+                    drivers.len() - 1
+                }
+            };
+            drivers[i].vfio_aliases.push(alias.pattern);
+        }
         let iommu = self.sysfs.list_dir("kernel/iommu_groups").map(|g| !g.is_empty()).unwrap_or(false);
-        Ok(HostSpec { driver_override, iommu, drivers, devices, ..HostSpec::default() })
+        let dmi = DmiSpec {
+            sys_vendor: self.dmi("sys_vendor"),
+            product_name: self.dmi("product_name"),
+            product_version: self.dmi("product_version"),
+            product_serial: self.dmi("product_serial"),
+            product_uuid: self.dmi("product_uuid"),
+            bios_vendor: self.dmi("bios_vendor"),
+            bios_version: self.dmi("bios_version"),
+            bios_date: self.dmi("bios_date"),
+        };
+        let dmi = (dmi != DmiSpec::default()).then_some(dmi);
+        Ok(HostSpec { driver_override, iommu, drivers, devices, dmi, ..HostSpec::default() })
+    }
+}
+
+// ---- libvirt's device tree (tree): what the XML shows, written back down ----
+
+fn pcie_spec(p: crate::host::PcieInfo) -> PcieSpec {
+    match p.link {
+        None => PcieSpec { integrated: true, ..PcieSpec::default() },
+        Some((cap, sta)) => PcieSpec {
+            integrated: false,
+            port: cap.port.unwrap_or(0),
+            max_speed: cap.speed.map(str::to_string),
+            max_width: cap.width.min(32) as u8,
+            speed: sta.speed.map(str::to_string),
+            width: sta.width.min(cap.width).min(32) as u8,
+        },
+    }
+}
+
+fn vpd_spec(v: crate::host::Vpd) -> VpdSpec {
+    let pairs = |f: Option<crate::host::VpdFields>, readonly: bool| {
+        let Some(f) = f else { return Vec::new() };
+        let mut out: Vec<(String, String)> = Vec::new();
+        let named = if readonly {
+            vec![("EC", f.change_level), ("MN", f.manufacture_id), ("PN", f.part_number), ("SN", f.serial_number)]
+        } else {
+            vec![("YA", f.asset_tag)]
+        };
+        out.extend(named.into_iter().filter_map(|(k, v)| Some((k.to_string(), v?))));
+        out.extend(f.vendor.into_iter().map(|(i, v)| (format!("V{i}"), v)));
+        out.extend(f.system.into_iter().map(|(i, v)| (format!("Y{i}"), v)));
+        out
+    };
+    VpdSpec {
+        name: v.name.unwrap_or_default(),
+        readonly: pairs(v.readonly, true),
+        readwrite: pairs(v.readwrite, false),
     }
 }

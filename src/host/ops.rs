@@ -5,11 +5,12 @@
 //! verify the driver link, update the record. A failure after the device has
 //! left its driver puts it back and reports both errors.
 
+use super::failed::{Failed, Left};
 use super::{dev_path, Host, Operation};
 use crate::address::PciAddress;
 use crate::error::{Error, Result};
 use crate::state::{Record, Step};
-use crate::stub::{is_stub_driver, Stub};
+use crate::stub::{is_stub_driver, Stub, StubRequest};
 
 /// Options of a detach beyond the stub.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -18,6 +19,16 @@ pub struct DetachOptions {
     pub group: bool,
     /// Even when the host uses the device (see `safety.rs`).
     pub force: bool,
+}
+
+/// A detach decided on, nothing touched yet.
+struct DetachPlan {
+    /// The device's driver now.
+    current: Option<String>,
+    /// The stub's kernel driver, loaded.
+    stub_driver: String,
+    /// The driver to record as the one to give it back to.
+    original: Option<String>,
 }
 
 fn describe(driver: &Option<String>) -> String {
@@ -63,7 +74,7 @@ impl Host {
     }
 
     /// The device's MODALIAS (`pci:v00008086d000010D3sv...`), from its uevent.
-    fn modalias(&self, addr: &PciAddress) -> Result<String> {
+    pub(crate) fn modalias(&self, addr: &PciAddress) -> Result<String> {
         let path = dev_path(addr, "uevent");
         let text = self.sysfs.read(&path).map_err(|e| crate::error::sysfs_error("reading", &path, &e))?;
         text.lines()
@@ -128,8 +139,33 @@ impl Host {
         self.write_about(addr, "bus/pci/drivers_probe", &addr.to_string(), "probing a driver for it", bounded)
     }
 
-    /// The stub's kernel driver, loading its module when allowed.
-    pub(crate) fn stub_driver(&self, addr: &PciAddress, stub: Stub) -> Result<&'static str> {
+    /// The kernel driver a request binds the device to now, for the
+    /// authorization callback and "already as asked" checks: for vfio the
+    /// chosen VFIO driver (its module's name while it is not loaded).
+    pub(crate) fn planned_stub_driver(&self, addr: &PciAddress, req: &StubRequest) -> Result<String> {
+        if req.stub == Stub::Vfio {
+            let choice = self.vfio_choice(addr, req.vfio_driver.as_deref())?;
+            if !choice.is_plain() {
+                return Ok(self.module_driver(&choice.module).unwrap_or(choice.module));
+            }
+        }
+        Ok(self.stub_kernel_name(req.stub).to_string())
+    }
+
+    /// The request's kernel driver for this device, loading its module when
+    /// allowed: for vfio, the named or chosen VFIO driver (`variant.rs`).
+    pub(crate) fn stub_driver(&self, addr: &PciAddress, req: &StubRequest) -> Result<String> {
+        if req.stub == Stub::Vfio {
+            let choice = self.vfio_choice(addr, req.vfio_driver.as_deref())?;
+            if !choice.is_plain() {
+                return self.variant_driver(addr, &choice);
+            }
+        }
+        self.plain_stub_driver(addr, req.stub).map(str::to_string)
+    }
+
+    /// The stub's own kernel driver, loading its module when allowed.
+    fn plain_stub_driver(&self, addr: &PciAddress, stub: Stub) -> Result<&'static str> {
         let present = || stub.kernel_drivers().iter().copied().find(|d| self.driver_loaded(d));
         if let Some(d) = present() {
             return Ok(d);
@@ -187,6 +223,10 @@ impl Host {
     /// assert!("vfio-pci".parse::<Stub>().is_err()); // kernel names are refused
     /// # Ok::<(), nodedev::Error>(())
     /// ```
+    ///
+    /// With [`Stub::Vfio`] the device's VFIO variant driver is chosen as
+    /// libvirt 10 does ([`Host::vfio_choice`]); [`Host::detach_request`]
+    /// takes a named one (`"vfio:mlx5_vfio_pci"`).
     pub fn detach(&self, addr: &PciAddress, stub: Stub) -> Result<()> {
         self.detach_with(addr, stub, DetachOptions::default())
     }
@@ -210,11 +250,36 @@ impl Host {
     /// # Ok::<(), nodedev::Error>(())
     /// ```
     pub fn detach_with(&self, addr: &PciAddress, stub: Stub, opts: DetachOptions) -> Result<()> {
+        self.detach_request(addr, &stub.into(), opts)
+    }
+
+    /// [`Host::detach_with`] for a driver name as a caller gives it
+    /// (`"vfio:mlx5_vfio_pci"`: that VFIO driver, checked against
+    /// modules.alias before anything changes; see [`StubRequest`]).
+    ///
+    /// ```
+    /// use nodedev::{DetachOptions, Host, StubRequest};
+    ///
+    /// let host = Host::open("test:///default")?;
+    /// let vf = host.lookup("0000:04:10.0")?;
+    /// let plain: StubRequest = "vfio:vfio-pci".parse()?;
+    /// host.detach_request(&vf, &plain, DetachOptions::default())?;
+    /// assert_eq!(host.driver(&vf)?.as_deref(), Some("vfio-pci"));
+    /// host.reattach(&vf, None)?;
+    /// // Not a VFIO driver of this kernel: refused, nothing changed.
+    /// let bogus: StubRequest = "vfio:e1000e".parse()?;
+    /// assert!(host.detach_request(&vf, &bogus, DetachOptions::default()).is_err());
+    /// # Ok::<(), nodedev::Error>(())
+    /// ```
+    pub fn detach_request(&self, addr: &PciAddress, req: &StubRequest, opts: DetachOptions) -> Result<()> {
+        let stub = req.stub;
         self.check_writable(addr, "detach")?;
         let targets = if opts.group { self.group_endpoints(addr, stub)? } else { vec![*addr] };
         for t in &targets {
             self.check_policy("detach", t)?;
-            self.authorize_driver(Operation::Detach, t, None, Some(self.stub_kernel_name(stub)))?;
+            // Also checks a "vfio:NAME" before anything changes.
+            let driver = self.planned_stub_driver(t, req)?;
+            self.authorize_driver(Operation::Detach, t, None, Some(&driver))?;
             if !self.on_stub(t, stub)? {
                 self.check_safe("detach", t, opts.force)?;
             }
@@ -241,7 +306,7 @@ impl Host {
                 }
             }
         }
-        self.detach_all_locked(&targets, stub, None)
+        Ok(self.detach_all_locked(&targets, req, None)?)
     }
 
     /// Whether the device is bound to one of the stub's kernel drivers now.
@@ -278,21 +343,28 @@ impl Host {
     pub(crate) fn detach_all_locked(
         &self,
         targets: &[PciAddress],
-        stub: Stub,
+        stub: &StubRequest,
         owner: Option<(&str, bool)>,
-    ) -> Result<()> {
+    ) -> std::result::Result<(), Failed> {
         // ---- mdev: a parent leaving its driver takes its mediated devices
         // with it (and waits for any a guest holds): refused, nothing changed.
         for t in targets {
-            if !self.on_stub(t, stub)? {
-                self.check_no_live_mdevs(t, "detach")?;
+            if !self.on_stub(t, stub.stub).map_err(Failed::untouched)? {
+                self.check_no_live_mdevs(t, "detach").map_err(Failed::untouched)?;
             }
         }
         let results = self.each_at_once(targets, |t| self.detach_locked(t, stub, owner));
-        let moved: Vec<PciAddress> =
-            targets.iter().zip(&results).filter(|(_, r)| matches!(r, Ok(true))).map(|(t, _)| *t).collect();
-        match results.into_iter().find_map(Result::err) {
-            Some(err) => Err(self.undo_detaches(&moved, err)),
+        let mut moved = Vec::new();
+        let mut failures = Vec::new();
+        for (t, r) in targets.iter().zip(results) {
+            match r {
+                Ok(true) => moved.push(*t),
+                Ok(false) => {}
+                Err(f) => failures.push(f),
+            }
+        }
+        match Failed::merge(failures) {
+            Some(failed) => Err(self.undo_detaches(&moved, failed)),
             None => Ok(()),
         }
     }
@@ -315,12 +387,13 @@ impl Host {
         })
     }
 
-    /// Put back devices a failed transaction moved; the error says what
-    /// happened to each, and claims "nothing changed" only when it is so.
+    /// Put back devices a failed transaction moved, adding to what the
+    /// failure left: each device that goes back is one more clause of
+    /// "nothing changed"; one that cannot is left changed, record kept.
     /// Reattach rewrites records in place, so this works on a full disk.
-    pub(crate) fn undo_detaches(&self, moved: &[PciAddress], err: Error) -> Error {
+    pub(crate) fn undo_detaches(&self, moved: &[PciAddress], mut failed: Failed) -> Failed {
         if moved.is_empty() {
-            return err;
+            return failed;
         }
         let mut all_back = true;
         let notes: Vec<String> = moved
@@ -338,39 +411,99 @@ impl Host {
                 }
             })
             .collect();
+        failed.undone.extend(notes);
         if all_back {
-            err.context_after(format_args!("nothing changed: {}", notes.join(", ")))
+            failed.left = failed.left.max(Left::PutBack);
+            failed
         } else {
-            err.context_after(format_args!("not everything could be undone: {}", notes.join(", ")))
+            let error = failed
+                .error
+                .context_after(format_args!("not everything could be undone: {}", failed.undone.join(", ")));
+            Failed { error, left: Left::Changed, undone: Vec::new() }
         }
     }
 
     /// A detach that changed the kernel but cannot stand (the stub did not
     /// take it, or its record cannot be completed): back to the original
     /// driver and no record, before the call returns.
-    fn undo_one_detach(&self, addr: &PciAddress, original: Option<&str>, err: Error) -> Error {
+    fn undo_one_detach(&self, addr: &PciAddress, original: Option<&str>, err: Error) -> Failed {
         let to = original.unwrap_or("no driver");
         match self.restore(addr, original) {
             Ok(()) => match self.state.remove(&addr.to_string()) {
-                Ok(()) => err.context_after(format_args!("{addr} went back to {to}: nothing changed")),
-                Err(e) => err.context_after(format_args!(
+                Ok(()) => Failed::put_back(err, format!("{addr} went back to {to}")),
+                // The record (an intent, with its owner) would refuse the device to others.
+                Err(e) => Failed::changed(err.context_after(format_args!(
                     "{addr} went back to {to}, but its record could not be removed ({e}); 'nodedev recover' removes it"
-                )),
+                ))),
             },
-            Err(undo) => Error::OperationFailed(format!(
-                "{err}; putting {addr} back on {to} also failed: {undo}; the record in {} keeps its original driver ('nodedev recover' retries)",
-                self.state.location()
-            )),
+            Err(undo) => {
+                let now = match self.driver(addr) {
+                    Ok(d) => describe(&d),
+                    Err(_) => "in a state nodedev could not read".to_string(),
+                };
+                Failed::changed(Error::OperationFailed(format!(
+                    "{err}; putting {addr} back on {to} also failed: {undo}; {addr} is left {now}, and the record in {} keeps its original driver ('nodedev recover' retries)",
+                    self.state.location()
+                )))
+            }
         }
     }
 
     /// One detach, lock held. Ok(false): already on that stub, nothing done.
-    fn detach_locked(&self, addr: &PciAddress, stub: Stub, owner: Option<(&str, bool)>) -> Result<bool> {
+    fn detach_locked(
+        &self,
+        addr: &PciAddress,
+        req: &StubRequest,
+        owner: Option<(&str, bool)>,
+    ) -> std::result::Result<bool, Failed> {
+        let Some(DetachPlan { current, stub_driver, original }) =
+            self.detach_plan(addr, req).map_err(Failed::untouched)?
+        else {
+            return Ok(false);
+        };
+        let mut record = Record::new(&addr.to_string(), original.clone(), &stub_driver);
+        record.ports = self.port_memberships(addr);
+        if let Some((owner, managed)) = owner {
+            record.owner = Some(owner.to_string());
+            record.managed = managed;
+        }
+        if let Err(e) = self.state.put(&record) {
+            return Err(Failed::put_back(e, format!("{addr} stays {}", describe(&current))));
+        }
+
+        match self.bind_to_stub(addr, current.as_deref(), &stub_driver) {
+            Ok(()) => {
+                record.step = Step::Detached;
+                match self.state.put(&record) {
+                    Ok(()) => Ok(true),
+                    // Never on the stub without a complete record.
+                    Err(err) => Err(self.undo_one_detach(addr, original.as_deref(), err)),
+                }
+            }
+            // The kernel still works on it: the record (mid-detach) is for recover.
+            Err(err @ Error::Timeout(_)) => Err(Failed::changed(err)),
+            Err(err) => Err(self.undo_one_detach(addr, original.as_deref(), err)),
+        }
+    }
+
+    /// What a detach of the device would do, checked before anything is
+    /// touched. None: already on that stub.
+    fn detach_plan(&self, addr: &PciAddress, req: &StubRequest) -> Result<Option<DetachPlan>> {
+        let stub = req.stub;
         let current = self.driver(addr)?;
         if let Some(cur) = &current {
-            // On that stub already (for vfio: vfio-pci or a variant of it).
+            // On that stub already (for vfio: vfio-pci or a variant of it,
+            // unless the caller named another VFIO driver).
             if Stub::of_driver(cur) == Some(stub) {
-                return Ok(false);
+                if let Some(named) = req.vfio_driver.as_deref() {
+                    let wanted = self.module_driver(named).unwrap_or_else(|| named.to_string());
+                    if crate::sysfs::modalias::normalize(cur) != crate::sysfs::modalias::normalize(&wanted) {
+                        return Err(Error::OperationInvalid(format!(
+                            "{addr} is already detached to VFIO driver {cur}, not {named}: reattach it first, then detach it to 'vfio:{named}'"
+                        )));
+                    }
+                }
+                return Ok(None);
             }
             if let Some(other) = Stub::of_driver(cur) {
                 return Err(Error::OperationInvalid(format!(
@@ -391,7 +524,7 @@ impl Host {
                 )));
             }
         }
-        let stub_driver = self.stub_driver(addr, stub)?;
+        let stub_driver = self.stub_driver(addr, req)?;
 
         // A record left by an interrupted operation knows the original driver
         // better than the device's current (driverless) state does.
@@ -399,29 +532,7 @@ impl Host {
             (None, Some(rec)) => rec.original_driver,
             _ => current.clone(),
         };
-        let mut record = Record::new(&addr.to_string(), original.clone(), stub_driver);
-        record.ports = self.port_memberships(addr);
-        if let Some((owner, managed)) = owner {
-            record.owner = Some(owner.to_string());
-            record.managed = managed;
-        }
-        if let Err(e) = self.state.put(&record) {
-            return Err(e.context_after(format_args!("nothing changed: {addr} stays {}", describe(&current))));
-        }
-
-        match self.bind_to_stub(addr, current.as_deref(), stub_driver) {
-            Ok(()) => {
-                record.step = Step::Detached;
-                match self.state.put(&record) {
-                    Ok(()) => Ok(true),
-                    // Never on the stub without a complete record.
-                    Err(err) => Err(self.undo_one_detach(addr, original.as_deref(), err)),
-                }
-            }
-            // The kernel still works on it: the record (mid-detach) is for recover.
-            Err(err @ Error::Timeout(_)) => Err(err),
-            Err(err) => Err(self.undo_one_detach(addr, original.as_deref(), err)),
-        }
+        Ok(Some(DetachPlan { current, stub_driver, original }))
     }
 
     fn bind_to_stub(&self, addr: &PciAddress, current: Option<&str>, stub: &str) -> Result<()> {

@@ -4,9 +4,19 @@
 use super::{Host, Operation};
 use crate::address::PciAddress;
 use crate::error::{Error, Result};
-use crate::persist::{Definition, Definitions};
+use crate::persist::{Definition, Definitions, VfDefinition};
 use crate::state::{Record, Step};
-use crate::stub::Stub;
+use crate::stub::{Stub, StubRequest};
+
+/// What a definition's stub driver asks for: that very driver (a VFIO
+/// variant is named, not chosen again: the choice was made at define time).
+fn request_of(stub_driver: &str) -> Result<StubRequest> {
+    match Stub::of_driver(stub_driver) {
+        Some(Stub::Vfio) => Ok(StubRequest { stub: Stub::Vfio, vfio_driver: Some(stub_driver.to_string()) }),
+        Some(s) => Ok(s.into()),
+        None => Err(Error::InvalidArg(format!("'{stub_driver}' is not a stub driver"))),
+    }
+}
 
 /// What `apply` did with one definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,10 +96,15 @@ impl Host {
     /// driver for `driver_override`, and the module to load. None: no
     /// definition (or its device is someone else now: refused, see `apply`).
     #[doc(hidden)]
-    pub fn udev_override(&self, addr: &PciAddress) -> Result<Option<(String, &'static str)>> {
+    pub fn udev_override(&self, addr: &PciAddress) -> Result<Option<(String, String)>> {
         let Some(def) = self.definitions()?.get(&addr.to_string())? else { return Ok(None) };
         self.applicable(&def)?;
-        let module = Stub::of_driver(&def.stub).map(|s| s.module()).unwrap_or("vfio-pci");
+        // A VFIO variant driver comes from its own module (named as it).
+        let module = match Stub::of_driver(&def.stub) {
+            Some(Stub::Vfio) if def.stub != "vfio-pci" => crate::sysfs::modalias::normalize(&def.stub),
+            Some(s) => s.module().to_string(),
+            None => "vfio-pci".to_string(),
+        };
         Ok(Some((def.stub, module)))
     }
 
@@ -98,12 +113,38 @@ impl Host {
     /// safety, policy and authorization checks of any detach), devices the
     /// udev rule already put on the stub get the record reattach needs.
     /// Definitions of absent devices are kept and reported.
+    /// Persistent VF counts come first, so that their VFs exist for any
+    /// definition of a VF.
     #[doc(hidden)]
     pub fn apply(&self) -> Result<Vec<Applied>> {
+        self.apply_where(|_| true)
+    }
+
+    /// `apply` for one device's definitions only (the udev rule, when a PF
+    /// with a persistent VF count gets its driver).
+    #[doc(hidden)]
+    pub fn apply_device(&self, addr: &PciAddress) -> Result<Vec<Applied>> {
+        let name = addr.to_string();
+        self.apply_where(|a| a == name)
+    }
+
+    fn apply_where(&self, wanted: impl Fn(&str) -> bool) -> Result<Vec<Applied>> {
+        let (vf_defs, vf_problems) = self.definitions()?.list_vfs()?;
         let (defs, problems) = self.definitions()?.list()?;
-        let mut out: Vec<Applied> =
-            problems.into_iter().map(|p| Applied { address: "-".into(), outcome: p, done: false }).collect();
-        for def in defs {
+        let mut out: Vec<Applied> = vf_problems
+            .into_iter()
+            .chain(problems)
+            .map(|p| Applied { address: "-".into(), outcome: p, done: false })
+            .collect();
+        for def in vf_defs.into_iter().filter(|d| wanted(&d.address)) {
+            let (outcome, done) = match self.apply_vfs(&def) {
+                Ok(Some(o)) => (o, true),
+                Ok(None) => ("absent: the VF definition is kept for when it appears".to_string(), false),
+                Err(e) => (format!("not applied: {e}"), false),
+            };
+            out.push(Applied { address: def.address.clone(), outcome, done });
+        }
+        for def in defs.into_iter().filter(|d| wanted(&d.address)) {
             let outcome = self.apply_one(&def);
             let (outcome, done) = match outcome {
                 Ok(Some(o)) => (o, true),
@@ -115,10 +156,67 @@ impl Host {
         Ok(out)
     }
 
+    /// Make a PF's VF count persistent: `count` VFs on `driver` (None: no
+    /// driver) from boot on; 0 removes the definition.
+    pub fn define_vfs(&self, pf: &PciAddress, count: u16, driver: Option<&StubRequest>) -> Result<()> {
+        let defs = self.definitions()?;
+        self.check_writable(pf, "make the VFs persistent of")?;
+        if count == 0 {
+            return defs.remove_vfs(&pf.to_string()).map(drop);
+        }
+        let ids = self.ids(pf)?;
+        let total: u16 = self.attr(pf, "sriov_totalvfs").and_then(|t| t.parse().ok()).unwrap_or(0);
+        if total == 0 {
+            return Err(Error::Unsupported(format!(
+                "{pf} is not an SR-IOV physical function (no sriov_totalvfs): it cannot have VFs"
+            )));
+        }
+        if count > total {
+            return Err(Error::InvalidArg(format!("{pf} supports at most {total} VFs, not {count}")));
+        }
+        self.authorize_driver(Operation::Provision, pf, None, driver.and_then(|d| d.vfio_driver.as_deref()))?;
+        defs.put_vfs(&VfDefinition {
+            address: pf.to_string(),
+            vendor: ids.vendor,
+            device: ids.device,
+            count,
+            driver: driver.map(StubRequest::name),
+        })
+    }
+
+    /// A PF's persistent VF count, if any.
+    pub fn persistent_vfs(&self, pf: &PciAddress) -> Result<Option<VfDefinition>> {
+        self.definitions()?.get_vfs(&pf.to_string())
+    }
+
+    /// Give a defined PF its VFs (none: the PF is absent). A PF that has no
+    /// driver yet cannot make VFs: the udev rule applies it when one binds.
+    fn apply_vfs(&self, def: &VfDefinition) -> Result<Option<String>> {
+        let pf = PciAddress::parse(&def.address)?;
+        if self.require(&pf).is_err() {
+            return Ok(None);
+        }
+        let ids = self.ids(&pf)?;
+        if (ids.vendor, ids.device) != (def.vendor, def.device) {
+            return Err(Error::OperationInvalid(format!(
+                "the VF definition of {pf} was made for {:04x}:{:04x}, but the device there now is {:04x}:{:04x}: refused; remove it ('nodedev sriov {pf} 0 --persistent') or define it again",
+                def.vendor, def.device, ids.vendor, ids.device
+            )));
+        }
+        if self.driver(&pf)?.is_none() {
+            return Err(Error::OperationInvalid(format!(
+                "{pf} has no driver yet, and only its PF driver can make VFs: the udev rule applies the definition when one binds (or run 'nodedev apply {pf}' then)"
+            )));
+        }
+        let req = StubRequest::parse_or_none(def.driver.as_deref())?;
+        let vfs = self.provision_vfs(&pf, def.count, req.as_ref(), false)?;
+        let on = def.driver.as_deref().unwrap_or("no driver");
+        Ok(Some(format!("{} VF(s) on {on}", vfs.len())))
+    }
+
     fn apply_one(&self, def: &Definition) -> Result<Option<String>> {
         let Some(addr) = self.applicable(def)? else { return Ok(None) };
-        let stub = Stub::of_driver(&def.stub)
-            .ok_or_else(|| Error::InvalidArg(format!("'{}' is not a stub driver", def.stub)))?;
+        let stub = request_of(&def.stub)?;
         let current = self.driver(&addr)?;
         if current.as_deref() == Some(def.stub.as_str()) && self.state.get(&addr.to_string())?.is_some() {
             return Ok(Some(format!("on {} already", def.stub)));
@@ -153,7 +251,7 @@ impl Host {
                 self.state.put(&record)?;
             }
         }
-        self.detach_all_locked(&[addr], stub, None)?;
+        self.detach_all_locked(&[addr], &stub, None)?;
         Ok(Some(format!("detached to {} from {}", def.stub, current.as_deref().unwrap_or("no driver"))))
     }
 }

@@ -11,7 +11,7 @@ use super::{dev_path, Host, Operation};
 use crate::address::PciAddress;
 use crate::error::{Error, Result};
 use crate::state::{Record, Step};
-use crate::stub::{is_stub_driver, Stub};
+use crate::stub::{is_stub_driver, Stub, StubRequest};
 use crate::sysfs::link_basename;
 
 impl Host {
@@ -43,6 +43,19 @@ impl Host {
         stub: Option<Stub>,
         force: bool,
     ) -> Result<Vec<PciAddress>> {
+        self.provision_vfs(pf, count, stub.map(StubRequest::from).as_ref(), force)
+    }
+
+    /// `set_vf_count` with a stub request: with "vfio" each VF gets its
+    /// own best VFIO driver (a variant driver for VFs that have one), or
+    /// the VFIO driver named ("vfio:NAME").
+    pub fn provision_vfs(
+        &self,
+        pf: &PciAddress,
+        count: u16,
+        stub: Option<&StubRequest>,
+        force: bool,
+    ) -> Result<Vec<PciAddress>> {
         self.require(pf)?;
         let total: u16 = self.attr(pf, "sriov_totalvfs").and_then(|t| t.parse().ok()).unwrap_or(0);
         if total == 0 {
@@ -54,13 +67,24 @@ impl Host {
             return Err(Error::InvalidArg(format!("{pf} supports at most {total} VFs, not {count}")));
         }
         self.check_writable(pf, "change the VFs of")?;
-        let stub_driver = stub.map(|s| self.stub_kernel_name(s));
-        self.authorize_driver(Operation::Provision, pf, None, stub_driver)?;
+        if let Some(name) = stub.and_then(|s| s.vfio_driver.as_deref()) {
+            self.check_vfio_name(name)?;
+        }
+        // The VFs do not exist yet: the callback gets the named VFIO driver, or the stub's own.
+        let stub_driver =
+            stub.map(|s| s.vfio_driver.clone().unwrap_or_else(|| self.stub_kernel_name(s.stub).to_string()));
+        self.authorize_driver(Operation::Provision, pf, None, stub_driver.as_deref())?;
 
         // VFs, and their IOMMU groups, come and go: the whole host.
         let _lock = self.lock_host()?;
         let current = self.virtual_functions(pf)?;
-        let as_asked = |vf: &PciAddress| self.driver(vf).is_ok_and(|d| d.as_deref() == stub_driver);
+        let as_asked = |vf: &PciAddress| {
+            let planned = match stub {
+                Some(s) => self.planned_stub_driver(vf, s).ok(),
+                None => None,
+            };
+            self.driver(vf).is_ok_and(|d| d == planned)
+        };
         if current.len() == usize::from(count) && current.iter().all(as_asked) {
             return Ok(current); // already as asked
         }
@@ -124,7 +148,7 @@ impl Host {
 
     /// Create `count` VFs with host drivers kept away, then bind each to the
     /// stub; on any failure remove them again.
-    fn create_vfs_locked(&self, pf: &PciAddress, count: u16, stub: Option<Stub>) -> Result<Vec<PciAddress>> {
+    fn create_vfs_locked(&self, pf: &PciAddress, count: u16, stub: Option<&StubRequest>) -> Result<Vec<PciAddress>> {
         let autoprobe_path = dev_path(pf, "sriov_drivers_autoprobe");
         // Kernels before 4.12 have no such file: their host VF driver binds
         // at creation, and the VFs are detached from it like any device.
@@ -172,11 +196,11 @@ impl Host {
 
     /// A VF that no driver has seen: record it (no original driver), set
     /// its override, probe, verify.
-    fn bind_new_vf(&self, vf: &PciAddress, stub: Stub) -> Result<()> {
+    fn bind_new_vf(&self, vf: &PciAddress, stub: &StubRequest) -> Result<()> {
         let driver = self.stub_driver(vf, stub)?;
-        let mut record = Record::new(&vf.to_string(), None, driver);
+        let mut record = Record::new(&vf.to_string(), None, &driver);
         self.state.put(&record)?;
-        self.write(&dev_path(vf, "driver_override"), driver)?;
+        self.write(&dev_path(vf, "driver_override"), &driver)?;
         self.write("bus/pci/drivers_probe", &vf.to_string())?;
         match self.driver(vf)? {
             Some(d) if d == driver => {}

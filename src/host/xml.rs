@@ -1,5 +1,6 @@
 //! libvirt's node-device XML for a PCI function (the subset a PCI device has).
 
+use super::node::{NetInfo, PciExtras, SystemInfo};
 use super::{DeviceInfo, Host};
 use crate::address::PciAddress;
 use crate::error::Result;
@@ -34,7 +35,7 @@ fn id_element(tag: &str, id: u16, name: Option<&str>) -> String {
     }
 }
 
-pub fn render(d: &DeviceInfo) -> String {
+pub fn render(d: &DeviceInfo, extras: &PciExtras) -> String {
     let mut x = String::new();
     let a = &d.address;
     let _ = writeln!(x, "<device>");
@@ -63,6 +64,13 @@ pub fn render(d: &DeviceInfo) -> String {
         }
         let _ = writeln!(x, "    </capability>");
     }
+    // ---- libvirt's device tree (tree): bridge type and VPD ----
+    if let Some(b) = extras.bridge {
+        let _ = writeln!(x, "    <capability type='{}'/>", b.libvirt_name());
+    }
+    if let Some(v) = &extras.vpd {
+        render_vpd(&mut x, v);
+    }
     x.push_str(&super::mdev_xml::render_mdev_types(&d.mdev_types));
     if let Some(g) = d.iommu_group {
         let _ = writeln!(x, "    <iommuGroup number='{g}'>");
@@ -73,6 +81,9 @@ pub fn render(d: &DeviceInfo) -> String {
     }
     if let Some(n) = d.numa_node {
         let _ = writeln!(x, "    <numa node='{n}'/>");
+    }
+    if let Some(p) = &extras.pcie {
+        render_pcie(&mut x, p);
     }
     let _ = writeln!(x, "  </capability>");
     let _ = writeln!(x, "</device>");
@@ -89,12 +100,105 @@ impl Host {
     /// # Ok::<(), nodedev::Error>(())
     /// ```
     pub fn xml(&self, addr: &PciAddress) -> Result<String> {
-        Ok(render(&self.device_info(addr)?))
+        let info = self.device_info(addr)?;
+        Ok(render(&info, &self.pci_extras(addr)))
     }
 
     #[doc(hidden)]
     /// `xml` of a device whose `placement_link` the caller has (a handle).
     pub fn xml_placed(&self, addr: &PciAddress, link: &str) -> Result<String> {
-        Ok(render(&self.device_info_placed(addr, Some(link))?))
+        Ok(render(&self.device_info_placed(addr, Some(link))?, &self.pci_extras(addr)))
     }
+}
+
+// ---- libvirt's device tree (tree): computer, net devices, pci-express, vpd ----
+
+fn opt_element(x: &mut String, indent: &str, tag: &str, value: &Option<String>) {
+    if let Some(v) = value {
+        let _ = writeln!(x, "{indent}<{tag}>{}</{tag}>", escape(v));
+    }
+}
+
+/// `<pci-express>`: the link's capability and status, or empty for a
+/// function without a link.
+fn render_pcie(x: &mut String, p: &super::pcie::PcieInfo) {
+    let Some((cap, sta)) = &p.link else {
+        let _ = writeln!(x, "    <pci-express/>");
+        return;
+    };
+    let _ = writeln!(x, "    <pci-express>");
+    for (validity, l) in [("cap", cap), ("sta", sta)] {
+        let port = l.port.map(|p| format!(" port='{p}'")).unwrap_or_default();
+        let speed = l.speed.map(|s| format!(" speed='{s}'")).unwrap_or_default();
+        let _ = writeln!(x, "      <link validity='{validity}'{port}{speed} width='{}'/>", l.width);
+    }
+    let _ = writeln!(x, "    </pci-express>");
+}
+
+/// `<capability type='vpd'>`. Values are escaped (libvirt writes field
+/// values as they are, which a '<' in a card's VPD would break).
+fn render_vpd(x: &mut String, v: &super::vpd::Vpd) {
+    let _ = writeln!(x, "    <capability type='vpd'>");
+    let _ = writeln!(x, "      <name>{}</name>", escape(v.name.as_deref().unwrap_or("")));
+    for (access, f) in [("readonly", &v.readonly), ("readwrite", &v.readwrite)] {
+        let Some(f) = f else { continue };
+        let _ = writeln!(x, "      <fields access='{access}'>");
+        let i = "        ";
+        if access == "readonly" {
+            opt_element(x, i, "change_level", &f.change_level);
+            opt_element(x, i, "manufacture_id", &f.manufacture_id);
+            opt_element(x, i, "part_number", &f.part_number);
+            opt_element(x, i, "serial_number", &f.serial_number);
+        } else {
+            opt_element(x, i, "asset_tag", &f.asset_tag);
+        }
+        for (idx, val) in &f.vendor {
+            let _ = writeln!(x, "{i}<vendor_field index='{idx}'>{}</vendor_field>", escape(val));
+        }
+        for (idx, val) in &f.system {
+            let _ = writeln!(x, "{i}<system_field index='{idx}'>{}</system_field>", escape(val));
+        }
+        let _ = writeln!(x, "      </fields>");
+    }
+    let _ = writeln!(x, "    </capability>");
+}
+
+/// The `computer` device: no path, no parent.
+pub fn render_system(s: &SystemInfo) -> String {
+    let mut x = String::new();
+    let _ = writeln!(x, "<device>\n  <name>computer</name>\n  <capability type='system'>");
+    opt_element(&mut x, "    ", "product", &s.product);
+    let _ = writeln!(x, "    <hardware>");
+    opt_element(&mut x, "      ", "vendor", &s.hardware_vendor);
+    opt_element(&mut x, "      ", "version", &s.hardware_version);
+    opt_element(&mut x, "      ", "serial", &s.hardware_serial);
+    let _ = writeln!(x, "      <uuid>{}</uuid>\n    </hardware>\n    <firmware>", s.uuid);
+    opt_element(&mut x, "      ", "vendor", &s.firmware_vendor);
+    opt_element(&mut x, "      ", "version", &s.firmware_version);
+    opt_element(&mut x, "      ", "release_date", &s.firmware_release_date);
+    let _ = writeln!(x, "    </firmware>\n  </capability>\n</device>");
+    x
+}
+
+/// A `net_IFNAME_MAC` device: parent its PCI function, no driver element
+/// (an interface has none in the kernel's sense).
+pub fn render_net(n: &NetInfo) -> String {
+    let mut x = String::new();
+    let i = &n.iface;
+    let _ = writeln!(x, "<device>\n  <name>{}</name>", escape(&i.name));
+    let _ = writeln!(x, "  <path>{}</path>", escape(&i.sysfs_path));
+    let _ = writeln!(x, "  <parent>{}</parent>", i.parent.node_name());
+    let _ = writeln!(x, "  <capability type='net'>\n    <interface>{}</interface>", escape(&i.iface));
+    opt_element(&mut x, "    ", "address", &i.mac);
+    if n.speed.is_some() || n.state.is_some() {
+        let speed = n.speed.map(|s| format!(" speed='{s}'")).unwrap_or_default();
+        let state = n.state.as_ref().map(|s| format!(" state='{s}'")).unwrap_or_default();
+        let _ = writeln!(x, "    <link{speed}{state}/>");
+    }
+    for f in &n.features {
+        let _ = writeln!(x, "    <feature name='{}'/>", escape(f));
+    }
+    let _ = writeln!(x, "    <capability type='{}'/>", if n.wireless { "80211" } else { "80203" });
+    let _ = writeln!(x, "  </capability>\n</device>");
+    x
 }

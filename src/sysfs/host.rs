@@ -92,24 +92,39 @@ impl HostSysfs {
     }
 }
 
+type Parsed = Result<Vec<ModuleAlias>, (io::ErrorKind, String)>;
+
+/// The running kernel's modules.alias, read and given to `parse`.
+fn read_kernel_aliases(parse: impl Fn(&str) -> Vec<ModuleAlias>) -> Parsed {
+    // SAFETY: uname fills the struct we pass; its fields are NUL-terminated.
+    let release = unsafe {
+        let mut u: libc::utsname = std::mem::zeroed();
+        if libc::uname(&mut u) != 0 {
+            let e = io::Error::last_os_error();
+            return Err((e.kind(), format!("uname: {e}")));
+        }
+        std::ffi::CStr::from_ptr(u.release.as_ptr()).to_string_lossy().into_owned()
+    };
+    let path = format!("/lib/modules/{release}/modules.alias");
+    fs::read_to_string(&path).map(|t| parse(&t)).map_err(|e| (e.kind(), format!("{path}: {e}")))
+}
+
+fn parsed(p: &Parsed) -> io::Result<&[ModuleAlias]> {
+    p.as_deref().map_err(|(kind, msg)| io::Error::new(*kind, msg.clone()))
+}
+
 /// The running kernel's modules.alias, read and parsed once per process
 /// (it has tens of thousands of lines).
 fn kernel_aliases() -> io::Result<&'static [ModuleAlias]> {
-    static ALIASES: OnceLock<Result<Vec<ModuleAlias>, (io::ErrorKind, String)>> = OnceLock::new();
-    let parsed = ALIASES.get_or_init(|| {
-        // SAFETY: uname fills the struct we pass; its fields are NUL-terminated.
-        let release = unsafe {
-            let mut u: libc::utsname = std::mem::zeroed();
-            if libc::uname(&mut u) != 0 {
-                let e = io::Error::last_os_error();
-                return Err((e.kind(), format!("uname: {e}")));
-            }
-            std::ffi::CStr::from_ptr(u.release.as_ptr()).to_string_lossy().into_owned()
-        };
-        let path = format!("/lib/modules/{release}/modules.alias");
-        fs::read_to_string(&path).map(|t| modalias::parse(&t)).map_err(|e| (e.kind(), format!("{path}: {e}")))
-    });
-    parsed.as_deref().map_err(|(kind, msg)| io::Error::new(*kind, msg.clone()))
+    static ALIASES: OnceLock<Parsed> = OnceLock::new();
+    parsed(ALIASES.get_or_init(|| read_kernel_aliases(modalias::parse)))
+}
+
+/// Its `vfio_pci:` lines only, read once per process apart from the rest:
+/// a detach needs these few, not the whole file parsed.
+fn kernel_vfio_aliases() -> io::Result<&'static [ModuleAlias]> {
+    static VFIO: OnceLock<Parsed> = OnceLock::new();
+    parsed(VFIO.get_or_init(|| read_kernel_aliases(|t| modalias::parse_prefixed(t, modalias::VFIO_PREFIX))))
 }
 
 /// An attribute's bytes in as few syscalls as possible (open, read, close):
@@ -253,6 +268,13 @@ impl Sysfs for HostSysfs {
         Ok(kernel_aliases()?.iter().filter(|a| modalias::glob_match(&a.pattern, modalias)).cloned().collect())
     }
 
+    fn vfio_aliases(&self) -> io::Result<Vec<ModuleAlias>> {
+        if !self.is_live() {
+            return Ok(Vec::new()); // no module can be loaded for a tree under another root
+        }
+        Ok(kernel_vfio_aliases()?.to_vec())
+    }
+
     fn vfio_holders(&self, dev: &VfioDevice<'_>) -> io::Result<HolderScan> {
         // A test tree's groups are not this kernel's: nobody can hold them.
         if !self.is_live() {
@@ -294,6 +316,35 @@ impl Sysfs for HostSysfs {
     fn set_link_up(&self, iface: &str, up: bool) -> io::Result<()> {
         self.live_only()?;
         hostuse::set_link_up(iface, up)
+    }
+
+    // ---- libvirt's device tree (tree) ----
+    fn read_bytes(&self, path: &str, limit: usize) -> io::Result<Vec<u8>> {
+        use std::io::Read;
+        let mut out = Vec::with_capacity(limit.min(4096));
+        fs::File::open(self.path(path)?)?.take(limit as u64).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    fn net_features(&self, iface: &str) -> io::Result<Vec<String>> {
+        if !self.is_live() {
+            return Ok(Vec::new()); // a tree's interfaces are not this kernel's
+        }
+        super::ethtool::features(iface)
+    }
+
+    // ---- Events: the kernel's uevents, only for the live kernel's sysfs.
+    fn uevents(&self) -> io::Result<Box<dyn super::uevent::UeventSource>> {
+        if !self.is_live() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "no kernel events for the sysfs tree under {}: only the running kernel's /sys sends them",
+                    self.root.display()
+                ),
+            ));
+        }
+        Ok(Box::new(super::uevent::NetlinkUevents::open()?))
     }
 
     fn load_module(&self, module: &str) -> io::Result<()> {

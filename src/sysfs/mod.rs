@@ -5,6 +5,7 @@
 //! so the real host and the simulated one fail the same way.
 
 mod bounded;
+mod ethtool;
 pub mod holders;
 pub mod host;
 pub mod live;
@@ -12,6 +13,7 @@ pub mod modalias;
 pub mod pciids;
 pub mod sim;
 pub mod trace;
+pub mod uevent;
 
 use std::io;
 use std::time::Duration;
@@ -35,6 +37,13 @@ pub trait Sysfs: Send + Sync {
     /// `modalias` (`pci:v...`), in file order: what modprobe of that alias
     /// would consider. Empty where no module could be loaded (a test tree).
     fn matching_aliases(&self, modalias: &str) -> io::Result<Vec<modalias::ModuleAlias>>;
+    // ---- VFIO variant drivers (issue 13, item 3) ----
+
+    /// Every `alias vfio_pci:...` line of the running kernel's modules.alias
+    /// (VFIO variant drivers' id tables, and vfio-pci's catch-all), in file
+    /// order, pattern with its `vfio_pci:` prefix. Read once per process.
+    /// Empty where no module could be loaded (a test tree).
+    fn vfio_aliases(&self) -> io::Result<Vec<modalias::ModuleAlias>>;
     // ---- Names (issue 12, item 2): pci.ids on the real host.
     /// Human names of a vendor and of a device, each where the database
     /// knows it (`pci.ids`; the description on a simulated host).
@@ -74,6 +83,27 @@ pub trait Sysfs: Send + Sync {
     fn set_master(&self, iface: &str, master: Option<&str>) -> io::Result<()>;
     /// Set an interface administratively up or down (`ip link set IF up`).
     fn set_link_up(&self, iface: &str, up: bool) -> io::Result<()>;
+
+    // ---- libvirt's device tree (issue 12 item 2, "tree"): binary
+    // attributes (a function's `config` space and `vpd`) and interface
+    // features that sysfs does not show. ----
+
+    /// The first `limit` bytes (fewer at the file's end) of a binary
+    /// attribute such as `config` or `vpd`. The kernel shows an unprivileged
+    /// reader only the first 64 bytes of `config`, and `vpd` not at all.
+    fn read_bytes(&self, path: &str, limit: usize) -> io::Result<Vec<u8>>;
+    /// Offload features of an interface that ethtool reports to any user,
+    /// by libvirt's names ("rx", "tx", "sg", "tso", "gso", "gro", "lro",
+    /// "rxvlan", "txvlan", "ntuple", "rxhash"), in that order. Empty for an
+    /// interface of a tree under another root (no such interface here).
+    fn net_features(&self, iface: &str) -> io::Result<Vec<String>>;
+    // ---- Events (issue 12, item 5): the kernel's uevents.
+
+    /// A new listener on the kernel's uevents (netlink KOBJECT_UEVENT, the
+    /// kernel's group): it receives every uevent sent from now on, for as
+    /// long as it lives. A test tree under another root has no kernel to
+    /// hear from: Unsupported.
+    fn uevents(&self) -> io::Result<Box<dyn uevent::UeventSource>>;
 }
 
 /// Names of a PCI vendor and device, as lspci and libvirt show them. A

@@ -26,6 +26,13 @@ pub fn parse(text: &str) -> Vec<ModuleAlias> {
         .collect()
 }
 
+/// The aliases of a modules.alias text whose pattern starts with `prefix`
+/// (`vfio_pci:`), without parsing the other lines: a few of tens of thousands.
+pub fn parse_prefixed(text: &str, prefix: &str) -> Vec<ModuleAlias> {
+    let start = format!("alias {prefix}");
+    text.lines().filter(|l| l.starts_with(&start)).flat_map(parse).collect()
+}
+
 /// Module names compare with '-' and '_' as the same character.
 pub fn normalize(module: &str) -> String {
     module.replace('-', "_")
@@ -140,6 +147,49 @@ pub fn pci_alias(vendor: Option<u16>, device: Option<u16>, class: u32, class_mas
     alias
 }
 
+/// The prefix of the aliases depmod writes for VFIO variant drivers' id
+/// tables (entries marked PCI_DRIVER_OVERRIDE_DEVICE_VFIO: they bind only
+/// through driver_override, never by a plain probe).
+pub const VFIO_PREFIX: &str = "vfio_pci:";
+
+/// The seven fields of a PCI modalias after its prefix (`v`, `d`, `sv`,
+/// `sd`, `bc`, `sc`, `i`), split as libvirt's virPCIDeviceAliasInfoNew does:
+/// each field runs up to the first occurrence of the next field's name, the
+/// last up to white space. None when a name is missing.
+pub fn pci_fields(text: &str) -> Option<[&str; 7]> {
+    const NAMES: [&str; 7] = ["v", "d", "sv", "sd", "bc", "sc", "i"];
+    let mut out = [""; 7];
+    let mut rest = text;
+    for (i, name) in NAMES.iter().enumerate() {
+        rest = rest.strip_prefix(name)?;
+        let end = match NAMES.get(i + 1) {
+            Some(next) => rest.find(next)?,
+            None => rest.find(char::is_whitespace).unwrap_or(rest.len()),
+        };
+        out[i] = &rest[..end];
+        rest = &rest[end..];
+    }
+    Some(out)
+}
+
+/// libvirt 10's VFIO variant match: every field of the alias is `*` or
+/// equal to the device's. Some(number of `*` fields) when it matches.
+/// `device` is the device's modalias (`pci:v...`), `alias` a modules.alias
+/// pattern (`vfio_pci:v...`).
+pub fn vfio_wildcards(device: &str, alias: &str) -> Option<u32> {
+    let dev = pci_fields(device.strip_prefix("pci:")?)?;
+    let pat = pci_fields(alias.strip_prefix(VFIO_PREFIX)?)?;
+    let mut wildcards = 0;
+    for (d, p) in dev.iter().zip(pat.iter()) {
+        if *p == "*" {
+            wildcards += 1;
+        } else if d != p {
+            return None;
+        }
+    }
+    Some(wildcards)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +221,10 @@ mod tests {
         let modalias = "pci:v00008086d000010D3sv00008086sd0000A01Fbc02sc00i00";
         assert_eq!(modules_matching(&a, modalias), vec!["e1000e".to_string()]);
         assert!(modules_matching(&a, "pci:v00001234d000011E8sv00001AF4sd00001100bcFFsc00i00").is_empty());
+        let text = format!("{text}alias vfio_pci:v*d*sv*sd*bc*sc*i* vfio_pci\nalias vfio_pci:v000015B3d0000101Esv*sd*bc*sc*i* mlx5-vfio-pci\n");
+        let vfio = parse_prefixed(&text, VFIO_PREFIX);
+        assert_eq!(vfio.iter().map(|a| a.module.as_str()).collect::<Vec<_>>(), ["vfio_pci", "mlx5_vfio_pci"]);
+        assert_eq!(vfio, parse(&text).into_iter().filter(|a| a.pattern.starts_with(VFIO_PREFIX)).collect::<Vec<_>>());
     }
 
     #[test]
@@ -178,5 +232,23 @@ mod tests {
         assert_eq!(pci_alias(Some(0x8086), Some(0x10d3), 0, 0), "pci:v00008086d000010D3sv*sd*bc*sc*i*");
         assert_eq!(pci_alias(None, None, 0x0c0330, 0xffffff), "pci:v*d*sv*sd*bc0Csc03i30*");
         assert_eq!(pci_alias(None, None, 0x060400, 0xffff00), "pci:v*d*sv*sd*bc06sc04i*");
+    }
+
+    #[test]
+    fn vfio_aliases_match_field_by_field_counting_wildcards() {
+        let nic = "pci:v000015B3d0000101Esv000015B3sd00000001bc02sc00i00";
+        assert_eq!(vfio_wildcards(nic, "vfio_pci:v000015B3d0000101Esv*sd*bc*sc*i*"), Some(5));
+        assert_eq!(vfio_wildcards(nic, "vfio_pci:v000015B3d0000101Esv000015B3sd*bc*sc*i*"), Some(4));
+        assert_eq!(vfio_wildcards(nic, "vfio_pci:v*d*sv*sd*bc*sc*i*"), Some(7));
+        assert_eq!(vfio_wildcards(nic, "vfio_pci:v000015B3d0000101Fsv*sd*bc*sc*i*"), None);
+        // Fields are compared whole, not as globs (libvirt's rule): "0*" is no wildcard.
+        assert_eq!(vfio_wildcards(nic, "vfio_pci:v000015B3d0000101Esv*sd*bc02sc00i0*"), None);
+        // Only vfio_pci: aliases of well-formed device modaliases.
+        assert_eq!(vfio_wildcards(nic, "pci:v*d*sv*sd*bc*sc*i*"), None);
+        assert_eq!(vfio_wildcards("pci:v000015B3", "vfio_pci:v*d*sv*sd*bc*sc*i*"), None);
+        assert_eq!(
+            pci_fields("v00008086d000010D3sv00008086sd0000A01Fbc02sc00i00\n"),
+            Some(["00008086", "000010D3", "00008086", "0000A01F", "02", "00", "00"])
+        );
     }
 }

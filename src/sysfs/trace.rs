@@ -80,6 +80,12 @@ impl Sysfs for Traced {
         r
     }
 
+    fn vfio_aliases(&self) -> io::Result<Vec<super::modalias::ModuleAlias>> {
+        let r = self.0.vfio_aliases();
+        log(format_args!("modules.alias vfio_pci: -> {}", outcome(&r, |v| format!("{} entries", v.len()))));
+        r
+    }
+
     // Not sysfs: passed through untraced, but passed through, so that the
     // names and the safety checks are the same with the trace on.
     fn pci_names(&self, vendor: u16, device: u16) -> super::PciNames {
@@ -141,6 +147,27 @@ impl Sysfs for Traced {
         if let Err(e) = &r {
             log(format_args!("sysfs write {path} {} failed: {e}", quoted(value)));
         }
+        r
+    }
+
+    // ---- libvirt's device tree (tree) ----
+    fn read_bytes(&self, path: &str, limit: usize) -> io::Result<Vec<u8>> {
+        let r = self.0.read_bytes(path, limit);
+        log(format_args!("sysfs read {path} (binary) -> {}", outcome(&r, |v| format!("{} bytes", v.len()))));
+        r
+    }
+
+    fn net_features(&self, iface: &str) -> io::Result<Vec<String>> {
+        let r = self.0.net_features(iface);
+        log(format_args!("ethtool features {iface} -> {}", outcome(&r, |v| v.join(" "))));
+        r
+    }
+
+    // ---- Events: the listener is traced once, its messages are not (the
+    // watch prints them).
+    fn uevents(&self) -> io::Result<Box<dyn super::uevent::UeventSource>> {
+        let r = self.0.uevents();
+        log(format_args!("uevent listener -> {}", outcome(&r, |s| format!("fd {}", s.fd()))));
         r
     }
 }

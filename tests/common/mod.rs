@@ -29,6 +29,11 @@ macro_rules! forward_sysfs {
             self.$f.matching_aliases(m)
         }
     };
+    (@one $f:tt vfio_aliases) => {
+        fn vfio_aliases(&self) -> std::io::Result<Vec<nodedev::sysfs::modalias::ModuleAlias>> {
+            self.$f.vfio_aliases()
+        }
+    };
     (@one $f:tt pci_names) => {
         fn pci_names(&self, v: u16, d: u16) -> nodedev::sysfs::PciNames { self.$f.pci_names(v, d) }
     };
@@ -49,7 +54,64 @@ macro_rules! forward_sysfs {
     (@one $f:tt set_master) => {
         fn set_master(&self, i: &str, m: Option<&str>) -> std::io::Result<()> { self.$f.set_master(i, m) }
     };
+    // libvirt's device tree (tree)
+    (@one $f:tt read_bytes) => {
+        fn read_bytes(&self, p: &str, l: usize) -> std::io::Result<Vec<u8>> { self.$f.read_bytes(p, l) }
+    };
+    (@one $f:tt net_features) => {
+        fn net_features(&self, i: &str) -> std::io::Result<Vec<String>> { self.$f.net_features(i) }
+    };
     (@one $f:tt set_link_up) => {
         fn set_link_up(&self, i: &str, up: bool) -> std::io::Result<()> { self.$f.set_link_up(i, up) }
     };
+    (@one $f:tt uevents) => {
+        fn uevents(&self) -> std::io::Result<Box<dyn nodedev::sysfs::uevent::UeventSource>> { self.$f.uevents() }
+    };
+}
+
+// ---- libvirt's device tree (tree): nodedev.rng validation ----
+
+/// libvirt's schema of node-device XML, as Debian's libvirt0 installs it.
+pub const NODEDEV_RNG: &str = "/usr/share/libvirt/schemas/nodedev.rng";
+
+/// Validate XML documents (name, text) against libvirt's nodedev.rng with
+/// xmllint; Err lists what failed. None when xmllint or the schema is
+/// missing outside CI (under NODEDEV_CI that fails: .ci/run installs both).
+#[allow(dead_code)]
+pub fn validate_nodedev_xml(docs: &[(String, String)]) -> Option<Result<(), String>> {
+    let xmllint = std::process::Command::new("xmllint").arg("--version").output().is_ok();
+    if !ci_installs("xmllint (libxml2-utils)", xmllint)
+        || !ci_installs("libvirt's nodedev.rng (libvirt0)", std::path::Path::new(NODEDEV_RNG).exists())
+    {
+        return None;
+    }
+    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "nodedev-rng-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let files: Vec<std::path::PathBuf> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, (name, xml))| {
+            let f = dir.join(format!("{i:04}-{name}.xml"));
+            std::fs::write(&f, xml).unwrap();
+            f
+        })
+        .collect();
+    let out = std::process::Command::new("xmllint")
+        .args(["--noout", "--relaxng", NODEDEV_RNG])
+        .args(&files)
+        .output()
+        .expect("xmllint runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    let report = String::from_utf8_lossy(&out.stderr).into_owned();
+    let valid = report.lines().filter(|l| l.ends_with(" validates")).count();
+    Some(if out.status.success() && valid == docs.len() {
+        Ok(())
+    } else {
+        Err(format!("{valid} of {} documents validate:\n{report}", docs.len()))
+    })
 }

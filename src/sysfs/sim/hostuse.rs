@@ -36,6 +36,12 @@ pub(super) struct NetDev {
     pub master: Option<String>,
     /// A VLAN's or macvlan's link (its lower device).
     pub lower: Option<String>,
+    /// `address`: the MAC address.
+    pub mac: String,
+    /// `speed` in Mb/s while the interface is up.
+    pub speed: u32,
+    /// ethtool offload features, libvirt's names.
+    pub features: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +89,21 @@ fn dir<I: IntoIterator<Item = S>, S: Into<String>>(names: I) -> Option<Entry> {
     Some(Entry::Dir(names.into_iter().map(Into::into).collect()))
 }
 
+/// Offload features an interface may have, in the order libvirt reports them.
+const FEATURES: [&str; 11] = ["rx", "tx", "sg", "tso", "gso", "gro", "lro", "rxvlan", "txvlan", "ntuple", "rxhash"];
+
+/// 52:54:00 (QEMU's prefix) then the function's bus, slot and function and the interface's index.
+fn default_mac(a: Addr, index: usize) -> String {
+    format!("52:54:00:{:02x}:{:02x}:{:x}{:x}", a.bus, a.slot, a.func, index & 0xf)
+}
+
+/// Six lower-case hex pairs separated by ':', as the kernel prints `address`.
+fn valid_mac(mac: &str) -> bool {
+    let parts: Vec<&str> = mac.split(':').collect();
+    parts.len() == 6
+        && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
+
 fn depth_of(path: &str) -> usize {
     path.split('/').count()
 }
@@ -100,7 +121,29 @@ pub(super) fn build(spec: &HostSpec, devs: &std::collections::BTreeMap<Addr, sup
         if !devs.contains_key(&a) {
             continue;
         }
-        for n in &d.net {
+        for (i, n) in d.net.iter().enumerate() {
+            let mac = n.mac.clone().unwrap_or_else(|| default_mac(a, i));
+            let mut features = Vec::new();
+            for f in &n.features {
+                if !FEATURES.contains(&f.as_str()) || features.contains(f) {
+                    return Err(format!(
+                        "devices ({a}).net ({}).features: '{}' is not one of {} or is listed twice",
+                        n.name,
+                        f.escape_debug(),
+                        FEATURES.join(", ")
+                    ));
+                }
+                features.push(f.clone());
+            }
+            // ethtool reports them in its own order, whatever the description's.
+            features.sort_by_key(|f| FEATURES.iter().position(|x| x == f));
+            if !valid_mac(&mac) {
+                return Err(format!(
+                    "devices ({a}).net ({}).mac: '{}' is not a MAC address",
+                    n.name,
+                    mac.escape_debug()
+                ));
+            }
             u.nets.push(NetDev {
                 name: n.name.clone(),
                 owner: NetOwner::Pci(a),
@@ -109,6 +152,9 @@ pub(super) fn build(spec: &HostSpec, devs: &std::collections::BTreeMap<Addr, sup
                 routes: n.routes.clone(),
                 master: n.master.clone(),
                 lower: None,
+                mac,
+                speed: n.speed.unwrap_or(1000),
+                features,
             });
         }
         let disk = |b: &BlockSpec, owner: BlkOwner, number: (u32, u32), partno: u32| Blk {
@@ -162,6 +208,10 @@ pub(super) fn build(spec: &HostSpec, devs: &std::collections::BTreeMap<Addr, sup
             routes: l.routes.clone(),
             master: l.master.clone(),
             lower: l.lower.clone(),
+            // A software device takes the address of its first port or lower device.
+            mac: format!("52:54:01:00:00:{:02x}", i),
+            speed: 0,
+            features: Vec::new(),
         });
     }
     for s in &spec.stacked {
@@ -408,7 +458,8 @@ impl Kernel {
         };
         match rest {
             [] => {
-                let mut names: Vec<String> = ["flags", "operstate", "uevent"].map(String::from).to_vec();
+                let mut names: Vec<String> =
+                    ["addr_len", "address", "flags", "operstate", "speed", "uevent"].map(String::from).to_vec();
                 names.extend(n.master.iter().filter(|m| self.net_index(m).is_some()).map(|_| "master".to_string()));
                 names.extend(self.uppers(n).into_iter().map(|u| format!("upper_{u}")));
                 names.extend(self.lowers(n).into_iter().map(|l| format!("lower_{l}")));
@@ -426,6 +477,9 @@ impl Kernel {
                 Some(Entry::Dir(names))
             }
             ["flags"] => Some(Entry::File(File::Net(i, "flags"))),
+            ["address"] => Some(Entry::File(File::Net(i, "address"))),
+            ["addr_len"] => Some(Entry::File(File::Net(i, "addr_len"))),
+            ["speed"] => Some(Entry::File(File::Net(i, "speed"))),
             ["operstate"] => Some(Entry::File(File::Net(i, "operstate"))),
             ["uevent"] => Some(Entry::File(File::Net(i, "uevent"))),
             ["master"] => to_net(depth, n.master.as_deref()?, ""),
@@ -593,6 +647,7 @@ impl Kernel {
     /// `devices/virtual/...`.
     pub(super) fn virtual_entry(&self, rest: &[&str]) -> Option<Entry> {
         match rest {
+            [] if self.dmi.is_some() => dir(["block", "dmi", "graphics", "net", "nvme-subsystem", "vtconsole"]),
             [] => dir(["block", "graphics", "net", "nvme-subsystem", "vtconsole"]),
             ["net"] => {
                 dir(self.nets_visible().filter(|n| matches!(n.owner, NetOwner::Link(_))).map(|n| n.name.clone()))
@@ -637,6 +692,9 @@ impl Kernel {
                 let n = &self.uses.nets[i];
                 match name {
                     "operstate" => format!("{}\n", if n.up { "up" } else { "down" }),
+                    "address" => format!("{}\n", n.mac),
+                    "addr_len" => "6\n".into(),
+                    "speed" => format!("{}\n", n.speed),
                     "flags" => format!("0x{:x}\n", if n.up { 0x1003 } else { 0x1002 }),
                     "uevent" => {
                         let devtype = match &n.owner {

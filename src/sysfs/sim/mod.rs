@@ -8,14 +8,16 @@
 
 mod builtin;
 mod hostuse;
+mod identity;
 mod mdev;
 mod spec;
 mod tree;
+mod uevent;
 mod validate;
 
 pub use spec::{
-    BlockSpec, DeviceSpec, DriverSpec, HolderSpec, HostSpec, LinkSpec, MdevParentSpec, MdevTypeSpec, NetSpec,
-    StackedSpec,
+    BlockSpec, DeviceSpec, DmiSpec, DriverSpec, HolderSpec, HostSpec, LinkSpec, MdevParentSpec, MdevTypeSpec, NetSpec,
+    PcieSpec, StackedSpec, VpdSpec,
 };
 
 use crate::sysfs::modalias::{self, ModuleAlias};
@@ -121,6 +123,10 @@ struct Dev {
     /// A writer waits in the kernel with the device lock held (an unbind or
     /// remove waiting for a VFIO holder): other writes about it wait too.
     locked: bool,
+    /// The PCI Express capability's link, for a PCIe function.
+    pcie: Option<spec::PcieSpec>,
+    /// The encoded contents of `vpd`, for a function that has VPD.
+    vpd: Option<Vec<u8>>,
 }
 
 impl Dev {
@@ -159,6 +165,8 @@ struct Drv {
     ids: Vec<(u16, u16)>,
     /// Class prefixes as (value, mask).
     classes: Vec<(u32, u32)>,
+    /// modules.alias `vfio_pci:` patterns of its module (spec.rs).
+    vfio_aliases: Vec<String>,
     dynids: Vec<DynId>,
 }
 
@@ -218,6 +226,13 @@ struct Kernel {
     mdev_parents: BTreeMap<Addr, mdev::MdevParent>,
     /// Live mdevs, in creation order.
     mdevs: Vec<mdev::Mdev>,
+    /// DMI strings (`devices/virtual/dmi/id`); None: no DMI.
+    dmi: Option<spec::DmiSpec>,
+    /// Reads are answered as to a user without root (`identity.rs`).
+    unprivileged: bool,
+    /// Who hears the uevents (`uevent.rs`), and the last SEQNUM sent.
+    listeners: Vec<std::sync::Weak<uevent::Listener>>,
+    seqnum: u64,
 }
 
 /// A process holding a device through VFIO (see `SimKernel::hold_vfio`).
@@ -379,11 +394,11 @@ impl Kernel {
         dev.driver_override.is_some() || drv.claims(&id)
     }
 
-    /// The driver's probe routine. vfio-pci refuses non-endpoint headers and
-    /// devices without an IOMMU group, with EINVAL.
+    /// The driver's probe routine. vfio-pci and its variants (vfio_pci_core)
+    /// refuse non-endpoint headers and devices without an IOMMU group, with EINVAL.
     fn probe(&mut self, d: usize, a: Addr) -> Result<(), i32> {
         let dev = self.dev(a);
-        if self.drivers[d].name == "vfio-pci" && (dev.is_bridge() || !self.iommu || dev.group.is_none()) {
+        if is_vfio_driver(&self.drivers[d].name) && (dev.is_bridge() || !self.iommu || dev.group.is_none()) {
             return Err(libc::EINVAL);
         }
         // pci_device_can_probe: a VF whose PF turned sriov_drivers_autoprobe
@@ -393,6 +408,7 @@ impl Kernel {
         }
         self.dev_mut(a).driver = Some(d);
         self.binds.push((a, self.drivers[d].name.clone()));
+        self.emit("bind", a);
         Ok(())
     }
 
@@ -437,6 +453,7 @@ impl Kernel {
                 self.host_driver_gone(a);
                 self.mdev_parent_gone(a);
                 self.dev_mut(a).driver = None;
+                self.emit("unbind", a);
                 Ok(())
             }
             _ => Err(err(libc::ENODEV)),
@@ -454,6 +471,7 @@ impl Kernel {
                 if let Some(d) = self.loaded_driver(&name) {
                     self.dev_mut(a).driver = Some(d);
                     self.binds.push((a, name));
+                    self.emit("bind", a);
                 }
             }
             return Ok(());
@@ -542,9 +560,13 @@ impl Kernel {
         }
         self.host_driver_gone(a);
         self.mdev_parent_gone(a);
+        if self.dev(a).driver.is_some() {
+            self.dev_mut(a).driver = None;
+            self.emit("unbind", a);
+        }
+        self.emit("remove", a);
         let dev = self.dev_mut(a);
         dev.present = false;
-        dev.driver = None;
         dev.numvfs = 0;
         if dev.created {
             self.devs.remove(&a);
@@ -559,6 +581,7 @@ impl Kernel {
             self.devs.values().filter(|v| !v.present && v.physfn.is_none()).map(|v| v.addr).collect();
         for &a in &found {
             self.dev_mut(a).enumerate();
+            self.emit("add", a);
         }
         // pci_bus_add_device calls device_attach itself: the bus's
         // drivers_autoprobe does not hold back a device the scan finds
@@ -635,7 +658,9 @@ impl Kernel {
         self.dev_mut(pf).numvfs = n as u16;
         // As for a rescan, device_attach directly: only the PF's
         // sriov_drivers_autoprobe (in `probe`) holds new VFs back.
+        // pci_iov_add_virtfn, VF by VF: its add uevent, then its probe.
         for &a in &slots[..n] {
+            self.emit("add", a);
             self.attach(a);
         }
         Ok(())
@@ -750,11 +775,18 @@ impl Kernel {
                     "sriov_numvfs" => dev.numvfs.to_string(),
                     "sriov_drivers_autoprobe" => u8::from(dev.sriov_autoprobe).to_string(),
                     "uevent" => return self.uevent(dev),
+                    "config" | "vpd" => {
+                        return String::from_utf8_lossy(&self.bytes(file).unwrap_or_default()).into_owned()
+                    }
+                    l if l.contains("_link_") => {
+                        dev.pcie.as_ref().map(|p| identity::link_file(p, l)).unwrap_or_default()
+                    }
                     _ => String::new(),
                 })
             }
             f @ (File::Net(..) | File::Blk(..) | File::Vt(..)) => self.show_use(f),
             f @ (File::MdevType(..) | File::Mdev(..)) => self.show_mdev(f),
+            File::Dmi(name) => line(self.dmi_value(name).unwrap_or_default().to_string()),
             File::Bus("drivers_autoprobe") => line(u8::from(self.autoprobe).to_string()),
             File::Drv(..) | File::Bus(_) => String::new(),
         }
@@ -995,9 +1027,32 @@ impl Sysfs for SimKernel {
         let k = self.lock();
         match k.resolve(path, true)? {
             Entry::Dir(_) => Err(err(libc::EISDIR)),
-            Entry::File(f) if f.readable() => Ok(k.show(f)),
+            Entry::File(f) if f.readable() => match k.read_error(f) {
+                Some(e) => Err(err(e)),
+                None => Ok(k.show(f)),
+            },
             _ => Err(err(libc::EACCES)),
         }
+    }
+
+    // ---- libvirt's device tree (tree) ----
+    fn read_bytes(&self, path: &str, limit: usize) -> io::Result<Vec<u8>> {
+        let k = self.lock();
+        match k.resolve(path, true)? {
+            Entry::Dir(_) => Err(err(libc::EISDIR)),
+            Entry::File(f) if f.readable() => {
+                let mut b = k.bytes(f)?;
+                b.truncate(limit);
+                Ok(b)
+            }
+            _ => Err(err(libc::EACCES)),
+        }
+    }
+
+    fn net_features(&self, iface: &str) -> io::Result<Vec<String>> {
+        let k = self.lock();
+        let i = k.net_index(iface).ok_or_else(|| err(libc::ENODEV))?;
+        Ok(k.uses.nets[i].features.clone())
     }
 
     fn write(&self, path: &str, value: &str) -> io::Result<()> {
@@ -1024,6 +1079,7 @@ impl Sysfs for SimKernel {
                 let dev = k.dev_mut(a);
                 dev.driver = None;
                 dev.locked = true;
+                k.emit("unbind", a);
                 while k.device_open(a) {
                     k = self.wait(k);
                 }
@@ -1086,6 +1142,18 @@ impl Sysfs for SimKernel {
                 if modalias::glob_match(&pattern, modalias) {
                     out.push(ModuleAlias { pattern, module: drv.module.clone() });
                 }
+            }
+        }
+        Ok(out)
+    }
+
+    /// depmod's `vfio_pci:` aliases of every module on "disk" (available).
+    fn vfio_aliases(&self) -> io::Result<Vec<ModuleAlias>> {
+        let k = self.lock();
+        let mut out = Vec::new();
+        for drv in k.drivers.iter().filter(|d| d.available) {
+            for pattern in &drv.vfio_aliases {
+                out.push(ModuleAlias { pattern: pattern.clone(), module: drv.module.clone() });
             }
         }
         Ok(out)
@@ -1177,6 +1245,13 @@ impl Sysfs for SimKernel {
                 .filter(|d| d.vendor == vendor && d.device == device)
                 .find_map(|d| d.product_name.clone()),
         }
+    }
+
+    // ---- Events: a listener on this kernel's uevents (`uevent.rs`).
+    fn uevents(&self) -> io::Result<Box<dyn crate::sysfs::uevent::UeventSource>> {
+        let (source, listener) = uevent::SimUevents::new()?;
+        self.lock().listeners.push(listener);
+        Ok(Box::new(source))
     }
 }
 

@@ -51,6 +51,12 @@
 //! - `ids`: `"vvvv:dddd"` (lower-case hex, no 0x) the driver claims.
 //! - `classes`: class prefixes it claims, `"0xCC"`, `"0xCCSS"` or `"0xCCSSPP"`
 //!   (`"0x0604"` matches class 0x060400). Stub drivers have neither.
+//! - `vfio_aliases`: for vfio-pci and its variant drivers, the
+//!   `alias vfio_pci:...` patterns of modules.alias (id table entries marked
+//!   PCI_DRIVER_OVERRIDE_DEVICE_VFIO), e.g.
+//!   `"vfio_pci:v000015B3d0000101Esv*sd*bc*sc*i*"`: what `vfio_aliases`
+//!   answers, in driver then list order. Such entries never bind a device
+//!   by themselves (the kernel needs a driver_override naming the driver).
 //!
 //! A device:
 //! - `address` (required): `DDDD:BB:SS.F` as the kernel spells it (lower-case).
@@ -72,7 +78,8 @@
 //!   last listed VF and continue its address stride.
 //! - `net`: network interfaces (`name`, `up` default false, `addresses` with
 //!   their prefix like "10.0.0.2/24", `routes` like "default" or
-//!   "10.1.0.0/16", `master`: a bridge or bond of `links`); they appear as
+//!   "10.1.0.0/16", `master`: a bridge or bond of `links`, `mac`, `speed`
+//!   in Mb/s, `features`: ethtool's by libvirt's names); they appear as
 //!   `devices/ADDR/net/NAME` and `class/net/NAME`.
 //! - `block`: disks (`name`, `mounts`, `swap`: the disk itself is active
 //!   swap, `swap_files`: paths of active swap files on its filesystem,
@@ -80,6 +87,13 @@
 //!   and `class/block/NAME`.
 //! - `framebuffer`: `"fb0"`: the driver registered this framebuffer
 //!   (`class/graphics/fb0`).
+//! - `pcie`: the function is PCI Express (`PcieSpec`: `integrated`, `port`,
+//!   `max_speed`, `max_width`, `speed`, `width`): its `config` space has a
+//!   PCIe capability and the `max_link_*`/`current_link_*` files exist.
+//!   Every function has a 256-byte `config` (ids, class, header type 1 for a
+//!   PCI bridge and 2 for a CardBus bridge).
+//! - `vpd`: Vital Product Data (`VpdSpec`: `name`, `readonly`, `readwrite`
+//!   as `["SN", "value"]` pairs), encoded into the `vpd` file.
 //! - `mdev`: the device is a mediated-device parent while bound to
 //!   `driver` (default: its `driver` here): `{"capacity": 8, "types":
 //!   [{"id": "i915-GVTg_V5_4", "name": "GVTg_V5_4", "description": "...",
@@ -101,6 +115,10 @@
 //!   `multipath: true` an NVMe multipath head (`nvme0n1` over the hidden path
 //!   device `nvme0c0n1` of the PCI function, as kernels with
 //!   CONFIG_NVME_MULTIPATH show every NVMe namespace).
+//! - `dmi`: the DMI strings of `devices/virtual/dmi/id` (`sys_vendor`,
+//!   `product_name`, `product_version`, `product_serial`, `product_uuid`,
+//!   `bios_vendor`, `bios_version`, `bios_date`); absent: no DMI.
+//! - `unprivileged` (default false): files answer as to a user without root.
 //! - `fbcon` (default false): the framebuffer console is bound
 //!   (`class/vtconsole/vtcon1`); it draws on the lowest-numbered framebuffer.
 //!
@@ -138,6 +156,70 @@ pub struct HostSpec {
     pub stacked: Vec<StackedSpec>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fbcon: bool,
+    /// The machine's DMI/SMBIOS strings (`devices/virtual/dmi/id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dmi: Option<DmiSpec>,
+    /// Files answer as to a user without root: `config` past its first 64
+    /// bytes, `vpd` and the DMI serial numbers and UUID are not readable.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unprivileged: bool,
+}
+
+/// DMI strings, each absent when the firmware gives none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DmiSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sys_vendor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_serial: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_uuid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bios_vendor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bios_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bios_date: Option<String>,
+}
+
+/// A PCI Express function's link, as its PCIe capability tells it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PcieSpec {
+    /// A root-complex integrated endpoint: PCI Express without a link.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub integrated: bool,
+    /// Port number (Link Capabilities bits 31:24).
+    #[serde(default)]
+    pub port: u8,
+    /// Link speeds in GT/s as libvirt writes them: "2.5", "5", "8", "16", "32", "64".
+    #[serde(default)]
+    pub max_speed: Option<String>,
+    #[serde(default)]
+    pub max_width: u8,
+    #[serde(default)]
+    pub speed: Option<String>,
+    #[serde(default)]
+    pub width: u8,
+}
+
+/// Vital Product Data: the identifier string and the keyword fields of the
+/// read-only (VPD-R) and read-write (VPD-W) sections, in order, as
+/// `["PN", "value"]` pairs. The simulated kernel encodes them with the
+/// checksum a card carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VpdSpec {
+    pub name: String,
+    #[serde(default)]
+    pub readonly: Vec<(String, String)>,
+    #[serde(default)]
+    pub readwrite: Vec<(String, String)>,
 }
 
 /// A process holding a device through VFIO.
@@ -166,6 +248,10 @@ pub struct DriverSpec {
     pub ids: Vec<String>,
     #[serde(default)]
     pub classes: Vec<String>,
+    /// The `alias vfio_pci:...` lines depmod writes for the driver's module
+    /// (a VFIO variant driver's id table, vfio-pci's catch-all), as modules.alias spells them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vfio_aliases: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +291,10 @@ pub struct DeviceSpec {
     pub block: Vec<BlockSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub framebuffer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcie: Option<PcieSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpd: Option<VpdSpec>,
     /// The device can be a mediated-device parent (`mdev_supported_types`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mdev: Option<MdevParentSpec>,
@@ -257,6 +347,16 @@ pub struct NetSpec {
     pub routes: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub master: Option<String>,
+    /// MAC address (`address`); default 52:54:00 then the function's bus,
+    /// slot and function and the interface's index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// Link speed in Mb/s while up (`speed`); default 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<u32>,
+    /// ethtool offload features by libvirt's names (`rx`, `tso`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -320,6 +420,8 @@ impl Default for HostSpec {
             links: Vec::new(),
             stacked: Vec::new(),
             fbcon: false,
+            dmi: None,
+            unprivileged: false,
         }
     }
 }

@@ -138,6 +138,7 @@ fn a_device_directory_lists_what_exists() {
     let k = SimKernel::builtin();
     let common = [
         "class",
+        "config",
         "device",
         "driver_override",
         "numa_node",
@@ -154,7 +155,18 @@ fn a_device_directory_lists_what_exists() {
     assert_eq!(sorted(k.list_dir(&dev(EDU, "")).unwrap()), with(&["reset", "reset_method"]));
     assert_eq!(
         sorted(k.list_dir(&dev(IGPU, "")).unwrap()),
-        with(&["boot_vga", "driver", "graphics", "mdev_supported_types", "reset", "reset_method"])
+        with(&[
+            "boot_vga",
+            "driver",
+            "graphics",
+            "mdev_supported_types",
+            "reset",
+            "reset_method",
+            "current_link_speed",
+            "current_link_width",
+            "max_link_speed",
+            "max_link_width"
+        ])
     );
     assert_eq!(sorted(k.list_dir(&dev(VF, "")).unwrap()), with(&["driver", "physfn", "reset", "reset_method"]));
     assert_eq!(
@@ -169,7 +181,12 @@ fn a_device_directory_lists_what_exists() {
             "sriov_totalvfs",
             "virtfn0",
             "virtfn1",
-            "virtfn2"
+            "virtfn2",
+            "current_link_speed",
+            "current_link_width",
+            "max_link_speed",
+            "max_link_width",
+            "vpd"
         ])
     );
     // A bridge also holds the functions behind it.

@@ -10,11 +10,16 @@ use std::collections::BTreeSet;
 use std::io;
 
 /// Attributes of a device directory, in the order a listing gives them.
-const DEV_ATTRS: [&str; 15] = [
+const DEV_ATTRS: [&str; 21] = [
     "boot_vga",
     "class",
+    "config",
+    "current_link_speed",
+    "current_link_width",
     "device",
     "driver_override",
+    "max_link_speed",
+    "max_link_width",
     "numa_node",
     "remove",
     "reset",
@@ -26,6 +31,7 @@ const DEV_ATTRS: [&str; 15] = [
     "subsystem_vendor",
     "uevent",
     "vendor",
+    "vpd",
 ];
 
 const DRV_FILES: [&str; 4] = ["bind", "new_id", "remove_id", "unbind"];
@@ -41,6 +47,8 @@ pub(super) enum File {
     Blk(usize, &'static str),
     /// An attribute of vtconN.
     Vt(u8, &'static str),
+    /// An attribute of `devices/virtual/dmi/id`.
+    Dmi(&'static str),
     Drv(usize, &'static str),
     Bus(&'static str),
     /// A file of `mdev_supported_types/TYPE` of a parent (type by index).
@@ -76,7 +84,7 @@ impl File {
                 )
             }
             File::Net(_, name) => name == "slaves",
-            File::Blk(..) => false,
+            File::Blk(..) | File::Dmi(_) => false,
             File::Vt(_, name) => name == "bind",
             File::Drv(..) | File::Bus(_) => true,
             File::MdevType(_, _, name) => name == "create",
@@ -163,12 +171,25 @@ impl Kernel {
             ["bus", "pci", f] => known(&BUS_FILES, f).map(|f| Entry::File(File::Bus(f))),
             ["class"] => {
                 let mut names = vec!["block", "graphics", "net", "vtconsole"];
+                if self.dmi.is_some() {
+                    names.push("dmi");
+                }
                 if self.has_mdev() {
                     names.push("mdev_bus");
                 }
+                names.sort_unstable();
                 dir(names)
             }
             ["class", "mdev_bus", rest @ ..] if self.has_mdev() => self.mdev_class_entry(rest),
+            ["class", "dmi"] if self.dmi.is_some() => dir(["id"]),
+            ["class", "dmi", "id"] if self.dmi.is_some() => Some(Entry::Link("../../devices/virtual/dmi/id".into())),
+            ["devices", "virtual", "dmi"] if self.dmi.is_some() => dir(["id"]),
+            ["devices", "virtual", "dmi", "id"] if self.dmi.is_some() => {
+                dir(super::identity::DMI_ATTRS.iter().filter(|n| self.dmi_value(n).is_some()).copied())
+            }
+            ["devices", "virtual", "dmi", "id", f] if self.dmi_value(f).is_some() => {
+                super::identity::DMI_ATTRS.iter().find(|n| *n == f).map(|n| Entry::File(File::Dmi(n)))
+            }
             ["class", kind @ ("net" | "block" | "graphics" | "vtconsole"), rest @ ..] => self.class_entry(kind, rest),
             ["kernel"] => dir(if self.iommu { vec!["iommu_groups"] } else { vec![] }),
             ["kernel", "iommu_groups", rest @ ..] if self.iommu => self.group_entry(rest),
@@ -305,6 +326,8 @@ impl Kernel {
                     "reset" | "reset_method" => !dev.reset_supported.is_empty(),
                     "boot_vga" => dev.class >> 8 == 0x0300,
                     "sriov_numvfs" | "sriov_totalvfs" | "sriov_drivers_autoprobe" => dev.totalvfs > 0,
+                    l if l.contains("_link_") => dev.pcie.is_some(),
+                    "vpd" => dev.vpd.is_some(),
                     _ => true,
                 };
                 match *name {

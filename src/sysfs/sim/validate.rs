@@ -51,7 +51,17 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
                 })
             })
             .collect::<Result<_, _>>()?;
+        let alias_ok = |a: &str| {
+            a.strip_prefix(crate::sysfs::modalias::VFIO_PREFIX).and_then(crate::sysfs::modalias::pci_fields).is_some()
+        };
+        if let Some(bad) = d.vfio_aliases.iter().find(|a| !alias_ok(a)) {
+            return Err(format!(
+                "{at}.vfio_aliases: '{}' is not a modules.alias pattern like \"vfio_pci:v000015B3d0000101Esv*sd*bc*sc*i*\"",
+                bad.escape_debug()
+            ));
+        }
         drivers.push(Drv {
+            vfio_aliases: d.vfio_aliases.clone(),
             name: d.name.clone(),
             module,
             loaded: d.loaded,
@@ -122,6 +132,20 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
             return Err(format!("{at}.boot_vga: only VGA devices (class 0x0300xx) can be the boot VGA"));
         }
         let reset_supported = d.reset_method.clone();
+        if let Some(p) = &d.pcie {
+            for s in [&p.max_speed, &p.speed].into_iter().flatten() {
+                if super::identity::speed_code(s).is_none() {
+                    return Err(format!("{at}.pcie: speed '{}' is not one of 2.5, 5, 8, 16, 32, 64", s.escape_debug()));
+                }
+            }
+            if p.max_width > 32 || p.width > p.max_width {
+                return Err(format!("{at}.pcie: widths {} of {} are not a PCIe link's", p.width, p.max_width));
+            }
+        }
+        let vpd = match &d.vpd {
+            Some(v) => Some(super::identity::encode_vpd(v).map_err(|e| format!("{at}.{e}"))?),
+            None => None,
+        };
         devs.insert(
             addr,
             Dev {
@@ -149,6 +173,8 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
                 sriov_autoprobe: true,
                 resets: 0,
                 locked: false,
+                pcie: d.pcie.clone(),
+                vpd,
             },
         );
         places.insert(addr, at);
@@ -221,6 +247,10 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
         uses,
         mdev_parents: Default::default(),
         mdevs: Vec::new(),
+        dmi: spec.dmi.clone(),
+        unprivileged: spec.unprivileged,
+        listeners: Vec::new(),
+        seqnum: 0,
     };
     kernel.mdev_parents = mdev_parents(&spec, &kernel)?;
     kernel.roots = kernel.devs.values().filter(|d| !d.created).map(|d| kernel.root_of(d.addr)).collect();
