@@ -100,29 +100,33 @@ static void parents_and_caps(virConnectPtr conn)
 {
     static const struct {
         const char *name, *parent;
+        int ncaps; /* the GPU is a mediated-device parent too: pci, mdev_types */
     } cases[] = {
-        {"pci_0000_03_01_0", "pci_0000_02_00_0"},
-        {"pci_0000_02_00_0", "pci_0000_00_1c_0"},
-        {"pci_0000_04_10_0", "pci_0000_00_1d_0"},
-        {"pci_0000_00_02_0", "computer"},
-        {"pci_0000_00_00_0", "computer"},
+        {"pci_0000_03_01_0", "pci_0000_02_00_0", 1},
+        {"pci_0000_02_00_0", "pci_0000_00_1c_0", 1},
+        {"pci_0000_04_10_0", "pci_0000_00_1d_0", 1},
+        {"pci_0000_00_02_0", "computer", 2},
+        {"pci_0000_00_00_0", "computer", 1},
     };
     size_t i;
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         virNodeDevicePtr dev = virNodeDeviceLookupByName(conn, cases[i].name);
         const char *parent;
-        char *caps[2] = {NULL, NULL};
+        char *caps[3] = {NULL, NULL, NULL};
         CHECK(dev != NULL, "lookup %s", cases[i].name);
         if (dev == NULL)
             continue;
         parent = virNodeDeviceGetParent(dev);
         CHECK(parent != NULL && strcmp(parent, cases[i].parent) == 0, "%s: parent %s, expected %s",
               cases[i].name, parent ? parent : "(null)", cases[i].parent);
-        CHECK(virNodeDeviceNumOfCaps(dev) == 1, "%s: one capability", cases[i].name);
-        CHECK(virNodeDeviceListCaps(dev, caps, 2) == 1, "%s: list caps", cases[i].name);
-        CHECK(caps[0] != NULL && strcmp(caps[0], "pci") == 0, "%s: cap is pci", cases[i].name);
-        CHECK(caps[1] == NULL, "%s: one cap written", cases[i].name);
+        CHECK(virNodeDeviceNumOfCaps(dev) == cases[i].ncaps, "%s: %d capabilities", cases[i].name, cases[i].ncaps);
+        CHECK(virNodeDeviceListCaps(dev, caps, 3) == cases[i].ncaps, "%s: list caps", cases[i].name);
+        CHECK(caps[0] != NULL && strcmp(caps[0], "pci") == 0, "%s: first cap is pci", cases[i].name);
+        CHECK(cases[i].ncaps == 1 || (caps[1] != NULL && strcmp(caps[1], "mdev_types") == 0),
+              "%s: then mdev_types", cases[i].name);
+        CHECK(caps[cases[i].ncaps] == NULL, "%s: no more caps written", cases[i].name);
         free(caps[0]);
+        free(caps[1]);
         CHECK(virNodeDeviceListCaps(dev, caps, 0) == 0, "%s: maxnames 0", cases[i].name);
         virNodeDeviceFree(dev);
     }

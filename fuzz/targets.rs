@@ -194,6 +194,15 @@ pub fn vpd(data: &[u8]) {
 }
 
 /// Every target, by name (the names of fuzz/fuzz_targets/*.rs and fuzz/corpus/*).
+/// libvirt's mediated-device XML (virNodeDeviceCreateXML/DefineXML): never
+/// a panic; what is accepted names a PCI parent that prints back the same.
+pub fn mdev_xml(data: &[u8]) {
+    if let Ok(Ok(cfg)) = nodedev::host::parse_mdev_xml(&text(data)) {
+        assert_eq!(PciAddress::parse(&cfg.parent.to_string()).ok(), Some(cfg.parent));
+        assert!(cfg.uuid.as_deref().is_none_or(|u| u.trim() == u), "{cfg:?}: the UUID is trimmed");
+    }
+}
+
 pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("pci_address", pci_address),
     ("uri", uri),
@@ -202,5 +211,6 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("sysfs_path", sysfs_path),
     ("capi", capi),
     ("state_record", state_record),
+    ("mdev_xml", mdev_xml),
     ("vpd", vpd),
 ];

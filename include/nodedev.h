@@ -929,8 +929,9 @@ typedef enum virErrorDomain {
 /**
  * Flags of virConnectListAllNodeDevices, libvirt's values. Capability bits
  * select devices having any of the given capabilities (none: every device):
- * CAP_SYSTEM, CAP_PCI_DEV, CAP_NET and CAP_VPD select devices here, the
- * others none. Every device on the host is active.
+ * CAP_SYSTEM, CAP_PCI_DEV, CAP_NET, CAP_VPD, CAP_MDEV_TYPES and CAP_MDEV
+ * select devices here, the others none. Every device is active but a
+ * mediated device defined and not started, which is inactive.
  */
 typedef enum virConnectListAllNodeDeviceFlags {
     /**
@@ -986,11 +987,11 @@ typedef enum virConnectListAllNodeDeviceFlags {
      */
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_DRM = (1 << 12),
     /**
-     * Capable of mediated devices: matches no nodedev device.
+     * Capable of mediated devices: PCI functions that are mdev parents now.
      */
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV_TYPES = (1 << 13),
     /**
-     * Mediated device: matches no nodedev device.
+     * Mediated device: live and defined mediated devices.
      */
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV = (1 << 14),
     /**
@@ -1022,11 +1023,11 @@ typedef enum virConnectListAllNodeDeviceFlags {
      */
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_VPD = (1 << 21),
     /**
-     * Inactive (defined but not present) devices: nodedev has none.
+     * Inactive devices: mediated devices that are defined but not live.
      */
     VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE = (1 << 30),
     /**
-     * Active devices: every device on the host. libvirt's value 1U << 31,
+     * Active devices: every PCI function and live mediated device. libvirt's value 1U << 31,
      * written as INT_MIN so that the enumeration stays ISO C; it converts to
      * 0x80000000 in the `unsigned int flags` argument.
      */
@@ -1144,8 +1145,8 @@ typedef struct virDomain virDomain;
 typedef struct virNetwork virNetwork;
 
 /**
- * A host device (opaque): computer, a PCI function or a network interface.
- * Thread-safe. Holds a reference to its connection.
+ * A host device (opaque): computer, a PCI function, a network interface
+ * or a mediated device. Thread-safe. Holds a reference to its connection.
  */
 typedef struct virNodeDevice virNodeDevice;
 
@@ -1825,6 +1826,94 @@ int virEventRegisterDefaultImpl(void);
 int virEventRunDefaultImpl(void);
 
 /**
+ * Create a transient mediated device from libvirt's XML (`<device>` with
+ * `<parent>` naming a PCI mdev parent and `<capability type='mdev'>` with
+ * `<type id='...'/>`, optional `<uuid>` (a new random UUID without) and
+ * `<attr name= value=/>` in order). `xmlDesc` is only read during the call.
+ *
+ * `flags`: 0 or VIR_NODE_DEVICE_CREATE_XML_VALIDATE.
+ *
+ * Returns a new handle (virNodeDeviceFree), or NULL on error:
+ * VIR_ERR_INVALID_CONN, VIR_ERR_OPERATION_DENIED (read-only connection,
+ * lockdown), VIR_ERR_INVALID_ARG (`xmlDesc` NULL, unknown flags, a bad
+ * UUID, type or attribute name), VIR_ERR_XML_ERROR (not well-formed, no
+ * parent, no type), VIR_ERR_CONFIG_UNSUPPORTED (a device other than an
+ * mdev), VIR_ERR_NO_NODE_DEVICE (no such parent), VIR_ERR_OPERATION_INVALID
+ * (the UUID is live already), VIR_ERR_OPERATION_FAILED (the parent offers
+ * no such type or none is left; the kernel refused).
+ */
+virNodeDevicePtr virNodeDeviceCreateXML(virConnectPtr conn, const char *xmlDesc, unsigned int flags);
+
+/**
+ * Define a persistent mediated device from libvirt's XML (as for
+ * virNodeDeviceCreateXML), written as mdevctl's definition file; the
+ * device is not started. A definition of the same UUID and parent is
+ * replaced (its autostart kept).
+ *
+ * `flags`: 0 or VIR_NODE_DEVICE_DEFINE_XML_VALIDATE.
+ *
+ * Returns a new handle, or NULL on error: as virNodeDeviceCreateXML, and
+ * VIR_ERR_OPERATION_UNSUPPORTED (the connection keeps no definitions:
+ * nodedev:///system, or a URI with confdir=), VIR_ERR_SYSTEM_ERROR.
+ */
+virNodeDevicePtr virNodeDeviceDefineXML(virConnectPtr conn, const char *xmlDesc, unsigned int flags);
+
+/**
+ * Start a defined, inactive mediated device. `flags` must be 0.
+ *
+ * Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE,
+ * VIR_ERR_OPERATION_DENIED, VIR_ERR_INVALID_ARG (flags),
+ * VIR_ERR_NO_NODE_DEVICE (no longer defined), VIR_ERR_OPERATION_INVALID
+ * (already active; a PCI device is always active),
+ * VIR_ERR_OPERATION_FAILED (the parent cannot create it now).
+ */
+int virNodeDeviceCreate(virNodeDevicePtr dev, unsigned int flags);
+
+/**
+ * Stop (remove from the kernel) a live mediated device; a defined one
+ * stays defined. Refused while a process holds the mdev's IOMMU group
+ * through VFIO (a guest uses it): VIR_ERR_OPERATION_INVALID naming the
+ * processes.
+ *
+ * Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE,
+ * VIR_ERR_OPERATION_DENIED, VIR_ERR_NO_NODE_DEVICE,
+ * VIR_ERR_OPERATION_INVALID (not active; in use),
+ * VIR_ERR_CONFIG_UNSUPPORTED (a PCI device, as libvirt for any device it
+ * cannot destroy), VIR_ERR_OPERATION_TIMEOUT, VIR_ERR_OPERATION_FAILED.
+ */
+int virNodeDeviceDestroy(virNodeDevicePtr dev);
+
+/**
+ * Remove a mediated device's definition (mdevctl's file); a live device
+ * stays live, now transient. `flags` must be 0.
+ *
+ * Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE,
+ * VIR_ERR_OPERATION_DENIED, VIR_ERR_INVALID_ARG (flags),
+ * VIR_ERR_NO_NODE_DEVICE, VIR_ERR_OPERATION_INVALID (not defined),
+ * VIR_ERR_CONFIG_UNSUPPORTED (a PCI device: its persistent assignment is
+ * removed with virNodeDeviceSetAutostart(dev, 0)),
+ * VIR_ERR_OPERATION_UNSUPPORTED (no definitions on this connection),
+ * VIR_ERR_SYSTEM_ERROR.
+ */
+int virNodeDeviceUndefine(virNodeDevicePtr dev, unsigned int flags);
+
+/**
+ * 1 when the device is active (a PCI function present; a mediated device
+ * live in the kernel), 0 when not (a defined mdev not started), -1 on
+ * error: VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_NO_NODE_DEVICE.
+ */
+int virNodeDeviceIsActive(virNodeDevicePtr dev);
+
+/**
+ * 1 when the device has a persistent definition (a mediated device
+ * defined in mdevctl's files; a PCI function with a persistent assignment,
+ * see virNodeDeviceSetAutostart, where the connection keeps definitions),
+ * else 0; -1 on error: VIR_ERR_INVALID_NODE_DEVICE, VIR_ERR_NO_NODE_DEVICE,
+ * VIR_ERR_SYSTEM_ERROR (an unusable definition file).
+ */
+int virNodeDeviceIsPersistent(virNodeDevicePtr dev);
+
+/**
  * Register `cb` for event `eventID` (virNodeDeviceEventID) of device `dev`
  * (NULL: of every device) on `conn`. Cast `cb` with
  * VIR_NODE_DEVICE_EVENT_CALLBACK(); a LIFECYCLE callback has the
@@ -1899,10 +1988,11 @@ int virConnectNodeDeviceEventDispatch(virConnectPtr conn, unsigned int flags);
  * `flags`: 0 (every device), or capability bits of
  * `virConnectListAllNodeDeviceFlags` (devices having any of them: CAP_SYSTEM
  * computer, CAP_PCI_DEV the PCI functions, CAP_NET the interfaces of PCI
- * functions, CAP_VPD the functions with VPD; the others none), possibly
- * with VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE (every device) and/or
- * VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE (alone: no device). Bits outside
- * libvirt's defined set: VIR_ERR_INVALID_ARG.
+ * functions, CAP_VPD the functions with VPD, CAP_MDEV_TYPES the mdev
+ * parents, CAP_MDEV the mediated devices; the others none), possibly with
+ * VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE (every device but mediated devices
+ * defined and not started) and/or VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE
+ * (those). Bits outside libvirt's defined set: VIR_ERR_INVALID_ARG.
  *
  * `devices` may be NULL to only count. Otherwise `*devices` receives an
  * array allocated with malloc() of the returned number of handles followed
@@ -1942,7 +2032,7 @@ int virNodeNumOfDevices(virConnectPtr conn, const char *cap, unsigned int flags)
 int virNodeListDevices(virConnectPtr conn, const char *cap, char **names, int maxnames, unsigned int flags);
 
 /**
- * Look up a device by name: `computer`, `net_IFNAME_MAC`, libvirt's
+ * Look up a device by name: `computer`, `net_IFNAME_MAC`, `mdev_UUID_PARENT`, libvirt's
  * `pci_0000_03_00_1` or the kernel's `0000:03:00.1` (either way the
  * handle's name is libvirt's form). `name` is only read during the call.
  *
@@ -2173,6 +2263,11 @@ int virInitialize(void);
 virConnectPtr virConnectOpenAuth(const char *name, virConnectAuthPtr auth, unsigned int flags);
 
 /**
+ * For a mediated device (libvirt's meaning): whether its definition
+ * (mdevctl's file, `"start": "auto"`) is started at boot (`nodedev
+ * apply`); a transient mdev is refused with VIR_ERR_INTERNAL_ERROR, as
+ * libvirt does (define it first).
+ *
  * For a PCI device, "autostart" is nodedev's persistent assignment: the
  * device is put on its stub at boot, before its host driver can bind it
  * (nodedev's udev rule and `nodedev apply`).
@@ -2193,7 +2288,7 @@ virConnectPtr virConnectOpenAuth(const char *name, virConnectAuthPtr auth, unsig
 int virNodeDeviceSetAutostart(virNodeDevicePtr dev, int autostart);
 
 /**
- * Whether the device has a persistent assignment (see
+ * Whether a mediated device starts at boot, or a PCI device has a persistent assignment (see
  * virNodeDeviceSetAutostart): `*autostart` is set to 1 or 0. `autostart`
  * must not be NULL.
  *

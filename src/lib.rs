@@ -90,6 +90,8 @@ pub mod events;
 pub mod host;
 pub mod inventory;
 #[doc(hidden)]
+pub mod mdevctl;
+#[doc(hidden)]
 pub mod persist;
 #[doc(hidden)]
 pub mod policy;
@@ -106,10 +108,15 @@ pub use address::PciAddress;
 pub use error::{Error, Result};
 #[doc(hidden)]
 pub use host::HostOptions;
+/// The mediated-device types a parent offers (`DeviceInfo::mdev_types`).
+pub use host::MdevType;
 pub use host::{
     AuthRequest, Authorizer, DetachOptions, DeviceInfo, DeviceSummary, Group, GroupMember, Host, Operation,
     PrepareOptions, Recovered, VfioCandidate, VfioChoice,
 };
+// Mediated devices' operations (issue 13 item 4): not part of the documented Rust API yet.
+#[doc(hidden)]
+pub use host::{MdevConfig, MdevId, MdevInfo};
 #[doc(hidden)]
 pub use policy::Policy;
 pub use state::Step;

@@ -11,7 +11,8 @@
 //! read the sysfs tree under DIR/sys instead of /sys, for tests),
 //! `statedir=DIR` (keep records in DIR; refused for the live /sys, whose
 //! records are every caller's), `confdir=DIR` (persistent
-//! definitions in DIR instead of /etc/nodedev/persistent; the only place a
+//! definitions in DIR instead of /etc/nodedev/persistent, and mediated-device
+//! definitions in DIR/mdevctl.d instead of /etc/mdevctl.d; the only place a
 //! test host keeps any), `modprobe=0` (never load modules),
 //! `policy=FILE` (more policy rules, `policy.rs`), `lockdown=1` (no driver
 //! changes, whatever the policy files say), `timeout=SECONDS` (how long a call
@@ -27,6 +28,7 @@
 
 use crate::error::{Error, Result};
 use crate::host::{Host, HostOptions};
+use crate::mdevctl::{MdevDefinitions, SYSTEM_MDEVCTL_DIR};
 use crate::persist::{Definitions, SYSTEM_DEFINITIONS_DIR};
 use crate::policy::Policy;
 use crate::state::StateStore;
@@ -232,11 +234,18 @@ pub fn open_with_host_policy(uri: Option<&str>, read_only: bool, host_policy_fil
         None if target == Target::System && is_live(&params) => Some(Definitions::new(SYSTEM_DEFINITIONS_DIR)),
         None => None,
     };
+    // Mediated devices: mdevctl's directory on the live host, DIR/mdevctl.d with confdir=DIR.
+    let mdev_definitions = match &params.confdir {
+        Some(dir) => Some(MdevDefinitions::new(std::path::Path::new(dir).join("mdevctl.d"))),
+        None if target == Target::System && is_live(&params) => Some(MdevDefinitions::new(SYSTEM_MDEVCTL_DIR)),
+        None => None,
+    };
     let options = HostOptions {
         read_only,
         allow_modprobe: params.modprobe,
         policy,
         definitions,
+        mdev_definitions,
         write_timeout: params.timeout.unwrap_or(crate::host::DEFAULT_WRITE_TIMEOUT),
         lock_wait: crate::host::lock_wait_for(params.timeout.unwrap_or(crate::host::DEFAULT_WRITE_TIMEOUT)),
     };

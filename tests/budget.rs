@@ -73,9 +73,11 @@ impl<S: Sysfs> Sysfs for Counting<S> {
 /// Per-device budgets, in syscalls of the real backend.
 /// Handle + XML: the placement readlink (handle), uevent (3), the
 /// iommu_group link (1) and the group's listing (4), numa_node (3), a
-/// failed lookup each of physfn and sriov_totalvfs (2); libvirt's tree adds
-/// `config` (3: bridge type and PCIe link) and a failed `vpd` open (1).
-const HANDLE_AND_XML: usize = 18;
+/// failed lookup each of physfn, sriov_totalvfs and mdev_supported_types
+/// (3; the last tells an mdev parent, whose XML lists its types); libvirt's
+/// tree adds `config` (3: bridge type and PCIe link) and a failed `vpd`
+/// open (1).
+const HANDLE_AND_XML: usize = 19;
 /// A PF's XML also reads sriov_totalvfs (2 more) and sriov_numvfs (3),
 /// plus one readlink per VF.
 const PF_EXTRA: usize = 5;

@@ -52,6 +52,7 @@ fn device(
         net: Vec::new(),
         block: Vec::new(),
         framebuffer: None,
+        mdev: None,
         pcie: None,
         vpd: None,
     }

@@ -48,6 +48,21 @@ commands:
                                   --persistent: the PF gets them again at boot (0: forget it)
   apply [DEV]                     put every persistently defined device on its stub and give
                                   every persistent PF its VFs (boot); DEV: only DEV's
+                                  definitions; without DEV, then every autostart mediated
+                                  device
+  mdev types [PARENT] [--json]    mediated-device parents and their types: name, device API,
+                                  instances available
+  mdev list [--json]              every mediated device, live or defined (mdevctl's files)
+  mdev show MDEV                  libvirt's node-device XML of MDEV
+  mdev create PARENT TYPE [--uuid UUID] [--attr NAME=VALUE]...
+                                  create a (transient) mediated device; a random UUID without
+                                  --uuid
+  mdev remove MDEV                remove (stop) a live one; refused while a process holds it
+  mdev define PARENT TYPE [--uuid UUID] [--attr NAME=VALUE]... [--auto]
+                                  define a persistent one (not started); --auto: start at boot
+  mdev start MDEV                 start a defined one
+  mdev autostart MDEV [--disable] start it at boot (or not)
+  mdev undefine MDEV              remove its definition (a live one stays, transient)
   udev DEV                        for the udev rule: DEV's driver_override as KEY=value lines
   recover [--json]                finish or roll back operations a dead process left half done,
                                   each as the policy and lockdown allow (opening a connection
@@ -67,7 +82,8 @@ commands:
                                   uevents: created, deleted, updated), one per line, until
                                   N events or SECONDS passed (default: until interrupted)
 
-DEV is 0000:03:00.1 or pci_0000_03_00_1. URI: nodedev:///system (default),
+DEV is 0000:03:00.1 or pci_0000_03_00_1; MDEV a UUID or libvirt's
+mdev_UUID_PARENT name (mdev_83b8f4f2_..._0000_00_02_0). URI: nodedev:///system (default),
 test:///default (built-in simulated host), test:///PATH.json.
 --json: one JSON document per command on one line (doc/nodedev-json.schema.json).
 NODEDEV_DEBUG=1: trace every sysfs access and module load on stderr.
@@ -115,6 +131,220 @@ enum Command {
     Sriov { pf: String, count: u16, driver: Option<String>, force: bool, persistent: bool },
     // ---- Events (issue 12, item 5)
     Watch { json: bool, count: Option<u64>, timeout: Option<std::time::Duration> },
+    Mdev(MdevCommand),
+}
+
+// ---- Mediated devices: `nodedev mdev SUBCOMMAND`.
+
+enum MdevCommand {
+    Types { parent: Option<String>, json: bool },
+    List { json: bool },
+    Show { mdev: String },
+    Create { parent: String, type_id: String, uuid: Option<String>, attrs: Vec<(String, String)> },
+    Define { parent: String, type_id: String, uuid: Option<String>, attrs: Vec<(String, String)>, auto: bool },
+    Remove { mdev: String },
+    Start { mdev: String },
+    Autostart { mdev: String, enable: bool },
+    Undefine { mdev: String },
+}
+
+fn parse_mdev(args: &[String]) -> Result<MdevCommand, String> {
+    let (sub, rest) = args
+        .split_first()
+        .ok_or("mdev: which? types, list, show, create, remove, define, start, autostart, undefine")?;
+    let (mut pos, mut uuid, mut attrs, mut json, mut auto, mut disable) =
+        (Vec::new(), None, Vec::new(), false, false, false);
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        let (opt, inline) = match a.split_once('=') {
+            Some((o, v)) if o.starts_with("--") => (o, Some(v.to_string())),
+            _ => (a.as_str(), None),
+        };
+        let mut value =
+            |what: &str| inline.clone().or_else(|| it.next().cloned()).ok_or(format!("mdev {sub}: {opt} needs {what}"));
+        let allowed = match sub.as_str() {
+            "types" | "list" => &["--json"][..],
+            "create" => &["--uuid", "--attr"][..],
+            "define" => &["--uuid", "--attr", "--auto"][..],
+            "autostart" => &["--disable"][..],
+            _ => &[][..],
+        };
+        if !opt.starts_with("--") {
+            pos.push(a.clone());
+        } else if !allowed.contains(&opt) {
+            return Err(format!("mdev {sub}: unknown option {a}"));
+        } else if opt == "--uuid" {
+            uuid = Some(value("a UUID")?);
+        } else if opt == "--attr" {
+            let v = value("NAME=VALUE")?;
+            let (n, v) = v.split_once('=').ok_or(format!("mdev {sub}: --attr takes NAME=VALUE, not '{v}'"))?;
+            attrs.push((n.to_string(), v.to_string()));
+        } else if inline.is_some() {
+            return Err(format!("mdev {sub}: {opt} takes no value"));
+        } else {
+            match opt {
+                "--json" => json = true,
+                "--auto" => auto = true,
+                _ => disable = true,
+            }
+        }
+    }
+    let one = |pos: &mut Vec<String>| -> Result<String, String> {
+        match pos.len() {
+            1 => Ok(pos.remove(0)),
+            _ => Err(format!("mdev {sub}: one mediated device (its UUID or mdev_UUID_PARENT name)")),
+        }
+    };
+    let two = |pos: &mut Vec<String>| -> Result<(String, String), String> {
+        match pos.len() {
+            2 => Ok((pos.remove(0), pos.remove(0))),
+            _ => Err(format!("mdev {sub}: PARENT TYPE (e.g. mdev {sub} 0000:00:02.0 i915-GVTg_V5_4)")),
+        }
+    };
+    Ok(match sub.as_str() {
+        "types" if pos.len() <= 1 => MdevCommand::Types { parent: pos.pop(), json },
+        "types" => return Err("mdev types: at most one parent".into()),
+        "list" if pos.is_empty() => MdevCommand::List { json },
+        "list" => return Err("mdev list: takes no arguments".into()),
+        "show" => MdevCommand::Show { mdev: one(&mut pos)? },
+        "remove" => MdevCommand::Remove { mdev: one(&mut pos)? },
+        "start" => MdevCommand::Start { mdev: one(&mut pos)? },
+        "undefine" => MdevCommand::Undefine { mdev: one(&mut pos)? },
+        "autostart" => MdevCommand::Autostart { mdev: one(&mut pos)?, enable: !disable },
+        "create" => {
+            let (parent, type_id) = two(&mut pos)?;
+            MdevCommand::Create { parent, type_id, uuid, attrs }
+        }
+        "define" => {
+            let (parent, type_id) = two(&mut pos)?;
+            MdevCommand::Define { parent, type_id, uuid, attrs, auto }
+        }
+        other => return Err(format!("mdev: unknown subcommand '{other}'")),
+    })
+}
+
+fn run_mdev(host: &Host, cmd: &MdevCommand) -> Result<(), Error> {
+    let config = |parent: &str, type_id: &str, uuid: &Option<String>, attrs: &[(String, String)]| {
+        Ok::<_, Error>(nodedev::MdevConfig {
+            parent: host.lookup(parent)?,
+            type_id: type_id.to_string(),
+            uuid: uuid.clone(),
+            attrs: attrs.to_vec(),
+        })
+    };
+    match cmd {
+        MdevCommand::Types { parent, json } => {
+            let parents = match parent {
+                Some(p) => vec![host.lookup(p)?],
+                None => host.mdev_parents(),
+            };
+            let mut doc = Vec::new();
+            for p in parents {
+                let types = host.mdev_types(&p)?;
+                if *json {
+                    let t: Vec<serde_json::Value> = types
+                        .iter()
+                        .map(|t| {
+                            serde_json::json!({"id": t.id, "name": t.name, "description": t.description,
+                                "device_api": t.device_api, "available_instances": t.available_instances})
+                        })
+                        .collect();
+                    doc.push(serde_json::json!({"address": p.to_string(), "name": p.node_name(), "types": t}));
+                    continue;
+                }
+                println!("{p} ({}):", p.node_name());
+                if types.is_empty() {
+                    println!("  no mdev types (not a mediated-device parent now)");
+                }
+                for t in types {
+                    println!(
+                        "  {:<20} {:<12} {:<9} available {}",
+                        t.id,
+                        t.name.as_deref().unwrap_or("-"),
+                        t.device_api,
+                        t.available_instances
+                    );
+                }
+            }
+            if *json {
+                // doc/nodedev-json.schema.json, $defs/mdev_types.
+                println!("{}", serde_json::json!({"schema_version": 1, "command": "mdev types", "parents": doc}));
+            }
+            Ok(())
+        }
+        MdevCommand::List { json } => {
+            let all = host.mdevs()?;
+            if *json {
+                let v: Vec<serde_json::Value> = all
+                    .iter()
+                    .map(|m| {
+                        serde_json::json!({"name": m.id.node_name(), "uuid": m.id.uuid, "parent": m.id.parent.to_string(),
+                            "type": m.type_id, "active": m.active, "persistent": m.persistent(),
+                            "autostart": m.autostart(), "iommu_group": m.iommu_group})
+                    })
+                    .collect();
+                // doc/nodedev-json.schema.json, $defs/mdev_list.
+                println!("{}", serde_json::json!({"schema_version": 1, "command": "mdev list", "mdevs": v}));
+                return Ok(());
+            }
+            for m in &all {
+                let state = match (m.active, m.persistent(), m.autostart()) {
+                    (true, false, _) => "active, transient",
+                    (true, true, false) => "active, defined",
+                    (true, true, true) => "active, defined, autostart",
+                    (false, _, false) => "inactive, defined",
+                    (false, _, true) => "inactive, defined, autostart",
+                };
+                let group = m.iommu_group.map(|g| format!(" group {g}")).unwrap_or_default();
+                println!("{} {} {} ({state}){group}", m.id.uuid, m.id.parent, m.type_id);
+            }
+            Ok(())
+        }
+        MdevCommand::Show { mdev } => {
+            print!("{}", host.mdev_xml(&host.mdev_lookup(mdev)?)?);
+            Ok(())
+        }
+        MdevCommand::Create { parent, type_id, uuid, attrs } => {
+            let id = host.mdev_create(&config(parent, type_id, uuid, attrs)?)?;
+            println!("{} created on {} ({type_id}): {}", id.uuid, id.parent, id.node_name());
+            Ok(())
+        }
+        MdevCommand::Define { parent, type_id, uuid, attrs, auto } => {
+            let id = host.mdev_define(&config(parent, type_id, uuid, attrs)?, Some(*auto))?;
+            println!(
+                "{} defined on {} ({type_id}{}): {}",
+                id.uuid,
+                id.parent,
+                if *auto { ", autostart" } else { "" },
+                id.node_name()
+            );
+            Ok(())
+        }
+        MdevCommand::Remove { mdev } => {
+            let id = host.mdev_lookup(mdev)?;
+            host.mdev_destroy(&id)?;
+            println!("{} removed from {}", id.uuid, id.parent);
+            Ok(())
+        }
+        MdevCommand::Start { mdev } => {
+            let id = host.mdev_lookup(mdev)?;
+            host.mdev_start(&id)?;
+            println!("{} started on {}", id.uuid, id.parent);
+            Ok(())
+        }
+        MdevCommand::Autostart { mdev, enable } => {
+            let id = host.mdev_lookup(mdev)?;
+            host.mdev_set_autostart(&id, *enable)?;
+            println!("{} {} at boot", id.uuid, if *enable { "starts" } else { "does not start" });
+            Ok(())
+        }
+        MdevCommand::Undefine { mdev } => {
+            let id = host.mdev_lookup(mdev)?;
+            host.mdev_undefine(&id)?;
+            println!("{} undefined", id.uuid);
+            Ok(())
+        }
+    }
 }
 
 /// `watch [--json] [--count N] [--timeout SECONDS]`.
@@ -360,6 +590,7 @@ fn parse_command(words: &[String]) -> Result<Command, String> {
                 a.positional[0].parse().map_err(|_| format!("sriov: '{}' is not a VF count", a.positional[0]))?;
             Command::Sriov { pf, count, driver: a.driver, force: a.force, persistent: a.persistent }
         }
+        "mdev" => Command::Mdev(parse_mdev(args)?),
         "watch" => parse_watch(args)?,
         other => return Err(format!("unknown command '{other}'")),
     })
@@ -577,15 +808,28 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
             }
             Ok(())
         }
+        Command::Mdev(m) => run_mdev(host, m),
         Command::Apply { dev } => {
-            let applied = match dev {
+            // PCI definitions (none kept: only the mediated devices), then mdevs.
+            let mut applied = match dev {
                 Some(d) => host.apply_device(&nodedev::PciAddress::parse(d)?)?,
-                None => host.apply()?,
+                None => match host.apply() {
+                    Err(Error::Unsupported(_)) if host.options().mdev_definitions.is_some() => Vec::new(),
+                    other => other?,
+                },
             };
+            if dev.is_none() {
+                applied.extend(host.apply_mdevs()?);
+            }
             for a in &applied {
                 println!("{}: {}", a.address, a.outcome);
             }
-            let failed = applied.iter().filter(|a| a.outcome.starts_with("not applied") || a.address == "-").count();
+            let failed = applied
+                .iter()
+                .filter(|a| {
+                    a.outcome.starts_with("not applied") || a.outcome.starts_with("not started") || a.address == "-"
+                })
+                .count();
             println!(
                 "{} definition(s), {} applied, {failed} not applied",
                 applied.len(),

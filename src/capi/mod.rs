@@ -38,7 +38,10 @@
 //!    their state as a `connect::ConnAttachment` and closes it.
 //! 8. The calls on devices (any module not in [`LAYERS`] is taken to be
 //!    here): [`assign`] (prepare, release, the authorization callback),
-//!    [`recover`], [`persistent`] (libvirt's autostart calls), [`sriov`].
+//!    [`recover`], [`persistent`] (libvirt's autostart calls, for PCI
+//!    functions and mdevs), [`sriov`], [`mdev`] (mediated devices through
+//!    libvirt's lifecycle calls: create, define, start, destroy, undefine,
+//!    active, persistent).
 //!
 //! Exports: each module ends with `exports!(names...)`, the list of the
 //! functions it exports; [`exported`] is their union. For each name the
@@ -100,6 +103,7 @@ pub mod error;
 pub mod event_loop;
 pub mod handle;
 pub mod last_error;
+pub mod mdev;
 pub mod node_device_events;
 pub mod nodedev;
 pub mod open_auth;
@@ -152,6 +156,7 @@ const MODULES: &[(&[&str], &[&str])] = &[
     (recover::EXPORTS, recover::EXPORTED_DATA),
     (persistent::EXPORTS, persistent::EXPORTED_DATA),
     (sriov::EXPORTS, sriov::EXPORTED_DATA),
+    (mdev::EXPORTS, mdev::EXPORTED_DATA),
     (event_loop::EXPORTS, event_loop::EXPORTED_DATA),
     (node_device_events::EXPORTS, node_device_events::EXPORTED_DATA),
     (error::EXPORTS, error::EXPORTED_DATA),

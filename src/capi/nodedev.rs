@@ -6,8 +6,10 @@
 //! Device names: lookups accept libvirt's `pci_0000_03_00_1` and the kernel's
 //! `0000:03:00.1`; handles are always named the libvirt way. The tree is
 //! libvirt's: the root `computer` (capability "system"), the PCI functions
-//! ("pci", and "vpd" when they have Vital Product Data), and a
-//! `net_IFNAME_MAC` device ("net") for each interface of a PCI function.
+//! ("pci", "vpd" when they have Vital Product Data, "mdev_types" for an
+//! mdev parent), a `net_IFNAME_MAC` device ("net") for each interface of a
+//! PCI function, and the mediated devices (`mdev_UUID_PARENT`, "mdev"; see
+//! capi/mdev.rs), which the PCI-only calls refuse.
 
 use super::boundary::{api, Call, Raised};
 pub(crate) use super::connect::writable;
@@ -26,8 +28,8 @@ use std::sync::Arc;
 const DEV_MAGIC: u64 = 0x6e6f_6465_6465_7669; // "nodedevi"
 const DOMAIN: virErrorDomain = virErrorDomain::VIR_FROM_NODEDEV;
 
-/// A host device (opaque): computer, a PCI function or a network interface.
-/// Thread-safe. Holds a reference to its connection.
+/// A host device (opaque): computer, a PCI function, a network interface
+/// or a mediated device. Thread-safe. Holds a reference to its connection.
 pub struct virNodeDevice {
     magic: Tag,
     pub(crate) conn: Arc<virConnect>,
@@ -79,8 +81,9 @@ fn assert_thread_safe() {
 
 /// Flags of virConnectListAllNodeDevices, libvirt's values. Capability bits
 /// select devices having any of the given capabilities (none: every device):
-/// CAP_SYSTEM, CAP_PCI_DEV, CAP_NET and CAP_VPD select devices here, the
-/// others none. Every device on the host is active.
+/// CAP_SYSTEM, CAP_PCI_DEV, CAP_NET, CAP_VPD, CAP_MDEV_TYPES and CAP_MDEV
+/// select devices here, the others none. Every device is active but a
+/// mediated device defined and not started, which is inactive.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum virConnectListAllNodeDeviceFlags {
@@ -110,9 +113,9 @@ pub enum virConnectListAllNodeDeviceFlags {
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI_GENERIC = 1 << 11,
     /// DRM device: matches no nodedev device.
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_DRM = 1 << 12,
-    /// Capable of mediated devices: matches no nodedev device.
+    /// Capable of mediated devices: PCI functions that are mdev parents now.
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV_TYPES = 1 << 13,
-    /// Mediated device: matches no nodedev device.
+    /// Mediated device: live and defined mediated devices.
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV = 1 << 14,
     /// s390 CCW device: matches no nodedev device.
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_CCW_DEV = 1 << 15,
@@ -128,9 +131,9 @@ pub enum virConnectListAllNodeDeviceFlags {
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_MATRIX = 1 << 20,
     /// Device with VPD: matches the PCI functions whose `vpd` parses.
     VIR_CONNECT_LIST_NODE_DEVICES_CAP_VPD = 1 << 21,
-    /// Inactive (defined but not present) devices: nodedev has none.
+    /// Inactive devices: mediated devices that are defined but not live.
     VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE = 1 << 30,
-    /// Active devices: every device on the host. libvirt's value 1U << 31,
+    /// Active devices: every PCI function and live mediated device. libvirt's value 1U << 31,
     /// written as INT_MIN so that the enumeration stays ISO C; it converts to
     /// 0x80000000 in the `unsigned int flags` argument.
     VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE = -2147483648,
@@ -157,7 +160,7 @@ pub(crate) unsafe fn dev_arg(call: &mut Call, p: virNodeDevicePtr) -> Result<Arc
     handle::arg(call, p)
 }
 
-fn new_device(call: &Call, conn: &Arc<virConnect>, node: Node) -> Result<Arc<virNodeDevice>, Raised> {
+pub(crate) fn new_device(call: &Call, conn: &Arc<virConnect>, node: Node) -> Result<Arc<virNodeDevice>, Raised> {
     let (parent, placement) = match &node {
         Node::Pci(addr) => {
             let placement = conn.host.placement_link(addr)?;
@@ -215,11 +218,13 @@ fn devices_with_cap(conn: &virConnect, cap: Option<&str>) -> Result<Vec<Node>, R
 }
 
 /// The capability each CAP_* bit selects (libvirt's virNodeDevCapType names).
-const CAP_FLAGS: [(virConnectListAllNodeDeviceFlags, &str); 4] = [
+const CAP_FLAGS: [(virConnectListAllNodeDeviceFlags, &str); 6] = [
     (F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_SYSTEM, "system"),
     (F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV, "pci"),
     (F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET, "net"),
     (F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_VPD, "vpd"),
+    (F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV_TYPES, "mdev_types"),
+    (F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV, "mdev"),
 ];
 
 /// The devices having any capability `caps` names (0: every device), in
@@ -242,6 +247,7 @@ fn devices_with_caps(conn: &virConnect, caps: c_uint) -> Result<Vec<Node>, Raise
         Node::Computer => (0, None, String::new()),
         Node::Pci(a) => (1, Some(*a), String::new()),
         Node::Net(i) => (2, Some(i.parent), i.iface.clone()),
+        Node::Mdev(id) => (3, Some(id.parent), id.uuid.clone()),
     };
     selected.sort_by_key(order);
     Ok(selected)
@@ -258,10 +264,11 @@ pub(crate) fn no_memory(call: &Call) -> Raised {
 /// `flags`: 0 (every device), or capability bits of
 /// `virConnectListAllNodeDeviceFlags` (devices having any of them: CAP_SYSTEM
 /// computer, CAP_PCI_DEV the PCI functions, CAP_NET the interfaces of PCI
-/// functions, CAP_VPD the functions with VPD; the others none), possibly
-/// with VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE (every device) and/or
-/// VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE (alone: no device). Bits outside
-/// libvirt's defined set: VIR_ERR_INVALID_ARG.
+/// functions, CAP_VPD the functions with VPD, CAP_MDEV_TYPES the mdev
+/// parents, CAP_MDEV the mediated devices; the others none), possibly with
+/// VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE (every device but mediated devices
+/// defined and not started) and/or VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE
+/// (those). Bits outside libvirt's defined set: VIR_ERR_INVALID_ARG.
 ///
 /// `devices` may be NULL to only count. Otherwise `*devices` receives an
 /// array allocated with malloc() of the returned number of handles followed
@@ -285,10 +292,22 @@ pub unsafe extern "C" fn virConnectListAllNodeDevices(
         }
         let c = conn_arg(call, conn)?;
         call.check_flags(flags, LIST_ALL_FLAGS)?;
+        // libvirt's filter: any of the capability bits given, then active
+        // and/or inactive as asked. PCI functions are all active; mdevs
+        // are active when live, inactive when only defined.
         let caps = flags & CAP_BITS;
         let states = flags & (ACTIVE | INACTIVE);
-        let state_match = states == 0 || states & ACTIVE != 0;
-        let nodes = if state_match { devices_with_caps(&c, caps)? } else { Vec::new() };
+        // Only mediated devices can be inactive (defined, not started).
+        let inactive: Vec<crate::host::MdevId> = if states != 0 && states != ACTIVE | INACTIVE {
+            c.host.mdevs()?.into_iter().filter(|m| !m.active).map(|m| m.id).collect()
+        } else {
+            Vec::new()
+        };
+        let state_ok = |n: &Node| {
+            let active = !n.mdev().is_some_and(|id| inactive.contains(id));
+            states == 0 || (states & ACTIVE != 0 && active) || (states & INACTIVE != 0 && !active)
+        };
+        let nodes: Vec<Node> = devices_with_caps(&c, caps)?.into_iter().filter(|n| state_ok(n)).collect();
         let count = c_int::try_from(nodes.len()).map_err(|_| call.no_memory())?;
         if devices.is_null() {
             return Ok(count);
@@ -353,7 +372,7 @@ pub unsafe extern "C" fn virNodeListDevices(
     })
 }
 
-/// Look up a device by name: `computer`, `net_IFNAME_MAC`, libvirt's
+/// Look up a device by name: `computer`, `net_IFNAME_MAC`, `mdev_UUID_PARENT`, libvirt's
 /// `pci_0000_03_00_1` or the kernel's `0000:03:00.1` (either way the
 /// handle's name is libvirt's form). `name` is only read during the call.
 ///

@@ -5,6 +5,11 @@ use super::nodedev::{dev_arg, virNodeDevicePtr, writable};
 use super::virterror::virErrorDomain;
 use std::ffi::c_int;
 
+/// For a mediated device (libvirt's meaning): whether its definition
+/// (mdevctl's file, `"start": "auto"`) is started at boot (`nodedev
+/// apply`); a transient mdev is refused with VIR_ERR_INTERNAL_ERROR, as
+/// libvirt does (define it first).
+///
 /// For a PCI device, "autostart" is nodedev's persistent assignment: the
 /// device is put on its stub at boot, before its host driver can bind it
 /// (nodedev's udev rule and `nodedev apply`).
@@ -27,6 +32,22 @@ pub unsafe extern "C" fn virNodeDeviceSetAutostart(dev: virNodeDevicePtr, autost
         let d = dev_arg(call, dev)?;
         // libvirt-nodedev.c: read-only is refused right after the handle check.
         writable(call, &d.conn)?;
+        if let Some(id) = d.node.mdev() {
+            if !d.conn.host.mdev(id)?.persistent() {
+                // node_device_driver.c: a transient device has no autostart.
+                return Err(super::boundary::Raised::new(
+                    super::error::virErrorNumber::VIR_ERR_INTERNAL_ERROR,
+                    call.domain,
+                    format!(
+                        "{}: cannot set autostart for transient device {}: define it first",
+                        call.func,
+                        id.node_name()
+                    ),
+                ));
+            }
+            d.conn.host.mdev_set_autostart(id, autostart != 0)?;
+            return Ok(0);
+        }
         if autostart != 0 {
             d.conn.host.define(&d.pci(call)?)?;
         } else {
@@ -36,7 +57,7 @@ pub unsafe extern "C" fn virNodeDeviceSetAutostart(dev: virNodeDevicePtr, autost
     })
 }
 
-/// Whether the device has a persistent assignment (see
+/// Whether a mediated device starts at boot, or a PCI device has a persistent assignment (see
 /// virNodeDeviceSetAutostart): `*autostart` is set to 1 or 0. `autostart`
 /// must not be NULL.
 ///
@@ -51,7 +72,10 @@ pub unsafe extern "C" fn virNodeDeviceGetAutostart(dev: virNodeDevicePtr, autost
         if autostart.is_null() {
             return Err(call.invalid_arg("autostart must not be NULL"));
         }
-        *autostart = c_int::from(d.conn.host.is_persistent(&d.pci(call)?)?);
+        *autostart = c_int::from(match d.node.mdev() {
+            Some(id) => d.conn.host.mdev(id)?.autostart(),
+            None => d.conn.host.is_persistent(&d.pci(call)?)?,
+        });
         Ok(0)
     })
 }

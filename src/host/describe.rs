@@ -9,6 +9,44 @@ use super::Host;
 use crate::error::Result;
 use crate::stub::{Stub, STUB_DRIVERS};
 use crate::sysfs::sim::{DeviceSpec, DmiSpec, DriverSpec, HostSpec, NetSpec, PcieSpec, VpdSpec};
+use crate::sysfs::sim::{MdevParentSpec, MdevTypeSpec};
+
+/// An mdev parent as the simulation models it: one pool the types share,
+/// sized so each type has the instances it shows now (the least common
+/// multiple of them; a type with none left gets the whole pool as its cost,
+/// so one instance, the nearest the model comes). Live mdevs are not
+/// described: their share counts as free.
+fn mdev_parent_spec(types: &[super::MdevType]) -> Option<MdevParentSpec> {
+    if types.is_empty() {
+        return None;
+    }
+    fn gcd(a: u64, b: u64) -> u64 {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    let lcm = types
+        .iter()
+        .map(|t| u64::from(t.available_instances.max(1)))
+        .fold(1u64, |l, a| (l / gcd(l, a) * a).min(1 << 20));
+    let capacity = lcm as u32;
+    Some(MdevParentSpec {
+        driver: None,
+        capacity,
+        types: types
+            .iter()
+            .map(|t| MdevTypeSpec {
+                id: t.id.clone(),
+                name: t.name.clone().unwrap_or_default(),
+                description: t.description.clone().unwrap_or_default(),
+                device_api: t.device_api.clone(),
+                cost: (capacity / t.available_instances.max(1)).max(1),
+            })
+            .collect(),
+    })
+}
 
 impl Host {
     /// This host as a simulated-host description (`nodedev dump-host`).
@@ -30,6 +68,7 @@ impl Host {
         let mut driver_override = false;
         for addr in self.list()? {
             let d = self.device_info(&addr)?;
+            let mdev = mdev_parent_spec(&d.mdev_types);
             driver_override |= self.sysfs.exists(&super::dev_path(&addr, "driver_override"));
             let id = format!("{:04x}:{:04x}", d.vendor, d.device);
             if let Some(drv) = drivers.iter_mut().find(|x| Some(&x.name) == d.driver.as_ref()) {
@@ -79,6 +118,7 @@ impl Host {
                 net,
                 block: Vec::new(),
                 framebuffer: None,
+                mdev,
                 pcie: extras.pcie.map(pcie_spec),
                 vpd: extras.vpd.map(vpd_spec),
             });

@@ -28,6 +28,8 @@ pub struct DeviceInfo {
     pub physfn: Option<PciAddress>,
     pub virtfns: Vec<PciAddress>,
     pub sriov_totalvfs: Option<u32>,
+    /// The mediated-device types it offers as an mdev parent (empty: none).
+    pub mdev_types: Vec<super::MdevType>,
 }
 
 /// The part of a device that `nodedev list` shows.
@@ -113,7 +115,8 @@ impl Host {
     #[doc(hidden)]
     /// `device_info` reading only what it shows, with the fewest syscalls:
     /// `uevent`, the `iommu_group` link and the group's listing, `numa_node`,
-    /// and one probe each for `physfn` and `sriov_totalvfs` (absent on most
+    /// and one probe each for `physfn`, `sriov_totalvfs` and
+    /// `mdev_supported_types` (absent on most
     /// functions; an absent file costs one failed lookup, where listing the
     /// device's directory would cost four calls). `link`: the
     /// `bus/pci/devices/ADDR` link's target when the caller read it already
@@ -162,6 +165,7 @@ impl Host {
             physfn: address_of("physfn"),
             virtfns,
             sriov_totalvfs,
+            mdev_types: self.mdev_types_if_parent(addr)?,
         })
     }
 

@@ -9,6 +9,8 @@ mod device;
 mod failed;
 mod group;
 mod locking;
+mod mdev;
+mod mdev_xml;
 mod node;
 mod ops;
 mod pcie;
@@ -23,6 +25,8 @@ mod xml;
 pub use assign::{check_owner_name, PrepareOptions};
 pub use device::{parent_name_of, DeviceInfo, DeviceSummary};
 pub use group::{Group, GroupMember};
+pub use mdev::{MdevConfig, MdevId, MdevInfo, MdevType};
+pub use mdev_xml::{parse_mdev_xml, MdevXmlProblem};
 pub use node::{net_node_name, NetIface, NetInfo, Node, PciExtras, SystemInfo, CAP_NAMES};
 pub use ops::DetachOptions;
 pub use pcie::{from_config as pcie_from_config, Bridge, PcieInfo, PcieLink};
@@ -111,6 +115,9 @@ pub struct HostOptions {
     pub policy: Policy,
     /// Where persistent assignments live (None: this host keeps none).
     pub definitions: Option<crate::persist::Definitions>,
+    /// Where persistent mediated devices live, in mdevctl's layout (None:
+    /// this host keeps none): /etc/mdevctl.d, or DIR/mdevctl.d with confdir=DIR.
+    pub mdev_definitions: Option<crate::mdevctl::MdevDefinitions>,
     /// How long a caller waits for a sysfs write the kernel may hold up (an
     /// unbind, remove or reset of a device a process holds through VFIO)
     /// before getting `Error::Timeout` (URI parameter `timeout=SECONDS`).
@@ -139,6 +146,7 @@ impl Default for HostOptions {
             allow_modprobe: true,
             policy: Policy::default(),
             definitions: None,
+            mdev_definitions: None,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             lock_wait: crate::state::DEFAULT_LOCK_WAIT,
         }

@@ -22,6 +22,8 @@ pub enum Node {
     Computer,
     Pci(PciAddress),
     Net(NetIface),
+    /// A mediated device, live or defined (`mdev_UUID_PARENT`).
+    Mdev(super::MdevId),
 }
 
 /// A network interface of a PCI function.
@@ -41,7 +43,7 @@ pub struct NetIface {
 
 /// The capabilities a list filter or virNodeNumOfDevices may name, that
 /// select something here (libvirt's virNodeDevCapType names).
-pub const CAP_NAMES: [&str; 4] = ["system", "pci", "net", "vpd"];
+pub const CAP_NAMES: [&str; 6] = ["system", "pci", "net", "vpd", "mdev_types", "mdev"];
 
 /// `net_eth0_52_54_00_12_34_56`: libvirt's nodeDeviceGenerateName.
 pub fn net_node_name(iface: &str, mac: Option<&str>) -> String {
@@ -59,6 +61,14 @@ impl Node {
             Node::Computer => "computer".to_string(),
             Node::Pci(a) => a.node_name(),
             Node::Net(n) => n.name.clone(),
+            Node::Mdev(id) => id.node_name(),
+        }
+    }
+
+    pub fn mdev(&self) -> Option<&super::MdevId> {
+        match self {
+            Node::Mdev(id) => Some(id),
+            _ => None,
         }
     }
 
@@ -197,12 +207,13 @@ impl Host {
     }
 
     /// Every node device: computer, the PCI functions in address order, the
-    /// interfaces of PCI functions.
+    /// interfaces of PCI functions, the mediated devices (live and defined).
     #[doc(hidden)]
     pub fn nodes(&self) -> Result<Vec<Node>> {
         let mut out = vec![Node::Computer];
         out.extend(self.list()?.into_iter().map(Node::Pci));
         out.extend(self.net_interfaces().into_iter().map(Node::Net));
+        out.extend(self.mdevs()?.into_iter().map(|m| Node::Mdev(m.id)));
         Ok(out)
     }
 
@@ -215,6 +226,8 @@ impl Host {
             "pci" => self.list()?.into_iter().map(Node::Pci).collect(),
             "net" => self.net_interfaces().into_iter().map(Node::Net).collect(),
             "vpd" => self.list()?.into_iter().filter(|a| self.vpd(a).is_some()).map(Node::Pci).collect(),
+            "mdev_types" => self.mdev_parents().into_iter().map(Node::Pci).collect(),
+            "mdev" => self.mdevs()?.into_iter().map(|m| Node::Mdev(m.id)).collect(),
             _ => Vec::new(),
         })
     }
@@ -230,6 +243,10 @@ impl Host {
             self.require(&addr)?;
             return Ok(Node::Pci(addr));
         }
+        if let Some(id) = super::MdevId::from_node_name(name) {
+            self.mdev(&id)?;
+            return Ok(Node::Mdev(id));
+        }
         if name.starts_with("net_") {
             if let Some(n) = self.net_interfaces().into_iter().find(|n| n.name == name) {
                 return Ok(Node::Net(n));
@@ -237,7 +254,7 @@ impl Host {
         }
         // libvirt's words first: clients match them.
         Err(Error::NoDevice(format!(
-            "no node device with matching name '{name}' on this host: 'nodedev nodes' lists them (computer, pci_*, net_*)"
+            "no node device with matching name '{name}' on this host: 'nodedev nodes' lists them (computer, pci_*, net_*, mdev_*)"
         )))
     }
 
@@ -254,6 +271,7 @@ impl Host {
                     n.iface, n.name
                 ))),
             },
+            Node::Mdev(id) => self.mdev(id).map(|_| ()),
         }
     }
 
@@ -264,6 +282,7 @@ impl Host {
             Node::Computer => None,
             Node::Pci(a) => Some(self.parent_name(a)?),
             Node::Net(n) => Some(n.parent.node_name()),
+            Node::Mdev(id) => Some(id.parent.node_name()),
         })
     }
 
@@ -274,10 +293,14 @@ impl Host {
         Ok(match node {
             Node::Computer => vec!["system"],
             Node::Net(_) => vec!["net"],
+            Node::Mdev(_) => vec!["mdev"],
             Node::Pci(a) => {
                 let mut caps = vec!["pci"];
                 if self.vpd(a).is_some() {
                     caps.push("vpd");
+                }
+                if self.sysfs.exists(&dev_path(a, "mdev_supported_types")) {
+                    caps.push("mdev_types");
                 }
                 caps
             }
@@ -330,6 +353,7 @@ impl Host {
             Node::Computer => Ok(super::xml::render_system(&self.system_info())),
             Node::Pci(a) => self.xml(a),
             Node::Net(n) => Ok(super::xml::render_net(&self.net_info(n)?)),
+            Node::Mdev(id) => self.mdev_xml(id),
         }
     }
 }

@@ -346,6 +346,13 @@ impl Host {
         stub: &StubRequest,
         owner: Option<(&str, bool)>,
     ) -> std::result::Result<(), Failed> {
+        // ---- mdev: a parent leaving its driver takes its mediated devices
+        // with it (and waits for any a guest holds): refused, nothing changed.
+        for t in targets {
+            if !self.on_stub(t, stub.stub).map_err(Failed::untouched)? {
+                self.check_no_live_mdevs(t, "detach").map_err(Failed::untouched)?;
+            }
+        }
         let results = self.each_at_once(targets, |t| self.detach_locked(t, stub, owner));
         let mut moved = Vec::new();
         let mut failures = Vec::new();

@@ -71,6 +71,7 @@ pub fn render(d: &DeviceInfo, extras: &PciExtras) -> String {
     if let Some(v) = &extras.vpd {
         render_vpd(&mut x, v);
     }
+    x.push_str(&super::mdev_xml::render_mdev_types(&d.mdev_types));
     if let Some(g) = d.iommu_group {
         let _ = writeln!(x, "    <iommuGroup number='{g}'>");
         for m in &d.group_members {

@@ -11,6 +11,9 @@
 //! draws on the integrated GPU's fb0. PCI Express links on the root ports,
 //! the GPU, the igb PF (which also has VPD) and the NVMe drive; the
 //! integrated GPU is a root-complex integrated endpoint; QEMU's DMI strings.
+//! The integrated GPU is a mediated-device parent (GVT-g) with two types
+//! sharing one pool: 4 instances of i915-GVTg_V5_4, or 8 of
+//! i915-GVTg_V5_8, or a mix.
 
 pub(super) const HOST: &str = r#"{
   "driver_override": true,
@@ -58,7 +61,12 @@ pub(super) const HOST: &str = r#"{
      "subsystem_vendor": "0x1043", "subsystem_device": "0x8694",
      "vendor_name": "Intel Corporation", "product_name": "HD Graphics 630",
      "driver": "i915", "iommu_group": 3, "numa_node": 0, "reset_method": ["flr"], "boot_vga": true,
-     "framebuffer": "fb0", "pcie": {"integrated": true}},
+     "framebuffer": "fb0", "pcie": {"integrated": true},
+     "mdev": {"capacity": 8, "types": [
+       {"id": "i915-GVTg_V5_4", "name": "GVTg_V5_4", "cost": 2,
+        "description": "low_gm_size: 128MB\nhigh_gm_size: 512MB\nfence: 4\nresolution: 1920x1200\nweight: 4"},
+       {"id": "i915-GVTg_V5_8", "name": "GVTg_V5_8", "cost": 1,
+        "description": "low_gm_size: 64MB\nhigh_gm_size: 384MB\nfence: 4\nresolution: 1024x768\nweight: 2"}]}},
 
     {"address": "0000:00:1c.0", "vendor": "0x8086", "device": "0xa110", "class": "0x060400",
      "vendor_name": "Intel Corporation",

@@ -9,13 +9,15 @@
 mod builtin;
 mod hostuse;
 mod identity;
+mod mdev;
 mod spec;
 mod tree;
 mod uevent;
 mod validate;
 
 pub use spec::{
-    BlockSpec, DeviceSpec, DmiSpec, DriverSpec, HolderSpec, HostSpec, LinkSpec, NetSpec, PcieSpec, StackedSpec, VpdSpec,
+    BlockSpec, DeviceSpec, DmiSpec, DriverSpec, HolderSpec, HostSpec, LinkSpec, MdevParentSpec, MdevTypeSpec, NetSpec,
+    PcieSpec, StackedSpec, VpdSpec,
 };
 
 use crate::sysfs::modalias::{self, ModuleAlias};
@@ -219,6 +221,11 @@ struct Kernel {
     uninspectable: usize,
     /// Interfaces, disks, framebuffers and what the host does with them.
     uses: hostuse::Uses,
+    // ---- Mediated devices (mdev.rs)
+    /// Functions whose driver can register them with the mdev core.
+    mdev_parents: BTreeMap<Addr, mdev::MdevParent>,
+    /// Live mdevs, in creation order.
+    mdevs: Vec<mdev::Mdev>,
     /// DMI strings (`devices/virtual/dmi/id`); None: no DMI.
     dmi: Option<spec::DmiSpec>,
     /// Reads are answered as to a user without root (`identity.rs`).
@@ -238,6 +245,8 @@ struct SimHolder {
     /// Not in the process table (another pid namespace, say): only the
     /// kernel's waiting shows it.
     hidden: bool,
+    /// The mdev (by UUID) whose group is held; `addr` is then its parent.
+    mdev: Option<u128>,
 }
 
 use crate::stub::is_vfio_driver;
@@ -316,6 +325,14 @@ fn name_arg(value: &str) -> &str {
 }
 
 impl Kernel {
+    /// The IOMMU group a holder has open (an mdev's own, or its device's).
+    fn holder_group(&self, h: &SimHolder) -> Option<u32> {
+        match h.mdev {
+            Some(u) => self.mdevs.iter().find(|m| m.uuid == u).map(|m| m.group),
+            None => self.dev(h.addr).group,
+        }
+    }
+
     /// The device a write is about, whose device lock the kernel takes for it.
     fn locked_by_write(&self, file: File, value: &str) -> Option<Addr> {
         match file {
@@ -434,6 +451,7 @@ impl Kernel {
         match self.present(name_arg(value)) {
             Some(a) if self.dev(a).driver == Some(d) => {
                 self.host_driver_gone(a);
+                self.mdev_parent_gone(a);
                 self.dev_mut(a).driver = None;
                 self.emit("unbind", a);
                 Ok(())
@@ -541,6 +559,7 @@ impl Kernel {
             }
         }
         self.host_driver_gone(a);
+        self.mdev_parent_gone(a);
         if self.dev(a).driver.is_some() {
             self.dev_mut(a).driver = None;
             self.emit("unbind", a);
@@ -729,6 +748,7 @@ impl Kernel {
                 Ok(())
             }
             f @ (File::Net(..) | File::Blk(..) | File::Vt(..)) => self.store_use(f, value),
+            f @ (File::MdevType(..) | File::Mdev(..)) => self.store_mdev(f, value),
             _ => Err(err(libc::EACCES)),
         }
     }
@@ -765,6 +785,7 @@ impl Kernel {
                 })
             }
             f @ (File::Net(..) | File::Blk(..) | File::Vt(..)) => self.show_use(f),
+            f @ (File::MdevType(..) | File::Mdev(..)) => self.show_mdev(f),
             File::Dmi(name) => line(self.dmi_value(name).unwrap_or_default().to_string()),
             File::Bus("drivers_autoprobe") => line(u8::from(self.autoprobe).to_string()),
             File::Drv(..) | File::Bus(_) => String::new(),
@@ -946,7 +967,24 @@ impl SimKernel {
         if !dev.driver.is_some_and(|d| is_vfio_driver(&k.drivers[d].name)) || dev.group.is_none() {
             return Err(format!("{addr} is not on a VFIO driver with an IOMMU group: nothing to open"));
         }
-        k.holders.push(SimHolder { pid, comm: comm.to_string(), addr: a, kind, hidden });
+        k.holders.push(SimHolder { pid, comm: comm.to_string(), addr: a, kind, hidden, mdev: None });
+        Ok(())
+    }
+
+    /// A process `pid` named `comm` opens the group of the mdev `uuid`
+    /// (/dev/vfio/N of its own group, as QEMU does for a mediated device).
+    pub fn hold_vfio_mdev(&self, uuid: &str, pid: u32, comm: &str) -> Result<(), String> {
+        let mut k = self.lock();
+        let m = k.mdev_by_name(uuid).ok_or_else(|| format!("no mdev {uuid}"))?;
+        let (addr, u) = (m.parent, m.uuid);
+        k.holders.push(SimHolder {
+            pid,
+            comm: comm.to_string(),
+            addr,
+            kind: HoldKind::Group,
+            hidden: false,
+            mdev: Some(u),
+        });
         Ok(())
     }
 
@@ -1156,7 +1194,7 @@ impl Sysfs for SimKernel {
         let mut seen: Vec<(u32, String, Vec<HoldKind>)> = Vec::new();
         for h in k.holders.iter().filter(|h| !h.hidden) {
             let holds = match h.kind {
-                HoldKind::Group => dev.group.is_some() && k.dev(h.addr).group == dev.group,
+                HoldKind::Group => dev.group.is_some() && k.holder_group(h) == dev.group,
                 // Before Linux 6.18 a device fd does not say whose it is.
                 HoldKind::UnnamedDevice => true,
                 _ => Some(h.addr) == a,

@@ -94,6 +94,12 @@
 //!   PCI bridge and 2 for a CardBus bridge).
 //! - `vpd`: Vital Product Data (`VpdSpec`: `name`, `readonly`, `readwrite`
 //!   as `["SN", "value"]` pairs), encoded into the `vpd` file.
+//! - `mdev`: the device is a mediated-device parent while bound to
+//!   `driver` (default: its `driver` here): `{"capacity": 8, "types":
+//!   [{"id": "i915-GVTg_V5_4", "name": "GVTg_V5_4", "description": "...",
+//!   "device_api": "vfio-pci", "cost": 2}]}`; each instance of a type takes
+//!   `cost` (default 1) units of the `capacity` the types share (see
+//!   `sim/mdev.rs` for the kernel's rules).
 //!
 //! A device's interfaces, disks and framebuffer exist while it is bound to a
 //! host driver (not a stub). When it leaves that driver, its interfaces leave
@@ -289,6 +295,44 @@ pub struct DeviceSpec {
     pub pcie: Option<PcieSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vpd: Option<VpdSpec>,
+    /// The device can be a mediated-device parent (`mdev_supported_types`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mdev: Option<MdevParentSpec>,
+}
+
+/// A mediated-device parent: its driver registers it with the mdev core.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MdevParentSpec {
+    /// The registering driver (default: the device's driver in the description).
+    #[serde(default)]
+    pub driver: Option<String>,
+    /// Units of the resource pool the types share.
+    pub capacity: u32,
+    pub types: Vec<MdevTypeSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MdevTypeSpec {
+    /// Directory name under `mdev_supported_types` (`i915-GVTg_V5_4`).
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "vfio_pci_api")]
+    pub device_api: String,
+    /// Pool units one instance takes (default 1).
+    #[serde(default = "one")]
+    pub cost: u32,
+}
+
+fn vfio_pci_api() -> String {
+    "vfio-pci".to_string()
+}
+
+fn one() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

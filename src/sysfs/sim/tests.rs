@@ -159,6 +159,7 @@ fn a_device_directory_lists_what_exists() {
             "boot_vga",
             "driver",
             "graphics",
+            "mdev_supported_types",
             "reset",
             "reset_method",
             "current_link_speed",

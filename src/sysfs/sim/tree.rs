@@ -51,11 +51,22 @@ pub(super) enum File {
     Dmi(&'static str),
     Drv(usize, &'static str),
     Bus(&'static str),
+    /// A file of `mdev_supported_types/TYPE` of a parent (type by index).
+    MdevType(Addr, u8, &'static str),
+    /// A file of a mediated device (by UUID).
+    Mdev(u128, &'static str),
 }
 
 impl File {
     pub(super) fn readable(self) -> bool {
-        !matches!(self, File::Dev(_, "reset" | "remove") | File::Drv(..) | File::Bus("drivers_probe" | "rescan"))
+        !matches!(
+            self,
+            File::Dev(_, "reset" | "remove")
+                | File::Drv(..)
+                | File::Bus("drivers_probe" | "rescan")
+                | File::MdevType(_, _, "create")
+                | File::Mdev(_, "remove")
+        )
     }
 
     pub(super) fn writable(self) -> bool {
@@ -76,6 +87,8 @@ impl File {
             File::Blk(..) | File::Dmi(_) => false,
             File::Vt(_, name) => name == "bind",
             File::Drv(..) | File::Bus(_) => true,
+            File::MdevType(_, _, name) => name == "create",
+            File::Mdev(_, name) => name == "remove",
         }
     }
 }
@@ -141,22 +154,33 @@ impl Kernel {
     }
 
     fn groups(&self) -> BTreeSet<u32> {
-        self.present_devs().filter_map(|d| d.group).collect()
+        self.present_devs().filter_map(|d| d.group).chain(self.mdev_groups()).collect()
     }
 
     /// The entry at a path that has no links before its last component.
     pub(super) fn entry(&self, c: &[&str]) -> Option<Entry> {
         match c {
             [] => dir(["bus", "class", "devices", "kernel", "module"]),
-            ["bus"] => dir(["pci"]),
+            ["bus"] => dir(if self.has_mdev() { vec!["mdev", "pci"] } else { vec!["pci"] }),
+            ["bus", "mdev", rest @ ..] if self.has_mdev() => self.mdev_bus_entry(rest),
             ["bus", "pci"] => dir(["devices", "drivers"].into_iter().chain(BUS_FILES)),
             ["bus", "pci", "devices"] => dir(self.present_devs().map(|d| d.addr.to_string())),
             ["bus", "pci", "devices", a] => self.link_to_dev(3, self.present(a)?),
             ["bus", "pci", "drivers"] => dir(self.drivers.iter().filter(|d| d.loaded).map(|d| d.name.clone())),
             ["bus", "pci", "drivers", d, rest @ ..] => self.driver_entry(self.loaded_driver(d)?, rest),
             ["bus", "pci", f] => known(&BUS_FILES, f).map(|f| Entry::File(File::Bus(f))),
-            ["class"] if self.dmi.is_some() => dir(["block", "dmi", "graphics", "net", "vtconsole"]),
-            ["class"] => dir(["block", "graphics", "net", "vtconsole"]),
+            ["class"] => {
+                let mut names = vec!["block", "graphics", "net", "vtconsole"];
+                if self.dmi.is_some() {
+                    names.push("dmi");
+                }
+                if self.has_mdev() {
+                    names.push("mdev_bus");
+                }
+                names.sort_unstable();
+                dir(names)
+            }
+            ["class", "mdev_bus", rest @ ..] if self.has_mdev() => self.mdev_class_entry(rest),
             ["class", "dmi"] if self.dmi.is_some() => dir(["id"]),
             ["class", "dmi", "id"] if self.dmi.is_some() => Some(Entry::Link("../../devices/virtual/dmi/id".into())),
             ["devices", "virtual", "dmi"] if self.dmi.is_some() => dir(["id"]),
@@ -221,8 +245,19 @@ impl Kernel {
             let m: Vec<Addr> = self.present_devs().filter(|d| d.group == Some(g)).map(|d| d.addr).collect();
             (!m.is_empty()).then_some(m)
         };
+        // An mdev's group has that one device.
+        let mdev_group = |g: &str| {
+            let g: u32 = g.parse().ok().filter(|n: &u32| n.to_string() == g)?;
+            self.mdev_in_group(g)
+        };
         match rest {
             [] => dir(self.groups().iter().map(u32::to_string)),
+            [g] if mdev_group(g).is_some() => dir(["devices"]),
+            [g, "devices"] if mdev_group(g).is_some() => dir([super::mdev::format_uuid(mdev_group(g)?.uuid)]),
+            [g, "devices", u] if mdev_group(g).is_some() => {
+                let m = mdev_group(g).filter(|m| super::mdev::format_uuid(m.uuid) == *u)?;
+                Some(self.mdev_group_link(m))
+            }
             [g] => members(g).and_then(|_| dir(["devices"])),
             [g, "devices"] => dir(members(g)?.iter().map(Addr::to_string)),
             [g, "devices", a] => {
@@ -282,6 +317,7 @@ impl Kernel {
                 names.extend(self.function_uses_names(a, depth));
                 names.extend(self.virtfns(dev).into_iter().map(|(i, _)| format!("virtfn{i}")));
                 names.extend(self.present_devs().filter(|d| d.parent == Some(a)).map(|d| d.addr.to_string()));
+                names.extend(self.mdev_names_of(a));
                 Some(Entry::Dir(names))
             }
             [name] => {
@@ -304,6 +340,9 @@ impl Kernel {
                     }
                     "physfn" => Some(Entry::Link(format!("../{}", dev.physfn?))),
                     "net" | "block" | "graphics" => self.function_uses_entry(a, depth, &[name]),
+                    n if n == "mdev_supported_types" || super::mdev::parse_uuid(n).is_some() => {
+                        self.mdev_entry(a, depth, rest)
+                    }
                     v if v.starts_with("virtfn") => {
                         let (_, vf) = self.virtfns(dev).into_iter().find(|(i, _)| format!("virtfn{i}") == v)?;
                         Some(Entry::Link(format!("../{vf}")))
@@ -313,7 +352,7 @@ impl Kernel {
                 }
             }
             ["net" | "block" | "graphics", _, ..] => self.function_uses_entry(a, depth, rest),
-            _ => None,
+            [_, _, ..] => self.mdev_entry(a, depth, rest),
         }
     }
 

@@ -245,11 +245,14 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
         holders: Vec::new(),
         uninspectable: 0,
         uses,
+        mdev_parents: Default::default(),
+        mdevs: Vec::new(),
         dmi: spec.dmi.clone(),
         unprivileged: spec.unprivileged,
         listeners: Vec::new(),
         seqnum: 0,
     };
+    kernel.mdev_parents = mdev_parents(&spec, &kernel)?;
     kernel.roots = kernel.devs.values().filter(|d| !d.created).map(|d| kernel.root_of(d.addr)).collect();
     for (i, h) in spec.vfio_holders.iter().enumerate() {
         let at = format!("vfio_holders[{i}] (pid {})", h.pid);
@@ -269,7 +272,53 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
             addr: a,
             kind: h.holds,
             hidden: h.hidden,
+            mdev: None,
         });
     }
     Ok(kernel)
+}
+
+/// The mdev parents of the description: `devices[i].mdev`.
+fn mdev_parents(spec: &HostSpec, kernel: &Kernel) -> Result<BTreeMap<Addr, super::mdev::MdevParent>, String> {
+    let mut out = BTreeMap::new();
+    for (i, d) in spec.devices.iter().enumerate() {
+        let Some(m) = &d.mdev else { continue };
+        let at = format!("devices[{i}] ({}).mdev", d.address);
+        let addr = Addr::parse(&d.address).expect("checked above");
+        let driver = m.driver.clone().or_else(|| d.driver.clone()).ok_or_else(|| {
+            format!("{at}.driver: the device has no driver, so name the one that registers it with the mdev core")
+        })?;
+        if !kernel.drivers.iter().any(|x| x.name == driver) {
+            return Err(format!("{at}.driver: '{}' is not a listed driver", driver.escape_debug()));
+        }
+        if m.types.is_empty() {
+            return Err(format!("{at}.types: a parent offers at least one type"));
+        }
+        let mut types: Vec<super::mdev::MdevType> = Vec::new();
+        for (j, t) in m.types.iter().enumerate() {
+            let tat = format!("{at}.types[{j}]");
+            if !good_name(&t.id) || t.id.len() > 64 {
+                return Err(format!("{tat}.id: '{}' is not a type directory name", t.id.escape_debug()));
+            }
+            if types.iter().any(|o| o.id == t.id) {
+                return Err(format!("{tat}.id: '{}' is listed twice", t.id));
+            }
+            if t.cost == 0 || t.cost > m.capacity {
+                return Err(format!("{tat}.cost: 1 to the parent's capacity ({})", m.capacity));
+            }
+            let text_ok = |s: &str| !s.contains('\n') && s.len() <= 256;
+            if !text_ok(&t.name) || !text_ok(&t.device_api) || t.description.len() > 4096 {
+                return Err(format!("{tat}: name and device_api are one line, description at most 4096 bytes"));
+            }
+            types.push(super::mdev::MdevType {
+                id: t.id.clone(),
+                name: t.name.clone(),
+                description: t.description.clone(),
+                device_api: t.device_api.clone(),
+                cost: t.cost,
+            });
+        }
+        out.insert(addr, super::mdev::MdevParent { driver, capacity: m.capacity, types });
+    }
+    Ok(out)
 }
