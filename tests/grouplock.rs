@@ -418,3 +418,86 @@ fn a_cli_on_another_group_runs_while_a_group_is_held() {
     }
     fs::remove_dir_all(&dir).unwrap();
 }
+
+// ---- Attacks on the lock files and the in-process table (review of issue 14) ----
+
+/// A FIFO planted where a lock file goes must not hang the caller: opening
+/// a FIFO for writing blocks until a reader comes, outside every bound.
+#[test]
+fn a_fifo_planted_as_a_lock_file_is_refused_without_hanging() {
+    let dir = scratch("fifo");
+    let state = StateStore::dir(dir.join("state")).with_lock_wait(Duration::from_millis(200));
+    drop(state.lock_keys(&[LockKey::Group(6)], &[]).unwrap()); // makes locks/
+    let fifo = dir.join("state/locks/group-5");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let s = state.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(s.lock_keys(&[LockKey::Group(5)], &[]).map(drop));
+    });
+    let got = rx.recv_timeout(Duration::from_secs(10)).expect("lock_keys hung on a FIFO lock file");
+    let e = got.unwrap_err();
+    assert!(e.to_string().contains("group-5"), "{e}");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A lock file removed (or replaced) while held: the next caller creates a
+/// new file and must not then hold "the same" group lock as the holder.
+#[test]
+fn a_lock_file_removed_while_held_is_not_taken_twice() {
+    let dir = scratch("unlinked");
+    // Two stores on one directory: two tables, as two processes have.
+    let first = StateStore::dir(dir.join("state")).with_lock_wait(Duration::from_millis(200));
+    let second = StateStore::dir(dir.join("state")).with_lock_wait(Duration::from_millis(200));
+    let held = first.lock_keys(&[LockKey::Group(5)], &[]).unwrap();
+    fs::remove_file(dir.join("state/locks/group-5")).unwrap();
+    let e = second.lock_keys(&[LockKey::Group(5)], &[]).map(drop);
+    assert!(matches!(&e, Err(Error::Timeout(m)) if m.contains("IOMMU group 5")), "both hold group 5: {e:?}");
+    // Replaced by another file: the same.
+    fs::write(dir.join("state/locks/group-5"), "").unwrap();
+    let e = second.lock_keys(&[LockKey::Group(5)], &[]).map(drop);
+    assert!(matches!(&e, Err(Error::Timeout(_))), "both hold group 5: {e:?}");
+    drop(held);
+    drop(second.lock_keys(&[LockKey::Group(5)], &[]).unwrap());
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Recovery (the store lock exclusive) waits while group operations
+/// overlap; those that start after it began waiting must let it in, or a
+/// busy host never recovers (each holder is brief, yet one always holds).
+#[test]
+fn an_exclusive_waiter_is_not_starved_by_overlapping_group_holders() {
+    let dir = scratch("starve");
+    let state = StateStore::dir(dir.join("state")).with_lock_wait(Duration::from_millis(1500));
+    let stop = Arc::new(AtomicBool::new(false));
+    // How many group locks have been taken: a holder lets go only once the
+    // other thread has taken its own (or after 50 ms), so one always holds.
+    let taken = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let churn: Vec<_> = (0..2u32)
+        .map(|i| {
+            let (s, stop, taken) = (state.clone(), stop.clone(), taken.clone());
+            std::thread::spawn(move || {
+                while !stop.load(SeqCst) {
+                    if let Ok(g) = s.lock_keys(&[LockKey::Group(1 + i)], &[]) {
+                        let mine = taken.fetch_add(1, SeqCst) + 1;
+                        for _ in 0..50 {
+                            if taken.load(SeqCst) > mine {
+                                break;
+                            }
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        drop(g);
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let got = state.lock().map(drop);
+    stop.store(true, SeqCst);
+    for t in churn {
+        t.join().unwrap();
+    }
+    assert!(got.is_ok(), "the exclusive lock starved: {got:?}");
+    fs::remove_dir_all(&dir).unwrap();
+}
