@@ -527,3 +527,41 @@ fn an_exclusive_waiter_is_not_starved_by_overlapping_group_holders() {
     assert!(got.is_ok(), "the exclusive lock starved: {got:?}");
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The host-use check (boot VGA, an interface with the host's address, a
+/// mounted disk) runs before the group lock, and only for a device not on
+/// the stub then. If another caller gives the device back to its host
+/// driver while this detach waits for the group, the detach unbinds it
+/// without ever checking: the check must be made on what is found under
+/// the lock.
+#[test]
+fn a_device_given_back_while_a_detach_waits_is_checked_for_host_use() {
+    let gpu = "0000:00:02.0"; // the boot VGA (i915), IOMMU group 3
+    let dir = scratch("safe-race");
+    let sim = Arc::new(SimKernel::builtin());
+    let state = StateStore::dir(dir.join("state"));
+    let h = host(&sim, &state, 3000);
+    let forced = nodedev::DetachOptions { force: true, ..nodedev::DetachOptions::default() };
+    h.detach_with(&a(gpu), Stub::Kvm, forced).unwrap();
+    assert_eq!(sim.driver_of(gpu).as_deref(), Some("pci-stub"));
+    let held = state.lock_keys(&[LockKey::Group(3)], &[]).unwrap();
+    let worker = {
+        let h = h.clone();
+        std::thread::spawn(move || h.detach(&a(gpu), Stub::Kvm))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    // Another caller (holding the group meanwhile) gave it back to i915.
+    sim.write(&format!("bus/pci/devices/{gpu}/driver/unbind"), gpu).unwrap();
+    sim.write(&format!("bus/pci/devices/{gpu}/driver_override"), "\n").unwrap();
+    sim.write("bus/pci/drivers/i915/bind", gpu).unwrap();
+    assert_eq!(sim.driver_of(gpu).as_deref(), Some("i915"));
+    drop(held);
+    let r = worker.join().unwrap();
+    let now = sim.driver_of(gpu);
+    assert!(
+        matches!(&r, Err(Error::OperationInvalid(m)) if m.contains("boot VGA")),
+        "the boot VGA was detached unchecked: {r:?}, now on {now:?}"
+    );
+    assert_eq!(now.as_deref(), Some("i915"));
+    fs::remove_dir_all(&dir).unwrap();
+}
