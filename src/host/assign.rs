@@ -108,6 +108,11 @@ impl Host {
         let _lock = self.lock_devices(&devices)?;
         for d in &devices {
             self.check_assignable(d, owner)?;
+            // Checked before the lock only if off the stub then: another
+            // caller may have given it back to the host meanwhile.
+            if opts.managed && !self.on_stub(d, stub)? {
+                self.check_safe("prepare", d, opts.force)?;
+            }
             if !opts.managed && !self.on_stub(d, stub)? {
                 let now = self.driver(d)?.unwrap_or_else(|| "no driver".to_string());
                 return Err(Error::OperationInvalid(format!(

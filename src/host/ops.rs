@@ -296,6 +296,11 @@ impl Host {
         if opts.group && !moving.is_empty() {
             self.check_group_not_held(addr)?;
         }
+        // Checked before the lock only if off the stub then: another caller
+        // may have given it back to the host while this one waited.
+        for t in &moving {
+            self.check_safe("detach", t, opts.force)?;
+        }
         self.check_none_held(&moving, "detach")?;
         for t in &targets {
             if let Some(owner) = self.owner_of(t)? {

@@ -46,7 +46,12 @@
 //! ^Z) must not hang every caller.
 //!
 //! Across processes the locks are flock(2)s, released by the kernel when a
-//! holder dies, so a crashed process never blocks the next one. Within a
+//! holder dies, so a crashed process never blocks the next one. A lock
+//! file is locked only while the path still names it (one replaced while
+//! waited on is opened again); one removed while *held* is not seen by the
+//! next caller, so nothing may delete `DIR/locks/` while nodedev runs.
+//! Within this process a thread waiting for the store exclusively holds
+//! back new key holders (flock gives no such preference across processes). Within a
 //! process a table of what its threads hold comes first (flock would
 //! order them too, but the table lets a timeout say "another thread of this
 //! process", and tells writers which records their lock covers).
@@ -101,6 +106,9 @@ struct Held {
     /// Operations holding the store lock shared.
     shared: usize,
     exclusive: bool,
+    /// Threads waiting for the store exclusively: new key holders wait
+    /// behind them, or overlapping ones would starve recovery.
+    exclusive_waiting: usize,
     keys: BTreeSet<LockKey>,
     /// Records the held keys cover (address -> holders), for `covers`.
     covered: BTreeMap<String, usize>,
@@ -225,10 +233,14 @@ impl StateStore {
     /// what it conflicts with, waiting until `deadline`.
     fn enter_table(&self, want: &Want, deadline: Instant) -> Result<()> {
         let mut h = lock_ignoring_poison(&self.table.held);
+        let exclusive = matches!(want, Want::Exclusive);
+        if exclusive {
+            h.exclusive_waiting += 1;
+        }
         loop {
             let conflict = match want {
                 Want::Exclusive if h.exclusive || h.shared > 0 => Some("the host lock".to_string()),
-                Want::Keys(..) if h.exclusive => Some("the host lock".to_string()),
+                Want::Keys(..) if h.exclusive || h.exclusive_waiting > 0 => Some("the host lock".to_string()),
                 Want::Keys(keys, _) => {
                     keys.iter().find(|k| h.keys.contains(k)).map(|k| format!("the lock of {}", k.describe()))
                 }
@@ -238,6 +250,11 @@ impl StateStore {
             let Some(what) = conflict else { break };
             let now = Instant::now();
             if now >= deadline {
+                if exclusive {
+                    h.exclusive_waiting -= 1;
+                    // Key waiters held back by this one may go now.
+                    self.table.changed.notify_all();
+                }
                 return Err(Error::Timeout(format!(
                     "{what} of {} is held by another thread of this process (pid {}) for more than {:.1} s; retry once its operation has finished",
                     self.location(),
@@ -248,7 +265,10 @@ impl StateStore {
             h = self.table.changed.wait_timeout(h, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
         }
         match want {
-            Want::Exclusive => h.exclusive = true,
+            Want::Exclusive => {
+                h.exclusive_waiting -= 1;
+                h.exclusive = true;
+            }
             Want::Step => h.step = true,
             Want::Keys(keys, covers) => {
                 h.shared += 1;
@@ -265,23 +285,23 @@ impl StateStore {
     /// exclusive holder writes its pid into the file, for the message of a
     /// caller that gives up waiting.
     fn flock(&self, path: &Path, how: i32, what: &str, deadline: Instant) -> Result<fs::File> {
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| sys_err("cannot open lock file", path, e))?;
         let mut pause = Duration::from_millis(1);
-        loop {
+        let file = loop {
+            let file = open_lock_file(path)?;
             // SAFETY: flock on a descriptor we own; never blocks (LOCK_NB).
             if unsafe { libc::flock(file.as_raw_fd(), how | libc::LOCK_NB) } == 0 {
-                break;
-            }
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EWOULDBLOCK) && e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(sys_err("cannot lock", path, e));
+                // The file may have been removed or replaced while we
+                // waited: a lock on it then excludes nobody who opens the
+                // path now. Lock what the path names.
+                if is_still_at(&file, path) {
+                    break file;
+                }
+                // Retried (within the bound) with the file there now.
+            } else {
+                let e = std::io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::EWOULDBLOCK) && e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(sys_err("cannot lock", path, e));
+                }
             }
             if Instant::now() >= deadline {
                 return Err(Error::Timeout(format!(
@@ -293,12 +313,42 @@ impl StateStore {
             }
             std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
             pause = (pause * 2).min(Duration::from_millis(50));
-        }
+        };
         if how == libc::LOCK_EX {
             let pid = format!("{}\n", std::process::id());
             let _ = file.set_len(0).and_then(|()| file.write_all_at(pid.as_bytes(), 0));
         }
         Ok(file)
+    }
+}
+
+/// Open (create) the lock file at `path`: a regular file, never followed
+/// through a symlink, and never waited on (O_NONBLOCK: a FIFO planted there
+/// would block an open for writing until a reader comes).
+fn open_lock_file(path: &Path) -> Result<fs::File> {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| sys_err("cannot open lock file", path, e))?;
+    let m = file.metadata().map_err(|e| sys_err("cannot read lock file", path, e))?;
+    if !m.is_file() {
+        return Err(Error::System(format!(
+            "lock file {} is not a regular file (something else was put there): remove it and retry",
+            path.display()
+        )));
+    }
+    Ok(file)
+}
+
+/// Whether `file` is still the file `path` names (not removed or replaced).
+fn is_still_at(file: &fs::File, path: &Path) -> bool {
+    match (file.metadata(), fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
