@@ -76,6 +76,28 @@ typedef enum virNodeDeviceOperation {
      * (virNodeDeviceSetVFs); `driver` is the stub they get, or NULL.
      */
     VIR_NODE_DEVICE_OP_PROVISION = 7,
+    /**
+     * Create a mediated device: virNodeDeviceCreateXML, virNodeDeviceCreate
+     * of a defined one, and `nodedev apply` starting an autostart one.
+     */
+    VIR_NODE_DEVICE_OP_MDEV_CREATE = 8,
+    /**
+     * Remove a live mediated device (virNodeDeviceDestroy).
+     */
+    VIR_NODE_DEVICE_OP_MDEV_DESTROY = 9,
+    /**
+     * Write or replace a mediated device's definition (virNodeDeviceDefineXML).
+     */
+    VIR_NODE_DEVICE_OP_MDEV_DEFINE = 10,
+    /**
+     * Remove a mediated device's definition (virNodeDeviceUndefine).
+     */
+    VIR_NODE_DEVICE_OP_MDEV_UNDEFINE = 11,
+    /**
+     * Turn a defined mediated device's autostart on or off
+     * (virNodeDeviceSetAutostart); `driver` is its defined type.
+     */
+    VIR_NODE_DEVICE_OP_MDEV_AUTOSTART = 12,
 } virNodeDeviceOperation;
 
 /**
@@ -1173,7 +1195,11 @@ typedef struct virNodeDevice *virNodeDevicePtr;
  * NULL when the kernel chooses or no driver is bound (reset, unmanaged
  * prepare and release); for recover, the stub when it finishes a detach,
  * the original driver when it gives the device back, NULL when it only
- * drops a record. Strings are valid during the call only. Returns 1
+ * drops a record. For the mediated-device operations
+ * (VIR_NODE_DEVICE_OP_MDEV_*), `device` is the mdev's name
+ * (`mdev_UUID_0000_00_02_0`, whose parent is in it), `owner` NULL, and
+ * `driver` the mdev type (`i915-GVTg_V5_4`) for create, define and
+ * autostart, NULL for destroy and undefine. Strings are valid during the call only. Returns 1
  * to allow, 0 (or anything else) to deny; a denied operation fails with
  * VIR_ERR_OPERATION_DENIED and changes nothing.
  */
@@ -2265,7 +2291,7 @@ virConnectPtr virConnectOpenAuth(const char *name, virConnectAuthPtr auth, unsig
 /**
  * For a mediated device (libvirt's meaning): whether its definition
  * (mdevctl's file, `"start": "auto"`) is started at boot (`nodedev
- * apply`); a transient mdev is refused with VIR_ERR_INTERNAL_ERROR, as
+ * apply`); a transient mdev is refused with VIR_ERR_OPERATION_INVALID, as
  * libvirt does (define it first).
  *
  * For a PCI device, "autostart" is nodedev's persistent assignment: the

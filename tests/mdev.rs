@@ -19,12 +19,12 @@ use nodedev::state::StateStore;
 use nodedev::sysfs::host::HostSysfs;
 use nodedev::sysfs::sim::SimKernel;
 use nodedev::sysfs::Sysfs;
-use nodedev::{Error, Host, HostOptions, MdevConfig, MdevId, PciAddress};
+use nodedev::{AuthRequest, Error, Host, HostOptions, MdevConfig, MdevId, PciAddress, Policy};
 use std::ffi::{c_char, c_int, c_uint, CStr, CString};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::ptr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 #[path = "common/json_schema.rs"]
 mod json_schema;
@@ -337,6 +337,148 @@ fn definitions_are_mdevctls_files_and_autostart_ones_start_at_apply() {
     fs::remove_dir_all(&dir).unwrap();
 }
 
+// ---- Authorization, lockdown and policy (issue 13 item 4).
+
+/// Live mdev UUIDs and definition files, to show a refusal changed nothing.
+fn snapshot(sim: &SimKernel, defs: &Path) -> (Vec<String>, Vec<(String, String)>) {
+    let mut live = sim.list_dir("bus/mdev/devices").unwrap();
+    live.sort();
+    let mut files = Vec::new();
+    for p in fs::read_dir(defs).into_iter().flatten().flatten() {
+        for f in fs::read_dir(p.path()).unwrap().flatten() {
+            files.push((f.path().display().to_string(), fs::read_to_string(f.path()).unwrap()));
+        }
+    }
+    files.sort();
+    (live, files)
+}
+
+/// Every mdev operation asks the callback with its own operation, the
+/// mdev and its type; a denial changes nothing, and `apply` asks too.
+#[test]
+fn the_authorization_callback_is_asked_for_every_mdev_operation() {
+    let dir = tempdir("auth");
+    let sim = Arc::new(SimKernel::builtin());
+    let h = host_with(&sim, Some(&dir));
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let allow: Arc<Mutex<bool>> = Arc::new(Mutex::new(false));
+    let (s, a) = (seen.clone(), allow.clone());
+    h.set_authorizer(Some(Arc::new(move |r: &AuthRequest<'_>| {
+        let m = r.mdev.map(|m| m.node_name()).unwrap_or_default();
+        s.lock().unwrap().push(format!("{:?} {} {m} {}", r.operation, r.address, r.mdev_type.unwrap_or("-")));
+        *a.lock().unwrap()
+    })));
+    let set = |v: bool| *allow.lock().unwrap() = v;
+    let take = || std::mem::take(&mut *seen.lock().unwrap());
+    let n1 = MdevId { parent: igpu(), uuid: U1.into() }.node_name();
+    let n2 = MdevId { parent: igpu(), uuid: U2.into() }.node_name();
+
+    // Denied: nothing created, nothing written.
+    let before = snapshot(&sim, &dir);
+    let e = h.mdev_create(&cfg(V4, Some(U1))).unwrap_err();
+    assert!(matches!(&e, Error::Denied(m) if m.contains("authorization callback") && m.contains(U1)), "{e}");
+    let e = h.mdev_define(&cfg(V8, Some(U2)), Some(true)).unwrap_err();
+    assert!(matches!(&e, Error::Denied(_)), "{e}");
+    assert_eq!(snapshot(&sim, &dir), before);
+    assert_eq!(take(), [format!("MdevCreate {IGPU} {n1} {V4}"), format!("MdevDefine {IGPU} {n2} {V8}")]);
+
+    // Allowed: made; then each further change denied leaves it as it was.
+    set(true);
+    let live = h.mdev_create(&cfg(V4, Some(U1))).unwrap();
+    let defined = h.mdev_define(&cfg(V8, Some(U2)), Some(false)).unwrap();
+    take();
+    set(false);
+    let before = snapshot(&sim, &dir);
+    assert!(matches!(h.mdev_start(&defined), Err(Error::Denied(_))));
+    assert!(matches!(h.mdev_set_autostart(&defined, true), Err(Error::Denied(_))));
+    assert!(matches!(h.mdev_destroy(&live), Err(Error::Denied(_))));
+    assert!(matches!(h.mdev_undefine(&defined), Err(Error::Denied(_))));
+    assert_eq!(snapshot(&sim, &dir), before);
+    assert_eq!(
+        take(),
+        [
+            format!("MdevCreate {IGPU} {n2} {V8}"),
+            format!("MdevAutostart {IGPU} {n2} {V8}"),
+            format!("MdevDestroy {IGPU} {n1} -"),
+            format!("MdevUndefine {IGPU} {n2} -"),
+        ]
+    );
+    // Unknown devices are "no such device" before the callback is asked (libvirt's order).
+    let ghost = MdevId { parent: igpu(), uuid: "00000000-0000-0000-0000-000000000009".into() };
+    assert!(matches!(h.mdev_destroy(&ghost), Err(Error::NoDevice(_))));
+    assert!(matches!(h.mdev_start(&ghost), Err(Error::NoDevice(_))));
+    assert!(matches!(h.mdev_undefine(&ghost), Err(Error::NoDevice(_))));
+    assert!(take().is_empty());
+
+    // apply at boot asks before it starts an autostart definition.
+    set(true);
+    h.mdev_set_autostart(&defined, true).unwrap();
+    take();
+    set(false);
+    let applied = h.apply_mdevs().unwrap();
+    assert!(applied.iter().any(|a| !a.done && a.outcome.contains("authorization callback")), "{applied:?}");
+    assert!(!sim.exists(&format!("bus/mdev/devices/{U2}")));
+    assert_eq!(take(), [format!("MdevCreate {IGPU} {n2} {V8}")]);
+    set(true);
+    assert!(h.apply_mdevs().unwrap().iter().all(|a| a.done));
+    assert!(sim.exists(&format!("bus/mdev/devices/{U2}")));
+    h.mdev_destroy(&defined).unwrap();
+    h.mdev_destroy(&live).unwrap();
+    h.mdev_undefine(&defined).unwrap();
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A locked-down host creates, removes, defines, undefines, autostarts
+/// and applies no mdev; policy deny rules on the parent refuse what would
+/// give part of it to a guest, and let what gives it back go on.
+#[test]
+fn lockdown_and_policy_forbid_mdev_changes() {
+    let dir = tempdir("lockdown");
+    let sim = Arc::new(SimKernel::builtin());
+    let open = host_with(&sim, Some(&dir));
+    let live = open.mdev_create(&cfg(V4, Some(U1))).unwrap();
+    let defined = open.mdev_define(&cfg(V8, Some(U2)), Some(true)).unwrap();
+    let with_policy = |text: &str| {
+        let options = HostOptions {
+            mdev_definitions: Some(MdevDefinitions::new(&dir)),
+            policy: Policy::parse(text, "p.conf").unwrap(),
+            ..HostOptions::default()
+        };
+        Host::new(sim.clone(), StateStore::memory(), options)
+    };
+    let locked = with_policy("lockdown yes");
+    let before = snapshot(&sim, &dir);
+    let denied = |r: Result<(), Error>| matches!(&r, Err(Error::Denied(m)) if m.contains("locked down"));
+    assert!(denied(locked.mdev_create(&cfg(V8, None)).map(drop)));
+    assert!(denied(locked.mdev_define(&cfg(V8, None), None).map(drop)));
+    assert!(denied(locked.mdev_start(&defined)));
+    assert!(denied(locked.mdev_set_autostart(&defined, false)));
+    assert!(denied(locked.mdev_destroy(&live)));
+    assert!(denied(locked.mdev_undefine(&defined)));
+    let applied = locked.apply_mdevs().unwrap();
+    assert!(applied.iter().any(|a| !a.done && a.outcome.contains("locked down")), "{applied:?}");
+    assert_eq!(snapshot(&sim, &dir), before, "nothing changed");
+
+    // A deny rule on the parent (by address or by its class, display 0x03).
+    for rule in [format!("deny {IGPU}"), "deny class 0x03".to_string()] {
+        let p = with_policy(&rule);
+        let denied = |r: Result<(), Error>| matches!(&r, Err(Error::Denied(m)) if m.contains("deny rule"));
+        assert!(denied(p.mdev_create(&cfg(V8, None)).map(drop)), "{rule}");
+        assert!(denied(p.mdev_define(&cfg(V8, None), None).map(drop)));
+        assert!(denied(p.mdev_start(&defined)));
+        assert!(denied(p.mdev_set_autostart(&defined, true)));
+        assert!(p.apply_mdevs().unwrap().iter().any(|a| !a.done && a.outcome.contains("deny rule")));
+        assert_eq!(snapshot(&sim, &dir), before, "nothing changed");
+    }
+    // Giving back is allowed under deny rules (as reattach is).
+    let p = with_policy(&format!("deny {IGPU}"));
+    p.mdev_set_autostart(&defined, false).unwrap();
+    p.mdev_destroy(&live).unwrap();
+    p.mdev_undefine(&defined).unwrap();
+    assert_eq!(snapshot(&sim, &dir), (vec![], vec![]));
+    fs::remove_dir_all(&dir).unwrap();
+}
+
 // ---- The C API (one test: test:///default is one simulated host per process).
 
 unsafe fn last() -> (c_int, String) {
@@ -381,7 +523,6 @@ fn mdev_cap(t: &str, uuid: &str) -> String {
     format!("<capability type='mdev'><type id='{t}'/><uuid>{uuid}</uuid></capability>")
 }
 
-const VIR_ERR_INTERNAL_ERROR: c_int = 1;
 const VIR_ERR_INVALID_ARG: c_int = 8;
 const VIR_ERR_XML_ERROR: c_int = 27;
 const VIR_ERR_OPERATION_DENIED: c_int = 29;
@@ -417,7 +558,7 @@ fn libvirts_calls_xml_and_list_flags() {
         assert_eq!(auto, 0);
         // Transient: no autostart, nothing to undefine (libvirt's codes).
         assert_eq!(virNodeDeviceSetAutostart(d, 1), -1);
-        assert_eq!(last().0, VIR_ERR_INTERNAL_ERROR);
+        assert_eq!(last().0, VIR_ERR_OPERATION_INVALID);
         assert_eq!(virNodeDeviceUndefine(d, 0), -1);
         assert_eq!(last().0, VIR_ERR_OPERATION_INVALID);
         assert_eq!(virNodeDeviceCreate(d, 0), -1);

@@ -7,7 +7,7 @@ use std::ffi::c_int;
 
 /// For a mediated device (libvirt's meaning): whether its definition
 /// (mdevctl's file, `"start": "auto"`) is started at boot (`nodedev
-/// apply`); a transient mdev is refused with VIR_ERR_INTERNAL_ERROR, as
+/// apply`); a transient mdev is refused with VIR_ERR_OPERATION_INVALID, as
 /// libvirt does (define it first).
 ///
 /// For a PCI device, "autostart" is nodedev's persistent assignment: the
@@ -33,18 +33,8 @@ pub unsafe extern "C" fn virNodeDeviceSetAutostart(dev: virNodeDevicePtr, autost
         // libvirt-nodedev.c: read-only is refused right after the handle check.
         writable(call, &d.conn)?;
         if let Some(id) = d.node.mdev() {
-            if !d.conn.host.mdev(id)?.persistent() {
-                // node_device_driver.c: a transient device has no autostart.
-                return Err(super::boundary::Raised::new(
-                    super::error::virErrorNumber::VIR_ERR_INTERNAL_ERROR,
-                    call.domain,
-                    format!(
-                        "{}: cannot set autostart for transient device {}: define it first",
-                        call.func,
-                        id.node_name()
-                    ),
-                ));
-            }
+            // node_device_driver.c: the authorization check, then a
+            // transient device has no autostart (VIR_ERR_OPERATION_INVALID).
             d.conn.host.mdev_set_autostart(id, autostart != 0)?;
             return Ok(0);
         }

@@ -8,7 +8,7 @@
 //! lets one UUID be defined under two parents, so the parent is part of the
 //! name. Parents here are PCI functions.
 
-use super::{dev_path, Host};
+use super::{dev_path, Host, Operation};
 use crate::address::PciAddress;
 use crate::error::{sysfs_error, Error, Result};
 use crate::mdevctl::{attr_name_ok, canonical_uuid, type_id_ok, MdevDefinition, MdevDefinitions};
@@ -372,11 +372,13 @@ impl Host {
     pub fn mdev_create(&self, cfg: &MdevConfig) -> Result<MdevId> {
         self.check_mdev_writable(&cfg.parent, "create a mediated device on")?;
         self.check_config(cfg)?;
+        self.check_policy("create a mediated device on", &cfg.parent)?;
         let uuid = match &cfg.uuid {
             Some(u) => canonical_uuid(u).expect("checked"),
             None => random_uuid()?,
         };
         let id = MdevId { parent: cfg.parent, uuid };
+        self.authorize_mdev(Operation::MdevCreate, &id, Some(&cfg.type_id))?;
         let _lock = self.lock_mdev_parent(&id.parent)?;
         self.start_locked(&id, &cfg.type_id, &cfg.attrs)?;
         Ok(id)
@@ -439,6 +441,9 @@ impl Host {
     #[doc(hidden)]
     pub fn mdev_destroy(&self, id: &MdevId) -> Result<()> {
         self.check_mdev_writable(&id.parent, "remove a mediated device of")?;
+        // As libvirt: an unknown device is "no such device" before anyone is asked.
+        self.mdev(id)?;
+        self.authorize_mdev(Operation::MdevDestroy, id, None)?;
         let _lock = self.lock_mdev_parent(&id.parent)?;
         let info = self.mdev(id)?;
         if !info.active {
@@ -483,11 +488,15 @@ impl Host {
         let defs = self.mdev_definitions()?;
         self.check_mdev_writable(&cfg.parent, "define a mediated device on")?;
         self.check_config(cfg)?;
+        // A definition is a device to create later (at boot, unattended):
+        // refused now where creating it would be.
+        self.check_policy("define a mediated device on", &cfg.parent)?;
         let uuid = match &cfg.uuid {
             Some(u) => canonical_uuid(u).expect("checked"),
             None => random_uuid()?,
         };
         let id = MdevId { parent: cfg.parent, uuid };
+        self.authorize_mdev(Operation::MdevDefine, &id, Some(&cfg.type_id))?;
         let _lock = self.lock_mdev_parent(&id.parent)?;
         let old = defs.get(&id.parent, &id.uuid)?;
         if let Some((live, type_id, ..)) = self.live_mdev(&id.uuid) {
@@ -515,6 +524,8 @@ impl Host {
     pub fn mdev_undefine(&self, id: &MdevId) -> Result<()> {
         let defs = self.mdev_definitions()?;
         self.check_mdev_writable(&id.parent, "undefine a mediated device of")?;
+        self.mdev(id)?;
+        self.authorize_mdev(Operation::MdevUndefine, id, None)?;
         let _lock = self.lock_mdev_parent(&id.parent)?;
         if !defs.remove(&id.parent, &id.uuid)? {
             return Err(Error::OperationInvalid(format!("mediated device {} is not defined", id.uuid)));
@@ -526,12 +537,28 @@ impl Host {
     #[doc(hidden)]
     pub fn mdev_start(&self, id: &MdevId) -> Result<()> {
         self.check_mdev_writable(&id.parent, "start a mediated device on")?;
+        // As libvirt: "already active" before anyone is asked.
+        let info = self.mdev(id)?;
+        if info.active {
+            return Err(Error::OperationInvalid(format!("mediated device {} is already active", id.uuid)));
+        }
+        self.check_policy("start a mediated device on", &id.parent)?;
+        let asked = info.definition.as_ref().map(|d| d.mdev_type.clone());
+        self.authorize_mdev(Operation::MdevCreate, id, asked.as_deref())?;
         let _lock = self.lock_mdev_parent(&id.parent)?;
+        // Read again under the lock: another caller may have started,
+        // removed or redefined it meanwhile.
         let info = self.mdev(id)?;
         if info.active {
             return Err(Error::OperationInvalid(format!("mediated device {} is already active", id.uuid)));
         }
         let def = info.definition.expect("an inactive mdev is a defined one");
+        if Some(&def.mdev_type) != asked.as_ref() {
+            return Err(Error::OperationInvalid(format!(
+                "mediated device {} was redefined (type {}) while this start waited: start it again",
+                id.uuid, def.mdev_type
+            )));
+        }
         self.start_locked(id, &def.mdev_type, &def.attrs)
     }
 
@@ -540,6 +567,13 @@ impl Host {
     pub fn mdev_set_autostart(&self, id: &MdevId, autostart: bool) -> Result<()> {
         let defs = self.mdev_definitions()?;
         self.check_mdev_writable(&id.parent, "change the autostart of a mediated device of")?;
+        let info = self.mdev(id)?;
+        if autostart {
+            // Autostart creates it at boot, unattended.
+            self.check_policy("autostart a mediated device on", &id.parent)?;
+        }
+        let asked = info.definition.as_ref().map(|d| d.mdev_type.as_str());
+        self.authorize_mdev(Operation::MdevAutostart, id, asked)?;
         let _lock = self.lock_mdev_parent(&id.parent)?;
         let Some(mut def) = defs.get(&id.parent, &id.uuid)? else {
             self.mdev(id)?; // no such mdev at all: say that
