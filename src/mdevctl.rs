@@ -191,7 +191,13 @@ impl MdevDefinitions {
 
     pub fn get(&self, parent: &PciAddress, uuid: &str) -> Result<Option<MdevDefinition>> {
         let path = self.path(parent, uuid);
-        let file = match fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
+        // O_NONBLOCK: a FIFO put there opens without waiting for a writer
+        // (and is refused below); a symlink is refused by O_NOFOLLOW.
+        let file = match fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(&path)
+        {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(sys_err("cannot read the mdev definition", &path, e)),
@@ -199,6 +205,11 @@ impl MdevDefinitions {
         let bad = |why: String| {
             Error::System(format!("mdev definition {} is unusable: {why}; fix or remove it", path.display()))
         };
+        match file.metadata() {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Err(bad("it is not a regular file (a FIFO, device or directory is not mdevctl's)".into())),
+            Err(e) => return Err(sys_err("cannot read the mdev definition", &path, e)),
+        }
         let mut text = String::new();
         std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_SIZE + 1), &mut text)
             .map_err(|e| sys_err("cannot read the mdev definition", &path, e))?;

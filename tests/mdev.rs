@@ -774,3 +774,184 @@ fn the_cli_runs_the_whole_cycle_and_explains_refusals() {
     assert_eq!(run("mdev list --uuid x").0, Some(2));
     fs::remove_dir_all(&dir).unwrap();
 }
+
+// ---- Attack review (issue 13 item 4): hostile definitions, names, XML and boot.
+
+/// Run `f` on another thread; None when it does not finish in `secs` (a hang).
+fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(secs)).ok()
+}
+
+/// A FIFO, a device node or a directory where mdevctl keeps a definition
+/// file is reported as unusable; reading it never waits for a writer.
+#[test]
+fn a_fifo_in_the_definitions_directory_does_not_hang_list_lookup_or_apply() {
+    let dir = tempdir("fifo");
+    let sim = Arc::new(SimKernel::builtin());
+    let h = Arc::new(host_with(&sim, Some(&dir)));
+    h.mdev_define(&cfg(V4, Some(U1)), Some(true)).unwrap();
+    fs::remove_file(dir.join(IGPU).join(U1)).unwrap();
+    let c = CString::new(dir.join(IGPU).join(U1).as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    fs::create_dir(dir.join(IGPU).join(U2)).unwrap();
+    let h2 = h.clone();
+    let name = MdevId { parent: igpu(), uuid: U1.into() }.node_name();
+    let r = within(10, move || (h2.mdevs().map(|m| m.len()), h2.apply_mdevs(), h2.mdev_lookup(&name).map(drop)));
+    let (listed, applied, looked) = r.expect("listing, applying or looking up a FIFO definition hung");
+    assert_eq!(listed.unwrap(), 0);
+    let applied = applied.unwrap();
+    assert_eq!(applied.iter().filter(|a| a.outcome.contains("not a regular file")).count(), 2, "{applied:?}");
+    let e = looked.unwrap_err();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// At boot an autostart definition whose parent is absent, or not yet a
+/// parent (its driver has not registered it), waits: it is kept and
+/// reported, and `nodedev apply` does not fail for it (as for PCI
+/// definitions of absent devices).
+#[test]
+fn apply_at_boot_reports_a_definition_whose_parent_is_absent_or_unregistered_as_waiting() {
+    let dir = tempdir("boot");
+    let sim = Arc::new(SimKernel::builtin());
+    let h = host_with(&sim, Some(&dir));
+    h.mdev_define(&cfg(V4, Some(U1)), Some(true)).unwrap();
+    // A parent that is not there at all (written as mdevctl would).
+    fs::create_dir_all(dir.join("0000:00:09.0")).unwrap();
+    fs::write(dir.join("0000:00:09.0").join(U2), format!("{{\"mdev_type\": \"{V8}\", \"start\": \"auto\"}}")).unwrap();
+    sim.write("bus/pci/drivers/i915/unbind", IGPU).unwrap();
+    let applied = h.apply_mdevs().unwrap();
+    assert_eq!(applied.len(), 2, "{applied:?}");
+    let absent = applied.iter().find(|a| a.address.contains("0000:00:09.0")).unwrap();
+    assert!(absent.outcome.starts_with("absent"), "{absent:?}");
+    let waiting = applied.iter().find(|a| a.address.contains(IGPU)).unwrap();
+    assert!(waiting.outcome.starts_with("waiting") && waiting.outcome.contains("no driver yet"), "{waiting:?}");
+    assert!(applied.iter().all(|a| !a.done));
+    // The CLI's boot unit: kept, reported, exit 0.
+    let confdir = tempdir("boot-cli");
+    fs::create_dir_all(confdir.join("mdevctl.d").join("0000:00:09.0")).unwrap();
+    fs::write(
+        confdir.join("mdevctl.d").join("0000:00:09.0").join(U2),
+        format!("{{\"mdev_type\": \"{V8}\", \"start\": \"auto\"}}"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nodedev"))
+        .args(["-c", &format!("test:///default?confdir={}", confdir.display()), "apply"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("absent"), "{text}");
+    // Once the parent is back, apply starts it.
+    sim.write("bus/pci/drivers/i915/bind", IGPU).unwrap();
+    assert!(h.apply_mdevs().unwrap().iter().any(|a| a.done && a.address.contains(IGPU)));
+    fs::remove_dir_all(&dir).unwrap();
+    fs::remove_dir_all(&confdir).unwrap();
+}
+
+/// Names of the mdev_UUID_PARENT shape that name no device, malformed in
+/// every way, are VIR_ERR_NO_NODE_DEVICE, as libvirt answers any unknown name.
+#[test]
+fn malformed_mdev_names_are_no_node_device() {
+    let dir = tempdir("names");
+    let uri = CString::new(format!("test:///default?confdir={}", dir.display())).unwrap();
+    let flat = U1.replace('-', "_");
+    let long = format!("mdev_{flat}_{}", "0".repeat(1 << 16));
+    let names = [
+        "mdev_".to_string(),
+        "mdev".to_string(),
+        format!("mdev_{flat}"),
+        format!("mdev_{flat}_"),
+        format!("mdev_{}_0000_00_02_0", flat.to_uppercase()),
+        format!("mdev_{{{flat}}}_0000_00_02_0"),
+        format!("mdev_{flat}_0000_00_02_0_"),
+        format!("mdev_{flat}_0000_00_02_0\n"),
+        format!("mdev_{flat}_0000_00_02"),
+        format!("mdev_{flat}_0000_00_02_9"),
+        format!("mdev_{flat}_ffff_ff_1f_7"),
+        format!("mdev_{flat}_0000_00_09_0"),
+        format!("mdev_{}_0000_00_02_0", flat.replace('_', "-")),
+        format!("mdev_{}é_0000_00_02_0", &flat[..35]),
+        format!("mdev_{}_0000_00_02_0", "é".repeat(18)),
+        format!("mdev_{flat}_0000:00:02.0"),
+        format!("mdev_{flat}_..%2f..%2fetc"),
+        long,
+    ];
+    unsafe {
+        let conn = virConnectOpen(uri.as_ptr());
+        assert!(!conn.is_null());
+        for n in &names {
+            let c = CString::new(n.as_str()).unwrap();
+            let d = virNodeDeviceLookupByName(conn, c.as_ptr());
+            assert!(d.is_null(), "{n}");
+            let (code, _) = last();
+            assert_eq!(code, VIR_ERR_NO_NODE_DEVICE, "{}", n.escape_debug());
+        }
+        virConnectClose(conn);
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// libvirt checks flags before it reads the document (virCheckFlags comes
+/// first in the driver), reads UUIDs as virUUIDParse does (white space
+/// around, dashes optional), and calls a missing type id or an <attr>
+/// without name or value VIR_ERR_CONFIG_UNSUPPORTED.
+#[test]
+fn create_and_define_check_flags_then_read_the_document_as_libvirt() {
+    let dir = tempdir("xmlcodes");
+    let uri = CString::new(format!("test:///default?confdir={}", dir.display())).unwrap();
+    unsafe {
+        let conn = virConnectOpen(uri.as_ptr());
+        let code = |xml: &str, flags: c_uint, define: bool| {
+            let x = CString::new(xml).unwrap();
+            let d = if define {
+                virNodeDeviceDefineXML(conn, x.as_ptr(), flags)
+            } else {
+                virNodeDeviceCreateXML(conn, x.as_ptr(), flags)
+            };
+            if d.is_null() {
+                last().0
+            } else {
+                virNodeDeviceDestroy(d);
+                virNodeDeviceUndefine(d, 0);
+                virNodeDeviceFree(d);
+                virResetLastError();
+                0
+            }
+        };
+        for define in [false, true] {
+            assert_eq!(code("<device>", 2, define), VIR_ERR_INVALID_ARG, "flags first");
+            assert_eq!(
+                code("<device><parent>pci_0000_00_02_0</parent><capability type='mdev'/></device>", 0, define),
+                VIR_ERR_CONFIG_UNSUPPORTED,
+                "no type id"
+            );
+            let attr = format!(
+                "<device><parent>pci_0000_00_02_0</parent><capability type='mdev'><type id='{V8}'/><attr name='x'/></capability></device>"
+            );
+            assert_eq!(code(&attr, 0, define), VIR_ERR_CONFIG_UNSUPPORTED, "attr without value");
+        }
+        // virUUIDParse's spellings: kept as the kernel spells it.
+        let dashless = U2.replace('-', "").to_uppercase();
+        let x = doc("pci_0000_00_02_0", &mdev_cap(V8, &format!("  {dashless}\n")));
+        let d = virNodeDeviceCreateXML(conn, x.as_ptr(), 0);
+        assert!(!d.is_null(), "{:?}", last());
+        assert_eq!(name(d), "mdev_83b8f4f2_509f_382f_3c1e_e6bfe0fa1002_0000_00_02_0");
+        assert_eq!(virNodeDeviceDestroy(d), 0);
+        virNodeDeviceFree(d);
+        // Braces, short, long, non-hex: refused before anything is made.
+        for bad in [format!("{{{U2}}}"), U2[..35].to_string(), format!("{U2}0"), U2.replace('a', "g")] {
+            let x = doc("pci_0000_00_02_0", &mdev_cap(V8, &bad));
+            assert!(virNodeDeviceCreateXML(conn, x.as_ptr(), 0).is_null(), "{bad}");
+            let (code, msg) = last();
+            assert!(code != 0 && msg.contains("UUID") || msg.contains("uuid"), "{bad}: {code} {msg}");
+        }
+        assert_eq!(list(conn, F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV as c_uint).len(), 0);
+        virConnectClose(conn);
+    }
+    let _ = fs::remove_dir_all(&dir);
+}

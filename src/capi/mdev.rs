@@ -34,9 +34,11 @@ pub enum virNodeDeviceDefineXMLFlags {
     VIR_NODE_DEVICE_DEFINE_XML_VALIDATE = 1,
 }
 
-/// The mdev a caller's XML asks for, with libvirt's error classes.
-unsafe fn config_arg(call: &Call, xml: *const c_char) -> Result<MdevConfig, Raised> {
+/// The mdev a caller's XML asks for, with libvirt's error classes. As
+/// libvirt: a NULL document, then the flags, then the document.
+unsafe fn config_arg(call: &Call, xml: *const c_char, flags: c_uint, known: c_uint) -> Result<MdevConfig, Raised> {
     let text = call.req_str("xmlDesc", xml)?;
+    call.check_flags(flags, known)?;
     match parse_mdev_xml(text) {
         Ok(Ok(cfg)) => Ok(cfg),
         Ok(Err(parent)) => Err(Raised::new(
@@ -90,8 +92,7 @@ pub unsafe extern "C" fn virNodeDeviceCreateXML(
     api("virNodeDeviceCreateXML", DOMAIN, ptr::null_mut(), |call| {
         let c = conn_arg(call, conn)?;
         writable(call, &c)?;
-        let cfg = config_arg(call, xmlDesc)?;
-        call.check_flags(flags, virNodeDeviceCreateXMLFlags::VIR_NODE_DEVICE_CREATE_XML_VALIDATE as c_uint)?;
+        let cfg = config_arg(call, xmlDesc, flags, virNodeDeviceCreateXMLFlags::VIR_NODE_DEVICE_CREATE_XML_VALIDATE as c_uint)?;
         let id = c.host.mdev_create(&cfg)?;
         Ok(Arc::into_raw(new_device(call, &c, Node::Mdev(id))?) as virNodeDevicePtr)
     })
@@ -116,8 +117,7 @@ pub unsafe extern "C" fn virNodeDeviceDefineXML(
     api("virNodeDeviceDefineXML", DOMAIN, ptr::null_mut(), |call| {
         let c = conn_arg(call, conn)?;
         writable(call, &c)?;
-        let cfg = config_arg(call, xmlDesc)?;
-        call.check_flags(flags, virNodeDeviceDefineXMLFlags::VIR_NODE_DEVICE_DEFINE_XML_VALIDATE as c_uint)?;
+        let cfg = config_arg(call, xmlDesc, flags, virNodeDeviceDefineXMLFlags::VIR_NODE_DEVICE_DEFINE_XML_VALIDATE as c_uint)?;
         c.host.require(&cfg.parent)?;
         let id = c.host.mdev_define(&cfg, None)?;
         Ok(Arc::into_raw(new_device(call, &c, Node::Mdev(id))?) as virNodeDevicePtr)

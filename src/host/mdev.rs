@@ -600,8 +600,26 @@ impl Host {
         for d in list.into_iter().filter(|d| d.autostart) {
             let id = MdevId { parent: d.parent, uuid: d.uuid.clone() };
             let address = format!("mdev {} on {}", d.uuid, d.parent);
+            let parent_present = self.sysfs.exists(&dev_path(&d.parent, ""));
             let (outcome, done) = match self.live_mdev(&d.uuid) {
                 Some((live, ..)) if live == id => ("active already".to_string(), true),
+                // Not failures at boot: the parent (or its driver's module)
+                // may come later; the definition is kept (as mdevctl does).
+                _ if !parent_present => (
+                    format!("absent: parent {} is not present; the definition is kept for when it appears", d.parent),
+                    false,
+                ),
+                _ if self.mdev_types_if_parent(&d.parent).is_ok_and(|t| t.is_empty()) => (
+                    format!(
+                        "waiting: {} is not a mediated-device parent yet ({}); run 'nodedev apply' again once it is",
+                        d.parent,
+                        match self.driver(&d.parent).ok().flatten() {
+                            Some(drv) => format!("its driver, {drv}, has not registered it"),
+                            None => "it has no driver yet: the module of the driver that offers its types may not be loaded".into(),
+                        }
+                    ),
+                    false,
+                ),
                 _ => match self.mdev_start(&id) {
                     Ok(()) => (format!("started ({})", d.mdev_type), true),
                     Err(e) => (format!("not started: {e}"), false),

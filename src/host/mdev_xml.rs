@@ -249,16 +249,17 @@ pub fn parse_mdev_xml(text: &str) -> Result<Result<MdevConfig, String>, MdevXmlP
     let Some(parent) = parent else {
         return Err(bad("cannot create a mediated device without a parent: add <parent>pci_DDDD_BB_SS_F</parent>"));
     };
+    // libvirt calls these two VIR_ERR_CONFIG_UNSUPPORTED (node_device_conf.c).
     let type_id = cap
         .child("type")
         .and_then(|t| t.attr("id"))
-        .ok_or_else(|| bad("missing <type id='...'/> in the mdev capability"))?
+        .ok_or_else(|| MdevXmlProblem::Unsupported("missing <type id='...'/> in the mdev capability".into()))?
         .to_string();
-    let uuid = cap.child("uuid").map(|u| u.text.trim().to_string());
+    let uuid = cap.child("uuid").map(|u| libvirt_uuid(&u.text).unwrap_or_else(|| u.text.trim().to_string()));
     let mut attrs = Vec::new();
     for a in cap.children.iter().filter(|c| c.name == "attr") {
         let (Some(n), Some(v)) = (a.attr("name"), a.attr("value")) else {
-            return Err(bad("an <attr> needs both name and value"));
+            return Err(MdevXmlProblem::Unsupported("an mdev <attr> needs both name and value".into()));
         };
         attrs.push((n.to_string(), v.to_string()));
     }
@@ -266,6 +267,29 @@ pub fn parse_mdev_xml(text: &str) -> Result<Result<MdevConfig, String>, MdevXmlP
         Some(parent) => Ok(MdevConfig { parent, type_id, uuid, attrs }),
         None => Err(parent),
     })
+}
+
+/// A UUID as libvirt's XML takes it (virUUIDParse's rules): white space
+/// around it, 32 hex digits in pairs, '-' or ' ' allowed between pairs;
+/// returned as the kernel spells it. None for anything else.
+fn libvirt_uuid(text: &str) -> Option<String> {
+    let mut hex = String::with_capacity(32);
+    let mut chars = text.trim_start().chars().peekable();
+    while hex.len() < 32 {
+        match chars.next()? {
+            '-' | ' ' => continue,
+            hi if hi.is_ascii_hexdigit() => {
+                let lo = chars.next().filter(char::is_ascii_hexdigit)?;
+                hex.push(hi.to_ascii_lowercase());
+                hex.push(lo.to_ascii_lowercase());
+            }
+            _ => return None,
+        }
+    }
+    if !chars.all(|c| c.is_ascii_whitespace()) {
+        return None;
+    }
+    Some(format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..]))
 }
 
 fn escape(s: &str) -> String {
@@ -348,7 +372,13 @@ mod tests {
         assert!(xml("<!DOCTYPE x [<!ENTITY a 'b'>]><device/>"));
         assert!(xml("<domain/>"));
         assert!(xml("<device><capability type='mdev'><type id='t'/></capability></device>"), "no parent");
-        assert!(xml("<device><parent>p</parent><capability type='mdev'/></device>"), "no type");
+        assert!(
+            matches!(
+                parse_mdev_xml("<device><parent>p</parent><capability type='mdev'/></device>"),
+                Err(MdevXmlProblem::Unsupported(_))
+            ),
+            "no type: libvirt's VIR_ERR_CONFIG_UNSUPPORTED"
+        );
         assert!(xml(&format!("<device>{}</device>", "<a>".repeat(20) + &"</a>".repeat(20))));
         assert!(matches!(
             parse_mdev_xml("<device><parent>x</parent><capability type='scsi_host'/></device>"),
