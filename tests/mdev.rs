@@ -955,3 +955,27 @@ fn create_and_define_check_flags_then_read_the_document_as_libvirt() {
     }
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// An iommufd VMM holds an mdev through its VFIO cdev
+/// (/dev/vfio/devices/vfioN) and not its group: its removal is refused all
+/// the same, naming the cdev, instead of waiting in the kernel.
+#[test]
+fn an_mdev_held_through_its_vfio_cdev_or_a_device_fd_is_not_removed() {
+    let sim = Arc::new(SimKernel::builtin());
+    let h = host_with(&sim, None);
+    let id = h.mdev_create(&cfg(V8, Some(U1))).unwrap();
+    let cdev = sim.list_dir(&format!("bus/mdev/devices/{U1}/vfio-dev")).unwrap();
+    assert_eq!(cdev.len(), 1, "the kernel's cdev for it");
+    for (pid, kind) in [(4343, nodedev::sysfs::HoldKind::Cdev), (4344, nodedev::sysfs::HoldKind::Device)] {
+        sim.hold_vfio_mdev_as(U1, pid, "qemu-iommufd", kind).unwrap();
+        let e = h.mdev_destroy(&id).unwrap_err();
+        let Error::OperationInvalid(m) = &e else { panic!("{e:?}") };
+        assert!(m.contains(&format!("pid {pid} (qemu-iommufd)")), "{m}");
+        if pid == 4343 {
+            assert!(m.contains(&format!("/dev/vfio/devices/{}", cdev[0])), "{m}");
+        }
+        assert!(sim.exists(&format!("bus/mdev/devices/{U1}")), "nothing written");
+        sim.release_holder(pid);
+    }
+    h.mdev_destroy(&id).unwrap();
+}

@@ -453,20 +453,27 @@ impl Host {
             )));
         }
         let name = id.uuid.clone();
+        // Its VFIO cdev too (Linux >= 6.6): an iommufd VMM opens only that.
+        let cdev = self
+            .sysfs
+            .list_dir(&mdev_path(&name, "vfio-dev"))
+            .ok()
+            .and_then(|names| names.into_iter().find(|n| n.starts_with("vfio")));
+        let dev = VfioDevice { address: &name, group: info.iommu_group, cdev: cdev.as_deref() };
         let scan = self
             .sysfs
-            .vfio_holders(&VfioDevice { address: &name, group: info.iommu_group, cdev: None })
+            .vfio_holders(&dev)
             .map_err(|e| {
                 Error::OperationFailed(format!(
                     "cannot tell whether a process holds mdev {name} through VFIO: reading /proc failed: {e}"
                 ))
             })?;
         if !scan.holders.is_empty() {
-            let who: Vec<String> = scan.holders.iter().map(|h| format!("pid {} ({})", h.pid, h.comm)).collect();
+            let who: Vec<String> =
+                scan.holders.iter().map(|h| format!("pid {} ({}) holds {}", h.pid, h.comm, h.kind.describe(&dev))).collect();
             return Err(Error::OperationInvalid(format!(
-                "mediated device {name} is in use by {}: it holds /dev/vfio/{} (the mdev's IOMMU group); stop it first, the kernel would keep the removal waiting until it lets go",
-                who.join(", "),
-                info.iommu_group.map_or("?".to_string(), |g| g.to_string())
+                "mediated device {name} is in use: {}; stop it first, the kernel would keep the removal waiting until it lets go",
+                who.join(", ")
             )));
         }
         let path = mdev_path(&name, "remove");
