@@ -979,3 +979,32 @@ fn an_mdev_held_through_its_vfio_cdev_or_a_device_fd_is_not_removed() {
     }
     h.mdev_destroy(&id).unwrap();
 }
+
+/// A tree whose type files are hostile: a FIFO for a description, a huge
+/// description, a non-numeric available_instances, a type entry that is a
+/// link out of the tree. Reading the types never hangs, never reads
+/// without bound, and lists what it can.
+#[test]
+fn hostile_mdev_type_files_neither_hang_nor_read_without_bound() {
+    let sim = Arc::new(SimKernel::builtin());
+    let root = tempdir("hostile-types");
+    fs::create_dir_all(root.join("sys")).unwrap();
+    materialize(&sim, "", &root.join("sys"));
+    let types = root.join("sys").join(types_dir(V4)).parent().unwrap().to_path_buf();
+    let fifo = CString::new(types.join(V4).join("description").as_os_str().as_encoded_bytes()).unwrap();
+    fs::remove_file(types.join(V4).join("description")).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let big = fs::File::create(types.join(V8).join("description")).unwrap();
+    big.set_len(64 << 20).unwrap(); // sparse: 64 MiB of zeros
+    // A third type: its count is not a number, its files elsewhere.
+    let outside = root.join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("available_instances"), "lots\n").unwrap();
+    std::os::unix::fs::symlink(&outside, types.join("i915-evil")).unwrap();
+    let real = Arc::new(Host::new(Arc::new(HostSysfs::new(&root)), StateStore::memory(), HostOptions::default()));
+    let r = real.clone();
+    let got = within(20, move || r.mdev_types(&igpu())).expect("reading a FIFO description hung").unwrap();
+    assert_eq!(got.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), [V4, V8], "the unreadable count: left out");
+    assert!(got.iter().all(|t| t.description.as_ref().is_none_or(|d| d.len() < (1 << 20))), "bounded");
+    fs::remove_dir_all(&root).unwrap();
+}

@@ -132,6 +132,19 @@ fn kernel_vfio_aliases() -> io::Result<&'static [ModuleAlias]> {
 /// final empty read would be a third of the cost. A sysfs attribute (at most
 /// a page) comes back whole from one read, and a regular file reads short only
 /// at its end, so a read that does not fill the buffer is the last one.
+/// A text attribute is at most a page: a file larger than `MAX_ATTRIBUTE`
+/// (in a test tree, a link to /dev/zero) is refused with EFBIG rather
+/// than read until memory runs out.
+const MAX_ATTRIBUTE: usize = 1 << 20;
+
+/// Open an attribute to read: O_NONBLOCK so that a FIFO (a test tree's, or
+/// a crafted one) opens without waiting for a writer and reads empty, and
+/// O_NOCTTY so that a terminal never becomes the controlling one.
+fn open_attribute(path: &std::path::Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(path)
+}
+
 fn read_attribute(mut file: fs::File) -> io::Result<Vec<u8>> {
     use std::io::Read;
     let mut out = vec![0u8; 4096];
@@ -143,6 +156,9 @@ fn read_attribute(mut file: fs::File) -> io::Result<Vec<u8>> {
                 if len < out.len() {
                     out.truncate(len);
                     return Ok(out);
+                }
+                if out.len() >= MAX_ATTRIBUTE {
+                    return Err(io::Error::from_raw_os_error(libc::EFBIG));
                 }
                 out.resize(out.len() * 2, 0);
             }
@@ -211,7 +227,7 @@ fn list_directory(path: &std::path::Path) -> io::Result<Vec<String>> {
 
 impl Sysfs for HostSysfs {
     fn read(&self, path: &str) -> io::Result<String> {
-        let bytes = read_attribute(fs::File::open(self.path(path)?)?)?;
+        let bytes = read_attribute(open_attribute(&self.path(path)?)?)?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
