@@ -1008,3 +1008,25 @@ fn hostile_mdev_type_files_neither_hang_nor_read_without_bound() {
     assert!(got.iter().all(|t| t.description.as_ref().is_none_or(|d| d.len() < (1 << 20))), "bounded");
     fs::remove_dir_all(&root).unwrap();
 }
+
+/// An unusable mdevctl file (hostile JSON: wrong types, not an object)
+/// for a live mdev does not keep the device from being removed, and
+/// undefine removes the file itself, as mdevctl undefine does.
+#[test]
+fn an_unusable_definition_neither_pins_a_live_mdev_nor_resists_undefine() {
+    let dir = tempdir("junk");
+    let sim = Arc::new(SimKernel::builtin());
+    let h = host_with(&sim, Some(&dir));
+    let live = h.mdev_create(&cfg(V4, Some(U1))).unwrap();
+    let defined = h.mdev_define(&cfg(V8, Some(U2)), Some(false)).unwrap();
+    fs::write(dir.join(IGPU).join(U1), r#"{"mdev_type": 7, "start": ["auto"]}"#).unwrap();
+    fs::write(dir.join(IGPU).join(U2), "[]").unwrap();
+    h.mdev_destroy(&live).unwrap();
+    assert!(!sim.exists(&format!("bus/mdev/devices/{U1}")));
+    for id in [&live, &defined] {
+        h.mdev_undefine(id).unwrap();
+        assert!(!dir.join(IGPU).join(&id.uuid).exists());
+        assert!(matches!(h.mdev_undefine(id), Err(Error::NoDevice(_))));
+    }
+    fs::remove_dir_all(&dir).unwrap();
+}

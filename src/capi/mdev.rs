@@ -194,7 +194,6 @@ pub unsafe extern "C" fn virNodeDeviceUndefine(dev: virNodeDevicePtr, flags: c_u
             d.conn.host.require_node(&d.node)?;
             return Err(unsupported_type(call, &d));
         };
-        d.conn.host.mdev(id)?;
         d.conn.host.mdev_undefine(id)?;
         Ok(0)
     })

@@ -441,17 +441,25 @@ impl Host {
     #[doc(hidden)]
     pub fn mdev_destroy(&self, id: &MdevId) -> Result<()> {
         self.check_mdev_writable(&id.parent, "remove a mediated device of")?;
-        // As libvirt: an unknown device is "no such device" before anyone is asked.
-        self.mdev(id)?;
+        // Only the live device matters here: an unusable definition file
+        // of it must not keep it from being removed.
+        let live = || self.live_mdev(&id.uuid).filter(|l| l.0 == *id).map(|l| l.3);
+        let not_active = || -> Error {
+            // As libvirt: an unknown device is "no such device".
+            match self.mdev(id) {
+                Err(e) => e,
+                Ok(_) => Error::OperationInvalid(format!(
+                    "mediated device {} is not active (defined only): nothing to stop",
+                    id.uuid
+                )),
+            }
+        };
+        if live().is_none() {
+            return Err(not_active());
+        }
         self.authorize_mdev(Operation::MdevDestroy, id, None)?;
         let _lock = self.lock_mdev_parent(&id.parent)?;
-        let info = self.mdev(id)?;
-        if !info.active {
-            return Err(Error::OperationInvalid(format!(
-                "mediated device {} is not active (defined only): nothing to stop",
-                id.uuid
-            )));
-        }
+        let Some(iommu_group) = live() else { return Err(not_active()) };
         let name = id.uuid.clone();
         // Its VFIO cdev too (Linux >= 6.6): an iommufd VMM opens only that.
         let cdev = self
@@ -459,7 +467,7 @@ impl Host {
             .list_dir(&mdev_path(&name, "vfio-dev"))
             .ok()
             .and_then(|names| names.into_iter().find(|n| n.starts_with("vfio")));
-        let dev = VfioDevice { address: &name, group: info.iommu_group, cdev: cdev.as_deref() };
+        let dev = VfioDevice { address: &name, group: iommu_group, cdev: cdev.as_deref() };
         let scan = self
             .sysfs
             .vfio_holders(&dev)
@@ -531,7 +539,11 @@ impl Host {
     pub fn mdev_undefine(&self, id: &MdevId) -> Result<()> {
         let defs = self.mdev_definitions()?;
         self.check_mdev_writable(&id.parent, "undefine a mediated device of")?;
-        self.mdev(id)?;
+        // An unusable definition file is still one to remove (as mdevctl undefine does).
+        let live = self.live_mdev(&id.uuid).is_some_and(|l| l.0 == *id);
+        if !live && matches!(defs.get(&id.parent, &id.uuid), Ok(None)) {
+            return Err(Self::no_mdev(id));
+        }
         self.authorize_mdev(Operation::MdevUndefine, id, None)?;
         let _lock = self.lock_mdev_parent(&id.parent)?;
         if !defs.remove(&id.parent, &id.uuid)? {
