@@ -136,6 +136,22 @@ impl MdevDefinitions {
         &self.dir
     }
 
+    /// The parent's directory when it is a real one: Ok(None) when absent;
+    /// a symlink (or file) there is refused, so that no definition is read
+    /// from, or removed in, a directory elsewhere.
+    fn parent_dir(&self, parent: &PciAddress) -> Result<Option<PathBuf>> {
+        let dir = self.dir.join(parent.to_string());
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => Ok(Some(dir)),
+            Ok(_) => Err(Error::System(format!(
+                "{} is not a directory (a symlink or file is refused); fix or remove it",
+                dir.display()
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(sys_err("cannot read the mdev definitions directory", &dir, e)),
+        }
+    }
+
     fn path(&self, parent: &PciAddress, uuid: &str) -> PathBuf {
         self.dir.join(parent.to_string()).join(uuid)
     }
@@ -176,6 +192,9 @@ impl MdevDefinitions {
 
     /// Remove a definition; Ok(false) when there was none.
     pub fn remove(&self, parent: &PciAddress, uuid: &str) -> Result<bool> {
+        if self.parent_dir(parent)?.is_none() {
+            return Ok(false);
+        }
         let path = self.path(parent, uuid);
         match fs::remove_file(&path) {
             Ok(()) => {
@@ -190,6 +209,9 @@ impl MdevDefinitions {
     }
 
     pub fn get(&self, parent: &PciAddress, uuid: &str) -> Result<Option<MdevDefinition>> {
+        if self.parent_dir(parent)?.is_none() {
+            return Ok(None);
+        }
         let path = self.path(parent, uuid);
         // O_NONBLOCK: a FIFO put there opens without waiting for a writer
         // (and is refused below); a symlink is refused by O_NOFOLLOW.
@@ -233,7 +255,15 @@ impl MdevDefinitions {
         parents.sort();
         let (mut defs, mut problems) = (Vec::new(), Vec::new());
         for p in parents {
-            let mut uuids: Vec<String> = read(&self.dir.join(p.to_string()))?
+            let dir = match self.parent_dir(&p) {
+                Ok(Some(dir)) => dir,
+                Ok(None) => continue,
+                Err(e) => {
+                    problems.push(e.to_string());
+                    continue;
+                }
+            };
+            let mut uuids: Vec<String> = read(&dir)?
                 .into_iter()
                 .filter(|n| canonical_uuid(n).as_deref() == Some(n.as_str()))
                 .collect();

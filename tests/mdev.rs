@@ -1030,3 +1030,37 @@ fn an_unusable_definition_neither_pins_a_live_mdev_nor_resists_undefine() {
     }
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A parent directory in mdevctl's tree that is a symlink elsewhere is
+/// reported, never read from, and undefine removes nothing through it;
+/// type ids that would climb out of `mdev_supported_types` are refused
+/// before anything is written.
+#[test]
+fn a_symlinked_parent_directory_is_refused_and_type_ids_stay_inside() {
+    let dir = tempdir("symlinked");
+    let elsewhere = tempdir("elsewhere");
+    fs::create_dir_all(&elsewhere).unwrap();
+    fs::write(elsewhere.join(U1), format!("{{\"mdev_type\": \"{V4}\", \"start\": \"auto\"}}")).unwrap();
+    fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, dir.join(IGPU)).unwrap();
+    let sim = Arc::new(SimKernel::builtin());
+    let h = host_with(&sim, Some(&dir));
+    assert!(h.mdevs().unwrap().is_empty(), "nothing read through the link");
+    let applied = h.apply_mdevs().unwrap();
+    assert!(applied.iter().any(|a| !a.done && a.outcome.contains("not a directory")), "{applied:?}");
+    assert!(!sim.exists(&format!("bus/mdev/devices/{U1}")), "not started from elsewhere");
+    let id = MdevId { parent: igpu(), uuid: U1.into() };
+    assert!(h.mdev_undefine(&id).is_err());
+    assert!(elsewhere.join(U1).exists(), "nothing removed elsewhere");
+    assert!(h.mdev_define(&cfg(V4, Some(U1)), None).is_err(), "nothing written through the link");
+    fs::remove_file(dir.join(IGPU)).unwrap();
+
+    let writes = sim.writes().len();
+    for t in ["..", ".", "a/b", "../../../../bus/pci/drivers/i915/unbind", "", "x\0y"] {
+        let e = h.mdev_create(&cfg(t, Some(U1))).unwrap_err();
+        assert!(matches!(e, Error::InvalidArg(_)), "{t:?}: {e}");
+    }
+    assert_eq!(sim.writes().len(), writes, "nothing written");
+    fs::remove_dir_all(&dir).unwrap();
+    fs::remove_dir_all(&elsewhere).unwrap();
+}
