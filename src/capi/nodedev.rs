@@ -392,9 +392,9 @@ pub unsafe extern "C" fn virNodeDeviceLookupByName(conn: virConnectPtr, name: *c
         // VIR_ERR_NO_NODE_DEVICE (clients test for it to mean "not there").
         // A PCI name: the handle's readlink (new_device) checks that the
         // device exists; other names are looked up in the tree.
-        let node = match crate::address::PciAddress::parse(&name) {
-            Ok(addr) => Ok(Node::Pci(addr)),
-            Err(_) => c.host.lookup_node(&name),
+        let node = match crate::host::pci_by_name(&name) {
+            Some(addr) => Ok(Node::Pci(addr)),
+            None => c.host.lookup_node(&name),
         };
         let node = node.map_err(|e| match e {
             crate::Error::InvalidArg(m) => Raised::new(

@@ -27,7 +27,7 @@ pub use device::{parent_name_of, DeviceInfo, DeviceSummary};
 pub use group::{Group, GroupMember};
 pub use mdev::{MdevConfig, MdevId, MdevInfo, MdevType};
 pub use mdev_xml::{parse_mdev_xml, MdevXmlProblem};
-pub use node::{net_node_name, NetIface, NetInfo, Node, PciExtras, SystemInfo, CAP_NAMES};
+pub use node::{net_node_name, pci_by_name, NetIface, NetInfo, Node, PciExtras, SystemInfo, CAP_NAMES};
 pub use ops::DetachOptions;
 pub use pcie::{from_config as pcie_from_config, Bridge, PcieInfo, PcieLink};
 pub use persistent::Applied;

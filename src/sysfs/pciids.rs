@@ -30,6 +30,11 @@ pub fn locate(root: &Path) -> Option<PathBuf> {
     LOCATIONS.iter().map(|rel| root.join(rel)).find(|p| p.is_file())
 }
 
+/// The largest file taken as a database: the real one is under 2 MB. A
+/// bigger file (a sparse one, a device node's contents) would make every
+/// lookup scan it and fill the page cache: it is ignored, names stay empty.
+pub const MAX_LEN: u64 = 64 << 20;
+
 /// A read-only mapping of a whole file.
 struct Mapping {
     ptr: *const u8,
@@ -45,7 +50,11 @@ impl Mapping {
     fn open(path: &Path) -> io::Result<Mapping> {
         use std::os::fd::AsRawFd;
         let file = fs::File::open(path)?;
-        let len = usize::try_from(file.metadata()?.len()).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+        let len = file.metadata()?.len();
+        if len > MAX_LEN {
+            return Err(io::Error::from_raw_os_error(libc::EFBIG));
+        }
+        let len = len as usize;
         if len == 0 {
             return Ok(Mapping { ptr: std::ptr::null(), len: 0 });
         }
