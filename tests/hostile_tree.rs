@@ -293,3 +293,31 @@ fn a_database_too_big_to_be_pci_ids_is_ignored() {
     let xml = h.xml(&nodedev::PciAddress::parse("0000:04:00.0").unwrap()).unwrap();
     assert!(xml.contains("<vendor id='0x8086'>Intel Corporation</vendor>"), "{xml}");
 }
+
+#[test]
+fn an_mdev_parent_with_vpd_validates() {
+    // A GPU offering mdev types that carries VPD too: libvirt writes the
+    // types before the VPD, and the schema takes no other order.
+    let dir = tree("mdev-vpd");
+    let pf = dev_dir(&dir, "0000:04:00.0").join("vpd");
+    fs::copy(&pf, dev_dir(&dir, "0000:00:02.0").join("vpd")).unwrap();
+    let h = open(&dir);
+    let docs = documents(&h);
+    let gpu = &docs.iter().find(|(n, _)| n == "pci_0000_00_02_0").unwrap().1;
+    let (types, vpd) = (gpu.find("type='mdev_types'").unwrap(), gpu.find("type='vpd'").unwrap());
+    assert!(types < vpd, "{gpu}");
+    check("mdev parent with vpd", &docs);
+}
+
+#[test]
+fn a_function_is_listed_once_whatever_else_its_directory_holds() {
+    let dir = tree("spellings");
+    let devices = dir.join("sys/bus/pci/devices");
+    let target = fs::read_link(devices.join("0000:04:00.0")).unwrap();
+    for other in ["pci_0000_04_00_0", "0000:04:00.0.bak", "00000000:04:00.0"] {
+        symlink(&target, devices.join(other)).unwrap();
+    }
+    let h = open(&dir);
+    let names: Vec<String> = h.nodes().unwrap().iter().map(|n| n.name()).collect();
+    assert_eq!(names.iter().filter(|n| *n == "pci_0000_04_00_0").count(), 1, "{names:?}");
+}

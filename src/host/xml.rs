@@ -69,14 +69,15 @@ pub fn render(d: &DeviceInfo, extras: &PciExtras) -> String {
         }
         let _ = writeln!(x, "    </capability>");
     }
-    // ---- libvirt's device tree (tree): bridge type and VPD ----
+    // ---- libvirt's device tree (tree): bridge type, mdev types, then VPD
+    // (virNodeDeviceCapPCIDefFormat's order, which nodedev.rng requires) ----
     if let Some(b) = extras.bridge {
         let _ = writeln!(x, "    <capability type='{}'/>", b.libvirt_name());
     }
+    x.push_str(&super::mdev_xml::render_mdev_types(&d.mdev_types));
     if let Some(v) = &extras.vpd {
         render_vpd(&mut x, v);
     }
-    x.push_str(&super::mdev_xml::render_mdev_types(&d.mdev_types));
     if let Some(g) = d.iommu_group {
         let _ = writeln!(x, "    <iommuGroup number='{g}'>");
         for m in &d.group_members {
