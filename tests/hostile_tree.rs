@@ -321,3 +321,13 @@ fn a_function_is_listed_once_whatever_else_its_directory_holds() {
     let names: Vec<String> = h.nodes().unwrap().iter().map(|n| n.name()).collect();
     assert_eq!(names.iter().filter(|n| *n == "pci_0000_04_00_0").count(), 1, "{names:?}");
 }
+
+#[test]
+fn an_attribute_bigger_than_the_kernel_writes_is_not_read_whole() {
+    let dir = tree("big-attribute");
+    dmi(&dir, "product_name", &vec![b'P'; 2 << 20]);
+    dmi(&dir, "sys_vendor", b"QEMU\n");
+    let h = open(&dir);
+    let xml = h.node_xml(&h.lookup_node("computer").unwrap()).unwrap();
+    assert!(!xml.contains("<product>") && xml.contains("<vendor>QEMU</vendor>"), "{} bytes", xml.len());
+}
