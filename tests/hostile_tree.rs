@@ -331,3 +331,52 @@ fn an_attribute_bigger_than_the_kernel_writes_is_not_read_whole() {
     let xml = h.node_xml(&h.lookup_node("computer").unwrap()).unwrap();
     assert!(!xml.contains("<product>") && xml.contains("<vendor>QEMU</vendor>"), "{} bytes", xml.len());
 }
+
+#[test]
+fn a_listing_does_not_fail_for_a_device_removed_meanwhile() {
+    use nodedev::capi::connect::{virConnectClose, virConnectOpenReadOnly};
+    use nodedev::capi::nodedev::{virConnectListAllNodeDevices, virNodeDeviceFree, virNodeDevicePtr};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let dir = tree("removed-meanwhile");
+    let link = dir.join("sys/bus/pci/devices/0000:04:10.4");
+    let target = fs::read_link(&link).unwrap();
+    // Another tool removes and re-creates a VF over and over.
+    let stop = Arc::new(AtomicBool::new(false));
+    let churn = {
+        let (stop, link) = (stop.clone(), link.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = fs::remove_file(&link);
+                std::thread::yield_now();
+                let _ = symlink(&target, &link);
+                std::thread::yield_now();
+            }
+        })
+    };
+    let uri = format!("nodedev:///system?root={}&statedir={}/state", dir.display(), dir.display());
+    let uri = std::ffi::CString::new(uri).unwrap();
+    let (mut failures, mut sizes) = (Vec::new(), std::collections::BTreeSet::new());
+    unsafe {
+        let conn = virConnectOpenReadOnly(uri.as_ptr());
+        assert!(!conn.is_null());
+        for _ in 0..400 {
+            let mut devs: *mut virNodeDevicePtr = std::ptr::null_mut();
+            let n = virConnectListAllNodeDevices(conn, &mut devs, 0);
+            if n < 0 {
+                failures.push(std::ffi::CStr::from_ptr(nodedev::capi::error::virGetLastErrorMessage()).to_string_lossy().into_owned());
+                continue;
+            }
+            sizes.insert(n);
+            for i in 0..n as usize {
+                virNodeDeviceFree(*devs.add(i));
+            }
+            libc::free(devs.cast());
+        }
+        virConnectClose(conn);
+    }
+    stop.store(true, Ordering::Relaxed);
+    churn.join().unwrap();
+    assert!(failures.is_empty(), "{} of 400 listings failed: {:?}", failures.len(), failures.first());
+    assert!(sizes.iter().all(|n| (24..=25).contains(n)), "{sizes:?}");
+}
