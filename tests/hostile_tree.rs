@@ -53,9 +53,9 @@ fn documents(h: &Host) -> Vec<(String, String)> {
 /// validates against libvirt's schema.
 fn check(what: &str, docs: &[(String, String)]) {
     for (name, xml) in docs {
-        let bad = xml.chars().find(|&c| {
-            !matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
-        });
+        let bad = xml.chars().find(
+            |&c| !matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..),
+        );
         assert!(bad.is_none(), "{what}: {name} has {bad:?}, not allowed in XML:\n{xml}");
     }
     let r = common::validate_nodedev_xml(docs).expect("xmllint and nodedev.rng are installed (CI installs them)");
@@ -98,7 +98,8 @@ fn hostile_strings_give_well_formed_documents_that_validate() {
     fs::create_dir_all(&ids).unwrap();
     fs::write(
         ids.join("pci.ids"),
-        b"8086  Intel <&> \x01\x02 \xff Corp\n\t10c9  82576 \x0b\x0c\"'\n1af4  Red\x1fHat\n\t1000  virtio\x00net\n".as_slice(),
+        b"8086  Intel <&> \x01\x02 \xff Corp\n\t10c9  82576 \x0b\x0c\"'\n1af4  Red\x1fHat\n\t1000  virtio\x00net\n"
+            .as_slice(),
     )
     .unwrap();
     // Interfaces: control bytes and UTF-8 in names, no address, a zero
@@ -106,12 +107,7 @@ fn hostile_strings_give_well_formed_documents_that_validate() {
     add_iface(&dir, "0000:03:02.0", b"e\x01t<h>&", Some(b"52:54:00:aa:bb:01\n"));
     add_iface(&dir, "0000:03:02.0", "n\u{e9}t-0.1".as_bytes(), Some(b"\n"));
     add_iface(&dir, "0000:03:02.0", b"zero", Some(b"00:00:00:00:00:00\n"));
-    add_iface(
-        &dir,
-        "0000:03:02.0",
-        b"ib0",
-        Some(b"80:00:02:08:fe:80:00:00:00:00:00:00:00:02:c9:03:00:0a:0b:0c\n"),
-    );
+    add_iface(&dir, "0000:03:02.0", b"ib0", Some(b"80:00:02:08:fe:80:00:00:00:00:00:00:00:02:c9:03:00:0a:0b:0c\n"));
     add_iface(&dir, "0000:03:02.0", b"mac", Some(b"<a href='x'>\xff\n"));
     let h = open(&dir);
     let docs = documents(&h);
@@ -126,7 +122,10 @@ fn hostile_strings_give_well_formed_documents_that_validate() {
     let pf = xml("pci_0000_04_00_0");
     assert!(pf.contains("<vendor id='0x8086'>Intel &lt;&amp;&gt;  \u{fffd} Corp</vendor>"), "{pf}");
     let odd = xml("net_e_t_h___52_54_00_aa_bb_01");
-    assert!(odd.contains("<interface>et&lt;h&gt;&amp;</interface>") && odd.contains("/net/et&lt;h&gt;&amp;</path>"), "{odd}");
+    assert!(
+        odd.contains("<interface>et&lt;h&gt;&amp;</interface>") && odd.contains("/net/et&lt;h&gt;&amp;</path>"),
+        "{odd}"
+    );
     let ib = xml("net_ib0_80_00_02_08_fe_80_00_00_00_00_00_00_00_02_c9_03_00_0a_0b_0c");
     assert!(!ib.contains("<address>"), "20 bytes are no `mac`:\n{ib}");
     assert!(xml("net_zero_00_00_00_00_00_00").contains("<address>00:00:00:00:00:00</address>"));
@@ -213,8 +212,8 @@ fn hostile_config_spaces_end_and_validate() {
 #[test]
 fn names_that_are_not_exactly_a_devices_are_no_node_device() {
     use nodedev::capi::connect::{virConnectClose, virConnectOpen};
-    use nodedev::capi::nodedev::{virNodeDeviceFree, virNodeDeviceLookupByName};
     use nodedev::capi::error::virGetLastErrorCode;
+    use nodedev::capi::nodedev::{virNodeDeviceFree, virNodeDeviceLookupByName};
     let h = open(&tree("lookups"));
     let pf = h.lookup_node("pci_0000_04_00_0").unwrap();
     assert_eq!(h.lookup_node("0000:04:00.0").unwrap(), pf, "the kernel's name too");
@@ -364,7 +363,11 @@ fn a_listing_does_not_fail_for_a_device_removed_meanwhile() {
             let mut devs: *mut virNodeDevicePtr = std::ptr::null_mut();
             let n = virConnectListAllNodeDevices(conn, &mut devs, 0);
             if n < 0 {
-                failures.push(std::ffi::CStr::from_ptr(nodedev::capi::error::virGetLastErrorMessage()).to_string_lossy().into_owned());
+                failures.push(
+                    std::ffi::CStr::from_ptr(nodedev::capi::error::virGetLastErrorMessage())
+                        .to_string_lossy()
+                        .into_owned(),
+                );
                 continue;
             }
             sizes.insert(n);
