@@ -144,8 +144,10 @@ fn entry(line: &[u8], depth: usize) -> Option<(u16, String)> {
         return None;
     }
     let id = u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
-    let name = String::from_utf8_lossy(&rest[4..]).trim().to_string();
-    Some((id, name))
+    // Control characters (an escape sequence in a tampered file) are left
+    // out: names reach terminals (`nodedev list`) and XML.
+    let name: String = String::from_utf8_lossy(&rest[4..]).chars().filter(|c| !c.is_control()).collect();
+    Some((id, name.trim().to_string()))
 }
 
 /// The vendor line's id, without building its name.
@@ -401,5 +403,13 @@ C 02  Network controller
             assert_eq!(n.vendor.as_ref(), vendors.get(&v), "{v:04x}:{d:04x}");
         }
         assert!(devices.len() > 1000, "only {} devices in {}", devices.len(), path.display());
+    }
+
+    #[test]
+    fn control_characters_in_a_name_are_left_out() {
+        let data = b"8086  Intel\x1b[2J Corp\x07\n\t10c9  82576\x00 Gigabit\r\n";
+        let n = lookup(data, 0x8086, 0x10c9);
+        assert_eq!(n.vendor.as_deref(), Some("Intel[2J Corp"));
+        assert_eq!(n.product.as_deref(), Some("82576 Gigabit"));
     }
 }
