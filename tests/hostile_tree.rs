@@ -305,6 +305,8 @@ fn an_mdev_parent_with_vpd_validates() {
     let gpu = &docs.iter().find(|(n, _)| n == "pci_0000_00_02_0").unwrap().1;
     let (types, vpd) = (gpu.find("type='mdev_types'").unwrap(), gpu.find("type='vpd'").unwrap());
     assert!(types < vpd, "{gpu}");
+    let node = h.lookup_node("pci_0000_00_02_0").unwrap();
+    assert_eq!(h.node_caps(&node).unwrap(), vec!["pci", "mdev_types", "vpd"], "virNodeDeviceListCaps's order");
     check("mdev parent with vpd", &docs);
 }
 

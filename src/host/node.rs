@@ -310,12 +310,13 @@ impl Host {
             Node::Net(_) => vec!["net"],
             Node::Mdev(_) => vec!["mdev"],
             Node::Pci(a) => {
+                // libvirt's order (virNodeDeviceCapsListExport): mdev types, then VPD.
                 let mut caps = vec!["pci"];
-                if self.vpd(a).is_some() {
-                    caps.push("vpd");
-                }
                 if self.sysfs.exists(&dev_path(a, "mdev_supported_types")) {
                     caps.push("mdev_types");
+                }
+                if self.vpd(a).is_some() {
+                    caps.push("vpd");
                 }
                 caps
             }
