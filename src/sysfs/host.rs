@@ -127,14 +127,9 @@ fn kernel_vfio_aliases() -> io::Result<&'static [ModuleAlias]> {
     parsed(VFIO.get_or_init(|| read_kernel_aliases(|t| modalias::parse_prefixed(t, modalias::VFIO_PREFIX))))
 }
 
-/// An attribute's bytes in as few syscalls as possible (open, read, close):
-/// enumeration reads a few files per device, so `fs::read`'s extra statx and
-/// final empty read would be a third of the cost. A sysfs attribute (at most
-/// a page) comes back whole from one read, and a regular file reads short only
-/// at its end, so a read that does not fill the buffer is the last one.
-/// A text attribute is at most a page: a file larger than `MAX_ATTRIBUTE`
-/// (in a test tree, a link to /dev/zero) is refused with EFBIG rather
-/// than read until memory runs out.
+/// The most an attribute read returns: the kernel's text attributes are a
+/// page at most. A bigger file (a tree under root= whose attribute links to
+/// /dev/zero or is huge) is refused with EFBIG rather than read whole.
 const MAX_ATTRIBUTE: usize = 1 << 20;
 
 /// Open an attribute to read: O_NONBLOCK so that a FIFO (a test tree's, or
@@ -145,6 +140,11 @@ fn open_attribute(path: &std::path::Path) -> io::Result<fs::File> {
     fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(path)
 }
 
+/// An attribute's bytes in as few syscalls as possible (open, read, close):
+/// enumeration reads a few files per device, so `fs::read`'s extra statx and
+/// final empty read would be a third of the cost. A sysfs attribute (at most
+/// a page) comes back whole from one read, and a regular file reads short only
+/// at its end, so a read that does not fill the buffer is the last one.
 fn read_attribute(mut file: fs::File) -> io::Result<Vec<u8>> {
     use std::io::Read;
     let mut out = vec![0u8; 4096];
