@@ -12,22 +12,19 @@
 
 int main(int argc, char **argv)
 {
-    int print = argc > 1 && strcmp(argv[1], "-p") == 0;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *out = print ? stdout : open_memstream(&buf, &len);
+    struct pcix_out out;
     struct pci_access *pacc = pci_alloc();
     struct pci_dev *d;
-    int n = 0;
 
-    if (!out)
+    if (pcix_open(&out, argc, argv) < 0)
         return 1;
     pci_init(pacc);
     pci_scan_bus(pacc);
     for (d = pacc->devices; d; d = d->next) {
         char addr[16], dir[PATH_MAX], target[PATH_MAX], path[PATH_MAX + 8];
         char vbuf[256], dbuf[256], parent[64] = "computer";
-        const char *vname, *pname, *group, *driver, *rel;
+        const char *group, *rel;
+        struct pcix_dev x;
         ssize_t k;
 
         pci_fill_info(d, PCI_FILL_IDENT | PCI_FILL_CLASS | PCI_FILL_CLASS_EXT | PCI_FILL_NUMA_NODE |
@@ -44,20 +41,24 @@ int main(int argc, char **argv)
         if (d->parent)
             snprintf(parent, sizeof(parent), "pci_%04x_%02x_%02x_%d", d->parent->domain, d->parent->bus,
                      d->parent->dev, d->parent->func);
-        vname = pci_lookup_name(pacc, vbuf, sizeof(vbuf), PCI_LOOKUP_VENDOR | PCI_LOOKUP_NO_NUMBERS, d->vendor_id);
-        pname = pci_lookup_name(pacc, dbuf, sizeof(dbuf), PCI_LOOKUP_DEVICE | PCI_LOOKUP_NO_NUMBERS, d->vendor_id,
-                                d->device_id);
         group = pci_get_string_property(d, PCI_FILL_IOMMU_GROUP);
-        driver = pci_get_string_property(d, PCI_FILL_DRIVER);
-        pcix_head(out, addr, path, parent, driver, (unsigned)d->device_class << 8 | d->prog_if, d->vendor_id,
-                  d->device_id, vname, pname);
-        pcix_tail(out, dir, group ? atoi(group) : -1, d->numa_node);
-        n++;
+        x = (struct pcix_dev){
+            .addr = addr,
+            .path = path,
+            .parent = parent,
+            .driver = pci_get_string_property(d, PCI_FILL_DRIVER),
+            .klass = (unsigned)d->device_class << 8 | d->prog_if,
+            .vendor = d->vendor_id,
+            .device = d->device_id,
+            .vname = pci_lookup_name(pacc, vbuf, sizeof(vbuf), PCI_LOOKUP_VENDOR | PCI_LOOKUP_NO_NUMBERS, d->vendor_id),
+            .pname = pci_lookup_name(pacc, dbuf, sizeof(dbuf), PCI_LOOKUP_DEVICE | PCI_LOOKUP_NO_NUMBERS,
+                                     d->vendor_id, d->device_id),
+            .dir = dir,
+            .group = group ? atoi(group) : -1,
+            .numa = d->numa_node,
+        };
+        pcix_device(&out, &x);
     }
     pci_cleanup(pacc);
-    fclose(out);
-    if (!print)
-        printf("%d devices, %zu bytes of XML\n", n, len);
-    free(buf);
-    return 0;
+    return pcix_close(&out);
 }

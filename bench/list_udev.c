@@ -20,16 +20,12 @@ static unsigned attr_hex(struct udev_device *d, const char *name)
 
 int main(int argc, char **argv)
 {
-    int print = argc > 1 && strcmp(argv[1], "-p") == 0;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *out = print ? stdout : open_memstream(&buf, &len);
+    struct pcix_out out;
     struct udev *udev = udev_new();
     struct udev_enumerate *en;
     struct udev_list_entry *e;
-    int n = 0;
 
-    if (!udev || !out)
+    if (!udev || pcix_open(&out, argc, argv) < 0)
         return 1;
     en = udev_enumerate_new(udev);
     udev_enumerate_add_match_subsystem(en, "pci");
@@ -42,7 +38,8 @@ int main(int argc, char **argv)
         struct udev_device *p;
         struct pci_id_match m = {0};
         const char *vname = NULL, *pname = NULL, *klass, *numa, *group_link;
-        char parent[64] = "computer", target[PATH_MAX];
+        char parent[64] = "computer", target[PATH_MAX], path[PATH_MAX];
+        struct pcix_dev x;
         int group = -1;
         ssize_t k;
 
@@ -59,27 +56,30 @@ int main(int argc, char **argv)
             pcix_node_name(parent, sizeof(parent), udev_device_get_sysname(p));
         numa = udev_device_get_sysattr_value(d, "numa_node");
         /* libvirt: virPCIDeviceAddressGetIOMMUGroupNum, a readlink. */
-        {
-            char path[PATH_MAX];
-            snprintf(path, sizeof(path), "%s/iommu_group", udev_device_get_syspath(d));
-            if ((k = readlink(path, target, sizeof(target) - 1)) > 0) {
-                target[k] = 0;
-                group_link = strrchr(target, '/');
-                group = atoi(group_link ? group_link + 1 : target);
-            }
+        snprintf(path, sizeof(path), "%s/iommu_group", udev_device_get_syspath(d));
+        if ((k = readlink(path, target, sizeof(target) - 1)) > 0) {
+            target[k] = 0;
+            group_link = strrchr(target, '/');
+            group = atoi(group_link ? group_link + 1 : target);
         }
-        pcix_head(out, udev_device_get_sysname(d), udev_device_get_syspath(d), parent,
-                  udev_device_get_driver(d), klass ? (unsigned)strtoul(klass, NULL, 16) : 0,
-                  m.vendor_id, m.device_id, vname, pname);
-        pcix_tail(out, udev_device_get_syspath(d), group, numa ? strtol(numa, NULL, 10) : -1);
+        x = (struct pcix_dev){
+            .addr = udev_device_get_sysname(d),
+            .path = udev_device_get_syspath(d),
+            .parent = parent,
+            .driver = udev_device_get_driver(d),
+            .klass = klass ? (unsigned)strtoul(klass, NULL, 16) : 0,
+            .vendor = m.vendor_id,
+            .device = m.device_id,
+            .vname = vname,
+            .pname = pname,
+            .dir = udev_device_get_syspath(d),
+            .group = group,
+            .numa = numa ? strtol(numa, NULL, 10) : -1,
+        };
+        pcix_device(&out, &x);
         udev_device_unref(d);
-        n++;
     }
     udev_enumerate_unref(en);
     udev_unref(udev);
-    fclose(out);
-    if (!print)
-        printf("%d devices, %zu bytes of XML\n", n, len);
-    free(buf);
-    return 0;
+    return pcix_close(&out);
 }

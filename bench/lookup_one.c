@@ -7,9 +7,12 @@
  * The raw reads (floor): readlink of bus/pci/devices/ADDR (path, parent),
  * uevent (driver, ids, class), the iommu_group link and a listing of the
  * group's devices, numa_node, the physfn link, sriov_totalvfs (and for a PF
- * sriov_numvfs and its virtfnN links): plain open/read/close, readlink,
- * getdents64, the fewest syscalls, no parsing, no XML. Names are not looked
- * up in the floor (nodedev remembers them after the first call).
+ * sriov_numvfs and its virtfnN links), whether mdev_supported_types exists
+ * (an mdev parent), config (bridge type, PCI Express link) and vpd when
+ * config lists the VPD capability (the kernel shows the file only then):
+ * plain open/read/close, readlink, getdents64, the fewest syscalls, no
+ * parsing beyond the capability list, no XML. Names are not looked up in
+ * the floor (nodedev remembers them after the first call).
  *
  * Prints the first call (cold: it opens pci.ids), the median time per
  * operation of each, and the median of the per-round ratios. */
@@ -61,6 +64,28 @@ static int list_dir(const char *path)
 
 static volatile long sink;
 
+/* Whether a full config space lists the VPD capability (id 3); -1 when the
+ * list cannot be read. */
+static int has_vpd_cap(const unsigned char *c, int len)
+{
+    int at, ttl;
+    if (len < 0x40)
+        return -1;
+    if (!(c[0x06] & 0x10))
+        return 0;
+    at = c[(c[0x0e] & 0x7f) == 2 ? 0x14 : 0x34] & 0xfc;
+    for (ttl = 0; ttl < 48 && at >= 0x40; ttl++) {
+        if (at + 1 >= len)
+            return -1;
+        if (c[at] == 0xff)
+            return 0;
+        if (c[at] == 0x03)
+            return 1;
+        at = c[at + 1] & 0xfc;
+    }
+    return 0;
+}
+
 static void raw_reads(const char *addr)
 {
     char dir[PATH_MAX], path[PATH_MAX + 64], buf[4096], link[PATH_MAX];
@@ -89,6 +114,27 @@ static void raw_reads(const char *addr)
         for (i = 0; i < vfs; i++) {
             snprintf(path, sizeof(path), "%s/virtfn%ld", dir, i);
             sink += readlink(path, link, sizeof(link));
+        }
+    }
+    snprintf(path, sizeof(path), "%s/mdev_supported_types", dir);
+    {
+        int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0) {
+            sink += list_dir(path);
+            close(fd);
+        }
+    }
+    snprintf(path, sizeof(path), "%s/config", dir);
+    {
+        unsigned char config[256];
+        int fd = open(path, O_RDONLY | O_CLOEXEC), len = -1;
+        if (fd >= 0) {
+            len = (int)read(fd, config, sizeof(config));
+            close(fd);
+        }
+        if (has_vpd_cap(config, len) != 0) {
+            snprintf(path, sizeof(path), "%s/vpd", dir);
+            sink += read_small(path, buf, sizeof(buf));
         }
     }
 }

@@ -59,7 +59,9 @@ rm -f "$dir"/xml.*
 # One device by name against the raw reads its XML needs (in-process,
 # alternating batches): an endpoint and an SR-IOV PF with its VFs.
 pf=$(basename "$(dirname "$(find /sys/devices -name sriov_totalvfs -print -quit)")")
-endpoint=$(grep -l "DRIVER=nvme" /sys/bus/pci/devices/*/uevent | awk -F/ 'NR == 1 { print $(NF - 1) }')
+# The endpoint: an NVMe drive, or a conventional NIC where the mix has none (N=100).
+endpoint=$( (grep -l "DRIVER=nvme" /sys/bus/pci/devices/*/uevent || grep -l "DRIVER=e1000" /sys/bus/pci/devices/*/uevent) \
+    | awk -F/ 'NR == 1 { print $(NF - 1) }')
 : > "$dir/lookup.txt"
 for dev in $endpoint $pf; do
     echo "N=$n: lookup $dev" >&2
@@ -67,20 +69,26 @@ for dev in $endpoint $pf; do
 done
 
 : > "$dir/tools"
+timed=()
 for t in "${tools[@]}"; do
     name=${t%%|*} cmd=${t#*|}
     slug=$(echo "$name" | tr -c 'a-zA-Z0-9\n' '_')
     echo "$slug|$name" >> "$dir/tools"
-    echo "N=$n: $name" >&2
+    echo "N=$n: $name (output, syscalls)" >&2
     # The first run warms the cache and keeps the output (line counts in
     # the report); a tool that fails stops the benchmark.
     $cmd > "$dir/$slug.out" 2>/dev/null
-    hyperfine --style none -N --min-runs 3 --max-runs 15 \
-        --export-json "$dir/$slug.json" "$cmd" > /dev/null 2>&1
     # Syscall counts for the programs that read sysfs themselves (driverctl
     # and dpdk-devbind fork a process per device or call lspci).
     case $name in
         driverctl* | dpdk*) ;;
         *) strace -f -c -o "$dir/$slug.strace" $cmd > /dev/null 2>&1 ;;
     esac
+    timed+=("$slug=$cmd")
 done
+# Times: one run of every tool in turn, round after round, so that the
+# ratios compare runs that saw the same load (bench/alternate.py).
+echo "N=$n: timing, alternating runs" >&2
+uptime > "$dir/load-before"
+python3 bench/alternate.py "$dir" "${timed[@]}"
+uptime > "$dir/load-after"

@@ -171,4 +171,53 @@ static void pcix_tail(FILE *f, const char *dir, int group, long numa)
     fputs("  </capability>\n</device>\n", f);
 }
 
+/* ---- the peers' output: what list_udev.c and list_pci.c share ---- */
+
+/* One device's fields, as a peer read them. */
+struct pcix_dev {
+    const char *addr;   /* DDDD:BB:SS.F */
+    const char *path;   /* canonical sysfs path */
+    const char *parent; /* node name of the parent, or "computer" */
+    const char *driver; /* NULL: none */
+    unsigned klass, vendor, device;
+    const char *vname, *pname; /* names from pci.ids, NULL: unknown */
+    const char *dir;    /* where to read SR-IOV links: the device's directory */
+    int group;          /* IOMMU group, -1: none */
+    long numa;          /* NUMA node, -1: none */
+};
+
+/* Where the XML goes: with -p to stdout (bench/compare_xml.py), otherwise
+ * to memory (the same formatting work, no terminal), with a count. */
+struct pcix_out {
+    FILE *f;
+    char *buf;
+    size_t len;
+    int print, n;
+};
+
+static int pcix_open(struct pcix_out *o, int argc, char **argv)
+{
+    memset(o, 0, sizeof(*o));
+    o->print = argc > 1 && strcmp(argv[1], "-p") == 0;
+    o->f = o->print ? stdout : open_memstream(&o->buf, &o->len);
+    return o->f ? 0 : -1;
+}
+
+static void pcix_device(struct pcix_out *o, const struct pcix_dev *d)
+{
+    pcix_head(o->f, d->addr, d->path, d->parent, d->driver, d->klass, d->vendor, d->device, d->vname, d->pname);
+    pcix_tail(o->f, d->dir, d->group, d->numa);
+    o->n++;
+}
+
+/* Prints the count of devices and bytes of XML (without -p); exit code. */
+static int pcix_close(struct pcix_out *o)
+{
+    fclose(o->f);
+    if (!o->print)
+        printf("%d devices, %zu bytes of XML\n", o->n, o->len);
+    free(o->buf);
+    return 0;
+}
+
 #endif

@@ -26,6 +26,19 @@ def cpu_s(path):
     return r["user"] + r["system"]
 
 
+def load(out, n, when):
+    """The load averages `uptime` printed before or after the timed rounds."""
+    path = os.path.join(out, f"n{n}", f"load-{when}")
+    if not os.path.exists(path):
+        return "?"
+    return open(path).read().rsplit("load average:", 1)[-1].strip()
+
+
+def rounds_of(path):
+    with open(path) as f:
+        return json.load(f)["results"][0].get("rounds", "?")
+
+
 def syscalls(path):
     """Total calls from `strace -c` output (its last line), or None."""
     if not os.path.exists(path):
@@ -41,8 +54,11 @@ def main():
     print(f"Machine: {os.cpu_count()} cores, {cpu}, Linux {platform.release()}. "
           "Reproduce: `sudo bash bench/run.sh` (trees from nodedev-gen-sysfs, bind-mounted read-only over /sys in a private mount namespace).\n")
 
-    print("Median wall time (hyperfine), and each tool's time divided by `nodedev list`'s "
-          "(higher: nodedev faster):\n")
+    print("Load average (1, 5, 15 min) before and after each N's timed rounds: " + "; ".join(
+        f"N={n} {load(out, n, 'before')} to {load(out, n, 'after')}" for n in sizes) + ".\n")
+    rounds = ", ".join(f"N={n} {rounds_of(os.path.join(out, f'n{n}', tools[0][0] + '.json'))}" for n in sizes)
+    print(f"Median wall time over alternating runs (bench/alternate.py: one run of each tool in turn; rounds: {rounds}), "
+          "and each tool's time divided by `nodedev list`'s (higher: nodedev faster):\n")
     print("| tool | " + " | ".join(f"N={n}" for n in sizes) + " |")
     print("|---|" + "---|" * len(sizes))
     ref = {n: median_s(os.path.join(out, f"n{n}", tools[0][0] + ".json")) for n in sizes}

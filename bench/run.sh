@@ -11,8 +11,9 @@
 # target/bench/tree-N). Each tool then runs in a private mount namespace
 # where that tree is bind-mounted READ-ONLY over /sys: nothing here can reach
 # this machine's real /sys (bench/measure.sh refuses to run if the mount is
-# not what it expects). hyperfine times every tool in the same run; strace -c
-# counts syscalls. Results: target/bench/results.md (BENCHMARKS.md quotes it).
+# not what it expects). bench/alternate.py times every tool in the same run,
+# one run of each in turn, round after round; strace -c counts syscalls.
+# Results: target/bench/results.md (BENCHMARKS.md quotes it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=${*:-100 1000 10000}
@@ -22,7 +23,7 @@ if [ "$(id -u)" != 0 ]; then
     exit 2
 fi
 need=()
-for pair in lspci:pciutils driverctl:driverctl dpdk-devbind.py:dpdk strace:strace hyperfine:hyperfine cc:gcc; do
+for pair in lspci:pciutils driverctl:driverctl dpdk-devbind.py:dpdk strace:strace cc:gcc; do
     command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 # The enumeration peers (bench/list_udev.c, bench/list_pci.c) and the names

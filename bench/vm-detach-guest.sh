@@ -16,36 +16,7 @@ BULK_ROUNDS=10  # bulk detach + reattach of all VFs per variant
 # The shared /usr brings bash (driverctl), python3 and lspci (dpdk-devbind).
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
-OUT=/tmp/bench.txt
-ERR=/tmp/bench-errors.txt
-: > $OUT; : > $ERR
-
-pass() { echo "NODEDEV-TEST PASS $1"; }
-fail() { echo "NODEDEV-TEST FAIL $1: $2"; }
-drv() {
-    l=$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)
-    if [ -n "$l" ]; then basename "$l"; else echo none; fi
-}
-by_id() {
-    for d in /sys/bus/pci/devices/*; do
-        [ "$(cat "$d/vendor")" = "$1" ] && [ "$(cat "$d/device")" = "$2" ] && basename "$d"
-    done
-}
-
-# bench TOOL OP DEVICE WANT CMD...: time CMD; every DEVICE (a list for the
-# bulk) must end on WANT. WARM=1: run, check, do not record.
-bench() {
-    tool=$1 op=$2 devs=$3 want=$4; shift 4
-    if ns=$(nstime "$@" 2>/tmp/cmd-err); then rc=0; else rc=$?; fi
-    wrong=""
-    for x in $devs; do [ "$(drv "$x")" = "$want" ] || wrong="$wrong $x:$(drv "$x")"; done
-    if [ "$rc" != 0 ] || [ -n "$wrong" ]; then
-        echo "$tool $op exit $rc, not on $want:$wrong: $(head -c 300 /tmp/cmd-err | tr '\n' ' ')" >> $ERR
-    elif [ "${WARM:-0}" = 0 ]; then
-        label=$devs; [ "$(echo $devs | wc -w)" -gt 1 ] && label="$(echo $devs | wc -w)vf"
-        echo "NODEDEV-BENCH $tool $op $label $ns" >> $OUT
-    fi
-}
+. /bin/guest-lib.sh
 
 # One detach + reattach of DEV (host driver ORIG) with each per-process
 # tool; dpdk-devbind only when the third argument is 1.
@@ -69,16 +40,14 @@ ln -sf /bin/busybox /sbin/modprobe
 for t in nodedev sysfs_floor detach_capi nstime /bin/bash driverctl dpdk-devbind.py python3 lspci; do
     command -v $t >/dev/null && pass "have-$(basename $t)" || fail "have-$(basename $t)" "not in the guest"
 done
-# Loaded once up front: no tool pays for loading the stub.
-modprobe vfio-pci
-echo "NODEDEV-BENCH-INFO kernel $(uname -r), vCPUs: $(nproc)"
+guest_info   # vfio-pci loaded up front: no tool pays for loading the stub
 
 E=$(by_id 0x8086 0x10d3 | head -n1)        # e1000e, alone in its group
-PF=$(by_id 0x8086 0x10c9 | head -n1)       # igb PF: its VFs each in their own group
+PF=$(igb_pf)                               # igb PF: its VFs each in their own group
 VFS=""
 if [ -n "$PF" ]; then
     cat "/sys/bus/pci/devices/$PF/sriov_totalvfs" > "/sys/bus/pci/devices/$PF/sriov_numvfs" && sleep 1
-    VFS=$(by_id 0x8086 0x10ca)
+    VFS=$(igb_vfs)
 fi
 VF1=$(echo $VFS | cut -d' ' -f1)
 for d in $E $VF1; do echo "NODEDEV-BENCH-DEVICE $d $(drv "$d")"; done

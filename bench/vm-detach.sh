@@ -50,7 +50,7 @@ cc -O2 -Wall -pthread -Iinclude bench/detach_capi.c -L"$bins" -lnodedev \
 log=$out/vm-detach.log
 rc=0
 NODEDEV_VM_GUEST_SCRIPT=bench/vm-detach-guest.sh NODEDEV_VM_SHARE_USR=1 NODEDEV_VM_SMP=${NODEDEV_VM_SMP:-1} \
-    NODEDEV_VM_BINS="$bins/nodedev $bins/sysfs_floor $bins/nstime $bins/detach_capi" \
+    NODEDEV_VM_BINS="bench/guest-lib.sh $bins/nodedev $bins/sysfs_floor $bins/nstime $bins/detach_capi" \
     NODEDEV_VM_TIMEOUT=${NODEDEV_VM_TIMEOUT:-540} \
     bash capi-tests/vm/run.sh > "$log" || rc=$?
 grep -v -e '^NODEDEV-BENCH ' -e '^NODEDEV-TEST PASS' "$log" || true

@@ -25,7 +25,7 @@ cc -O2 -Wall -pthread -Iinclude bench/detach_capi.c -L"$bins" -lnodedev \
 log=$out/vm-grouplock.log
 rc=0
 NODEDEV_VM_GUEST_SCRIPT=bench/vm-grouplock-guest.sh NODEDEV_VM_SMP=${NODEDEV_VM_SMP:-1} \
-    NODEDEV_VM_BINS="$bins/nodedev $bins/nstime $bins/detach_capi" \
+    NODEDEV_VM_BINS="bench/guest-lib.sh $bins/nodedev $bins/nstime $bins/detach_capi" \
     NODEDEV_VM_TIMEOUT=${NODEDEV_VM_TIMEOUT:-600} \
     bash capi-tests/vm/run.sh --no-install > "$log" || rc=$?
 grep -a -v -e '^NODEDEV-BENCH ' -e '^NODEDEV-TEST PASS' "$log" || true

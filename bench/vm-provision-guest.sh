@@ -5,34 +5,20 @@
 # process; and creating them alone, for the cost of the igbvf probes.
 # Lines: NODEDEV-BENCH TOOL OP DEVICE NANOSECONDS; checks: NODEDEV-TEST.
 ROUNDS=10
-OUT=/tmp/bench.txt
-: > $OUT
-
-pass() { echo "NODEDEV-TEST PASS $1"; }
-fail() { echo "NODEDEV-TEST FAIL $1: $2"; }
-drv() {
-    l=$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)
-    if [ -n "$l" ]; then basename "$l"; else echo none; fi
-}
-by_id() {
-    for d in /sys/bus/pci/devices/*; do
-        [ "$(cat "$d/vendor")" = "$1" ] && [ "$(cat "$d/device")" = "$2" ] && basename "$d"
-    done
-}
+. /bin/guest-lib.sh
 all_on() { # DRIVER: every VF is on it
-    for v in $(by_id 0x8086 0x10ca); do [ "$(drv "$v")" = "$1" ] || return 1; done
-    [ -n "$(by_id 0x8086 0x10ca)" ]
+    for v in $(igb_vfs); do [ "$(drv "$v")" = "$1" ] || return 1; done
+    [ -n "$(igb_vfs)" ]
 }
 
-PF=$(by_id 0x8086 0x10c9 | head -n1)
+PF=$(igb_pf)
 [ -n "$PF" ] || { fail bench-pf "no igb PF in this guest"; exit 0; }
 N=$(cat "/sys/bus/pci/devices/$PF/sriov_totalvfs")
 NUMVFS=/sys/bus/pci/devices/$PF/sriov_numvfs
-modprobe vfio-pci   # loaded up front: neither way pays for it
-echo "NODEDEV-BENCH-INFO kernel $(uname -r), vCPUs: $(nproc), $N VFs"
+guest_info ", $N VFs"   # vfio-pci loaded up front: neither way pays for it
 # The VFs' addresses, and a one-process chain detaching each.
 echo "$N" > $NUMVFS && sleep 1
-VFS=$(by_id 0x8086 0x10ca)
+VFS=$(igb_vfs)
 chain=""; for v in $VFS; do chain="${chain:+$chain; }detach $v"; done
 echo 0 > $NUMVFS
 
@@ -56,6 +42,5 @@ while [ $i -le $ROUNDS ]; do
     i=$((i + 1))
 done
 [ -z "$bad" ] && pass bench-provision-every-round-landed || fail bench-provision-every-round-landed "$bad"
-left=$(ls /run/nodedev/*.json 2>/dev/null | wc -l)
-[ "$left" = 0 ] && pass bench-provision-no-records-left || fail bench-provision-no-records-left "$left"
+no_records_left bench-provision-no-records-left
 cat $OUT

@@ -18,7 +18,7 @@ cp target/release/nodedev "$bins/"
 cc -static -O2 -Wall -o "$bins/nstime" bench/nstime.c
 log=$out/vm-provision.log
 rc=0
-NODEDEV_VM_GUEST_SCRIPT=bench/vm-provision-guest.sh NODEDEV_VM_BINS="$bins/nodedev $bins/nstime" \
+NODEDEV_VM_GUEST_SCRIPT=bench/vm-provision-guest.sh NODEDEV_VM_BINS="bench/guest-lib.sh $bins/nodedev $bins/nstime" \
     bash capi-tests/vm/run.sh --no-install > "$log" || rc=$?
 grep -a -v -e '^NODEDEV-BENCH ' -e '^NODEDEV-TEST PASS' "$log" || true
 rev=$(git rev-parse --short HEAD)

@@ -75,9 +75,10 @@ impl<S: Sysfs> Sysfs for Counting<S> {
 /// iommu_group link (1) and the group's listing (4), numa_node (3), a
 /// failed lookup each of physfn, sriov_totalvfs and mdev_supported_types
 /// (3; the last tells an mdev parent, whose XML lists its types); libvirt's
-/// tree adds `config` (3: bridge type and PCIe link) and a failed `vpd`
-/// open (1).
-const HANDLE_AND_XML: usize = 19;
+/// tree adds `config` (3: bridge type, PCIe link, and whether the function
+/// has the VPD capability, without which the kernel shows no `vpd` file:
+/// no failed open of `vpd` for the functions without).
+const HANDLE_AND_XML: usize = 18;
 /// A PF's XML also reads sriov_totalvfs (2 more) and sriov_numvfs (3),
 /// plus one readlink per VF.
 const PF_EXTRA: usize = 5;

@@ -333,8 +333,9 @@ impl Host {
     /// Bridge type, PCI Express link and VPD of a function.
     #[doc(hidden)]
     pub fn pci_extras(&self, addr: &PciAddress) -> PciExtras {
-        let (bridge, pcie) = self.config_facts(addr);
-        PciExtras { bridge, pcie, vpd: self.vpd(addr) }
+        let facts = self.config_facts(addr);
+        let vpd = if facts.may_have_vpd { self.vpd(addr) } else { None };
+        PciExtras { bridge: facts.bridge, pcie: facts.pcie, vpd }
     }
 
     #[doc(hidden)]

@@ -40,6 +40,15 @@ pub struct PcieInfo {
     pub link: Option<(PcieLink, PcieLink)>,
 }
 
+/// What one read of `config` tells (Host::config_facts).
+pub(crate) struct ConfigFacts {
+    pub bridge: Option<Bridge>,
+    pub pcie: Option<PcieInfo>,
+    /// False only when the capability list was read and has no VPD: the
+    /// kernel then shows no `vpd` file, so there is nothing to open.
+    pub may_have_vpd: bool,
+}
+
 const SPEEDS: [&str; 6] = ["2.5", "5", "8", "16", "32", "64"];
 
 fn speed_name(code: u32) -> Option<&'static str> {
@@ -55,38 +64,61 @@ pub fn bridge(config: &[u8]) -> Option<Bridge> {
     }
 }
 
+/// Where capability `id` sits in the standard capability list, walked as
+/// the kernel's pci_find_capability walks it: Some(None) when the function
+/// does not have it, None when the list cannot be read (a `config` cut
+/// short: a reader without root sees 64 bytes).
+fn find_capability(c: &[u8], id: u8) -> Option<Option<usize>> {
+    let byte = |at: usize| c.get(at).copied();
+    if byte(0x06)? & 0x10 == 0 {
+        return Some(None); // no capability list
+    }
+    // A CardBus bridge keeps its list pointer elsewhere.
+    let start = if byte(0x0e)? & 0x7f == 2 { 0x14 } else { 0x34 };
+    let mut at = usize::from(byte(start)? & 0xfc);
+    // At most 48 capabilities fit in the 192 bytes after the header: a loop ends there.
+    for _ in 0..48 {
+        if at < 0x40 {
+            return Some(None);
+        }
+        match byte(at)? {
+            0xff => return Some(None),
+            found if found == id => return Some(Some(at)),
+            _ => at = usize::from(byte(at + 1)? & 0xfc),
+        }
+    }
+    Some(None)
+}
+
+const CAP_VPD: u8 = 0x03;
+const CAP_PCIE: u8 = 0x10;
+
+/// Whether the function can have a `vpd` file: the kernel shows one only
+/// for a function whose capability list has the VPD capability. None when
+/// the list cannot be read (then only opening `vpd` tells).
+pub fn may_have_vpd(c: &[u8]) -> Option<bool> {
+    find_capability(c, CAP_VPD).map(|at| at.is_some())
+}
+
 /// What the configuration space tells about PCI Express: Some(None) for a
 /// conventional PCI function, None when the capability list cannot be read
 /// (a truncated `config`).
 pub fn from_config(c: &[u8]) -> Option<Option<PcieInfo>> {
     let byte = |at: usize| c.get(at).copied();
     let word = |at: usize| Some(u16::from_le_bytes([byte(at)?, byte(at + 1)?]));
-    if byte(0x06)? & 0x10 == 0 {
-        return Some(None); // no capability list
+    let Some(at) = find_capability(c, CAP_PCIE)? else {
+        return Some(None);
+    };
+    let kind = (word(at + 2)? >> 4) & 0xf;
+    // Root-complex integrated endpoints (9) and event collectors (10) have no link.
+    if kind == 9 || kind == 10 {
+        return Some(Some(PcieInfo { link: None }));
     }
-    let mut at = usize::from(byte(0x34)? & 0xfc);
-    // At most 48 capabilities fit in the 192 bytes after the header: a loop ends there.
-    for _ in 0..48 {
-        if at < 0x40 {
-            return Some(None);
-        }
-        let id = byte(at)?;
-        if id == 0x10 {
-            let kind = (word(at + 2)? >> 4) & 0xf;
-            // Root-complex integrated endpoints (9) and event collectors (10) have no link.
-            if kind == 9 || kind == 10 {
-                return Some(Some(PcieInfo { link: None }));
-            }
-            let cap = u32::from(word(at + 0x0c)?) | (u32::from(word(at + 0x0e)?) << 16);
-            let sta = u32::from(word(at + 0x12)?);
-            let cap_link =
-                PcieLink { port: Some((cap >> 24) as u8), speed: speed_name(cap & 0xf), width: (cap >> 4) & 0x3f };
-            let sta_link = PcieLink { port: None, speed: speed_name(sta & 0xf), width: (sta >> 4) & 0x3f };
-            return Some(Some(PcieInfo { link: Some((cap_link, sta_link)) }));
-        }
-        at = usize::from(byte(at + 1)? & 0xfc);
-    }
-    Some(None)
+    let cap = u32::from(word(at + 0x0c)?) | (u32::from(word(at + 0x0e)?) << 16);
+    let sta = u32::from(word(at + 0x12)?);
+    let cap_link = PcieLink { port: Some((cap >> 24) as u8), speed: speed_name(cap & 0xf), width: (cap >> 4) & 0x3f };
+    let sta_link = PcieLink { port: None, speed: speed_name(sta & 0xf), width: (sta >> 4) & 0x3f };
+    Some(Some(PcieInfo { link: Some((cap_link, sta_link)) }))
 }
 
 /// `8.0 GT/s PCIe` -> "8"; `Unknown` -> None.
@@ -97,16 +129,16 @@ fn speed_from_text(s: &str) -> Option<&'static str> {
 }
 
 impl Host {
-    /// The function's bridge type and PCI Express link: one read of
-    /// `config`; a reader without root reads the link files too.
-    pub(crate) fn config_facts(&self, addr: &PciAddress) -> (Option<Bridge>, Option<PcieInfo>) {
+    /// The function's bridge type, PCI Express link and whether it may
+    /// have VPD: one read of `config`; a reader without root reads the
+    /// link files too.
+    pub(crate) fn config_facts(&self, addr: &PciAddress) -> ConfigFacts {
         let config = self.sysfs.read_bytes(&dev_path(addr, "config"), 256).unwrap_or_default();
-        let bridge = bridge(&config);
         let pcie = match from_config(&config) {
             Some(known) => known,
             None => self.pcie_from_link_files(addr),
         };
-        (bridge, pcie)
+        ConfigFacts { bridge: bridge(&config), pcie, may_have_vpd: may_have_vpd(&config).unwrap_or(true) }
     }
 
     /// The link as the kernel's files show it: the files exist for PCI
@@ -151,5 +183,30 @@ mod tests {
         assert_eq!(from_config(&c), Some(None));
         assert_eq!(from_config(&c[..64]), None, "a reader without root cannot tell");
         assert_eq!(from_config(&[]), None);
+    }
+
+    /// The kernel shows `vpd` only for a function whose capability list has
+    /// the VPD capability; a reader without root cannot tell.
+    #[test]
+    fn vpd_is_possible_only_with_the_vpd_capability() {
+        let mut c = vec![0u8; 256];
+        assert_eq!(may_have_vpd(&c), Some(false), "no capability list");
+        c[6] = 0x10;
+        c[0x34] = 0x40;
+        c[0x40] = 0x10; // PCI Express
+        c[0x41] = 0x80;
+        c[0x80] = 0x05; // MSI, last
+        assert_eq!(may_have_vpd(&c), Some(false));
+        c[0x81] = 0x90;
+        c[0x90] = 0x03; // VPD, last
+        assert_eq!(may_have_vpd(&c), Some(true));
+        assert_eq!(may_have_vpd(&c[..64]), None, "a reader without root cannot tell");
+        assert_eq!(may_have_vpd(&c[..0x85]), None, "cut in the middle of the list");
+        // A CardBus bridge's list starts at 0x14.
+        c[0x0e] = 2;
+        c[0x34] = 0;
+        assert_eq!(may_have_vpd(&c), Some(false));
+        c[0x14] = 0x90;
+        assert_eq!(may_have_vpd(&c), Some(true));
     }
 }

@@ -26,6 +26,8 @@ pub(super) const DMI_ATTRS: [&str; 8] = [
 
 /// Where the PCI Express capability sits in a simulated config space.
 const PCIE_CAP: usize = 0x40;
+/// Where the VPD capability sits (after the 60 bytes of PCI Express).
+const VPD_CAP: usize = 0x80;
 
 /// libvirt's speed names and the Link Capabilities/Status encoding (1 = 2.5 GT/s).
 const SPEEDS: [&str; 6] = ["2.5", "5", "8", "16", "32", "64"];
@@ -62,10 +64,20 @@ pub(super) fn config_space(dev: &Dev) -> Vec<u8> {
         c[0x2c..0x2e].copy_from_slice(&dev.subsystem_vendor.to_le_bytes());
         c[0x2e..0x30].copy_from_slice(&dev.subsystem_device.to_le_bytes());
     }
+    // The capability list starts at 0x34 (0x14 in a CardBus bridge's header).
+    let list = if c[0x0e] == 2 { 0x14 } else { 0x34 };
+    // The kernel shows `vpd` only for a function with the VPD capability:
+    // a function with VPD has it, after the PCI Express capability if any.
+    if dev.vpd.is_some() {
+        c[6] |= 0x10; // status: capabilities list
+        c[list] = VPD_CAP as u8;
+        c[VPD_CAP] = 0x03; // VPD capability, last in the list
+    }
     if let Some(p) = &dev.pcie {
         c[6] |= 0x10; // status: capabilities list
-        c[0x34] = PCIE_CAP as u8;
-        c[PCIE_CAP] = 0x10; // PCI Express capability, last in the list
+        c[PCIE_CAP] = 0x10; // PCI Express capability
+        c[PCIE_CAP + 1] = c[list]; // followed by VPD, or last
+        c[list] = PCIE_CAP as u8;
         let kind: u16 = if p.integrated {
             9
         } else if dev.class >> 8 == 0x0604 && dev.parent.is_none() {
