@@ -601,6 +601,14 @@ impl Host {
                 id.uuid
             )));
         };
+        // Read under the lock: redefined with another type while the
+        // callback was asked is a change nobody authorized (as start).
+        if Some(def.mdev_type.as_str()) != asked {
+            return Err(Error::OperationInvalid(format!(
+                "mediated device {} was redefined (type {}) while this autostart change waited: set it again",
+                id.uuid, def.mdev_type
+            )));
+        }
         if def.autostart != autostart {
             def.autostart = autostart;
             defs.put(&def)?;
