@@ -57,7 +57,12 @@ mod mdev_autostart {
     }
 
     fn cfg(t: &str) -> MdevConfig {
-        MdevConfig { parent: PciAddress::parse(IGPU).unwrap(), type_id: t.into(), uuid: Some(U2.into()), attrs: Vec::new() }
+        MdevConfig {
+            parent: PciAddress::parse(IGPU).unwrap(),
+            type_id: t.into(),
+            uuid: Some(U2.into()),
+            attrs: Vec::new(),
+        }
     }
 
     /// The callback allowed autostart of the definition of one type; when
