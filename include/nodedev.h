@@ -2331,7 +2331,8 @@ virConnectPtr virConnectOpenAuth(const char *name, virConnectAuthPtr auth, unsig
  * VIR_ERR_OPERATION_DENIED (read-only connection, checked right after the
  * handle as libvirt does; lockdown, the authorization callback),
  * VIR_ERR_NO_NODE_DEVICE (gone), VIR_ERR_OPERATION_INVALID (a transient
- * mdev; a PCI device not on a stub), VIR_ERR_INTERNAL_ERROR (changing an
+ * mdev; an mdev redefined with another type while the callback was asked;
+ * a PCI device not on a stub), VIR_ERR_INTERNAL_ERROR (changing an
  * mdev's definition failed),
  * VIR_ERR_OPERATION_UNSUPPORTED (`computer`, an interface; the connection
  * keeps no definitions: only nodedev:///system, or a URI with confdir=),
