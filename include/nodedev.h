@@ -1983,6 +1983,22 @@ int virConnectNodeDeviceEventGetFD(virConnectPtr conn, unsigned int flags);
 int virConnectNodeDeviceEventDispatch(virConnectPtr conn, unsigned int flags);
 
 /**
+ * nodedev's extension: how many times `conn`'s kernel event listener
+ * overflowed since the connection first listened. An overflow means the
+ * kernel dropped uevents the application did not read in time (ENOBUFS
+ * on its netlink socket); the library then reads the device tree again
+ * and delivers the differences to the callbacks as ordinary events
+ * (DELETED, CREATED, then UPDATE), so callbacks see the tree as it is.
+ * A daemon that keeps more state than the events tell (an XML it
+ * cached) should read it again when this count grows. libvirt's udev
+ * driver instead stops receiving events after such an error. `flags`: 0.
+ *
+ * Returns the count (>= 0, INT_MAX at most), or -1 on error:
+ * VIR_ERR_INVALID_CONN, VIR_ERR_INVALID_ARG (unknown flags).
+ */
+int virConnectNodeDeviceEventGetOverflows(virConnectPtr conn, unsigned int flags);
+
+/**
  * All devices of `conn` matching `flags`, as new handles.
  *
  * `flags`: 0 (every device), or capability bits of

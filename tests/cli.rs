@@ -588,8 +588,8 @@ fn watch_json_documents_of_every_kind_of_event_match_the_schema() {
     use nodedev::events::Watcher;
     use nodedev::inventory::Report;
     use nodedev::sysfs::Sysfs;
-    let sim = nodedev::sysfs::sim::SimKernel::builtin();
-    let w = Watcher::new(&sim).unwrap();
+    let sim = std::sync::Arc::new(nodedev::sysfs::sim::SimKernel::builtin());
+    let w = Watcher::new(sim.clone()).unwrap();
     sim.write("bus/pci/devices/0000:03:01.0/driver/unbind", "0000:03:01.0").unwrap();
     sim.write("bus/pci/drivers_probe", "0000:03:01.0").unwrap();
     sim.write("bus/pci/devices/0000:04:00.0/sriov_numvfs", "0").unwrap();
