@@ -308,6 +308,18 @@ impl Watcher {
         Ok(out)
     }
 
+    /// What one message means to this watcher, as if it had been received
+    /// (the view taken along). For the fuzz target of the uevent parser.
+    #[doc(hidden)]
+    pub fn take_message(&self, msg: &[u8]) -> Vec<DeviceEvent> {
+        let mut out = Vec::new();
+        if let Some(u) = Uevent::parse(msg) {
+            let mut t = self.tracking.lock().unwrap_or_else(|p| p.into_inner());
+            self.apply(&mut t.view, &u, &mut out);
+        }
+        out
+    }
+
     /// Take one uevent into the view, and the event it means (if any) into `out`.
     fn apply(&self, view: &mut View, u: &Uevent, out: &mut Vec<DeviceEvent>) {
         let seqnum = u.var("SEQNUM").and_then(|s| s.parse().ok());
