@@ -200,8 +200,13 @@ fn net_now(sysfs: &dyn Sysfs, iface: &str, devpath: Option<&str>) -> Option<(Net
 
 /// Read the tree: every PCI function with its driver, every interface of one.
 fn scan(sysfs: &dyn Sysfs) -> std::io::Result<View> {
+    // A host without PCI (or without network interfaces) has no such directory.
+    let list = |dir: &str| match sysfs.list_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        other => other,
+    };
     let mut view = View::new();
-    for name in sysfs.list_dir("bus/pci/devices")? {
+    for name in list("bus/pci/devices")? {
         let Ok(addr) = PciAddress::parse(&name) else { continue };
         let Ok(link) = sysfs.read_link(&format!("bus/pci/devices/{name}")) else { continue };
         let driver = sysfs
@@ -210,7 +215,7 @@ fn scan(sysfs: &dyn Sysfs) -> std::io::Result<View> {
             .and_then(|l| l.rsplit('/').next().map(str::to_string));
         view.insert(addr.node_name(), Known { devpath: devpath_of(&link), driver, net: None });
     }
-    for iface in sysfs.list_dir("class/net")? {
+    for iface in list("class/net")? {
         if let Some((n, at)) = net_now(sysfs, &iface, None) {
             view.insert(n.name.clone(), Known { devpath: at, driver: None, net: Some(n) });
         }

@@ -308,7 +308,14 @@ fn start_feed(call: &Call, conn: &virConnect, events: &Arc<ConnEvents>, s: &mut 
 /// function appears (a VF created through sriov_numvfs, a hot-plug),
 /// DELETED when it goes, UPDATE when it is bound to or unbound from a
 /// driver (by nodedev or by any other tool) or the kernel reports another
-/// change.
+/// change. A PCI function's network interface (`net_IFNAME_MAC`, parent
+/// the function) is CREATED when its driver registers it (a bind, a VF
+/// taken by igbvf), DELETED when the driver lets go of it (before the
+/// function's UPDATE), and a rename is the old name DELETED then the new
+/// one CREATED, as libvirt's udev driver reports them; a DELETED device's
+/// XML cannot be read any more. If the application reads too slowly and
+/// the kernel drops events, the tree is read again and the differences
+/// are delivered as events (see virConnectNodeDeviceEventGetOverflows).
 ///
 /// Returns the callback id (>= 0, for virConnectNodeDeviceEventDeregisterAny),
 /// or -1 on error: VIR_ERR_INVALID_CONN; VIR_ERR_INVALID_NODE_DEVICE (`dev`
