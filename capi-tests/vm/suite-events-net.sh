@@ -6,6 +6,18 @@
 # takes gets its interface CREATED, and DELETED with the VF. Ends as it
 # started: $B2 on e1000 under its own name, no VFs.
 EN_IF=$(ls "/sys/bus/pci/devices/$B2/net" 2>/dev/null | head -n1)
+# jfield NAME: the string value of NAME in each JSON line of stdin.
+jfield() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
+# events FILE: "event device subsystem" per watch --json line.
+events() {
+    while read -r line; do
+        echo "$(echo "$line" | jfield event) $(echo "$line" | jfield device) $(echo "$line" | jfield subsystem)"
+    done < "$1" | tr '\n' ';'
+}
+# has FILE EVENT SUBSYSTEM PARENT: a line of FILE with those three.
+has() {
+    grep "\"event\":\"$2\"" "$1" | grep "\"subsystem\":\"$3\"" | grep -q "\"parent\":\"$4\""
+}
 if [ -z "$EN_IF" ]; then
     fail events-net-nic-interface "$B2 on $(basename "$(readlink "/sys/bus/pci/devices/$B2/driver")") has no interface"
 else
@@ -13,15 +25,14 @@ else
     en_pci=$(echo "$B2" | sed 's/[:.]/_/g')
     en_net="net_$(echo "$EN_IF" | sed 's/[^A-Za-z0-9]/_/g')_$en_mac"
 
-    nodedev -c $U watch --json --timeout 4 > /tmp/evn-unbind.json 2>&1 &
+    nodedev -c $U watch --json --count 4 --timeout 5 > /tmp/evn-unbind.json 2>&1 &
     w=$!
     sleep 1
     echo "$B2" > /sys/bus/pci/drivers/e1000/unbind
-    sleep 1
     echo "$B2" > /sys/bus/pci/drivers/e1000/bind
     wait $w
     # The interface goes before the function's unbind and comes back before its bind.
-    order=$(sed -n 's/.*"action":"\([a-z]*\)".*"device":"\([^"]*\)".*"event":"\([a-z]*\)".*"subsystem":"\([a-z]*\)".*/\3 \2 \4/p' /tmp/evn-unbind.json | tr '\n' ';')
+    order=$(events /tmp/evn-unbind.json)
     want="deleted $en_net net;updated pci_$en_pci pci;created $en_net net;updated pci_$en_pci pci;"
     [ "$order" = "$want" ] && pass events-net-unbind-deleted-bind-created \
         || fail events-net-unbind-deleted-bind-created "got '$order' want '$want': $(head -c 900 /tmp/evn-unbind.json)"
@@ -32,7 +43,7 @@ else
     # A rename (the interface must be down).
     EN_IF=$(ls "/sys/bus/pci/devices/$B2/net" | head -n1)
     ip link set dev "$EN_IF" down
-    nodedev -c $U watch --timeout 3 > /tmp/evn-rename.txt 2>&1 &
+    nodedev -c $U watch --count 2 --timeout 4 > /tmp/evn-rename.txt 2>&1 &
     w=$!
     sleep 1
     if ip link set dev "$EN_IF" name evn0; then
@@ -50,17 +61,17 @@ else
     # A VF under igbvf: its interface comes and goes with it.
     EVN_PF=$(by_id 0x8086 0x10c9 | head -n1)
     if [ -n "$EVN_PF" ]; then
-        nodedev -c $U watch --json --timeout 5 > /tmp/evn-vf.json 2>&1 &
+        # add, the interface's add, bind (igbvf): 3 events.
+        nodedev -c $U watch --json --count 3 --timeout 5 > /tmp/evn-vf.json 2>&1 &
         w=$!
         sleep 1
         echo 1 > "/sys/bus/pci/devices/$EVN_PF/sriov_numvfs"
-        sleep 2
+        wait $w
         vf=$(basename "$(readlink "/sys/bus/pci/devices/$EVN_PF/virtfn0")")
         vf_if=$(ls "/sys/bus/pci/devices/$vf/net" 2>/dev/null | head -n1)
-        wait $w
         vf_pci=$(echo "$vf" | sed 's/[:.]/_/g')
         if [ -n "$vf_if" ]; then
-            grep -q "\"event\":\"created\",\"mac\":[^,]*,\"parent\":\"pci_$vf_pci\",.*\"subsystem\":\"net\"" /tmp/evn-vf.json \
+            has /tmp/evn-vf.json created net "pci_$vf_pci" \
                 && pass events-net-vf-interface-created \
                 || fail events-net-vf-interface-created "$vf has $vf_if: $(head -c 900 /tmp/evn-vf.json)"
         else
@@ -68,13 +79,13 @@ else
             grep -q '"subsystem":"net"' /tmp/evn-vf.json && fail events-net-vf-interface-created "an interface event without an interface: $(head -c 900 /tmp/evn-vf.json)" \
                 || pass events-net-vf-no-interface-no-event
         fi
-        nodedev -c $U watch --json --timeout 3 > /tmp/evn-vf0.json 2>&1 &
+        nodedev -c $U watch --json --count 3 --timeout 4 > /tmp/evn-vf0.json 2>&1 &
         w=$!
         sleep 1
         echo 0 > "/sys/bus/pci/devices/$EVN_PF/sriov_numvfs"
         wait $w
         if [ -n "$vf_if" ]; then
-            grep -q "\"event\":\"deleted\",\"mac\":[^,]*,\"parent\":\"pci_$vf_pci\",.*\"subsystem\":\"net\"" /tmp/evn-vf0.json \
+            has /tmp/evn-vf0.json deleted net "pci_$vf_pci" \
                 && pass events-net-vf-interface-deleted \
                 || fail events-net-vf-interface-deleted "$(head -c 900 /tmp/evn-vf0.json)"
         fi
