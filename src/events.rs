@@ -254,7 +254,13 @@ impl Watcher {
         // Listening first, then reading: nothing falls between the two.
         let view = scan(sysfs.as_ref())
             .map_err(|e| Error::System(format!("cannot read the device tree (bus/pci/devices, class/net): {e}")))?;
-        Ok(Watcher { source, sysfs, tracking: Mutex::new(Tracking { view, resync: false }), overflows: AtomicU64::new(0), told: AtomicU64::new(0) })
+        Ok(Watcher {
+            source,
+            sysfs,
+            tracking: Mutex::new(Tracking { view, resync: false }),
+            overflows: AtomicU64::new(0),
+            told: AtomicU64::new(0),
+        })
     }
 
     /// Readable (poll POLLIN) while events wait. Owned by the watcher:
@@ -360,14 +366,18 @@ impl Watcher {
                     "remove" => {
                         if let Some(name) = known_at(view, &u.devpath) {
                             let k = view.remove(&name).expect("found above");
-                            out.extend(k.net.map(|n| DeviceEvent::net(EventKind::Deleted, &n, &u.devpath, "remove", seqnum)));
+                            out.extend(
+                                k.net.map(|n| DeviceEvent::net(EventKind::Deleted, &n, &u.devpath, "remove", seqnum)),
+                            );
                         }
                     }
                     "add" | "change" | "move" => {
                         if u.action == "move" {
                             if let Some(old) = u.var("DEVPATH_OLD").and_then(|o| known_at(view, o)) {
                                 let k = view.remove(&old).expect("found above");
-                                out.extend(k.net.map(|n| DeviceEvent::net(EventKind::Deleted, &n, &k.devpath, "move", seqnum)));
+                                out.extend(
+                                    k.net.map(|n| DeviceEvent::net(EventKind::Deleted, &n, &k.devpath, "move", seqnum)),
+                                );
                             }
                         }
                         if pci_above_net(&u.devpath).is_none() {
@@ -419,8 +429,10 @@ impl Watcher {
 /// What changed between two views, as events: gone devices DELETED, new
 /// ones CREATED, functions on another driver UPDATE.
 fn differences(before: &View, now: &View) -> Vec<DeviceEvent> {
-    let gone = before.iter().filter(|(n, _)| !now.contains_key(*n)).filter_map(|(_, k)| k.event(EventKind::Deleted, "resync"));
-    let new = now.iter().filter(|(n, _)| !before.contains_key(*n)).filter_map(|(_, k)| k.event(EventKind::Created, "resync"));
+    let gone =
+        before.iter().filter(|(n, _)| !now.contains_key(*n)).filter_map(|(_, k)| k.event(EventKind::Deleted, "resync"));
+    let new =
+        now.iter().filter(|(n, _)| !before.contains_key(*n)).filter_map(|(_, k)| k.event(EventKind::Created, "resync"));
     let changed = now
         .iter()
         .filter(|(n, k)| before.get(*n).is_some_and(|b| b.driver != k.driver || b.devpath != k.devpath))
@@ -538,7 +550,10 @@ mod tests {
             brief(&got),
             owned(&[(EventKind::Created, &net, "add"), (EventKind::Updated, "pci_0000_03_01_0", "bind")])
         );
-        assert_eq!(got[0].net.as_ref().map(|n| n.sysfs_path.as_str()), Some("/sys/devices/pci0000:00/0000:00:1c.0/0000:02:00.0/0000:03:01.0/net/eth1"));
+        assert_eq!(
+            got[0].net.as_ref().map(|n| n.sysfs_path.as_str()),
+            Some("/sys/devices/pci0000:00/0000:00:1c.0/0000:02:00.0/0000:03:01.0/net/eth1")
+        );
         // Hot removal: the interface, the unbind, the function.
         sim.write("bus/pci/devices/0000:03:01.0/remove", "1").unwrap();
         assert_eq!(

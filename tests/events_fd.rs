@@ -444,7 +444,14 @@ fn interfaces_come_and_go_as_lifecycle_events_and_an_overflow_is_counted_and_set
         assert_eq!(last_error().0, INVALID_ARG);
         assert_eq!(virConnectNodeDeviceEventGetOverflows(std::ptr::null_mut(), 0), -1);
         assert_eq!(last_error().0, INVALID_CONN);
-        let id = virConnectNodeDeviceEventRegisterAny(c, std::ptr::null_mut(), LIFECYCLE, net_lifecycle(), std::ptr::null_mut(), None);
+        let id = virConnectNodeDeviceEventRegisterAny(
+            c,
+            std::ptr::null_mut(),
+            LIFECYCLE,
+            net_lifecycle(),
+            std::ptr::null_mut(),
+            None,
+        );
         assert!(id >= 0);
         NET_SEEN.lock().unwrap().clear();
         foreign_write(&format!("bus/pci/devices/{NIC}/driver/unbind"), NIC);
@@ -475,7 +482,14 @@ fn interfaces_come_and_go_as_lifecycle_events_and_an_overflow_is_counted_and_set
         let c = open();
         let fd = virConnectNodeDeviceEventGetFD(c, 0);
         kernel.set_uevent_buffer(4096);
-        let id = virConnectNodeDeviceEventRegisterAny(c, std::ptr::null_mut(), LIFECYCLE, net_lifecycle(), std::ptr::null_mut(), None);
+        let id = virConnectNodeDeviceEventRegisterAny(
+            c,
+            std::ptr::null_mut(),
+            LIFECYCLE,
+            net_lifecycle(),
+            std::ptr::null_mut(),
+            None,
+        );
         assert!(id >= 0);
         foreign_write(&format!("bus/pci/devices/{NIC}/driver/unbind"), "0000:03:01.0");
         foreign_write("bus/pci/devices/0000:03:02.0/driver/unbind", "0000:03:02.0");

@@ -299,7 +299,13 @@ fn the_default_loop_and_node_device_events_on_it() {
         // A watch for HANGUP alone is polled, as libvirt's loop polls any
         // watch whose events are not 0: the writer's close reaches it.
         let (r, w) = pipe();
-        let h = virEventAddHandle(r, virEventHandleType::VIR_EVENT_HANDLE_HANGUP as c_int, Some(on_hup), std::ptr::null_mut(), None);
+        let h = virEventAddHandle(
+            r,
+            virEventHandleType::VIR_EVENT_HANDLE_HANGUP as c_int,
+            Some(on_hup),
+            std::ptr::null_mut(),
+            None,
+        );
         assert!(h > 0);
         libc::close(w);
         run_until(Duration::from_secs(2), || HUP.load(std::sync::atomic::Ordering::SeqCst) != 0);

@@ -200,7 +200,8 @@ mod tests {
             let mut me: libc::sockaddr_nl = std::mem::zeroed();
             let mut len = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
             assert_eq!(libc::getsockname(listener.fd(), &mut me as *mut _ as *mut libc::sockaddr, &mut len), 0);
-            let fd = libc::socket(libc::AF_NETLINK, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, libc::NETLINK_KOBJECT_UEVENT);
+            let fd =
+                libc::socket(libc::AF_NETLINK, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, libc::NETLINK_KOBJECT_UEVENT);
             assert!(fd >= 0);
             let forger = OwnedFd::from_raw_fd(fd);
             let forged = b"add@/devices/pci0000:00/0000:00:02.0\0ACTION=add\0DEVPATH=/devices/pci0000:00/0000:00:02.0\0SUBSYSTEM=pci\0SEQNUM=1\0";
