@@ -138,7 +138,7 @@ pub enum Report {
     },
     // ---- Events (issue 12, item 5): `watch --json`, one document per event.
     Watch {
-        event: crate::events::DeviceEvent,
+        event: Box<crate::events::DeviceEvent>,
     },
     /// The listener overflowed: kernel events were lost; the `resync`
     /// events that follow set the difference right.

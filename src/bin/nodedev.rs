@@ -409,7 +409,7 @@ fn watch(host: &Host, json: bool, count: Option<u64>, timeout: Option<std::time:
         }
         for ev in events {
             if json {
-                println!("{}", Report::Watch { event: ev }.to_json());
+                println!("{}", Report::Watch { event: Box::new(ev) }.to_json());
             } else {
                 let driver = ev.driver.as_deref().map(|d| format!(" {d}")).unwrap_or_default();
                 let kind =
