@@ -72,9 +72,9 @@ int main(void)
           "mdev XML");
     CHECK(virNodeDeviceIsActive(mdev) == 1 && virNodeDeviceIsPersistent(mdev) == 0, "active, transient");
     CHECK(virNodeDeviceSetAutostart(mdev, 1) == -1, "no autostart for a transient mdev");
-    CHECK_ERROR(VIR_ERR_INTERNAL_ERROR, VIR_FROM_NODEDEV, "transient", "autostart transient");
+    CHECK_ERROR(VIR_ERR_OPERATION_INVALID, VIR_FROM_NODEDEV, "transient", "autostart transient");
     CHECK(virNodeDeviceCreateXML(conn, create_xml, 0) == NULL, "the same UUID twice");
-    CHECK_ERROR(VIR_ERR_OPERATION_INVALID, VIR_FROM_NODEDEV, UUID1, "duplicate UUID");
+    CHECK_ERROR(VIR_ERR_INTERNAL_ERROR, VIR_FROM_NODEDEV, UUID1, "duplicate UUID");
     CHECK(virNodeDeviceDetachFlags(mdev, NULL, 0) == -1, "detach is for PCI devices");
     CHECK_ERROR(VIR_ERR_INVALID_ARG, VIR_FROM_NODEDEV, "not a PCI device", "detach mdev");
     again = virNodeDeviceLookupByName(conn, NAME1);
@@ -120,11 +120,11 @@ int main(void)
 
     /* libvirt's errors for documents and devices it cannot create. */
     CHECK(virNodeDeviceCreateXML(conn, "<device>", 0) == NULL, "malformed");
-    CHECK_ERROR(VIR_ERR_XML_ERROR, VIR_FROM_NODEDEV, NULL, "malformed");
+    CHECK_ERROR(VIR_ERR_XML_DETAIL, VIR_FROM_NODEDEV, NULL, "malformed");
     CHECK(virNodeDeviceCreateXML(conn, "<device><capability type='mdev'><type id='x'/></capability></device>", 0) ==
               NULL,
           "no parent");
-    CHECK_ERROR(VIR_ERR_XML_ERROR, VIR_FROM_NODEDEV, "parent", "no parent");
+    CHECK_ERROR(VIR_ERR_CONFIG_UNSUPPORTED, VIR_FROM_NODEDEV, "parent", "no parent");
     CHECK(virNodeDeviceCreateXML(conn, "<device><parent>computer</parent><capability type='scsi_host'/></device>",
                                  0) == NULL,
           "a vHBA");

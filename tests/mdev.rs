@@ -388,7 +388,8 @@ const VIR_ERR_OPERATION_DENIED: c_int = 29;
 const VIR_ERR_NO_NODE_DEVICE: c_int = 53;
 const VIR_ERR_OPERATION_INVALID: c_int = 55;
 const VIR_ERR_CONFIG_UNSUPPORTED: c_int = 67;
-const VIR_ERR_OPERATION_FAILED: c_int = 9;
+const VIR_ERR_PARSE_FAILED: c_int = 32;
+const VIR_ERR_XML_DETAIL: c_int = 35;
 
 #[test]
 fn libvirts_calls_xml_and_list_flags() {
@@ -415,9 +416,10 @@ fn libvirts_calls_xml_and_list_flags() {
         let mut auto: c_int = -1;
         assert_eq!(virNodeDeviceGetAutostart(d, &mut auto), 0);
         assert_eq!(auto, 0);
-        // Transient: no autostart, nothing to undefine (libvirt's codes).
+        // Transient: no autostart, nothing to undefine (libvirt's codes,
+        // node_device_driver.c nodeDeviceSetAutostart / nodeDeviceUndefine).
         assert_eq!(virNodeDeviceSetAutostart(d, 1), -1);
-        assert_eq!(last().0, VIR_ERR_INTERNAL_ERROR);
+        assert_eq!(last().0, VIR_ERR_OPERATION_INVALID);
         assert_eq!(virNodeDeviceUndefine(d, 0), -1);
         assert_eq!(last().0, VIR_ERR_OPERATION_INVALID);
         assert_eq!(virNodeDeviceCreate(d, 0), -1);
@@ -445,8 +447,9 @@ fn libvirts_calls_xml_and_list_flags() {
         assert_eq!(last().0, VIR_ERR_OPERATION_INVALID);
         assert_eq!(virNodeDeviceDestroy(parent), -1);
         assert_eq!(last().0, VIR_ERR_CONFIG_UNSUPPORTED);
+        // nodeDeviceUndefine: "not defined" comes before the device type.
         assert_eq!(virNodeDeviceUndefine(parent, 0), -1);
-        assert_eq!(last().0, VIR_ERR_CONFIG_UNSUPPORTED);
+        assert_eq!(last().0, VIR_ERR_OPERATION_INVALID);
 
         // Define (persistent, inactive), start, autostart, undefine.
         let def = virNodeDeviceDefineXML(conn, doc("0000:00:02.0", &mdev_cap(V8, U2)).as_ptr(), 0);
@@ -496,27 +499,33 @@ fn libvirts_calls_xml_and_list_flags() {
             assert!(d.is_null());
             last().0
         };
-        assert_eq!(bad("<device>"), VIR_ERR_XML_ERROR);
-        assert_eq!(bad("<device><capability type='mdev'><type id='x'/></capability></device>"), VIR_ERR_XML_ERROR);
+        // libvirt's classes (virxml.c, node_device_conf.c, node_device_driver.c
+        // nodeDeviceDefValidateMdev; a failing mdevctl is INTERNAL_ERROR).
+        assert_eq!(bad("<device>"), VIR_ERR_XML_DETAIL);
+        assert_eq!(bad("<domain/>"), VIR_ERR_XML_ERROR);
+        assert_eq!(
+            bad("<device><capability type='mdev'><type id='x'/></capability></device>"),
+            VIR_ERR_CONFIG_UNSUPPORTED
+        );
         assert_eq!(
             bad("<device><parent>pci_0000_00_02_0</parent><capability type='scsi_host'/></device>"),
             VIR_ERR_CONFIG_UNSUPPORTED
         );
         assert_eq!(
             bad(&format!("<device><parent>pci_0000_99_00_0</parent>{}</device>", mdev_cap(V8, U2))),
-            VIR_ERR_NO_NODE_DEVICE
+            VIR_ERR_CONFIG_UNSUPPORTED
         );
         assert_eq!(
             bad(&format!("<device><parent>computer</parent>{}</device>", mdev_cap(V8, U2))),
-            VIR_ERR_NO_NODE_DEVICE
+            VIR_ERR_PARSE_FAILED
         );
         assert_eq!(
             bad(&format!("<device><parent>pci_0000_00_02_0</parent>{}</device>", mdev_cap("nope", U2))),
-            VIR_ERR_OPERATION_FAILED
+            VIR_ERR_INTERNAL_ERROR
         );
         assert_eq!(
             bad(&format!("<device><parent>pci_0000_00_02_0</parent>{}</device>", mdev_cap(V8, U1))),
-            VIR_ERR_OPERATION_INVALID
+            VIR_ERR_INTERNAL_ERROR
         );
         assert!(virNodeDeviceCreateXML(conn, ptr::null(), 0).is_null());
         assert_eq!(last().0, VIR_ERR_INVALID_ARG);
