@@ -12,12 +12,31 @@
 
 static virConnectPtr events_conn;
 static int created, deleted, updates, nic_updates, wrong_conn, freed, timed_out;
+static int net_created, net_deleted, net_xml_ok;
 
 static void on_lifecycle(virConnectPtr conn, virNodeDevicePtr dev, int event, int detail, void *opaque)
 {
+    const char *name = virNodeDeviceGetName(dev);
+    char *xml;
     (void)opaque;
-    if (conn != events_conn || detail != 0 || virNodeDeviceGetName(dev) == NULL)
+    if (conn != events_conn || detail != 0 || name == NULL)
         wrong_conn++;
+    if (name != NULL && strncmp(name, "net_", 4) == 0) {
+        /* The NIC's interface: its name, parent and, once there, its XML. */
+        if (strcmp(name, "net_eth1_52_54_00_03_01_00") != 0 ||
+            strcmp(virNodeDeviceGetParent(dev), "pci_0000_03_01_0") != 0)
+            wrong_conn++;
+        if (event == VIR_NODE_DEVICE_EVENT_CREATED) {
+            net_created++;
+            xml = virNodeDeviceGetXMLDesc(dev, 0);
+            if (xml != NULL && strstr(xml, "<interface>eth1</interface>") != NULL)
+                net_xml_ok++;
+            free(xml);
+        } else if (event == VIR_NODE_DEVICE_EVENT_DELETED) {
+            net_deleted++;
+        }
+        return;
+    }
     if (event == VIR_NODE_DEVICE_EVENT_CREATED)
         created++;
     else if (event == VIR_NODE_DEVICE_EVENT_DELETED)
@@ -116,7 +135,10 @@ int main(void)
     CHECK(virNodeDeviceDetachFlags(nic, "vfio", 0) == 0, "detach");
     CHECK(run_until(&nic_updates, 2), "UPDATE for unbind and bind: %d", nic_updates);
     CHECK(virNodeDeviceReAttach(nic) == 0, "reattach");
+    CHECK(net_deleted == 1 && net_created == 0, "its interface DELETED: %d %d", net_deleted, net_created);
     CHECK(run_until(&nic_updates, 4), "UPDATE back: %d", nic_updates);
+    CHECK(net_deleted == 1 && net_created == 1 && net_xml_ok == 1, "its interface CREATED again: %d %d %d",
+          net_deleted, net_created, net_xml_ok);
     CHECK(updates == nic_updates, "catch-all and filter agree: %d %d", updates, nic_updates);
     CHECK(wrong_conn == 0, "callbacks got their connection and device");
 

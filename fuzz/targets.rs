@@ -193,6 +193,36 @@ pub fn vpd(data: &[u8]) {
     }
 }
 
+/// A kernel uevent message (netlink KOBJECT_UEVENT): the parser never
+/// panics and round-trips what it accepts; what a watcher of the simulated
+/// host makes of it is a PCI function's or an interface's event, named as
+/// libvirt names them, whatever the message says.
+pub fn uevent(data: &[u8]) {
+    use nodedev::sysfs::uevent::Uevent;
+    static WATCHER: std::sync::OnceLock<nodedev::events::Watcher> = std::sync::OnceLock::new();
+    if let Some(u) = Uevent::parse(data) {
+        assert_eq!(Uevent::parse(&u.to_bytes()).as_ref(), Some(&u), "{data:?}");
+        if let Some(ev) = nodedev::events::DeviceEvent::from_uevent(&u) {
+            assert_eq!(PciAddress::parse(&ev.address).ok().map(|a| a.node_name()), Some(ev.name.clone()));
+        }
+    }
+    let w = WATCHER.get_or_init(|| {
+        let sim = std::sync::Arc::new(nodedev::sysfs::sim::SimKernel::builtin());
+        nodedev::events::Watcher::new(sim).expect("a watcher of the simulated host")
+    });
+    for ev in w.take_message(data) {
+        match ev.subsystem.as_str() {
+            "pci" => assert!(ev.name.starts_with("pci_") && ev.net.is_none(), "{data:?}: {ev:?}"),
+            "net" => {
+                let n = ev.net.as_ref().expect("an interface event has its interface");
+                assert!(ev.name.starts_with("net_") && ev.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+                assert_eq!(ev.parent, n.parent.node_name());
+            }
+            other => panic!("{data:?}: subsystem {other}"),
+        }
+    }
+}
+
 /// Every target, by name (the names of fuzz/fuzz_targets/*.rs and fuzz/corpus/*).
 /// libvirt's mediated-device XML (virNodeDeviceCreateXML/DefineXML): never
 /// a panic; what is accepted names a PCI parent that prints back the same.
@@ -213,4 +243,5 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("state_record", state_record),
     ("mdev_xml", mdev_xml),
     ("vpd", vpd),
+    ("uevent", uevent),
 ];

@@ -1975,7 +1975,14 @@ int virNodeDeviceIsPersistent(virNodeDevicePtr dev);
  * function appears (a VF created through sriov_numvfs, a hot-plug),
  * DELETED when it goes, UPDATE when it is bound to or unbound from a
  * driver (by nodedev or by any other tool) or the kernel reports another
- * change.
+ * change. A PCI function's network interface (`net_IFNAME_MAC`, parent
+ * the function) is CREATED when its driver registers it (a bind, a VF
+ * taken by igbvf), DELETED when the driver lets go of it (before the
+ * function's UPDATE), and a rename is the old name DELETED then the new
+ * one CREATED, as libvirt's udev driver reports them; a DELETED device's
+ * XML cannot be read any more. If the application reads too slowly and
+ * the kernel drops events, the tree is read again and the differences
+ * are delivered as events (see virConnectNodeDeviceEventGetOverflows).
  *
  * Returns the callback id (>= 0, for virConnectNodeDeviceEventDeregisterAny),
  * or -1 on error: VIR_ERR_INVALID_CONN; VIR_ERR_INVALID_NODE_DEVICE (`dev`
@@ -2027,6 +2034,22 @@ int virConnectNodeDeviceEventGetFD(virConnectPtr conn, unsigned int flags);
  * on `conn`), VIR_ERR_SYSTEM_ERROR (reading the listener failed).
  */
 int virConnectNodeDeviceEventDispatch(virConnectPtr conn, unsigned int flags);
+
+/**
+ * nodedev's extension: how many times `conn`'s kernel event listener
+ * overflowed since the connection first listened. An overflow means the
+ * kernel dropped uevents the application did not read in time (ENOBUFS
+ * on its netlink socket); the library then reads the device tree again
+ * and delivers the differences to the callbacks as ordinary events
+ * (DELETED, CREATED, then UPDATE), so callbacks see the tree as it is.
+ * A daemon that keeps more state than the events tell (an XML it
+ * cached) should read it again when this count grows. libvirt's udev
+ * driver instead stops receiving events after such an error. `flags`: 0.
+ *
+ * Returns the count (>= 0, INT_MAX at most), or -1 on error:
+ * VIR_ERR_INVALID_CONN, VIR_ERR_INVALID_ARG (unknown flags).
+ */
+int virConnectNodeDeviceEventGetOverflows(virConnectPtr conn, unsigned int flags);
 
 /**
  * All devices of `conn` matching `flags`, as new handles.

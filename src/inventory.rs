@@ -138,8 +138,21 @@ pub enum Report {
     },
     // ---- Events (issue 12, item 5): `watch --json`, one document per event.
     Watch {
-        event: crate::events::DeviceEvent,
+        event: Box<crate::events::DeviceEvent>,
     },
+    /// The listener overflowed: kernel events were lost; the `resync`
+    /// events that follow set the difference right.
+    #[serde(rename = "watch")]
+    WatchOverflow {
+        overflow: WatchOverflow,
+    },
+}
+
+/// `watch --json` after the kernel's uevent socket overflowed.
+#[derive(Debug, Clone, Serialize)]
+pub struct WatchOverflow {
+    /// Overflows since the watch began, this one included.
+    pub overflows: u64,
 }
 
 #[derive(Serialize)]

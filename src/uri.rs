@@ -144,6 +144,13 @@ fn default_sim() -> (Arc<SimKernel>, StateStore) {
     DEFAULT.get_or_init(|| (Arc::new(SimKernel::builtin()), StateStore::memory())).clone()
 }
 
+/// The simulated kernel behind test:///default, for tests that act as the
+/// kernel itself (a small uevent buffer, a rename).
+#[doc(hidden)]
+pub fn test_default_kernel() -> Arc<SimKernel> {
+    default_sim().0
+}
+
 /// Whether a System target's sysfs is the running kernel's: no `root=`, or
 /// one whose `sys` is it however reached (see `is_live_root`).
 fn is_live(params: &Params) -> bool {

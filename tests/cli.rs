@@ -588,8 +588,8 @@ fn watch_json_documents_of_every_kind_of_event_match_the_schema() {
     use nodedev::events::Watcher;
     use nodedev::inventory::Report;
     use nodedev::sysfs::Sysfs;
-    let sim = nodedev::sysfs::sim::SimKernel::builtin();
-    let w = Watcher::new(&sim).unwrap();
+    let sim = std::sync::Arc::new(nodedev::sysfs::sim::SimKernel::builtin());
+    let w = Watcher::new(sim.clone()).unwrap();
     sim.write("bus/pci/devices/0000:03:01.0/driver/unbind", "0000:03:01.0").unwrap();
     sim.write("bus/pci/drivers_probe", "0000:03:01.0").unwrap();
     sim.write("bus/pci/devices/0000:04:00.0/sriov_numvfs", "0").unwrap();
@@ -597,7 +597,7 @@ fn watch_json_documents_of_every_kind_of_event_match_the_schema() {
     let events = w.ready().unwrap();
     let mut kinds = std::collections::BTreeSet::new();
     for ev in events {
-        let doc: Value = serde_json::from_str(&Report::Watch { event: ev }.to_json()).unwrap();
+        let doc: Value = serde_json::from_str(&Report::Watch { event: Box::new(ev) }.to_json()).unwrap();
         assert_valid(&doc);
         assert_eq!(doc["command"], "watch");
         kinds.insert((
@@ -614,6 +614,31 @@ fn watch_json_documents_of_every_kind_of_event_match_the_schema() {
     // What the schema refuses.
     let bad: Value = serde_json::json!({"schema_version": 1, "command": "watch", "event": {"event": "changed", "device": "pci_0000_03_01_0", "address": "0000:03:01.0", "parent": "computer", "action": "bind", "driver": null, "seqnum": 1}});
     assert!(!validate(&bad).is_empty());
+}
+
+#[test]
+fn watch_json_overflow_and_resync_documents_match_the_schema() {
+    use nodedev::events::Watcher;
+    use nodedev::inventory::{Report, WatchOverflow};
+    use nodedev::sysfs::Sysfs;
+    let sim = std::sync::Arc::new(nodedev::sysfs::sim::SimKernel::builtin());
+    sim.set_uevent_buffer(2);
+    let w = Watcher::new(sim.clone()).unwrap();
+    sim.write("bus/pci/devices/0000:04:00.0/sriov_numvfs", "0").unwrap();
+    sim.write("bus/pci/devices/0000:03:01.0/driver/unbind", "0000:03:01.0").unwrap();
+    let events = w.ready().unwrap();
+    assert_eq!(w.overflows(), 1);
+    let doc: Value =
+        serde_json::from_str(&Report::WatchOverflow { overflow: WatchOverflow { overflows: 1 } }.to_json()).unwrap();
+    assert_valid(&doc);
+    assert_eq!(doc["overflow"]["overflows"], 1);
+    let mut resync = 0;
+    for ev in events {
+        resync += usize::from(ev.action == "resync");
+        let doc: Value = serde_json::from_str(&Report::Watch { event: Box::new(ev) }.to_json()).unwrap();
+        assert_valid(&doc);
+    }
+    assert!(resync >= 2, "the VFs and the interface lost in the overflow come back as resync events");
 }
 
 #[test]

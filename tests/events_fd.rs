@@ -283,22 +283,35 @@ fn the_descriptor_wakes_only_for_kernel_events_and_dispatch_calls_the_callbacks(
         // for the catch-all and the NIC's filtered callback.
         foreign_write(&format!("bus/pci/devices/{NIC}/driver/unbind"), NIC);
         assert!(readable(fd, 1000));
-        assert_eq!(virConnectNodeDeviceEventDispatch(c, 0), 1);
+        // Two uevents: its interface's remove (a LIFECYCLE nobody here
+        // registered for), then the function's unbind.
+        assert_eq!(virConnectNodeDeviceEventDispatch(c, 0), 2);
         assert!(!readable(fd, 0), "drained");
         let seen = take();
         let names: Vec<(&str, &str, &str)> =
             seen.events.iter().map(|(w, n, p, _)| (*w, n.as_str(), p.as_str())).collect();
         // The parent as a lookup names it (from the uevent's DEVPATH).
         let parent = CStr::from_ptr(virNodeDeviceGetParent(nic)).to_str().unwrap();
-        assert_eq!(names, [("update", "pci_0000_03_01_0", parent), ("update-nic", "pci_0000_03_01_0", parent)]);
+        // Its interface first: DELETED (unregister_netdev in the driver's remove).
+        assert_eq!(
+            names,
+            [
+                ("lifecycle", "net_eth1_52_54_00_03_01_00", "pci_0000_03_01_0"),
+                ("update", "pci_0000_03_01_0", parent),
+                ("update-nic", "pci_0000_03_01_0", parent)
+            ]
+        );
+        assert_eq!(seen.events[0].3, DELETED);
         // The event's handle is placed from the uevent's DEVPATH: its XML
         // (path, parent) is the XML of a handle looked up by name.
         let event_xml = NIC_XML.lock().unwrap().take().expect("the NIC's callback ran");
         assert_eq!(event_xml, xml_of(nic));
         assert!(event_xml.contains(&format!("/{NIC}</path>")), "{event_xml}");
         foreign_write("bus/pci/drivers_probe", NIC);
-        assert_eq!(virConnectNodeDeviceEventDispatch(c, 0), 1);
-        assert_eq!(take().events.len(), 2);
+        assert_eq!(virConnectNodeDeviceEventDispatch(c, 0), 2);
+        let seen = take();
+        assert_eq!(seen.events.len(), 3);
+        assert_eq!((seen.events[0].1.as_str(), seen.events[0].3), ("net_eth1_52_54_00_03_01_00", CREATED));
 
         // VFs through nodedev's own call on another connection: DELETED per
         // VF removed, CREATED per VF made; the NIC's filter sees none.
@@ -336,7 +349,7 @@ fn the_descriptor_wakes_only_for_kernel_events_and_dispatch_calls_the_callbacks(
         foreign_write(&format!("bus/pci/devices/{NIC}/driver/unbind"), NIC);
         virConnectNodeDeviceEventDispatch(c, 0);
         let seen = take();
-        assert_eq!(seen.events.iter().map(|e| e.0).collect::<Vec<_>>(), ["update-nic"]);
+        assert_eq!(seen.events.iter().map(|e| e.0).collect::<Vec<_>>(), ["lifecycle", "update-nic"]);
         foreign_write("bus/pci/drivers_probe", NIC);
         virConnectNodeDeviceEventDispatch(c, 0);
         take();
@@ -387,12 +400,111 @@ fn a_callback_may_deregister_itself_during_a_dispatch() {
             Some(once_freed),
         );
         SELF_ID.lock().unwrap().0 = id;
-        // Two UPDATEs in one dispatch.
+        // Two UPDATEs in one dispatch (and the interface's DELETED and CREATED).
         foreign_write(&format!("bus/pci/devices/{NIC}/driver/unbind"), NIC);
         foreign_write("bus/pci/drivers_probe", NIC);
-        assert_eq!(virConnectNodeDeviceEventDispatch(c, 0), 2);
+        assert_eq!(virConnectNodeDeviceEventDispatch(c, 0), 4);
         let s = *SELF_ID.lock().unwrap();
         assert_eq!((s.1, s.2), (1, true), "called once, freed after");
+        virConnectClose(c);
+    }
+}
+
+// ---- Network interfaces and overflows (events2) ----
+
+static NET_SEEN: Mutex<Vec<(String, c_int, String)>> = Mutex::new(Vec::new());
+
+unsafe extern "C" fn on_net(_c: virConnectPtr, dev: virNodeDevicePtr, event: c_int, _d: c_int, _o: *mut c_void) {
+    let name = CStr::from_ptr(virNodeDeviceGetName(dev)).to_string_lossy().into_owned();
+    // The XML of a CREATED interface is readable in the callback; a DELETED one is gone.
+    let xml = if event == CREATED { xml_of(dev) } else { String::new() };
+    NET_SEEN.lock().unwrap().push((name, event, xml));
+}
+
+fn net_lifecycle() -> virConnectNodeDeviceEventGenericCallback {
+    Some(unsafe {
+        std::mem::transmute::<
+            unsafe extern "C" fn(virConnectPtr, virNodeDevicePtr, c_int, c_int, *mut c_void),
+            unsafe extern "C" fn(virConnectPtr, virNodeDevicePtr, *mut c_void),
+        >(on_net)
+    })
+}
+
+#[test]
+fn interfaces_come_and_go_as_lifecycle_events_and_an_overflow_is_counted_and_set_right() {
+    let _g = SIM.lock().unwrap_or_else(|p| p.into_inner());
+    let kernel = nodedev::uri::test_default_kernel();
+    let net = "net_eth1_52_54_00_03_01_00";
+    let c = open();
+    unsafe {
+        let fd = virConnectNodeDeviceEventGetFD(c, 0);
+        assert!(fd >= 0);
+        assert_eq!(virConnectNodeDeviceEventGetOverflows(c, 0), 0);
+        assert_eq!(virConnectNodeDeviceEventGetOverflows(c, 1), -1);
+        assert_eq!(last_error().0, INVALID_ARG);
+        assert_eq!(virConnectNodeDeviceEventGetOverflows(std::ptr::null_mut(), 0), -1);
+        assert_eq!(last_error().0, INVALID_CONN);
+        let id = virConnectNodeDeviceEventRegisterAny(
+            c,
+            std::ptr::null_mut(),
+            LIFECYCLE,
+            net_lifecycle(),
+            std::ptr::null_mut(),
+            None,
+        );
+        assert!(id >= 0);
+        NET_SEEN.lock().unwrap().clear();
+        foreign_write(&format!("bus/pci/devices/{NIC}/driver/unbind"), NIC);
+        foreign_write("bus/pci/drivers_probe", NIC);
+        assert!(readable(fd, 1000));
+        virConnectNodeDeviceEventDispatch(c, 0);
+        let seen = std::mem::take(&mut *NET_SEEN.lock().unwrap());
+        assert_eq!(seen.iter().map(|(n, e, _)| (n.as_str(), *e)).collect::<Vec<_>>(), [(net, DELETED), (net, CREATED)]);
+        assert!(seen[1].2.contains("<interface>eth1</interface>"), "{}", seen[1].2);
+        assert!(seen[1].2.contains("<parent>pci_0000_03_01_0</parent>"), "{}", seen[1].2);
+
+        // ip link set dev eth1 name lan0: the old name DELETED, the new CREATED.
+        kernel.rename_link("eth1", "lan0").unwrap();
+        virConnectNodeDeviceEventDispatch(c, 0);
+        let seen = std::mem::take(&mut *NET_SEEN.lock().unwrap());
+        assert_eq!(
+            seen.iter().map(|(n, e, _)| (n.as_str(), *e)).collect::<Vec<_>>(),
+            [(net, DELETED), ("net_lan0_52_54_00_03_01_00", CREATED)]
+        );
+        kernel.rename_link("lan0", "eth1").unwrap();
+        virConnectNodeDeviceEventDispatch(c, 0);
+        NET_SEEN.lock().unwrap().clear();
+        virConnectClose(c);
+
+        // A listener with room for 2 messages, 4 sent: an overflow, and the
+        // callbacks still learn that the interface went.
+        kernel.set_uevent_buffer(2);
+        let c = open();
+        let fd = virConnectNodeDeviceEventGetFD(c, 0);
+        kernel.set_uevent_buffer(4096);
+        let id = virConnectNodeDeviceEventRegisterAny(
+            c,
+            std::ptr::null_mut(),
+            LIFECYCLE,
+            net_lifecycle(),
+            std::ptr::null_mut(),
+            None,
+        );
+        assert!(id >= 0);
+        foreign_write(&format!("bus/pci/devices/{NIC}/driver/unbind"), "0000:03:01.0");
+        foreign_write("bus/pci/devices/0000:03:02.0/driver/unbind", "0000:03:02.0");
+        assert!(readable(fd, 1000));
+        virConnectNodeDeviceEventDispatch(c, 0);
+        assert_eq!(virConnectNodeDeviceEventGetOverflows(c, 0), 1);
+        let seen = std::mem::take(&mut *NET_SEEN.lock().unwrap());
+        let deleted: Vec<&str> = seen.iter().filter(|(_, e, _)| *e == DELETED).map(|(n, _, _)| n.as_str()).collect();
+        assert!(deleted.contains(&net), "{seen:?}");
+        assert!(deleted.iter().any(|n| n.starts_with("net_eth2_")), "{seen:?}");
+        foreign_write("bus/pci/drivers_probe", NIC);
+        foreign_write("bus/pci/drivers_probe", "0000:03:02.0");
+        virConnectNodeDeviceEventDispatch(c, 0);
+        assert_eq!(NET_SEEN.lock().unwrap().len(), 2);
+        NET_SEEN.lock().unwrap().clear();
         virConnectClose(c);
     }
 }

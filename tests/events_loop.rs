@@ -250,7 +250,11 @@ fn the_default_loop_and_node_device_events_on_it() {
         let writer_id = writer.join().unwrap();
         run_until(Duration::from_secs(5), || !EVENTS.lock().unwrap().is_empty());
         let got = std::mem::take(&mut *EVENTS.lock().unwrap());
-        assert_eq!(got.iter().map(|e| (e.1.as_str(), e.2)).collect::<Vec<_>>(), [("pci_0000_03_01_0", -1)]);
+        // Its interface goes first (DELETED), then the function's UPDATE.
+        assert_eq!(
+            got.iter().map(|e| (e.1.as_str(), e.2)).collect::<Vec<_>>(),
+            [("net_eth1_52_54_00_03_01_00", 1), ("pci_0000_03_01_0", -1)]
+        );
         assert!(got.iter().all(|e| e.0 == std::thread::current().id() && e.0 != writer_id));
         foreign_write("bus/pci/drivers_probe", NIC);
         run_until(Duration::from_secs(5), || !EVENTS.lock().unwrap().is_empty());
@@ -291,7 +295,34 @@ fn the_default_loop_and_node_device_events_on_it() {
         assert_eq!(virConnectClose(c), 0);
         assert_eq!(take(), ["free 33"]);
         run_quiet();
+
+        // A watch for HANGUP alone is polled, as libvirt's loop polls any
+        // watch whose events are not 0: the writer's close reaches it.
+        let (r, w) = pipe();
+        let h = virEventAddHandle(
+            r,
+            virEventHandleType::VIR_EVENT_HANDLE_HANGUP as c_int,
+            Some(on_hup),
+            std::ptr::null_mut(),
+            None,
+        );
+        assert!(h > 0);
+        libc::close(w);
+        run_until(Duration::from_secs(2), || HUP.load(std::sync::atomic::Ordering::SeqCst) != 0);
+        assert_eq!(
+            HUP.load(std::sync::atomic::Ordering::SeqCst) & virEventHandleType::VIR_EVENT_HANDLE_HANGUP as c_int,
+            virEventHandleType::VIR_EVENT_HANDLE_HANGUP as c_int
+        );
+        assert_eq!(virEventRemoveHandle(h), 0);
+        run_quiet();
+        libc::close(r);
     }
+}
+
+static HUP: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+unsafe extern "C" fn on_hup(_watch: c_int, _fd: c_int, events: c_int, _o: *mut c_void) {
+    HUP.fetch_or(events, std::sync::atomic::Ordering::SeqCst);
 }
 
 /// Run the loop until the free functions ran; `want` must be exactly what was logged.

@@ -62,6 +62,12 @@ const TOKENS: &[&[u8]] = &[
     b"0x",
     b"\x00\x00\x01\x00",
     b"\xff\xff\xff\xff",
+    // uevents
+    b"@/devices/",
+    b"ACTION=",
+    b"DEVPATH_OLD=",
+    b"SUBSYSTEM=net",
+    b"/net/",
 ];
 
 struct Rng(u64);

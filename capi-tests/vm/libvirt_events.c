@@ -150,11 +150,25 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static int nic_net_created, nic_net_deleted;
+
 static void on_lifecycle(virConnectPtr conn, virNodeDevicePtr dev, int event, int detail, void *opaque)
 {
-    (void)conn; (void)dev; (void)detail; (void)opaque;
+    const char *parent;
+    (void)conn; (void)detail; (void)opaque;
     if (!pthread_equal(pthread_self(), loop_thread))
         off_thread++;
+    if (strncmp(virNodeDeviceGetName(dev), "net_", 4) == 0) {
+        /* A network interface (the NIC's, or a VF's under igbvf): counted apart. */
+        parent = virNodeDeviceGetParent(dev);
+        if (parent != NULL && strcmp(parent, nic_name) == 0) {
+            if (event == VIR_NODE_DEVICE_EVENT_CREATED)
+                nic_net_created++;
+            if (event == VIR_NODE_DEVICE_EVENT_DELETED)
+                nic_net_deleted++;
+        }
+        return;
+    }
     if (event == VIR_NODE_DEVICE_EVENT_CREATED)
         created++;
     if (event == VIR_NODE_DEVICE_EVENT_DELETED)
@@ -300,10 +314,14 @@ int main(int argc, char **argv)
     ms = act_and_wait(cmd, &nic_updates, 1);
     snprintf(why, sizeof why, "%d UPDATE, %.0f ms after the write returned", nic_updates, ms);
     result("unbind-update", nic_updates == 1 && ms < BOUND_MS, why);
+    snprintf(why, sizeof why, "%d DELETED of the NIC's interface", nic_net_deleted);
+    result("unbind-net-deleted", nic_net_deleted == 1, why);
     snprintf(cmd, sizeof cmd, "echo %s > /sys/bus/pci/drivers/%s/bind", nic, nic_driver);
     ms = act_and_wait(cmd, &nic_updates, 2);
     snprintf(why, sizeof why, "%d UPDATE, %.0f ms after the write returned", nic_updates, ms);
     result("bind-update", nic_updates == 2 && ms < BOUND_MS, why);
+    snprintf(why, sizeof why, "%d CREATED of the NIC's interface", nic_net_created);
+    result("bind-net-created", nic_net_created == 1, why);
 
     result("on-loop-thread", off_thread == 0, "a callback ran on another thread");
     printf("NODEDEV-NOTE events-end-to-end: %d callbacks, shell command start to callback mean %.2f ms, worst %.2f ms\n",

@@ -13,18 +13,20 @@ else
     sleep 1
     echo 3 > "/sys/bus/pci/devices/$EV_PF/sriov_numvfs"
     wait $w
-    n=$(grep -c '"event":"created"' /tmp/ev-add.json)
+    # The VFs' own CREATED (their interfaces under igbvf are suite-events-net.sh's).
+    n=$(grep '"event":"created"' /tmp/ev-add.json | grep -c '"subsystem":"pci"')
     [ "$n" = 3 ] && pass events-watch-vfs-created || fail events-watch-vfs-created "$n created: $(head -c 600 /tmp/ev-add.json)"
     nodedev -c $U watch --json --timeout 3 > /tmp/ev-del.json 2>&1 &
     w=$!
     sleep 1
     echo 0 > "/sys/bus/pci/devices/$EV_PF/sriov_numvfs"
     wait $w
-    n=$(grep -c '"event":"deleted"' /tmp/ev-del.json)
+    n=$(grep '"event":"deleted"' /tmp/ev-del.json | grep -c '"subsystem":"pci"')
     [ "$n" = 3 ] && pass events-watch-vfs-deleted || fail events-watch-vfs-deleted "$n deleted: $(head -c 600 /tmp/ev-del.json)"
 
-    # A shell unbind: one UPDATE naming the device and the action.
-    nodedev -c $U watch --count 1 --timeout 5 > /tmp/ev-unbind.txt 2>&1 &
+    # A shell unbind: one UPDATE naming the device and the action (after
+    # its interface's DELETED).
+    nodedev -c $U watch --count 2 --timeout 5 > /tmp/ev-unbind.txt 2>&1 &
     w=$!
     sleep 1
     echo "$B2" > /sys/bus/pci/drivers/e1000/unbind

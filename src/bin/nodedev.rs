@@ -387,17 +387,29 @@ fn parse_watch(args: &[String]) -> Result<Command, String> {
 /// Print events until `count` of them or `timeout`: sleeps in poll between
 /// kernel events (no periodic wake-up).
 fn watch(host: &Host, json: bool, count: Option<u64>, timeout: Option<std::time::Duration>) -> Result<(), Error> {
-    let watcher = nodedev::events::Watcher::new(host.sysfs().as_ref())?;
+    let watcher = nodedev::events::Watcher::new(host.sysfs().clone())?;
     let deadline = timeout.map(|t| std::time::Instant::now() + t);
     let mut seen = 0u64;
+    let mut reported = 0u64;
     loop {
         let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
         if left.is_some_and(|l| l.is_zero()) {
             return Ok(());
         }
-        for ev in watcher.wait(left)? {
+        let events = watcher.wait(left)?;
+        let overflows = watcher.overflows();
+        if overflows > reported {
+            reported = overflows;
             if json {
-                println!("{}", Report::Watch { event: ev }.to_json());
+                let overflow = nodedev::inventory::WatchOverflow { overflows };
+                println!("{}", Report::WatchOverflow { overflow }.to_json());
+            } else {
+                println!("overflow: kernel events were lost ({overflows} so far); the tree was read again");
+            }
+        }
+        for ev in events {
+            if json {
+                println!("{}", Report::Watch { event: Box::new(ev) }.to_json());
             } else {
                 let driver = ev.driver.as_deref().map(|d| format!(" {d}")).unwrap_or_default();
                 let kind =

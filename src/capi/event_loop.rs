@@ -431,7 +431,9 @@ fn run_once() -> Result<(), Raised> {
         let wake = l.wake.as_ref().map_or(-1, |f| f.as_raw_fd());
         let mut pfds = vec![libc::pollfd { fd: wake, events: libc::POLLIN, revents: 0 }];
         let mut ids = vec![0];
-        for w in l.watches.iter().filter(|w| w.events & (READABLE | WRITABLE) != 0) {
+        // Any watch with events, as libvirt's loop: one asking for HANGUP
+        // or ERROR alone is polled too (poll reports those unasked).
+        for w in l.watches.iter().filter(|w| w.events != 0) {
             pfds.push(libc::pollfd { fd: w.fd, events: poll_events(w.events), revents: 0 });
             ids.push(w.id);
         }

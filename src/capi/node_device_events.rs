@@ -120,6 +120,8 @@ struct State {
 pub(crate) struct ConnEvents {
     conn: Weak<virConnect>,
     state: Mutex<State>,
+    /// Overflows of this connection's listeners (virConnectNodeDeviceEventGetOverflows).
+    overflows: std::sync::atomic::AtomicU64,
 }
 
 /// The opaque of a loop watch: what the watch callback needs, kept alive
@@ -136,6 +138,7 @@ impl ConnEvents {
             Arc::new(ConnEvents {
                 conn: Arc::downgrade(conn),
                 state: Mutex::new(State { callbacks: Vec::new(), next_id: 0, feed: Feed::Idle }),
+                overflows: std::sync::atomic::AtomicU64::new(0),
             })
         });
         // Only this module fills the slot, always with a ConnEvents.
@@ -150,6 +153,7 @@ impl ConnEvents {
     /// Returns the number of events read.
     fn dispatch(&self, watcher: &Watcher) -> Result<usize, crate::Error> {
         let events = watcher.ready()?;
+        self.overflows.fetch_add(watcher.new_overflows(), Ordering::SeqCst);
         // A strong reference for the dispatch: a callback may close the
         // application's last one; the connection then goes after it.
         let Some(conn) = self.conn.upgrade() else { return Ok(0) };
@@ -202,7 +206,7 @@ fn wants(r: &Registration, ev: &DeviceEvent) -> bool {
 }
 
 fn deliver(conn: &Arc<virConnect>, r: &Registration, ev: &DeviceEvent) {
-    let Some(dev) = event_device(conn, &ev.address, &ev.parent, &ev.devpath) else { return };
+    let Some(dev) = event_device(conn, ev) else { return };
     let dev = handle::into_raw(dev);
     let conn_ptr = Arc::as_ptr(conn) as virConnectPtr;
     // SAFETY: the callback was registered with the signature of its event
@@ -263,7 +267,7 @@ fn start_feed(call: &Call, conn: &virConnect, events: &Arc<ConnEvents>, s: &mut 
     if !event_loop::loop_registered() {
         return Err(no_loop(call));
     }
-    let watcher = Watcher::new(conn.host.sysfs().as_ref()).map_err(|e| {
+    let watcher = Watcher::new(conn.host.sysfs().clone()).map_err(|e| {
         let mut r = Raised::from(e);
         r.message = format!("{}: {}", call.func, r.message);
         r
@@ -304,7 +308,14 @@ fn start_feed(call: &Call, conn: &virConnect, events: &Arc<ConnEvents>, s: &mut 
 /// function appears (a VF created through sriov_numvfs, a hot-plug),
 /// DELETED when it goes, UPDATE when it is bound to or unbound from a
 /// driver (by nodedev or by any other tool) or the kernel reports another
-/// change.
+/// change. A PCI function's network interface (`net_IFNAME_MAC`, parent
+/// the function) is CREATED when its driver registers it (a bind, a VF
+/// taken by igbvf), DELETED when the driver lets go of it (before the
+/// function's UPDATE), and a rename is the old name DELETED then the new
+/// one CREATED, as libvirt's udev driver reports them; a DELETED device's
+/// XML cannot be read any more. If the application reads too slowly and
+/// the kernel drops events, the tree is read again and the differences
+/// are delivered as events (see virConnectNodeDeviceEventGetOverflows).
 ///
 /// Returns the callback id (>= 0, for virConnectNodeDeviceEventDeregisterAny),
 /// or -1 on error: VIR_ERR_INVALID_CONN; VIR_ERR_INVALID_NODE_DEVICE (`dev`
@@ -441,7 +452,7 @@ pub unsafe extern "C" fn virConnectNodeDeviceEventGetFD(conn: virConnectPtr, fla
             if let Feed::Fd(w) = &s.feed {
                 return Ok(w.fd());
             }
-            let watcher = Arc::new(Watcher::new(c.host.sysfs().as_ref())?);
+            let watcher = Arc::new(Watcher::new(c.host.sysfs().clone())?);
             let fd = watcher.fd();
             let stop = match std::mem::replace(&mut s.feed, Feed::Fd(watcher)) {
                 Feed::Loop { watch } => Some(watch),
@@ -490,9 +501,32 @@ pub unsafe extern "C" fn virConnectNodeDeviceEventDispatch(conn: virConnectPtr, 
     })
 }
 
+/// nodedev's extension: how many times `conn`'s kernel event listener
+/// overflowed since the connection first listened. An overflow means the
+/// kernel dropped uevents the application did not read in time (ENOBUFS
+/// on its netlink socket); the library then reads the device tree again
+/// and delivers the differences to the callbacks as ordinary events
+/// (DELETED, CREATED, then UPDATE), so callbacks see the tree as it is.
+/// A daemon that keeps more state than the events tell (an XML it
+/// cached) should read it again when this count grows. libvirt's udev
+/// driver instead stops receiving events after such an error. `flags`: 0.
+///
+/// Returns the count (>= 0, INT_MAX at most), or -1 on error:
+/// VIR_ERR_INVALID_CONN, VIR_ERR_INVALID_ARG (unknown flags).
+#[no_mangle]
+pub unsafe extern "C" fn virConnectNodeDeviceEventGetOverflows(conn: virConnectPtr, flags: c_uint) -> c_int {
+    api("virConnectNodeDeviceEventGetOverflows", DOMAIN, -1, |call| {
+        let c = conn_arg(call, conn)?;
+        call.check_flags(flags, 0)?;
+        let n = ConnEvents::of(&c).overflows.load(Ordering::SeqCst);
+        Ok(c_int::try_from(n).unwrap_or(c_int::MAX))
+    })
+}
+
 exports!(
     virConnectNodeDeviceEventRegisterAny,
     virConnectNodeDeviceEventDeregisterAny,
     virConnectNodeDeviceEventGetFD,
-    virConnectNodeDeviceEventDispatch
+    virConnectNodeDeviceEventDispatch,
+    virConnectNodeDeviceEventGetOverflows
 );

@@ -191,21 +191,19 @@ impl virNodeDevice {
 /// A handle for the device of an event, named and placed from the event
 /// itself (`devpath`: the kernel's `/devices/...` path of the uevent): the
 /// device may be gone already (DELETED), so nothing is looked up.
-pub(crate) fn event_device(
-    conn: &Arc<virConnect>,
-    address: &str,
-    parent: &str,
-    devpath: &str,
-) -> Option<Arc<virNodeDevice>> {
-    let addr = PciAddress::parse(address).ok()?;
+pub(crate) fn event_device(conn: &Arc<virConnect>, ev: &crate::events::DeviceEvent) -> Option<Arc<virNodeDevice>> {
+    let (node, placement) = match &ev.net {
+        Some(n) => (Node::Net(n.clone()), String::new()),
+        // What bus/pci/devices/ADDR links to: the same place, from /sys/bus/pci/devices.
+        None => (Node::Pci(PciAddress::parse(&ev.address).ok()?), format!("../../..{}", ev.devpath)),
+    };
     Some(Arc::new(virNodeDevice {
         magic: Tag::new(DEV_MAGIC),
         conn: conn.clone(),
-        node: Node::Pci(addr),
-        name: CString::new(addr.node_name()).ok()?,
-        parent: Some(CString::new(parent).ok()?),
-        // What bus/pci/devices/ADDR links to: the same place, from /sys/bus/pci/devices.
-        placement: format!("../../..{devpath}"),
+        name: CString::new(node.name()).ok()?,
+        parent: Some(CString::new(ev.parent.as_str()).ok()?),
+        placement,
+        node,
     }))
 }
 

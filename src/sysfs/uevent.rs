@@ -16,7 +16,12 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 pub trait UeventSource: Send + Sync {
     /// Readable (POLLIN) while messages wait; owned by the source.
     fn fd(&self) -> RawFd;
-    /// The next waiting message, or None when none is waiting (never blocks).
+    /// The next waiting message, or None when none is waiting (never
+    /// blocks). One datagram per call: a message that did not come from the
+    /// kernel is dropped and given as an empty one, so a caller that bounds
+    /// its calls bounds its work whatever a sender floods it with.
+    /// Err(ENOBUFS): messages were lost (the buffer overflowed) since the
+    /// last call; the next call goes on with what is queued.
     fn recv(&self) -> io::Result<Option<Vec<u8>>>;
 }
 
@@ -144,17 +149,19 @@ impl UeventSource for NetlinkUevents {
                     Some(libc::EAGAIN) => return Ok(None),
                     Some(libc::EINTR) => continue,
                     // The buffer overflowed: some events are lost, the
-                    // socket goes on with the next ones.
+                    // socket goes on with the next ones; the reader decides.
                     Some(libc::ENOBUFS) => {
                         crate::debug::log(format_args!("uevent socket overflowed: some kernel events were lost"));
-                        continue;
+                        return Err(e);
                     }
                     _ => return Err(e),
                 }
             }
-            // Only the kernel (port 0) speaks for the kernel.
-            if from.nl_pid != 0 {
-                continue;
+            // Only the kernel speaks for the kernel: port 0, to its multicast
+            // group. Any local process may unicast to this socket (that
+            // needs no privilege); its port is never 0 and its group none.
+            if from.nl_pid != 0 || from.nl_groups & KERNEL_GROUP == 0 {
+                return Ok(Some(Vec::new()));
             }
             buf.truncate(n as usize);
             return Ok(Some(buf));
@@ -182,6 +189,49 @@ mod tests {
         assert_eq!(Uevent::parse(b"libudev\0\xfe\xed\xca\xfe"), None);
         assert_eq!(Uevent::parse(b""), None);
         assert_eq!(Uevent::parse(b"add@/devices/x\0ACTION=remove\0"), None);
+    }
+
+    #[test]
+    fn a_message_another_process_sends_to_the_socket_is_dropped() {
+        // Read-only for the host: a unicast between two sockets of this test.
+        let listener = NetlinkUevents::open().unwrap();
+        // SAFETY: plain socket calls on sockets we own; address structs zeroed then filled.
+        unsafe {
+            let mut me: libc::sockaddr_nl = std::mem::zeroed();
+            let mut len = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+            assert_eq!(libc::getsockname(listener.fd(), &mut me as *mut _ as *mut libc::sockaddr, &mut len), 0);
+            let fd =
+                libc::socket(libc::AF_NETLINK, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, libc::NETLINK_KOBJECT_UEVENT);
+            assert!(fd >= 0);
+            let forger = OwnedFd::from_raw_fd(fd);
+            let forged = b"add@/devices/pci0000:00/0000:00:02.0\0ACTION=add\0DEVPATH=/devices/pci0000:00/0000:00:02.0\0SUBSYSTEM=pci\0SEQNUM=1\0";
+            let mut to: libc::sockaddr_nl = std::mem::zeroed();
+            to.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+            to.nl_pid = me.nl_pid;
+            let sent = libc::sendto(
+                forger.as_raw_fd(),
+                forged.as_ptr().cast(),
+                forged.len(),
+                0,
+                &to as *const _ as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            );
+            assert_eq!(sent, forged.len() as isize, "{}", io::Error::last_os_error());
+        }
+        // The forged message is read and dropped; a kernel message that
+        // happens to arrive meanwhile parses as one.
+        let mut dropped = false;
+        for _ in 0..64 {
+            match listener.recv().unwrap() {
+                Some(m) if m.is_empty() => {
+                    dropped = true;
+                    break;
+                }
+                Some(m) => assert!(Uevent::parse(&m).is_some_and(|u| u.var("SEQNUM") != Some("1"))),
+                None => std::thread::sleep(std::time::Duration::from_millis(5)),
+            }
+        }
+        assert!(dropped, "the forged message never came or was taken for the kernel's");
     }
 
     #[test]

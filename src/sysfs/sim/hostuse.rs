@@ -264,7 +264,7 @@ pub(super) fn build(spec: &HostSpec, devs: &std::collections::BTreeMap<Addr, sup
 impl Kernel {
     /// A function held by a host driver (not a stub): its interfaces, disks
     /// and framebuffer exist.
-    fn host_bound(&self, a: Addr) -> bool {
+    pub(super) fn host_bound(&self, a: Addr) -> bool {
         self.devs.get(&a).is_some_and(|d| d.present && d.driver.is_some_and(|x| !is_stub_driver(&self.drivers[x].name)))
     }
 
@@ -312,6 +312,13 @@ impl Kernel {
     /// are unregistered, which takes them out of their master and deletes
     /// the VLANs and macvlans over them; they come back unconfigured.
     pub(super) fn host_driver_gone(&mut self, a: Addr) {
+        // unregister_netdev: each interface's `remove` uevent, while the
+        // function is still bound (its `unbind` comes after).
+        if self.host_bound(a) {
+            for i in self.nets_of(a) {
+                self.emit_net("remove", i, None);
+            }
+        }
         let names: Vec<String> =
             self.uses.nets.iter().filter(|n| n.owner == NetOwner::Pci(a)).map(|n| n.name.clone()).collect();
         for name in names {
@@ -388,6 +395,37 @@ impl Kernel {
         Ok(())
     }
 
+    /// `ip link set dev OLD name NEW` (dev_change_name): EBUSY while the
+    /// interface is up, EEXIST if NEW is taken, EINVAL for a bad name; a
+    /// `move` uevent with DEVPATH_OLD. Masters, VLANs and macvlans follow.
+    pub(super) fn rename_link(&mut self, old: &str, new: &str) -> io::Result<()> {
+        let i = self.net_index(old).ok_or_else(|| err(libc::ENODEV))?;
+        if new == old {
+            return Ok(());
+        }
+        if new.is_empty() || new.len() >= 16 || new.contains(['/', ' ', ':']) || new == "." || new == ".." {
+            return Err(err(libc::EINVAL));
+        }
+        if self.uses.nets.iter().any(|n| n.name == new) {
+            return Err(err(libc::EEXIST));
+        }
+        if self.uses.nets[i].up {
+            return Err(err(libc::EBUSY));
+        }
+        let before = format!("/{}", self.net_dir(&self.uses.nets[i]));
+        for n in &mut self.uses.nets {
+            if n.master.as_deref() == Some(old) {
+                n.master = Some(new.to_string());
+            }
+            if n.lower.as_deref() == Some(old) {
+                n.lower = Some(new.to_string());
+            }
+        }
+        self.uses.nets[i].name = new.to_string();
+        self.emit_net("move", i, Some(before));
+        Ok(())
+    }
+
     pub(super) fn set_link_up(&mut self, iface: &str, up: bool) -> io::Result<()> {
         let i = self.net_index(iface).ok_or_else(|| err(libc::ENODEV))?;
         self.uses.nets[i].up = up;
@@ -395,7 +433,7 @@ impl Kernel {
     }
 
     /// sysfs directory of a visible interface.
-    fn net_dir(&self, n: &NetDev) -> String {
+    pub(super) fn net_dir(&self, n: &NetDev) -> String {
         match &n.owner {
             NetOwner::Pci(a) => format!("{}/net/{}", self.canonical(*a), n.name),
             NetOwner::Link(_) => format!("devices/virtual/net/{}", n.name),

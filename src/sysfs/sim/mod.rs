@@ -233,6 +233,8 @@ struct Kernel {
     /// Who hears the uevents (`uevent.rs`), and the last SEQNUM sent.
     listeners: Vec<std::sync::Weak<uevent::Listener>>,
     seqnum: u64,
+    /// Messages a new listener holds before it overflows (its SO_RCVBUF).
+    uevent_buffer: usize,
 }
 
 /// A process holding a device through VFIO (see `SimKernel::hold_vfio`).
@@ -408,8 +410,19 @@ impl Kernel {
         }
         self.dev_mut(a).driver = Some(d);
         self.binds.push((a, self.drivers[d].name.clone()));
-        self.emit("bind", a);
+        self.bound(a);
         Ok(())
+    }
+
+    /// `driver_bound` after a successful probe: the interfaces a host
+    /// driver registered during its probe are announced, then the bind.
+    fn bound(&mut self, a: Addr) {
+        if self.host_bound(a) {
+            for i in self.nets_of(a) {
+                self.emit_net("add", i, None);
+            }
+        }
+        self.emit("bind", a);
     }
 
     /// `device_attach`: the first loaded driver, in priority order, that
@@ -471,7 +484,7 @@ impl Kernel {
                 if let Some(d) = self.loaded_driver(&name) {
                     self.dev_mut(a).driver = Some(d);
                     self.binds.push((a, name));
-                    self.emit("bind", a);
+                    self.bound(a);
                 }
             }
             return Ok(());
@@ -1010,6 +1023,17 @@ impl SimKernel {
         self.lock().swapoff(name)
     }
 
+    /// What `ip link set dev OLD name NEW` does (the interface must be down).
+    pub fn rename_link(&self, old: &str, new: &str) -> io::Result<()> {
+        self.lock().rename_link(old, new)
+    }
+
+    /// Listeners opened from now on hold at most `messages` uevents before
+    /// they overflow (ENOBUFS), as a small SO_RCVBUF makes a netlink socket do.
+    pub fn set_uevent_buffer(&self, messages: usize) {
+        self.lock().uevent_buffer = messages.max(1);
+    }
+
     /// What `ip link delete NAME` does to a bridge, bond, VLAN or macvlan.
     pub fn delete_link(&self, name: &str) -> io::Result<()> {
         self.lock().delete_link(name)
@@ -1256,8 +1280,9 @@ impl Sysfs for SimKernel {
 
     // ---- Events: a listener on this kernel's uevents (`uevent.rs`).
     fn uevents(&self) -> io::Result<Box<dyn crate::sysfs::uevent::UeventSource>> {
-        let (source, listener) = uevent::SimUevents::new()?;
-        self.lock().listeners.push(listener);
+        let mut k = self.lock();
+        let (source, listener) = uevent::SimUevents::new(k.uevent_buffer)?;
+        k.listeners.push(listener);
         Ok(Box::new(source))
     }
 }

@@ -251,6 +251,7 @@ pub(super) fn build_kernel(spec: HostSpec) -> Result<Kernel, String> {
         unprivileged: spec.unprivileged,
         listeners: Vec::new(),
         seqnum: 0,
+        uevent_buffer: super::uevent::QUEUE_LIMIT,
     };
     kernel.mdev_parents = mdev_parents(&spec, &kernel)?;
     kernel.roots = kernel.devs.values().filter(|d| !d.created).map(|d| kernel.root_of(d.addr)).collect();
