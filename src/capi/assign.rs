@@ -250,8 +250,7 @@ impl AuthCallback {
         let driver = req.mdev_type.or(req.driver);
         let Ok(name) = CString::new(name) else { return false };
         // A string with a NUL byte cannot be told to C faithfully: deny.
-        let (Ok(owner), Ok(driver)) =
-            (req.owner.map(CString::new).transpose(), driver.map(CString::new).transpose())
+        let (Ok(owner), Ok(driver)) = (req.owner.map(CString::new).transpose(), driver.map(CString::new).transpose())
         else {
             return false;
         };

@@ -468,17 +468,17 @@ impl Host {
             .ok()
             .and_then(|names| names.into_iter().find(|n| n.starts_with("vfio")));
         let dev = VfioDevice { address: &name, group: iommu_group, cdev: cdev.as_deref() };
-        let scan = self
-            .sysfs
-            .vfio_holders(&dev)
-            .map_err(|e| {
-                Error::OperationFailed(format!(
-                    "cannot tell whether a process holds mdev {name} through VFIO: reading /proc failed: {e}"
-                ))
-            })?;
+        let scan = self.sysfs.vfio_holders(&dev).map_err(|e| {
+            Error::OperationFailed(format!(
+                "cannot tell whether a process holds mdev {name} through VFIO: reading /proc failed: {e}"
+            ))
+        })?;
         if !scan.holders.is_empty() {
-            let who: Vec<String> =
-                scan.holders.iter().map(|h| format!("pid {} ({}) holds {}", h.pid, h.comm, h.kind.describe(&dev))).collect();
+            let who: Vec<String> = scan
+                .holders
+                .iter()
+                .map(|h| format!("pid {} ({}) holds {}", h.pid, h.comm, h.kind.describe(&dev)))
+                .collect();
             return Err(Error::OperationInvalid(format!(
                 "mediated device {name} is in use: {}; stop it first, the kernel would keep the removal waiting until it lets go",
                 who.join(", ")
@@ -634,7 +634,9 @@ impl Host {
                         d.parent,
                         match self.driver(&d.parent).ok().flatten() {
                             Some(drv) => format!("its driver, {drv}, has not registered it"),
-                            None => "it has no driver yet: the module of the driver that offers its types may not be loaded".into(),
+                            None =>
+                                "it has no driver yet: the module of the driver that offers its types may not be loaded"
+                                    .into(),
                         }
                     ),
                     false,
