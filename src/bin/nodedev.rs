@@ -824,16 +824,14 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
             for a in &applied {
                 println!("{}: {}", a.address, a.outcome);
             }
-            let failed = applied
-                .iter()
-                .filter(|a| {
-                    a.outcome.starts_with("not applied") || a.outcome.starts_with("not started") || a.address == "-"
-                })
-                .count();
+            // Exit status: 0 when every definition is applied or waits for
+            // its device or its PF driver (normal at boot); 1 when one failed.
+            let failed = applied.iter().filter(|a| a.failed()).count();
             println!(
-                "{} definition(s), {} applied, {failed} not applied",
+                "{} definition(s), {} applied, {} waiting, {failed} not applied",
                 applied.len(),
-                applied.iter().filter(|a| a.done).count()
+                applied.iter().filter(|a| a.done).count(),
+                applied.iter().filter(|a| a.waiting).count()
             );
             if failed > 0 {
                 return Err(Error::OperationFailed(format!("{failed} definition(s) could not be applied (see above)")));

@@ -562,7 +562,7 @@ impl Host {
         let Some(defs) = &self.options.mdev_definitions else { return Ok(Vec::new()) };
         let (list, problems) = defs.list()?;
         let mut out: Vec<super::Applied> =
-            problems.into_iter().map(|p| super::Applied { address: "-".into(), outcome: p, done: false }).collect();
+            problems.into_iter().map(|p| super::Applied { address: "-".into(), outcome: p, done: false, waiting: false }).collect();
         for d in list.into_iter().filter(|d| d.autostart) {
             let id = MdevId { parent: d.parent, uuid: d.uuid.clone() };
             let address = format!("mdev {} on {}", d.uuid, d.parent);
@@ -573,7 +573,7 @@ impl Host {
                     Err(e) => (format!("not started: {e}"), false),
                 },
             };
-            out.push(super::Applied { address, outcome, done });
+            out.push(super::Applied { address, outcome, done, waiting: false });
         }
         Ok(out)
     }
