@@ -116,13 +116,32 @@ impl Host {
     pub fn udev_override(&self, addr: &PciAddress) -> Result<Option<(String, String)>> {
         let Some(def) = self.definitions()?.get(&addr.to_string())? else { return Ok(None) };
         self.applicable(&def)?;
-        // A VFIO variant driver comes from its own module (named as it).
+        // The override takes the device from the host as a detach does: the
+        // policy as it is now (a deny rule or lockdown added after the
+        // definition was made) wins over the definition.
+        self.check_writable(addr, "set the boot-time stub override of")?;
+        self.check_policy("detach", addr)?;
+        // A VFIO variant driver comes from its own module, which must be a
+        // VFIO driver for this device by modules.alias: the module udev
+        // loads is the one modules.alias names, not text of the definition.
         let module = match Stub::of_driver(&def.stub) {
-            Some(Stub::Vfio) if def.stub != "vfio-pci" => crate::sysfs::modalias::normalize(&def.stub),
+            Some(Stub::Vfio) if def.stub != "vfio-pci" => self.vfio_choice(addr, Some(&def.stub))?.module,
             Some(s) => s.module().to_string(),
-            None => "vfio-pci".to_string(),
+            None => return Err(Error::InvalidArg(format!("'{}' is not a stub driver", def.stub))),
         };
         Ok(Some((def.stub, module)))
+    }
+
+    /// Whether a change can be made persistent on this connection: checked
+    /// before the change itself, so that "detach --persistent" does not
+    /// detach and then fail to keep it (a caller would take the -1 for
+    /// "nothing happened").
+    pub fn check_definable(&self) -> Result<()> {
+        let defs = self.definitions()?;
+        if self.options.read_only {
+            return Err(Error::Denied("cannot make a change persistent: the connection is read-only".to_string()));
+        }
+        defs.check_writable()
     }
 
     /// Bring every defined device onto its stub (a boot unit runs this after
