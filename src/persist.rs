@@ -35,12 +35,19 @@ pub struct Definition {
     pub original_driver: Option<String>,
 }
 
+/// A definition file names its device twice (file name and content): both
+/// must agree, or the file could act on another device than it seems to.
+fn names_its_file(address: &str, file_stem: &str) -> std::result::Result<(), String> {
+    let addr = PciAddress::parse(address).map_err(|e| e.to_string())?;
+    if addr.to_string() != file_stem {
+        return Err(format!("it names {address} but is the file of {file_stem}"));
+    }
+    Ok(())
+}
+
 impl Definition {
     fn check(&self, file_stem: &str) -> std::result::Result<(), String> {
-        let addr = PciAddress::parse(&self.address).map_err(|e| e.to_string())?;
-        if addr.to_string() != file_stem {
-            return Err(format!("it names {} but is the file of {file_stem}", self.address));
-        }
+        names_its_file(&self.address, file_stem)?;
         let name_ok = |n: &str| {
             !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         };
@@ -73,10 +80,7 @@ pub struct VfDefinition {
 
 impl VfDefinition {
     fn check(&self, file_stem: &str) -> std::result::Result<(), String> {
-        let addr = PciAddress::parse(&self.address).map_err(|e| e.to_string())?;
-        if addr.to_string() != file_stem {
-            return Err(format!("it names {} but is the file of {file_stem}", self.address));
-        }
+        names_its_file(&self.address, file_stem)?;
         if let Some(d) = &self.driver {
             crate::stub::StubRequest::parse(Some(d)).map_err(|e| e.to_string())?;
         }

@@ -565,3 +565,49 @@ fn a_device_given_back_while_a_detach_waits_is_checked_for_host_use() {
     assert_eq!(now.as_deref(), Some("i915"));
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `apply` looked at the device before waiting for its group: a device it
+/// found on no driver it did not check for host use. If another caller binds
+/// it to its host driver meanwhile, apply unbinds it unchecked: what counts
+/// is what is found under the lock.
+#[test]
+fn a_device_given_back_while_apply_waits_is_checked_for_host_use() {
+    let gpu = "0000:00:02.0"; // the boot VGA (i915), IOMMU group 3
+    let dir = scratch("apply-race");
+    let sim = Arc::new(SimKernel::builtin());
+    let state = StateStore::dir(dir.join("state"));
+    let options = HostOptions {
+        lock_wait: Duration::from_millis(3000),
+        definitions: Some(nodedev::persist::Definitions::new(dir.join("conf"))),
+        ..HostOptions::default()
+    };
+    let h = Arc::new(Host::new(sim.clone(), state.clone(), options));
+    let forced = nodedev::DetachOptions { force: true, ..nodedev::DetachOptions::default() };
+    h.detach_with(&a(gpu), Stub::Kvm, forced).unwrap();
+    h.define(&a(gpu)).unwrap();
+    // As at boot before any driver took it: no driver, no record.
+    sim.write(&format!("bus/pci/devices/{gpu}/driver/unbind"), gpu).unwrap();
+    state.remove(gpu).unwrap();
+    assert_eq!(sim.driver_of(gpu), None);
+    let held = state.lock_keys(&[LockKey::Group(3)], &[]).unwrap();
+    let worker = {
+        let h = h.clone();
+        std::thread::spawn(move || h.apply())
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    // Another caller (holding the group meanwhile) gave it to i915.
+    sim.write(&format!("bus/pci/devices/{gpu}/driver_override"), "\n").unwrap();
+    sim.write("bus/pci/drivers/i915/bind", gpu).unwrap();
+    assert_eq!(sim.driver_of(gpu).as_deref(), Some("i915"));
+    drop(held);
+    let applied = worker.join().unwrap().unwrap();
+    let now = sim.driver_of(gpu);
+    let outcome = applied.iter().find(|x| x.address == gpu).expect("apply reports the device");
+    assert!(
+        !outcome.done && outcome.outcome.contains("boot VGA"),
+        "the boot VGA was detached unchecked: {outcome:?}, now on {now:?}"
+    );
+    assert_eq!(now.as_deref(), Some("i915"));
+    assert_eq!(state.get(gpu).unwrap(), None, "no record for a device left on its host driver");
+    fs::remove_dir_all(&dir).unwrap();
+}

@@ -255,10 +255,16 @@ impl Host {
         self.check_writable(&addr, "apply the definition of")?;
         self.check_policy("detach", &addr)?;
         self.authorize_driver(Operation::Detach, &addr, None, Some(&def.stub))?;
+        let _lock = self.lock_devices(&[addr])?;
+        // Read again under the group lock: another caller may have moved the
+        // device while this one waited (given it back to its host driver).
+        let current = self.driver(&addr)?;
+        if current.as_deref() == Some(def.stub.as_str()) && self.state.get(&addr.to_string())?.is_some() {
+            return Ok(Some(format!("on {} already", def.stub)));
+        }
         if current.as_deref().is_some_and(|c| Stub::of_driver(c).is_none()) {
             self.check_safe("detach", &addr, false)?;
         }
-        let _lock = self.lock_devices(&[addr])?;
         if self.state.get(&addr.to_string())?.is_none() {
             // The host driver never had it this boot (or it is on the stub
             // through the udev rule): the definition knows the original.
