@@ -348,4 +348,5 @@ done
 . /suite-rustapi.sh
 . /suite-hostuse.sh
 . /suite-names.sh
+. /suite-attack13.sh
 . /suite-lifecycle.sh
