@@ -14,7 +14,7 @@
 use crate::address::PciAddress;
 use crate::error::Result;
 use crate::host::{DeviceInfo, DeviceSummary, Group, GroupMember as HostMember, Host, Recovered};
-use crate::state::{Record, Step};
+use crate::state::{CorruptRecord, Record, Step};
 use crate::stub::is_stub_driver;
 use serde::Serialize;
 use std::collections::btree_map::{BTreeMap, Entry};
@@ -53,6 +53,9 @@ pub struct Device {
     pub detached_by_nodedev: bool,
     /// When detached by nodedev: the driver it had before (null: none).
     pub original_driver: Option<String>,
+    /// nodedev has a record of the device it cannot read: every operation
+    /// on it is refused until a person checks it. Why, and what to do.
+    pub unusable_record: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -154,12 +157,21 @@ impl Report {
     }
 }
 
-/// What the records say of each device, by address.
-struct Records(BTreeMap<String, Record>);
+/// What the records say of each device, by address, and which devices have
+/// a record that cannot be read (shown, not taken for "no record").
+struct Records(BTreeMap<String, Record>, BTreeMap<String, CorruptRecord>);
 
 impl Records {
     fn read(host: &Host) -> Result<Records> {
-        Ok(Records(host.state().list()?.into_iter().map(|r| (r.address.clone(), r)).collect()))
+        let (records, corrupt) = host.state().list_checked()?;
+        Ok(Records(
+            records.into_iter().map(|r| (r.address.clone(), r)).collect(),
+            corrupt.into_iter().map(|c| (c.address.clone(), c)).collect(),
+        ))
+    }
+
+    fn unusable(&self, addr: &PciAddress) -> Option<String> {
+        self.1.get(&addr.to_string()).map(|c| format!("{}: {}", c.why, c.how_to_clear()))
     }
 
     fn owner(&self, addr: &PciAddress) -> Option<String> {
@@ -214,6 +226,7 @@ fn device_entry(host: &Host, d: DeviceInfo, records: &Records, groups: &mut Grou
         owner,
         detached_by_nodedev: moved.is_some(),
         original_driver: moved.and_then(|r| r.original_driver.clone()),
+        unusable_record: records.unusable(&addr),
     })
 }
 
@@ -222,6 +235,8 @@ fn device_entry(host: &Host, d: DeviceInfo, records: &Records, groups: &mut Grou
 pub struct Listed {
     pub summary: DeviceSummary,
     pub record: Option<Record>,
+    /// Its record exists but cannot be read (see `Device::unusable_record`).
+    pub unusable_record: Option<String>,
 }
 
 /// Every PCI function with only what the text `list` shows: a few syscalls
@@ -231,7 +246,10 @@ pub fn listing(host: &Host) -> Result<Vec<Listed>> {
     let mut records = Records::read(host)?;
     host.list()?
         .iter()
-        .map(|a| Ok(Listed { summary: host.summary(a)?, record: records.0.remove(&a.to_string()) }))
+        .map(|a| {
+            let unusable_record = records.unusable(a);
+            Ok(Listed { summary: host.summary(a)?, record: records.0.remove(&a.to_string()), unusable_record })
+        })
         .collect()
 }
 

@@ -637,3 +637,32 @@ fn watch_waits_quietly_until_its_timeout_and_refuses_bad_options_and_test_trees(
     assert!(stderr(&o).contains("no kernel events"), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A record nodedev cannot read protects its device: `list` must not show
+/// the device as free (no owner, not detached), but say that its record is
+/// unusable and how to clear it; `list --json` says why.
+#[test]
+fn list_shows_a_device_whose_record_is_unusable_as_such() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/tmp/cli-corrupt");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("state")).unwrap();
+    let o = ok(script("detach 0000:04:10.0; dump-host"));
+    let o = stdout(&o);
+    std::fs::write(dir.join("host.json"), &o[o.find('{').unwrap()..]).unwrap();
+    let uri = format!("test://{}/host.json?statedir={}/state", dir.display(), dir.display());
+    ok(nodedev_env(&["-c", &uri, "prepare vm-a 0000:04:10.0"], &[]));
+    std::fs::write(dir.join("state/0000:04:10.0.json"), "{not json").unwrap();
+
+    let text = stdout(&ok(nodedev_env(&["-c", &uri, "list"], &[])));
+    let line = text.lines().find(|l| l.starts_with("0000:04:10.0")).unwrap();
+    assert!(line.contains("record unusable") && line.contains("recover --clear 0000:04:10.0"), "{line}");
+    assert!(!line.contains(" - "), "the owner is unknown, not none: {line}");
+    let other = text.lines().find(|l| l.starts_with("0000:04:10.2")).unwrap();
+    assert!(!other.contains("record unusable"), "{other}");
+
+    let doc = &json_docs(&ok(nodedev_env(&["-c", &uri, "list", "--json"], &[])))[0];
+    assert_valid(doc);
+    let why = device(doc, "0000:04:10.0")["unusable_record"].as_str().unwrap_or_default().to_string();
+    assert!(why.contains("recover --clear 0000:04:10.0"), "{why}");
+    assert_eq!(device(doc, "0000:04:10.2")["unusable_record"], Value::Null);
+}

@@ -680,6 +680,13 @@ fn list_line(d: &Listed) -> String {
     if d.record.as_ref().is_some_and(|r| r.owner.is_some() && r.managed) {
         notes.push("managed".to_string());
     }
+    if d.unusable_record.is_some() {
+        // The whole reason is in `list --json` and in every refusal.
+        notes.push(format!(
+            "record unusable, every operation refused: check it, then 'nodedev recover --clear {}'",
+            s.address
+        ));
+    }
     let notes = if notes.is_empty() { String::new() } else { format!(" [{}]", notes.join(", ")) };
     format!(
         "{:<12}  {:<14} {:04x}:{:04x}  {:06x} {:>5}  {:<12} {names}{notes}",
@@ -689,7 +696,11 @@ fn list_line(d: &Listed) -> String {
         s.device,
         s.class,
         s.iommu_group.map(|g| g.to_string()).unwrap_or_else(|| "-".into()),
-        d.record.as_ref().and_then(|r| r.owner.as_deref()).unwrap_or("-"),
+        d.record.as_ref().and_then(|r| r.owner.as_deref()).unwrap_or(if d.unusable_record.is_some() {
+            "?"
+        } else {
+            "-"
+        }),
     )
 }
 
