@@ -94,7 +94,9 @@ fn definitions_another_user_could_write_are_refused() {
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
     let applied = h.apply().unwrap();
     assert!(
-        applied.len() == 1 && applied[0].failed() && applied[0].outcome.contains("writable by other users (mode 666)")
+        applied.len() == 1
+            && applied[0].failed()
+            && applied[0].outcome.contains("writable by other users (mode 666)")
             && applied[0].outcome.contains("chmod 644"),
         "{applied:?}"
     );

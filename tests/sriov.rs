@@ -283,7 +283,9 @@ fn persistent_vf_counts_are_checked_and_wait_for_the_pf_driver() {
     sim.write("bus/pci/drivers/igb/unbind", PF).unwrap();
     let applied = host.apply().unwrap();
     assert!(
-        applied[0].waiting && !applied[0].failed() && applied[0].outcome.starts_with("waiting: ")
+        applied[0].waiting
+            && !applied[0].failed()
+            && applied[0].outcome.starts_with("waiting: ")
             && applied[0].outcome.contains("has no driver yet"),
         "{applied:?}"
     );

@@ -561,8 +561,10 @@ impl Host {
     pub fn apply_mdevs(&self) -> Result<Vec<super::Applied>> {
         let Some(defs) = &self.options.mdev_definitions else { return Ok(Vec::new()) };
         let (list, problems) = defs.list()?;
-        let mut out: Vec<super::Applied> =
-            problems.into_iter().map(|p| super::Applied { address: "-".into(), outcome: p, done: false, waiting: false }).collect();
+        let mut out: Vec<super::Applied> = problems
+            .into_iter()
+            .map(|p| super::Applied { address: "-".into(), outcome: p, done: false, waiting: false })
+            .collect();
         for d in list.into_iter().filter(|d| d.autostart) {
             let id = MdevId { parent: d.parent, uuid: d.uuid.clone() };
             let address = format!("mdev {} on {}", d.uuid, d.parent);
