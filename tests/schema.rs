@@ -67,3 +67,35 @@ fn every_device_of_a_dumped_guest_host_validates() {
     assert!(docs.iter().any(|(_, x)| x.contains("<pci-express>")), "the guest is a q35 with PCIe root ports");
     check("dumped guest host", docs);
 }
+
+#[test]
+fn every_device_of_a_hostile_host_validates() {
+    // Names, DMI strings and VPD values with markup, control characters,
+    // characters the schema's VPD pattern refuses, and interface names
+    // with '.' and '-': every document still validates (tests/hostile_tree.rs
+    // does the same through a sysfs tree on disk).
+    let spec = host(SimKernel::builtin()).describe().unwrap();
+    let mut v = serde_json::to_value(&spec).unwrap();
+    v["dmi"]["product_name"] = "<b>&amp;\u{1}\u{1b}[0m'\"".into();
+    v["dmi"]["bios_vendor"] = "\u{7f}\u{fffe}".into();
+    for d in v["devices"].as_array_mut().unwrap() {
+        d["vendor_name"] = "Vendor <&> \u{2}\u{1f}".into();
+        d["product_name"] = "Product ]]> \u{b}\u{c} \u{fffd}".into();
+        if d["address"] == "0000:04:00.0" {
+            d["vpd"]["name"] = "card <&>".into();
+            d["vpd"]["readonly"] = serde_json::json!([["SN", "{serial}"], ["PN", "a&b"], ["V1", "`x`"]]);
+        }
+        if d["address"] == "0000:03:02.0" {
+            d["net"] = serde_json::json!([{"name": "enp3s2.10-x", "mac": "0a:1b:2c:3d:4e:5f"}]);
+        }
+    }
+    let docs = documents(&host(SimKernel::from_json(&v.to_string()).unwrap()));
+    assert!(
+        docs.iter().any(|(n, _)| n == "net_enp3s2_10_x_0a_1b_2c_3d_4e_5f"),
+        "{:?}",
+        docs.iter().map(|d| &d.0).collect::<Vec<_>>()
+    );
+    let pf = &docs.iter().find(|(n, _)| n == "pci_0000_04_00_0").unwrap().1;
+    assert!(pf.contains("<part_number>a&amp;b</part_number>") && !pf.contains("serial_number"), "{pf}");
+    check("hostile host", docs);
+}

@@ -308,11 +308,21 @@ pub unsafe extern "C" fn virConnectListAllNodeDevices(
             states == 0 || (states & ACTIVE != 0 && active) || (states & INACTIVE != 0 && !active)
         };
         let nodes: Vec<Node> = devices_with_caps(&c, caps)?.into_iter().filter(|n| state_ok(n)).collect();
-        let count = c_int::try_from(nodes.len()).map_err(|_| call.no_memory())?;
         if devices.is_null() {
-            return Ok(count);
+            return c_int::try_from(nodes.len()).map_err(|_| call.no_memory());
         }
-        let handles = nodes.into_iter().map(|n| new_device(call, &c, n)).collect::<Result<Vec<_>, _>>()?;
+        // A device removed since the listing (a VF of a PF whose
+        // sriov_numvfs another tool lowers) is left out: the listing does
+        // not fail for it, as libvirt's (from its device list) does not.
+        let mut handles = Vec::with_capacity(nodes.len());
+        for n in nodes {
+            match new_device(call, &c, n) {
+                Ok(h) => handles.push(h),
+                Err(e) if e.code == virErrorNumber::VIR_ERR_NO_NODE_DEVICE as c_int => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let count = c_int::try_from(handles.len()).map_err(|_| call.no_memory())?;
         // The array first: once it exists, filling it cannot fail.
         let array = call.terminated_array::<virNodeDevicePtr>(handles.len())?;
         for (i, h) in handles.into_iter().enumerate() {
@@ -392,9 +402,9 @@ pub unsafe extern "C" fn virNodeDeviceLookupByName(conn: virConnectPtr, name: *c
         // VIR_ERR_NO_NODE_DEVICE (clients test for it to mean "not there").
         // A PCI name: the handle's readlink (new_device) checks that the
         // device exists; other names are looked up in the tree.
-        let node = match crate::address::PciAddress::parse(&name) {
-            Ok(addr) => Ok(Node::Pci(addr)),
-            Err(_) => c.host.lookup_node(&name),
+        let node = match crate::host::pci_by_name(&name) {
+            Some(addr) => Ok(Node::Pci(addr)),
+            None => c.host.lookup_node(&name),
         };
         let node = node.map_err(|e| match e {
             crate::Error::InvalidArg(m) => Raised::new(

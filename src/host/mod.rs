@@ -27,7 +27,7 @@ pub use device::{parent_name_of, DeviceInfo, DeviceSummary};
 pub use group::{Group, GroupMember};
 pub use mdev::{MdevConfig, MdevId, MdevInfo, MdevType};
 pub use mdev_xml::{parse_mdev_xml, MdevXmlProblem};
-pub use node::{net_node_name, NetIface, NetInfo, Node, PciExtras, SystemInfo, CAP_NAMES};
+pub use node::{net_node_name, pci_by_name, NetIface, NetInfo, Node, PciExtras, SystemInfo, CAP_NAMES};
 pub use ops::DetachOptions;
 pub use pcie::{from_config as pcie_from_config, Bridge, PcieInfo, PcieLink};
 pub use persistent::Applied;
@@ -324,7 +324,10 @@ impl Host {
     pub fn list(&self) -> Result<Vec<PciAddress>> {
         let names =
             self.sysfs.list_dir("bus/pci/devices").map_err(|e| sysfs_error("listing", "bus/pci/devices", &e))?;
-        let mut out: Vec<PciAddress> = names.iter().filter_map(|n| PciAddress::parse(n).ok()).collect();
+        // Only the kernel's spelling: another ("pci_0000_03_00_0", upper-case
+        // hex) in a tree under root= would list a function twice.
+        let mut out: Vec<PciAddress> =
+            names.iter().filter_map(|n| PciAddress::parse(n).ok().filter(|a| a.to_string() == *n)).collect();
         out.sort();
         Ok(out)
     }

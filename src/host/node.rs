@@ -45,14 +45,24 @@ pub struct NetIface {
 /// select something here (libvirt's virNodeDevCapType names).
 pub const CAP_NAMES: [&str; 6] = ["system", "pci", "net", "vpd", "mdev_types", "mdev"];
 
-/// `net_eth0_52_54_00_12_34_56`: libvirt's nodeDeviceGenerateName.
+/// `net_eth0_52_54_00_12_34_56`: libvirt's udevGenerateDeviceName, which
+/// replaces every byte that is not an ASCII letter or digit (so each byte
+/// of a UTF-8 character) by '_'.
 pub fn net_node_name(iface: &str, mac: Option<&str>) -> String {
     let mut raw = format!("net_{iface}");
     if let Some(m) = mac {
         raw.push('_');
         raw.push_str(m);
     }
-    raw.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+    raw.bytes().map(|b| if b.is_ascii_alphanumeric() { b as char } else { '_' }).collect()
+}
+
+/// The PCI function a lookup name means: libvirt's name exactly as libvirt
+/// forms it (`pci_0000_03_00_1`) or the kernel's (`0000:03:00.1`). Another
+/// spelling of the same address (upper-case hex, an 8-digit domain) is no
+/// device's name, as in libvirt, which compares names.
+pub fn pci_by_name(name: &str) -> Option<PciAddress> {
+    PciAddress::parse(name).ok().filter(|a| a.node_name() == name || a.to_string() == name)
 }
 
 impl Node {
@@ -203,6 +213,11 @@ impl Host {
         let mut out: Vec<NetIface> =
             self.sysfs.list_dir("class/net").unwrap_or_default().iter().filter_map(|i| self.net_iface(i)).collect();
         out.sort_by(|a, b| (a.parent, &a.iface).cmp(&(b.parent, &b.iface)));
+        // Two interfaces whose names differ only where libvirt writes '_'
+        // ("a.1", "a-1") and that share a MAC have one name: list it once
+        // (libvirt keeps one device per name), the first in order.
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|n| seen.insert(n.name.clone()));
         out
     }
 
@@ -238,12 +253,12 @@ impl Host {
         if name == "computer" {
             return Ok(Node::Computer);
         }
-        if let Ok(addr) = PciAddress::parse(name) {
+        if let Some(addr) = pci_by_name(name) {
             // The same message as the C API's lookup (the handle's readlink).
             self.require(&addr)?;
             return Ok(Node::Pci(addr));
         }
-        if let Some(id) = super::MdevId::from_node_name(name) {
+        if let Some(id) = super::MdevId::from_node_name(name).filter(|id| id.node_name() == name) {
             self.mdev(&id)?;
             return Ok(Node::Mdev(id));
         }
@@ -295,12 +310,13 @@ impl Host {
             Node::Net(_) => vec!["net"],
             Node::Mdev(_) => vec!["mdev"],
             Node::Pci(a) => {
+                // libvirt's order (virNodeDeviceCapsListExport): mdev types, then VPD.
                 let mut caps = vec!["pci"];
-                if self.vpd(a).is_some() {
-                    caps.push("vpd");
-                }
                 if self.sysfs.exists(&dev_path(a, "mdev_supported_types")) {
                     caps.push("mdev_types");
+                }
+                if self.vpd(a).is_some() {
+                    caps.push("vpd");
                 }
                 caps
             }
@@ -367,6 +383,7 @@ mod tests {
         assert_eq!(net_node_name("eth0", Some("52:54:00:12:34:56")), "net_eth0_52_54_00_12_34_56");
         assert_eq!(net_node_name("enp0s31f6.100", Some("aa:bb:cc:dd:ee:ff")), "net_enp0s31f6_100_aa_bb_cc_dd_ee_ff");
         assert_eq!(net_node_name("wl-x", None), "net_wl_x");
+        assert_eq!(net_node_name("n\u{e9}t", None), "net_n__t", "one '_' per byte, as libvirt");
     }
 
     #[test]

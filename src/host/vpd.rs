@@ -59,9 +59,14 @@ fn format_of(k: &[u8]) -> Format {
     }
 }
 
-/// Printable ASCII only (libvirt's test for text values).
+/// A text value libvirt's schema takes (nodedev.rng's vpdFieldValueFormat:
+/// at most 255 of space to '_' and 'a' to 'z'). libvirt itself takes any
+/// printable ASCII, and its documents then fail its own schema for a
+/// '`{|}~' or an identifier over 255 bytes: here such a field is skipped,
+/// as libvirt skips a non-printable one, and such an identifier makes the
+/// VPD invalid.
 fn printable(s: &str) -> bool {
-    s.bytes().all(|b| (0x20..0x7f).contains(&b))
+    s.len() <= 255 && s.bytes().all(|b| (0x20..=0x5f).contains(&b) || b.is_ascii_lowercase())
 }
 
 /// A text value: up to the first NUL, surrounding whitespace removed.

@@ -6,10 +6,15 @@ use crate::address::PciAddress;
 use crate::error::Result;
 use std::fmt::Write;
 
+/// A string from sysfs, DMI, VPD or pci.ids as XML text. Characters XML 1.0
+/// cannot carry (control characters other than tab and line ends, U+FFFE,
+/// U+FFFF) are left out, as libvirt's virBufferEscapeString leaves them out.
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
+            '\t' | '\n' | '\r' => out.push(c),
+            c if c < ' ' || c == '\u{fffe}' || c == '\u{ffff}' => {}
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
@@ -64,14 +69,15 @@ pub fn render(d: &DeviceInfo, extras: &PciExtras) -> String {
         }
         let _ = writeln!(x, "    </capability>");
     }
-    // ---- libvirt's device tree (tree): bridge type and VPD ----
+    // ---- libvirt's device tree (tree): bridge type, mdev types, then VPD
+    // (virNodeDeviceCapPCIDefFormat's order, which nodedev.rng requires) ----
     if let Some(b) = extras.bridge {
         let _ = writeln!(x, "    <capability type='{}'/>", b.libvirt_name());
     }
+    x.push_str(&super::mdev_xml::render_mdev_types(&d.mdev_types));
     if let Some(v) = &extras.vpd {
         render_vpd(&mut x, v);
     }
-    x.push_str(&super::mdev_xml::render_mdev_types(&d.mdev_types));
     if let Some(g) = d.iommu_group {
         let _ = writeln!(x, "    <iommuGroup number='{g}'>");
         for m in &d.group_members {
@@ -180,6 +186,13 @@ pub fn render_system(s: &SystemInfo) -> String {
     x
 }
 
+/// `52:54:00:12:34:56`: what nodedev.rng's `mac` pattern accepts.
+fn is_mac48(m: &str) -> bool {
+    m.len() == 17
+        && m.split(':').count() == 6
+        && m.split(':').all(|b| b.len() == 2 && b.bytes().all(|c| c.is_ascii_hexdigit()))
+}
+
 /// A `net_IFNAME_MAC` device: parent its PCI function, no driver element
 /// (an interface has none in the kernel's sense).
 pub fn render_net(n: &NetInfo) -> String {
@@ -189,7 +202,9 @@ pub fn render_net(n: &NetInfo) -> String {
     let _ = writeln!(x, "  <path>{}</path>", escape(&i.sysfs_path));
     let _ = writeln!(x, "  <parent>{}</parent>", i.parent.node_name());
     let _ = writeln!(x, "  <capability type='net'>\n    <interface>{}</interface>", escape(&i.iface));
-    opt_element(&mut x, "    ", "address", &i.mac);
+    // Only an Ethernet-shaped address: the schema's `mac` takes six bytes,
+    // so an InfiniBand interface's 20 (which libvirt copies) are left out.
+    opt_element(&mut x, "    ", "address", &i.mac.clone().filter(|m| is_mac48(m)));
     if n.speed.is_some() || n.state.is_some() {
         let speed = n.speed.map(|s| format!(" speed='{s}'")).unwrap_or_default();
         let state = n.state.as_ref().map(|s| format!(" state='{s}'")).unwrap_or_default();

@@ -132,6 +132,11 @@ fn kernel_vfio_aliases() -> io::Result<&'static [ModuleAlias]> {
 /// final empty read would be a third of the cost. A sysfs attribute (at most
 /// a page) comes back whole from one read, and a regular file reads short only
 /// at its end, so a read that does not fill the buffer is the last one.
+/// The most an attribute read returns: the kernel's text attributes are a
+/// page at most. A bigger file (a tree under root= whose attribute links to
+/// /dev/zero or is huge) is refused with EFBIG rather than read whole.
+const MAX_ATTRIBUTE: usize = 1 << 20;
+
 fn read_attribute(mut file: fs::File) -> io::Result<Vec<u8>> {
     use std::io::Read;
     let mut out = vec![0u8; 4096];
@@ -143,6 +148,9 @@ fn read_attribute(mut file: fs::File) -> io::Result<Vec<u8>> {
                 if len < out.len() {
                     out.truncate(len);
                     return Ok(out);
+                }
+                if out.len() >= MAX_ATTRIBUTE {
+                    return Err(io::Error::from_raw_os_error(libc::EFBIG));
                 }
                 out.resize(out.len() * 2, 0);
             }

@@ -30,6 +30,11 @@ pub fn locate(root: &Path) -> Option<PathBuf> {
     LOCATIONS.iter().map(|rel| root.join(rel)).find(|p| p.is_file())
 }
 
+/// The largest file taken as a database: the real one is under 2 MB. A
+/// bigger file (a sparse one, a device node's contents) would make every
+/// lookup scan it and fill the page cache: it is ignored, names stay empty.
+pub const MAX_LEN: u64 = 64 << 20;
+
 /// A read-only mapping of a whole file.
 struct Mapping {
     ptr: *const u8,
@@ -45,7 +50,11 @@ impl Mapping {
     fn open(path: &Path) -> io::Result<Mapping> {
         use std::os::fd::AsRawFd;
         let file = fs::File::open(path)?;
-        let len = usize::try_from(file.metadata()?.len()).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+        let len = file.metadata()?.len();
+        if len > MAX_LEN {
+            return Err(io::Error::from_raw_os_error(libc::EFBIG));
+        }
+        let len = len as usize;
         if len == 0 {
             return Ok(Mapping { ptr: std::ptr::null(), len: 0 });
         }
@@ -135,8 +144,10 @@ fn entry(line: &[u8], depth: usize) -> Option<(u16, String)> {
         return None;
     }
     let id = u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
-    let name = String::from_utf8_lossy(&rest[4..]).trim().to_string();
-    Some((id, name))
+    // Control characters (an escape sequence in a tampered file) are left
+    // out: names reach terminals (`nodedev list`) and XML.
+    let name: String = String::from_utf8_lossy(&rest[4..]).chars().filter(|c| !c.is_control()).collect();
+    Some((id, name.trim().to_string()))
 }
 
 /// The vendor line's id, without building its name.
@@ -392,5 +403,13 @@ C 02  Network controller
             assert_eq!(n.vendor.as_ref(), vendors.get(&v), "{v:04x}:{d:04x}");
         }
         assert!(devices.len() > 1000, "only {} devices in {}", devices.len(), path.display());
+    }
+
+    #[test]
+    fn control_characters_in_a_name_are_left_out() {
+        let data = b"8086  Intel\x1b[2J Corp\x07\n\t10c9  82576\x00 Gigabit\r\n";
+        let n = lookup(data, 0x8086, 0x10c9);
+        assert_eq!(n.vendor.as_deref(), Some("Intel[2J Corp"));
+        assert_eq!(n.product.as_deref(), Some("82576 Gigabit"));
     }
 }
