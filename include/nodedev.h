@@ -76,6 +76,28 @@ typedef enum virNodeDeviceOperation {
      * (virNodeDeviceSetVFs); `driver` is the stub they get, or NULL.
      */
     VIR_NODE_DEVICE_OP_PROVISION = 7,
+    /**
+     * Create a mediated device: virNodeDeviceCreateXML, virNodeDeviceCreate
+     * of a defined one, and `nodedev apply` starting an autostart one.
+     */
+    VIR_NODE_DEVICE_OP_MDEV_CREATE = 8,
+    /**
+     * Remove a live mediated device (virNodeDeviceDestroy).
+     */
+    VIR_NODE_DEVICE_OP_MDEV_DESTROY = 9,
+    /**
+     * Write or replace a mediated device's definition (virNodeDeviceDefineXML).
+     */
+    VIR_NODE_DEVICE_OP_MDEV_DEFINE = 10,
+    /**
+     * Remove a mediated device's definition (virNodeDeviceUndefine).
+     */
+    VIR_NODE_DEVICE_OP_MDEV_UNDEFINE = 11,
+    /**
+     * Turn a defined mediated device's autostart on or off
+     * (virNodeDeviceSetAutostart); `driver` is its defined type.
+     */
+    VIR_NODE_DEVICE_OP_MDEV_AUTOSTART = 12,
 } virNodeDeviceOperation;
 
 /**
@@ -1173,7 +1195,11 @@ typedef struct virNodeDevice *virNodeDevicePtr;
  * NULL when the kernel chooses or no driver is bound (reset, unmanaged
  * prepare and release); for recover, the stub when it finishes a detach,
  * the original driver when it gives the device back, NULL when it only
- * drops a record. Strings are valid during the call only. Returns 1
+ * drops a record. For the mediated-device operations
+ * (VIR_NODE_DEVICE_OP_MDEV_*), `device` is the mdev's name
+ * (`mdev_UUID_0000_00_02_0`, whose parent is in it), `owner` NULL, and
+ * `driver` the mdev type (`i915-GVTg_V5_4`) for create, define and
+ * autostart, NULL for destroy and undefine. Strings are valid during the call only. Returns 1
  * to allow, 0 (or anything else) to deny; a denied operation fails with
  * VIR_ERR_OPERATION_DENIED and changes nothing.
  */
@@ -1730,7 +1756,10 @@ int virConnCopyLastError(virConnectPtr conn, virErrorPtr to);
  * for every error raised on any thread whose connection has no callback of
  * its own (virConnSetErrorFunc). A NULL `handler` restores the default,
  * which prints `nodedev: MESSAGE` on stderr only when the environment
- * variable NODEDEV_DEBUG is set, and is otherwise silent.
+ * variable NODEDEV_DEBUG is set, and is otherwise silent. This differs from
+ * libvirt on purpose (virerror.c virDispatchError prints every error with
+ * virDefaultErrorFunc when no callback is set; a library should not write
+ * to a daemon's stderr): set NODEDEV_DEBUG for libvirt's behaviour.
  */
 void virSetErrorFunc(void *userData, virErrorFunc handler);
 
@@ -1820,8 +1849,10 @@ int virEventRegisterDefaultImpl(void);
  * call their callbacks on this thread.
  *
  * Returns 0, or -1 on error: VIR_ERR_INTERNAL_ERROR when
- * virEventRegisterDefaultImpl was not called, VIR_ERR_SYSTEM_ERROR when
- * poll fails.
+ * virEventRegisterDefaultImpl was not called (a deliberate difference:
+ * libvirt's loop would block for ever with nothing registered; call
+ * virEventRegisterDefaultImpl first for libvirt's behaviour),
+ * VIR_ERR_SYSTEM_ERROR when poll fails.
  */
 int virEventRunDefaultImpl(void);
 
@@ -1833,14 +1864,22 @@ int virEventRunDefaultImpl(void);
  *
  * `flags`: 0 or VIR_NODE_DEVICE_CREATE_XML_VALIDATE.
  *
+ * Checks run in libvirt's order (libvirt-nodedev.c virNodeDeviceCreateXML,
+ * node_device_driver.c nodeDeviceCreateXML): the connection, read-only,
+ * `xmlDesc`, flags, the document, the parent, then the creation.
+ *
  * Returns a new handle (virNodeDeviceFree), or NULL on error:
  * VIR_ERR_INVALID_CONN, VIR_ERR_OPERATION_DENIED (read-only connection,
- * lockdown), VIR_ERR_INVALID_ARG (`xmlDesc` NULL, unknown flags, a bad
- * UUID, type or attribute name), VIR_ERR_XML_ERROR (not well-formed, no
- * parent, no type), VIR_ERR_CONFIG_UNSUPPORTED (a device other than an
- * mdev), VIR_ERR_NO_NODE_DEVICE (no such parent), VIR_ERR_OPERATION_INVALID
- * (the UUID is live already), VIR_ERR_OPERATION_FAILED (the parent offers
- * no such type or none is left; the kernel refused).
+ * lockdown, the authorization callback), VIR_ERR_INVALID_ARG (`xmlDesc`
+ * NULL, unknown flags), VIR_ERR_XML_DETAIL (not well-formed),
+ * VIR_ERR_XML_ERROR (domain VIR_FROM_XML: the root is not `<device>`),
+ * VIR_ERR_CONFIG_UNSUPPORTED (a device other than an mdev; no type; an
+ * `<attr>` without name or value; no parent; no such parent),
+ * VIR_ERR_PARSE_FAILED (the parent is a device without an address, such as
+ * `computer`), VIR_ERR_INTERNAL_ERROR (a bad UUID; the creation failed, as
+ * libvirt reports a failing mdevctl: the parent offers no such type or none
+ * is left, the UUID is live already, a bad attribute, the kernel refused;
+ * the message says which).
  */
 virNodeDevicePtr virNodeDeviceCreateXML(virConnectPtr conn, const char *xmlDesc, unsigned int flags);
 
@@ -1861,25 +1900,30 @@ virNodeDevicePtr virNodeDeviceDefineXML(virConnectPtr conn, const char *xmlDesc,
 /**
  * Start a defined, inactive mediated device. `flags` must be 0.
  *
- * Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE,
+ * Returns 0, or -1 on error (libvirt's order, node_device_driver.c
+ * nodeDeviceCreate): VIR_ERR_INVALID_NODE_DEVICE,
  * VIR_ERR_OPERATION_DENIED, VIR_ERR_INVALID_ARG (flags),
  * VIR_ERR_NO_NODE_DEVICE (no longer defined), VIR_ERR_OPERATION_INVALID
  * (already active; a PCI device is always active),
- * VIR_ERR_OPERATION_FAILED (the parent cannot create it now).
+ * VIR_ERR_INTERNAL_ERROR (the parent cannot create it now, as libvirt
+ * reports a failing mdevctl).
  */
 int virNodeDeviceCreate(virNodeDevicePtr dev, unsigned int flags);
 
 /**
  * Stop (remove from the kernel) a live mediated device; a defined one
  * stays defined. Refused while a process holds the mdev's IOMMU group
- * through VFIO (a guest uses it): VIR_ERR_OPERATION_INVALID naming the
- * processes.
+ * through VFIO (a guest uses it): VIR_ERR_INTERNAL_ERROR naming the
+ * processes, as libvirt's "device in use".
  *
- * Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE,
+ * Returns 0, or -1 on error (libvirt's order, node_device_driver.c
+ * nodeDeviceDestroy): VIR_ERR_INVALID_NODE_DEVICE,
  * VIR_ERR_OPERATION_DENIED, VIR_ERR_NO_NODE_DEVICE,
- * VIR_ERR_OPERATION_INVALID (not active; in use),
  * VIR_ERR_CONFIG_UNSUPPORTED (a PCI device, as libvirt for any device it
- * cannot destroy), VIR_ERR_OPERATION_TIMEOUT, VIR_ERR_OPERATION_FAILED.
+ * cannot destroy), VIR_ERR_OPERATION_INVALID (not active),
+ * VIR_ERR_INTERNAL_ERROR (in use; the kernel refused),
+ * VIR_ERR_OPERATION_TIMEOUT (nodedev's bound on the removal; libvirt
+ * would wait).
  */
 int virNodeDeviceDestroy(virNodeDevicePtr dev);
 
@@ -1887,12 +1931,14 @@ int virNodeDeviceDestroy(virNodeDevicePtr dev);
  * Remove a mediated device's definition (mdevctl's file); a live device
  * stays live, now transient. `flags` must be 0.
  *
- * Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE,
+ * Returns 0, or -1 on error (libvirt's order, node_device_driver.c
+ * nodeDeviceUndefine): VIR_ERR_INVALID_NODE_DEVICE,
  * VIR_ERR_OPERATION_DENIED, VIR_ERR_INVALID_ARG (flags),
- * VIR_ERR_NO_NODE_DEVICE, VIR_ERR_OPERATION_INVALID (not defined),
- * VIR_ERR_CONFIG_UNSUPPORTED (a PCI device: its persistent assignment is
- * removed with virNodeDeviceSetAutostart(dev, 0)),
- * VIR_ERR_OPERATION_UNSUPPORTED (no definitions on this connection),
+ * VIR_ERR_NO_NODE_DEVICE, VIR_ERR_OPERATION_INVALID (not defined: a
+ * transient mdev, `computer`, an interface, a PCI device without a
+ * persistent assignment), VIR_ERR_CONFIG_UNSUPPORTED (a PCI device with a
+ * persistent assignment: it is removed with virNodeDeviceSetAutostart(dev,
+ * 0)), VIR_ERR_INTERNAL_ERROR (removing the definition failed),
  * VIR_ERR_SYSTEM_ERROR.
  */
 int virNodeDeviceUndefine(virNodeDevicePtr dev, unsigned int flags);
@@ -2265,10 +2311,13 @@ virConnectPtr virConnectOpenAuth(const char *name, virConnectAuthPtr auth, unsig
 /**
  * For a mediated device (libvirt's meaning): whether its definition
  * (mdevctl's file, `"start": "auto"`) is started at boot (`nodedev
- * apply`); a transient mdev is refused with VIR_ERR_INTERNAL_ERROR, as
- * libvirt does (define it first).
+ * apply`); a transient mdev is refused with VIR_ERR_OPERATION_INVALID, as
+ * libvirt does (node_device_driver.c nodeDeviceSetAutostart: define it
+ * first).
  *
- * For a PCI device, "autostart" is nodedev's persistent assignment: the
+ * For a PCI device (nodedev's extension: libvirt refuses every device but
+ * an mdev with VIR_ERR_OPERATION_UNSUPPORTED, as nodedev does for
+ * `computer` and interfaces), "autostart" is nodedev's persistent assignment: the
  * device is put on its stub at boot, before its host driver can bind it
  * (nodedev's udev rule and `nodedev apply`).
  *
@@ -2281,21 +2330,27 @@ virConnectPtr virConnectOpenAuth(const char *name, virConnectAuthPtr auth, unsig
  * Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE,
  * VIR_ERR_OPERATION_DENIED (read-only connection, checked right after the
  * handle as libvirt does; lockdown, the authorization callback),
- * VIR_ERR_OPERATION_INVALID (not on a stub),
- * VIR_ERR_OPERATION_UNSUPPORTED (the connection keeps no definitions: only
- * nodedev:///system, or a URI with confdir=), VIR_ERR_SYSTEM_ERROR.
+ * VIR_ERR_NO_NODE_DEVICE (gone), VIR_ERR_OPERATION_INVALID (a transient
+ * mdev; a PCI device not on a stub), VIR_ERR_INTERNAL_ERROR (changing an
+ * mdev's definition failed),
+ * VIR_ERR_OPERATION_UNSUPPORTED (`computer`, an interface; the connection
+ * keeps no definitions: only nodedev:///system, or a URI with confdir=),
+ * VIR_ERR_SYSTEM_ERROR.
  */
 int virNodeDeviceSetAutostart(virNodeDevicePtr dev, int autostart);
 
 /**
  * Whether a mediated device starts at boot, or a PCI device has a persistent assignment (see
- * virNodeDeviceSetAutostart): `*autostart` is set to 1 or 0. `autostart`
- * must not be NULL.
+ * virNodeDeviceSetAutostart): `*autostart` is set to 1 or 0 (0 for
+ * `computer`, interfaces, and PCI devices where the connection keeps no
+ * definitions, as libvirt answers for any device without autostart).
+ * `autostart` must not be NULL (libvirt does not check it and crashes;
+ * nodedev refuses it with VIR_ERR_INVALID_ARG, `*autostart` untouched on
+ * any error).
  *
  * Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE,
- * VIR_ERR_INVALID_ARG (NULL `autostart`), VIR_ERR_OPERATION_UNSUPPORTED
- * (the connection keeps no definitions), VIR_ERR_SYSTEM_ERROR (an
- * unusable definition file).
+ * VIR_ERR_INVALID_ARG (NULL `autostart`), VIR_ERR_NO_NODE_DEVICE (gone),
+ * VIR_ERR_SYSTEM_ERROR (an unusable definition file).
  */
 int virNodeDeviceGetAutostart(virNodeDevicePtr dev, int *autostart);
 
@@ -2339,6 +2394,21 @@ int virNodeDeviceGetAutostart(virNodeDevicePtr dev, int *autostart);
  * VIR_ERR_NO_MEMORY.
  */
 int virNodeDeviceRecover(virConnectPtr conn, char ***report, unsigned int flags);
+
+/**
+ * Look up the SCSI host whose Fibre Channel WWNN and WWPN are `wwnn` and
+ * `wwpn` (only read during the call). `flags` must be 0.
+ *
+ * nodedev knows no SCSI hosts: the call always returns NULL. Checks and
+ * errors in libvirt's order (libvirt-nodedev.c
+ * virNodeDeviceLookupSCSIHostByWWN, node_device_driver.c
+ * nodeDeviceLookupSCSIHostByWWN): VIR_ERR_INVALID_CONN, VIR_ERR_INVALID_ARG
+ * (`wwnn` NULL, then `wwpn` NULL, then unknown flags), and for no match
+ * libvirt's generic VIR_ERR_INTERNAL_ERROR in domain VIR_FROM_NONE (its
+ * driver finds nothing without reporting why; virDispatchError fills in
+ * the generic error).
+ */
+virNodeDevicePtr virNodeDeviceLookupSCSIHostByWWN(virConnectPtr conn, const char *wwnn, const char *wwpn, unsigned int flags);
 
 /**
  * nodedev extension: give the SR-IOV physical function `dev` exactly

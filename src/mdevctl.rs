@@ -136,6 +136,22 @@ impl MdevDefinitions {
         &self.dir
     }
 
+    /// The parent's directory when it is a real one: Ok(None) when absent;
+    /// a symlink (or file) there is refused, so that no definition is read
+    /// from, or removed in, a directory elsewhere.
+    fn parent_dir(&self, parent: &PciAddress) -> Result<Option<PathBuf>> {
+        let dir = self.dir.join(parent.to_string());
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => Ok(Some(dir)),
+            Ok(_) => Err(Error::System(format!(
+                "{} is not a directory (a symlink or file is refused); fix or remove it",
+                dir.display()
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(sys_err("cannot read the mdev definitions directory", &dir, e)),
+        }
+    }
+
     fn path(&self, parent: &PciAddress, uuid: &str) -> PathBuf {
         self.dir.join(parent.to_string()).join(uuid)
     }
@@ -176,6 +192,9 @@ impl MdevDefinitions {
 
     /// Remove a definition; Ok(false) when there was none.
     pub fn remove(&self, parent: &PciAddress, uuid: &str) -> Result<bool> {
+        if self.parent_dir(parent)?.is_none() {
+            return Ok(false);
+        }
         let path = self.path(parent, uuid);
         match fs::remove_file(&path) {
             Ok(()) => {
@@ -190,8 +209,17 @@ impl MdevDefinitions {
     }
 
     pub fn get(&self, parent: &PciAddress, uuid: &str) -> Result<Option<MdevDefinition>> {
+        if self.parent_dir(parent)?.is_none() {
+            return Ok(None);
+        }
         let path = self.path(parent, uuid);
-        let file = match fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
+        // O_NONBLOCK: a FIFO put there opens without waiting for a writer
+        // (and is refused below); a symlink is refused by O_NOFOLLOW.
+        let file = match fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(&path)
+        {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(sys_err("cannot read the mdev definition", &path, e)),
@@ -199,6 +227,11 @@ impl MdevDefinitions {
         let bad = |why: String| {
             Error::System(format!("mdev definition {} is unusable: {why}; fix or remove it", path.display()))
         };
+        match file.metadata() {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Err(bad("it is not a regular file (a FIFO, device or directory is not mdevctl's)".into())),
+            Err(e) => return Err(sys_err("cannot read the mdev definition", &path, e)),
+        }
         let mut text = String::new();
         std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_SIZE + 1), &mut text)
             .map_err(|e| sys_err("cannot read the mdev definition", &path, e))?;
@@ -222,7 +255,15 @@ impl MdevDefinitions {
         parents.sort();
         let (mut defs, mut problems) = (Vec::new(), Vec::new());
         for p in parents {
-            let mut uuids: Vec<String> = read(&self.dir.join(p.to_string()))?
+            let dir = match self.parent_dir(&p) {
+                Ok(Some(dir)) => dir,
+                Ok(None) => continue,
+                Err(e) => {
+                    problems.push(e.to_string());
+                    continue;
+                }
+            };
+            let mut uuids: Vec<String> = read(&dir)?
                 .into_iter()
                 .filter(|n| canonical_uuid(n).as_deref() == Some(n.as_str()))
                 .collect();

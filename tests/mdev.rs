@@ -19,12 +19,12 @@ use nodedev::state::StateStore;
 use nodedev::sysfs::host::HostSysfs;
 use nodedev::sysfs::sim::SimKernel;
 use nodedev::sysfs::Sysfs;
-use nodedev::{Error, Host, HostOptions, MdevConfig, MdevId, PciAddress};
+use nodedev::{AuthRequest, Error, Host, HostOptions, MdevConfig, MdevId, PciAddress, Policy};
 use std::ffi::{c_char, c_int, c_uint, CStr, CString};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::ptr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 #[path = "common/json_schema.rs"]
 mod json_schema;
@@ -337,6 +337,148 @@ fn definitions_are_mdevctls_files_and_autostart_ones_start_at_apply() {
     fs::remove_dir_all(&dir).unwrap();
 }
 
+// ---- Authorization, lockdown and policy (issue 13 item 4).
+
+/// Live mdev UUIDs and definition files, to show a refusal changed nothing.
+fn snapshot(sim: &SimKernel, defs: &Path) -> (Vec<String>, Vec<(String, String)>) {
+    let mut live = sim.list_dir("bus/mdev/devices").unwrap();
+    live.sort();
+    let mut files = Vec::new();
+    for p in fs::read_dir(defs).into_iter().flatten().flatten() {
+        for f in fs::read_dir(p.path()).unwrap().flatten() {
+            files.push((f.path().display().to_string(), fs::read_to_string(f.path()).unwrap()));
+        }
+    }
+    files.sort();
+    (live, files)
+}
+
+/// Every mdev operation asks the callback with its own operation, the
+/// mdev and its type; a denial changes nothing, and `apply` asks too.
+#[test]
+fn the_authorization_callback_is_asked_for_every_mdev_operation() {
+    let dir = tempdir("auth");
+    let sim = Arc::new(SimKernel::builtin());
+    let h = host_with(&sim, Some(&dir));
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let allow: Arc<Mutex<bool>> = Arc::new(Mutex::new(false));
+    let (s, a) = (seen.clone(), allow.clone());
+    h.set_authorizer(Some(Arc::new(move |r: &AuthRequest<'_>| {
+        let m = r.mdev.map(|m| m.node_name()).unwrap_or_default();
+        s.lock().unwrap().push(format!("{:?} {} {m} {}", r.operation, r.address, r.mdev_type.unwrap_or("-")));
+        *a.lock().unwrap()
+    })));
+    let set = |v: bool| *allow.lock().unwrap() = v;
+    let take = || std::mem::take(&mut *seen.lock().unwrap());
+    let n1 = MdevId { parent: igpu(), uuid: U1.into() }.node_name();
+    let n2 = MdevId { parent: igpu(), uuid: U2.into() }.node_name();
+
+    // Denied: nothing created, nothing written.
+    let before = snapshot(&sim, &dir);
+    let e = h.mdev_create(&cfg(V4, Some(U1))).unwrap_err();
+    assert!(matches!(&e, Error::Denied(m) if m.contains("authorization callback") && m.contains(U1)), "{e}");
+    let e = h.mdev_define(&cfg(V8, Some(U2)), Some(true)).unwrap_err();
+    assert!(matches!(&e, Error::Denied(_)), "{e}");
+    assert_eq!(snapshot(&sim, &dir), before);
+    assert_eq!(take(), [format!("MdevCreate {IGPU} {n1} {V4}"), format!("MdevDefine {IGPU} {n2} {V8}")]);
+
+    // Allowed: made; then each further change denied leaves it as it was.
+    set(true);
+    let live = h.mdev_create(&cfg(V4, Some(U1))).unwrap();
+    let defined = h.mdev_define(&cfg(V8, Some(U2)), Some(false)).unwrap();
+    take();
+    set(false);
+    let before = snapshot(&sim, &dir);
+    assert!(matches!(h.mdev_start(&defined), Err(Error::Denied(_))));
+    assert!(matches!(h.mdev_set_autostart(&defined, true), Err(Error::Denied(_))));
+    assert!(matches!(h.mdev_destroy(&live), Err(Error::Denied(_))));
+    assert!(matches!(h.mdev_undefine(&defined), Err(Error::Denied(_))));
+    assert_eq!(snapshot(&sim, &dir), before);
+    assert_eq!(
+        take(),
+        [
+            format!("MdevCreate {IGPU} {n2} {V8}"),
+            format!("MdevAutostart {IGPU} {n2} {V8}"),
+            format!("MdevDestroy {IGPU} {n1} -"),
+            format!("MdevUndefine {IGPU} {n2} -"),
+        ]
+    );
+    // Unknown devices are "no such device" before the callback is asked (libvirt's order).
+    let ghost = MdevId { parent: igpu(), uuid: "00000000-0000-0000-0000-000000000009".into() };
+    assert!(matches!(h.mdev_destroy(&ghost), Err(Error::NoDevice(_))));
+    assert!(matches!(h.mdev_start(&ghost), Err(Error::NoDevice(_))));
+    assert!(matches!(h.mdev_undefine(&ghost), Err(Error::NoDevice(_))));
+    assert!(take().is_empty());
+
+    // apply at boot asks before it starts an autostart definition.
+    set(true);
+    h.mdev_set_autostart(&defined, true).unwrap();
+    take();
+    set(false);
+    let applied = h.apply_mdevs().unwrap();
+    assert!(applied.iter().any(|a| !a.done && a.outcome.contains("authorization callback")), "{applied:?}");
+    assert!(!sim.exists(&format!("bus/mdev/devices/{U2}")));
+    assert_eq!(take(), [format!("MdevCreate {IGPU} {n2} {V8}")]);
+    set(true);
+    assert!(h.apply_mdevs().unwrap().iter().all(|a| a.done));
+    assert!(sim.exists(&format!("bus/mdev/devices/{U2}")));
+    h.mdev_destroy(&defined).unwrap();
+    h.mdev_destroy(&live).unwrap();
+    h.mdev_undefine(&defined).unwrap();
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A locked-down host creates, removes, defines, undefines, autostarts
+/// and applies no mdev; policy deny rules on the parent refuse what would
+/// give part of it to a guest, and let what gives it back go on.
+#[test]
+fn lockdown_and_policy_forbid_mdev_changes() {
+    let dir = tempdir("lockdown");
+    let sim = Arc::new(SimKernel::builtin());
+    let open = host_with(&sim, Some(&dir));
+    let live = open.mdev_create(&cfg(V4, Some(U1))).unwrap();
+    let defined = open.mdev_define(&cfg(V8, Some(U2)), Some(true)).unwrap();
+    let with_policy = |text: &str| {
+        let options = HostOptions {
+            mdev_definitions: Some(MdevDefinitions::new(&dir)),
+            policy: Policy::parse(text, "p.conf").unwrap(),
+            ..HostOptions::default()
+        };
+        Host::new(sim.clone(), StateStore::memory(), options)
+    };
+    let locked = with_policy("lockdown yes");
+    let before = snapshot(&sim, &dir);
+    let denied = |r: Result<(), Error>| matches!(&r, Err(Error::Denied(m)) if m.contains("locked down"));
+    assert!(denied(locked.mdev_create(&cfg(V8, None)).map(drop)));
+    assert!(denied(locked.mdev_define(&cfg(V8, None), None).map(drop)));
+    assert!(denied(locked.mdev_start(&defined)));
+    assert!(denied(locked.mdev_set_autostart(&defined, false)));
+    assert!(denied(locked.mdev_destroy(&live)));
+    assert!(denied(locked.mdev_undefine(&defined)));
+    let applied = locked.apply_mdevs().unwrap();
+    assert!(applied.iter().any(|a| !a.done && a.outcome.contains("locked down")), "{applied:?}");
+    assert_eq!(snapshot(&sim, &dir), before, "nothing changed");
+
+    // A deny rule on the parent (by address or by its class, display 0x03).
+    for rule in [format!("deny {IGPU}"), "deny class 0x03".to_string()] {
+        let p = with_policy(&rule);
+        let denied = |r: Result<(), Error>| matches!(&r, Err(Error::Denied(m)) if m.contains("deny rule"));
+        assert!(denied(p.mdev_create(&cfg(V8, None)).map(drop)), "{rule}");
+        assert!(denied(p.mdev_define(&cfg(V8, None), None).map(drop)));
+        assert!(denied(p.mdev_start(&defined)));
+        assert!(denied(p.mdev_set_autostart(&defined, true)));
+        assert!(p.apply_mdevs().unwrap().iter().any(|a| !a.done && a.outcome.contains("deny rule")));
+        assert_eq!(snapshot(&sim, &dir), before, "nothing changed");
+    }
+    // Giving back is allowed under deny rules (as reattach is).
+    let p = with_policy(&format!("deny {IGPU}"));
+    p.mdev_set_autostart(&defined, false).unwrap();
+    p.mdev_destroy(&live).unwrap();
+    p.mdev_undefine(&defined).unwrap();
+    assert_eq!(snapshot(&sim, &dir), (vec![], vec![]));
+    fs::remove_dir_all(&dir).unwrap();
+}
+
 // ---- The C API (one test: test:///default is one simulated host per process).
 
 unsafe fn last() -> (c_int, String) {
@@ -381,14 +523,15 @@ fn mdev_cap(t: &str, uuid: &str) -> String {
     format!("<capability type='mdev'><type id='{t}'/><uuid>{uuid}</uuid></capability>")
 }
 
-const VIR_ERR_INTERNAL_ERROR: c_int = 1;
 const VIR_ERR_INVALID_ARG: c_int = 8;
+const VIR_ERR_INTERNAL_ERROR: c_int = 1;
 const VIR_ERR_XML_ERROR: c_int = 27;
 const VIR_ERR_OPERATION_DENIED: c_int = 29;
 const VIR_ERR_NO_NODE_DEVICE: c_int = 53;
 const VIR_ERR_OPERATION_INVALID: c_int = 55;
 const VIR_ERR_CONFIG_UNSUPPORTED: c_int = 67;
-const VIR_ERR_OPERATION_FAILED: c_int = 9;
+const VIR_ERR_PARSE_FAILED: c_int = 32;
+const VIR_ERR_XML_DETAIL: c_int = 35;
 
 #[test]
 fn libvirts_calls_xml_and_list_flags() {
@@ -415,9 +558,10 @@ fn libvirts_calls_xml_and_list_flags() {
         let mut auto: c_int = -1;
         assert_eq!(virNodeDeviceGetAutostart(d, &mut auto), 0);
         assert_eq!(auto, 0);
-        // Transient: no autostart, nothing to undefine (libvirt's codes).
+        // Transient: no autostart, nothing to undefine (libvirt's codes,
+        // node_device_driver.c nodeDeviceSetAutostart / nodeDeviceUndefine).
         assert_eq!(virNodeDeviceSetAutostart(d, 1), -1);
-        assert_eq!(last().0, VIR_ERR_INTERNAL_ERROR);
+        assert_eq!(last().0, VIR_ERR_OPERATION_INVALID);
         assert_eq!(virNodeDeviceUndefine(d, 0), -1);
         assert_eq!(last().0, VIR_ERR_OPERATION_INVALID);
         assert_eq!(virNodeDeviceCreate(d, 0), -1);
@@ -445,8 +589,9 @@ fn libvirts_calls_xml_and_list_flags() {
         assert_eq!(last().0, VIR_ERR_OPERATION_INVALID);
         assert_eq!(virNodeDeviceDestroy(parent), -1);
         assert_eq!(last().0, VIR_ERR_CONFIG_UNSUPPORTED);
+        // nodeDeviceUndefine: "not defined" comes before the device type.
         assert_eq!(virNodeDeviceUndefine(parent, 0), -1);
-        assert_eq!(last().0, VIR_ERR_CONFIG_UNSUPPORTED);
+        assert_eq!(last().0, VIR_ERR_OPERATION_INVALID);
 
         // Define (persistent, inactive), start, autostart, undefine.
         let def = virNodeDeviceDefineXML(conn, doc("0000:00:02.0", &mdev_cap(V8, U2)).as_ptr(), 0);
@@ -496,27 +641,33 @@ fn libvirts_calls_xml_and_list_flags() {
             assert!(d.is_null());
             last().0
         };
-        assert_eq!(bad("<device>"), VIR_ERR_XML_ERROR);
-        assert_eq!(bad("<device><capability type='mdev'><type id='x'/></capability></device>"), VIR_ERR_XML_ERROR);
+        // libvirt's classes (virxml.c, node_device_conf.c, node_device_driver.c
+        // nodeDeviceDefValidateMdev; a failing mdevctl is INTERNAL_ERROR).
+        assert_eq!(bad("<device>"), VIR_ERR_XML_DETAIL);
+        assert_eq!(bad("<domain/>"), VIR_ERR_XML_ERROR);
+        assert_eq!(
+            bad("<device><capability type='mdev'><type id='x'/></capability></device>"),
+            VIR_ERR_CONFIG_UNSUPPORTED
+        );
         assert_eq!(
             bad("<device><parent>pci_0000_00_02_0</parent><capability type='scsi_host'/></device>"),
             VIR_ERR_CONFIG_UNSUPPORTED
         );
         assert_eq!(
             bad(&format!("<device><parent>pci_0000_99_00_0</parent>{}</device>", mdev_cap(V8, U2))),
-            VIR_ERR_NO_NODE_DEVICE
+            VIR_ERR_CONFIG_UNSUPPORTED
         );
         assert_eq!(
             bad(&format!("<device><parent>computer</parent>{}</device>", mdev_cap(V8, U2))),
-            VIR_ERR_NO_NODE_DEVICE
+            VIR_ERR_PARSE_FAILED
         );
         assert_eq!(
             bad(&format!("<device><parent>pci_0000_00_02_0</parent>{}</device>", mdev_cap("nope", U2))),
-            VIR_ERR_OPERATION_FAILED
+            VIR_ERR_INTERNAL_ERROR
         );
         assert_eq!(
             bad(&format!("<device><parent>pci_0000_00_02_0</parent>{}</device>", mdev_cap(V8, U1))),
-            VIR_ERR_OPERATION_INVALID
+            VIR_ERR_INTERNAL_ERROR
         );
         assert!(virNodeDeviceCreateXML(conn, ptr::null(), 0).is_null());
         assert_eq!(last().0, VIR_ERR_INVALID_ARG);
@@ -632,4 +783,294 @@ fn the_cli_runs_the_whole_cycle_and_explains_refusals() {
     assert_eq!(run("mdev frob").0, Some(2));
     assert_eq!(run("mdev list --uuid x").0, Some(2));
     fs::remove_dir_all(&dir).unwrap();
+}
+
+// ---- Attack review (issue 13 item 4): hostile definitions, names, XML and boot.
+
+/// Run `f` on another thread; None when it does not finish in `secs` (a hang).
+fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(secs)).ok()
+}
+
+/// A FIFO, a device node or a directory where mdevctl keeps a definition
+/// file is reported as unusable; reading it never waits for a writer.
+#[test]
+fn a_fifo_in_the_definitions_directory_does_not_hang_list_lookup_or_apply() {
+    let dir = tempdir("fifo");
+    let sim = Arc::new(SimKernel::builtin());
+    let h = Arc::new(host_with(&sim, Some(&dir)));
+    h.mdev_define(&cfg(V4, Some(U1)), Some(true)).unwrap();
+    fs::remove_file(dir.join(IGPU).join(U1)).unwrap();
+    let c = CString::new(dir.join(IGPU).join(U1).as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    fs::create_dir(dir.join(IGPU).join(U2)).unwrap();
+    let h2 = h.clone();
+    let name = MdevId { parent: igpu(), uuid: U1.into() }.node_name();
+    let r = within(10, move || (h2.mdevs().map(|m| m.len()), h2.apply_mdevs(), h2.mdev_lookup(&name).map(drop)));
+    let (listed, applied, looked) = r.expect("listing, applying or looking up a FIFO definition hung");
+    assert_eq!(listed.unwrap(), 0);
+    let applied = applied.unwrap();
+    assert_eq!(applied.iter().filter(|a| a.outcome.contains("not a regular file")).count(), 2, "{applied:?}");
+    let e = looked.unwrap_err();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// At boot an autostart definition whose parent is absent, or not yet a
+/// parent (its driver has not registered it), waits: it is kept and
+/// reported, and `nodedev apply` does not fail for it (as for PCI
+/// definitions of absent devices).
+#[test]
+fn apply_at_boot_reports_a_definition_whose_parent_is_absent_or_unregistered_as_waiting() {
+    let dir = tempdir("boot");
+    let sim = Arc::new(SimKernel::builtin());
+    let h = host_with(&sim, Some(&dir));
+    h.mdev_define(&cfg(V4, Some(U1)), Some(true)).unwrap();
+    // A parent that is not there at all (written as mdevctl would).
+    fs::create_dir_all(dir.join("0000:00:09.0")).unwrap();
+    fs::write(dir.join("0000:00:09.0").join(U2), format!("{{\"mdev_type\": \"{V8}\", \"start\": \"auto\"}}")).unwrap();
+    sim.write("bus/pci/drivers/i915/unbind", IGPU).unwrap();
+    let applied = h.apply_mdevs().unwrap();
+    assert_eq!(applied.len(), 2, "{applied:?}");
+    let absent = applied.iter().find(|a| a.address.contains("0000:00:09.0")).unwrap();
+    assert!(absent.outcome.starts_with("absent"), "{absent:?}");
+    let waiting = applied.iter().find(|a| a.address.contains(IGPU)).unwrap();
+    assert!(waiting.outcome.starts_with("waiting") && waiting.outcome.contains("no driver yet"), "{waiting:?}");
+    assert!(applied.iter().all(|a| !a.done));
+    // The CLI's boot unit: kept, reported, exit 0.
+    let confdir = tempdir("boot-cli");
+    fs::create_dir_all(confdir.join("mdevctl.d").join("0000:00:09.0")).unwrap();
+    fs::write(
+        confdir.join("mdevctl.d").join("0000:00:09.0").join(U2),
+        format!("{{\"mdev_type\": \"{V8}\", \"start\": \"auto\"}}"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nodedev"))
+        .args(["-c", &format!("test:///default?confdir={}", confdir.display()), "apply"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("absent"), "{text}");
+    // Once the parent is back, apply starts it.
+    sim.write("bus/pci/drivers/i915/bind", IGPU).unwrap();
+    assert!(h.apply_mdevs().unwrap().iter().any(|a| a.done && a.address.contains(IGPU)));
+    fs::remove_dir_all(&dir).unwrap();
+    fs::remove_dir_all(&confdir).unwrap();
+}
+
+/// Names of the mdev_UUID_PARENT shape that name no device, malformed in
+/// every way, are VIR_ERR_NO_NODE_DEVICE, as libvirt answers any unknown name.
+#[test]
+fn malformed_mdev_names_are_no_node_device() {
+    let dir = tempdir("names");
+    let uri = CString::new(format!("test:///default?confdir={}", dir.display())).unwrap();
+    let flat = U1.replace('-', "_");
+    let long = format!("mdev_{flat}_{}", "0".repeat(1 << 16));
+    let names = [
+        "mdev_".to_string(),
+        "mdev".to_string(),
+        format!("mdev_{flat}"),
+        format!("mdev_{flat}_"),
+        format!("mdev_{}_0000_00_02_0", flat.to_uppercase()),
+        format!("mdev_{{{flat}}}_0000_00_02_0"),
+        format!("mdev_{flat}_0000_00_02_0_"),
+        format!("mdev_{flat}_0000_00_02_0\n"),
+        format!("mdev_{flat}_0000_00_02"),
+        format!("mdev_{flat}_0000_00_02_9"),
+        format!("mdev_{flat}_ffff_ff_1f_7"),
+        format!("mdev_{flat}_0000_00_09_0"),
+        format!("mdev_{}_0000_00_02_0", flat.replace('_', "-")),
+        format!("mdev_{}é_0000_00_02_0", &flat[..35]),
+        format!("mdev_{}_0000_00_02_0", "é".repeat(18)),
+        format!("mdev_{flat}_0000:00:02.0"),
+        format!("mdev_{flat}_..%2f..%2fetc"),
+        long,
+    ];
+    unsafe {
+        let conn = virConnectOpen(uri.as_ptr());
+        assert!(!conn.is_null());
+        for n in &names {
+            let c = CString::new(n.as_str()).unwrap();
+            let d = virNodeDeviceLookupByName(conn, c.as_ptr());
+            assert!(d.is_null(), "{n}");
+            let (code, _) = last();
+            assert_eq!(code, VIR_ERR_NO_NODE_DEVICE, "{}", n.escape_debug());
+        }
+        virConnectClose(conn);
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// libvirt checks flags before it reads the document (virCheckFlags comes
+/// first in the driver), reads UUIDs as virUUIDParse does (white space
+/// around, dashes optional), and calls a missing type id or an <attr>
+/// without name or value VIR_ERR_CONFIG_UNSUPPORTED.
+#[test]
+fn create_and_define_check_flags_then_read_the_document_as_libvirt() {
+    let dir = tempdir("xmlcodes");
+    let uri = CString::new(format!("test:///default?confdir={}", dir.display())).unwrap();
+    unsafe {
+        let conn = virConnectOpen(uri.as_ptr());
+        let code = |xml: &str, flags: c_uint, define: bool| {
+            let x = CString::new(xml).unwrap();
+            let d = if define {
+                virNodeDeviceDefineXML(conn, x.as_ptr(), flags)
+            } else {
+                virNodeDeviceCreateXML(conn, x.as_ptr(), flags)
+            };
+            if d.is_null() {
+                last().0
+            } else {
+                virNodeDeviceDestroy(d);
+                virNodeDeviceUndefine(d, 0);
+                virNodeDeviceFree(d);
+                virResetLastError();
+                0
+            }
+        };
+        for define in [false, true] {
+            assert_eq!(code("<device>", 2, define), VIR_ERR_INVALID_ARG, "flags first");
+            assert_eq!(
+                code("<device><parent>pci_0000_00_02_0</parent><capability type='mdev'/></device>", 0, define),
+                VIR_ERR_CONFIG_UNSUPPORTED,
+                "no type id"
+            );
+            let attr = format!(
+                "<device><parent>pci_0000_00_02_0</parent><capability type='mdev'><type id='{V8}'/><attr name='x'/></capability></device>"
+            );
+            assert_eq!(code(&attr, 0, define), VIR_ERR_CONFIG_UNSUPPORTED, "attr without value");
+        }
+        // virUUIDParse's spellings: kept as the kernel spells it.
+        let dashless = U2.replace('-', "").to_uppercase();
+        let x = doc("pci_0000_00_02_0", &mdev_cap(V8, &format!("  {dashless}\n")));
+        let d = virNodeDeviceCreateXML(conn, x.as_ptr(), 0);
+        assert!(!d.is_null(), "{:?}", last());
+        assert_eq!(name(d), "mdev_83b8f4f2_509f_382f_3c1e_e6bfe0fa1002_0000_00_02_0");
+        assert_eq!(virNodeDeviceDestroy(d), 0);
+        virNodeDeviceFree(d);
+        // Braces, short, long, non-hex: refused before anything is made.
+        for bad in [format!("{{{U2}}}"), U2[..35].to_string(), format!("{U2}0"), U2.replace('a', "g")] {
+            let x = doc("pci_0000_00_02_0", &mdev_cap(V8, &bad));
+            assert!(virNodeDeviceCreateXML(conn, x.as_ptr(), 0).is_null(), "{bad}");
+            let (code, msg) = last();
+            assert!(code != 0 && msg.contains("UUID") || msg.contains("uuid"), "{bad}: {code} {msg}");
+        }
+        assert_eq!(list(conn, F::VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV as c_uint).len(), 0);
+        virConnectClose(conn);
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// An iommufd VMM holds an mdev through its VFIO cdev
+/// (/dev/vfio/devices/vfioN) and not its group: its removal is refused all
+/// the same, naming the cdev, instead of waiting in the kernel.
+#[test]
+fn an_mdev_held_through_its_vfio_cdev_or_a_device_fd_is_not_removed() {
+    let sim = Arc::new(SimKernel::builtin());
+    let h = host_with(&sim, None);
+    let id = h.mdev_create(&cfg(V8, Some(U1))).unwrap();
+    let cdev = sim.list_dir(&format!("bus/mdev/devices/{U1}/vfio-dev")).unwrap();
+    assert_eq!(cdev.len(), 1, "the kernel's cdev for it");
+    for (pid, kind) in [(4343, nodedev::sysfs::HoldKind::Cdev), (4344, nodedev::sysfs::HoldKind::Device)] {
+        sim.hold_vfio_mdev_as(U1, pid, "qemu-iommufd", kind).unwrap();
+        let e = h.mdev_destroy(&id).unwrap_err();
+        let Error::OperationInvalid(m) = &e else { panic!("{e:?}") };
+        assert!(m.contains(&format!("pid {pid} (qemu-iommufd)")), "{m}");
+        if pid == 4343 {
+            assert!(m.contains(&format!("/dev/vfio/devices/{}", cdev[0])), "{m}");
+        }
+        assert!(sim.exists(&format!("bus/mdev/devices/{U1}")), "nothing written");
+        sim.release_holder(pid);
+    }
+    h.mdev_destroy(&id).unwrap();
+}
+
+/// A tree whose type files are hostile: a FIFO for a description, a huge
+/// description, a non-numeric available_instances, a type entry that is a
+/// link out of the tree. Reading the types never hangs, never reads
+/// without bound, and lists what it can.
+#[test]
+fn hostile_mdev_type_files_neither_hang_nor_read_without_bound() {
+    let sim = Arc::new(SimKernel::builtin());
+    let root = tempdir("hostile-types");
+    fs::create_dir_all(root.join("sys")).unwrap();
+    materialize(&sim, "", &root.join("sys"));
+    let types = root.join("sys").join(types_dir(V4)).parent().unwrap().to_path_buf();
+    let fifo = CString::new(types.join(V4).join("description").as_os_str().as_encoded_bytes()).unwrap();
+    fs::remove_file(types.join(V4).join("description")).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let big = fs::File::create(types.join(V8).join("description")).unwrap();
+    big.set_len(64 << 20).unwrap(); // sparse: 64 MiB of zeros
+    // A third type: its count is not a number, its files elsewhere.
+    let outside = root.join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("available_instances"), "lots\n").unwrap();
+    std::os::unix::fs::symlink(&outside, types.join("i915-evil")).unwrap();
+    let real = Arc::new(Host::new(Arc::new(HostSysfs::new(&root)), StateStore::memory(), HostOptions::default()));
+    let r = real.clone();
+    let got = within(20, move || r.mdev_types(&igpu())).expect("reading a FIFO description hung").unwrap();
+    assert_eq!(got.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), [V4, V8], "the unreadable count: left out");
+    assert!(got.iter().all(|t| t.description.as_ref().is_none_or(|d| d.len() < (1 << 20))), "bounded");
+    fs::remove_dir_all(&root).unwrap();
+}
+
+/// An unusable mdevctl file (hostile JSON: wrong types, not an object)
+/// for a live mdev does not keep the device from being removed, and
+/// undefine removes the file itself, as mdevctl undefine does.
+#[test]
+fn an_unusable_definition_neither_pins_a_live_mdev_nor_resists_undefine() {
+    let dir = tempdir("junk");
+    let sim = Arc::new(SimKernel::builtin());
+    let h = host_with(&sim, Some(&dir));
+    let live = h.mdev_create(&cfg(V4, Some(U1))).unwrap();
+    let defined = h.mdev_define(&cfg(V8, Some(U2)), Some(false)).unwrap();
+    fs::write(dir.join(IGPU).join(U1), r#"{"mdev_type": 7, "start": ["auto"]}"#).unwrap();
+    fs::write(dir.join(IGPU).join(U2), "[]").unwrap();
+    h.mdev_destroy(&live).unwrap();
+    assert!(!sim.exists(&format!("bus/mdev/devices/{U1}")));
+    for id in [&live, &defined] {
+        h.mdev_undefine(id).unwrap();
+        assert!(!dir.join(IGPU).join(&id.uuid).exists());
+        assert!(matches!(h.mdev_undefine(id), Err(Error::NoDevice(_))));
+    }
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A parent directory in mdevctl's tree that is a symlink elsewhere is
+/// reported, never read from, and undefine removes nothing through it;
+/// type ids that would climb out of `mdev_supported_types` are refused
+/// before anything is written.
+#[test]
+fn a_symlinked_parent_directory_is_refused_and_type_ids_stay_inside() {
+    let dir = tempdir("symlinked");
+    let elsewhere = tempdir("elsewhere");
+    fs::create_dir_all(&elsewhere).unwrap();
+    fs::write(elsewhere.join(U1), format!("{{\"mdev_type\": \"{V4}\", \"start\": \"auto\"}}")).unwrap();
+    fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, dir.join(IGPU)).unwrap();
+    let sim = Arc::new(SimKernel::builtin());
+    let h = host_with(&sim, Some(&dir));
+    assert!(h.mdevs().unwrap().is_empty(), "nothing read through the link");
+    let applied = h.apply_mdevs().unwrap();
+    assert!(applied.iter().any(|a| !a.done && a.outcome.contains("not a directory")), "{applied:?}");
+    assert!(!sim.exists(&format!("bus/mdev/devices/{U1}")), "not started from elsewhere");
+    let id = MdevId { parent: igpu(), uuid: U1.into() };
+    assert!(h.mdev_undefine(&id).is_err());
+    assert!(elsewhere.join(U1).exists(), "nothing removed elsewhere");
+    assert!(h.mdev_define(&cfg(V4, Some(U1)), None).is_err(), "nothing written through the link");
+    fs::remove_file(dir.join(IGPU)).unwrap();
+
+    let writes = sim.writes().len();
+    for t in ["..", ".", "a/b", "../../../../bus/pci/drivers/i915/unbind", "", "x\0y"] {
+        let e = h.mdev_create(&cfg(t, Some(U1))).unwrap_err();
+        assert!(matches!(e, Error::InvalidArg(_)), "{t:?}: {e}");
+    }
+    assert_eq!(sim.writes().len(), writes, "nothing written");
+    fs::remove_dir_all(&dir).unwrap();
+    fs::remove_dir_all(&elsewhere).unwrap();
 }

@@ -315,8 +315,11 @@ static void device_handle_calls(virConnectPtr conn)
         EXPECT(virNodeDeviceGetAutostart(NULL, &autostart) == -1 && autostart == 7, VIR_ERR_INVALID_NODE_DEVICE,
                NODEDEV, "GetAutostart NULL");
     }
-    /* libvirt-nodedev.c virNodeDeviceGetAutostart: virCheckNonNullArgGoto(autostart). */
-    EXPECT(virNodeDeviceGetAutostart(dev, NULL) == -1, VIR_ERR_INVALID_ARG, NODEDEV, "GetAutostart NULL out");
+    /* libvirt-nodedev.c virNodeDeviceGetAutostart does not check autostart
+     * and node_device_driver.c nodeDeviceGetAutostart stores through it (a
+     * crash): nodedev's documented difference is VIR_ERR_INVALID_ARG. */
+    CHECK(virNodeDeviceGetAutostart(dev, NULL) == -1 && virGetLastErrorCode() == VIR_ERR_INVALID_ARG,
+          "GetAutostart NULL out: refused, not a crash");
     /* node_device_driver.c nodeDeviceGetXMLDesc: virCheckFlags (9.0: none). */
     EXPECT(virNodeDeviceGetXMLDesc(dev, 1) == NULL, VIR_ERR_INVALID_ARG, NODEDEV, "GetXMLDesc flags");
     /* libvirt-nodedev.c virNodeDeviceListCaps: names, then maxnames. */
@@ -543,6 +546,323 @@ static void error_family(virConnectPtr conn)
           "no last error: code 0, \"no error\"");
 }
 
+
+/* ==== fidelity (issue 12 item 1): the calls audited against libvirt 9.x's
+ * sources in this block; each check cites the function whose code gives
+ * the answer. ==== */
+
+#define XMLDOM VIR_FROM_XML
+#define MDEV_PARENT "pci_0000_00_02_0"
+#define MDEV_TYPE "i915-GVTg_V5_4"
+#define MDEV_UUID "0b7ca1f4-6d10-4c1a-9a43-5e1d2b3c4d5e"
+#define MDEV_NAME "mdev_0b7ca1f4_6d10_4c1a_9a43_5e1d2b3c4d5e_0000_00_02_0"
+
+static virNodeDevicePtr create_xml(virConnectPtr conn, const char *parent, const char *cap)
+{
+    char xml[1024];
+    snprintf(xml, sizeof xml, "<device>%s%s%s<capability type='mdev'>%s</capability></device>",
+             parent ? "<parent>" : "", parent ? parent : "", parent ? "</parent>" : "", cap);
+    return virNodeDeviceCreateXML(conn, xml, 0);
+}
+
+static void mdev_calls(virConnectPtr conn, virConnectPtr ro)
+{
+    virNodeDevicePtr mdev, rmdev, computer, net, pci;
+    int autostart;
+
+    /* libvirt-nodedev.c virNodeDeviceCreateXML / DefineXML: connection,
+     * read-only, xmlDesc, then node_device_driver.c: virCheckFlags before
+     * the document is parsed. */
+    EXPECT(virNodeDeviceCreateXML(NULL, NULL, 1u << 4) == NULL, VIR_ERR_INVALID_CONN, NODEDEV, "CreateXML NULL conn");
+    EXPECT(virNodeDeviceDefineXML(NULL, NULL, 1u << 4) == NULL, VIR_ERR_INVALID_CONN, NODEDEV, "DefineXML NULL conn");
+    EXPECT(virNodeDeviceCreateXML(ro, NULL, 1u << 4) == NULL, VIR_ERR_OPERATION_DENIED, NODEDEV,
+           "CreateXML read-only before xmlDesc and flags");
+    EXPECT(virNodeDeviceDefineXML(ro, NULL, 1u << 4) == NULL, VIR_ERR_OPERATION_DENIED, NODEDEV,
+           "DefineXML read-only before xmlDesc and flags");
+    EXPECT(virNodeDeviceCreateXML(conn, NULL, 1u << 4) == NULL, VIR_ERR_INVALID_ARG, NODEDEV,
+           "CreateXML xmlDesc NULL before flags");
+    EXPECT(virNodeDeviceCreateXML(conn, "<dev", 1u << 4) == NULL && strstr(virGetLastErrorMessage(), "flags"),
+           VIR_ERR_INVALID_ARG, NODEDEV, "CreateXML flags before the document");
+    EXPECT(virNodeDeviceDefineXML(conn, "<dev", 1u << 4) == NULL && strstr(virGetLastErrorMessage(), "flags"),
+           VIR_ERR_INVALID_ARG, NODEDEV, "DefineXML flags before the document");
+
+    /* virxml.c virXMLParseHelper (domain of the caller, node_device_conf.c):
+     * not well-formed -> VIR_ERR_XML_DETAIL; another root -> VIR_ERR_XML_ERROR
+     * raised in virxml.c (VIR_FROM_XML). */
+    EXPECT(virNodeDeviceCreateXML(conn, "<device>", 0) == NULL, VIR_ERR_XML_DETAIL, NODEDEV, "CreateXML not well-formed");
+    EXPECT(virNodeDeviceCreateXML(conn, "<domain/>", 0) == NULL, VIR_ERR_XML_ERROR, XMLDOM, "CreateXML root not device");
+    /* node_device_conf.c virNodeDevCapMdevParseXML: no type id and an
+     * incomplete attribute are CONFIG_UNSUPPORTED, a bad UUID INTERNAL_ERROR;
+     * all before the parent is validated. */
+    EXPECT(create_xml(conn, NULL, "") == NULL && !strstr(virGetLastErrorMessage(), "parent"),
+           VIR_ERR_CONFIG_UNSUPPORTED, NODEDEV, "CreateXML no type id (before the missing parent)");
+    EXPECT(create_xml(conn, MDEV_PARENT, "<type id='" MDEV_TYPE "'/><attr name='x'/>") == NULL,
+           VIR_ERR_CONFIG_UNSUPPORTED, NODEDEV, "CreateXML attr without value");
+    EXPECT(create_xml(conn, "pci_0000_99_00_0", "<type id='" MDEV_TYPE "'/><uuid>not-a-uuid</uuid>") == NULL,
+           VIR_ERR_INTERNAL_ERROR, NODEDEV, "CreateXML bad uuid (before the parent)");
+    /* node_device_driver.c nodeDeviceDefValidateMdev: no parent, no such
+     * parent -> CONFIG_UNSUPPORTED; a parent without an address -> PARSE_FAILED. */
+    EXPECT(create_xml(conn, NULL, "<type id='" MDEV_TYPE "'/>") == NULL, VIR_ERR_CONFIG_UNSUPPORTED, NODEDEV,
+           "CreateXML no parent");
+    EXPECT(create_xml(conn, "pci_0000_99_00_0", "<type id='" MDEV_TYPE "'/>") == NULL, VIR_ERR_CONFIG_UNSUPPORTED,
+           NODEDEV, "CreateXML parent is no device");
+    EXPECT(create_xml(conn, "no_such_parent", "<type id='" MDEV_TYPE "'/>") == NULL, VIR_ERR_CONFIG_UNSUPPORTED,
+           NODEDEV, "CreateXML parent name of no shape");
+    EXPECT(create_xml(conn, "computer", "<type id='" MDEV_TYPE "'/>") == NULL, VIR_ERR_PARSE_FAILED, NODEDEV,
+           "CreateXML parent without an address");
+    EXPECT(virNodeDeviceDefineXML(conn, "<device><parent>computer</parent><capability type='mdev'><type id='"
+                                        MDEV_TYPE "'/></capability></device>", 0) == NULL,
+           VIR_ERR_PARSE_FAILED, NODEDEV, "DefineXML parent without an address");
+    /* node_device_driver.c nodeDeviceCreateXML: not an mdev (nor a vHBA). */
+    EXPECT(virNodeDeviceCreateXML(conn, "<device><parent>computer</parent><capability type='pci'/></device>", 0) ==
+               NULL,
+           VIR_ERR_CONFIG_UNSUPPORTED, NODEDEV, "CreateXML of a PCI device");
+    /* node_device_driver.c virMdevctlCreate: mdevctl failing -> INTERNAL_ERROR. */
+    EXPECT(create_xml(conn, MDEV_PARENT, "<type id='no-such-type'/>") == NULL, VIR_ERR_INTERNAL_ERROR, NODEDEV,
+           "CreateXML type the parent does not offer");
+    EXPECT(create_xml(conn, "pci_0000_05_00_0", "<type id='" MDEV_TYPE "'/>") == NULL, VIR_ERR_INTERNAL_ERROR,
+           NODEDEV, "CreateXML parent without mdev types");
+
+    mdev = create_xml(conn, MDEV_PARENT, "<type id='" MDEV_TYPE "'/><uuid>" MDEV_UUID "</uuid>");
+    /* node_device_driver.c mdevGenerateDeviceName: mdev_UUID_PARENTADDR. */
+    EXPECT_OK(mdev != NULL && strcmp(virNodeDeviceGetName(mdev), MDEV_NAME) == 0, "CreateXML an mdev");
+    if (mdev == NULL)
+        return;
+    EXPECT(create_xml(conn, MDEV_PARENT, "<type id='" MDEV_TYPE "'/><uuid>" MDEV_UUID "</uuid>") == NULL,
+           VIR_ERR_INTERNAL_ERROR, NODEDEV, "CreateXML a UUID that is live (mdevctl fails)");
+    rmdev = virNodeDeviceLookupByName(ro, MDEV_NAME);
+    CHECK(rmdev != NULL, "lookup the mdev read-only");
+    /* libvirt-nodedev.c: read-only right after the handle, before flags. */
+    EXPECT(virNodeDeviceCreate(rmdev, 1) == -1, VIR_ERR_OPERATION_DENIED, NODEDEV, "Create read-only before flags");
+    EXPECT(virNodeDeviceUndefine(rmdev, 1) == -1, VIR_ERR_OPERATION_DENIED, NODEDEV,
+           "Undefine read-only before flags");
+    EXPECT(virNodeDeviceDestroy(rmdev) == -1, VIR_ERR_OPERATION_DENIED, NODEDEV, "Destroy read-only");
+    virNodeDeviceFree(rmdev);
+    /* node_device_driver.c nodeDeviceCreate: flags, then already active. */
+    EXPECT(virNodeDeviceCreate(mdev, 1) == -1, VIR_ERR_INVALID_ARG, NODEDEV, "Create flags before state");
+    EXPECT(virNodeDeviceCreate(mdev, 0) == -1, VIR_ERR_OPERATION_INVALID, NODEDEV, "Create a live mdev");
+    /* node_device_driver.c nodeDeviceUndefine: flags, then not defined. */
+    EXPECT(virNodeDeviceUndefine(mdev, 1) == -1, VIR_ERR_INVALID_ARG, NODEDEV, "Undefine flags before state");
+    EXPECT(virNodeDeviceUndefine(mdev, 0) == -1, VIR_ERR_OPERATION_INVALID, NODEDEV, "Undefine a transient mdev");
+    /* node_device_driver.c nodeDeviceSetAutostart: transient -> OPERATION_INVALID. */
+    EXPECT(virNodeDeviceSetAutostart(mdev, 1) == -1, VIR_ERR_OPERATION_INVALID, NODEDEV,
+           "SetAutostart a transient mdev");
+    autostart = 7;
+    EXPECT_OK(virNodeDeviceGetAutostart(mdev, &autostart) == 0 && autostart == 0, "GetAutostart a transient mdev: 0");
+    EXPECT_OK(virNodeDeviceIsActive(mdev) == 1 && virNodeDeviceIsPersistent(mdev) == 0,
+              "IsActive/IsPersistent a transient mdev: 1, 0");
+    EXPECT_OK(virNodeDeviceDestroy(mdev) == 0, "Destroy the mdev");
+    /* node_device_driver.c nodeDeviceObjFindByName: gone -> NO_NODE_DEVICE. */
+    EXPECT(virNodeDeviceDestroy(mdev) == -1, VIR_ERR_NO_NODE_DEVICE, NODEDEV, "Destroy a gone mdev");
+    EXPECT(virNodeDeviceIsActive(mdev) == -1, VIR_ERR_NO_NODE_DEVICE, NODEDEV, "IsActive a gone mdev");
+    EXPECT(virNodeDeviceGetAutostart(mdev, &autostart) == -1, VIR_ERR_NO_NODE_DEVICE, NODEDEV,
+           "GetAutostart a gone mdev");
+    virNodeDeviceFree(mdev);
+
+    /* Devices that are no mdev (node_device_driver.c). */
+    computer = virNodeDeviceLookupByName(conn, "computer");
+    net = virNodeDeviceLookupByName(conn, "net_eth0_52_54_00_04_00_00");
+    pci = virNodeDeviceLookupByName(conn, "pci_0000_05_00_0");
+    CHECK(computer && net && pci, "lookups");
+    if (!computer || !net || !pci)
+        return;
+    /* nodeDeviceDestroy: Unsupported device type. */
+    EXPECT(virNodeDeviceDestroy(computer) == -1, VIR_ERR_CONFIG_UNSUPPORTED, NODEDEV, "Destroy computer");
+    EXPECT(virNodeDeviceDestroy(net) == -1, VIR_ERR_CONFIG_UNSUPPORTED, NODEDEV, "Destroy an interface");
+    /* nodeDeviceCreate: every device but a defined mdev is active. */
+    EXPECT(virNodeDeviceCreate(computer, 0) == -1, VIR_ERR_OPERATION_INVALID, NODEDEV, "Create computer");
+    EXPECT(virNodeDeviceCreate(pci, 0) == -1, VIR_ERR_OPERATION_INVALID, NODEDEV, "Create a PCI device");
+    /* nodeDeviceUndefine: not persistent -> OPERATION_INVALID before the type. */
+    EXPECT(virNodeDeviceUndefine(computer, 0) == -1, VIR_ERR_OPERATION_INVALID, NODEDEV, "Undefine computer");
+    EXPECT(virNodeDeviceUndefine(pci, 0) == -1, VIR_ERR_OPERATION_INVALID, NODEDEV,
+           "Undefine a PCI device without a definition");
+    /* nodeDeviceSetAutostart: not an mdev -> OPERATION_UNSUPPORTED. */
+    EXPECT(virNodeDeviceSetAutostart(computer, 1) == -1, VIR_ERR_OPERATION_UNSUPPORTED, NODEDEV,
+           "SetAutostart computer");
+    EXPECT(virNodeDeviceSetAutostart(net, 0) == -1, VIR_ERR_OPERATION_UNSUPPORTED, NODEDEV,
+           "SetAutostart an interface");
+    /* nodeDeviceGetAutostart: virNodeDeviceObjIsAutostart, false for them. */
+    autostart = 7;
+    EXPECT_OK(virNodeDeviceGetAutostart(computer, &autostart) == 0 && autostart == 0, "GetAutostart computer: 0");
+    autostart = 7;
+    EXPECT_OK(virNodeDeviceGetAutostart(net, &autostart) == 0 && autostart == 0, "GetAutostart an interface: 0");
+    autostart = 7;
+    EXPECT_OK(virNodeDeviceGetAutostart(pci, &autostart) == 0 && autostart == 0,
+              "GetAutostart a PCI device on a connection without definitions: 0");
+    /* nodeDeviceIsActive / IsPersistent. */
+    EXPECT_OK(virNodeDeviceIsActive(computer) == 1 && virNodeDeviceIsPersistent(computer) == 0 &&
+                  virNodeDeviceIsActive(net) == 1 && virNodeDeviceIsPersistent(net) == 0,
+              "IsActive/IsPersistent computer and an interface: 1, 0");
+    /* libvirt-nodedev.c: virCheckNodeDeviceReturn. */
+    EXPECT(virNodeDeviceCreate(NULL, 0) == -1, VIR_ERR_INVALID_NODE_DEVICE, NODEDEV, "Create NULL");
+    EXPECT(virNodeDeviceDestroy(NULL) == -1, VIR_ERR_INVALID_NODE_DEVICE, NODEDEV, "Destroy NULL");
+    EXPECT(virNodeDeviceUndefine(NULL, 0) == -1, VIR_ERR_INVALID_NODE_DEVICE, NODEDEV, "Undefine NULL");
+    EXPECT(virNodeDeviceIsActive(NULL) == -1, VIR_ERR_INVALID_NODE_DEVICE, NODEDEV, "IsActive NULL");
+    EXPECT(virNodeDeviceIsPersistent(NULL) == -1, VIR_ERR_INVALID_NODE_DEVICE, NODEDEV, "IsPersistent NULL");
+    virNodeDeviceFree(computer);
+    virNodeDeviceFree(net);
+    virNodeDeviceFree(pci);
+}
+
+/* A defined (persistent, inactive) mdev: a connection keeping definitions. */
+static void defined_mdev_calls(void)
+{
+    char dir[] = "/tmp/nodedev-conformance-confdir-XXXXXX", uri[128], cmd[160];
+    virConnectPtr conn;
+    virNodeDevicePtr def;
+    int autostart = 7;
+
+    CHECK(mkdtemp(dir) != NULL, "temporary confdir");
+    snprintf(uri, sizeof uri, "test:///default?confdir=%s", dir);
+    conn = virConnectOpen(uri);
+    CHECK(conn != NULL, "open with confdir");
+    if (conn == NULL)
+        return;
+    def = virNodeDeviceDefineXML(conn, "<device><parent>" MDEV_PARENT "</parent><capability type='mdev'><type id='"
+                                       MDEV_TYPE "'/><uuid>" MDEV_UUID "</uuid></capability></device>", 0);
+    EXPECT_OK(def != NULL && virNodeDeviceIsActive(def) == 0 && virNodeDeviceIsPersistent(def) == 1,
+              "DefineXML: inactive, persistent");
+    if (def != NULL) {
+        /* node_device_driver.c nodeDeviceDestroy: not active -> OPERATION_INVALID. */
+        EXPECT(virNodeDeviceDestroy(def) == -1, VIR_ERR_OPERATION_INVALID, NODEDEV, "Destroy a defined, inactive mdev");
+        EXPECT_OK(virNodeDeviceSetAutostart(def, 1) == 0 && virNodeDeviceGetAutostart(def, &autostart) == 0 &&
+                      autostart == 1,
+                  "SetAutostart a defined mdev");
+        EXPECT_OK(virNodeDeviceUndefine(def, 0) == 0, "Undefine the defined mdev");
+        /* Neither live nor defined: gone (nodeDeviceObjFindByName). */
+        EXPECT(virNodeDeviceUndefine(def, 0) == -1, VIR_ERR_NO_NODE_DEVICE, NODEDEV, "Undefine again: gone");
+        virNodeDeviceFree(def);
+    }
+    virConnectClose(conn);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0, "remove the confdir");
+}
+
+/* libvirt-nodedev.c virNodeDeviceLookupSCSIHostByWWN, node_device_driver.c
+ * nodeDeviceLookupSCSIHostByWWN: no fc_host matches -> NULL without a
+ * reported cause; virDispatchError's generic error. */
+static void scsi_host_calls(virConnectPtr conn)
+{
+    EXPECT(virNodeDeviceLookupSCSIHostByWWN(NULL, NULL, NULL, 1) == NULL, VIR_ERR_INVALID_CONN, NODEDEV,
+           "LookupSCSIHostByWWN NULL conn first");
+    EXPECT(virNodeDeviceLookupSCSIHostByWWN(conn, NULL, NULL, 1) == NULL && strstr(virGetLastErrorMessage(), "wwnn"),
+           VIR_ERR_INVALID_ARG, NODEDEV, "LookupSCSIHostByWWN wwnn NULL");
+    EXPECT(virNodeDeviceLookupSCSIHostByWWN(conn, "20000000c9831b4b", NULL, 1) == NULL &&
+               strstr(virGetLastErrorMessage(), "wwpn"),
+           VIR_ERR_INVALID_ARG, NODEDEV, "LookupSCSIHostByWWN wwpn NULL before flags");
+    EXPECT(virNodeDeviceLookupSCSIHostByWWN(conn, "20000000c9831b4b", "10000000c9831b4b", 1) == NULL,
+           VIR_ERR_INVALID_ARG, NODEDEV, "LookupSCSIHostByWWN flags");
+    EXPECT(virNodeDeviceLookupSCSIHostByWWN(conn, "20000000c9831b4b", "10000000c9831b4b", 0) == NULL,
+           VIR_ERR_INTERNAL_ERROR, NONE, "LookupSCSIHostByWWN no match");
+}
+
+/* virerror.c: the copies libvirt makes of an empty error. */
+static void error_copies(void)
+{
+    virError to;
+    virErrorPtr saved;
+
+    virResetLastError();
+    memset(&to, 0x5a, sizeof to);
+    /* virCopyLastError: memset, then the (empty) thread error copied: 0. */
+    CONFORM(virCopyLastError(&to) == 0 && to.code == 0 && to.domain == 0 && to.message == NULL,
+            "virCopyLastError with no error: 0, zeroed");
+    CONFORM(virCopyLastError(NULL) == -1, "virCopyLastError(NULL): -1");
+    memset(&to, 0x5a, sizeof to);
+    /* virConnCopyLastError: memset before the connection check. */
+    CONFORM(virConnCopyLastError(NULL, &to) == -1 && to.code == 0 && to.message == NULL,
+            "virConnCopyLastError(NULL conn): -1, zeroed");
+    /* virSaveLastError: always a new object, a copy of the empty error. */
+    saved = virSaveLastError();
+    CONFORM(saved != NULL && saved->code == VIR_ERR_OK && saved->message == NULL, "virSaveLastError with no error");
+    virFreeError(saved);
+    virFreeError(NULL);
+    virResetError(NULL);
+    /* virGetLastErrorDomain / Code after an error. */
+    virNodeDeviceLookupByName(NULL, "computer");
+    CONFORM(virGetLastErrorCode() == VIR_ERR_INVALID_CONN && virGetLastErrorDomain() == NODEDEV,
+            "virGetLastErrorCode/Domain");
+    saved = virSaveLastError();
+    CONFORM(saved != NULL && saved->code == VIR_ERR_INVALID_CONN && saved->message != NULL &&
+                saved->message != virGetLastError()->message,
+            "virSaveLastError: a deep copy");
+    virFreeError(saved);
+}
+
+/* ---- events: src/libvirt-nodedev.c, src/util/virevent.c ---- */
+
+static int event_calls_seen;
+static void on_update(virConnectPtr conn, virNodeDevicePtr dev, void *opaque)
+{
+    (void)conn; (void)dev; (void)opaque;
+    event_calls_seen++;
+}
+static int timer_calls;
+static void on_timer(int timer, void *opaque)
+{
+    (void)timer; (void)opaque;
+    timer_calls++;
+}
+
+static void event_calls(virConnectPtr conn, virConnectPtr ro)
+{
+    virNodeDevicePtr rdev = virNodeDeviceLookupByName(ro, "pci_0000_05_00_0");
+    virConnectNodeDeviceEventGenericCallback cb = VIR_NODE_DEVICE_EVENT_CALLBACK(on_update);
+    int id, timer;
+
+    /* virevent.c: without a registered loop the calls return -1, no error. */
+    CONFORM(virEventAddTimeout(0, on_timer, NULL, NULL) == -1, "virEventAddTimeout without a loop: -1");
+    CONFORM(virEventRemoveTimeout(1) == -1 && virEventRemoveHandle(1) == -1,
+            "virEventRemove* without a loop: -1");
+    /* libvirt-nodedev.c virConnectNodeDeviceEventRegisterAny: conn, dev
+     * (its connection must match), cb, eventID >= 0, eventID < LAST. */
+    EXPECT(virConnectNodeDeviceEventRegisterAny(NULL, NULL, -1, NULL, NULL, NULL) == -1, VIR_ERR_INVALID_CONN, NODEDEV,
+           "EventRegisterAny NULL conn first");
+    EXPECT(virConnectNodeDeviceEventRegisterAny(conn, rdev, -1, NULL, NULL, NULL) == -1 &&
+               strstr(virGetLastErrorMessage(), "must match connection"),
+           VIR_ERR_INVALID_ARG, NODEDEV, "EventRegisterAny device of another connection");
+    EXPECT(virConnectNodeDeviceEventRegisterAny(conn, NULL, -1, NULL, NULL, NULL) == -1 &&
+               strstr(virGetLastErrorMessage(), "cb"),
+           VIR_ERR_INVALID_ARG, NODEDEV, "EventRegisterAny cb NULL before eventID");
+    EXPECT(virConnectNodeDeviceEventRegisterAny(conn, NULL, -1, cb, NULL, NULL) == -1, VIR_ERR_INVALID_ARG, NODEDEV,
+           "EventRegisterAny eventID negative");
+    EXPECT(virConnectNodeDeviceEventRegisterAny(conn, NULL, VIR_NODE_DEVICE_EVENT_ID_UPDATE + 1, cb, NULL, NULL) == -1,
+           VIR_ERR_INVALID_ARG, NODEDEV, "EventRegisterAny eventID LAST (UPDATE + 1 in 9.x)");
+    /* object_event.c virObjectEventStateRegisterID: no timer without a loop. */
+    EXPECT(virConnectNodeDeviceEventRegisterAny(conn, NULL, VIR_NODE_DEVICE_EVENT_ID_UPDATE, cb, NULL, NULL) == -1,
+           VIR_ERR_INTERNAL_ERROR, NONE, "EventRegisterAny without an event loop");
+    /* libvirt-nodedev.c virConnectNodeDeviceEventDeregisterAny. */
+    EXPECT(virConnectNodeDeviceEventDeregisterAny(NULL, -1) == -1, VIR_ERR_INVALID_CONN, NODEDEV,
+           "EventDeregisterAny NULL conn first");
+    EXPECT(virConnectNodeDeviceEventDeregisterAny(conn, -1) == -1, VIR_ERR_INVALID_ARG, NODEDEV,
+           "EventDeregisterAny callbackID negative");
+    /* object_event.c virObjectEventCallbackListRemoveID (VIR_FROM_NONE). */
+    EXPECT(virConnectNodeDeviceEventDeregisterAny(conn, 4711) == -1, VIR_ERR_INVALID_ARG, NONE,
+           "EventDeregisterAny unknown callbackID");
+
+    /* virevent.c virEventRegisterDefaultImpl: 0, and again 0. */
+    EXPECT_OK(virEventRegisterDefaultImpl() == 0 && virEventRegisterDefaultImpl() == 0,
+              "virEventRegisterDefaultImpl twice: 0");
+    /* vireventglib.c: timer ids are positive; removing one twice fails. */
+    timer = virEventAddTimeout(0, on_timer, NULL, NULL);
+    CONFORM(timer > 0, "virEventAddTimeout: a positive id");
+    EXPECT_OK(virEventRunDefaultImpl() == 0 && timer_calls >= 1, "virEventRunDefaultImpl fires a 0 ms timer");
+    CONFORM(virEventRemoveTimeout(timer) == 0 && virEventRemoveTimeout(timer) == -1,
+            "virEventRemoveTimeout: 0, then -1");
+    CONFORM(virEventRemoveHandle(4711) == -1, "virEventRemoveHandle of no handle: -1");
+
+    id = virConnectNodeDeviceEventRegisterAny(conn, NULL, VIR_NODE_DEVICE_EVENT_ID_UPDATE, cb, NULL, NULL);
+    EXPECT_OK(id >= 0, "EventRegisterAny with the default loop");
+    /* object_event.c virObjectEventCallbackListAddID: the same callback twice. */
+    EXPECT(virConnectNodeDeviceEventRegisterAny(conn, NULL, VIR_NODE_DEVICE_EVENT_ID_UPDATE, cb, NULL, NULL) == -1,
+           VIR_ERR_INVALID_ARG, NONE, "EventRegisterAny the same callback twice");
+    EXPECT_OK(virConnectNodeDeviceEventDeregisterAny(conn, id) == 0, "EventDeregisterAny");
+    EXPECT(virConnectNodeDeviceEventDeregisterAny(conn, id) == -1, VIR_ERR_INVALID_ARG, NONE,
+           "EventDeregisterAny twice");
+    virNodeDeviceFree(rdev);
+}
+/* ==== end of the fidelity block ==== */
+
 static void host_without_iommu(void)
 {
     char path[] = "/tmp/nodedev-conformance-XXXXXX.json";
@@ -595,7 +915,13 @@ int main(void)
         device_handle_calls(conn);
         changing_calls(conn, ro);
         error_family(conn);
+        /* fidelity block */
+        mdev_calls(conn, ro);
+        scsi_host_calls(conn);
+        error_copies();
+        event_calls(conn, ro);
     }
+    defined_mdev_calls();
     host_without_iommu();
     if (ro)
         virConnectClose(ro);

@@ -170,6 +170,22 @@ pub enum virNodeDeviceOperation {
     /// Create or remove the VFs of this SR-IOV physical function
     /// (virNodeDeviceSetVFs); `driver` is the stub they get, or NULL.
     VIR_NODE_DEVICE_OP_PROVISION = 7,
+    // ---- Mediated devices (issue 13 item 4). For these `device` is the
+    // mdev's name (`mdev_UUID_PARENT`, the parent in it), `owner` is NULL,
+    // and `driver` is the mdev type for create and define (what the parent
+    // is to serve), NULL otherwise.
+    /// Create a mediated device: virNodeDeviceCreateXML, virNodeDeviceCreate
+    /// of a defined one, and `nodedev apply` starting an autostart one.
+    VIR_NODE_DEVICE_OP_MDEV_CREATE = 8,
+    /// Remove a live mediated device (virNodeDeviceDestroy).
+    VIR_NODE_DEVICE_OP_MDEV_DESTROY = 9,
+    /// Write or replace a mediated device's definition (virNodeDeviceDefineXML).
+    VIR_NODE_DEVICE_OP_MDEV_DEFINE = 10,
+    /// Remove a mediated device's definition (virNodeDeviceUndefine).
+    VIR_NODE_DEVICE_OP_MDEV_UNDEFINE = 11,
+    /// Turn a defined mediated device's autostart on or off
+    /// (virNodeDeviceSetAutostart); `driver` is its defined type.
+    VIR_NODE_DEVICE_OP_MDEV_AUTOSTART = 12,
 }
 
 /// The authorization callback: asked before every change to every device,
@@ -184,7 +200,11 @@ pub enum virNodeDeviceOperation {
 /// NULL when the kernel chooses or no driver is bound (reset, unmanaged
 /// prepare and release); for recover, the stub when it finishes a detach,
 /// the original driver when it gives the device back, NULL when it only
-/// drops a record. Strings are valid during the call only. Returns 1
+/// drops a record. For the mediated-device operations
+/// (VIR_NODE_DEVICE_OP_MDEV_*), `device` is the mdev's name
+/// (`mdev_UUID_0000_00_02_0`, whose parent is in it), `owner` NULL, and
+/// `driver` the mdev type (`i915-GVTg_V5_4`) for create, define and
+/// autostart, NULL for destroy and undefine. Strings are valid during the call only. Returns 1
 /// to allow, 0 (or anything else) to deny; a denied operation fails with
 /// VIR_ERR_OPERATION_DENIED and changes nothing.
 pub type virNodeDeviceAuthCallback = Option<
@@ -222,11 +242,19 @@ impl AuthCallback {
             Operation::Release => virNodeDeviceOperation::VIR_NODE_DEVICE_OP_RELEASE,
             Operation::Provision => virNodeDeviceOperation::VIR_NODE_DEVICE_OP_PROVISION,
             Operation::Recover => virNodeDeviceOperation::VIR_NODE_DEVICE_OP_RECOVER,
+            Operation::MdevCreate => virNodeDeviceOperation::VIR_NODE_DEVICE_OP_MDEV_CREATE,
+            Operation::MdevDestroy => virNodeDeviceOperation::VIR_NODE_DEVICE_OP_MDEV_DESTROY,
+            Operation::MdevDefine => virNodeDeviceOperation::VIR_NODE_DEVICE_OP_MDEV_DEFINE,
+            Operation::MdevUndefine => virNodeDeviceOperation::VIR_NODE_DEVICE_OP_MDEV_UNDEFINE,
+            Operation::MdevAutostart => virNodeDeviceOperation::VIR_NODE_DEVICE_OP_MDEV_AUTOSTART,
         };
-        let Ok(name) = CString::new(req.address.node_name()) else { return false };
+        // A mediated device is named as libvirt names it; its type goes in `driver`.
+        let name = req.mdev.map_or_else(|| req.address.node_name(), |m| m.node_name());
+        let driver = req.mdev_type.or(req.driver);
+        let Ok(name) = CString::new(name) else { return false };
         // A string with a NUL byte cannot be told to C faithfully: deny.
         let (Ok(owner), Ok(driver)) =
-            (req.owner.map(CString::new).transpose(), req.driver.map(CString::new).transpose())
+            (req.owner.map(CString::new).transpose(), driver.map(CString::new).transpose())
         else {
             return false;
         };

@@ -187,7 +187,10 @@ pub unsafe extern "C" fn virConnCopyLastError(conn: virConnectPtr, to: virErrorP
 /// for every error raised on any thread whose connection has no callback of
 /// its own (virConnSetErrorFunc). A NULL `handler` restores the default,
 /// which prints `nodedev: MESSAGE` on stderr only when the environment
-/// variable NODEDEV_DEBUG is set, and is otherwise silent.
+/// variable NODEDEV_DEBUG is set, and is otherwise silent. This differs from
+/// libvirt on purpose (virerror.c virDispatchError prints every error with
+/// virDefaultErrorFunc when no callback is set; a library should not write
+/// to a daemon's stderr): set NODEDEV_DEBUG for libvirt's behaviour.
 #[no_mangle]
 pub unsafe extern "C" fn virSetErrorFunc(userData: *mut c_void, handler: virErrorFunc) {
     keep("virSetErrorFunc", (), |_| {

@@ -549,8 +549,10 @@ pub unsafe extern "C" fn virEventRegisterDefaultImpl() -> c_int {
 /// call their callbacks on this thread.
 ///
 /// Returns 0, or -1 on error: VIR_ERR_INTERNAL_ERROR when
-/// virEventRegisterDefaultImpl was not called, VIR_ERR_SYSTEM_ERROR when
-/// poll fails.
+/// virEventRegisterDefaultImpl was not called (a deliberate difference:
+/// libvirt's loop would block for ever with nothing registered; call
+/// virEventRegisterDefaultImpl first for libvirt's behaviour),
+/// VIR_ERR_SYSTEM_ERROR when poll fails.
 #[no_mangle]
 pub unsafe extern "C" fn virEventRunDefaultImpl() -> c_int {
     api("virEventRunDefaultImpl", virErrorDomain::VIR_FROM_EVENT, -1, |call| {

@@ -110,6 +110,7 @@ pub mod open_auth;
 pub mod persistent;
 pub mod raised;
 pub mod recover;
+pub mod scsi_host;
 pub mod sriov;
 pub mod virterror;
 
@@ -157,6 +158,8 @@ const MODULES: &[(&[&str], &[&str])] = &[
     (persistent::EXPORTS, persistent::EXPORTED_DATA),
     (sriov::EXPORTS, sriov::EXPORTED_DATA),
     (mdev::EXPORTS, mdev::EXPORTED_DATA),
+    // fidelity: libvirt-nodedev.h's SCSI host lookup (always no match).
+    (scsi_host::EXPORTS, scsi_host::EXPORTED_DATA),
     (event_loop::EXPORTS, event_loop::EXPORTED_DATA),
     (node_device_events::EXPORTS, node_device_events::EXPORTED_DATA),
     (error::EXPORTS, error::EXPORTED_DATA),

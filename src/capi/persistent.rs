@@ -1,16 +1,21 @@
 //! Persistent assignments seen from C: libvirt's autostart calls.
 
-use super::boundary::api;
+use super::boundary::{api, Raised};
+use super::virterror::virErrorNumber;
+use crate::host::Node;
 use super::nodedev::{dev_arg, virNodeDevicePtr, writable};
 use super::virterror::virErrorDomain;
 use std::ffi::c_int;
 
 /// For a mediated device (libvirt's meaning): whether its definition
 /// (mdevctl's file, `"start": "auto"`) is started at boot (`nodedev
-/// apply`); a transient mdev is refused with VIR_ERR_INTERNAL_ERROR, as
-/// libvirt does (define it first).
+/// apply`); a transient mdev is refused with VIR_ERR_OPERATION_INVALID, as
+/// libvirt does (node_device_driver.c nodeDeviceSetAutostart: define it
+/// first).
 ///
-/// For a PCI device, "autostart" is nodedev's persistent assignment: the
+/// For a PCI device (nodedev's extension: libvirt refuses every device but
+/// an mdev with VIR_ERR_OPERATION_UNSUPPORTED, as nodedev does for
+/// `computer` and interfaces), "autostart" is nodedev's persistent assignment: the
 /// device is put on its stub at boot, before its host driver can bind it
 /// (nodedev's udev rule and `nodedev apply`).
 ///
@@ -23,20 +28,25 @@ use std::ffi::c_int;
 /// Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE,
 /// VIR_ERR_OPERATION_DENIED (read-only connection, checked right after the
 /// handle as libvirt does; lockdown, the authorization callback),
-/// VIR_ERR_OPERATION_INVALID (not on a stub),
-/// VIR_ERR_OPERATION_UNSUPPORTED (the connection keeps no definitions: only
-/// nodedev:///system, or a URI with confdir=), VIR_ERR_SYSTEM_ERROR.
+/// VIR_ERR_NO_NODE_DEVICE (gone), VIR_ERR_OPERATION_INVALID (a transient
+/// mdev; a PCI device not on a stub), VIR_ERR_INTERNAL_ERROR (changing an
+/// mdev's definition failed),
+/// VIR_ERR_OPERATION_UNSUPPORTED (`computer`, an interface; the connection
+/// keeps no definitions: only nodedev:///system, or a URI with confdir=),
+/// VIR_ERR_SYSTEM_ERROR.
 #[no_mangle]
 pub unsafe extern "C" fn virNodeDeviceSetAutostart(dev: virNodeDevicePtr, autostart: c_int) -> c_int {
     api("virNodeDeviceSetAutostart", virErrorDomain::VIR_FROM_NODEDEV, -1, |call| {
         let d = dev_arg(call, dev)?;
         // libvirt-nodedev.c: read-only is refused right after the handle check.
         writable(call, &d.conn)?;
+        // node_device_driver.c nodeDeviceSetAutostart: the device must still be there.
+        d.conn.host.require_node(&d.node)?;
         if let Some(id) = d.node.mdev() {
             if !d.conn.host.mdev(id)?.persistent() {
                 // node_device_driver.c: a transient device has no autostart.
-                return Err(super::boundary::Raised::new(
-                    super::error::virErrorNumber::VIR_ERR_INTERNAL_ERROR,
+                return Err(Raised::new(
+                    virErrorNumber::VIR_ERR_OPERATION_INVALID,
                     call.domain,
                     format!(
                         "{}: cannot set autostart for transient device {}: define it first",
@@ -45,8 +55,25 @@ pub unsafe extern "C" fn virNodeDeviceSetAutostart(dev: virNodeDevicePtr, autost
                     ),
                 ));
             }
-            d.conn.host.mdev_set_autostart(id, autostart != 0)?;
+            d.conn.host.mdev_set_autostart(id, autostart != 0).map_err(|e| {
+                let mut r = Raised::from(e);
+                if r.code == virErrorNumber::VIR_ERR_OPERATION_FAILED as c_int {
+                    r.code = virErrorNumber::VIR_ERR_INTERNAL_ERROR as c_int;
+                }
+                r
+            })?;
             return Ok(0);
+        }
+        if d.node.pci().is_none() {
+            return Err(Raised::new(
+                virErrorNumber::VIR_ERR_OPERATION_UNSUPPORTED,
+                call.domain,
+                format!(
+                    "{}: unsupported device type: {} has no autostart (mediated devices and PCI devices have)",
+                    call.func,
+                    d.node.name()
+                ),
+            ));
         }
         if autostart != 0 {
             d.conn.host.define(&d.pci(call)?)?;
@@ -58,13 +85,16 @@ pub unsafe extern "C" fn virNodeDeviceSetAutostart(dev: virNodeDevicePtr, autost
 }
 
 /// Whether a mediated device starts at boot, or a PCI device has a persistent assignment (see
-/// virNodeDeviceSetAutostart): `*autostart` is set to 1 or 0. `autostart`
-/// must not be NULL.
+/// virNodeDeviceSetAutostart): `*autostart` is set to 1 or 0 (0 for
+/// `computer`, interfaces, and PCI devices where the connection keeps no
+/// definitions, as libvirt answers for any device without autostart).
+/// `autostart` must not be NULL (libvirt does not check it and crashes;
+/// nodedev refuses it with VIR_ERR_INVALID_ARG, `*autostart` untouched on
+/// any error).
 ///
 /// Returns 0, or -1 on error: VIR_ERR_INVALID_NODE_DEVICE,
-/// VIR_ERR_INVALID_ARG (NULL `autostart`), VIR_ERR_OPERATION_UNSUPPORTED
-/// (the connection keeps no definitions), VIR_ERR_SYSTEM_ERROR (an
-/// unusable definition file).
+/// VIR_ERR_INVALID_ARG (NULL `autostart`), VIR_ERR_NO_NODE_DEVICE (gone),
+/// VIR_ERR_SYSTEM_ERROR (an unusable definition file).
 #[no_mangle]
 pub unsafe extern "C" fn virNodeDeviceGetAutostart(dev: virNodeDevicePtr, autostart: *mut c_int) -> c_int {
     api("virNodeDeviceGetAutostart", virErrorDomain::VIR_FROM_NODEDEV, -1, |call| {
@@ -72,10 +102,13 @@ pub unsafe extern "C" fn virNodeDeviceGetAutostart(dev: virNodeDevicePtr, autost
         if autostart.is_null() {
             return Err(call.invalid_arg("autostart must not be NULL"));
         }
-        *autostart = c_int::from(match d.node.mdev() {
-            Some(id) => d.conn.host.mdev(id)?.autostart(),
-            None => d.conn.host.is_persistent(&d.pci(call)?)?,
-        });
+        d.conn.host.require_node(&d.node)?;
+        let on = match &d.node {
+            Node::Mdev(id) => d.conn.host.mdev(id)?.autostart(),
+            Node::Pci(_) => super::mdev::persistent(&d.conn, &d.node)?,
+            _ => false,
+        };
+        *autostart = c_int::from(on);
         Ok(0)
     })
 }

@@ -8,7 +8,7 @@
 //! lets one UUID be defined under two parents, so the parent is part of the
 //! name. Parents here are PCI functions.
 
-use super::{dev_path, Host};
+use super::{dev_path, Host, Operation};
 use crate::address::PciAddress;
 use crate::error::{sysfs_error, Error, Result};
 use crate::mdevctl::{attr_name_ok, canonical_uuid, type_id_ok, MdevDefinition, MdevDefinitions};
@@ -372,11 +372,13 @@ impl Host {
     pub fn mdev_create(&self, cfg: &MdevConfig) -> Result<MdevId> {
         self.check_mdev_writable(&cfg.parent, "create a mediated device on")?;
         self.check_config(cfg)?;
+        self.check_policy("create a mediated device on", &cfg.parent)?;
         let uuid = match &cfg.uuid {
             Some(u) => canonical_uuid(u).expect("checked"),
             None => random_uuid()?,
         };
         let id = MdevId { parent: cfg.parent, uuid };
+        self.authorize_mdev(Operation::MdevCreate, &id, Some(&cfg.type_id))?;
         let _lock = self.lock_mdev_parent(&id.parent)?;
         self.start_locked(&id, &cfg.type_id, &cfg.attrs)?;
         Ok(id)
@@ -439,29 +441,47 @@ impl Host {
     #[doc(hidden)]
     pub fn mdev_destroy(&self, id: &MdevId) -> Result<()> {
         self.check_mdev_writable(&id.parent, "remove a mediated device of")?;
-        let _lock = self.lock_mdev_parent(&id.parent)?;
-        let info = self.mdev(id)?;
-        if !info.active {
-            return Err(Error::OperationInvalid(format!(
-                "mediated device {} is not active (defined only): nothing to stop",
-                id.uuid
-            )));
+        // Only the live device matters here: an unusable definition file
+        // of it must not keep it from being removed.
+        let live = || self.live_mdev(&id.uuid).filter(|l| l.0 == *id).map(|l| l.3);
+        let not_active = || -> Error {
+            // As libvirt: an unknown device is "no such device".
+            match self.mdev(id) {
+                Err(e) => e,
+                Ok(_) => Error::OperationInvalid(format!(
+                    "mediated device {} is not active (defined only): nothing to stop",
+                    id.uuid
+                )),
+            }
+        };
+        if live().is_none() {
+            return Err(not_active());
         }
+        self.authorize_mdev(Operation::MdevDestroy, id, None)?;
+        let _lock = self.lock_mdev_parent(&id.parent)?;
+        let Some(iommu_group) = live() else { return Err(not_active()) };
         let name = id.uuid.clone();
+        // Its VFIO cdev too (Linux >= 6.6): an iommufd VMM opens only that.
+        let cdev = self
+            .sysfs
+            .list_dir(&mdev_path(&name, "vfio-dev"))
+            .ok()
+            .and_then(|names| names.into_iter().find(|n| n.starts_with("vfio")));
+        let dev = VfioDevice { address: &name, group: iommu_group, cdev: cdev.as_deref() };
         let scan = self
             .sysfs
-            .vfio_holders(&VfioDevice { address: &name, group: info.iommu_group, cdev: None })
+            .vfio_holders(&dev)
             .map_err(|e| {
                 Error::OperationFailed(format!(
                     "cannot tell whether a process holds mdev {name} through VFIO: reading /proc failed: {e}"
                 ))
             })?;
         if !scan.holders.is_empty() {
-            let who: Vec<String> = scan.holders.iter().map(|h| format!("pid {} ({})", h.pid, h.comm)).collect();
+            let who: Vec<String> =
+                scan.holders.iter().map(|h| format!("pid {} ({}) holds {}", h.pid, h.comm, h.kind.describe(&dev))).collect();
             return Err(Error::OperationInvalid(format!(
-                "mediated device {name} is in use by {}: it holds /dev/vfio/{} (the mdev's IOMMU group); stop it first, the kernel would keep the removal waiting until it lets go",
-                who.join(", "),
-                info.iommu_group.map_or("?".to_string(), |g| g.to_string())
+                "mediated device {name} is in use: {}; stop it first, the kernel would keep the removal waiting until it lets go",
+                who.join(", ")
             )));
         }
         let path = mdev_path(&name, "remove");
@@ -483,11 +503,15 @@ impl Host {
         let defs = self.mdev_definitions()?;
         self.check_mdev_writable(&cfg.parent, "define a mediated device on")?;
         self.check_config(cfg)?;
+        // A definition is a device to create later (at boot, unattended):
+        // refused now where creating it would be.
+        self.check_policy("define a mediated device on", &cfg.parent)?;
         let uuid = match &cfg.uuid {
             Some(u) => canonical_uuid(u).expect("checked"),
             None => random_uuid()?,
         };
         let id = MdevId { parent: cfg.parent, uuid };
+        self.authorize_mdev(Operation::MdevDefine, &id, Some(&cfg.type_id))?;
         let _lock = self.lock_mdev_parent(&id.parent)?;
         let old = defs.get(&id.parent, &id.uuid)?;
         if let Some((live, type_id, ..)) = self.live_mdev(&id.uuid) {
@@ -515,6 +539,12 @@ impl Host {
     pub fn mdev_undefine(&self, id: &MdevId) -> Result<()> {
         let defs = self.mdev_definitions()?;
         self.check_mdev_writable(&id.parent, "undefine a mediated device of")?;
+        // An unusable definition file is still one to remove (as mdevctl undefine does).
+        let live = self.live_mdev(&id.uuid).is_some_and(|l| l.0 == *id);
+        if !live && matches!(defs.get(&id.parent, &id.uuid), Ok(None)) {
+            return Err(Self::no_mdev(id));
+        }
+        self.authorize_mdev(Operation::MdevUndefine, id, None)?;
         let _lock = self.lock_mdev_parent(&id.parent)?;
         if !defs.remove(&id.parent, &id.uuid)? {
             return Err(Error::OperationInvalid(format!("mediated device {} is not defined", id.uuid)));
@@ -526,12 +556,28 @@ impl Host {
     #[doc(hidden)]
     pub fn mdev_start(&self, id: &MdevId) -> Result<()> {
         self.check_mdev_writable(&id.parent, "start a mediated device on")?;
+        // As libvirt: "already active" before anyone is asked.
+        let info = self.mdev(id)?;
+        if info.active {
+            return Err(Error::OperationInvalid(format!("mediated device {} is already active", id.uuid)));
+        }
+        self.check_policy("start a mediated device on", &id.parent)?;
+        let asked = info.definition.as_ref().map(|d| d.mdev_type.clone());
+        self.authorize_mdev(Operation::MdevCreate, id, asked.as_deref())?;
         let _lock = self.lock_mdev_parent(&id.parent)?;
+        // Read again under the lock: another caller may have started,
+        // removed or redefined it meanwhile.
         let info = self.mdev(id)?;
         if info.active {
             return Err(Error::OperationInvalid(format!("mediated device {} is already active", id.uuid)));
         }
         let def = info.definition.expect("an inactive mdev is a defined one");
+        if Some(&def.mdev_type) != asked.as_ref() {
+            return Err(Error::OperationInvalid(format!(
+                "mediated device {} was redefined (type {}) while this start waited: start it again",
+                id.uuid, def.mdev_type
+            )));
+        }
         self.start_locked(id, &def.mdev_type, &def.attrs)
     }
 
@@ -540,6 +586,13 @@ impl Host {
     pub fn mdev_set_autostart(&self, id: &MdevId, autostart: bool) -> Result<()> {
         let defs = self.mdev_definitions()?;
         self.check_mdev_writable(&id.parent, "change the autostart of a mediated device of")?;
+        let info = self.mdev(id)?;
+        if autostart {
+            // Autostart creates it at boot, unattended.
+            self.check_policy("autostart a mediated device on", &id.parent)?;
+        }
+        let asked = info.definition.as_ref().map(|d| d.mdev_type.as_str());
+        self.authorize_mdev(Operation::MdevAutostart, id, asked)?;
         let _lock = self.lock_mdev_parent(&id.parent)?;
         let Some(mut def) = defs.get(&id.parent, &id.uuid)? else {
             self.mdev(id)?; // no such mdev at all: say that
@@ -568,14 +621,34 @@ impl Host {
         for d in list.into_iter().filter(|d| d.autostart) {
             let id = MdevId { parent: d.parent, uuid: d.uuid.clone() };
             let address = format!("mdev {} on {}", d.uuid, d.parent);
-            let (outcome, done) = match self.live_mdev(&d.uuid) {
-                Some((live, ..)) if live == id => ("active already".to_string(), true),
+            let parent_present = self.sysfs.exists(&dev_path(&d.parent, ""));
+            let (outcome, done, waiting) = match self.live_mdev(&d.uuid) {
+                Some((live, ..)) if live == id => ("active already".to_string(), true, false),
+                // Not failures at boot: the parent (or its driver's module)
+                // may come later; the definition is kept (as mdevctl does).
+                _ if !parent_present => (
+                    format!("absent: parent {} is not present; the definition is kept for when it appears", d.parent),
+                    false,
+                    true,
+                ),
+                _ if self.mdev_types_if_parent(&d.parent).is_ok_and(|t| t.is_empty()) => (
+                    format!(
+                        "waiting: {} is not a mediated-device parent yet ({}); run 'nodedev apply' again once it is",
+                        d.parent,
+                        match self.driver(&d.parent).ok().flatten() {
+                            Some(drv) => format!("its driver, {drv}, has not registered it"),
+                            None => "it has no driver yet: the module of the driver that offers its types may not be loaded".into(),
+                        }
+                    ),
+                    false,
+                    true,
+                ),
                 _ => match self.mdev_start(&id) {
-                    Ok(()) => (format!("started ({})", d.mdev_type), true),
-                    Err(e) => (format!("not started: {e}"), false),
+                    Ok(()) => (format!("started ({})", d.mdev_type), true, false),
+                    Err(e) => (format!("not started: {e}"), false, false),
                 },
             };
-            out.push(super::Applied { address, outcome, done, waiting: false });
+            out.push(super::Applied { address, outcome, done, waiting });
         }
         Ok(out)
     }

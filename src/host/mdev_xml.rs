@@ -22,12 +22,15 @@ use super::mdev::{MdevConfig, MdevInfo, MdevType};
 use crate::address::PciAddress;
 use std::fmt::Write;
 
-/// Why a document is not an mdev to create, in libvirt's two classes.
+/// Why a document is not an mdev to create, in libvirt's classes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MdevXmlProblem {
-    /// Not well-formed, or an element missing or malformed (VIR_ERR_XML_ERROR).
+    /// Not well-formed XML (libvirt's parser: VIR_ERR_XML_DETAIL).
+    Malformed(String),
+    /// Well-formed, but not a `<device>` document (VIR_ERR_XML_ERROR).
     Xml(String),
-    /// Well-formed, but a device nodedev cannot create (VIR_ERR_CONFIG_UNSUPPORTED).
+    /// A device nodedev cannot create, or an mdev capability without its
+    /// type or with an incomplete attribute (VIR_ERR_CONFIG_UNSUPPORTED).
     Unsupported(String),
 }
 
@@ -227,11 +230,16 @@ fn parent_address(name: &str) -> Option<PciAddress> {
     PciAddress::parse(name.trim()).ok()
 }
 
-/// Read the XML given to virNodeDeviceCreateXML / DefineXML. The parent's
-/// name is returned as given when it is no PCI device name (the caller says
-/// "no such device").
+/// Read the XML given to virNodeDeviceCreateXML / DefineXML, in the order
+/// libvirt's parser finds problems (node_device_conf.c: the document, the
+/// capabilities, then the parent). The parent's name is returned as given
+/// when it is no PCI device name ("" when there is none): the caller decides
+/// between "no such device" and "not a parent".
 pub fn parse_mdev_xml(text: &str) -> Result<Result<MdevConfig, String>, MdevXmlProblem> {
-    let root = parse_document(text)?;
+    let root = parse_document(text).map_err(|e| match e {
+        MdevXmlProblem::Xml(m) => MdevXmlProblem::Malformed(m),
+        other => other,
+    })?;
     if root.name != "device" {
         return Err(bad(format!("expecting root element of 'device', not '{}'", root.name)));
     }
@@ -245,27 +253,47 @@ pub fn parse_mdev_xml(text: &str) -> Result<Result<MdevConfig, String>, MdevXmlP
             "unsupported device type '{kind}': nodedev creates and defines mediated devices (<capability type='mdev'>) only"
         )));
     }
-    let parent = root.child("parent").map(|p| p.text.trim().to_string()).filter(|p| !p.is_empty());
-    let Some(parent) = parent else {
-        return Err(bad("cannot create a mediated device without a parent: add <parent>pci_DDDD_BB_SS_F</parent>"));
-    };
     let type_id = cap
         .child("type")
         .and_then(|t| t.attr("id"))
-        .ok_or_else(|| bad("missing <type id='...'/> in the mdev capability"))?
+        .ok_or_else(|| MdevXmlProblem::Unsupported("missing type id attribute: add <type id='...'/> to the mdev capability".into()))?
         .to_string();
-    let uuid = cap.child("uuid").map(|u| u.text.trim().to_string());
+    let uuid = cap.child("uuid").map(|u| libvirt_uuid(&u.text).unwrap_or_else(|| u.text.trim().to_string()));
     let mut attrs = Vec::new();
     for a in cap.children.iter().filter(|c| c.name == "attr") {
         let (Some(n), Some(v)) = (a.attr("name"), a.attr("value")) else {
-            return Err(bad("an <attr> needs both name and value"));
+            return Err(MdevXmlProblem::Unsupported("mdev attribute missing name or value".into()));
         };
         attrs.push((n.to_string(), v.to_string()));
     }
+    let parent = root.child("parent").map(|p| p.text.trim().to_string()).unwrap_or_default();
     Ok(match parent_address(&parent) {
         Some(parent) => Ok(MdevConfig { parent, type_id, uuid, attrs }),
         None => Err(parent),
     })
+}
+
+/// A UUID as libvirt's XML takes it (virUUIDParse's rules): white space
+/// around it, 32 hex digits in pairs, '-' or ' ' allowed between pairs;
+/// returned as the kernel spells it. None for anything else.
+fn libvirt_uuid(text: &str) -> Option<String> {
+    let mut hex = String::with_capacity(32);
+    let mut chars = text.trim_start().chars().peekable();
+    while hex.len() < 32 {
+        match chars.next()? {
+            '-' | ' ' => continue,
+            hi if hi.is_ascii_hexdigit() => {
+                let lo = chars.next().filter(char::is_ascii_hexdigit)?;
+                hex.push(hi.to_ascii_lowercase());
+                hex.push(lo.to_ascii_lowercase());
+            }
+            _ => return None,
+        }
+    }
+    if !chars.all(|c| c.is_ascii_whitespace()) {
+        return None;
+    }
+    Some(format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..]))
 }
 
 fn escape(s: &str) -> String {
@@ -340,21 +368,28 @@ mod tests {
     }
 
     #[test]
-    fn bad_documents_are_xml_errors_and_other_devices_unsupported() {
-        let xml = |d: &str| matches!(parse_mdev_xml(d), Err(MdevXmlProblem::Xml(_)));
-        assert!(xml(""));
-        assert!(xml("<device>"));
-        assert!(xml("<device></devices>"));
-        assert!(xml("<!DOCTYPE x [<!ENTITY a 'b'>]><device/>"));
-        assert!(xml("<domain/>"));
-        assert!(xml("<device><capability type='mdev'><type id='t'/></capability></device>"), "no parent");
-        assert!(xml("<device><parent>p</parent><capability type='mdev'/></device>"), "no type");
-        assert!(xml(&format!("<device>{}</device>", "<a>".repeat(20) + &"</a>".repeat(20))));
-        assert!(matches!(
-            parse_mdev_xml("<device><parent>x</parent><capability type='scsi_host'/></device>"),
-            Err(MdevXmlProblem::Unsupported(_))
+    fn bad_documents_get_libvirts_classes_in_libvirts_order() {
+        // node_device_conf.c virNodeDeviceDefParse: virXMLParse (not
+        // well-formed: XML_DETAIL; another root: XML_ERROR), the capability
+        // (virNodeDevCapMdevParseXML: CONFIG_UNSUPPORTED), then the parent
+        // (the driver's validate callback, left to the caller).
+        let malformed = |d: &str| matches!(parse_mdev_xml(d), Err(MdevXmlProblem::Malformed(_)));
+        let unsupported = |d: &str| matches!(parse_mdev_xml(d), Err(MdevXmlProblem::Unsupported(_)));
+        assert!(malformed(""));
+        assert!(malformed("<device>"));
+        assert!(malformed("<device></devices>"));
+        assert!(malformed("<!DOCTYPE x [<!ENTITY a 'b'>]><device/>"));
+        assert!(malformed(&format!("<device>{}</device>", "<a>".repeat(20) + &"</a>".repeat(20))));
+        assert!(matches!(parse_mdev_xml("<domain/>"), Err(MdevXmlProblem::Xml(_))));
+        assert!(unsupported("<device><parent>p</parent><capability type='mdev'/></device>"), "no type");
+        assert!(unsupported("<device><capability type='mdev'/></device>"), "no type before no parent");
+        assert!(unsupported(
+            "<device><parent>p</parent><capability type='mdev'><type id='t'/><attr name='a'/></capability></device>"
         ));
-        // An unknown parent name is the caller's "no such device".
+        assert!(unsupported("<device><parent>x</parent><capability type='scsi_host'/></device>"));
+        // No parent, or one that is no PCI name: the caller's to judge.
+        let r = parse_mdev_xml("<device><capability type='mdev'><type id='t'/></capability></device>");
+        assert_eq!(r.unwrap(), Err(String::new()));
         let r = parse_mdev_xml(
             "<device><parent>usb_1</parent><capability type='mdev'><type id='t'/></capability></device>",
         );

@@ -72,6 +72,20 @@ pub enum Operation {
     Provision,
     /// Finishing or rolling back what a dead process left half done.
     Recover,
+    // ---- Mediated devices (issue 13 item 4): the request names the mdev
+    // (`AuthRequest::mdev`) and its type; `address` is its parent.
+    /// Create a mediated device on a parent: a transient one
+    /// ([`Host::mdev_create`]), a defined one started ([`Host::mdev_start`]),
+    /// or an autostart one started by `nodedev apply`.
+    MdevCreate,
+    /// Remove a live mediated device ([`Host::mdev_destroy`]).
+    MdevDestroy,
+    /// Write or replace a mediated device's definition ([`Host::mdev_define`]).
+    MdevDefine,
+    /// Remove a mediated device's definition ([`Host::mdev_undefine`]).
+    MdevUndefine,
+    /// Turn a defined mediated device's autostart on or off ([`Host::mdev_set_autostart`]).
+    MdevAutostart,
 }
 
 impl Operation {
@@ -85,6 +99,11 @@ impl Operation {
             Operation::Release => "release",
             Operation::Provision => "provisioning of VFs",
             Operation::Recover => "recovery",
+            Operation::MdevCreate => "creation of mediated device",
+            Operation::MdevDestroy => "removal of mediated device",
+            Operation::MdevDefine => "definition of mediated device",
+            Operation::MdevUndefine => "undefinition of mediated device",
+            Operation::MdevAutostart => "autostart change of mediated device",
         }
     }
 }
@@ -101,6 +120,11 @@ pub struct AuthRequest<'a> {
     /// and prepare, the host driver for reattach and release); None when the
     /// operation binds none or lets the kernel choose.
     pub driver: Option<&'a str>,
+    /// For the mediated-device operations: the mdev (`address` is its parent).
+    pub mdev: Option<&'a MdevId>,
+    /// For creating or defining a mediated device: its type (what the parent
+    /// is to serve, `i915-GVTg_V5_4`).
+    pub mdev_type: Option<&'a str>,
 }
 
 /// A daemon's access control: request -> allowed?
@@ -266,16 +290,46 @@ impl Host {
         owner: Option<&str>,
         driver: Option<&str>,
     ) -> Result<()> {
-        let auth = self.authorizer.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        match auth {
-            Some(f) if !f(&AuthRequest { operation, address, owner, driver }) => Err(Error::Denied(format!(
-                "the authorization callback denied {} of {address}{}{}",
-                operation.verb(),
-                owner.map(|o| format!(" for {o}")).unwrap_or_default(),
-                driver.map(|d| format!(" (driver {d})")).unwrap_or_default()
-            ))),
-            _ => Ok(()),
+        let req = AuthRequest { operation, address, owner, driver, mdev: None, mdev_type: None };
+        if self.ask(&req) {
+            return Ok(());
         }
+        Err(Error::Denied(format!(
+            "the authorization callback denied {} of {address}{}{}",
+            operation.verb(),
+            owner.map(|o| format!(" for {o}")).unwrap_or_default(),
+            driver.map(|d| format!(" (driver {d})")).unwrap_or_default()
+        )))
+    }
+
+    /// Ask about a mediated-device operation (`mdev_type`: the type it
+    /// creates or defines).
+    pub(crate) fn authorize_mdev(&self, operation: Operation, id: &MdevId, mdev_type: Option<&str>) -> Result<()> {
+        let req = AuthRequest {
+            operation,
+            address: &id.parent,
+            owner: None,
+            driver: None,
+            mdev: Some(id),
+            mdev_type,
+        };
+        if self.ask(&req) {
+            return Ok(());
+        }
+        Err(Error::Denied(format!(
+            "the authorization callback denied {} {} on {}{}",
+            operation.verb(),
+            id.uuid,
+            id.parent,
+            mdev_type.map(|t| format!(" (type {t})")).unwrap_or_default()
+        )))
+    }
+
+    /// The registered callback's answer (true without one). Called without
+    /// any lock held, so the callback may call back into the library.
+    fn ask(&self, req: &AuthRequest<'_>) -> bool {
+        let auth = self.authorizer.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        auth.is_none_or(|f| f(req))
     }
 
     /// The policy's allow/deny lists for taking this device from the host.

@@ -127,16 +127,24 @@ fn kernel_vfio_aliases() -> io::Result<&'static [ModuleAlias]> {
     parsed(VFIO.get_or_init(|| read_kernel_aliases(|t| modalias::parse_prefixed(t, modalias::VFIO_PREFIX))))
 }
 
-/// An attribute's bytes in as few syscalls as possible (open, read, close):
-/// enumeration reads a few files per device, so `fs::read`'s extra statx and
-/// final empty read would be a third of the cost. A sysfs attribute (at most
-/// a page) comes back whole from one read, and a regular file reads short only
-/// at its end, so a read that does not fill the buffer is the last one.
 /// The most an attribute read returns: the kernel's text attributes are a
 /// page at most. A bigger file (a tree under root= whose attribute links to
 /// /dev/zero or is huge) is refused with EFBIG rather than read whole.
 const MAX_ATTRIBUTE: usize = 1 << 20;
 
+/// Open an attribute to read: O_NONBLOCK so that a FIFO (a test tree's, or
+/// a crafted one) opens without waiting for a writer and reads empty, and
+/// O_NOCTTY so that a terminal never becomes the controlling one.
+fn open_attribute(path: &std::path::Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(path)
+}
+
+/// An attribute's bytes in as few syscalls as possible (open, read, close):
+/// enumeration reads a few files per device, so `fs::read`'s extra statx and
+/// final empty read would be a third of the cost. A sysfs attribute (at most
+/// a page) comes back whole from one read, and a regular file reads short only
+/// at its end, so a read that does not fill the buffer is the last one.
 fn read_attribute(mut file: fs::File) -> io::Result<Vec<u8>> {
     use std::io::Read;
     let mut out = vec![0u8; 4096];
@@ -219,7 +227,7 @@ fn list_directory(path: &std::path::Path) -> io::Result<Vec<String>> {
 
 impl Sysfs for HostSysfs {
     fn read(&self, path: &str) -> io::Result<String> {
-        let bytes = read_attribute(fs::File::open(self.path(path)?)?)?;
+        let bytes = read_attribute(open_attribute(&self.path(path)?)?)?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 

@@ -53,6 +53,11 @@ pub(super) struct Mdev {
     pub group: u32,
 }
 
+/// The VFIO cdev name of an mdev (`vfioN`; numbered here by its group).
+pub(super) fn mdev_cdev(m: &Mdev) -> String {
+    format!("vfio{}", m.group)
+}
+
 /// `uuid_parse`: 36 characters, dashes at 8, 13, 18 and 23, hex elsewhere.
 pub(super) fn parse_uuid(s: &str) -> Option<u128> {
     let b = s.as_bytes();
@@ -238,11 +243,14 @@ impl Kernel {
                 let up = "../".repeat(depth + 1);
                 match more {
                     [] => Some(Entry::Dir(
-                        ["driver", "iommu_group", "mdev_type", "remove", "subsystem", "uevent"]
+                        ["driver", "iommu_group", "mdev_type", "remove", "subsystem", "uevent", "vfio-dev"]
                             .iter()
                             .map(|s| s.to_string())
                             .collect(),
                     )),
+                    // VFIO's cdev for the device (Linux >= 6.6, iommufd): /dev/vfio/devices/vfioN.
+                    ["vfio-dev"] => Some(Entry::Dir(vec![mdev_cdev(m)])),
+                    ["vfio-dev", c] if *c == mdev_cdev(m) => Some(Entry::Dir(Vec::new())),
                     ["driver"] => Some(Entry::Link(format!("{up}bus/mdev/drivers/{MDEV_DRIVER}"))),
                     ["iommu_group"] => Some(Entry::Link(format!("{up}kernel/iommu_groups/{}", m.group))),
                     ["subsystem"] => Some(Entry::Link(format!("{up}bus/mdev"))),

@@ -974,17 +974,16 @@ impl SimKernel {
     /// A process `pid` named `comm` opens the group of the mdev `uuid`
     /// (/dev/vfio/N of its own group, as QEMU does for a mediated device).
     pub fn hold_vfio_mdev(&self, uuid: &str, pid: u32, comm: &str) -> Result<(), String> {
+        self.hold_vfio_mdev_as(uuid, pid, comm, HoldKind::Group)
+    }
+
+    /// `hold_vfio_mdev` through `kind`: its group, its cdev
+    /// (/dev/vfio/devices/vfioN, as an iommufd VMM does) or a device fd.
+    pub fn hold_vfio_mdev_as(&self, uuid: &str, pid: u32, comm: &str, kind: HoldKind) -> Result<(), String> {
         let mut k = self.lock();
         let m = k.mdev_by_name(uuid).ok_or_else(|| format!("no mdev {uuid}"))?;
         let (addr, u) = (m.parent, m.uuid);
-        k.holders.push(SimHolder {
-            pid,
-            comm: comm.to_string(),
-            addr,
-            kind: HoldKind::Group,
-            hidden: false,
-            mdev: Some(u),
-        });
+        k.holders.push(SimHolder { pid, comm: comm.to_string(), addr, kind, hidden: false, mdev: Some(u) });
         Ok(())
     }
 
@@ -1193,10 +1192,18 @@ impl Sysfs for SimKernel {
         // What each visible process holds of `dev`, as the /proc scan sees it.
         let mut seen: Vec<(u32, String, Vec<HoldKind>)> = Vec::new();
         for h in k.holders.iter().filter(|h| !h.hidden) {
-            let holds = match h.kind {
-                HoldKind::Group => dev.group.is_some() && k.holder_group(h) == dev.group,
+            let mdev = h.mdev.and_then(|u| k.mdevs.iter().find(|m| m.uuid == u));
+            let holds = match (h.kind, mdev) {
+                (HoldKind::Group, _) => dev.group.is_some() && k.holder_group(h) == dev.group,
                 // Before Linux 6.18 a device fd does not say whose it is.
-                HoldKind::UnnamedDevice => true,
+                (HoldKind::UnnamedDevice, _) => true,
+                // An mdev's cdev is seen only by its node (the /proc scan
+                // compares device numbers); a named device fd by its path.
+                (HoldKind::Cdev, Some(m)) => {
+                    dev.address == mdev::format_uuid(m.uuid) && dev.cdev == Some(mdev::mdev_cdev(m).as_str())
+                }
+                (HoldKind::Device, Some(m)) => dev.address == mdev::format_uuid(m.uuid),
+                (_, None) if h.mdev.is_some() => false,
                 _ => Some(h.addr) == a,
             };
             if !holds {
