@@ -100,6 +100,9 @@ pub unsafe extern "C" fn virNodeDevicePrepare(
         let addrs = devices_arg(call, &c, devs, ndevs)?;
         let stub = stub_arg(call, driverName)?;
         let opts = PrepareOptions { managed: flags & managed != 0, force: flags & force != 0 };
+        if flags & persistent != 0 {
+            c.host.check_definable()?; // before anything moves
+        }
         c.host
             .prepare_request(owner, &addrs, &stub, opts)
             .map_err(|e| with_unsupported_as(e, virErrorNumber::VIR_ERR_ARGUMENT_UNSUPPORTED))?;

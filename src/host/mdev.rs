@@ -614,19 +614,22 @@ impl Host {
     pub fn apply_mdevs(&self) -> Result<Vec<super::Applied>> {
         let Some(defs) = &self.options.mdev_definitions else { return Ok(Vec::new()) };
         let (list, problems) = defs.list()?;
-        let mut out: Vec<super::Applied> =
-            problems.into_iter().map(|p| super::Applied { address: "-".into(), outcome: p, done: false }).collect();
+        let mut out: Vec<super::Applied> = problems
+            .into_iter()
+            .map(|p| super::Applied { address: "-".into(), outcome: p, done: false, waiting: false })
+            .collect();
         for d in list.into_iter().filter(|d| d.autostart) {
             let id = MdevId { parent: d.parent, uuid: d.uuid.clone() };
             let address = format!("mdev {} on {}", d.uuid, d.parent);
             let parent_present = self.sysfs.exists(&dev_path(&d.parent, ""));
-            let (outcome, done) = match self.live_mdev(&d.uuid) {
-                Some((live, ..)) if live == id => ("active already".to_string(), true),
+            let (outcome, done, waiting) = match self.live_mdev(&d.uuid) {
+                Some((live, ..)) if live == id => ("active already".to_string(), true, false),
                 // Not failures at boot: the parent (or its driver's module)
                 // may come later; the definition is kept (as mdevctl does).
                 _ if !parent_present => (
                     format!("absent: parent {} is not present; the definition is kept for when it appears", d.parent),
                     false,
+                    true,
                 ),
                 _ if self.mdev_types_if_parent(&d.parent).is_ok_and(|t| t.is_empty()) => (
                     format!(
@@ -640,13 +643,14 @@ impl Host {
                         }
                     ),
                     false,
+                    true,
                 ),
                 _ => match self.mdev_start(&id) {
-                    Ok(()) => (format!("started ({})", d.mdev_type), true),
-                    Err(e) => (format!("not started: {e}"), false),
+                    Ok(()) => (format!("started ({})", d.mdev_type), true, false),
+                    Err(e) => (format!("not started: {e}"), false, false),
                 },
             };
-            out.push(super::Applied { address, outcome, done });
+            out.push(super::Applied { address, outcome, done, waiting });
         }
         Ok(out)
     }
