@@ -263,10 +263,8 @@ impl MdevDefinitions {
                     continue;
                 }
             };
-            let mut uuids: Vec<String> = read(&dir)?
-                .into_iter()
-                .filter(|n| canonical_uuid(n).as_deref() == Some(n.as_str()))
-                .collect();
+            let mut uuids: Vec<String> =
+                read(&dir)?.into_iter().filter(|n| canonical_uuid(n).as_deref() == Some(n.as_str())).collect();
             uuids.sort();
             for u in uuids {
                 match self.get(&p, &u) {

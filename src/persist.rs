@@ -48,12 +48,14 @@ fn names_its_file(address: &str, file_stem: &str) -> std::result::Result<(), Str
 impl Definition {
     fn check(&self, file_stem: &str) -> std::result::Result<(), String> {
         names_its_file(&self.address, file_stem)?;
-        if !crate::stub::is_stub_driver(&self.stub) {
-            return Err(format!("'{}' is not a stub driver", self.stub.escape_debug()));
-        }
         let name_ok = |n: &str| {
             !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         };
+        // The stub goes to udev as a KEY=value line and to driver_override:
+        // a kernel driver name, nothing that could end a line or name a path.
+        if !name_ok(&self.stub) || !crate::stub::is_stub_driver(&self.stub) {
+            return Err(format!("'{}' is not a stub driver", self.stub.escape_debug()));
+        }
         if let Some(d) = self.original_driver.as_deref().filter(|d| !name_ok(d)) {
             return Err(format!("'{}' is not a driver name", d.escape_debug()));
         }
@@ -124,16 +126,40 @@ impl Definitions {
         self.write_file(&format!("{}{VFS_SUFFIX}", def.address), &text)
     }
 
+    /// Whether the directory exists (Ok(false): not yet), refusing one
+    /// another user owns or can write into: its files decide which devices
+    /// leave the host at boot.
+    fn trusted_dir(&self) -> Result<bool> {
+        let m = match fs::symlink_metadata(&self.dir) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(sys_err("cannot read the definitions directory", &self.dir, e)),
+        };
+        if !m.is_dir() {
+            return Err(Error::System(format!(
+                "{} is not a directory (a symlink or file is refused)",
+                self.dir.display()
+            )));
+        }
+        untrusted(&m).map_or(Ok(true), |why| {
+            Err(Error::System(format!(
+                "definitions directory {} {why}: refusing its definitions (they decide which devices leave the host at boot); {}",
+                self.dir.display(),
+                fix_hint(&m, "755")
+            )))
+        })
+    }
+
+    /// Whether a definition could be written now (the directory is trusted
+    /// or can be made): checked before a change that would be made persistent.
+    pub fn check_writable(&self) -> Result<()> {
+        self.trusted_dir().map(drop)
+    }
+
     fn write_file(&self, name: &str, text: &[u8]) -> Result<()> {
-        match fs::symlink_metadata(&self.dir) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                return Err(Error::System(format!(
-                    "{} is not a directory (a symlink or file is refused)",
-                    self.dir.display()
-                )))
-            }
-            Err(_) => fs::DirBuilder::new()
+        match self.trusted_dir()? {
+            true => {}
+            false => fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o755)
                 .create(&self.dir)
@@ -191,13 +217,27 @@ impl Definitions {
     }
 
     fn read_file<T: serde::de::DeserializeOwned>(&self, path: PathBuf) -> Result<Option<(T, PathBuf)>> {
-        let file = match fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
+        if !self.trusted_dir()? {
+            return Ok(None);
+        }
+        // O_NONBLOCK: a FIFO put there must not hang the boot (or udev).
+        let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+        let file = match fs::OpenOptions::new().read(true).custom_flags(flags).open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(unusable(&path, "it is a symbolic link; definitions are plain files nodedev wrote"))
+            }
             Err(e) => return Err(sys_err("cannot read the definition", &path, e)),
         };
         let bad = |why: String| unusable(&path, why);
         let meta = file.metadata().map_err(|e| sys_err("cannot read the definition", &path, e))?;
+        if !meta.is_file() {
+            return Err(bad("it is not a regular file".to_string()));
+        }
+        if let Some(why) = untrusted(&meta) {
+            return Err(bad(format!("it {why}; if it is genuine, {}", fix_hint(&meta, "644"))));
+        }
         if meta.len() > MAX_SIZE {
             return Err(bad(format!("{} bytes, more than a definition can be", meta.len())));
         }
@@ -210,6 +250,9 @@ impl Definitions {
 
     /// Every definition, in address order; unusable files are reported, not skipped silently.
     pub fn list(&self) -> Result<(Vec<Definition>, Vec<String>)> {
+        if !self.trusted_dir()? {
+            return Ok((Vec::new(), Vec::new()));
+        }
         let entries = match fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
@@ -234,6 +277,9 @@ impl Definitions {
 
     /// Every persistent VF count, in address order, and the unusable files.
     pub fn list_vfs(&self) -> Result<(Vec<VfDefinition>, Vec<String>)> {
+        if !self.trusted_dir()? {
+            return Ok((Vec::new(), Vec::new()));
+        }
         let entries = match fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
@@ -259,6 +305,33 @@ impl Definitions {
 
 /// The file name of a PF's VF count after its address.
 pub const VFS_SUFFIX: &str = ".vfs.json";
+
+/// Why a file or directory of definitions cannot be trusted: another user
+/// owns it or may write it. None: trusted.
+fn untrusted(m: &fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if m.uid() != euid {
+        return Some(format!("belongs to uid {}, not to this process's user (uid {euid})", m.uid()));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Some(format!("is writable by other users (mode {:o})", m.mode() & 0o7777));
+    }
+    None
+}
+
+/// What a person runs to make a genuine file trusted.
+fn fix_hint(m: &fs::Metadata, mode: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if m.uid() != euid {
+        format!("chown it to uid {euid} and chmod {mode} it")
+    } else {
+        format!("chmod {mode} it")
+    }
+}
 
 fn unusable(path: &Path, why: impl std::fmt::Display) -> Error {
     Error::System(format!("definition {} is unusable: {why}; fix or remove it", path.display()))

@@ -1006,7 +1006,7 @@ fn hostile_mdev_type_files_neither_hang_nor_read_without_bound() {
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
     let big = fs::File::create(types.join(V8).join("description")).unwrap();
     big.set_len(64 << 20).unwrap(); // sparse: 64 MiB of zeros
-    // A third type: its count is not a number, its files elsewhere.
+                                    // A third type: its count is not a number, its files elsewhere.
     let outside = root.join("outside");
     fs::create_dir_all(&outside).unwrap();
     fs::write(outside.join("available_instances"), "lots\n").unwrap();

@@ -282,7 +282,13 @@ fn persistent_vf_counts_are_checked_and_wait_for_the_pf_driver() {
     host.set_vf_count(&a(PF), 0, None, false).unwrap();
     sim.write("bus/pci/drivers/igb/unbind", PF).unwrap();
     let applied = host.apply().unwrap();
-    assert!(!applied[0].done && applied[0].outcome.contains("has no driver yet"), "{applied:?}");
+    assert!(
+        applied[0].waiting
+            && !applied[0].failed()
+            && applied[0].outcome.starts_with("waiting: ")
+            && applied[0].outcome.contains("has no driver yet"),
+        "{applied:?}"
+    );
     assert!(host.persistent_vfs(&a(PF)).unwrap().is_some());
     // Another device at the address: refused with both ids.
     let defs = nodedev::persist::Definitions::new(&dir);
@@ -316,7 +322,7 @@ fn the_cli_the_c_flag_and_the_udev_rule_for_persistent_vf_counts() {
     assert!(lines.contains(&"0000:04:00.0 gets 2 VF(s) again at boot (persistent)"), "{out}");
     assert!(lines.contains(&"0000:04:00.0: 2 VF(s) on kvm"), "{out}");
     assert_eq!(lines.iter().filter(|l| l.ends_with(" on pci-stub")).count(), 2, "{out}");
-    assert_eq!(lines.last(), Some(&"1 definition(s), 1 applied, 0 not applied"), "{out}");
+    assert_eq!(lines.last(), Some(&"1 definition(s), 1 applied, 0 waiting, 0 not applied"), "{out}");
     let o = run(&format!("sriov {PF} 0 --persistent"));
     assert!(String::from_utf8_lossy(&o.stdout).contains("no VFs at boot (persistent VF count removed)"));
     assert!(!dir.join(format!("{PF}.vfs.json")).exists());
@@ -348,4 +354,37 @@ fn the_cli_the_c_flag_and_the_udev_rule_for_persistent_vf_counts() {
         "{rules}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `nodedev apply` at boot (the systemd unit) runs before the PF's driver is
+/// loaded: the PF waits, it is no failure (exit 0, "waiting" shown); a
+/// definition that cannot be applied still fails the command.
+#[test]
+fn apply_at_boot_waits_for_a_pf_without_its_driver_and_exits_0() {
+    let dir = confdir("boot-wait");
+    let sim = Arc::new(SimKernel::builtin());
+    let host = with_definitions(&sim, &dir);
+    host.define_vfs(&a(PF), 2, Some(&nodedev::StubRequest::from(Stub::Vfio))).unwrap();
+    // The kernel at boot: the PF enumerated, igb not loaded yet, no VFs.
+    let mut spec = host.describe().unwrap();
+    spec.devices.retain(|d| d.physfn.as_deref() != Some(PF));
+    for d in spec.devices.iter_mut().filter(|d| d.driver.as_deref() == Some("igb")) {
+        d.driver = None;
+    }
+    let spec_file = dir.join("boot.json");
+    std::fs::write(&spec_file, serde_json::to_vec(&spec).unwrap()).unwrap();
+    let uri = format!("test://{}?confdir={}", spec_file.display(), dir.display());
+    let bin = env!("CARGO_BIN_EXE_nodedev");
+    let o = std::process::Command::new(bin).args(["-c", &uri, "apply"]).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out} {}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains(&format!("{PF}: waiting: {PF} has no driver yet")), "{out}");
+    assert_eq!(out.lines().last(), Some("1 definition(s), 0 applied, 1 waiting, 0 not applied"), "{out}");
+    // A definition that is unusable is a real failure: exit 1.
+    std::fs::write(dir.join("0000:03:01.0.json"), b"{").unwrap();
+    let o = std::process::Command::new(bin).args(["-c", &uri, "apply"]).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("1 waiting, 1 not applied"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

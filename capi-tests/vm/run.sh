@@ -13,13 +13,16 @@
 #   NODEDEV_VM_SHARE_USR=1   this machine's /usr, READ-ONLY over virtio-9p,
 #                            mounted at the guest's /usr (python3, bash, lspci)
 #   NODEDEV_VM_SMP           guest CPUs (default 1)
+#   NODEDEV_VM_TIMEOUT       seconds before the guest is called hung (default 600)
 #
 # Never touches this machine's /sys: every driver change happens in the guest.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 cache=${NODEDEV_VM_CACHE:-$top/target/vm-cache}
-timeout_s=${NODEDEV_VM_TIMEOUT:-300}
+# The suite takes about 3 minutes under TCG on a quiet machine; a loaded one
+# has taken 290 s, so the bound leaves room before calling the guest hung.
+timeout_s=${NODEDEV_VM_TIMEOUT:-600}
 guest_script=${NODEDEV_VM_GUEST_SCRIPT:-$here/suite.sh}
 share_usr=${NODEDEV_VM_SHARE_USR:-0}
 install=1

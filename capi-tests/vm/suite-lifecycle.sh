@@ -73,7 +73,14 @@ else
     echo 1 > /sys/bus/pci/rescan
     sleep 1
     expect_driver sriov-persistent-pf-enumerated-driverless "$PF" none
-    refused sriov-persistent-apply-waits-for-pf-driver "has no driver yet" nodedev -c $U apply
+    # The boot unit's apply: the PF waits for its driver, which is no failure (exit 0).
+    if out=$(nodedev -c $U apply 2>&1); then
+        echo "$out" | grep -q "^$PF: waiting: .*has no driver yet" && echo "$out" | grep -q " waiting, 0 not applied$" \
+            && pass sriov-persistent-apply-waits-for-pf-driver \
+            || fail sriov-persistent-apply-waits-for-pf-driver "no waiting line: $(echo "$out" | tr '\n' ' ')"
+    else
+        fail sriov-persistent-apply-waits-for-pf-driver "exit status $?: $(echo "$out" | tr '\n' ' ')"
+    fi
     modprobe igb
     sleep 1
     grep -q "^bind .*$PF igb" /tmp/uevents && pass sriov-persistent-pf-bind-uevent \

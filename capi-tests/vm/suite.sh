@@ -349,4 +349,5 @@ done
 . /suite-rustapi.sh
 . /suite-hostuse.sh
 . /suite-names.sh
+. /suite-attack13.sh
 . /suite-lifecycle.sh

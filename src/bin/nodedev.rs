@@ -799,6 +799,9 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
             let addr = host.lookup(dev)?;
             let req = StubRequest::parse(driver.as_deref())?;
             let stub = req.stub;
+            if *persistent {
+                host.check_definable()?; // before anything moves
+            }
             host.detach_request(&addr, &req, DetachOptions { group: *group, force: *force })?;
             let moved = if *group { host.group_endpoints(&addr, stub)? } else { vec![addr] };
             for m in moved {
@@ -857,16 +860,14 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
             for a in &applied {
                 println!("{}: {}", a.address, a.outcome);
             }
-            let failed = applied
-                .iter()
-                .filter(|a| {
-                    a.outcome.starts_with("not applied") || a.outcome.starts_with("not started") || a.address == "-"
-                })
-                .count();
+            // Exit status: 0 when every definition is applied or waits for
+            // its device or its PF driver (normal at boot); 1 when one failed.
+            let failed = applied.iter().filter(|a| a.failed()).count();
             println!(
-                "{} definition(s), {} applied, {failed} not applied",
+                "{} definition(s), {} applied, {} waiting, {failed} not applied",
                 applied.len(),
-                applied.iter().filter(|a| a.done).count()
+                applied.iter().filter(|a| a.done).count(),
+                applied.iter().filter(|a| a.waiting).count()
             );
             if failed > 0 {
                 return Err(Error::OperationFailed(format!("{failed} definition(s) could not be applied (see above)")));
@@ -891,6 +892,9 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
         Command::Prepare { owner, devs, driver, managed, force, persistent } => {
             let addrs = lookup_all(devs)?;
             let req = StubRequest::parse(driver.as_deref())?;
+            if *persistent {
+                host.check_definable()?; // before anything moves
+            }
             host.prepare_request(owner, &addrs, &req, PrepareOptions { managed: *managed, force: *force })?;
             for d in &addrs {
                 println!("{d} prepared for {owner} on {}", host.driver(d)?.as_deref().unwrap_or("no driver"));
@@ -916,6 +920,9 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
         Command::Sriov { pf, count, driver, force, persistent } => {
             let addr = host.lookup(pf)?;
             let req = StubRequest::parse_or_none(driver.as_deref())?;
+            if *persistent {
+                host.check_definable()?; // before any VF is made or removed
+            }
             let vfs = host.provision_vfs(&addr, *count, req.as_ref(), *force)?;
             println!("{addr} has {} VF(s)", vfs.len());
             for vf in vfs {

@@ -100,6 +100,9 @@ pub unsafe extern "C" fn virNodeDevicePrepare(
         let addrs = devices_arg(call, &c, devs, ndevs)?;
         let stub = stub_arg(call, driverName)?;
         let opts = PrepareOptions { managed: flags & managed != 0, force: flags & force != 0 };
+        if flags & persistent != 0 {
+            c.host.check_definable()?; // before anything moves
+        }
         c.host
             .prepare_request(owner, &addrs, &stub, opts)
             .map_err(|e| with_unsupported_as(e, virErrorNumber::VIR_ERR_ARGUMENT_UNSUPPORTED))?;
@@ -250,8 +253,7 @@ impl AuthCallback {
         let driver = req.mdev_type.or(req.driver);
         let Ok(name) = CString::new(name) else { return false };
         // A string with a NUL byte cannot be told to C faithfully: deny.
-        let (Ok(owner), Ok(driver)) =
-            (req.owner.map(CString::new).transpose(), driver.map(CString::new).transpose())
+        let (Ok(owner), Ok(driver)) = (req.owner.map(CString::new).transpose(), driver.map(CString::new).transpose())
         else {
             return false;
         };

@@ -74,8 +74,12 @@ unsafe fn config_arg(call: &Call, c: &virConnect, xml: *const c_char) -> Result<
             };
         }
         Err(MdevXmlProblem::Malformed(m)) => return raise(virErrorNumber::VIR_ERR_XML_DETAIL, call.domain, m),
-        Err(MdevXmlProblem::Xml(m)) => return raise(virErrorNumber::VIR_ERR_XML_ERROR, virErrorDomain::VIR_FROM_XML, m),
-        Err(MdevXmlProblem::Unsupported(m)) => return raise(virErrorNumber::VIR_ERR_CONFIG_UNSUPPORTED, call.domain, m),
+        Err(MdevXmlProblem::Xml(m)) => {
+            return raise(virErrorNumber::VIR_ERR_XML_ERROR, virErrorDomain::VIR_FROM_XML, m)
+        }
+        Err(MdevXmlProblem::Unsupported(m)) => {
+            return raise(virErrorNumber::VIR_ERR_CONFIG_UNSUPPORTED, call.domain, m)
+        }
     };
     if let Some(u) = &cfg.uuid {
         if crate::mdevctl::canonical_uuid(u).is_none() {

@@ -582,6 +582,9 @@ fn detach(call: &mut Call, dev: virNodeDevicePtr, driver: *const c_char, flags: 
         force: flags & nflag(VIR_NODE_DEVICE_FORCE) != 0,
     };
     let host = &d.conn.host;
+    if flags & nflag(VIR_NODE_DEVICE_PERSISTENT) != 0 {
+        host.check_definable()?; // before anything moves
+    }
     // No IOMMU for vfio: libvirt says VIR_ERR_ARGUMENT_UNSUPPORTED.
     host.detach_request(&addr, &req, opts)
         .map_err(|e| with_unsupported_as(e, virErrorNumber::VIR_ERR_ARGUMENT_UNSUPPORTED))?;

@@ -1,10 +1,10 @@
 //! Persistent assignments seen from C: libvirt's autostart calls.
 
 use super::boundary::{api, Raised};
-use super::virterror::virErrorNumber;
-use crate::host::Node;
 use super::nodedev::{dev_arg, virNodeDevicePtr, writable};
 use super::virterror::virErrorDomain;
+use super::virterror::virErrorNumber;
+use crate::host::Node;
 use std::ffi::c_int;
 
 /// For a mediated device (libvirt's meaning): whether its definition

@@ -65,6 +65,9 @@ pub unsafe extern "C" fn virNodeDeviceSetVFs(
         let count = u16::try_from(nvfs).map_err(|_| call.invalid_arg(format!("nvfs {nvfs} is not a VF count")))?;
         let host = &d.conn.host;
         let addr = d.pci(call)?;
+        if flags & persistent != 0 {
+            host.check_definable()?; // before any VF is made or removed
+        }
         let vfs = host.provision_vfs(&addr, count, stub.as_ref(), flags & force != 0)?;
         if flags & persistent != 0 {
             host.define_vfs(&addr, count, stub.as_ref())?;

@@ -468,17 +468,17 @@ impl Host {
             .ok()
             .and_then(|names| names.into_iter().find(|n| n.starts_with("vfio")));
         let dev = VfioDevice { address: &name, group: iommu_group, cdev: cdev.as_deref() };
-        let scan = self
-            .sysfs
-            .vfio_holders(&dev)
-            .map_err(|e| {
-                Error::OperationFailed(format!(
-                    "cannot tell whether a process holds mdev {name} through VFIO: reading /proc failed: {e}"
-                ))
-            })?;
+        let scan = self.sysfs.vfio_holders(&dev).map_err(|e| {
+            Error::OperationFailed(format!(
+                "cannot tell whether a process holds mdev {name} through VFIO: reading /proc failed: {e}"
+            ))
+        })?;
         if !scan.holders.is_empty() {
-            let who: Vec<String> =
-                scan.holders.iter().map(|h| format!("pid {} ({}) holds {}", h.pid, h.comm, h.kind.describe(&dev))).collect();
+            let who: Vec<String> = scan
+                .holders
+                .iter()
+                .map(|h| format!("pid {} ({}) holds {}", h.pid, h.comm, h.kind.describe(&dev)))
+                .collect();
             return Err(Error::OperationInvalid(format!(
                 "mediated device {name} is in use: {}; stop it first, the kernel would keep the removal waiting until it lets go",
                 who.join(", ")
@@ -622,19 +622,22 @@ impl Host {
     pub fn apply_mdevs(&self) -> Result<Vec<super::Applied>> {
         let Some(defs) = &self.options.mdev_definitions else { return Ok(Vec::new()) };
         let (list, problems) = defs.list()?;
-        let mut out: Vec<super::Applied> =
-            problems.into_iter().map(|p| super::Applied { address: "-".into(), outcome: p, done: false }).collect();
+        let mut out: Vec<super::Applied> = problems
+            .into_iter()
+            .map(|p| super::Applied { address: "-".into(), outcome: p, done: false, waiting: false })
+            .collect();
         for d in list.into_iter().filter(|d| d.autostart) {
             let id = MdevId { parent: d.parent, uuid: d.uuid.clone() };
             let address = format!("mdev {} on {}", d.uuid, d.parent);
             let parent_present = self.sysfs.exists(&dev_path(&d.parent, ""));
-            let (outcome, done) = match self.live_mdev(&d.uuid) {
-                Some((live, ..)) if live == id => ("active already".to_string(), true),
+            let (outcome, done, waiting) = match self.live_mdev(&d.uuid) {
+                Some((live, ..)) if live == id => ("active already".to_string(), true, false),
                 // Not failures at boot: the parent (or its driver's module)
                 // may come later; the definition is kept (as mdevctl does).
                 _ if !parent_present => (
                     format!("absent: parent {} is not present; the definition is kept for when it appears", d.parent),
                     false,
+                    true,
                 ),
                 _ if self.mdev_types_if_parent(&d.parent).is_ok_and(|t| t.is_empty()) => (
                     format!(
@@ -642,17 +645,20 @@ impl Host {
                         d.parent,
                         match self.driver(&d.parent).ok().flatten() {
                             Some(drv) => format!("its driver, {drv}, has not registered it"),
-                            None => "it has no driver yet: the module of the driver that offers its types may not be loaded".into(),
+                            None =>
+                                "it has no driver yet: the module of the driver that offers its types may not be loaded"
+                                    .into(),
                         }
                     ),
                     false,
+                    true,
                 ),
                 _ => match self.mdev_start(&id) {
-                    Ok(()) => (format!("started ({})", d.mdev_type), true),
-                    Err(e) => (format!("not started: {e}"), false),
+                    Ok(()) => (format!("started ({})", d.mdev_type), true, false),
+                    Err(e) => (format!("not started: {e}"), false, false),
                 },
             };
-            out.push(super::Applied { address, outcome, done });
+            out.push(super::Applied { address, outcome, done, waiting });
         }
         Ok(out)
     }

@@ -256,7 +256,9 @@ pub fn parse_mdev_xml(text: &str) -> Result<Result<MdevConfig, String>, MdevXmlP
     let type_id = cap
         .child("type")
         .and_then(|t| t.attr("id"))
-        .ok_or_else(|| MdevXmlProblem::Unsupported("missing type id attribute: add <type id='...'/> to the mdev capability".into()))?
+        .ok_or_else(|| {
+            MdevXmlProblem::Unsupported("missing type id attribute: add <type id='...'/> to the mdev capability".into())
+        })?
         .to_string();
     let uuid = cap.child("uuid").map(|u| libvirt_uuid(&u.text).unwrap_or_else(|| u.text.trim().to_string()));
     let mut attrs = Vec::new();

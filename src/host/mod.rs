@@ -305,14 +305,7 @@ impl Host {
     /// Ask about a mediated-device operation (`mdev_type`: the type it
     /// creates or defines).
     pub(crate) fn authorize_mdev(&self, operation: Operation, id: &MdevId, mdev_type: Option<&str>) -> Result<()> {
-        let req = AuthRequest {
-            operation,
-            address: &id.parent,
-            owner: None,
-            driver: None,
-            mdev: Some(id),
-            mdev_type,
-        };
+        let req = AuthRequest { operation, address: &id.parent, owner: None, driver: None, mdev: Some(id), mdev_type };
         if self.ask(&req) {
             return Ok(());
         }

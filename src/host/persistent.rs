@@ -26,6 +26,23 @@ pub struct Applied {
     pub outcome: String,
     /// The device is on its stub now, as defined.
     pub done: bool,
+    /// Not done, and not a failure: what it needs is not there yet (the
+    /// device is absent, or a PF has no driver to make VFs with). At boot
+    /// this is normal: the udev rule applies it when that appears.
+    pub waiting: bool,
+}
+
+impl Applied {
+    /// Neither done nor waiting: something is wrong and needs a person.
+    pub fn failed(&self) -> bool {
+        !self.done && !self.waiting
+    }
+}
+
+/// How one definition stands after `apply` looked at it.
+enum Outcome {
+    Done(String),
+    Waiting(String),
 }
 
 impl Host {
@@ -99,13 +116,32 @@ impl Host {
     pub fn udev_override(&self, addr: &PciAddress) -> Result<Option<(String, String)>> {
         let Some(def) = self.definitions()?.get(&addr.to_string())? else { return Ok(None) };
         self.applicable(&def)?;
-        // A VFIO variant driver comes from its own module (named as it).
+        // The override takes the device from the host as a detach does: the
+        // policy as it is now (a deny rule or lockdown added after the
+        // definition was made) wins over the definition.
+        self.check_writable(addr, "set the boot-time stub override of")?;
+        self.check_policy("detach", addr)?;
+        // A VFIO variant driver comes from its own module, which must be a
+        // VFIO driver for this device by modules.alias: the module udev
+        // loads is the one modules.alias names, not text of the definition.
         let module = match Stub::of_driver(&def.stub) {
-            Some(Stub::Vfio) if def.stub != "vfio-pci" => crate::sysfs::modalias::normalize(&def.stub),
+            Some(Stub::Vfio) if def.stub != "vfio-pci" => self.vfio_choice(addr, Some(&def.stub))?.module,
             Some(s) => s.module().to_string(),
-            None => "vfio-pci".to_string(),
+            None => return Err(Error::InvalidArg(format!("'{}' is not a stub driver", def.stub))),
         };
         Ok(Some((def.stub, module)))
+    }
+
+    /// Whether a change can be made persistent on this connection: checked
+    /// before the change itself, so that "detach --persistent" does not
+    /// detach and then fail to keep it (a caller would take the -1 for
+    /// "nothing happened").
+    pub fn check_definable(&self) -> Result<()> {
+        let defs = self.definitions()?;
+        if self.options.read_only {
+            return Err(Error::Denied("cannot make a change persistent: the connection is read-only".to_string()));
+        }
+        defs.check_writable()
     }
 
     /// Bring every defined device onto its stub (a boot unit runs this after
@@ -134,24 +170,26 @@ impl Host {
         let mut out: Vec<Applied> = vf_problems
             .into_iter()
             .chain(problems)
-            .map(|p| Applied { address: "-".into(), outcome: p, done: false })
+            .map(|p| Applied { address: "-".into(), outcome: p, done: false, waiting: false })
             .collect();
-        for def in vf_defs.into_iter().filter(|d| wanted(&d.address)) {
-            let (outcome, done) = match self.apply_vfs(&def) {
-                Ok(Some(o)) => (o, true),
-                Ok(None) => ("absent: the VF definition is kept for when it appears".to_string(), false),
-                Err(e) => (format!("not applied: {e}"), false),
+        let applied = |address: &str, outcome: Result<Outcome>| {
+            let (outcome, done, waiting) = match outcome {
+                Ok(Outcome::Done(o)) => (o, true, false),
+                Ok(Outcome::Waiting(o)) => (format!("waiting: {o}"), false, true),
+                Err(e) => (format!("not applied: {e}"), false, false),
             };
-            out.push(Applied { address: def.address.clone(), outcome, done });
+            Applied { address: address.to_string(), outcome, done, waiting }
+        };
+        for def in vf_defs.into_iter().filter(|d| wanted(&d.address)) {
+            out.push(applied(&def.address, self.apply_vfs(&def)));
         }
         for def in defs.into_iter().filter(|d| wanted(&d.address)) {
-            let outcome = self.apply_one(&def);
-            let (outcome, done) = match outcome {
-                Ok(Some(o)) => (o, true),
-                Ok(None) => ("absent: the definition is kept for when it appears".to_string(), false),
-                Err(e) => (format!("not applied: {e}"), false),
+            let outcome = match self.apply_one(&def) {
+                Ok(Some(o)) => Ok(Outcome::Done(o)),
+                Ok(None) => Ok(Outcome::Waiting("absent; the definition is kept for when it appears".to_string())),
+                Err(e) => Err(e),
             };
-            out.push(Applied { address: def.address.clone(), outcome, done });
+            out.push(applied(&def.address, outcome));
         }
         Ok(out)
     }
@@ -181,12 +219,13 @@ impl Host {
         self.definitions()?.get_vfs(&pf.to_string())
     }
 
-    /// Give a defined PF its VFs (none: the PF is absent). A PF that has no
-    /// driver yet cannot make VFs: the udev rule applies it when one binds.
-    fn apply_vfs(&self, def: &VfDefinition) -> Result<Option<String>> {
+    /// Give a defined PF its VFs. An absent PF, or one that has no driver
+    /// yet (only the PF driver can make VFs), waits: the udev rule applies
+    /// the definition when the PF's driver binds.
+    fn apply_vfs(&self, def: &VfDefinition) -> Result<Outcome> {
         let pf = PciAddress::parse(&def.address)?;
         if self.require(&pf).is_err() {
-            return Ok(None);
+            return Ok(Outcome::Waiting("absent; the VF definition is kept for when it appears".to_string()));
         }
         let ids = self.ids(&pf)?;
         if (ids.vendor, ids.device) != (def.vendor, def.device) {
@@ -196,14 +235,14 @@ impl Host {
             )));
         }
         if self.driver(&pf)?.is_none() {
-            return Err(Error::OperationInvalid(format!(
+            return Ok(Outcome::Waiting(format!(
                 "{pf} has no driver yet, and only its PF driver can make VFs: the udev rule applies the definition when one binds (or run 'nodedev apply {pf}' then)"
             )));
         }
         let req = StubRequest::parse_or_none(def.driver.as_deref())?;
         let vfs = self.provision_vfs(&pf, def.count, req.as_ref(), false)?;
         let on = def.driver.as_deref().unwrap_or("no driver");
-        Ok(Some(format!("{} VF(s) on {on}", vfs.len())))
+        Ok(Outcome::Done(format!("{} VF(s) on {on}", vfs.len())))
     }
 
     fn apply_one(&self, def: &Definition) -> Result<Option<String>> {
