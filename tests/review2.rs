@@ -34,7 +34,7 @@ fn apply_reports_the_devices_it_moved_when_the_mdev_definitions_cannot_be_listed
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("0000:03:01.0: detached to vfio-pci from e1000"), "{text}");
     assert!(text.contains("mdev definitions not applied") && text.contains("mdevctl.d"), "{text}");
-    assert!(text.contains("1 applied, 1 not applied"), "{text}");
+    assert!(text.contains("1 applied, 0 waiting, 1 not applied"), "{text}");
     fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -854,6 +854,7 @@ fn run(host: &Host, cmd: &Command) -> Result<(), Error> {
                         address: "-".into(),
                         outcome: format!("mdev definitions not applied: {e}"),
                         done: false,
+                        waiting: false,
                     }),
                 }
             }
