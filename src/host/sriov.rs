@@ -166,7 +166,13 @@ impl Host {
             autoprobe = Some(self.original_autoprobe(pf, autoprobe)?);
             let was = autoprobe.as_deref().unwrap_or("1");
             self.state.save_autoprobe(&pf.to_string(), was)?;
-            self.write(&autoprobe_path, "0")?;
+            if let Err(e) = self.write(&autoprobe_path, "0") {
+                // Still as it was: nothing to put back.
+                return Err(match self.state.remove_saved_autoprobe(&pf.to_string()) {
+                    Ok(()) => e,
+                    Err(r) => e.context_after(format_args!("its saved value stays ({r}): 'nodedev recover' drops it")),
+                });
+            }
         }
         let restore_autoprobe = |result: Result<Vec<PciAddress>>| -> Result<Vec<PciAddress>> {
             let Some(was) = &autoprobe else { return result };
