@@ -342,3 +342,122 @@ fn a_crash_during_recovery_loses_nothing() {
     }
     println!("crash points inside recovery covered: {total}");
 }
+
+// --- SR-IOV provisioning: the PF's sriov_drivers_autoprobe (issue 13 item 2) ---
+
+const PF: &str = "0000:04:00.0"; // igb, autoprobe 1, three igbvf VFs at start
+
+fn pf_autoprobe(sim: &SimKernel) -> String {
+    sim.read(&format!("bus/pci/devices/{PF}/sriov_drivers_autoprobe")).unwrap().trim().to_string()
+}
+
+/// Provision 4 VFs on vfio-pci dying at `at`. Returns the kernel, the store
+/// and whether it died.
+fn provision_dying(at: CrashAt) -> (Arc<SimKernel>, StateStore, bool) {
+    let sim = Arc::new(SimKernel::builtin());
+    let store = StateStore::memory();
+    let die_at = if let CrashAt::Kernel(k) = at { k } else { usize::MAX };
+    if let CrashAt::Record(n) = at {
+        store.die_at_write(n);
+    }
+    let host = Host::new(
+        Arc::new(DiesAt { sim: sim.clone(), calls: AtomicUsize::new(0), die_at }),
+        store.clone(),
+        HostOptions::default(),
+    );
+    let outcome = dying(|| host.set_vf_count(&a(PF), 4, Some(Stub::Vfio), false));
+    store.fail_writes(0, 0, 0);
+    if let Ok(r) = &outcome {
+        r.as_ref().unwrap_or_else(|e| panic!("{at:?}: failed without a crash: {e}"));
+    }
+    (sim, store, outcome.is_err())
+}
+
+/// Every crash point of a provisioning: with each, kernel access or record write.
+fn provisioning_points() -> Vec<CrashAt> {
+    let mut points = Vec::new();
+    for k in 0.. {
+        if !provision_dying(CrashAt::Kernel(k)).2 {
+            break;
+        }
+        points.push(CrashAt::Kernel(k));
+    }
+    for n in 0.. {
+        if !provision_dying(CrashAt::Record(n)).2 {
+            break;
+        }
+        points.push(CrashAt::Record(n));
+    }
+    points
+}
+
+/// Was a bug, fixed: a provisioning killed between turning the PF's
+/// autoprobe off and putting it back left it off, recorded nowhere, and
+/// recover did not know. Now recover puts it back and nothing is left.
+#[test]
+fn recover_puts_back_the_autoprobe_of_a_killed_provisioning() {
+    let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let points = provisioning_points();
+    let mut left_off = 0;
+    for at in &points {
+        let (sim, store, _) = provision_dying(*at);
+        left_off += usize::from(pf_autoprobe(&sim) == "0");
+        let next = Host::new(sim.clone(), store.clone(), HostOptions::default());
+        let report = next.recover().unwrap();
+        assert_eq!(pf_autoprobe(&sim), "1", "{at:?}: {report:?}");
+        assert!(store.saved_autoprobes().unwrap().is_empty(), "{at:?}: {report:?}");
+        assert!(report.iter().all(|r| r.resolved), "{at:?}: {report:?}");
+        // What stays is a VF provisioned completely.
+        for rec in store.list().unwrap() {
+            assert_eq!(rec.step, Step::Detached, "{at:?}: {rec:?}");
+            assert_eq!(sim.driver_of(&rec.address).as_deref(), Some("vfio-pci"), "{at:?}: {rec:?}");
+        }
+    }
+    println!("{} crash points, {left_off} left autoprobe off", points.len());
+    assert!(left_off >= 5, "only {left_off} crash points left autoprobe off");
+}
+
+/// Was a bug, fixed: the provisioning after a killed one read the "0" it
+/// had left as the PF's own autoprobe and kept it off for good.
+#[test]
+fn a_provisioning_after_a_killed_one_puts_back_the_original_autoprobe() {
+    let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut checked = 0;
+    for at in provisioning_points() {
+        let (sim, store, _) = provision_dying(at);
+        if pf_autoprobe(&sim) != "0" {
+            continue;
+        }
+        checked += 1;
+        let next = Host::new(sim.clone(), store.clone(), HostOptions::default());
+        // No recover in between: provisioning alone takes the saved value.
+        next.set_vf_count(&a(PF), 2, Some(Stub::Kvm), false).unwrap_or_else(|e| panic!("{at:?}: {e}"));
+        assert_eq!(pf_autoprobe(&sim), "1", "{at:?}");
+        assert!(store.saved_autoprobes().unwrap().is_empty(), "{at:?}");
+    }
+    assert!(checked >= 5, "only {checked} crash points left autoprobe off");
+}
+
+/// Setting autoprobe back obeys recovery's rules: not on a read-only
+/// connection, not against the authorization callback; the saved value stays.
+#[test]
+fn recover_sets_autoprobe_back_only_where_recovery_may() {
+    let sim = Arc::new(SimKernel::builtin());
+    let store = StateStore::memory();
+    sim.write(&format!("bus/pci/devices/{PF}/sriov_drivers_autoprobe"), "0").unwrap();
+    store.save_autoprobe(PF, "1").unwrap();
+    let ro = Host::new(sim.clone(), store.clone(), HostOptions { read_only: true, ..HostOptions::default() });
+    let report = ro.recover().unwrap();
+    assert!(report.iter().any(|r| r.address == PF && !r.resolved), "{report:?}");
+    let h = Host::new(sim.clone(), store.clone(), HostOptions::default());
+    h.set_authorizer(Some(Arc::new(|r: &nodedev::AuthRequest<'_>| r.operation != nodedev::Operation::Recover)));
+    let report = h.recover().unwrap();
+    assert!(report.iter().any(|r| r.address == PF && !r.resolved && r.outcome.contains("pending")), "{report:?}");
+    assert_eq!(pf_autoprobe(&sim), "0");
+    assert_eq!(store.saved_autoprobes().unwrap().len(), 1);
+    h.set_authorizer(None);
+    let report = h.recover().unwrap();
+    assert!(report.iter().any(|r| r.address == PF && r.resolved), "{report:?}");
+    assert_eq!(pf_autoprobe(&sim), "1");
+    assert!(store.saved_autoprobes().unwrap().is_empty());
+}

@@ -388,3 +388,28 @@ fn apply_at_boot_waits_for_a_pf_without_its_driver_and_exits_0() {
     assert!(out.contains("1 waiting, 1 not applied"), "{out}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+// --- the PF's saved sriov_drivers_autoprobe (issue 13 item 2) ---
+
+#[test]
+fn autoprobe_that_cannot_be_turned_off_leaves_nothing_saved() {
+    let (sim, host) = fresh();
+    sim.fail_writes(&format!("bus/pci/devices/{PF}/sriov_drivers_autoprobe"), Some("0"), libc::EIO, 1);
+    assert!(host.set_vf_count(&a(PF), 4, Some(Stub::Vfio), false).is_err());
+    assert_eq!(autoprobe(&sim), "1");
+    assert!(host.state().saved_autoprobes().unwrap().is_empty());
+}
+
+#[test]
+fn autoprobe_that_cannot_be_put_back_stays_saved_for_recover() {
+    let (sim, host) = fresh();
+    sim.fail_writes(&format!("bus/pci/devices/{PF}/sriov_drivers_autoprobe"), Some("1"), libc::EIO, 1);
+    let e = host.set_vf_count(&a(PF), 4, Some(Stub::Vfio), false).unwrap_err();
+    assert!(e.to_string().contains("nodedev recover"), "{e}");
+    assert_eq!(autoprobe(&sim), "0");
+    assert_eq!(host.state().saved_autoprobes().unwrap(), [(PF.to_string(), Ok("1".to_string()))]);
+    let report = host.recover().unwrap();
+    assert!(report.iter().any(|r| r.address == PF && r.resolved), "{report:?}");
+    assert_eq!(autoprobe(&sim), "1");
+    assert!(host.state().saved_autoprobes().unwrap().is_empty());
+}

@@ -195,6 +195,7 @@ expect_driver race-second-back "$B2" e1000
 . /suite-grouplock.sh
 . /suite-events.sh
 . /suite-events-net.sh
+. /suite-autoprobe.sh
 
 left=$(ls /run/nodedev/*.json 2>/dev/null | wc -l)
 [ "$left" = 0 ] && pass no-records-left || fail no-records-left "$left records left"

@@ -33,7 +33,9 @@ use std::fmt;
 pub struct Recovered {
     /// The device's address.
     pub address: String,
-    /// The step the dead process was at; None for a record that cannot be used.
+    /// The step the dead process was at; None for a record that cannot be
+    /// used, and for a PF's `sriov_drivers_autoprobe` that an interrupted
+    /// provisioning left off.
     pub step: Option<Step>,
     /// One line for a person: what the device is now, or why it was left.
     pub outcome: String,
@@ -142,7 +144,8 @@ impl Host {
                 }),
             }
         }
-        if todo.is_empty() {
+        let autoprobes = self.autoprobes_to_restore(&mut done)?;
+        if todo.is_empty() && autoprobes.is_empty() {
             return Ok(done);
         }
         // Records of any group, and dead writers' temporary files: the whole host.
@@ -166,7 +169,66 @@ impl Host {
             };
             done.push(Recovered { address: rec.address.clone(), step: Some(rec.step), outcome, resolved });
         }
+        // After the VFs' records: their rollback never needs the PF's autoprobe.
+        for (pf, was) in autoprobes {
+            match self.state.saved_autoprobe(&pf.to_string()) {
+                Ok(Some(Ok(now))) if now == was => {}
+                _ => continue, // put back by another process meanwhile
+            }
+            let (outcome, resolved) = match self
+                .write(&super::dev_path(&pf, "sriov_drivers_autoprobe"), &was)
+                .and_then(|()| self.state.remove_saved_autoprobe(&pf.to_string()))
+            {
+                Ok(()) => (
+                    format!("sriov_drivers_autoprobe set back to {was} (a provisioning of its VFs was interrupted)"),
+                    true,
+                ),
+                Err(e) => {
+                    (format!("sriov_drivers_autoprobe not set back to {was}, kept for the next recover: {e}"), false)
+                }
+            };
+            done.push(Recovered { address: pf.to_string(), step: None, outcome, resolved });
+        }
         Ok(done)
+    }
+
+    /// The PFs whose `sriov_drivers_autoprobe` an interrupted provisioning
+    /// left off, that the connection and the callback let recovery set back
+    /// (a give-back: the rules of a rollback); the others are reported.
+    fn autoprobes_to_restore(&self, done: &mut Vec<Recovered>) -> Result<Vec<(PciAddress, String)>> {
+        let mut todo = Vec::new();
+        for (address, saved) in self.state.saved_autoprobes()? {
+            let report = |outcome: String| Recovered { address: address.clone(), step: None, outcome, resolved: false };
+            let file = format!("{}/{address}.autoprobe", self.state.location());
+            let Ok(pf) = PciAddress::parse(&address) else { continue };
+            let was = match saved {
+                Ok(v) => v,
+                Err(why) => {
+                    done.push(report(format!(
+                        "the saved sriov_drivers_autoprobe {file} cannot be used ({why}): check the PF's sriov_drivers_autoprobe by hand, then delete the file"
+                    )));
+                    continue;
+                }
+            };
+            if self.require(&pf).is_err() {
+                if self.first_report_of_vanished(&file) {
+                    done.push(report(format!(
+                        "the PF is gone; its saved sriov_drivers_autoprobe ({was}) is kept in {file} for when it comes back"
+                    )));
+                }
+                continue;
+            }
+            let allowed = self
+                .check_writable(&pf, "recover (set back sriov_drivers_autoprobe of)")
+                .and_then(|()| self.authorize_driver(Operation::Recover, &pf, None, None));
+            match allowed {
+                Ok(()) => todo.push((pf, was)),
+                Err(e) => done.push(report(format!(
+                    "pending (set sriov_drivers_autoprobe back to {was}), not done: {e}; {file} is kept"
+                ))),
+            }
+        }
+        Ok(todo)
     }
 
     /// Whether this connection has not reported `address` as gone yet.

@@ -159,17 +159,29 @@ impl Host {
         let autoprobe_path = dev_path(pf, "sriov_drivers_autoprobe");
         // Kernels before 4.12 have no such file: their host VF driver binds
         // at creation, and the VFs are detached from it like any device.
-        let autoprobe = self.attr(pf, "sriov_drivers_autoprobe");
+        let mut autoprobe = self.attr(pf, "sriov_drivers_autoprobe");
         if autoprobe.is_some() {
-            self.write(&autoprobe_path, "0")?;
+            // Saved before the "0", so that a process killed before putting it
+            // back leaves what to put back: a "0" read then is ours, not the PF's.
+            autoprobe = Some(self.original_autoprobe(pf, autoprobe)?);
+            let was = autoprobe.as_deref().unwrap_or("1");
+            self.state.save_autoprobe(&pf.to_string(), was)?;
+            if let Err(e) = self.write(&autoprobe_path, "0") {
+                // Still as it was: nothing to put back.
+                return Err(match self.state.remove_saved_autoprobe(&pf.to_string()) {
+                    Ok(()) => e,
+                    Err(r) => e.context_after(format_args!("its saved value stays ({r}): 'nodedev recover' drops it")),
+                });
+            }
         }
         let restore_autoprobe = |result: Result<Vec<PciAddress>>| -> Result<Vec<PciAddress>> {
-            match (&autoprobe, self.write(&autoprobe_path, autoprobe.as_deref().unwrap_or("1"))) {
-                (None, _) | (Some(_), Ok(())) => result,
-                (Some(was), Err(e)) => Err(result
-                    .err()
-                    .unwrap_or(e)
-                    .context_after(format_args!("sriov_drivers_autoprobe of {pf} could not be set back to {was}"))),
+            let Some(was) = &autoprobe else { return result };
+            // Forgotten only once it is back; else recover puts it back.
+            match self.write(&autoprobe_path, was).and_then(|()| self.state.remove_saved_autoprobe(&pf.to_string())) {
+                Ok(()) => result,
+                Err(e) => Err(result.err().unwrap_or(e).context_after(format_args!(
+                    "sriov_drivers_autoprobe of {pf} could not be set back to {was}: 'nodedev recover' sets it back"
+                ))),
             }
         };
         if let Err(e) = self.write(&dev_path(pf, "sriov_numvfs"), &count.to_string()) {
@@ -199,6 +211,19 @@ impl Host {
             Err(err) => Err(self.undo_vfs(pf, err)),
         };
         restore_autoprobe(result)
+    }
+
+    /// The PF's autoprobe before any provisioning: what a killed one saved,
+    /// else what the kernel says now.
+    fn original_autoprobe(&self, pf: &PciAddress, now: Option<String>) -> Result<String> {
+        match self.state.saved_autoprobe(&pf.to_string())? {
+            Some(Ok(saved)) => Ok(saved),
+            Some(Err(why)) => Err(Error::OperationInvalid(format!(
+                "the saved sriov_drivers_autoprobe of {pf} in {} cannot be used ({why}): check the PF's sriov_drivers_autoprobe by hand, then delete {pf}.autoprobe there",
+                self.state.location()
+            ))),
+            None => Ok(now.unwrap_or_else(|| "1".to_string())),
+        }
     }
 
     /// A VF that no driver has seen: record it (no original driver), set

@@ -27,8 +27,10 @@
 //! refused, and `recover` reports it until an administrator clears it
 //! (`nodedev recover --clear ADDRESS`, or by deleting the file).
 
+mod autoprobe;
 mod lock;
 
+pub use autoprobe::SavedAutoprobe;
 pub use lock::{flock_holders, LockKey, StateLock};
 
 use crate::error::{Error, Result};
@@ -184,6 +186,8 @@ pub enum Entry {
 pub struct StateStore {
     backend: Backend,
     faults: Arc<Mutex<Option<WriteFault>>>,
+    /// The memory backend's saved `sriov_drivers_autoprobe` values (autoprobe.rs).
+    autoprobe: Arc<Mutex<BTreeMap<String, String>>>,
     /// What this process's threads hold (lock.rs).
     table: Arc<lock::Table>,
     /// How long `lock` waits for another holder (thread or process) before
@@ -312,6 +316,7 @@ impl StateStore {
         StateStore {
             backend: Backend::Dir(path.into()),
             faults: Arc::default(),
+            autoprobe: Arc::default(),
             table: Arc::default(),
             lock_wait: DEFAULT_LOCK_WAIT,
         }
@@ -321,6 +326,7 @@ impl StateStore {
         StateStore {
             backend: Backend::Memory(Arc::default()),
             faults: Arc::default(),
+            autoprobe: Arc::default(),
             table: Arc::default(),
             lock_wait: DEFAULT_LOCK_WAIT,
         }
