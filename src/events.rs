@@ -336,7 +336,12 @@ impl Watcher {
         let seqnum = u.var("SEQNUM").and_then(|s| s.parse().ok());
         match u.subsystem.as_str() {
             "pci" => {
-                let Some(ev) = DeviceEvent::from_uevent(u) else { return };
+                let Some(mut ev) = DeviceEvent::from_uevent(u) else { return };
+                // As libvirt's udevAddOneDevice: an add of a device already
+                // known (`udevadm trigger --action=add`) is an UPDATE.
+                if u.action == "add" && view.contains_key(&ev.name) {
+                    ev.kind = EventKind::Updated;
+                }
                 match u.action.as_str() {
                     "remove" => {
                         view.remove(&ev.name);
@@ -467,6 +472,34 @@ mod tests {
         // Not a PCI function: no node-device event.
         assert_eq!(ev("add@/devices/virtual/net/lo|SUBSYSTEM=net|"), None);
         assert_eq!(ev("add@/devices/pci0000:00|SUBSYSTEM=pci|"), None);
+    }
+
+    /// `udevadm trigger --action=add` makes the kernel send an add for a
+    /// device that exists: libvirt finds it in its list and says UPDATE; a
+    /// device it has not seen (or saw removed) is CREATED.
+    #[test]
+    fn an_add_of_a_device_already_known_is_an_update() {
+        let sim = Arc::new(SimKernel::builtin());
+        let w = Watcher::new(sim.clone()).unwrap();
+        let add = |addr: &str| {
+            let path = format!("/devices/pci0000:00/0000:00:1c.0/{addr}");
+            format!("add@{path}\0ACTION=add\0DEVPATH={path}\0SUBSYSTEM=pci\0")
+        };
+        let brief = |v: Vec<DeviceEvent>| v.into_iter().map(|e| (e.kind, e.name)).collect::<Vec<_>>();
+        assert_eq!(
+            brief(w.take_message(add("0000:03:01.0").as_bytes())),
+            [(EventKind::Updated, "pci_0000_03_01_0".to_string())]
+        );
+        assert_eq!(
+            brief(w.take_message(add("0000:0a:00.0").as_bytes())),
+            [(EventKind::Created, "pci_0000_0a_00_0".to_string())]
+        );
+        let remove = "remove@/devices/pci0000:00/0000:00:1c.0/0000:0a:00.0\0ACTION=remove\0DEVPATH=/devices/pci0000:00/0000:00:1c.0/0000:0a:00.0\0SUBSYSTEM=pci\0";
+        assert_eq!(brief(w.take_message(remove.as_bytes())), [(EventKind::Deleted, "pci_0000_0a_00_0".to_string())]);
+        assert_eq!(
+            brief(w.take_message(add("0000:0a:00.0").as_bytes())),
+            [(EventKind::Created, "pci_0000_0a_00_0".to_string())]
+        );
     }
 
     #[test]
