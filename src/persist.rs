@@ -250,33 +250,17 @@ impl Definitions {
 
     /// Every definition, in address order; unusable files are reported, not skipped silently.
     pub fn list(&self) -> Result<(Vec<Definition>, Vec<String>)> {
-        if !self.trusted_dir()? {
-            return Ok((Vec::new(), Vec::new()));
-        }
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
-            Err(e) => return Err(sys_err("cannot list the definitions directory", &self.dir, e)),
-        };
-        let mut names: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter_map(|n| n.strip_suffix(".json").filter(|a| PciAddress::parse(a).is_ok()).map(str::to_string))
-            .collect();
-        names.sort();
-        let (mut defs, mut problems) = (Vec::new(), Vec::new());
-        for n in names {
-            match self.get(&n) {
-                Ok(Some(d)) => defs.push(d),
-                Ok(None) => {}
-                Err(e) => problems.push(e.to_string()),
-            }
-        }
-        Ok((defs, problems))
+        self.list_files(".json", |a| self.get(a))
     }
 
     /// Every persistent VF count, in address order, and the unusable files.
     pub fn list_vfs(&self) -> Result<(Vec<VfDefinition>, Vec<String>)> {
+        self.list_files(VFS_SUFFIX, |a| self.get_vfs(a))
+    }
+
+    /// The files `ADDRESS<suffix>`, each read with `get`, in address order,
+    /// and why each unusable one cannot be used.
+    fn list_files<T>(&self, suffix: &str, get: impl Fn(&str) -> Result<Option<T>>) -> Result<(Vec<T>, Vec<String>)> {
         if !self.trusted_dir()? {
             return Ok((Vec::new(), Vec::new()));
         }
@@ -288,12 +272,12 @@ impl Definitions {
         let mut names: Vec<String> = entries
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter_map(|n| n.strip_suffix(VFS_SUFFIX).filter(|a| PciAddress::parse(a).is_ok()).map(str::to_string))
+            .filter_map(|n| n.strip_suffix(suffix).filter(|a| PciAddress::parse(a).is_ok()).map(str::to_string))
             .collect();
         names.sort();
         let (mut defs, mut problems) = (Vec::new(), Vec::new());
         for n in names {
-            match self.get_vfs(&n) {
+            match get(&n) {
                 Ok(Some(d)) => defs.push(d),
                 Ok(None) => {}
                 Err(e) => problems.push(e.to_string()),

@@ -92,6 +92,19 @@ pub struct MdevInfo {
 }
 
 impl MdevInfo {
+    /// A defined mdev that is not live.
+    fn inactive(id: MdevId, d: MdevDefinition) -> MdevInfo {
+        MdevInfo {
+            id,
+            type_id: d.mdev_type.clone(),
+            active: false,
+            sysfs_path: None,
+            driver: None,
+            iommu_group: None,
+            definition: Some(d),
+        }
+    }
+
     pub fn persistent(&self) -> bool {
         self.definition.is_some()
     }
@@ -121,6 +134,15 @@ fn mdev_path(uuid: &str, attr: &str) -> String {
     } else {
         format!("bus/mdev/devices/{uuid}/{attr}")
     }
+}
+
+/// The mdev a checked config names: its UUID, or a new random one.
+fn mdev_id_of(cfg: &MdevConfig) -> Result<MdevId> {
+    let uuid = match &cfg.uuid {
+        Some(u) => canonical_uuid(u).expect("checked by check_config"),
+        None => random_uuid()?,
+    };
+    Ok(MdevId { parent: cfg.parent, uuid })
 }
 
 impl Host {
@@ -228,15 +250,7 @@ impl Host {
                 let id = MdevId { parent: d.parent, uuid: d.uuid.clone() };
                 match out.iter_mut().find(|m| m.id == id) {
                     Some(m) => m.definition = Some(d),
-                    None => out.push(MdevInfo {
-                        id,
-                        type_id: d.mdev_type.clone(),
-                        active: false,
-                        sysfs_path: None,
-                        driver: None,
-                        iommu_group: None,
-                        definition: Some(d),
-                    }),
+                    None => out.push(MdevInfo::inactive(id, d)),
                 }
             }
         }
@@ -263,18 +277,7 @@ impl Host {
             Some((id, type_id, driver, iommu_group, path)) => {
                 Ok(MdevInfo { id, type_id, active: true, sysfs_path: Some(path), driver, iommu_group, definition })
             }
-            None => {
-                let d = definition.ok_or_else(|| Self::no_mdev(id))?;
-                Ok(MdevInfo {
-                    id: id.clone(),
-                    type_id: d.mdev_type.clone(),
-                    active: false,
-                    sysfs_path: None,
-                    driver: None,
-                    iommu_group: None,
-                    definition: Some(d),
-                })
-            }
+            None => Ok(MdevInfo::inactive(id.clone(), definition.ok_or_else(|| Self::no_mdev(id))?)),
         }
     }
 
@@ -373,11 +376,7 @@ impl Host {
         self.check_mdev_writable(&cfg.parent, "create a mediated device on")?;
         self.check_config(cfg)?;
         self.check_policy("create a mediated device on", &cfg.parent)?;
-        let uuid = match &cfg.uuid {
-            Some(u) => canonical_uuid(u).expect("checked"),
-            None => random_uuid()?,
-        };
-        let id = MdevId { parent: cfg.parent, uuid };
+        let id = mdev_id_of(cfg)?;
         self.authorize_mdev(Operation::MdevCreate, &id, Some(&cfg.type_id))?;
         let _lock = self.lock_mdev_parent(&id.parent)?;
         self.start_locked(&id, &cfg.type_id, &cfg.attrs)?;
@@ -506,11 +505,7 @@ impl Host {
         // A definition is a device to create later (at boot, unattended):
         // refused now where creating it would be.
         self.check_policy("define a mediated device on", &cfg.parent)?;
-        let uuid = match &cfg.uuid {
-            Some(u) => canonical_uuid(u).expect("checked"),
-            None => random_uuid()?,
-        };
-        let id = MdevId { parent: cfg.parent, uuid };
+        let id = mdev_id_of(cfg)?;
         self.authorize_mdev(Operation::MdevDefine, &id, Some(&cfg.type_id))?;
         let _lock = self.lock_mdev_parent(&id.parent)?;
         let old = defs.get(&id.parent, &id.uuid)?;
